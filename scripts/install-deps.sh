@@ -1,0 +1,33 @@
+#!/bin/sh
+# Installs the Debian packages and Rust components the tests need, only if
+# something is missing, so that `make test` works on a fresh machine and costs
+# nothing on a prepared one.
+set -eu
+
+need=""
+check() { command -v "$1" >/dev/null 2>&1 || need="$need $2"; }
+check babeld babeld
+check bird bird2
+check tshark tshark
+check socat socat
+check wireguard-go wireguard-go
+check wg wireguard-tools
+check nft nftables
+check shellcheck shellcheck
+check ip iproute2
+
+if [ -n "$need" ]; then
+	if [ "$(id -u)" != 0 ]; then
+		echo "install-deps: missing packages:$need (run as root to install them)" >&2
+		exit 1
+	fi
+	echo "install-deps: installing$need"
+	export DEBIAN_FRONTEND=noninteractive
+	apt-get update -qq
+	# shellcheck disable=SC2086
+	apt-get install -y -qq $need >/dev/null
+fi
+
+rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy
+rustup component list --installed 2>/dev/null | grep -q '^rustfmt' || rustup component add rustfmt
+exit 0

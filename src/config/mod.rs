@@ -1,0 +1,2 @@
+//! UCI configuration: our own strict parser, the typed configuration, and
+//! its validation.

@@ -1,0 +1,1 @@
+//! The local control socket and JSON views of the daemon's state.

@@ -1,0 +1,1 @@
+//! Neighbour discovery and the tunnel handshake on raw interfaces (pure).

@@ -1,0 +1,1 @@
+//! Keys, credentials, revocation and prefix authorisation (pure).

@@ -1,0 +1,2 @@
+//! WireGuard desired state and its kernel (generic netlink) and userspace
+//! (UAPI) backends.
