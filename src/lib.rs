@@ -9,6 +9,7 @@ pub mod config;
 pub mod control;
 pub mod kernel;
 pub mod link;
+pub mod net;
 pub mod sim;
 pub mod trust;
 pub mod wg;
