@@ -1,6 +1,15 @@
 //! The Babel routing protocol (RFC 8966) as a pure state machine.
 
+pub mod engine;
+pub mod interface;
+pub mod neighbour;
+pub mod output;
 pub mod packet;
+pub mod request;
+pub mod route;
+pub mod source;
 pub mod types;
 
+pub use engine::{Engine, EngineConfig, FibOp, FibRoute, Input, Output};
+pub use interface::{IfIndex, InterfaceConfig, LinkType};
 pub use types::{Centisecs, Metric, Prefix, RouterId, SeqNo, Time};

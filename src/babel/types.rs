@@ -20,6 +20,7 @@ impl SeqNo {
         SeqNo(self.0.wrapping_add(1))
     }
 
+    #[allow(clippy::should_implement_trait)]
     pub fn add(self, n: u16) -> SeqNo {
         SeqNo(self.0.wrapping_add(n))
     }
@@ -69,6 +70,7 @@ impl Metric {
 
     /// Saturating addition: anything plus infinity is infinity, and sums that
     /// would reach 0xFFFF become infinity.
+    #[allow(clippy::should_implement_trait)]
     pub fn add(self, other: Metric) -> Metric {
         Metric(self.0.saturating_add(other.0))
     }
@@ -119,14 +121,12 @@ impl FromStr for RouterId {
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let parts: Vec<&str> = s.split(':').collect();
         if parts.len() != 8 {
-            return Err(format!(
-                "router-id {s:?}: expected 8 hex bytes separated by ':'"
-            ));
+            return Err(format!("router-id {s:?}: expected 8 hex bytes separated by ':'"));
         }
         let mut id = [0u8; 8];
         for (i, p) in parts.iter().enumerate() {
-            id[i] = u8::from_str_radix(p, 16)
-                .map_err(|_| format!("router-id {s:?}: {p:?} is not a hex byte"))?;
+            id[i] =
+                u8::from_str_radix(p, 16).map_err(|_| format!("router-id {s:?}: {p:?} is not a hex byte"))?;
         }
         Ok(RouterId(id))
     }
@@ -170,6 +170,7 @@ impl Prefix {
         }
     }
 
+    #[allow(clippy::len_without_is_empty)]
     pub fn len(&self) -> u8 {
         match *self {
             Prefix::V4(_, l) | Prefix::V6(_, l) => l,
@@ -201,21 +202,13 @@ impl Prefix {
 
 fn mask_v4(a: Ipv4Addr, len: u8) -> Ipv4Addr {
     let bits = u32::from(a);
-    let mask = if len == 0 {
-        0
-    } else {
-        u32::MAX << (32 - len as u32)
-    };
+    let mask = if len == 0 { 0 } else { u32::MAX << (32 - len as u32) };
     Ipv4Addr::from(bits & mask)
 }
 
 fn mask_v6(a: Ipv6Addr, len: u8) -> Ipv6Addr {
     let bits = u128::from(a);
-    let mask = if len == 0 {
-        0
-    } else {
-        u128::MAX << (128 - len as u32)
-    };
+    let mask = if len == 0 { 0 } else { u128::MAX << (128 - len as u32) };
     Ipv6Addr::from(bits & mask)
 }
 
@@ -243,9 +236,8 @@ impl FromStr for Prefix {
             Some((a, l)) => (a, Some(l)),
             None => (s, None),
         };
-        let addr: IpAddr = a
-            .parse()
-            .map_err(|_| format!("{s:?} is not an IP prefix (address part {a:?} is invalid)"))?;
+        let addr: IpAddr =
+            a.parse().map_err(|_| format!("{s:?} is not an IP prefix (address part {a:?} is invalid)"))?;
         let max = if addr.is_ipv4() { 32 } else { 128 };
         let len = match l {
             Some(l) => l
@@ -330,12 +322,7 @@ mod tests {
         assert!("10.1.0.0/33".parse::<Prefix>().is_err());
         let h: Prefix = "fd00::1".parse().unwrap();
         assert_eq!(h.len(), 128);
-        assert_eq!(
-            Prefix::new("10.1.2.3".parse().unwrap(), 8)
-                .unwrap()
-                .to_string(),
-            "10.0.0.0/8"
-        );
+        assert_eq!(Prefix::new("10.1.2.3".parse().unwrap(), 8).unwrap().to_string(), "10.0.0.0/8");
     }
 
     #[test]

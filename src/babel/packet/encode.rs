@@ -10,10 +10,7 @@ pub struct PacketBuilder {
 
 impl PacketBuilder {
     pub fn new(max_len: usize) -> PacketBuilder {
-        PacketBuilder {
-            max_len,
-            buf: Vec::new(),
-        }
+        PacketBuilder { max_len, buf: Vec::new() }
     }
     /// Appends `msg`; returns false (and appends nothing) if it does not fit.
     pub fn push(&mut self, _msg: &Message) -> bool {

@@ -69,18 +69,10 @@ pub enum Message {
     /// Acknowledgment (§4.6.4).
     Ack { opaque: u16 },
     /// Hello (§4.6.5). `unicast` is the U flag (0x8000).
-    Hello {
-        unicast: bool,
-        seqno: SeqNo,
-        interval: Centisecs,
-    },
+    Hello { unicast: bool, seqno: SeqNo, interval: Centisecs },
     /// IHU (§4.6.6). `address` is `None` for AE 0 (the IHU applies to the
     /// receiver, whoever it is).
-    Ihu {
-        rxcost: Metric,
-        interval: Centisecs,
-        address: Option<IpAddr>,
-    },
+    Ihu { rxcost: Metric, interval: Centisecs, address: Option<IpAddr> },
     /// Update (§4.6.9), with its prefix decompressed.
     Update(Update),
     /// Update with AE 0 and infinite metric: retract every route this
@@ -89,12 +81,7 @@ pub enum Message {
     /// Route Request (§4.6.10); `None` is a wildcard request (AE 0).
     RouteRequest { prefix: Option<Prefix> },
     /// Seqno Request (§4.6.11).
-    SeqnoRequest {
-        seqno: SeqNo,
-        hop_count: u8,
-        router_id: RouterId,
-        prefix: Prefix,
-    },
+    SeqnoRequest { seqno: SeqNo, hop_count: u8, router_id: RouterId, prefix: Prefix },
     /// A TLV type this codec does not know (§4.3: skipped by the engine), or
     /// weft's own [`tlv_type::WEFT`] TLV, with its body. Carried so that
     /// higher layers can read extensions.

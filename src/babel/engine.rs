@@ -1,0 +1,1355 @@
+//! The Babel engine: RFC 8966 as a pure, sans-IO state machine.
+//!
+//! Inputs (datagrams, interface events, own prefixes) arrive with the time;
+//! outputs (datagrams to send, FIB operations) are queued and drained with
+//! [`Engine::poll_output`]. The engine never reads a clock, opens a socket or
+//! uses global randomness: jitter comes from a seeded generator it owns, so
+//! a simulation with the same seed replays exactly.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::net::{IpAddr, Ipv6Addr};
+
+use super::interface::{IfIndex, InterfaceConfig, LinkType};
+use super::neighbour::{Neighbour, NeighbourId};
+use super::output::{pack, OutQueue};
+use super::packet::{self, Destination, Message, Update};
+use super::request::{PendingRequest, RequestTable, DEFAULT_HOP_COUNT, MAX_SENDS, RESEND_MS};
+use super::route::{PrefixEntry, Route, RouteTable};
+use super::types::{Centisecs, Metric, Prefix, RouterId, SeqNo, Time};
+
+/// Settings of the engine as a whole.
+#[derive(Clone, Debug)]
+pub struct EngineConfig {
+    pub router_id: RouterId,
+    /// Initial seqno (persisted across restarts by the daemon).
+    pub seqno: SeqNo,
+    /// Seed of the jitter generator.
+    pub seed: u64,
+}
+
+/// Something that happened to the engine.
+#[derive(Debug)]
+pub enum Input<'a> {
+    /// A Babel datagram received on an interface from a link-local source.
+    Datagram { ifindex: IfIndex, src: Ipv6Addr, data: &'a [u8] },
+    /// An interface is up (or its configuration changed).
+    InterfaceUp { ifindex: IfIndex, config: InterfaceConfig },
+    /// An interface went down or away: its neighbours are flushed at once.
+    InterfaceDown { ifindex: IfIndex },
+    /// Originate a prefix.
+    Announce { prefix: Prefix, metric: Metric },
+    /// Stop originating a prefix (a retraction is sent).
+    Withdraw { prefix: Prefix },
+    /// Send a retraction for everything and remove every installed route.
+    Shutdown,
+}
+
+/// A route to put into (or take out of) the forwarding table.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FibRoute {
+    pub prefix: Prefix,
+    /// Next hop; an IPv6 next hop for an IPv4 prefix is v4-via-v6.
+    pub next_hop: IpAddr,
+    pub ifindex: IfIndex,
+    pub metric: Metric,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum FibOp {
+    /// Install or replace the route for this prefix.
+    Install(FibRoute),
+    /// Remove our route for this prefix.
+    Remove(Prefix),
+}
+
+/// Something the engine wants done.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Output {
+    Send {
+        ifindex: IfIndex,
+        dst: Destination,
+        data: Vec<u8>,
+    },
+    Fib(FibOp),
+    /// A TLV of weft's own extension type arrived (credentials and such).
+    Extension {
+        ifindex: IfIndex,
+        from: Ipv6Addr,
+        body: Vec<u8>,
+    },
+}
+
+/// Counters for `weft status` and tests.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Stats {
+    pub packets_in: u64,
+    pub bytes_in: u64,
+    pub packets_out: u64,
+    pub bytes_out: u64,
+    pub bad_packets: u64,
+    pub bad_tlvs: u64,
+    pub unknown_tlvs: u64,
+    pub updates_in: u64,
+    pub refused_by_filter: u64,
+    pub from_unknown_neighbour: u64,
+    pub seqno_requests_in: u64,
+    pub seqno_requests_out: u64,
+}
+
+/// A view of a neighbour for the CLI and tests.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct NeighbourView {
+    pub ifindex: IfIndex,
+    pub interface: String,
+    pub address: Ipv6Addr,
+    pub reach: u16,
+    pub rxcost: u16,
+    pub txcost: u16,
+    pub cost: u16,
+    /// Milliseconds since the last Hello.
+    pub last_hello_ms: u64,
+}
+
+/// A view of a route for the CLI and tests.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct RouteView {
+    pub prefix: Prefix,
+    pub router_id: RouterId,
+    pub seqno: u16,
+    pub refmetric: u16,
+    pub metric: u16,
+    pub next_hop: IpAddr,
+    pub ifindex: IfIndex,
+    pub interface: String,
+    pub neighbour: Ipv6Addr,
+    pub feasible: bool,
+    pub selected: bool,
+    pub expires_in_ms: u64,
+}
+
+/// A prefix we originate.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct XrouteView {
+    pub prefix: Prefix,
+    pub metric: u16,
+}
+
+struct Iface {
+    cfg: InterfaceConfig,
+    hello_seqno: SeqNo,
+    next_hello: Time,
+    last_hello: Option<Time>,
+    next_update: Time,
+    last_full_dump: Option<Time>,
+    out: OutQueue,
+}
+
+/// The selected route of a prefix as it was before a change.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Selected {
+    neighbour: NeighbourId,
+    router_id: RouterId,
+    seqno: SeqNo,
+    metric: Metric,
+    next_hop: IpAddr,
+    ifindex: IfIndex,
+}
+
+/// How soon a triggered update must go out.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Urgency {
+    Normal,
+    Urgent,
+}
+
+/// Small, seedable PRNG (xorshift64*): jitter only, not cryptography.
+#[derive(Clone, Debug)]
+struct Rng(u64);
+
+impl Rng {
+    fn new(seed: u64) -> Rng {
+        Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
+    }
+    fn next(&mut self) -> u64 {
+        let mut x = self.0;
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.0 = x;
+        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+    /// Uniform in `0..=max`.
+    fn upto(&mut self, max: u64) -> u64 {
+        if max == 0 {
+            0
+        } else {
+            self.next() % (max + 1)
+        }
+    }
+}
+
+/// Route expiry: 3.5 times the interval the neighbour announced (§3.5.3).
+fn expiry_ms(interval: Centisecs, fallback_ms: u64) -> u64 {
+    let ms = if interval.0 == 0 { fallback_ms } else { interval.as_millis() };
+    ms * 7 / 2
+}
+
+/// Prefixes that must never be routed: multicast, loopback, link-local,
+/// unspecified host routes.
+fn is_martian(p: &Prefix) -> bool {
+    match *p {
+        Prefix::V4(a, l) => {
+            a.is_multicast() || (a.octets()[0] == 127 && l >= 8) || (a.is_unspecified() && l == 32)
+        }
+        Prefix::V6(a, l) => {
+            let s = a.segments();
+            a.is_multicast()
+                || (a.is_loopback() && l == 128)
+                || (s[0] & 0xffc0 == 0xfe80 && l >= 10)
+                || (a.is_unspecified() && l == 128)
+        }
+    }
+}
+
+/// Filter deciding whether a learned route may be used (zero-trust prefix
+/// authorisation plugs in here).
+pub type RouteFilter = Box<dyn Fn(&Prefix, &RouterId) -> bool>;
+
+pub struct Engine {
+    router_id: RouterId,
+    seqno: SeqNo,
+    rng: Rng,
+    now: Time,
+    ifaces: BTreeMap<IfIndex, Iface>,
+    neighbours: Vec<Option<Neighbour>>,
+    free_ids: Vec<u32>,
+    by_addr: BTreeMap<(IfIndex, Ipv6Addr), NeighbourId>,
+    table: RouteTable,
+    xroutes: BTreeMap<Prefix, Metric>,
+    requests: RequestTable,
+    filter: Option<RouteFilter>,
+    outputs: VecDeque<Output>,
+    next_sweep: Time,
+    stats: Stats,
+}
+
+/// How long a lost prefix keeps being announced as a retraction.
+const RETRACTION_HOLD_MS: u64 = 60_000;
+/// Routes and sources are swept at least this often.
+const SWEEP_MS: u64 = 10_000;
+
+impl Engine {
+    pub fn new(cfg: EngineConfig) -> Engine {
+        Engine {
+            router_id: cfg.router_id,
+            seqno: cfg.seqno,
+            rng: Rng::new(cfg.seed),
+            now: Time(0),
+            ifaces: BTreeMap::new(),
+            neighbours: Vec::new(),
+            free_ids: Vec::new(),
+            by_addr: BTreeMap::new(),
+            table: RouteTable::new(),
+            xroutes: BTreeMap::new(),
+            requests: RequestTable::default(),
+            filter: None,
+            outputs: VecDeque::new(),
+            next_sweep: Time(SWEEP_MS),
+            stats: Stats::default(),
+        }
+    }
+
+    pub fn router_id(&self) -> RouterId {
+        self.router_id
+    }
+
+    /// Our current seqno (the daemon persists it).
+    pub fn seqno(&self) -> SeqNo {
+        self.seqno
+    }
+
+    pub fn stats(&self) -> &Stats {
+        &self.stats
+    }
+
+    /// Installs the filter deciding which learned routes may be used, and
+    /// re-evaluates every prefix against it at once.
+    pub fn set_route_filter(&mut self, now: Time, filter: Option<RouteFilter>) {
+        self.now = now;
+        self.filter = filter;
+        let prefixes: Vec<Prefix> = self.table.keys().copied().collect();
+        for p in prefixes {
+            let before = self.snapshot(&p);
+            self.reselect(p, before, Urgency::Normal);
+        }
+    }
+
+    // ----- sans-IO interface -------------------------------------------
+
+    pub fn handle_input(&mut self, now: Time, input: Input<'_>) {
+        self.now = now;
+        match input {
+            Input::Datagram { ifindex, src, data } => self.receive(ifindex, src, data),
+            Input::InterfaceUp { ifindex, config } => self.interface_up(ifindex, config),
+            Input::InterfaceDown { ifindex } => self.interface_down(ifindex),
+            Input::Announce { prefix, metric } => self.announce(prefix, metric),
+            Input::Withdraw { prefix } => self.withdraw(prefix),
+            Input::Shutdown => self.shutdown(),
+        }
+        self.flush_due();
+    }
+
+    /// The earliest time at which [`Engine::handle_timeout`] has work to do.
+    pub fn poll_timeout(&self) -> Option<Time> {
+        let mut t = Some(self.next_sweep);
+        let mut take = |x: Option<Time>| {
+            if let Some(x) = x {
+                t = Some(t.map_or(x, |t| t.min(x)));
+            }
+        };
+        for i in self.ifaces.values() {
+            take(Some(i.next_hello));
+            take(Some(i.next_update));
+            take(i.out.flush_at);
+        }
+        for n in self.neighbours.iter().flatten() {
+            take(n.next_check());
+        }
+        take(self.requests.next_deadline());
+        t
+    }
+
+    pub fn handle_timeout(&mut self, now: Time) {
+        self.now = now;
+        self.check_neighbours();
+        let due: Vec<IfIndex> =
+            self.ifaces.iter().filter(|(_, i)| i.next_hello <= now).map(|(k, _)| *k).collect();
+        for ifindex in due {
+            self.send_hello(ifindex, false);
+        }
+        let due: Vec<IfIndex> =
+            self.ifaces.iter().filter(|(_, i)| i.next_update <= now).map(|(k, _)| *k).collect();
+        for ifindex in due {
+            let iface = self.ifaces.get_mut(&ifindex).expect("listed");
+            let interval = iface.cfg.update_interval_ms;
+            iface.next_update = now.plus_ms(interval * 3 / 4 + self.rng.upto(interval / 2));
+            iface.out.full_dump = true;
+            iface.out.flush_by(now);
+        }
+        for (prefix, req) in self.requests.due(now) {
+            self.emit_seqno_request(prefix, &req);
+        }
+        if self.next_sweep <= now {
+            self.sweep();
+        }
+        self.flush_due();
+    }
+
+    pub fn poll_output(&mut self) -> Option<Output> {
+        self.outputs.pop_front()
+    }
+
+    // ----- inspection ---------------------------------------------------
+
+    pub fn neighbours(&self) -> Vec<NeighbourView> {
+        let now = self.now;
+        self.neighbours
+            .iter()
+            .flatten()
+            .map(|n| {
+                let iface = &self.ifaces[&n.ifindex].cfg;
+                let nominal = iface.nominal_rxcost();
+                NeighbourView {
+                    ifindex: n.ifindex,
+                    interface: iface.name.clone(),
+                    address: n.address,
+                    reach: n.hello.reach,
+                    rxcost: n.rxcost(iface.link_type, nominal, now).0,
+                    txcost: n.txcost(now).0,
+                    cost: n.cost.0,
+                    last_hello_ms: now.since(n.last_hello),
+                }
+            })
+            .collect()
+    }
+
+    pub fn routes(&self) -> Vec<RouteView> {
+        let now = self.now;
+        let mut out = Vec::new();
+        for (prefix, e) in &self.table {
+            for r in &e.routes {
+                let Some(n) = self.neighbour(r.neighbour) else {
+                    continue;
+                };
+                out.push(RouteView {
+                    prefix: *prefix,
+                    router_id: r.router_id,
+                    seqno: r.seqno.0,
+                    refmetric: r.refmetric.0,
+                    metric: r.refmetric.add(n.cost).0,
+                    next_hop: r.next_hop,
+                    ifindex: n.ifindex,
+                    interface: self.ifaces[&n.ifindex].cfg.name.clone(),
+                    neighbour: n.address,
+                    feasible: e.is_feasible(r, now),
+                    selected: e.selected == Some(r.neighbour),
+                    expires_in_ms: r.expires.since(now),
+                });
+            }
+        }
+        out
+    }
+
+    pub fn xroutes(&self) -> Vec<XrouteView> {
+        self.xroutes.iter().map(|(p, m)| XrouteView { prefix: *p, metric: m.0 }).collect()
+    }
+
+    /// The installed (selected) route of a prefix, as given to the FIB.
+    pub fn installed(&self, prefix: &Prefix) -> Option<FibRoute> {
+        let s = self.snapshot(prefix)?;
+        Some(FibRoute { prefix: *prefix, next_hop: s.next_hop, ifindex: s.ifindex, metric: s.metric })
+    }
+
+    /// Every installed route.
+    pub fn installed_routes(&self) -> Vec<FibRoute> {
+        self.table.keys().filter_map(|p| self.installed(p)).collect()
+    }
+
+    /// Approximate heap bytes held by routing state (for benchmarks).
+    pub fn table_memory_estimate(&self) -> usize {
+        use std::mem::size_of;
+        let per_entry = size_of::<Prefix>() + size_of::<PrefixEntry>();
+        self.table
+            .values()
+            .map(|e| {
+                per_entry
+                    + e.routes.capacity() * size_of::<Route>()
+                    + e.sources.capacity() * size_of::<super::source::Source>()
+            })
+            .sum()
+    }
+
+    pub fn route_count(&self) -> usize {
+        self.table.values().map(|e| e.routes.len()).sum()
+    }
+
+    // ----- neighbours -----------------------------------------------------
+
+    fn neighbour(&self, id: NeighbourId) -> Option<&Neighbour> {
+        self.neighbours.get(id.0 as usize).and_then(|n| n.as_ref())
+    }
+
+    fn neighbour_mut(&mut self, id: NeighbourId) -> Option<&mut Neighbour> {
+        self.neighbours.get_mut(id.0 as usize).and_then(|n| n.as_mut())
+    }
+
+    fn find_or_create_neighbour(&mut self, ifindex: IfIndex, addr: Ipv6Addr) -> (NeighbourId, bool) {
+        if let Some(id) = self.by_addr.get(&(ifindex, addr)) {
+            return (*id, false);
+        }
+        let n = Neighbour::new(ifindex, addr, self.now);
+        let id = match self.free_ids.pop() {
+            Some(i) => {
+                self.neighbours[i as usize] = Some(n);
+                NeighbourId(i)
+            }
+            None => {
+                self.neighbours.push(Some(n));
+                NeighbourId(self.neighbours.len() as u32 - 1)
+            }
+        };
+        self.by_addr.insert((ifindex, addr), id);
+        (id, true)
+    }
+
+    /// Recomputes a neighbour's link cost; if it changed, every route via
+    /// the neighbour is reconsidered.
+    fn update_cost(&mut self, id: NeighbourId) {
+        let now = self.now;
+        let Some(n) = self.neighbour(id) else { return };
+        let iface = &self.ifaces[&n.ifindex].cfg;
+        let new = n.compute_cost(iface.link_type, iface.nominal_rxcost(), now);
+        if new == n.cost {
+            return;
+        }
+        let old = n.cost;
+        // Capture the selections first: they depend on the old cost.
+        let affected: Vec<(Prefix, Option<Selected>)> = self
+            .table
+            .iter()
+            .filter(|(_, e)| e.route(id).is_some())
+            .map(|(p, _)| (*p, self.snapshot(p)))
+            .collect();
+        self.neighbour_mut(id).expect("exists").cost = new;
+        let urgency = if new > old { Urgency::Urgent } else { Urgency::Normal };
+        for (p, before) in affected {
+            self.reselect(p, before, urgency);
+        }
+    }
+
+    fn flush_neighbour(&mut self, id: NeighbourId) {
+        let Some(n) = self.neighbour(id) else { return };
+        let key = (n.ifindex, n.address);
+        let affected: Vec<(Prefix, Option<Selected>)> = self
+            .table
+            .iter()
+            .filter(|(_, e)| e.route(id).is_some())
+            .map(|(p, _)| (*p, self.snapshot(p)))
+            .collect();
+        for (p, _) in &affected {
+            if let Some(e) = self.table.get_mut(p) {
+                e.remove_route(id);
+            }
+        }
+        self.by_addr.remove(&key);
+        self.neighbours[id.0 as usize] = None;
+        self.free_ids.push(id.0);
+        self.requests.forget_neighbour(id);
+        for (p, before) in affected {
+            self.reselect(p, before, Urgency::Urgent);
+        }
+    }
+
+    fn check_neighbours(&mut self) {
+        let now = self.now;
+        let due: Vec<NeighbourId> = self
+            .neighbours
+            .iter()
+            .enumerate()
+            .filter_map(|(i, n)| {
+                let n = n.as_ref()?;
+                n.next_check().filter(|t| *t <= now).map(|_| NeighbourId(i as u32))
+            })
+            .collect();
+        for id in due {
+            let n = self.neighbour_mut(id).expect("listed");
+            n.hello.account_missed(now);
+            n.uhello.account_missed(now);
+            if n.is_dead(now) {
+                self.flush_neighbour(id);
+            } else {
+                self.update_cost(id);
+            }
+        }
+    }
+
+    // ----- interfaces -----------------------------------------------------
+
+    fn interface_up(&mut self, ifindex: IfIndex, config: InterfaceConfig) {
+        let now = self.now;
+        if let Some(iface) = self.ifaces.get_mut(&ifindex) {
+            let changed_costs = iface.cfg.link_type != config.link_type || iface.cfg.rxcost != config.rxcost;
+            iface.cfg = config;
+            if changed_costs {
+                let ids: Vec<NeighbourId> =
+                    self.by_addr.iter().filter(|((i, _), _)| *i == ifindex).map(|(_, id)| *id).collect();
+                for id in ids {
+                    self.update_cost(id);
+                }
+            }
+            return;
+        }
+        let hello = config.hello_interval_ms;
+        let update = config.update_interval_ms;
+        let mut iface = Iface {
+            cfg: config,
+            hello_seqno: SeqNo(self.rng.next() as u16),
+            // The first Hello goes out almost at once, so neighbours find us fast.
+            next_hello: now.plus_ms(self.rng.upto(hello.min(50))),
+            last_hello: None,
+            next_update: now.plus_ms(update / 2 + self.rng.upto(update / 2)),
+            last_full_dump: None,
+            out: OutQueue::default(),
+        };
+        // Ask the link for everything it knows, and tell it what we know.
+        iface.out.control.push(Message::RouteRequest { prefix: None });
+        iface.out.full_dump = true;
+        iface.out.flush_by(iface.next_hello);
+        self.ifaces.insert(ifindex, iface);
+    }
+
+    fn interface_down(&mut self, ifindex: IfIndex) {
+        if !self.ifaces.contains_key(&ifindex) {
+            return;
+        }
+        let ids: Vec<NeighbourId> =
+            self.by_addr.iter().filter(|((i, _), _)| *i == ifindex).map(|(_, id)| *id).collect();
+        for id in ids {
+            self.flush_neighbour(id);
+        }
+        self.ifaces.remove(&ifindex);
+    }
+
+    fn send_hello(&mut self, ifindex: IfIndex, extra: bool) {
+        let now = self.now;
+        let Some(iface) = self.ifaces.get_mut(&ifindex) else {
+            return;
+        };
+        iface.hello_seqno = iface.hello_seqno.next();
+        let interval = iface.cfg.hello_interval_ms;
+        if !extra {
+            // A little jitter keeps neighbours from synchronising.
+            iface.next_hello = now.plus_ms(interval - self.rng.upto(interval / 10));
+        }
+        iface.last_hello = Some(now);
+        let seqno = iface.hello_seqno;
+        // Hello first: the receiver must have accounted for it before the IHUs.
+        iface
+            .out
+            .control
+            .insert(0, Message::Hello { unicast: false, seqno, interval: Centisecs::from_millis(interval) });
+        // IHUs every third Hello, and with every extra Hello.
+        if extra || seqno.0 % 3 == 0 {
+            self.queue_ihus(ifindex);
+        }
+        if let Some(iface) = self.ifaces.get_mut(&ifindex) {
+            iface.out.flush_by(now);
+        }
+    }
+
+    fn queue_ihus(&mut self, ifindex: IfIndex) {
+        let now = self.now;
+        let Some(iface) = self.ifaces.get(&ifindex) else {
+            return;
+        };
+        let link = iface.cfg.link_type;
+        let nominal = iface.cfg.nominal_rxcost();
+        let interval = Centisecs::from_millis(iface.cfg.hello_interval_ms * 3);
+        let ihus: Vec<Message> = self
+            .by_addr
+            .range((ifindex, Ipv6Addr::UNSPECIFIED)..=(ifindex, Ipv6Addr::from(u128::MAX)))
+            .filter_map(|(_, id)| self.neighbour(*id))
+            .map(|n| Message::Ihu {
+                rxcost: n.rxcost(link, nominal, now),
+                interval,
+                address: Some(IpAddr::V6(n.address)),
+            })
+            .collect();
+        let iface = self.ifaces.get_mut(&ifindex).expect("checked");
+        iface.out.control.retain(|m| !matches!(m, Message::Ihu { .. }));
+        let at = iface.out.control.iter().take_while(|m| matches!(m, Message::Hello { .. })).count();
+        iface.out.control.splice(at..at, ihus);
+    }
+
+    // ----- own prefixes -------------------------------------------------
+
+    fn announce(&mut self, prefix: Prefix, metric: Metric) {
+        if self.xroutes.insert(prefix, metric) == Some(metric) {
+            return;
+        }
+        let before = self.snapshot(&prefix);
+        if let Some(e) = self.table.get_mut(&prefix) {
+            e.retracting = None;
+        }
+        self.reselect(prefix, before, Urgency::Normal);
+        self.trigger_update(prefix, Urgency::Normal);
+    }
+
+    fn withdraw(&mut self, prefix: Prefix) {
+        if self.xroutes.remove(&prefix).is_none() {
+            return;
+        }
+        let (rid, seqno, until) = (self.router_id, self.seqno, self.now.plus_ms(RETRACTION_HOLD_MS));
+        let e = self.table.entry(prefix).or_default();
+        e.retracting = Some((rid, seqno, until));
+        // A learned route for the prefix may now be used.
+        self.reselect(prefix, None, Urgency::Urgent);
+        self.trigger_update(prefix, Urgency::Urgent);
+    }
+
+    fn shutdown(&mut self) {
+        let until = self.now.plus_ms(RETRACTION_HOLD_MS);
+        let own: Vec<Prefix> = self.xroutes.keys().copied().collect();
+        for p in own {
+            self.xroutes.remove(&p);
+            let e = self.table.entry(p).or_default();
+            e.retracting = Some((self.router_id, self.seqno, until));
+        }
+        let prefixes: Vec<Prefix> = self.table.keys().copied().collect();
+        for p in &prefixes {
+            let before = self.snapshot(p);
+            let e = self.table.get_mut(p).expect("listed");
+            if let Some(s) = before {
+                e.retracting = Some((s.router_id, s.seqno, until));
+                e.selected = None;
+                self.outputs.push_back(Output::Fib(FibOp::Remove(*p)));
+            }
+            e.routes.clear();
+        }
+        for iface in self.ifaces.values_mut() {
+            iface.out.updates.clear();
+            iface.out.full_dump = true;
+            iface.out.flush_by(self.now);
+        }
+        self.flush_due();
+        // Forget every neighbour so nothing gets reinstalled.
+        let ids: Vec<NeighbourId> = self.by_addr.values().copied().collect();
+        for id in ids {
+            self.by_addr.retain(|_, v| *v != id);
+            self.neighbours[id.0 as usize] = None;
+        }
+    }
+
+    // ----- receiving ------------------------------------------------------
+
+    fn receive(&mut self, ifindex: IfIndex, src: Ipv6Addr, data: &[u8]) {
+        self.stats.packets_in += 1;
+        self.stats.bytes_in += data.len() as u64;
+        if !self.ifaces.contains_key(&ifindex) || src.segments()[0] & 0xffc0 != 0xfe80 {
+            self.stats.bad_packets += 1;
+            return;
+        }
+        let decoded = match packet::decode(data) {
+            Ok(d) => d,
+            Err(_) => {
+                self.stats.bad_packets += 1;
+                return;
+            }
+        };
+        self.stats.bad_tlvs += decoded.errors.len() as u64;
+        for msg in decoded.messages {
+            self.handle_message(ifindex, src, msg);
+        }
+    }
+
+    fn handle_message(&mut self, ifindex: IfIndex, src: Ipv6Addr, msg: Message) {
+        let now = self.now;
+        let neigh = self.by_addr.get(&(ifindex, src)).copied();
+        match msg {
+            Message::Hello { unicast, seqno, interval } => {
+                let (id, new) = self.find_or_create_neighbour(ifindex, src);
+                let n = self.neighbour_mut(id).expect("just found");
+                let hist = if unicast { &mut n.uhello } else { &mut n.hello };
+                hist.receive(now, seqno, interval.as_millis());
+                n.last_hello = now;
+                if new {
+                    self.new_neighbour(ifindex, id);
+                }
+                self.update_cost(id);
+            }
+            Message::Ihu { rxcost, interval, address } => {
+                let Some(id) = neigh else {
+                    self.stats.from_unknown_neighbour += 1;
+                    return;
+                };
+                let mine = self.ifaces[&ifindex].cfg.link_local;
+                let for_us = match address {
+                    None => true,
+                    Some(IpAddr::V6(a)) => a == mine,
+                    Some(IpAddr::V4(a)) => self.ifaces[&ifindex].cfg.ipv4 == Some(a),
+                };
+                if !for_us {
+                    return;
+                }
+                let n = self.neighbour_mut(id).expect("known");
+                n.txcost = rxcost;
+                n.ihu_time = now;
+                n.ihu_interval_ms = interval.as_millis();
+                self.update_cost(id);
+            }
+            Message::Update(u) => {
+                self.stats.updates_in += 1;
+                match neigh {
+                    Some(id) => self.handle_update(ifindex, id, u),
+                    None => self.stats.from_unknown_neighbour += 1,
+                }
+            }
+            Message::WildcardRetraction { .. } => {
+                if let Some(id) = neigh {
+                    self.retract_all_from(id);
+                }
+            }
+            Message::RouteRequest { prefix } => self.handle_route_request(ifindex, prefix),
+            Message::SeqnoRequest { seqno, hop_count, router_id, prefix } => {
+                self.stats.seqno_requests_in += 1;
+                self.handle_seqno_request(ifindex, neigh, prefix, router_id, seqno, hop_count);
+            }
+            Message::AckReq { opaque, .. } => {
+                let iface = self.ifaces.get_mut(&ifindex).expect("checked");
+                iface.out.unicast.entry(src).or_default().push(Message::Ack { opaque });
+                iface.out.flush_by(now);
+            }
+            Message::Ack { .. } => {}
+            Message::Unknown { tlv_type, body } => {
+                if tlv_type == packet::tlv_type::WEFT {
+                    self.outputs.push_back(Output::Extension { ifindex, from: src, body });
+                } else {
+                    self.stats.unknown_tlvs += 1;
+                }
+            }
+        }
+    }
+
+    /// A neighbour was just heard for the first time: answer at once with a
+    /// Hello and IHUs (so the link becomes bidirectional within a round
+    /// trip instead of a Hello interval) and ask it for its routes.
+    fn new_neighbour(&mut self, ifindex: IfIndex, id: NeighbourId) {
+        let now = self.now;
+        let addr = self.neighbour(id).expect("new").address;
+        let iface = self.ifaces.get_mut(&ifindex).expect("checked");
+        let quarter = iface.cfg.hello_interval_ms / 4;
+        let recent = iface.last_hello.is_some_and(|t| now.since(t) < quarter);
+        iface.out.unicast.entry(addr).or_default().push(Message::RouteRequest { prefix: None });
+        iface.out.flush_by(now.plus_ms(self.rng.upto(10)));
+        if recent {
+            self.queue_ihus(ifindex);
+        } else {
+            self.send_hello(ifindex, true);
+        }
+    }
+
+    fn retract_all_from(&mut self, id: NeighbourId) {
+        let affected: Vec<(Prefix, Option<Selected>)> = self
+            .table
+            .iter()
+            .filter(|(_, e)| e.route(id).is_some_and(|r| !r.refmetric.is_infinite()))
+            .map(|(p, _)| (*p, self.snapshot(p)))
+            .collect();
+        for (p, before) in affected {
+            if let Some(r) = self.table.get_mut(&p).and_then(|e| e.route_mut(id)) {
+                r.refmetric = Metric::INFINITY;
+            }
+            self.reselect(p, before, Urgency::Urgent);
+        }
+    }
+
+    fn handle_update(&mut self, ifindex: IfIndex, id: NeighbourId, u: Update) {
+        let now = self.now;
+        if u.router_id == self.router_id || is_martian(&u.prefix) {
+            return;
+        }
+        let src = self.neighbour(id).expect("known").address;
+        let next_hop = match (u.prefix, u.next_hop, u.v4_via_v6) {
+            (Prefix::V4(..), Some(IpAddr::V4(a)), false) => IpAddr::V4(a),
+            // An IPv4 prefix needs an IPv4 next hop unless sent as AE 4.
+            (Prefix::V4(..), _, false) => return,
+            (_, Some(IpAddr::V6(a)), _) => IpAddr::V6(a),
+            _ => IpAddr::V6(src),
+        };
+        if let Some(f) = &self.filter {
+            if !u.is_retraction() && !f(&u.prefix, &u.router_id) {
+                self.stats.refused_by_filter += 1;
+            }
+        }
+        let fallback = self.ifaces[&ifindex].cfg.update_interval_ms;
+        let expires = now.plus_ms(expiry_ms(u.interval, fallback));
+        let before = self.snapshot(&u.prefix);
+        let answered = !u.is_retraction() && self.requests.satisfy(&u.prefix, &u.router_id, u.seqno);
+
+        let entry = match self.table.get_mut(&u.prefix) {
+            Some(e) => e,
+            None if u.is_retraction() => return,
+            None => self.table.entry(u.prefix).or_default(),
+        };
+        let feasible = super::source::is_feasible(entry.source(&u.router_id), u.seqno, u.metric, now);
+        let cost = self.neighbours[id.0 as usize].as_ref().expect("known").cost;
+        let mut request: Option<(RouterId, SeqNo)> = None;
+        match entry.route_mut(id) {
+            Some(r) => {
+                if !feasible && before.is_some_and(|b| b.neighbour == id) && r.router_id == u.router_id {
+                    // RFC 8966 §3.5.3: an unfeasible update for the selected
+                    // route from the same origin may be ignored; ask the
+                    // origin for a new seqno so the route does not expire.
+                    request = Some((u.router_id, u.seqno));
+                } else {
+                    r.router_id = u.router_id;
+                    r.seqno = u.seqno;
+                    r.refmetric = u.metric;
+                    r.next_hop = next_hop;
+                    if !u.is_retraction() {
+                        r.expires = expires;
+                    }
+                    if !feasible {
+                        request = Some((u.router_id, u.seqno));
+                    }
+                }
+            }
+            None if u.is_retraction() => return,
+            None => {
+                entry.routes.push(Route {
+                    neighbour: id,
+                    router_id: u.router_id,
+                    seqno: u.seqno,
+                    refmetric: u.metric,
+                    next_hop,
+                    expires,
+                });
+                if !feasible {
+                    request = Some((u.router_id, u.seqno));
+                }
+            }
+        }
+        self.next_sweep = self.next_sweep.min(expires);
+        let urgency = if answered { Urgency::Urgent } else { Urgency::Normal };
+        self.reselect(u.prefix, before, urgency);
+        if let Some((rid, seqno)) = request {
+            // §3.8.2.2: ask the neighbour with the unfeasible route for a
+            // newer seqno, if that route would be worth having.
+            let ours = self.snapshot(&u.prefix).map(|s| s.metric);
+            let theirs = u.metric.add(cost);
+            let worth = before.is_some_and(|b| b.neighbour == id)
+                || ours.map_or(true, |m| m.0 as u32 >= theirs.0 as u32 + 512);
+            if worth && !theirs.is_infinite() {
+                self.send_unfeasible_request(id, u.prefix, rid, seqno);
+            }
+        }
+    }
+
+    fn send_unfeasible_request(&mut self, id: NeighbourId, prefix: Prefix, rid: RouterId, seqno: SeqNo) {
+        let now = self.now;
+        let Some(fd) = self.table.get(&prefix).and_then(|e| e.source(&rid)).copied() else {
+            return;
+        };
+        if fd.seqno.distance(seqno) > 100 {
+            // A source that lost its seqno: let the old state time out.
+            return;
+        }
+        let want = fd.seqno.next();
+        if self.requests.is_redundant(&prefix, &rid, want, now) {
+            return;
+        }
+        let req = PendingRequest {
+            router_id: rid,
+            seqno: want,
+            hop_count: DEFAULT_HOP_COUNT,
+            target: Some(id),
+            requestor: None,
+            sent_at: now,
+            resend_at: now.plus_ms(RESEND_MS),
+            sends_left: MAX_SENDS - 1,
+        };
+        self.emit_seqno_request(prefix, &req);
+        self.requests.record(prefix, req);
+    }
+
+    fn handle_route_request(&mut self, ifindex: IfIndex, prefix: Option<Prefix>) {
+        let now = self.now;
+        let iface = self.ifaces.get_mut(&ifindex).expect("checked");
+        match prefix {
+            None => {
+                // Nodes that boot together all ask at once: one dump per
+                // second per interface answers them all.
+                if iface.last_full_dump.is_some_and(|t| now.since(t) < 1000) {
+                    return;
+                }
+                iface.out.full_dump = true;
+                iface.out.flush_by(now.plus_ms(self.rng.upto(20)));
+            }
+            Some(p) => {
+                iface.out.updates.insert(p);
+                iface.out.flush_by(now.plus_ms(self.rng.upto(20)));
+            }
+        }
+    }
+
+    fn handle_seqno_request(
+        &mut self,
+        ifindex: IfIndex,
+        from: Option<NeighbourId>,
+        prefix: Prefix,
+        rid: RouterId,
+        seqno: SeqNo,
+        hop_count: u8,
+    ) {
+        let now = self.now;
+        if hop_count == 0 {
+            return;
+        }
+        if self.xroutes.contains_key(&prefix) {
+            if rid == self.router_id && seqno.newer_than(self.seqno) {
+                if seqno.distance(self.seqno) > 100 {
+                    return; // hopelessly out of date
+                }
+                self.seqno = self.seqno.next();
+            }
+            let iface = self.ifaces.get_mut(&ifindex).expect("checked");
+            iface.out.updates.insert(prefix);
+            iface.out.flush_by(now);
+            return;
+        }
+        let sel = self.snapshot(&prefix);
+        if let Some(s) = sel {
+            if s.router_id != rid || s.seqno.newer_or_equal(seqno) {
+                let iface = self.ifaces.get_mut(&ifindex).expect("checked");
+                iface.out.updates.insert(prefix);
+                iface.out.flush_by(now);
+                return;
+            }
+            if seqno.distance(s.seqno) > 100 {
+                return;
+            }
+        }
+        if hop_count <= 1 || self.requests.is_redundant(&prefix, &rid, seqno, now) {
+            return;
+        }
+        // Forward towards the origin: our successor, or failing that any
+        // neighbour with a finite route that is not the requestor.
+        let mut successor = sel.map(|s| s.neighbour).filter(|n| Some(*n) != from);
+        if successor.is_none() {
+            if let Some(e) = self.table.get(&prefix) {
+                successor = e
+                    .routes
+                    .iter()
+                    .filter(|r| Some(r.neighbour) != from && !r.refmetric.is_infinite())
+                    .filter_map(|r| {
+                        let c = self.neighbour(r.neighbour)?.cost;
+                        let m = r.refmetric.add(c);
+                        (!m.is_infinite()).then_some((m, r.neighbour))
+                    })
+                    .min()
+                    .map(|(_, n)| n);
+            }
+        }
+        let Some(succ) = successor else { return };
+        let req = PendingRequest {
+            router_id: rid,
+            seqno,
+            hop_count: hop_count - 1,
+            target: Some(succ),
+            requestor: from,
+            sent_at: now,
+            resend_at: now.plus_ms(RESEND_MS),
+            sends_left: MAX_SENDS - 1,
+        };
+        self.emit_seqno_request(prefix, &req);
+        self.requests.record(prefix, req);
+    }
+
+    fn emit_seqno_request(&mut self, prefix: Prefix, req: &PendingRequest) {
+        let msg = Message::SeqnoRequest {
+            seqno: req.seqno,
+            hop_count: req.hop_count,
+            router_id: req.router_id,
+            prefix,
+        };
+        self.stats.seqno_requests_out += 1;
+        let now = self.now;
+        match req.target {
+            Some(n) => {
+                let Some(n) = self.neighbour(n) else { return };
+                let (ifindex, addr) = (n.ifindex, n.address);
+                if let Some(iface) = self.ifaces.get_mut(&ifindex) {
+                    iface.out.unicast.entry(addr).or_default().push(msg);
+                    iface.out.flush_by(now);
+                }
+            }
+            None => {
+                for iface in self.ifaces.values_mut() {
+                    iface.out.control.push(msg.clone());
+                    iface.out.flush_by(now);
+                }
+            }
+        }
+    }
+
+    // ----- selection --------------------------------------------------------
+
+    fn snapshot(&self, prefix: &Prefix) -> Option<Selected> {
+        let e = self.table.get(prefix)?;
+        let r = e.selected_route()?;
+        let n = self.neighbour(r.neighbour)?;
+        Some(Selected {
+            neighbour: r.neighbour,
+            router_id: r.router_id,
+            seqno: r.seqno,
+            metric: r.refmetric.add(n.cost),
+            next_hop: r.next_hop,
+            ifindex: n.ifindex,
+        })
+    }
+
+    /// Re-runs selection for one prefix after something changed, and does
+    /// what the change calls for: FIB operations, triggered updates, and
+    /// seqno requests when the prefix is lost (§3.8.2.1).
+    fn reselect(&mut self, prefix: Prefix, before: Option<Selected>, hint: Urgency) {
+        let now = self.now;
+        let own = self.xroutes.contains_key(&prefix);
+        let Some(entry) = self.table.get(&prefix) else {
+            if before.is_some() {
+                self.outputs.push_back(Output::Fib(FibOp::Remove(prefix)));
+            }
+            return;
+        };
+        let neighbours = &self.neighbours;
+        let filter = &self.filter;
+        let choice = if own {
+            None
+        } else {
+            entry.choose(
+                now,
+                |r| match neighbours.get(r.neighbour.0 as usize).and_then(|n| n.as_ref()) {
+                    Some(n) => r.refmetric.add(n.cost),
+                    None => Metric::INFINITY,
+                },
+                |r| filter.as_ref().map_or(true, |f| f(&prefix, &r.router_id)),
+            )
+        };
+        self.table.get_mut(&prefix).expect("present").selected = choice;
+        let after = self.snapshot(&prefix);
+
+        match (before, after) {
+            (None, None) => {}
+            (None, Some(a)) => {
+                self.install(prefix, &a);
+                self.table.get_mut(&prefix).expect("present").retracting = None;
+                let urgency = if self.requests.would_satisfy(&prefix, &a.router_id, a.seqno) {
+                    Urgency::Urgent
+                } else {
+                    hint.min(Urgency::Normal)
+                };
+                self.trigger_update(prefix, urgency);
+            }
+            (Some(b), Some(a)) => {
+                if (a.next_hop, a.ifindex) != (b.next_hop, b.ifindex) {
+                    self.install(prefix, &a);
+                }
+                self.triggered_update_policy(prefix, &b, &a, hint);
+            }
+            (Some(b), None) => {
+                self.outputs.push_back(Output::Fib(FibOp::Remove(prefix)));
+                if own {
+                    return;
+                }
+                let until = now.plus_ms(RETRACTION_HOLD_MS);
+                let entry = self.table.get_mut(&prefix).expect("present");
+                entry.retracting = Some((b.router_id, b.seqno, until));
+                self.trigger_update(prefix, Urgency::Urgent);
+                if b.metric.0 <= 0x7FFF {
+                    self.request_lost(prefix, b.router_id, b.seqno);
+                }
+            }
+        }
+    }
+
+    /// The prefix was lost: ask everyone for a newer seqno of its origin, so
+    /// that an unfeasible route can become feasible (§3.8.2.1).
+    fn request_lost(&mut self, prefix: Prefix, rid: RouterId, seqno: SeqNo) {
+        let now = self.now;
+        let fd = self.table.get(&prefix).and_then(|e| e.source(&rid)).copied();
+        let want = match fd {
+            Some(s) if s.metric.is_infinite() => s.seqno,
+            Some(s) => s.seqno.next(),
+            None => seqno.next(),
+        };
+        if self.requests.is_redundant(&prefix, &rid, want, now) {
+            return;
+        }
+        let req = PendingRequest {
+            router_id: rid,
+            seqno: want,
+            hop_count: DEFAULT_HOP_COUNT,
+            target: None,
+            requestor: None,
+            sent_at: now,
+            resend_at: now.plus_ms(RESEND_MS),
+            sends_left: MAX_SENDS - 1,
+        };
+        self.emit_seqno_request(prefix, &req);
+        self.requests.record(prefix, req);
+    }
+
+    /// babeld's triggered-update policy: changes that can cause loops or
+    /// black holes go out urgently, small improvements wait for the next
+    /// periodic update (announcing them would only tighten feasibility
+    /// distances and make later increases unfeasible).
+    fn triggered_update_policy(&mut self, prefix: Prefix, b: &Selected, a: &Selected, hint: Urgency) {
+        let (old, new) = (b.metric.0 as u32, a.metric.0 as u32);
+        let diff = old.abs_diff(new);
+        let getting_much_worse = new > old && old < 6 * 256 && diff >= 512;
+        let urgency = if a.router_id != b.router_id || getting_much_worse {
+            // A new origin may be a loop in formation; a sharp rise may be a
+            // black hole: tell the neighbours now.
+            Some(Urgency::Urgent)
+        } else if a.seqno != b.seqno {
+            // A new seqno answers somebody's request: pass it on.
+            Some(hint)
+        } else if diff < 384 {
+            None
+        } else {
+            Some(Urgency::Normal)
+        };
+        if let Some(u) = urgency {
+            self.trigger_update(prefix, u);
+        }
+        if new >= old + 288 && new < 0xFFFF {
+            // Getting much worse: maybe a neighbour has a better route.
+            let now = self.now;
+            for iface in self.ifaces.values_mut() {
+                iface.out.control.push(Message::RouteRequest { prefix: Some(prefix) });
+                iface.out.flush_by(now);
+            }
+        }
+    }
+
+    fn install(&mut self, prefix: Prefix, s: &Selected) {
+        self.outputs.push_back(Output::Fib(FibOp::Install(FibRoute {
+            prefix,
+            next_hop: s.next_hop,
+            ifindex: s.ifindex,
+            metric: s.metric,
+        })));
+    }
+
+    fn trigger_update(&mut self, prefix: Prefix, urgency: Urgency) {
+        let now = self.now;
+        for iface in self.ifaces.values_mut() {
+            iface.out.updates.insert(prefix);
+            let delay = match urgency {
+                Urgency::Urgent => self.rng.upto(5),
+                Urgency::Normal => 20 + self.rng.upto(80),
+            };
+            iface.out.flush_by(now.plus_ms(delay));
+        }
+    }
+
+    // ----- expiry -----------------------------------------------------------
+
+    fn sweep(&mut self) {
+        let now = self.now;
+        let mut changed: Vec<(Prefix, Option<Selected>)> = Vec::new();
+        let mut empty: Vec<Prefix> = Vec::new();
+        let mut next = now.plus_ms(SWEEP_MS);
+        for (p, e) in &self.table {
+            let expired = e.routes.iter().any(|r| r.expires <= now);
+            if expired {
+                changed.push((*p, self.snapshot(p)));
+            }
+        }
+        for (p, _) in &changed {
+            let e = self.table.get_mut(p).expect("listed");
+            e.routes.retain_mut(|r| {
+                if r.expires > now {
+                    return true;
+                }
+                if r.refmetric.is_infinite() {
+                    return false;
+                }
+                // Expired: becomes a retraction, kept a little longer so a
+                // late update from the same neighbour is recognised.
+                r.refmetric = Metric::INFINITY;
+                r.expires = now.plus_ms(SWEEP_MS);
+                true
+            });
+            if e.selected.is_some_and(|n| e.route(n).is_none()) {
+                e.selected = None;
+            }
+        }
+        for (p, before) in changed {
+            self.reselect(p, before, Urgency::Urgent);
+        }
+        for (p, e) in self.table.iter_mut() {
+            if e.gc(now) && !self.xroutes.contains_key(p) {
+                empty.push(*p);
+            }
+            for r in &e.routes {
+                next = next.min(r.expires);
+            }
+        }
+        for p in empty {
+            self.table.remove(&p);
+        }
+        self.next_sweep = next.max(now.plus_ms(1));
+    }
+
+    // ----- sending --------------------------------------------------------
+
+    /// Flushes every interface queue that is due.
+    fn flush_due(&mut self) {
+        let now = self.now;
+        let due: Vec<IfIndex> = self
+            .ifaces
+            .iter()
+            .filter(|(_, i)| i.out.flush_at.is_some_and(|t| t <= now))
+            .map(|(k, _)| *k)
+            .collect();
+        for ifindex in due {
+            self.flush(ifindex);
+        }
+    }
+
+    fn advert(&self, prefix: &Prefix, ifindex: IfIndex, iface: &InterfaceConfig) -> Option<Update> {
+        let interval = Centisecs::from_millis(iface.update_interval_ms);
+        let (router_id, seqno, metric) = if let Some(m) = self.xroutes.get(prefix) {
+            (self.router_id, self.seqno, *m)
+        } else {
+            let e = self.table.get(prefix)?;
+            match e.selected_route() {
+                Some(r) => {
+                    let n = self.neighbour(r.neighbour)?;
+                    if iface.split_horizon() && n.ifindex == ifindex {
+                        return None;
+                    }
+                    (r.router_id, r.seqno, r.refmetric.add(n.cost))
+                }
+                None => {
+                    let (rid, seqno, until) = e.retracting?;
+                    if until <= self.now {
+                        return None;
+                    }
+                    (rid, seqno, Metric::INFINITY)
+                }
+            }
+        };
+        let (next_hop, v4_via_v6) = match (prefix, iface.ipv4) {
+            (Prefix::V4(..), Some(a)) => (Some(IpAddr::V4(a)), false),
+            (Prefix::V4(..), None) => (None, true),
+            _ => (None, false),
+        };
+        Some(Update { prefix: *prefix, router_id, next_hop, v4_via_v6, seqno, metric, interval })
+    }
+
+    fn flush(&mut self, ifindex: IfIndex) {
+        let now = self.now;
+        let Some(iface) = self.ifaces.get_mut(&ifindex) else {
+            return;
+        };
+        let out = std::mem::take(&mut iface.out);
+        let cfg = iface.cfg.clone();
+        if out.full_dump {
+            iface.last_full_dump = Some(now);
+        }
+        let max = cfg.max_packet();
+
+        let mut msgs: Vec<Message> = out.control;
+        let prefixes: Vec<Prefix> = if out.full_dump {
+            let mut all: BTreeSet<Prefix> = self.xroutes.keys().copied().collect();
+            all.extend(self.table.keys().copied());
+            all.into_iter().collect()
+        } else {
+            out.updates.into_iter().collect()
+        };
+        let mut advertised: Vec<(Prefix, RouterId, SeqNo, Metric)> = Vec::new();
+        for p in &prefixes {
+            if let Some(u) = self.advert(p, ifindex, &cfg) {
+                if u.router_id != self.router_id {
+                    advertised.push((*p, u.router_id, u.seqno, u.metric));
+                }
+                msgs.push(Message::Update(u));
+            }
+        }
+        for (p, rid, seqno, metric) in advertised {
+            if let Some(e) = self.table.get_mut(&p) {
+                e.note_advertised(rid, seqno, metric, now);
+            }
+        }
+        for data in pack(max, &msgs) {
+            self.push_send(ifindex, Destination::Multicast, data);
+        }
+        for (addr, msgs) in out.unicast {
+            for data in pack(max, &msgs) {
+                self.push_send(ifindex, Destination::Unicast(addr), data);
+            }
+        }
+    }
+
+    fn push_send(&mut self, ifindex: IfIndex, dst: Destination, data: Vec<u8>) {
+        self.stats.packets_out += 1;
+        self.stats.bytes_out += data.len() as u64;
+        self.outputs.push_back(Output::Send { ifindex, dst, data });
+    }
+
+    /// For tests: the interface's link type.
+    pub fn link_type(&self, ifindex: IfIndex) -> Option<LinkType> {
+        self.ifaces.get(&ifindex).map(|i| i.cfg.link_type)
+    }
+}
