@@ -7,6 +7,7 @@ const USAGE: &str = "usage: weft <command> [options]
 commands:
   --version             print the version
   help                  this text
+  simulate FILE ...     run a topology in the deterministic simulator
 ";
 
 fn main() -> ExitCode {
@@ -20,6 +21,7 @@ fn main() -> ExitCode {
             print!("{USAGE}");
             ExitCode::SUCCESS
         }
+        Some("simulate") => weft::sim::report::run(&args[1..]),
         Some(other) => {
             eprintln!("weft: unknown command {other:?}\n{USAGE}");
             ExitCode::from(2)

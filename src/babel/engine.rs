@@ -525,6 +525,11 @@ impl Engine {
             let n = self.neighbour_mut(id).expect("listed");
             n.hello.account_missed(now);
             n.uhello.account_missed(now);
+            if n.txcost(now).is_infinite() {
+                // IHUs stopped: forget the cost for good, which also ends
+                // this neighbour's IHU deadline.
+                n.txcost = Metric::INFINITY;
+            }
             if n.is_dead(now) {
                 self.flush_neighbour(id);
             } else {
@@ -888,7 +893,7 @@ impl Engine {
             let ours = self.snapshot(&u.prefix).map(|s| s.metric);
             let theirs = u.metric.add(cost);
             let worth = before.is_some_and(|b| b.neighbour == id)
-                || ours.map_or(true, |m| m.0 as u32 >= theirs.0 as u32 + 512);
+                || ours.is_none_or(|m| m.0 as u32 >= theirs.0 as u32 + 512);
             if worth && !theirs.is_infinite() {
                 self.send_unfeasible_request(id, u.prefix, rid, seqno);
             }
@@ -1081,7 +1086,7 @@ impl Engine {
                     Some(n) => r.refmetric.add(n.cost),
                     None => Metric::INFINITY,
                 },
-                |r| filter.as_ref().map_or(true, |f| f(&prefix, &r.router_id)),
+                |r| filter.as_ref().is_none_or(|f| f(&prefix, &r.router_id)),
             )
         };
         self.table.get_mut(&prefix).expect("present").selected = choice;
