@@ -7,6 +7,10 @@ const USAGE: &str = "usage: weft <command> [options]
 commands:
   --version             print the version
   help                  this text
+  status [--json]       the daemon's state (-s SOCKET selects the control socket)
+  neighbours [--json]   neighbours with their link costs
+  routes [--json]       learned routes, selected and installed
+  nodes [--json]        every known node and its credential
   simulate FILE ...     run a topology in the deterministic simulator
 ";
 
@@ -21,6 +25,12 @@ fn main() -> ExitCode {
             print!("{USAGE}");
             ExitCode::SUCCESS
         }
+        Some("status") => weft::control::run_cli(weft::control::Request::Status, &args[1..]),
+        Some("neighbours") | Some("neighbors") => {
+            weft::control::run_cli(weft::control::Request::Neighbours, &args[1..])
+        }
+        Some("routes") => weft::control::run_cli(weft::control::Request::Routes, &args[1..]),
+        Some("nodes") => weft::control::run_cli(weft::control::Request::Nodes, &args[1..]),
         Some("simulate") => weft::sim::report::run(&args[1..]),
         Some(other) => {
             eprintln!("weft: unknown command {other:?}\n{USAGE}");

@@ -586,9 +586,9 @@ impl Sim {
         true
     }
 
-    /// Makes node `node` stop or start originating its prefix.
-    pub fn withdraw(&mut self, node: usize) {
-        self.input(node, Input::Withdraw { prefix: sim_prefix(node) });
+    /// Makes node `node` stop originating a prefix.
+    pub fn withdraw_prefix(&mut self, node: usize, prefix: Prefix) {
+        self.input(node, Input::Withdraw { prefix });
     }
 
     pub fn announce(&mut self, node: usize, prefix: Prefix, metric: Metric) {
