@@ -15,6 +15,7 @@ check wg wireguard-tools
 check nft nftables
 check shellcheck shellcheck
 check ip iproute2
+check ping iputils-ping
 
 if [ -n "$need" ]; then
 	if [ "$(id -u)" != 0 ]; then
