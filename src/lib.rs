@@ -7,6 +7,7 @@
 pub mod babel;
 pub mod config;
 pub mod control;
+pub mod daemon;
 pub mod kernel;
 pub mod link;
 pub mod net;
