@@ -1,0 +1,508 @@
+//! Link manager behaviour with a fake authoriser and a fake wire.
+
+use std::cell::Cell;
+use std::collections::hash_map::DefaultHasher;
+use std::collections::BTreeMap;
+use std::hash::{Hash, Hasher};
+use std::net::{Ipv6Addr, SocketAddr, SocketAddrV6};
+
+use super::manager::*;
+use super::wire::{seal, LinkMessage, PublicKey, DISCOVERY_PORT, MAC_LEN};
+use crate::babel::{LinkType, Time};
+
+/// Symmetric "MAC": a hash of the two keys (sorted) and the data; only
+/// nodes constructed with `me` equal to one of the two keys produce it in
+/// these tests, which is what a shared secret gives in reality.
+struct FakeAuth {
+    me: PublicKey,
+    allowed: BTreeMap<PublicKey, (String, Option<u64>)>,
+    checks: Cell<u32>,
+}
+
+impl FakeAuth {
+    fn new(me: PublicKey, allowed: &[(PublicKey, &str, Option<u64>)]) -> FakeAuth {
+        FakeAuth {
+            me,
+            allowed: allowed.iter().map(|(k, n, e)| (*k, (n.to_string(), *e))).collect(),
+            checks: Cell::new(0),
+        }
+    }
+}
+
+fn pair_mac(a: &PublicKey, b: &PublicKey, data: &[u8]) -> [u8; MAC_LEN] {
+    let (x, y) = if a < b { (a, b) } else { (b, a) };
+    let mut out = [0u8; MAC_LEN];
+    for (i, chunk) in out.chunks_mut(8).enumerate() {
+        let mut h = DefaultHasher::new();
+        (i, x, y, data).hash(&mut h);
+        chunk.copy_from_slice(&h.finish().to_be_bytes());
+    }
+    out
+}
+
+impl LinkAuth for FakeAuth {
+    fn mac(&self, peer: &PublicKey, data: &[u8]) -> [u8; MAC_LEN] {
+        pair_mac(&self.me, peer, data)
+    }
+    fn authorise(&self, key: &PublicKey, credential: &[u8], now_unix: u64) -> Result<Authorised, String> {
+        self.checks.set(self.checks.get() + 1);
+        if credential == b"forged" {
+            return Err("bad signature".into());
+        }
+        match self.allowed.get(key) {
+            Some((_, Some(e))) if *e <= now_unix => Err("credential expired".into()),
+            Some((name, e)) => Ok(Authorised { name: name.clone(), expires_unix: *e }),
+            None => Err("no valid credential".into()),
+        }
+    }
+}
+
+const A: PublicKey = [0xA1; 32];
+const B: PublicKey = [0xB2; 32];
+const C: PublicKey = [0xC3; 32];
+
+fn ll(n: u16) -> Ipv6Addr {
+    Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0, n)
+}
+
+fn src(n: u16, ifindex: u32) -> SocketAddr {
+    SocketAddr::V6(SocketAddrV6::new(ll(n), DISCOVERY_PORT, 0, ifindex))
+}
+
+/// Two managers on one raw link: A (ll ::1, ifindex 1) and B (ll ::2, ifindex 7).
+struct Wire {
+    a: LinkManager,
+    b: LinkManager,
+    auth_a: FakeAuth,
+    auth_b: FakeAuth,
+    now: Time,
+    unix: u64,
+    up_a: Vec<TunnelSpec>,
+    up_b: Vec<TunnelSpec>,
+    down_a: Vec<String>,
+    down_b: Vec<String>,
+    refused_a: Vec<String>,
+    refused_b: Vec<String>,
+    /// Drop every datagram (silent link).
+    cut: bool,
+}
+
+impl Wire {
+    fn new(
+        allowed_by_a: &[(PublicKey, &str, Option<u64>)],
+        allowed_by_b: &[(PublicKey, &str, Option<u64>)],
+    ) -> Wire {
+        let mut w = Wire {
+            a: LinkManager::new(LinkConfig::new(A, b"cred-a".to_vec()), 1),
+            b: LinkManager::new(LinkConfig::new(B, b"cred-b".to_vec()), 2),
+            auth_a: FakeAuth::new(A, allowed_by_a),
+            auth_b: FakeAuth::new(B, allowed_by_b),
+            now: Time(0),
+            unix: 1_000_000,
+            up_a: vec![],
+            up_b: vec![],
+            down_a: vec![],
+            down_b: vec![],
+            refused_a: vec![],
+            refused_b: vec![],
+            cut: false,
+        };
+        let (now, unix) = (w.now, w.unix);
+        w.a.handle_input(
+            now,
+            unix,
+            LinkInput::RawUp { ifindex: 1, name: "mesh0".into(), link_type: LinkType::Wireless, mtu: 1500 },
+            &w.auth_a,
+        );
+        w.b.handle_input(
+            now,
+            unix,
+            LinkInput::RawUp { ifindex: 7, name: "eth1".into(), link_type: LinkType::Wired, mtu: 1500 },
+            &w.auth_b,
+        );
+        w
+    }
+
+    /// Delivers queued datagrams back and forth until quiet.
+    fn pump(&mut self) {
+        for _ in 0..50 {
+            let mut moved = false;
+            while let Some(o) = self.a.poll_output() {
+                moved = true;
+                match o {
+                    LinkOutput::Send { data, .. } if !self.cut => {
+                        let (now, unix) = (self.now, self.unix);
+                        self.b.handle_input(
+                            now,
+                            unix,
+                            LinkInput::Datagram { ifindex: Some(7), src: src(1, 7), data: &data },
+                            &self.auth_b,
+                        )
+                    }
+                    LinkOutput::Send { .. } => {}
+                    LinkOutput::TunnelUp(t) => self.up_a.push(t),
+                    LinkOutput::TunnelDown { name } => self.down_a.push(name),
+                    LinkOutput::Refused { reason, .. } => self.refused_a.push(reason),
+                }
+            }
+            while let Some(o) = self.b.poll_output() {
+                moved = true;
+                match o {
+                    LinkOutput::Send { data, .. } if !self.cut => {
+                        let (now, unix) = (self.now, self.unix);
+                        self.a.handle_input(
+                            now,
+                            unix,
+                            LinkInput::Datagram { ifindex: Some(1), src: src(2, 1), data: &data },
+                            &self.auth_a,
+                        )
+                    }
+                    LinkOutput::Send { .. } => {}
+                    LinkOutput::TunnelUp(t) => self.up_b.push(t),
+                    LinkOutput::TunnelDown { name } => self.down_b.push(name),
+                    LinkOutput::Refused { reason, .. } => self.refused_b.push(reason),
+                }
+            }
+            if !moved {
+                return;
+            }
+        }
+        panic!("handshake does not settle");
+    }
+
+    fn advance(&mut self, ms: u64) {
+        let end = self.now.plus_ms(ms);
+        loop {
+            let next = [self.a.poll_timeout(), self.b.poll_timeout()].into_iter().flatten().min();
+            match next {
+                Some(t) if t <= end => {
+                    self.now = self.now.max(t);
+                    self.unix = 1_000_000 + self.now.millis() / 1000;
+                    let (now, unix) = (self.now, self.unix);
+                    self.a.handle_timeout(now, unix, &self.auth_a);
+                    self.b.handle_timeout(now, unix, &self.auth_b);
+                    self.pump();
+                }
+                _ => break,
+            }
+        }
+        self.now = end;
+        self.unix = 1_000_000 + self.now.millis() / 1000;
+    }
+}
+
+fn mutual() -> Wire {
+    Wire::new(&[(B, "bob", None)], &[(A, "alice", None)])
+}
+
+#[test]
+fn authorised_neighbours_agree_ports_and_build_tunnels() {
+    let mut w = mutual();
+    w.pump();
+    assert_eq!(w.up_a.len(), 1, "A has no tunnel");
+    assert_eq!(w.up_b.len(), 1, "B has no tunnel");
+    let (ta, tb) = (&w.up_a[0], &w.up_b[0]);
+    assert_eq!(ta.peer_key, B);
+    assert_eq!(tb.peer_key, A);
+    assert_eq!(ta.peer_name, "bob");
+    // Each side's endpoint is the other's address with the other's port.
+    assert_eq!(ta.endpoint, SocketAddr::V6(SocketAddrV6::new(ll(2), tb.listen_port, 0, 1)));
+    assert_eq!(tb.endpoint, SocketAddr::V6(SocketAddrV6::new(ll(1), ta.listen_port, 0, 7)));
+    assert_eq!(ta.mtu, 1420);
+    assert_eq!(ta.link_type, LinkType::Wireless, "a tunnel over a radio keeps ETX");
+    assert_eq!(tb.link_type, LinkType::Tunnel);
+    assert!(ta.name.len() <= 15 && ta.name.starts_with("wtb2b2b2b2"), "{}", ta.name);
+    // Nothing more happens while the neighbours stay in touch.
+    w.advance(120_000);
+    assert_eq!((w.up_a.len(), w.up_b.len()), (1, 1));
+    assert!(w.down_a.is_empty() && w.down_b.is_empty());
+}
+
+#[test]
+fn a_node_without_a_credential_gets_nothing() {
+    // B does not authorise A; A authorises B.
+    let mut w = Wire::new(&[(B, "bob", None)], &[]);
+    w.advance(30_000);
+    assert!(w.up_a.is_empty() && w.up_b.is_empty(), "a tunnel was built for an unauthorised node");
+    assert_eq!(w.refused_b, vec!["no valid credential".to_string()]);
+    // Its repeated beacons are not re-verified each time.
+    assert!(w.auth_b.checks.get() <= 2, "verified {} times", w.auth_b.checks.get());
+    assert!(w.b.neighbours().is_empty());
+}
+
+#[test]
+fn forged_and_replayed_handshakes_are_ignored() {
+    let mut w = mutual();
+    w.pump();
+    let tunnel = w.up_b[0].clone();
+    // C, who knows A's and B's public keys but not their shared secret,
+    // forges a Confirm moving A's endpoint to its own address.
+    let forged = LinkMessage::Confirm { from: A, to: B, echo: 1, port: 9999, mac: [0; MAC_LEN] };
+    let data = seal(&forged, |b| pair_mac(&C, &B, b));
+    let (now, unix) = (w.now, w.unix);
+    w.b.handle_input(
+        now,
+        unix,
+        LinkInput::Datagram { ifindex: Some(7), src: src(66, 7), data: &data },
+        &w.auth_b,
+    );
+    assert_eq!(w.b.stats().bad_macs, 1);
+    // A genuine but old Answer (right MAC, stale nonce) is replayed.
+    let replay = LinkMessage::Answer {
+        from: A,
+        to: B,
+        echo: 42,
+        nonce: 5,
+        port: 9999,
+        credential: vec![],
+        mac: [0; 16],
+    };
+    let data = seal(&replay, |b| pair_mac(&A, &B, b));
+    w.b.handle_input(
+        now,
+        unix,
+        LinkInput::Datagram { ifindex: Some(7), src: src(66, 7), data: &data },
+        &w.auth_b,
+    );
+    assert_eq!(w.b.stats().stale_handshakes, 1);
+    // A forged beacon with A's key from another address.
+    let beacon = LinkMessage::Beacon { key: A, credential: b"cred-a".to_vec() }.encode();
+    w.b.handle_input(
+        now,
+        unix,
+        LinkInput::Datagram { ifindex: Some(7), src: src(66, 7), data: &beacon },
+        &w.auth_b,
+    );
+    w.pump();
+    assert_eq!(w.b.tunnels(), vec![tunnel], "the established tunnel was disturbed");
+    assert_eq!(w.up_b.len(), 1);
+}
+
+#[test]
+fn a_flood_of_unknown_keys_grows_no_state_and_is_rate_limited() {
+    let mut w = mutual();
+    w.pump();
+    let (now, unix) = (w.now, w.unix);
+    for i in 0..5000u32 {
+        let mut key = [0u8; 32];
+        key[..4].copy_from_slice(&i.to_be_bytes());
+        let beacon = LinkMessage::Beacon { key, credential: b"forged".to_vec() }.encode();
+        w.b.handle_input(
+            now,
+            unix,
+            LinkInput::Datagram { ifindex: Some(7), src: src(100 + (i % 500) as u16, 7), data: &beacon },
+            &w.auth_b,
+        );
+    }
+    assert_eq!(w.b.neighbours().len(), 1, "unknown keys were admitted");
+    // Only the burst budget was spent on signature checks.
+    assert!(w.auth_b.checks.get() <= 25, "{} verifications", w.auth_b.checks.get());
+    assert!(w.b.stats().rate_limited > 4900);
+    assert_eq!(w.b.tunnels().len(), 1);
+}
+
+#[test]
+fn expiry_while_running_removes_the_tunnel() {
+    let exp = 1_000_000 + 90;
+    let mut w = Wire::new(&[(B, "bob", Some(exp))], &[(A, "alice", None)]);
+    w.pump();
+    assert_eq!(w.up_a.len(), 1);
+    w.advance(60_000);
+    assert!(w.down_a.is_empty());
+    w.advance(40_000);
+    assert_eq!(w.down_a.len(), 1, "expired credential kept its tunnel");
+    assert!(w.refused_a.contains(&"credential expired".to_string()));
+    // It keeps beaconing; it gets no new tunnel.
+    w.advance(60_000);
+    assert_eq!(w.up_a.len(), 1);
+    assert!(w.a.tunnels().is_empty());
+}
+
+#[test]
+fn revocation_on_trust_change_removes_the_tunnel() {
+    let mut w = mutual();
+    w.pump();
+    w.auth_a.allowed.clear(); // B's key revoked
+    let (now, unix) = (w.now, w.unix);
+    w.a.handle_input(now, unix, LinkInput::TrustChanged, &w.auth_a);
+    w.pump();
+    assert_eq!(w.down_a.len(), 1);
+    assert!(w.a.tunnels().is_empty());
+    w.advance(30_000);
+    assert_eq!(w.up_a.len(), 1, "revoked node got a new tunnel");
+}
+
+#[test]
+fn a_silent_neighbour_is_dropped_after_the_timeout() {
+    let mut w = mutual();
+    w.pump();
+    w.cut = true;
+    w.advance(29_000);
+    assert!(w.down_a.is_empty());
+    w.advance(3_000);
+    assert_eq!((w.down_a.len(), w.down_b.len()), (1, 1));
+    // The link heals: the tunnels come back.
+    w.cut = false;
+    w.advance(10_000);
+    assert_eq!((w.a.tunnels().len(), w.b.tunnels().len()), (1, 1));
+}
+
+#[test]
+fn lost_confirm_is_recovered_by_the_responder_offering() {
+    let mut w = mutual();
+    // Deliver only beacons/offers from A, answers from B; drop A's first Confirm.
+    let mut dropped = false;
+    for _ in 0..20 {
+        while let Some(o) = w.a.poll_output() {
+            match o {
+                LinkOutput::Send { data, .. } => {
+                    if !dropped && matches!(LinkMessage::decode(&data), Ok((LinkMessage::Confirm { .. }, _)))
+                    {
+                        dropped = true;
+                        continue;
+                    }
+                    let (now, unix) = (w.now, w.unix);
+                    w.b.handle_input(
+                        now,
+                        unix,
+                        LinkInput::Datagram { ifindex: Some(7), src: src(1, 7), data: &data },
+                        &w.auth_b,
+                    );
+                }
+                LinkOutput::TunnelUp(t) => w.up_a.push(t),
+                _ => {}
+            }
+        }
+        while let Some(o) = w.b.poll_output() {
+            match o {
+                LinkOutput::Send { data, .. } => {
+                    let (now, unix) = (w.now, w.unix);
+                    w.a.handle_input(
+                        now,
+                        unix,
+                        LinkInput::Datagram { ifindex: Some(1), src: src(2, 1), data: &data },
+                        &w.auth_a,
+                    );
+                }
+                LinkOutput::TunnelUp(t) => w.up_b.push(t),
+                _ => {}
+            }
+        }
+    }
+    assert!(dropped);
+    w.advance(10_000);
+    assert_eq!((w.a.tunnels().len(), w.b.tunnels().len()), (1, 1));
+}
+
+#[test]
+fn static_peers_handshake_over_routable_addresses() {
+    let mut a = LinkManager::new(LinkConfig::new(A, b"cred-a".to_vec()), 3);
+    let mut b = LinkManager::new(LinkConfig::new(B, b"cred-b".to_vec()), 4);
+    let auth_a = FakeAuth::new(A, &[(B, "office", None)]);
+    let auth_b = FakeAuth::new(B, &[(A, "laptop", None)]);
+    let addr_a: SocketAddr = "192.0.2.1:6698".parse().unwrap();
+    let addr_b: SocketAddr = "198.51.100.2:6698".parse().unwrap();
+    let (now, unix) = (Time(0), 1_000_000);
+    a.handle_input(
+        now,
+        unix,
+        LinkInput::StaticPeer { index: 0, name: "office".into(), key: B, addr: Some(addr_b) },
+        &auth_a,
+    );
+    b.handle_input(
+        now,
+        unix,
+        LinkInput::StaticPeer { index: 0, name: "laptop".into(), key: A, addr: None },
+        &auth_b,
+    );
+    for _ in 0..10 {
+        while let Some(o) = a.poll_output() {
+            if let LinkOutput::Send { dst, data, .. } = o {
+                assert_eq!(dst, addr_b);
+                b.handle_input(
+                    now,
+                    unix,
+                    LinkInput::Datagram { ifindex: None, src: addr_a, data: &data },
+                    &auth_b,
+                );
+            }
+        }
+        while let Some(o) = b.poll_output() {
+            if let LinkOutput::Send { dst, data, .. } = o {
+                assert_eq!(dst, addr_a);
+                a.handle_input(
+                    now,
+                    unix,
+                    LinkInput::Datagram { ifindex: None, src: addr_b, data: &data },
+                    &auth_a,
+                );
+            }
+        }
+    }
+    let (ta, tb) = (a.tunnels(), b.tunnels());
+    assert_eq!((ta.len(), tb.len()), (1, 1));
+    assert_eq!(ta[0].endpoint, SocketAddr::new(addr_b.ip(), tb[0].listen_port));
+    assert_eq!(tb[0].endpoint, SocketAddr::new(addr_a.ip(), ta[0].listen_port));
+    assert!(ta[0].name.ends_with("-s0"));
+    // An unconfigured key offering from the internet is ignored (no
+    // accept_remote), so it gets no answer at all.
+    let offer = LinkMessage::Offer { from: C, to: B, nonce: 1, port: 1, credential: vec![], mac: [0; 16] };
+    let data = seal(&offer, |x| pair_mac(&C, &B, x));
+    b.handle_input(
+        now,
+        unix,
+        LinkInput::Datagram { ifindex: None, src: "203.0.113.9:6698".parse().unwrap(), data: &data },
+        &auth_b,
+    );
+    assert!(b.poll_output().is_none());
+}
+
+#[test]
+fn a_static_peer_with_a_bad_credential_is_refused() {
+    let mut a = LinkManager::new(LinkConfig::new(A, b"cred-a".to_vec()), 3);
+    let mut b = LinkManager::new(LinkConfig::new(B, b"forged".to_vec()), 4);
+    let auth_a = FakeAuth::new(A, &[(B, "office", None)]);
+    let auth_b = FakeAuth::new(B, &[(A, "laptop", None)]);
+    let addr_a: SocketAddr = "192.0.2.1:6698".parse().unwrap();
+    let addr_b: SocketAddr = "198.51.100.2:6698".parse().unwrap();
+    let (now, unix) = (Time(0), 1_000_000);
+    a.handle_input(
+        now,
+        unix,
+        LinkInput::StaticPeer { index: 0, name: "office".into(), key: B, addr: Some(addr_b) },
+        &auth_a,
+    );
+    b.handle_input(
+        now,
+        unix,
+        LinkInput::StaticPeer { index: 0, name: "laptop".into(), key: A, addr: Some(addr_a) },
+        &auth_b,
+    );
+    let mut refused = 0;
+    for _ in 0..10 {
+        while let Some(o) = a.poll_output() {
+            match o {
+                LinkOutput::Send { data, .. } => b.handle_input(
+                    now,
+                    unix,
+                    LinkInput::Datagram { ifindex: None, src: addr_a, data: &data },
+                    &auth_b,
+                ),
+                LinkOutput::Refused { .. } => refused += 1,
+                _ => {}
+            }
+        }
+        while let Some(o) = b.poll_output() {
+            if let LinkOutput::Send { data, .. } = o {
+                a.handle_input(
+                    now,
+                    unix,
+                    LinkInput::Datagram { ifindex: None, src: addr_b, data: &data },
+                    &auth_a,
+                );
+            }
+        }
+    }
+    assert!(refused >= 1);
+    assert!(a.tunnels().is_empty(), "a tunnel to a peer with a forged credential");
+}
