@@ -42,6 +42,9 @@ pub enum Input<'a> {
     Withdraw { prefix: Prefix },
     /// Send a retraction for everything and remove every installed route.
     Shutdown,
+    /// Send one TLV of weft's extension type (carried in Babel packets that
+    /// other speakers parse and skip).
+    SendExtension { ifindex: IfIndex, dst: Destination, body: Vec<u8> },
 }
 
 /// A route to put into (or take out of) the forwarding table.
@@ -212,8 +215,9 @@ fn is_martian(p: &Prefix) -> bool {
 }
 
 /// Filter deciding whether a learned route may be used (zero-trust prefix
-/// authorisation plugs in here).
-pub type RouteFilter = Box<dyn Fn(&Prefix, &RouterId) -> bool>;
+/// authorisation plugs in here): prefix, origin, and the interface the
+/// route was learned on.
+pub type RouteFilter = Box<dyn Fn(&Prefix, &RouterId, IfIndex) -> bool>;
 
 pub struct Engine {
     router_id: RouterId,
@@ -295,6 +299,16 @@ impl Engine {
             Input::Announce { prefix, metric } => self.announce(prefix, metric),
             Input::Withdraw { prefix } => self.withdraw(prefix),
             Input::Shutdown => self.shutdown(),
+            Input::SendExtension { ifindex, dst, body } => {
+                if let Some(iface) = self.ifaces.get_mut(&ifindex) {
+                    let msg = Message::Unknown { tlv_type: packet::tlv_type::WEFT, body };
+                    match dst {
+                        Destination::Multicast => iface.out.control.push(msg),
+                        Destination::Unicast(a) => iface.out.unicast.entry(a).or_default().push(msg),
+                    }
+                    iface.out.flush_by(now.plus_ms(self.rng.upto(20)));
+                }
+            }
         }
         self.flush_due();
     }
@@ -832,7 +846,7 @@ impl Engine {
             _ => IpAddr::V6(src),
         };
         if let Some(f) = &self.filter {
-            if !u.is_retraction() && !f(&u.prefix, &u.router_id) {
+            if !u.is_retraction() && !f(&u.prefix, &u.router_id, ifindex) {
                 self.stats.refused_by_filter += 1;
             }
         }
@@ -1086,7 +1100,11 @@ impl Engine {
                     Some(n) => r.refmetric.add(n.cost),
                     None => Metric::INFINITY,
                 },
-                |r| filter.as_ref().is_none_or(|f| f(&prefix, &r.router_id)),
+                |r| {
+                    let ifindex =
+                        neighbours.get(r.neighbour.0 as usize).and_then(|n| n.as_ref()).map(|n| n.ifindex);
+                    filter.as_ref().is_none_or(|f| ifindex.is_some_and(|i| f(&prefix, &r.router_id, i)))
+                },
             )
         };
         self.table.get_mut(&prefix).expect("present").selected = choice;
