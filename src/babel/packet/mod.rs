@@ -19,6 +19,8 @@ mod decode;
 mod encode;
 mod error;
 mod subtlv;
+#[cfg(test)]
+mod tests;
 
 pub use decode::{decode, Decoded};
 pub use encode::PacketBuilder;
