@@ -308,6 +308,30 @@ impl PacketBuilder {
     }
 }
 
+/// Packs `msgs` (each with its sub-TLVs) in order into as many datagrams
+/// of at most `max_len` bytes as needed. Fails with the index of the first
+/// message that cannot be encoded even into an empty packet.
+pub fn encode_messages(
+    msgs: &[(Message, Vec<SubTlv>)],
+    max_len: usize,
+) -> Result<Vec<Vec<u8>>, (usize, EncodeError)> {
+    let mut out = Vec::new();
+    let mut b = PacketBuilder::new(max_len);
+    for (i, (m, subs)) in msgs.iter().enumerate() {
+        if let Err(e) = b.try_push_with_sub_tlvs(m, subs) {
+            if b.is_empty() {
+                return Err((i, e));
+            }
+            out.push(b.take());
+            b.try_push_with_sub_tlvs(m, subs).map_err(|e| (i, e))?;
+        }
+    }
+    if !b.is_empty() {
+        out.push(b.take());
+    }
+    Ok(out)
+}
+
 /// The uncompressed AE of a prefix in a Request TLV.
 fn plain_ae(r: &RawPrefix) -> u8 {
     if r.width == 4 {

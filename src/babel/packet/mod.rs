@@ -23,7 +23,7 @@ mod subtlv;
 mod tests;
 
 pub use decode::{decode, Decoded};
-pub use encode::PacketBuilder;
+pub use encode::{encode_messages, PacketBuilder};
 pub use error::{EncodeError, HeaderError, TlvError, TlvErrorKind};
 pub use subtlv::{sub_tlv_type, SubTlv};
 
