@@ -160,8 +160,10 @@ fn message() -> impl Strategy<Value = Message> {
 
 fn sub_tlvs() -> impl Strategy<Value = Vec<SubTlv>> {
     prop::collection::vec(
-        (2u8..=127, prop::collection::vec(any::<u8>(), 0..8))
-            .prop_map(|(t, b)| SubTlv { sub_type: t, body: b }),
+        (2u8..=127, prop::collection::vec(any::<u8>(), 0..8)).prop_map(|(t, b)| SubTlv {
+            sub_type: t,
+            body: b,
+        }),
         0..=2,
     )
 }
