@@ -14,11 +14,18 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use super::types::{Centisecs, Metric, Prefix, RouterId, SeqNo};
 
+mod address;
 mod decode;
 mod encode;
+mod error;
+mod subtlv;
+#[cfg(test)]
+mod tests;
 
-pub use decode::{decode, Decoded, HeaderError, TlvError};
-pub use encode::PacketBuilder;
+pub use decode::{decode, Decoded};
+pub use encode::{encode_messages, PacketBuilder};
+pub use error::{EncodeError, HeaderError, TlvError, TlvErrorKind};
+pub use subtlv::{sub_tlv_type, SubTlv};
 
 /// Babel's UDP port (RFC 8966 §5).
 pub const BABEL_PORT: u16 = 6696;
@@ -70,8 +77,9 @@ pub enum Message {
     Ack { opaque: u16 },
     /// Hello (§4.6.5). `unicast` is the U flag (0x8000).
     Hello { unicast: bool, seqno: SeqNo, interval: Centisecs },
-    /// IHU (§4.6.6). `address` is `None` for AE 0 (the IHU applies to the
-    /// receiver, whoever it is).
+    /// IHU (§4.6.6). `address` is the address of the neighbour this IHU
+    /// is about (the one being told "I hear you with this rxcost");
+    /// `None` is AE 0: the IHU applies to its receiver, whoever it is.
     Ihu { rxcost: Metric, interval: Centisecs, address: Option<IpAddr> },
     /// Update (§4.6.9), with its prefix decompressed.
     Update(Update),
@@ -93,11 +101,18 @@ pub enum Message {
 pub struct Update {
     pub prefix: Prefix,
     /// The router-id in effect: from the preceding Router-Id TLV, or from the
-    /// prefix itself when flag 0x40 was set.
+    /// prefix itself when flag 0x40 was set. A retraction needs none: when
+    /// no router-id was in effect it decodes as all zeros, and the encoder
+    /// emits no Router-Id TLV for a retraction whose router-id is invalid.
     pub router_id: RouterId,
     /// The next hop in effect for this prefix's family; `None` means "the
     /// sender's source address" (§4.5). For an IPv4 prefix sent with AE 4
-    /// (RFC 9229) this is the IPv6 next hop, if one was given.
+    /// (RFC 9229) this is the IPv6 next hop, if one was given. Always `None`
+    /// for a retraction (a retraction has no next hop).
+    ///
+    /// Note for IPv4 prefixes sent with AE 1: `None` means the packet's
+    /// source address, which over IPv6 transport is not an IPv4 address, so
+    /// the receiver must ignore such a finite-metric Update (§4.6.9).
     pub next_hop: Option<IpAddr>,
     /// True for an IPv4 prefix carried with AE 4 (v4-via-v6). On encode, an
     /// IPv4 prefix is sent with AE 4 when this is set.
