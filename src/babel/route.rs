@@ -115,7 +115,7 @@ impl PrefixEntry {
         let (best, best_metric) = best?;
         if let Some(cur) = self.selected_route().filter(|r| usable(r)) {
             let cm = metric_of(cur);
-            if cur.neighbour == best.neighbour || best_metric.0 + cm.0 / 16 >= cm.0 {
+            if cur.neighbour == best.neighbour || best_metric.0 as u32 + cm.0 as u32 / 16 >= cm.0 as u32 {
                 return Some(cur.neighbour);
             }
         }
