@@ -2,7 +2,8 @@
 //! router-ids, compressed IPv6 prefixes, v4-via-v6 host routes) and small
 //! Hello + IHU packets. Prints packets/s and MB/s for decode and encode.
 //!
-//! Run: `cargo bench --bench codec` (optionally `-- SECONDS` per figure).
+//! Run: `cargo bench --bench codec` (optionally `-- SECONDS` per figure;
+//! default 2).
 
 use std::hint::black_box;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -132,10 +133,14 @@ fn measure(budget: Duration, packets: u64, bytes: u64, mut round: impl FnMut()) 
 }
 
 fn main() {
-    let secs: f64 = std::env::args()
-        .skip(1)
-        .find_map(|a| a.parse().ok())
-        .unwrap_or(2.0);
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    // `cargo bench` passes --bench; under `cargo test --all-targets` this
+    // runs as a quick smoke test instead.
+    let secs: f64 = if args.iter().any(|a| a == "--bench") {
+        args.iter().find_map(|a| a.parse().ok()).unwrap_or(2.0)
+    } else {
+        0.02
+    };
     let budget = Duration::from_secs_f64(secs);
 
     let table = table_updates(400);
