@@ -38,7 +38,8 @@ pub struct Decoded {
     pub trailer: Vec<u8>,
     /// Non-padding, non-mandatory sub-TLVs, each with the index in
     /// `messages` of the message whose TLV carried it (e.g. RFC 9616
-    /// timestamps on Hello and IHU).
+    /// timestamps on Hello and IHU). Sub-TLVs of Router-Id and Next Hop
+    /// TLVs, which produce no message, are checked but not kept.
     pub sub_tlvs: Vec<(usize, SubTlv)>,
 }
 
@@ -148,6 +149,19 @@ fn need(body: &[u8], min: usize) -> Result<(), TlvErrorKind> {
 
 /// Decodes one TLV body (after type and length). `Ok(None)` for TLVs that
 /// only set parser state or pad.
+///
+/// Padding (§4.6.1–4.6.2): Pad1 is the lone type byte 0 (handled by the
+/// caller, it has no length); PadN carries Length bytes that should be
+/// zero and are ignored whatever they are:
+///
+/// ```text
+/// +-+-+-+-+-+-+-+-+        +-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-
+/// |   Type = 0    |        |   Type = 1    |    Length     |  MBZ ...
+/// +-+-+-+-+-+-+-+-+        +-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-
+/// ```
+///
+/// Any type not listed below (weft's 224 and RFC 8967's MAC/PC/challenge
+/// TLVs included) becomes [`Message::Unknown`] with its raw body.
 fn decode_tlv(
     t: u8,
     body: &[u8],

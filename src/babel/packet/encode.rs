@@ -248,6 +248,9 @@ impl PacketBuilder {
                 (omit, raw.byte_len() >= d.byte_len() || omit == 0)
             }
         };
+        // babeld refuses to decompress an IPv6 prefix against a default
+        // that looks IPv4-mapped (::ffff:0:0/96): never make one the default.
+        let set_default = set_default && !(ae == ae::IPV6 && is_v4_mapped(&raw));
         let mut flags = 0u8;
         if set_default {
             flags |= 0x80;
@@ -303,6 +306,10 @@ pub fn encode_messages(
         out.push(b.take());
     }
     Ok(out)
+}
+
+fn is_v4_mapped(r: &RawPrefix) -> bool {
+    r.bytes[..12] == [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff]
 }
 
 /// The uncompressed AE of a prefix in a Request TLV.

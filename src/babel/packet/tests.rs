@@ -619,3 +619,15 @@ fn unencodable_messages_are_refused() {
         vec![Message::Update(upd("10.0.0.0/8", Some("192.0.2.1"), 1, 1))]
     );
 }
+
+#[test]
+fn ipv4_mapped_ipv6_prefix_never_becomes_the_default() {
+    // babeld will not decompress against a ::ffff:0:0/96-looking default.
+    let a = Message::Update(upd("::ffff:10.0.0.0/104", None, 1, 1));
+    let b = Message::Update(upd("::ffff:10.1.0.0/112", None, 1, 1));
+    let bytes = enc(&[a.clone(), b.clone()]);
+    // Router-Id, then two uncompressed Updates without flag 0x80.
+    assert_eq!(bytes[4 + 12 + 3], 0, "flags of the first Update");
+    assert_eq!(bytes[4 + 12 + 5], 0, "omitted of the first Update");
+    assert_eq!(dec_ok(&bytes), vec![a, b]);
+}
