@@ -37,47 +37,25 @@ fn table_updates(routers: u16) -> Vec<Message> {
         };
         let mut host = net;
         host[8..].copy_from_slice(&rid);
-        v.push(Message::Update(upd(
-            Prefix::new(IpAddr::V6(host.into()), 128).unwrap(),
-            false,
-        )));
+        v.push(Message::Update(upd(Prefix::new(IpAddr::V6(host.into()), 128).unwrap(), false)));
         for s in 0..4u8 {
             let mut a = net;
             a[7] = s;
-            v.push(Message::Update(upd(
-                Prefix::new(IpAddr::V6(a.into()), 64).unwrap(),
-                false,
-            )));
+            v.push(Message::Update(upd(Prefix::new(IpAddr::V6(a.into()), 64).unwrap(), false)));
         }
         let v4 = Ipv4Addr::new(10, (r >> 8) as u8, r as u8, 1);
-        v.push(Message::Update(upd(
-            Prefix::new(IpAddr::V4(v4), 32).unwrap(),
-            true,
-        )));
+        v.push(Message::Update(upd(Prefix::new(IpAddr::V4(v4), 32).unwrap(), true)));
     }
     v
 }
 
 fn hello_ihu(seqno: u16) -> Vec<Message> {
-    let mut v = vec![Message::Hello {
-        unicast: false,
-        seqno: SeqNo(seqno),
-        interval: Centisecs(400),
-    }];
+    let mut v = vec![Message::Hello { unicast: false, seqno: SeqNo(seqno), interval: Centisecs(400) }];
     for n in 0..4u16 {
         v.push(Message::Ihu {
             rxcost: Metric(96 + n),
             interval: Centisecs(1200),
-            address: Some(IpAddr::V6(Ipv6Addr::new(
-                0xfe80,
-                0,
-                0,
-                0,
-                0x200,
-                0,
-                0,
-                n + 1,
-            ))),
+            address: Some(IpAddr::V6(Ipv6Addr::new(0xfe80, 0, 0, 0, 0x200, 0, 0, n + 1))),
         });
     }
     v
@@ -125,11 +103,7 @@ fn measure(budget: Duration, packets: u64, bytes: u64, mut round: impl FnMut()) 
         round();
         rounds += 1;
     }
-    Rate {
-        packets: packets * rounds,
-        bytes: bytes * rounds,
-        elapsed: start.elapsed(),
-    }
+    Rate { packets: packets * rounds, bytes: bytes * rounds, elapsed: start.elapsed() }
 }
 
 fn main() {

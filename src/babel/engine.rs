@@ -14,7 +14,7 @@ use super::neighbour::{Neighbour, NeighbourId};
 use super::output::{pack, OutQueue};
 use super::packet::{self, Destination, Message, Update};
 use super::request::{PendingRequest, RequestTable, DEFAULT_HOP_COUNT, MAX_SENDS, RESEND_MS};
-use super::route::{PrefixEntry, Route, RouteTable};
+use super::route::{PrefixEntry, Retraction, Route, RouteTable};
 use super::types::{Centisecs, Metric, Prefix, RouterId, SeqNo, Time};
 
 /// Settings of the engine as a whole.
@@ -63,6 +63,8 @@ pub enum FibOp {
     Install(FibRoute),
     /// Remove our route for this prefix.
     Remove(Prefix),
+    /// Hold the prefix with an unreachable route while it is retracted.
+    Unreachable(Prefix),
 }
 
 /// Something the engine wants done.
@@ -91,6 +93,8 @@ pub struct Stats {
     pub bytes_out: u64,
     pub bad_packets: u64,
     pub bad_tlvs: u64,
+    /// TLVs ignored as the RFC says (unknown mandatory sub-TLV or AE).
+    pub ignored_tlvs: u64,
     pub unknown_tlvs: u64,
     pub updates_in: u64,
     pub refused_by_filter: u64,
@@ -145,6 +149,9 @@ struct Iface {
     next_update: Time,
     last_full_dump: Option<Time>,
     out: OutQueue,
+    /// Urgent updates are sent twice: these go out again at `resend_at`.
+    resend: BTreeSet<Prefix>,
+    resend_at: Option<Time>,
 }
 
 /// The selected route of a prefix as it was before a change.
@@ -192,10 +199,19 @@ impl Rng {
 }
 
 /// Route expiry: 3.5 times the interval the neighbour announced (§3.5.3).
+/// Floored so that a peer announcing tiny intervals cannot make us sweep
+/// the table constantly.
 fn expiry_ms(interval: Centisecs, fallback_ms: u64) -> u64 {
     let ms = if interval.0 == 0 { fallback_ms } else { interval.as_millis() };
-    ms * 7 / 2
+    (ms * 7 / 2).max(MIN_EXPIRY_MS)
 }
+
+const MIN_EXPIRY_MS: u64 = 2000;
+/// Shortest intervals we run with (and announce): Hello 20 ms, update 100 ms.
+const MIN_HELLO_MS: u64 = 20;
+const MIN_UPDATE_MS: u64 = 100;
+/// Beyond this many neighbours on one interface, only Hellos create new ones.
+const MAX_NEIGHBOURS_PER_IF: usize = 256;
 
 /// Prefixes that must never be routed: multicast, loopback, link-local,
 /// unspecified host routes.
@@ -325,9 +341,10 @@ impl Engine {
             take(Some(i.next_hello));
             take(Some(i.next_update));
             take(i.out.flush_at);
+            take(i.resend_at);
         }
         for n in self.neighbours.iter().flatten() {
-            take(n.next_check());
+            take(n.check_at);
         }
         take(self.requests.next_deadline());
         t
@@ -349,6 +366,14 @@ impl Engine {
             iface.next_update = now.plus_ms(interval * 3 / 4 + self.rng.upto(interval / 2));
             iface.out.full_dump = true;
             iface.out.flush_by(now);
+        }
+        for iface in self.ifaces.values_mut() {
+            if iface.resend_at.is_some_and(|t| t <= now) {
+                iface.resend_at = None;
+                let again = std::mem::take(&mut iface.resend);
+                iface.out.updates.extend(again);
+                iface.out.flush_by(now);
+            }
         }
         for (prefix, req) in self.requests.due(now) {
             self.emit_seqno_request(prefix, &req);
@@ -480,7 +505,9 @@ impl Engine {
     /// the neighbour is reconsidered.
     fn update_cost(&mut self, id: NeighbourId) {
         let now = self.now;
-        let Some(n) = self.neighbour(id) else { return };
+        let Some(n) = self.neighbours.get_mut(id.0 as usize).and_then(|n| n.as_mut()) else { return };
+        n.check_at = n.next_check(now);
+        let n = self.neighbours[id.0 as usize].as_ref().expect("present");
         let iface = &self.ifaces[&n.ifindex].cfg;
         let new = n.compute_cost(iface.link_type, iface.nominal_rxcost(), now);
         if new == n.cost {
@@ -532,7 +559,7 @@ impl Engine {
             .enumerate()
             .filter_map(|(i, n)| {
                 let n = n.as_ref()?;
-                n.next_check().filter(|t| *t <= now).map(|_| NeighbourId(i as u32))
+                n.check_at.filter(|t| *t <= now).map(|_| NeighbourId(i as u32))
             })
             .collect();
         for id in due {
@@ -554,8 +581,12 @@ impl Engine {
 
     // ----- interfaces -----------------------------------------------------
 
-    fn interface_up(&mut self, ifindex: IfIndex, config: InterfaceConfig) {
+    fn interface_up(&mut self, ifindex: IfIndex, mut config: InterfaceConfig) {
         let now = self.now;
+        // Intervals travel in centiseconds (max 655.35 s); a zero would make
+        // our timers spin and peers read "unscheduled".
+        config.hello_interval_ms = config.hello_interval_ms.clamp(MIN_HELLO_MS, 655_350);
+        config.update_interval_ms = config.update_interval_ms.clamp(MIN_UPDATE_MS, 655_350);
         if let Some(iface) = self.ifaces.get_mut(&ifindex) {
             let changed_costs = iface.cfg.link_type != config.link_type || iface.cfg.rxcost != config.rxcost;
             iface.cfg = config;
@@ -579,6 +610,8 @@ impl Engine {
             next_update: now.plus_ms(update / 2 + self.rng.upto(update / 2)),
             last_full_dump: None,
             out: OutQueue::default(),
+            resend: BTreeSet::new(),
+            resend_at: None,
         };
         // Ask the link for everything it knows, and tell it what we know.
         iface.out.control.push(Message::RouteRequest { prefix: None });
@@ -617,16 +650,17 @@ impl Engine {
             .out
             .control
             .insert(0, Message::Hello { unicast: false, seqno, interval: Centisecs::from_millis(interval) });
-        // IHUs every third Hello, and with every extra Hello.
-        if extra || seqno.0 % 3 == 0 {
-            self.queue_ihus(ifindex);
-        }
+        // IHUs every third Hello and with every extra Hello; in between,
+        // to neighbours whose link is still coming up or lossy, so that a
+        // new link gets its cost within one Hello interval (as babeld).
+        let all = extra || seqno.0 % 3 == 0;
+        self.queue_ihus(ifindex, all);
         if let Some(iface) = self.ifaces.get_mut(&ifindex) {
             iface.out.flush_by(now);
         }
     }
 
-    fn queue_ihus(&mut self, ifindex: IfIndex) {
+    fn queue_ihus(&mut self, ifindex: IfIndex, all: bool) {
         let now = self.now;
         let Some(iface) = self.ifaces.get(&ifindex) else {
             return;
@@ -638,6 +672,7 @@ impl Engine {
             .by_addr
             .range((ifindex, Ipv6Addr::UNSPECIFIED)..=(ifindex, Ipv6Addr::from(u128::MAX)))
             .filter_map(|(_, id)| self.neighbour(*id))
+            .filter(|n| all || n.txcost(now).0 >= 384 || n.hello.reach & 0xF000 != 0xF000)
             .map(|n| Message::Ihu {
                 rxcost: n.rxcost(link, nominal, now),
                 interval,
@@ -670,7 +705,7 @@ impl Engine {
         }
         let (rid, seqno, until) = (self.router_id, self.seqno, self.now.plus_ms(RETRACTION_HOLD_MS));
         let e = self.table.entry(prefix).or_default();
-        e.retracting = Some((rid, seqno, until));
+        e.retracting = Some(Box::new(Retraction { router_id: rid, seqno, until, unreachable: false }));
         // A learned route for the prefix may now be used.
         self.reselect(prefix, None, Urgency::Urgent);
         self.trigger_update(prefix, Urgency::Urgent);
@@ -682,15 +717,31 @@ impl Engine {
         for p in own {
             self.xroutes.remove(&p);
             let e = self.table.entry(p).or_default();
-            e.retracting = Some((self.router_id, self.seqno, until));
+            e.retracting = Some(Box::new(Retraction {
+                router_id: self.router_id,
+                seqno: self.seqno,
+                until,
+                unreachable: false,
+            }));
         }
         let prefixes: Vec<Prefix> = self.table.keys().copied().collect();
         for p in &prefixes {
             let before = self.snapshot(p);
             let e = self.table.get_mut(p).expect("listed");
+            let held = e.retracting.as_ref().is_some_and(|r| r.unreachable);
             if let Some(s) = before {
-                e.retracting = Some((s.router_id, s.seqno, until));
+                e.retracting = Some(Box::new(Retraction {
+                    router_id: s.router_id,
+                    seqno: s.seqno,
+                    until,
+                    unreachable: false,
+                }));
                 e.selected = None;
+            }
+            if before.is_some() || held {
+                if let Some(r) = e.retracting.as_mut() {
+                    r.unreachable = false;
+                }
                 self.outputs.push_back(Output::Fib(FibOp::Remove(*p)));
             }
             e.routes.clear();
@@ -702,11 +753,11 @@ impl Engine {
         }
         self.flush_due();
         // Forget every neighbour so nothing gets reinstalled.
-        let ids: Vec<NeighbourId> = self.by_addr.values().copied().collect();
-        for id in ids {
-            self.by_addr.retain(|_, v| *v != id);
+        for (_, id) in std::mem::take(&mut self.by_addr) {
             self.neighbours[id.0 as usize] = None;
+            self.free_ids.push(id.0);
         }
+        self.requests = RequestTable::default();
     }
 
     // ----- receiving ------------------------------------------------------
@@ -718,6 +769,9 @@ impl Engine {
             self.stats.bad_packets += 1;
             return;
         }
+        if src == self.ifaces[&ifindex].cfg.link_local {
+            return; // our own multicast, looped back
+        }
         let decoded = match packet::decode(data) {
             Ok(d) => d,
             Err(_) => {
@@ -725,7 +779,27 @@ impl Engine {
                 return;
             }
         };
-        self.stats.bad_tlvs += decoded.errors.len() as u64;
+        for e in &decoded.errors {
+            if e.is_malformed() {
+                self.stats.bad_tlvs += 1;
+            } else {
+                self.stats.ignored_tlvs += 1;
+            }
+        }
+        // Any packet makes its sender a neighbour, as babeld does: a peer's
+        // first dump often arrives before its first Hello. Past a bound,
+        // only a Hello creates one (spoofed sources cannot fill memory).
+        if !self.by_addr.contains_key(&(ifindex, src)) {
+            let has_hello = decoded.messages.iter().any(|m| matches!(m, Message::Hello { .. }));
+            let count = self
+                .by_addr
+                .range((ifindex, Ipv6Addr::UNSPECIFIED)..=(ifindex, Ipv6Addr::from(u128::MAX)))
+                .count();
+            if has_hello || count < MAX_NEIGHBOURS_PER_IF {
+                let (id, _) = self.find_or_create_neighbour(ifindex, src);
+                self.new_neighbour(ifindex, id);
+            }
+        }
         for msg in decoded.messages {
             self.handle_message(ifindex, src, msg);
         }
@@ -736,14 +810,11 @@ impl Engine {
         let neigh = self.by_addr.get(&(ifindex, src)).copied();
         match msg {
             Message::Hello { unicast, seqno, interval } => {
-                let (id, new) = self.find_or_create_neighbour(ifindex, src);
+                let (id, _) = self.find_or_create_neighbour(ifindex, src);
                 let n = self.neighbour_mut(id).expect("just found");
                 let hist = if unicast { &mut n.uhello } else { &mut n.hello };
                 hist.receive(now, seqno, interval.as_millis());
                 n.last_hello = now;
-                if new {
-                    self.new_neighbour(ifindex, id);
-                }
                 self.update_cost(id);
             }
             Message::Ihu { rxcost, interval, address } => {
@@ -778,7 +849,14 @@ impl Engine {
                     self.retract_all_from(id);
                 }
             }
-            Message::RouteRequest { prefix } => self.handle_route_request(ifindex, prefix),
+            Message::RouteRequest { prefix } => {
+                if prefix.is_none() {
+                    // A neighbour asking for everything may have just
+                    // restarted: tell it its link cost too.
+                    self.queue_ihus(ifindex, false);
+                }
+                self.handle_route_request(ifindex, prefix)
+            }
             Message::SeqnoRequest { seqno, hop_count, router_id, prefix } => {
                 self.stats.seqno_requests_in += 1;
                 self.handle_seqno_request(ifindex, neigh, prefix, router_id, seqno, hop_count);
@@ -811,7 +889,7 @@ impl Engine {
         iface.out.unicast.entry(addr).or_default().push(Message::RouteRequest { prefix: None });
         iface.out.flush_by(now.plus_ms(self.rng.upto(10)));
         if recent {
-            self.queue_ihus(ifindex);
+            self.queue_ihus(ifindex, true);
         } else {
             self.send_hello(ifindex, true);
         }
@@ -840,6 +918,8 @@ impl Engine {
         let src = self.neighbour(id).expect("known").address;
         let next_hop = match (u.prefix, u.next_hop, u.v4_via_v6) {
             (Prefix::V4(..), Some(IpAddr::V4(a)), false) => IpAddr::V4(a),
+            // A retraction needs no next hop (BIRD sends none with them).
+            (Prefix::V4(..), _, false) if u.is_retraction() => IpAddr::V6(src),
             // An IPv4 prefix needs an IPv4 next hop unless sent as AE 4.
             (Prefix::V4(..), _, false) => return,
             (_, Some(IpAddr::V6(a)), _) => IpAddr::V6(a),
@@ -956,6 +1036,7 @@ impl Engine {
             }
             Some(p) => {
                 iface.out.updates.insert(p);
+                iface.out.requested.insert(p);
                 iface.out.flush_by(now.plus_ms(self.rng.upto(20)));
             }
         }
@@ -1113,6 +1194,7 @@ impl Engine {
         match (before, after) {
             (None, None) => {}
             (None, Some(a)) => {
+                // Replaces an unreachable hold route, if any.
                 self.install(prefix, &a);
                 self.table.get_mut(&prefix).expect("present").retracting = None;
                 let urgency = if self.requests.would_satisfy(&prefix, &a.router_id, a.seqno) {
@@ -1129,13 +1211,20 @@ impl Engine {
                 self.triggered_update_policy(prefix, &b, &a, hint);
             }
             (Some(b), None) => {
-                self.outputs.push_back(Output::Fib(FibOp::Remove(prefix)));
                 if own {
+                    self.outputs.push_back(Output::Fib(FibOp::Remove(prefix)));
                     return;
                 }
+                self.outputs.push_back(Output::Fib(FibOp::Unreachable(prefix)));
                 let until = now.plus_ms(RETRACTION_HOLD_MS);
                 let entry = self.table.get_mut(&prefix).expect("present");
-                entry.retracting = Some((b.router_id, b.seqno, until));
+                entry.retracting = Some(Box::new(Retraction {
+                    router_id: b.router_id,
+                    seqno: b.seqno,
+                    until,
+                    unreachable: true,
+                }));
+                self.next_sweep = self.next_sweep.min(until);
                 self.trigger_update(prefix, Urgency::Urgent);
                 if b.metric.0 <= 0x7FFF {
                     self.request_lost(prefix, b.router_id, b.seqno);
@@ -1183,10 +1272,13 @@ impl Engine {
             // A new origin may be a loop in formation; a sharp rise may be a
             // black hole: tell the neighbours now.
             Some(Urgency::Urgent)
-        } else if a.seqno != b.seqno {
-            // A new seqno answers somebody's request: pass it on.
-            Some(hint)
-        } else if diff < 384 {
+        } else if hint == Urgency::Urgent {
+            // It answers a pending request: pass it on quickly.
+            Some(Urgency::Urgent)
+        } else if (new < old && diff < 1024) || diff < 384 {
+            // Small improvements may be transient, and announcing them
+            // would tighten feasibility distances; trivia wait for the
+            // next periodic update.
             None
         } else {
             Some(Urgency::Normal)
@@ -1222,6 +1314,14 @@ impl Engine {
                 Urgency::Normal => 20 + self.rng.upto(80),
             };
             iface.out.flush_by(now.plus_ms(delay));
+            if urgency == Urgency::Urgent {
+                // A lost urgent update (retraction, new origin) would leave
+                // a black hole or a loop until the next full dump: repeat it.
+                iface.resend.insert(prefix);
+                if iface.resend_at.is_none() {
+                    iface.resend_at = Some(now.plus_ms(300 + self.rng.upto(200)));
+                }
+            }
         }
     }
 
@@ -1261,6 +1361,13 @@ impl Engine {
             self.reselect(p, before, Urgency::Urgent);
         }
         for (p, e) in self.table.iter_mut() {
+            if let Some(r) = e.retracting.as_ref() {
+                if r.until <= now && r.unreachable && e.selected.is_none() {
+                    self.outputs.push_back(Output::Fib(FibOp::Remove(*p)));
+                } else if r.until > now {
+                    next = next.min(r.until);
+                }
+            }
             if e.gc(now) && !self.xroutes.contains_key(p) {
                 empty.push(*p);
             }
@@ -1305,11 +1412,11 @@ impl Engine {
                     (r.router_id, r.seqno, r.refmetric.add(n.cost))
                 }
                 None => {
-                    let (rid, seqno, until) = e.retracting?;
-                    if until <= self.now {
+                    let r = e.retracting.as_ref()?;
+                    if r.until <= self.now {
                         return None;
                     }
-                    (rid, seqno, Metric::INFINITY)
+                    (r.router_id, r.seqno, Metric::INFINITY)
                 }
             }
         };
@@ -1342,14 +1449,35 @@ impl Engine {
             out.updates.into_iter().collect()
         };
         let mut advertised: Vec<(Prefix, RouterId, SeqNo, Metric)> = Vec::new();
+        let mut updates: Vec<Update> = Vec::with_capacity(prefixes.len());
         for p in &prefixes {
             if let Some(u) = self.advert(p, ifindex, &cfg) {
                 if u.router_id != self.router_id {
                     advertised.push((*p, u.router_id, u.seqno, u.metric));
                 }
-                msgs.push(Message::Update(u));
+                updates.push(u);
+            } else if out.requested.contains(p) {
+                // §3.8.1.1: a request for a prefix we cannot route is
+                // answered with a retraction.
+                let (next_hop, v4_via_v6) = (None, p.is_ipv4() && cfg.ipv4.is_none());
+                let next_hop = match (p, cfg.ipv4) {
+                    (Prefix::V4(..), Some(a)) => Some(IpAddr::V4(a)),
+                    _ => next_hop,
+                };
+                updates.push(Update {
+                    prefix: *p,
+                    router_id: self.router_id,
+                    next_hop,
+                    v4_via_v6,
+                    seqno: self.seqno,
+                    metric: Metric::INFINITY,
+                    interval: Centisecs::from_millis(cfg.update_interval_ms),
+                });
             }
         }
+        // Grouped by origin, a dump needs one Router-Id TLV per origin.
+        updates.sort_by_key(|u| (u.router_id, u.prefix));
+        msgs.extend(updates.into_iter().map(Message::Update));
         for (p, rid, seqno, metric) in advertised {
             if let Some(e) = self.table.get_mut(&p) {
                 e.note_advertised(rid, seqno, metric, now);

@@ -1,6 +1,8 @@
 //! The Babel routing protocol (RFC 8966) as a pure state machine.
 
 pub mod engine;
+#[cfg(test)]
+mod engine_tests;
 pub mod interface;
 pub mod neighbour;
 pub mod output;

@@ -47,10 +47,12 @@ impl HelloHistory {
         if self.reach & 0xFC00 != 0xFC00 {
             changed = true;
         }
+        // An unscheduled Hello (interval 0) says nothing about when the
+        // next one is due, so it does not move the schedule (as babeld).
         if interval_ms != 0 {
             self.interval_ms = interval_ms;
+            self.time = now;
         }
-        self.time = now;
         changed
     }
 
@@ -83,8 +85,7 @@ impl HelloHistory {
 }
 
 /// "2-out-of-3" (RFC 8966 Appendix A.2.1): the link is up if at least two of
-/// the last three Hellos arrived, but the newest one alone decides when the
-/// two before it disagree.
+/// the last three Hellos arrived.
 pub fn two_out_of_three(reach: u16) -> bool {
     if reach & 0xC000 == 0xC000 {
         true
@@ -138,11 +139,17 @@ pub fn link_cost(link: LinkType, rxcost: Metric, txcost: Metric) -> Metric {
         LinkType::Wireless if !(rxcost.0 < 256 && txcost.0 < 256) => {
             let a = txcost.0.max(256) as u32;
             let b = rxcost.0.max(256) as u32;
-            Metric(((a * b + 128) >> 8).min(0xFFFF) as u16)
+            Metric(((a * b + 128) >> 8).clamp(1, 0xFFFF) as u16)
         }
-        _ => txcost,
+        // A cost of 0 would let us advertise exactly our feasibility
+        // distance, making our own selected route unfeasible: never below 1.
+        _ => txcost.max(Metric(1)),
     }
 }
+
+/// A sender whose packets arrive but whose Hellos never do is forgotten
+/// after this long.
+pub const NO_HELLO_MS: u64 = 60_000;
 
 /// Stable handle of a neighbour in the engine's neighbour slab.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -163,6 +170,8 @@ pub struct Neighbour {
     pub cost: Metric,
     pub last_hello: Time,
     pub first_seen: Time,
+    /// When the engine must look at this neighbour again (a timer as data).
+    pub check_at: Option<Time>,
 }
 
 impl Neighbour {
@@ -178,6 +187,7 @@ impl Neighbour {
             cost: Metric::INFINITY,
             last_hello: now,
             first_seen: now,
+            check_at: Some(now.plus_ms(NO_HELLO_MS + 1)),
         }
     }
 
@@ -186,10 +196,17 @@ impl Neighbour {
         rxcost(link, nominal, &self.hello, now).min(rxcost(link, nominal, &self.uhello, now))
     }
 
-    /// The transmit cost, forgotten when IHUs stop (3.5 IHU intervals, as
-    /// the RFC's Appendix B suggests).
+    /// The transmit cost. As babeld does, it is kept for 3 IHU intervals
+    /// no matter what, then forgotten once Hellos are failing too, after 10
+    /// IHU intervals, or after 3 minutes: a few lost IHUs on a lossy radio
+    /// must not flap every route over a working link.
     pub fn txcost(&self, now: Time) -> Metric {
-        if self.ihu_interval_ms > 0 && now.since(self.ihu_time) > self.ihu_interval_ms * 7 / 2 {
+        let delay = now.since(self.ihu_time);
+        let i = self.ihu_interval_ms;
+        if i > 0 && delay < i * 3 {
+            return self.txcost;
+        }
+        if delay >= 180_000 || self.hello.reach & 0xFFF0 == 0 || (i > 0 && delay >= i * 10) {
             Metric::INFINITY
         } else {
             self.txcost
@@ -200,16 +217,31 @@ impl Neighbour {
         link_cost(link, self.rxcost(link, nominal, now), self.txcost(now))
     }
 
-    /// When this neighbour next needs looking at without any input: a Hello
-    /// becoming overdue or the IHU information expiring.
-    pub fn next_check(&self) -> Option<Time> {
-        let ihu = (self.ihu_interval_ms > 0 && !self.txcost.is_infinite())
-            .then(|| self.ihu_time.plus_ms(self.ihu_interval_ms * 7 / 2 + 1));
-        [self.hello.overdue_at(), self.uhello.overdue_at(), ihu].into_iter().flatten().min()
+    /// When this neighbour next needs looking at without any input (after
+    /// `now`): a Hello becoming overdue, the IHU information lapsing, or a
+    /// neighbour never heard through a Hello being forgotten.
+    pub fn next_check(&self, now: Time) -> Option<Time> {
+        let mut ts = vec![self.hello.overdue_at(), self.uhello.overdue_at()];
+        if !self.txcost.is_infinite() {
+            let i = self.ihu_interval_ms;
+            ts.push(Some(self.ihu_time.plus_ms(180_000)));
+            if i > 0 {
+                ts.push(Some(self.ihu_time.plus_ms(i * 3)));
+                ts.push(Some(self.ihu_time.plus_ms(i * 10)));
+            }
+        }
+        if self.hello.seqno.is_none() && self.uhello.seqno.is_none() {
+            ts.push(Some(self.first_seen.plus_ms(NO_HELLO_MS + 1)));
+        }
+        ts.into_iter().flatten().filter(|t| *t > now).min()
     }
 
     /// Nothing heard for long enough that the neighbour should be forgotten.
     pub fn is_dead(&self, now: Time) -> bool {
+        let heard = self.hello.seqno.is_some() || self.uhello.seqno.is_some();
+        if !heard {
+            return now.since(self.first_seen) > NO_HELLO_MS;
+        }
         self.hello.reach == 0 && self.uhello.reach == 0 || now.since(self.last_hello) > 300_000
     }
 }
@@ -289,12 +321,25 @@ mod tests {
     }
 
     #[test]
-    fn txcost_expires_without_ihu() {
+    fn txcost_survives_lost_ihus_but_not_silence() {
         let mut n = Neighbour::new(1, Ipv6Addr::LOCALHOST, Time(0));
         n.txcost = Metric(96);
         n.ihu_interval_ms = 12_000;
-        n.ihu_time = Time(0);
-        assert_eq!(n.txcost(Time(42_000)), Metric(96));
-        assert!(n.txcost(Time(42_001)).is_infinite());
+        n.hello.reach = 0xFFFF;
+        // Hellos still arrive: up to 10 IHU intervals are forgiven.
+        assert_eq!(n.txcost(Time(119_999)), Metric(96));
+        assert!(n.txcost(Time(120_000)).is_infinite());
+        // Hellos failing too: gone after 3 intervals.
+        n.hello.reach = 0x000F;
+        assert_eq!(n.txcost(Time(35_999)), Metric(96));
+        assert!(n.txcost(Time(36_000)).is_infinite());
+        assert_eq!(n.next_check(Time(0)), Some(Time(36_000)));
+        assert_eq!(n.next_check(Time(36_000)), Some(Time(60_001)));
+    }
+
+    #[test]
+    fn link_cost_is_never_zero() {
+        assert_eq!(link_cost(LinkType::Wired, Metric(96), Metric(0)), Metric(1));
+        assert_eq!(link_cost(LinkType::Wireless, Metric(0), Metric(0)), Metric(1));
     }
 }

@@ -16,6 +16,9 @@ pub struct OutQueue {
     pub unicast: BTreeMap<Ipv6Addr, Vec<Message>>,
     /// Prefixes whose current state must be announced (multicast).
     pub updates: BTreeSet<Prefix>,
+    /// Prefixes a neighbour asked for: answered with a retraction if we
+    /// have nothing for them.
+    pub requested: BTreeSet<Prefix>,
     /// Announce everything (periodic or requested full dump).
     pub full_dump: bool,
     pub flush_at: Option<Time>,

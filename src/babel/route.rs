@@ -27,6 +27,18 @@ pub struct Route {
     pub expires: Time,
 }
 
+/// A prefix we lost and keep retracting until `until`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Retraction {
+    pub router_id: RouterId,
+    pub seqno: SeqNo,
+    pub until: Time,
+    /// An unreachable route holds the prefix in the FIB meanwhile, so that
+    /// packets do not follow a covering route back to a neighbour that
+    /// still routes the prefix through us (§3.5.5).
+    pub unreachable: bool,
+}
+
 /// Everything known about one prefix.
 #[derive(Clone, Debug, Default)]
 pub struct PrefixEntry {
@@ -34,9 +46,9 @@ pub struct PrefixEntry {
     pub sources: Vec<Source>,
     /// The neighbour whose route is selected (and installed in the FIB).
     pub selected: Option<NeighbourId>,
-    /// After losing the prefix we keep announcing a retraction with this
-    /// router-id and seqno until the time given (§3.5.4, hold time).
-    pub retracting: Option<(RouterId, SeqNo, Time)>,
+    /// After losing the prefix we keep announcing a retraction (§3.5.4,
+    /// hold time). Boxed: rare, and the table is large.
+    pub retracting: Option<Box<Retraction>>,
 }
 
 impl PrefixEntry {
@@ -126,7 +138,7 @@ impl PrefixEntry {
     /// entry is now empty and can be removed from the table.
     pub fn gc(&mut self, now: Time) -> bool {
         self.sources.retain(|s| !s.is_stale(now));
-        if matches!(self.retracting, Some((_, _, until)) if until <= now) {
+        if self.retracting.as_ref().is_some_and(|r| r.until <= now) {
             self.retracting = None;
         }
         self.routes.is_empty() && self.sources.is_empty() && self.retracting.is_none()

@@ -25,7 +25,7 @@ impl SeqNo {
         SeqNo(self.0.wrapping_add(n))
     }
 
-    /// `self - other` as a signed distance in (-2^15, 2^15]. Used for hello
+    /// `self - other` as a signed distance in [-2^15, 2^15). Used for hello
     /// histories, where a small negative distance means a late hello.
     pub fn distance(self, other: SeqNo) -> i32 {
         let d = self.0.wrapping_sub(other.0);

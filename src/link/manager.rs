@@ -246,13 +246,14 @@ fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
-/// Interface name of a tunnel: "wt" + 8 hex digits of the peer's key, then
-/// the raw interface index or "s<n>" for a static peer (at most 15 chars).
+/// Interface name of a tunnel: "weft" + 6 hex digits of the peer's key,
+/// then the raw interface index, "s<n>" for a static peer or "r" for a
+/// roaming one (at most 15 characters; the firewall matches "weft+").
 pub fn tunnel_name(scope: Scope, key: &PublicKey) -> String {
     match scope {
-        Scope::Raw(i) => format!("wt{}-{}", hex(&key[..4]), i % 10_000),
-        Scope::Static(n) => format!("wt{}-s{}", hex(&key[..4]), n % 1000),
-        Scope::Remote => format!("wt{}-r", hex(&key[..4])),
+        Scope::Raw(i) => format!("weft{}-{}", hex(&key[..3]), i % 10_000),
+        Scope::Static(n) => format!("weft{}-s{}", hex(&key[..3]), n % 100),
+        Scope::Remote => format!("weft{}-r", hex(&key[..3])),
     }
 }
 

@@ -211,7 +211,7 @@ fn authorised_neighbours_agree_ports_and_build_tunnels() {
     assert_eq!(ta.mtu, 1420);
     assert_eq!(ta.link_type, LinkType::Wireless, "a tunnel over a radio keeps ETX");
     assert_eq!(tb.link_type, LinkType::Tunnel);
-    assert!(ta.name.len() <= 15 && ta.name.starts_with("wtb2b2b2b2"), "{}", ta.name);
+    assert!(ta.name.len() <= 15 && ta.name.starts_with("weftb2b2b2"), "{}", ta.name);
     // Nothing more happens while the neighbours stay in touch.
     w.advance(120_000);
     assert_eq!((w.up_a.len(), w.up_b.len()), (1, 1));

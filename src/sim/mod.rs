@@ -373,7 +373,9 @@ impl Sim {
                 );
                 (r.prefix, peer)
             }
-            FibOp::Remove(p) => (p, None),
+            // An unreachable route forwards nothing: as far as loops and
+            // reachability go, the node has no route.
+            FibOp::Remove(p) | FibOp::Unreachable(p) => (p, None),
         };
         let Some(&to) = self.prefix_index.get(&prefix) else {
             match new {

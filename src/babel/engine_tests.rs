@@ -1,0 +1,282 @@
+//! Single-engine behaviour, driven with packets from a scripted neighbour.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use super::engine::*;
+use super::interface::{InterfaceConfig, LinkType};
+use super::packet::{self, Destination, Message, PacketBuilder, Update};
+use super::types::*;
+
+const OURS: Ipv6Addr = Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0, 1);
+const THEIRS: Ipv6Addr = Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0, 2);
+const ORIGIN: RouterId = RouterId([2, 0, 0, 0, 0, 0, 0, 9]);
+
+fn pkt(msgs: &[Message]) -> Vec<u8> {
+    let mut b = PacketBuilder::new(1400);
+    for m in msgs {
+        assert!(b.push(m), "{m:?} does not encode");
+    }
+    b.take()
+}
+
+struct Bed {
+    e: Engine,
+    now: Time,
+    out: Vec<Output>,
+    hello_seqno: u16,
+}
+
+impl Bed {
+    /// An engine with one wired interface and one neighbour whose link is up.
+    fn new() -> Bed {
+        let mut b = Bed {
+            e: Engine::new(EngineConfig {
+                router_id: RouterId([2, 1, 1, 1, 1, 1, 1, 1]),
+                seqno: SeqNo(100),
+                seed: 5,
+            }),
+            now: Time(1000),
+            out: Vec::new(),
+            hello_seqno: 0,
+        };
+        let mut cfg = InterfaceConfig::new("eth0", LinkType::Wired, OURS);
+        cfg.ipv4 = Some(Ipv4Addr::new(192, 0, 2, 1));
+        b.e.handle_input(b.now, Input::InterfaceUp { ifindex: 3, config: cfg });
+        b.hello();
+        b.hello();
+        b.drain();
+        assert_eq!(b.e.neighbours()[0].cost, 96);
+        b
+    }
+
+    fn hello(&mut self) {
+        self.hello_seqno += 1;
+        let p = pkt(&[
+            Message::Hello { unicast: false, seqno: SeqNo(self.hello_seqno), interval: Centisecs(400) },
+            Message::Ihu { rxcost: Metric(96), interval: Centisecs(1200), address: Some(IpAddr::V6(OURS)) },
+        ]);
+        self.recv(&p);
+    }
+
+    fn recv(&mut self, data: &[u8]) {
+        self.now = self.now.plus_ms(10);
+        self.e.handle_input(self.now, Input::Datagram { ifindex: 3, src: THEIRS, data });
+        self.drain();
+    }
+
+    /// Lets time pass; the neighbour keeps sending a Hello every 4 s.
+    fn advance(&mut self, ms: u64) {
+        let end = self.now.plus_ms(ms);
+        let mut next_hello = self.now.plus_ms(4000);
+        loop {
+            let t = self.e.poll_timeout().unwrap_or(end).min(next_hello);
+            if t > end {
+                break;
+            }
+            self.now = self.now.max(t);
+            if t == next_hello {
+                self.hello();
+                next_hello = self.now.plus_ms(4000);
+            } else {
+                self.e.handle_timeout(self.now);
+                self.drain();
+            }
+        }
+        self.now = end;
+    }
+
+    fn drain(&mut self) {
+        while let Some(o) = self.e.poll_output() {
+            self.out.push(o);
+        }
+    }
+
+    fn sent_messages(&mut self) -> Vec<(Destination, Message)> {
+        let mut v = Vec::new();
+        for o in self.out.drain(..) {
+            if let Output::Send { dst, data, .. } = o {
+                for m in packet::decode(&data).expect("we send valid packets").messages {
+                    v.push((dst, m));
+                }
+            }
+        }
+        v
+    }
+
+    fn fib(&mut self) -> Vec<FibOp> {
+        self.out
+            .iter()
+            .filter_map(|o| match o {
+                Output::Fib(f) => Some(f.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+}
+
+fn update(prefix: &str, seqno: u16, metric: u16) -> Message {
+    let prefix: Prefix = prefix.parse().unwrap();
+    Message::Update(Update {
+        prefix,
+        router_id: ORIGIN,
+        next_hop: prefix.is_ipv4().then_some(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 2))),
+        v4_via_v6: false,
+        seqno: SeqNo(seqno),
+        metric: Metric(metric),
+        interval: Centisecs(1600),
+    })
+}
+
+#[test]
+fn ipv4_route_installs_and_its_retraction_without_next_hop_removes_it() {
+    let mut b = Bed::new();
+    b.recv(&pkt(&[update("10.5.0.0/16", 3, 100)]));
+    let installed = b.e.installed(&"10.5.0.0/16".parse().unwrap()).expect("installed");
+    assert_eq!(installed.next_hop, IpAddr::V4(Ipv4Addr::new(192, 0, 2, 2)));
+    assert_eq!(installed.metric, Metric(196));
+    b.out.clear();
+    // BIRD's retraction: AE 1, infinite metric, no Next Hop TLV before it.
+    let retraction = Message::Update(Update {
+        prefix: "10.5.0.0/16".parse().unwrap(),
+        router_id: ORIGIN,
+        next_hop: None,
+        v4_via_v6: false,
+        seqno: SeqNo(3),
+        metric: Metric::INFINITY,
+        interval: Centisecs(1600),
+    });
+    b.recv(&pkt(&[retraction]));
+    assert!(b.e.installed(&"10.5.0.0/16".parse().unwrap()).is_none());
+    // Held unreachable while retracted, so that packets do not follow a
+    // covering route back to a neighbour (RFC 8966 §3.5.5)...
+    assert!(b.fib().contains(&FibOp::Unreachable("10.5.0.0/16".parse().unwrap())));
+    assert!(!b.fib().contains(&FibOp::Remove("10.5.0.0/16".parse().unwrap())));
+    // ...and removed once the hold time is over.
+    b.advance(61_000);
+    assert!(b.fib().contains(&FibOp::Remove("10.5.0.0/16".parse().unwrap())));
+}
+
+#[test]
+fn v4_via_v6_routes_use_the_neighbours_link_local_address() {
+    let mut b = Bed::new();
+    let mut u = match update("10.6.0.0/24", 1, 0) {
+        Message::Update(u) => u,
+        _ => unreachable!(),
+    };
+    u.next_hop = None;
+    u.v4_via_v6 = true;
+    b.recv(&pkt(&[Message::Update(u)]));
+    assert_eq!(b.e.installed(&"10.6.0.0/24".parse().unwrap()).unwrap().next_hop, IpAddr::V6(THEIRS));
+}
+
+#[test]
+fn route_filter_holds_routes_back_and_releases_them() {
+    let mut b = Bed::new();
+    let p: Prefix = "fd00:9::/64".parse().unwrap();
+    b.e.set_route_filter(b.now, Some(Box::new(|_, _, _| false)));
+    b.recv(&pkt(&[update("fd00:9::/64", 1, 10)]));
+    assert!(b.e.installed(&p).is_none(), "a filtered route was installed");
+    assert_eq!(b.e.stats().refused_by_filter, 1);
+    b.e.set_route_filter(b.now, Some(Box::new(|p, rid, _| p.len() == 64 && *rid == ORIGIN)));
+    assert!(b.e.installed(&p).is_some(), "route not installed once allowed");
+}
+
+#[test]
+fn extension_tlvs_go_out_and_come_in() {
+    let mut b = Bed::new();
+    b.out.clear();
+    b.e.handle_input(
+        b.now,
+        Input::SendExtension { ifindex: 3, dst: Destination::Unicast(THEIRS), body: vec![1, 2, 3] },
+    );
+    b.advance(100);
+    let sent = b.sent_messages();
+    assert!(sent.iter().any(|(d, m)| *d == Destination::Unicast(THEIRS)
+        && *m == Message::Unknown { tlv_type: packet::tlv_type::WEFT, body: vec![1, 2, 3] }));
+    b.recv(&pkt(&[Message::Unknown { tlv_type: packet::tlv_type::WEFT, body: vec![7] }]));
+    assert!(b.out.contains(&Output::Extension { ifindex: 3, from: THEIRS, body: vec![7] }));
+}
+
+#[test]
+fn unfeasible_update_for_the_selected_route_is_ignored_and_triggers_a_seqno_request() {
+    let mut b = Bed::new();
+    let p: Prefix = "fd00:7::/64".parse().unwrap();
+    // A second interface, so that we advertise the route (split horizon
+    // keeps it off the interface it came from).
+    let cfg = InterfaceConfig::new("eth1", LinkType::Wired, "fe80::99".parse().unwrap());
+    b.e.handle_input(b.now, Input::InterfaceUp { ifindex: 4, config: cfg });
+    b.recv(&pkt(&[update("fd00:7::/64", 5, 100)]));
+    // Let our own advertisement set the feasibility distance to (5, 196).
+    b.advance(20_000);
+    b.out.clear();
+    // Same origin, same seqno, much worse metric: unfeasible.
+    b.recv(&pkt(&[update("fd00:7::/64", 5, 400)]));
+    assert_eq!(b.e.installed(&p).unwrap().metric, Metric(196), "unfeasible update was applied");
+    b.advance(50);
+    let sent = b.sent_messages();
+    assert!(
+        sent.iter().any(|(d, m)| *d == Destination::Unicast(THEIRS)
+            && matches!(m, Message::SeqnoRequest { seqno: SeqNo(6), router_id, prefix, .. } if *router_id == ORIGIN && *prefix == p)),
+        "no seqno request for seqno 6: {sent:?}"
+    );
+    // The origin answers with a new seqno: the route is feasible again.
+    b.recv(&pkt(&[update("fd00:7::/64", 6, 400)]));
+    assert_eq!(b.e.installed(&p).unwrap().metric, Metric(496));
+}
+
+#[test]
+fn ack_requests_are_answered_by_unicast() {
+    let mut b = Bed::new();
+    b.out.clear();
+    b.recv(&pkt(&[Message::AckReq { opaque: 0xBEEF, interval: Centisecs(100) }]));
+    b.advance(10);
+    let sent = b.sent_messages();
+    assert!(sent.contains(&(Destination::Unicast(THEIRS), Message::Ack { opaque: 0xBEEF })), "{sent:?}");
+}
+
+#[test]
+fn garbage_and_non_link_local_sources_are_counted_not_fatal() {
+    let mut b = Bed::new();
+    b.e.handle_input(b.now, Input::Datagram { ifindex: 3, src: THEIRS, data: &[42, 2, 0, 200, 1] });
+    b.e.handle_input(
+        b.now,
+        Input::Datagram { ifindex: 3, src: "2001:db8::1".parse().unwrap(), data: &pkt(&[]) },
+    );
+    b.e.handle_input(b.now, Input::Datagram { ifindex: 99, src: THEIRS, data: &pkt(&[]) });
+    assert_eq!(b.e.stats().bad_packets, 3);
+    assert_eq!(b.e.neighbours().len(), 1);
+}
+
+#[test]
+fn interface_down_flushes_neighbours_and_routes_at_once() {
+    let mut b = Bed::new();
+    b.recv(&pkt(&[update("fd00:8::/64", 1, 0)]));
+    assert_eq!(b.e.installed_routes().len(), 1);
+    b.out.clear();
+    b.e.handle_input(b.now, Input::InterfaceDown { ifindex: 3 });
+    b.drain();
+    assert!(b.e.neighbours().is_empty());
+    assert!(b.e.installed_routes().is_empty());
+    assert!(b.fib().contains(&FibOp::Unreachable("fd00:8::/64".parse().unwrap())));
+}
+
+#[test]
+fn own_seqno_rises_when_requested() {
+    let mut b = Bed::new();
+    let p: Prefix = "fd00:1::/64".parse().unwrap();
+    b.e.handle_input(b.now, Input::Announce { prefix: p, metric: Metric(0) });
+    let rid = b.e.router_id();
+    let req = Message::SeqnoRequest { seqno: SeqNo(101), hop_count: 5, router_id: rid, prefix: p };
+    b.out.clear();
+    b.recv(&pkt(&[req]));
+    assert_eq!(b.e.seqno(), SeqNo(101));
+    b.advance(50);
+    let sent = b.sent_messages();
+    assert!(sent
+        .iter()
+        .any(|(_, m)| matches!(m, Message::Update(u) if u.prefix == p && u.seqno == SeqNo(101))));
+    // A hopelessly old request does not move it.
+    let old = Message::SeqnoRequest { seqno: SeqNo(50), hop_count: 5, router_id: rid, prefix: p };
+    b.recv(&pkt(&[old]));
+    assert_eq!(b.e.seqno(), SeqNo(101));
+}
