@@ -64,7 +64,7 @@ cleanup() {
 	local pid
 	for pid in $SYSLOG_PIDS; do kill "$pid" 2>/dev/null; done
 	for pid in $SYSLOG_PIDS; do wait "$pid" 2>/dev/null; done
-	rm -rf "$WORK"
+	[ -n "${KEEP_WORK:-}" ] || rm -rf "$WORK"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
@@ -129,6 +129,9 @@ logged() {
 }
 
 mode_of() { stat -c %a "$1" 2>/dev/null; }
+text_has() { printf '%s\n' "$1" | grep -q -- "$2"; }
+text_lacks() { ! text_has "$1" "$2"; }
+file_lacks() { ! grep -q -- "$2" "$1"; }
 
 # snapshot ROOT: every file, directory and link under /etc with mode, size and
 # content hash, to prove that a second run changes nothing.
@@ -175,7 +178,8 @@ install_defaults() { cp "$DEFAULTS" "$1/etc/uci-defaults/90-weft"; }
 lint() {
 	local f sc_args
 	# Every shell file this project ships or runs for OpenWrt.
-	set -- "$INIT" "$DEFAULTS" "$HERE/run.sh" "$FAKES"/* "$REPO"/scripts/*.sh
+	set -- "$INIT" "$DEFAULTS" "$HERE/run.sh" "$FAKES"/* \
+		"$REPO/scripts/cross.sh" "$REPO/scripts/build-ipk.sh" "$REPO/scripts/size-report.sh"
 	for f in "$@"; do
 		check "sh -n ${f#"$REPO"/}" sh -n "$f"
 		check "busybox ash -n ${f#"$REPO"/}" "$BUSYBOX" sh -n "$f"
@@ -279,28 +283,27 @@ procd_add_interface_trigger [interface.*] [phy0-mesh0] [/etc/init.d/weft] [reloa
 
 	rc "$r" start
 	check "start (invalid config): refused on stderr too" \
-		sh -c 'printf "%s" "$1" | grep -q "refusing to start: weft check-config rejected"' - "$RC_OUT"
+		text_has "$RC_OUT" "refusing to start: weft check-config rejected"
 	check "start (invalid config): no instance opened" \
-		sh -c '! grep -q procd_open_instance "$1"' - "$r/tmp/procd.log"
+		file_lacks "$r/tmp/procd.log" procd_open_instance
 	check "start (invalid config): log line" logged "$r" "daemon.err weft: refusing to start"
 	cp "$r/tmp/weft.good" "$r/etc/config/weft"
 
 	rc "$r" stop
 	check_eq "stop: exit status" 0 "$RC_STATUS"
 	check_eq "stop: stop_service, then procd stops the instance" \
-		"$(printf 'action [stop]\nprocd_lock\nprocd_kill [weft]')" "$(procd_log "$r")"
+		"$(printf 'action [stop]\nprocd_lock\nprocd_kill [weft] []')" "$(procd_log "$r")"
 	check "stop: logged" logged "$r" "daemon.info weft: stopping"
 
 	rc "$r" reload
 	check_eq "reload (stopped): starts the daemon, no SIGHUP to a fresh process" \
 		"$(printf 'action [reload]\nprocd_lock\nprocd_running [weft]\n'; expect_start_log)" \
 		"$(procd_log "$r" | grep -v 'interface_trigger.*\(wifi\|phy0\)')"
-	check "reload (stopped): no signal" sh -c '! grep -q procd_send_signal "$1"' - "$r/tmp/procd.log"
+	check "reload (stopped): no signal" file_lacks "$r/tmp/procd.log" procd_send_signal
 
 	rm "$r/etc/weft/private.key"
 	rc "$r" start
-	check "start (no key): no instance opened" \
-		sh -c '! grep -q procd_open_instance "$1"' - "$r/tmp/procd.log"
+	check "start (no key): no instance opened" file_lacks "$r/tmp/procd.log" procd_open_instance
 	check "start (no key): log line names the key file" \
 		logged "$r" "daemon.err weft: refusing to start: private key /etc/weft/private.key is missing"
 
@@ -348,12 +351,10 @@ test_defaults_fresh() {
 	check_eq "fresh: private key generated" "$KEY_TEXT" "$(cat "$r/etc/weft/private.key" 2>/dev/null)"
 	check_eq "fresh: private key mode" 600 "$(mode_of "$r/etc/weft/private.key")"
 	check_eq "fresh: key directory mode" 700 "$(mode_of "$r/etc/weft")"
-	check "fresh: no temporary key file left" \
-		sh -c '! ls "$1"/etc/weft/*.new.* >/dev/null 2>&1' - "$r"
+	check_eq "fresh: nothing else in the key directory" "private.key" "$(ls -A "$r/etc/weft")"
 	check "fresh: key generation logged" logged "$r" "weft: uci-defaults: generated the node's private key"
-	check "fresh: the key is never printed (output)" \
-		sh -c '! printf "%s" "$1" | grep -q "$2"' - "$APPLY_OUT" "$KEY_TEXT"
-	check "fresh: the key is never printed (syslog)" sh -c '! grep -q "$1" "$2"' - "$KEY_TEXT" "$r/tmp/syslog"
+	check "fresh: the key is never printed (output)" text_lacks "$APPLY_OUT" "$KEY_TEXT"
+	check "fresh: the key is never printed (syslog)" file_lacks "$r/tmp/syslog" "$KEY_TEXT"
 
 	zone=$(fw_section "$r" zone mesh)
 	check "fresh: firewall zone 'mesh' added" test -n "$zone"
@@ -374,8 +375,7 @@ test_defaults_fresh() {
 		"$(for o in src proto target family icmp_type; do uci_get "$r" "firewall.@rule[$rule].$o"; done | xargs)"
 	check_eq "fresh: the stock rules and zones are kept" "Allow-DHCP-Renew Allow-Ping lan wan" \
 		"$(uci_get "$r" 'firewall.@rule[0].name') $(uci_get "$r" 'firewall.@rule[1].name') $(uci_get "$r" 'firewall.@zone[0].name') $(uci_get "$r" 'firewall.@zone[1].name')"
-	check "fresh: everything committed (nothing left staged)" \
-		sh -c '[ -z "$(ls -A "$1/tmp/.uci" 2>/dev/null)" ]' - "$r"
+	check_eq "fresh: everything committed (nothing left staged)" "" "$(ls -A "$r/tmp/.uci" 2>/dev/null)"
 	check "fresh: firewall not running, so not reloaded" test ! -e "$r/tmp/firewall.calls"
 
 	# Idempotent: a second run changes nothing at all.
@@ -384,8 +384,7 @@ test_defaults_fresh() {
 	apply "$r"
 	check_eq "fresh, second run: returns 0" "uci-defaults: 90-weft status 0" "$APPLY_OUT"
 	check_eq "fresh, second run: /etc unchanged (files, modes, contents)" "$snap" "$(snapshot "$r")"
-	check "fresh, second run: no key generated" \
-		sh -c '[ "$(grep -c "^genkey" "$1")" = 1 ]' - "$r/tmp/weft.calls"
+	check_eq "fresh, second run: no key generated (one genkey in all)" 1 "$(grep -c '^genkey' "$r/tmp/weft.calls")"
 }
 
 test_defaults_existing() {
@@ -461,8 +460,7 @@ test_defaults_genkey_fails() {
 	check_eq "genkey fails: non-zero, so the script stays for the next boot" \
 		"uci-defaults: 90-weft status 1" "$APPLY_OUT"
 	check "genkey fails: script kept" test -e "$r/etc/uci-defaults/90-weft"
-	check "genkey fails: no key and no partial key file" \
-		sh -c '[ -z "$(ls -A "$1/etc/weft")" ]' - "$r"
+	check_eq "genkey fails: no key and no partial key file" "" "$(ls -A "$r/etc/weft")"
 	check "genkey fails: logged" logged "$r" "daemon.err weft: uci-defaults: could not generate a private key"
 	rm "$r/tmp/weft-genkey-fails"
 	apply "$r"
@@ -512,12 +510,14 @@ endef
 EOF
 	cat >"$t/driver.mk" <<'EOF'
 include $(PKG_MAKEFILE)
+$(eval $(Package/weft))
 .PHONY: show install
 show:
 	@echo 'name=$(PKG_NAME)'
 	@echo 'version=$(PKG_VERSION)'
 	@echo 'build_depends=$(PKG_BUILD_DEPENDS)'
-	@echo 'depends=$(strip $(Package/weft/DEPENDS))'
+	@echo 'depends=$(DEPENDS)'
+	@echo 'section=$(SECTION)'
 	@echo 'conffiles=$(strip $(Package/weft/conffiles))'
 install:
 	$(call Package/weft/install,$(STAGE))
@@ -533,8 +533,9 @@ EOF
 	check_eq "feed Makefile: PKG_NAME" "name=weft" "$(echo "$stage" | grep '^name=')"
 	check_eq "feed Makefile: PKG_VERSION is Cargo.toml's" "version=$version" "$(echo "$stage" | grep '^version=')"
 	check_eq "feed Makefile: builds with rust/host" "build_depends=rust/host" "$(echo "$stage" | grep '^build_depends=')"
-	check_eq "feed Makefile: DEPENDS" 'depends=$(RUST_ARCH_DEPENDS) +kmod-wireguard' \
-		"$(make_feed -p show 2>/dev/null | sed -n 's/^ *DEPENDS:=//p' | head -n 1 | sed 's/^/depends=/')"
+	check_eq "feed Makefile: DEPENDS (rust arches, kmod-wireguard)" \
+		'depends=@(aarch64||arm||mips||mipsel||x86_64) +kmod-wireguard' "$(echo "$stage" | grep '^depends=')"
+	check_eq "feed Makefile: section" "section=net" "$(echo "$stage" | grep '^section=')"
 	check_eq "feed Makefile: conffiles" "conffiles=/etc/config/weft /etc/weft/" \
 		"$(echo "$stage" | grep '^conffiles=')"
 	if out=$(make_feed install 2>&1); then ok "feed Makefile: install rule runs"; else not_ok "feed Makefile: install rule runs" "$out"; fi
