@@ -88,9 +88,9 @@ setup_venv() {
 	"$VENV/bin/pip" install -q "ziglang==${ZIGLANG_VERSION:-0.17.1}" "cargo-zigbuild==${CARGO_ZIGBUILD_VERSION:-0.24.0}"
 }
 
-setup_one() {
+# What building ARCH needs (no emulator: packaging needs none).
+setup_build() {
 	arch_vars "$1"
-	have "$QEMU" || apt_install qemu-user-static
 	if [ "$TOOLCHAIN" = nightly ]; then
 		rustup toolchain list | grep -q '^nightly' ||
 			rustup toolchain install nightly --profile minimal
@@ -103,13 +103,20 @@ setup_one() {
 	return 0
 }
 
+# Everything for ARCH: the build tools and the qemu-user that runs the result.
+setup_one() {
+	setup_build "$1"
+	have "$QEMU" || apt_install qemu-user-static
+	return 0
+}
+
 # Runs cargo (or cargo-zigbuild) for ARCH with the recipe's toolchain and flags.
 # $1 = arch, $2 = cargo subcommand (build|test), rest = extra cargo args.
 cargo_for() {
 	arch=$1 sub=$2
 	shift 2
 	arch_vars "$arch"
-	setup_one "$arch"
+	setup_build "$arch"
 	export PATH="$VENV/bin:$PATH"
 	# Target-specific so that build scripts and proc macros (host code) are
 	# built without the target's flags.
