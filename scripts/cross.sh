@@ -24,6 +24,8 @@ DIST=${DIST:-$ROOT/dist}
 export CARGO_TARGET_DIR="${CROSS_TARGET_DIR:-$ROOT/target/cross}"
 VENV=$ROOT/.venv
 NICE=${NICE-nice}
+# The toolchain for the -Zbuild-std targets; set e.g. nightly-2026-05-20 to pin.
+NIGHTLY=${CROSS_NIGHTLY:-nightly}
 ALL_ARCHES="x86_64 aarch64_cortex-a53 mipsel_24kc mips_24kc arm_cortex-a7_neon-vfpv4"
 
 die() { echo "cross: $*" >&2; exit 1; }
@@ -92,10 +94,10 @@ setup_venv() {
 setup_build() {
 	arch_vars "$1"
 	if [ "$TOOLCHAIN" = nightly ]; then
-		rustup toolchain list | grep -q '^nightly' ||
-			rustup toolchain install nightly --profile minimal
-		rustup component list --installed --toolchain nightly 2>/dev/null | grep -q '^rust-src' ||
-			rustup component add rust-src --toolchain nightly
+		rustup toolchain list | grep -q "^$NIGHTLY" ||
+			rustup toolchain install "$NIGHTLY" --profile minimal
+		rustup component list --installed --toolchain "$NIGHTLY" 2>/dev/null | grep -q '^rust-src' ||
+			rustup component add rust-src --toolchain "$NIGHTLY"
 	else
 		rustup target list --installed | grep -qx "$TRIPLE" || rustup target add "$TRIPLE"
 	fi
@@ -123,7 +125,7 @@ cargo_for() {
 	export "CARGO_TARGET_${TRIPLE_VAR}_RUSTFLAGS=$ARCH_RUSTFLAGS"
 	if [ "$TOOLCHAIN" = nightly ]; then
 		set -- -Zbuild-std=std,panic_abort "$@"
-		export RUSTUP_TOOLCHAIN=nightly
+		export RUSTUP_TOOLCHAIN="$NIGHTLY"
 	fi
 	if [ "$LINKER" = zig ]; then
 		$NICE cargo-zigbuild "$sub" --locked --target "$TRIPLE" "$@"
