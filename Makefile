@@ -5,6 +5,7 @@ CARGO ?= cargo
 export CARGO_TERM_COLOR ?= never
 
 .PHONY: all build release test test-unit lint fmt bench deps clean
+.PHONY: cross cross-setup cross-check test-cross ipk size need-arch
 
 all: build
 
@@ -37,3 +38,45 @@ bench:
 clean:
 	$(CARGO) clean
 	rm -rf dist
+
+# --- OpenWrt: cross builds, packages, flash budget (docs/OPENWRT.md) ---------
+# ARCH is one or more OpenWrt package architectures, or "all":
+#   x86_64 aarch64_cortex-a53 mipsel_24kc mips_24kc arm_cortex-a7_neon-vfpv4
+# Release builds take 50-170 s per arch on two cores: build what you need.
+OPENWRT_ARCHES := x86_64 aarch64_cortex-a53 mipsel_24kc mips_24kc arm_cortex-a7_neon-vfpv4
+ARCH ?=
+ARCHES = $(if $(filter all,$(ARCH)),$(OPENWRT_ARCHES),$(ARCH))
+# test-cross: the arch whose tests run under qemu-user (big-endian MIPS catches
+# byte-order bugs), and integration test binaries to run besides the lib tests.
+CROSS_TEST_ARCH ?= mips_24kc
+CROSS_TESTS ?=
+
+need-arch:
+	@test -n "$(ARCH)" || { echo "set ARCH to one or more of: $(OPENWRT_ARCHES), or all" >&2; exit 2; }
+
+# Installs the cross tools (rustup targets, nightly rust-src, zig in .venv, qemu-user).
+cross-setup: need-arch
+	sh scripts/cross.sh setup $(ARCHES)
+
+# Static, stripped musl release binaries: dist/<arch>/weft.
+cross: need-arch
+	sh scripts/cross.sh build $(ARCHES)
+
+# Each binary prints `weft --version` under the matching qemu-user.
+cross-check: cross
+	sh scripts/cross.sh check $(ARCHES)
+
+# Builds CROSS_TEST_ARCH, checks the binary and runs the lib tests (and
+# CROSS_TESTS) under qemu-user.
+test-cross:
+	sh scripts/cross.sh build $(CROSS_TEST_ARCH)
+	sh scripts/cross.sh check $(CROSS_TEST_ARCH)
+	CROSS_TESTS="$(CROSS_TESTS)" sh scripts/cross.sh test $(CROSS_TEST_ARCH)
+
+# opkg packages without the SDK: dist/weft_<version>_<arch>.ipk.
+ipk: cross
+	@for a in $(ARCHES); do sh scripts/build-ipk.sh $$a || exit 1; done
+
+# Sizes of every built binary and .ipk; fails over the flash budget.
+size:
+	sh scripts/size-report.sh
