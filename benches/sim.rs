@@ -12,7 +12,8 @@ fn main() {
     let (w, h) = std::env::var("WEFT_BENCH_GRID")
         .ok()
         .and_then(|s| s.split_once('x').map(|(a, b)| (a.parse().unwrap(), b.parse().unwrap())))
-        .unwrap_or((40, 25));
+        // Under `cargo test --all-targets` (no --bench), a quick smoke run.
+        .unwrap_or(if std::env::args().any(|a| a == "--bench") { (40, 25) } else { (4, 4) });
     let topo = Topology::grid(w, h);
     let cfg = SimConfig { seed: 1, hello_interval_ms: 4000, update_interval_ms: 16000, check_loops: true };
     let start = Instant::now();

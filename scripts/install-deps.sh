@@ -16,6 +16,8 @@ check nft nftables
 check shellcheck shellcheck
 check ip iproute2
 check ping iputils-ping
+check busybox busybox-static
+check file file
 
 if [ -n "$need" ]; then
 	if [ "$(id -u)" != 0 ]; then
@@ -31,4 +33,7 @@ fi
 
 rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy
 rustup component list --installed 2>/dev/null | grep -q '^rustfmt' || rustup component add rustfmt
+# The .ipk test builds a static x86_64 binary.
+rustup target list --installed 2>/dev/null | grep -qx x86_64-unknown-linux-musl \
+	|| rustup target add x86_64-unknown-linux-musl
 exit 0

@@ -72,16 +72,9 @@ impl Drop for TempDir {
 
 fn gunzip(data: &[u8]) -> Vec<u8> {
     // Deterministic gzip (gzip -n): no file name, no time stamp.
-    assert!(
-        data.len() > 18 && data[..3] == [0x1f, 0x8b, 8],
-        "not gzip data"
-    );
+    assert!(data.len() > 18 && data[..3] == [0x1f, 0x8b, 8], "not gzip data");
     assert_eq!(data[3] & 0x08, 0, "gzip member carries a file name");
-    assert_eq!(
-        &data[4..8],
-        &[0, 0, 0, 0],
-        "gzip member carries a time stamp"
-    );
+    assert_eq!(&data[4..8], &[0, 0, 0, 0], "gzip member carries a time stamp");
     let mut child = Command::new("gzip")
         .arg("-dc")
         .stdin(Stdio::piped())
@@ -93,20 +86,9 @@ fn gunzip(data: &[u8]) -> Vec<u8> {
     // Written from another thread so a full stdout pipe cannot block us.
     let writer = std::thread::spawn(move || stdin.write_all(&input));
     let mut out = Vec::new();
-    child
-        .stdout
-        .take()
-        .expect("gzip stdout")
-        .read_to_end(&mut out)
-        .expect("read gzip output");
-    writer
-        .join()
-        .expect("writer thread")
-        .expect("write to gzip");
-    assert!(
-        child.wait().expect("gzip status").success(),
-        "gzip -dc failed"
-    );
+    child.stdout.take().expect("gzip stdout").read_to_end(&mut out).expect("read gzip output");
+    writer.join().expect("writer thread").expect("write to gzip");
+    assert!(child.wait().expect("gzip status").success(), "gzip -dc failed");
     out
 }
 
@@ -140,31 +122,21 @@ fn untar(data: &[u8]) -> Vec<Entry> {
     let mut entries = Vec::new();
     let mut at = 0;
     loop {
-        let header = data
-            .get(at..at + 512)
-            .unwrap_or_else(|| panic!("tar archive truncated at byte {at}"));
+        let header = data.get(at..at + 512).unwrap_or_else(|| panic!("tar archive truncated at byte {at}"));
         if header.iter().all(|&b| b == 0) {
             break;
         }
         let sum: u64 = header
             .iter()
             .enumerate()
-            .map(|(i, &b)| {
-                if (148..156).contains(&i) {
-                    32
-                } else {
-                    u64::from(b)
-                }
-            })
+            .map(|(i, &b)| if (148..156).contains(&i) { 32 } else { u64::from(b) })
             .sum();
         assert_eq!(sum, octal(&header[148..156]), "bad header checksum at {at}");
         assert_eq!(&header[257..265], b"ustar  \0", "not a GNU tar header");
         let size = usize::try_from(octal(&header[124..136])).expect("size");
         let body = at + 512;
-        let content = data
-            .get(body..body + size)
-            .unwrap_or_else(|| panic!("tar member at {at} truncated"))
-            .to_vec();
+        let content =
+            data.get(body..body + size).unwrap_or_else(|| panic!("tar member at {at} truncated")).to_vec();
         entries.push(Entry {
             name: cstr(&header[0..100]),
             kind: header[156],
@@ -205,12 +177,7 @@ fn open_ipk(path: &Path) -> Ipk {
     let control = untar(&gunzip(&member(&outer, "./control.tar.gz").data));
     let data_tar = gunzip(&member(&outer, "./data.tar.gz").data);
     let data = untar(&data_tar);
-    Ipk {
-        outer,
-        control,
-        data,
-        data_tar_len: data_tar.len(),
-    }
+    Ipk { outer, control, data, data_tar_len: data_tar.len() }
 }
 
 /// "Field: value" lines of a control file, with continuation lines joined.
@@ -222,9 +189,7 @@ fn control_fields(text: &str) -> Vec<(String, String)> {
             last.1.push('\n');
             last.1.push_str(more);
         } else {
-            let (key, value) = line
-                .split_once(": ")
-                .unwrap_or_else(|| panic!("bad control line {line:?}"));
+            let (key, value) = line.split_once(": ").unwrap_or_else(|| panic!("bad control line {line:?}"));
             fields.push((key.to_string(), value.to_string()));
         }
     }
@@ -233,12 +198,7 @@ fn control_fields(text: &str) -> Vec<(String, String)> {
 
 fn all_owned_by_root(entries: &[Entry], what: &str) {
     for e in entries {
-        assert_eq!(
-            (e.uid, e.gid),
-            (0, 0),
-            "{what}: {} not owned by 0:0",
-            e.name
-        );
+        assert_eq!((e.uid, e.gid), (0, 0), "{what}: {} not owned by 0:0", e.name);
         assert!(
             e.uname.is_empty() && e.gname.is_empty(),
             "{what}: {} carries owner names {}/{} (numeric owners expected)",
@@ -284,10 +244,7 @@ fn outer_container_is_gzipped_tar_of_three_members() {
 #[test]
 fn control_fields_and_scripts() {
     let ipk = open_ipk(built_ipk());
-    assert_eq!(
-        names(&ipk.control),
-        ["./", "./conffiles", "./control", "./postinst", "./prerm"]
-    );
+    assert_eq!(names(&ipk.control), ["./", "./conffiles", "./control", "./postinst", "./prerm"]);
     all_owned_by_root(&ipk.control, "control.tar.gz");
     sorted_by_name(&ipk.control, "control.tar.gz");
     let mtime = one_mtime(&ipk.control, "control.tar.gz");
@@ -316,11 +273,7 @@ fn control_fields_and_scripts() {
         "fields, in package-pack.mk's order"
     );
     let field = |key: &str| -> &str {
-        &fields
-            .iter()
-            .find(|(k, _)| k == key)
-            .unwrap_or_else(|| panic!("no {key}"))
-            .1
+        &fields.iter().find(|(k, _)| k == key).unwrap_or_else(|| panic!("no {key}")).1
     };
     assert_eq!(field("Package"), "weft");
     assert_eq!(field("Version"), version());
@@ -364,11 +317,7 @@ fn control_fields_and_scripts() {
         let dir = TempDir::new("script");
         let path = dir.0.join("script");
         std::fs::write(&path, &member(&ipk.control, script).data).expect("write script");
-        let status = Command::new("sh")
-            .arg("-n")
-            .arg(&path)
-            .status()
-            .expect("sh -n");
+        let status = Command::new("sh").arg("-n").arg(&path).status().expect("sh -n");
         assert!(status.success(), "{script} is not valid sh");
     }
 }
@@ -380,11 +329,7 @@ fn data_files_modes_and_contents() {
     sorted_by_name(&ipk.data, "data.tar.gz");
     one_mtime(&ipk.data, "data.tar.gz");
 
-    let listing: Vec<(&str, u8, u32)> = ipk
-        .data
-        .iter()
-        .map(|e| (e.name.as_str(), e.kind, e.mode))
-        .collect();
+    let listing: Vec<(&str, u8, u32)> = ipk.data.iter().map(|e| (e.name.as_str(), e.kind, e.mode)).collect();
     let dir = b'5';
     let file = b'0';
     assert_eq!(
@@ -411,28 +356,18 @@ fn data_files_modes_and_contents() {
 
     let same = |entry: &str, source: &str| {
         let want = std::fs::read(repo().join(source)).expect(source);
-        assert!(
-            member(&ipk.data, entry).data == want,
-            "{entry} differs from {source}"
-        );
+        assert!(member(&ipk.data, entry).data == want, "{entry} differs from {source}");
     };
     same("./etc/config/weft", "openwrt-package/files/weft.config");
     same("./etc/init.d/weft", "init.d/weft");
     same("./etc/uci-defaults/90-weft", "uci-defaults/90-weft");
     same("./usr/sbin/weft", &format!("dist/{ARCH}/weft"));
     // sysupgrade keeps the key directory, which is not a file of the package.
-    assert_eq!(
-        member(&ipk.data, "./lib/upgrade/keep.d/weft").data,
-        b"/etc/weft/\n"
-    );
+    assert_eq!(member(&ipk.data, "./lib/upgrade/keep.d/weft").data, b"/etc/weft/\n");
 
     // The packaged binary is a static executable that runs here.
     let bin = &member(&ipk.data, "./usr/sbin/weft").data;
-    assert!(
-        bin.len() <= BIN_BUDGET,
-        "binary is {} bytes, budget {BIN_BUDGET}",
-        bin.len()
-    );
+    assert!(bin.len() <= BIN_BUDGET, "binary is {} bytes, budget {BIN_BUDGET}", bin.len());
     assert_eq!(&bin[..4], b"\x7fELF", "binary is not ELF");
     let dir = TempDir::new("bin");
     let path = dir.0.join("weft");
@@ -440,14 +375,8 @@ fn data_files_modes_and_contents() {
     let mut perms = std::fs::metadata(&path).expect("stat").permissions();
     std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o755);
     std::fs::set_permissions(&path, perms).expect("chmod");
-    let out = Command::new(&path)
-        .arg("--version")
-        .output()
-        .expect("run weft");
-    assert_eq!(
-        String::from_utf8_lossy(&out.stdout).trim(),
-        format!("weft {}", env!("CARGO_PKG_VERSION"))
-    );
+    let out = Command::new(&path).arg("--version").output().expect("run weft");
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), format!("weft {}", env!("CARGO_PKG_VERSION")));
     let file = Command::new("file").arg("-b").arg(&path).output();
     if let Ok(file) = file {
         let info = String::from_utf8_lossy(&file.stdout);
@@ -464,11 +393,7 @@ fn data_files_modes_and_contents() {
 fn ipk_is_reproducible_and_within_budget() {
     let first = built_ipk();
     let bytes = std::fs::read(first).expect("read ipk");
-    assert!(
-        bytes.len() <= IPK_BUDGET,
-        "ipk is {} bytes, budget {IPK_BUDGET}",
-        bytes.len()
-    );
+    assert!(bytes.len() <= IPK_BUDGET, "ipk is {} bytes, budget {IPK_BUDGET}", bytes.len());
     let bin = repo().join(format!("dist/{ARCH}/weft"));
     let dist = TempDir::new("repro");
     let out = Command::new("sh")
@@ -478,11 +403,7 @@ fn ipk_is_reproducible_and_within_budget() {
         .env("WEFT_BIN", &bin)
         .output()
         .expect("run build-ipk.sh");
-    assert!(
-        out.status.success(),
-        "build-ipk.sh failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "build-ipk.sh failed: {}", String::from_utf8_lossy(&out.stderr));
     let again = std::fs::read(ipk_path(&dist.0)).expect("read rebuilt ipk");
     assert!(again == bytes, "a second build of the same inputs differs");
 }

@@ -10,9 +10,7 @@ use std::process::Command;
 /// The runner's closing line: "N passed, N failed, N skipped".
 fn summary(stdout: &str) -> Option<(u32, u32, u32)> {
     let line = stdout.lines().rev().find(|l| l.ends_with(" skipped"))?;
-    let mut numbers = line
-        .split(", ")
-        .map(|part| part.split_whitespace().next()?.parse::<u32>().ok());
+    let mut numbers = line.split(", ").map(|part| part.split_whitespace().next()?.parse::<u32>().ok());
     Some((numbers.next()??, numbers.next()??, numbers.next()??))
 }
 
@@ -33,16 +31,9 @@ fn openwrt_shell_scripts() {
     }
 
     let Some((passed, failed, _skipped)) = summary(&stdout) else {
-        panic!(
-            "{} ended without its summary line (status {}):\n{stderr}",
-            runner.display(),
-            out.status
-        );
+        panic!("{} ended without its summary line (status {}):\n{stderr}", runner.display(), out.status);
     };
-    assert_eq!(
-        failed, 0,
-        "{failed} OpenWrt shell checks failed (the 'not ok' lines above)"
-    );
+    assert_eq!(failed, 0, "{failed} OpenWrt shell checks failed (the 'not ok' lines above)");
     assert!(out.status.success(), "runner exited with {}", out.status);
     // The runner has well over 100 checks; far fewer means it stopped early.
     assert!(passed >= 100, "only {passed} checks ran");
@@ -50,9 +41,6 @@ fn openwrt_shell_scripts() {
 
 #[test]
 fn summary_line_is_parsed() {
-    assert_eq!(
-        summary("ok - a\n3 passed, 1 failed, 2 skipped\n"),
-        Some((3, 1, 2))
-    );
+    assert_eq!(summary("ok - a\n3 passed, 1 failed, 2 skipped\n"), Some((3, 1, 2)));
     assert_eq!(summary("ok - a\n"), None);
 }
