@@ -462,8 +462,9 @@ impl Engine {
             .values()
             .map(|e| {
                 per_entry
-                    + e.routes.capacity() * size_of::<Route>()
-                    + e.sources.capacity() * size_of::<super::source::Source>()
+                    + e.routes.heap_bytes()
+                    + e.sources.heap_bytes()
+                    + e.retracting.as_ref().map_or(0, |_| size_of::<Retraction>())
             })
             .sum()
     }

@@ -9,6 +9,7 @@ pub mod output;
 pub mod packet;
 pub mod request;
 pub mod route;
+pub mod slots;
 pub mod source;
 pub mod types;
 

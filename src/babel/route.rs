@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 use std::net::IpAddr;
 
 use super::neighbour::NeighbourId;
+use super::slots::Slots;
 use super::source::{is_feasible, Source};
 use super::types::{Metric, Prefix, RouterId, SeqNo, Time};
 
@@ -42,8 +43,8 @@ pub struct Retraction {
 /// Everything known about one prefix.
 #[derive(Clone, Debug, Default)]
 pub struct PrefixEntry {
-    pub routes: Vec<Route>,
-    pub sources: Vec<Source>,
+    pub routes: Slots<Route>,
+    pub sources: Slots<Source>,
     /// The neighbour whose route is selected (and installed in the FIB).
     pub selected: Option<NeighbourId>,
     /// After losing the prefix we keep announcing a retraction (§3.5.4,
@@ -73,11 +74,11 @@ impl PrefixEntry {
     }
 
     pub fn remove_route(&mut self, n: NeighbourId) -> Option<Route> {
-        let i = self.routes.iter().position(|r| r.neighbour == n)?;
+        let r = self.routes.take_first(|r| r.neighbour == n)?;
         if self.selected == Some(n) {
             self.selected = None;
         }
-        Some(self.routes.swap_remove(i))
+        Some(r)
     }
 
     /// Whether the route's advertisement is feasible against our current
@@ -137,7 +138,7 @@ impl PrefixEntry {
     /// Drops sources not advertised for a long time. Returns true if the
     /// entry is now empty and can be removed from the table.
     pub fn gc(&mut self, now: Time) -> bool {
-        self.sources.retain(|s| !s.is_stale(now));
+        self.sources.retain_mut(|s| !s.is_stale(now));
         if self.retracting.as_ref().is_some_and(|r| r.until <= now) {
             self.retracting = None;
         }
@@ -174,9 +175,9 @@ mod tests {
         // FD (seqno 5, metric 60) makes the metric-100 route unfeasible and
         // leaves the metric-50 one.
         e.note_advertised(RouterId([9; 8]), SeqNo(5), Metric(60), Time(0));
-        e.routes[1].refmetric = Metric(70);
+        e.routes.as_mut_slice()[1].refmetric = Metric(70);
         assert_eq!(e.choose(Time(0), |r| r.refmetric.add(cost(r)), |_| true), None);
-        e.routes[0].seqno = SeqNo(6);
+        e.routes.as_mut_slice()[0].seqno = SeqNo(6);
         assert_eq!(e.choose(Time(0), |r| r.refmetric.add(cost(r)), |_| true), Some(NeighbourId(1)));
     }
 
@@ -188,7 +189,7 @@ mod tests {
         e.selected = Some(NeighbourId(1));
         let m = |r: &Route| r.refmetric;
         assert_eq!(e.choose(Time(0), m, |_| true), Some(NeighbourId(1)));
-        e.routes[1].refmetric = Metric(900);
+        e.routes.as_mut_slice()[1].refmetric = Metric(900);
         assert_eq!(e.choose(Time(0), m, |_| true), Some(NeighbourId(2)));
     }
 
