@@ -1,0 +1,1 @@
+//! weft CLI: keys and credentials.
