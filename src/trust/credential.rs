@@ -133,6 +133,13 @@ impl Credential {
             w.field(field::GROUP, g.as_bytes());
         }
         let mut bytes = w.finish();
+        let len = bytes.len() + SIGNATURE_LEN;
+        if len > MAX_CREDENTIAL_LEN {
+            return Err(ValueError::Oversized {
+                len,
+                max: MAX_CREDENTIAL_LEN,
+            });
+        }
         let sig = ca.sign(&wire::signing_message(&bytes));
         bytes.extend_from_slice(&sig);
         Ok(Credential {

@@ -94,6 +94,11 @@ pub enum ValueError {
         field: &'static str,
         entry: String,
     },
+    /// The encoded object would exceed the decoders' size limit.
+    Oversized {
+        len: usize,
+        max: usize,
+    },
     /// not-after earlier than not-before.
     ValidityWindow {
         not_before: u64,
@@ -114,6 +119,9 @@ impl fmt::Display for ValueError {
             ValueError::TooMany { field, max } => write!(f, "more than {max} {field} entries"),
             ValueError::DuplicateEntry { field, entry } => {
                 write!(f, "{field} {entry} appears twice")
+            }
+            ValueError::Oversized { len, max } => {
+                write!(f, "encoded size {len} bytes exceeds the limit of {max}")
             }
             ValueError::ValidityWindow {
                 not_before,
@@ -296,6 +304,11 @@ impl Writer {
         self.buf.push(t);
         self.buf.push(value.len() as u8);
         self.buf.extend_from_slice(value);
+    }
+
+    /// Bytes written so far (the offset of the next field).
+    pub fn len(&self) -> usize {
+        self.buf.len()
     }
 
     pub fn finish(self) -> Vec<u8> {
