@@ -7,6 +7,9 @@ const USAGE: &str = "usage: weft <command> [options]
 commands:
   --version             print the version
   help                  this text
+  genkey | pubkey       WireGuard private key / its public key (stdin)
+  ca init|sign|revoke   network CA: create, issue credentials, revoke keys
+  cert show FILE        show a credential or revocation list
 ";
 
 fn main() -> ExitCode {
@@ -20,6 +23,7 @@ fn main() -> ExitCode {
             print!("{USAGE}");
             ExitCode::SUCCESS
         }
+        Some("genkey") | Some("pubkey") | Some("ca") | Some("cert") => weft::trust::cli::run(&args),
         Some(other) => {
             eprintln!("weft: unknown command {other:?}\n{USAGE}");
             ExitCode::from(2)

@@ -22,11 +22,24 @@ const DASHES: &str = "-----";
 /// Why an armoured text was refused.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ArmourError {
-    TooLarge { len: usize, max: usize },
-    NoBeginLine { expected: &'static str },
-    WrongLabel { expected: &'static str, found: String },
-    NoEndLine { expected: &'static str },
-    MismatchedEnd { expected: &'static str, found: String },
+    TooLarge {
+        len: usize,
+        max: usize,
+    },
+    NoBeginLine {
+        expected: &'static str,
+    },
+    WrongLabel {
+        expected: &'static str,
+        found: String,
+    },
+    NoEndLine {
+        expected: &'static str,
+    },
+    MismatchedEnd {
+        expected: &'static str,
+        found: String,
+    },
     MultipleBlocks,
     Base64(Base64Error),
     Decode(DecodeError),
@@ -162,7 +175,9 @@ mod tests {
     fn round_trips_with_line_breaks_and_comments() {
         let data: Vec<u8> = (0..=255).collect();
         let text = encode(L, &data);
-        assert!(text.lines().all(|l| l.len() <= LINE_LEN || l.starts_with(DASHES)));
+        assert!(text
+            .lines()
+            .all(|l| l.len() <= LINE_LEN || l.starts_with(DASHES)));
         assert_eq!(decode(&text, L, 1024).unwrap(), data);
         let commented = format!("# a comment\r\n\n{}\n", text.replace('\n', "\r\n"));
         assert_eq!(decode(&commented, L, 1024).unwrap(), data);

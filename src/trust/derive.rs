@@ -186,7 +186,10 @@ mod tests {
         // (router-ids and addresses would change), so it must be deliberate.
         assert_eq!(router_id(&key).to_string(), "48:51:81:f2:5c:e5:87:ab");
         let p: MeshPrefix = "fd00:1234:5678::/48".parse().unwrap();
-        assert_eq!(p.address_for(&key).to_string(), "fd00:1234:5678:4593:205d:38b1:835e:c8d4");
+        assert_eq!(
+            p.address_for(&key).to_string(),
+            "fd00:1234:5678:4593:205d:38b1:835e:c8d4"
+        );
         assert_eq!(mesh_interface_id(&key), 0x205d_38b1_835e_c8d4);
     }
 

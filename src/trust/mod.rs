@@ -31,7 +31,6 @@ pub use derive::{mesh_interface_id, router_id, MeshPrefix};
 pub use keys::{CaKeyId, CaPublicKey, CaSecretKey, KeyError, NodePrivateKey, NodePublicKey};
 pub use revocation::RevocationList;
 pub use store::{
-    authorise_prefix, AllowEntry, Authority, RevocationUpdate, TrustError, TrustStore,
-    VerifiedNode,
+    authorise_prefix, AllowEntry, Authority, RevocationUpdate, TrustError, TrustStore, VerifiedNode,
 };
 pub use wire::{DecodeError, ValueError};

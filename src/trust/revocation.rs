@@ -81,7 +81,10 @@ impl RevocationList {
         if self.contains(&key) {
             return Ok(None);
         }
-        let serial = self.serial.checked_add(1).ok_or(RevokeError::SerialExhausted)?;
+        let serial = self
+            .serial
+            .checked_add(1)
+            .ok_or(RevokeError::SerialExhausted)?;
         let mut revoked = self.revoked.clone();
         revoked.push(key);
         // Never issue a list that claims to be older than the one it replaces.
@@ -92,7 +95,8 @@ impl RevocationList {
     }
 
     pub fn from_bytes(bytes: &[u8]) -> Result<RevocationList, DecodeError> {
-        let signed = wire::open_envelope(bytes, ObjectKind::RevocationList, MAX_REVOCATION_LIST_LEN)?;
+        let signed =
+            wire::open_envelope(bytes, ObjectKind::RevocationList, MAX_REVOCATION_LIST_LEN)?;
         let mut ca_key_id = None;
         let mut serial = None;
         let mut issued = None;
@@ -198,7 +202,9 @@ fn check_unique(keys: &[NodePublicKey]) -> Result<(), ValueError> {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum RevokeError {
     /// The existing list is not a valid list of the CA doing the revoking.
-    NotSignedByThisCa { list_ca: CaKeyId },
+    NotSignedByThisCa {
+        list_ca: CaKeyId,
+    },
     SerialExhausted,
     Value(ValueError),
 }

@@ -22,10 +22,18 @@ pub enum TrustError {
     UnknownCa(CaKeyId),
     /// The signature does not verify with the named CA's key.
     BadSignature(CaKeyId),
-    NotYetValid { not_before: u64, now: u64 },
-    Expired { not_after: u64, now: u64 },
+    NotYetValid {
+        not_before: u64,
+        now: u64,
+    },
+    Expired {
+        not_after: u64,
+        now: u64,
+    },
     /// The key is on a revocation list of this CA.
-    Revoked { by: CaKeyId },
+    Revoked {
+        by: CaKeyId,
+    },
     /// The credential is for another key than the peer presented.
     KeyMismatch {
         peer: NodePublicKey,
@@ -34,7 +42,10 @@ pub enum TrustError {
     /// No credential and not on the allow-list.
     NotAuthorised(NodePublicKey),
     /// A revocation list older than (or conflicting with) the one held.
-    StaleRevocationList { held: u64, offered: u64 },
+    StaleRevocationList {
+        held: u64,
+        offered: u64,
+    },
 }
 
 impl TrustError {
@@ -221,7 +232,9 @@ impl TrustStore {
         }
         let update = match self.revocations.get(&id) {
             None => RevocationUpdate::Installed,
-            Some(held) if held.to_bytes() == list.to_bytes() => return Ok(RevocationUpdate::Unchanged),
+            Some(held) if held.to_bytes() == list.to_bytes() => {
+                return Ok(RevocationUpdate::Unchanged)
+            }
             Some(held) if held.serial() < list.serial() => RevocationUpdate::Replaced {
                 previous_serial: held.serial(),
             },

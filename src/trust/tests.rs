@@ -114,7 +114,11 @@ fn golden_credential_bytes() {
         &ca_key,
     )
     .unwrap();
-    let hex: String = c.signed_bytes().iter().map(|b| format!("{b:02x}")).collect();
+    let hex: String = c
+        .signed_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
     let expected = format!(
         "0101\
          0120{}\
@@ -128,6 +132,17 @@ fn golden_credential_bytes() {
     );
     assert_eq!(hex, expected);
     assert_eq!(c.to_bytes().len(), expected.len() / 2 + 64);
+}
+
+#[test]
+fn smallest_credential_size() {
+    let mut b = body(node(1));
+    b.name = "n".into();
+    b.prefixes.clear();
+    b.groups.clear();
+    let c = Credential::sign(b, &ca(1)).unwrap();
+    assert_eq!(c.to_bytes().len(), credential::MIN_CREDENTIAL_LEN);
+    assert_eq!(credential::MIN_CREDENTIAL_LEN, 131);
 }
 
 #[test]
@@ -244,7 +259,9 @@ fn unknown_critical_field_is_refused() {
     );
     assert!(matches!(
         store_with(&[&ca1]).verify_bytes(&bytes, NB),
-        Err(TrustError::Malformed(DecodeError::UnknownCriticalField { .. }))
+        Err(TrustError::Malformed(
+            DecodeError::UnknownCriticalField { .. }
+        ))
     ));
 }
 
@@ -255,7 +272,10 @@ fn malformed_credentials_get_typed_errors() {
     let bytes = good.to_bytes().to_vec();
     let dec = Credential::from_bytes;
 
-    assert_eq!(dec(&bytes[..65]), Err(DecodeError::TooShort { len: 65, min: 66 }));
+    assert_eq!(
+        dec(&bytes[..65]),
+        Err(DecodeError::TooShort { len: 65, min: 66 })
+    );
     assert_eq!(
         dec(&vec![1; MAX_CREDENTIAL_LEN + 1]),
         Err(DecodeError::TooLong {
@@ -305,7 +325,10 @@ fn malformed_credentials_get_typed_errors() {
     w.field(field::PUBLIC_KEY, key.as_bytes());
     w.field(field::NAME, b"n");
     w.field(field::CA_KEY_ID, &ca1.key_id().0);
-    assert_eq!(check(w), Err(DecodeError::MissingField { field: "validity" }));
+    assert_eq!(
+        check(w),
+        Err(DecodeError::MissingField { field: "validity" })
+    );
 
     let mut w = Writer::new(ObjectKind::Credential);
     w.field(field::PUBLIC_KEY, &key.as_bytes()[..31]);
@@ -402,7 +425,10 @@ fn encoder_refuses_what_the_decoder_would() {
     b.groups = (0..16).map(|i| format!("{i:0>32}")).collect();
     assert!(matches!(
         Credential::sign(b.clone(), &ca1),
-        Err(ValueError::Oversized { len: 1378, max: MAX_CREDENTIAL_LEN })
+        Err(ValueError::Oversized {
+            len: 1378,
+            max: MAX_CREDENTIAL_LEN
+        })
     ));
     // Without the groups it fits, and decodes.
     b.groups.clear();
@@ -507,7 +533,10 @@ fn revocation_lists_only_move_forward() {
     let mut s = store_with(&[&ca1]);
     let l1 = RevocationList::sign(1, NB, vec![node(1)], &ca1).unwrap();
     let l2 = l1.with_revoked(node(2), NB + 5, &ca1).unwrap().unwrap();
-    assert_eq!(s.add_revocation_list(l2.clone()), Ok(RevocationUpdate::Installed));
+    assert_eq!(
+        s.add_revocation_list(l2.clone()),
+        Ok(RevocationUpdate::Installed)
+    );
     assert_eq!(
         s.add_revocation_list(l1.clone()),
         Err(TrustError::StaleRevocationList {
@@ -619,7 +648,10 @@ fn allow_list_and_peer_authorisation() {
             now: NA + 1
         })
     );
-    assert_eq!(s.authorise_peer(&c, None, NB), Err(TrustError::NotAuthorised(c)));
+    assert_eq!(
+        s.authorise_peer(&c, None, NB),
+        Err(TrustError::NotAuthorised(c))
+    );
     // An allow-listed key with an expired credential falls back to the list.
     let ca_cred = cred(&ca1, a);
     let n = s.authorise_peer(&a, Some(&ca_cred), NA + 1).unwrap();
@@ -665,13 +697,19 @@ fn prefix_authorisation_edges() {
     assert!(!authorise_prefix(&n, &p("0.0.0.0/0")));
     assert!(authorise_prefix(&n, &p("2001:db8:1::/48")));
     assert!(!authorise_prefix(&n, &p("2001:db9::/32")));
-    assert!(!authorise_prefix(&n, &p("::ffff:10.0.0.0/104")), "no v4-mapped");
+    assert!(
+        !authorise_prefix(&n, &p("::ffff:10.0.0.0/104")),
+        "no v4-mapped"
+    );
     // The key-derived /128 only, not its neighbours or a covering prefix.
     assert!(authorise_prefix(&n, &own));
     let addr = u128::from(mesh.address_for(&key));
     let next = Prefix::new(std::net::Ipv6Addr::from(addr ^ 1).into(), 128).unwrap();
     assert!(!authorise_prefix(&n, &next));
-    assert!(!authorise_prefix(&n, &Prefix::new(own.addr(), 127).unwrap()));
+    assert!(!authorise_prefix(
+        &n,
+        &Prefix::new(own.addr(), 127).unwrap()
+    ));
     assert!(!authorise_prefix(&n, &mesh.prefix()));
     assert!(!authorise_prefix(&n, &mesh.host_prefix_for(&node(2))));
     // Without a mesh prefix nothing is key-derived.
@@ -695,7 +733,9 @@ fn prefix_authorisation_edges() {
 #[test]
 fn verified_node_serialises_to_json() {
     let ca1 = ca(1);
-    let n = store_with(&[&ca1]).verify(&cred(&ca1, node(1)), NB).unwrap();
+    let n = store_with(&[&ca1])
+        .verify(&cred(&ca1, node(1)), NB)
+        .unwrap();
     let v = serde_json::to_value(&n).unwrap();
     assert_eq!(v["name"], "kitchen");
     assert_eq!(v["authority"]["kind"], "credential");

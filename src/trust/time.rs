@@ -137,7 +137,9 @@ pub fn parse_duration(s: &str) -> Result<u64, TimeParseError> {
         .find(|c: char| !c.is_ascii_digit())
         .ok_or_else(|| err("needs a unit (s, m, h, d, w or y)"))?;
     let (n, unit) = s.split_at(unit_at);
-    let n: u64 = n.parse().map_err(|_| err("expected a number before the unit"))?;
+    let n: u64 = n
+        .parse()
+        .map_err(|_| err("expected a number before the unit"))?;
     let mult = match unit {
         "s" => 1,
         "m" => 60,
@@ -198,7 +200,16 @@ mod tests {
         assert_eq!(parse_duration("1y"), Ok(365 * 86_400));
         assert_eq!(parse_duration("3600s"), Ok(3_600));
         assert_eq!(parse_duration("2w"), Ok(14 * 86_400));
-        for bad in ["", "90", "d", "0d", "-1d", "1.5d", "1x", "99999999999999999999y"] {
+        for bad in [
+            "",
+            "90",
+            "d",
+            "0d",
+            "-1d",
+            "1.5d",
+            "1x",
+            "99999999999999999999y",
+        ] {
             assert!(parse_duration(bad).is_err(), "{bad:?}");
         }
     }

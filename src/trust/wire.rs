@@ -114,7 +114,10 @@ impl fmt::Display for ValueError {
                 write!(f, "{field} is {len} bytes long, at most {max} allowed")
             }
             ValueError::BadCharacter { field, ch } => {
-                write!(f, "{field} contains the character {ch:?}, not allowed there")
+                write!(
+                    f,
+                    "{field} contains the character {ch:?}, not allowed there"
+                )
             }
             ValueError::TooMany { field, max } => write!(f, "more than {max} {field} entries"),
             ValueError::DuplicateEntry { field, entry } => {
@@ -190,7 +193,10 @@ impl fmt::Display for DecodeError {
                 write!(f, "{len} bytes is too long (at most {max})")
             }
             DecodeError::UnsupportedVersion(v) => {
-                write!(f, "format version {v} is not supported (only {FORMAT_VERSION})")
+                write!(
+                    f,
+                    "format version {v} is not supported (only {FORMAT_VERSION})"
+                )
             }
             DecodeError::WrongKind { expected, found } => {
                 write!(f, "object kind {found} is not a {expected}")
@@ -307,6 +313,7 @@ impl Writer {
     }
 
     /// Bytes written so far (the offset of the next field).
+    #[cfg(test)]
     pub fn len(&self) -> usize {
         self.buf.len()
     }
@@ -325,7 +332,10 @@ pub(crate) fn signing_message(signed: &[u8]) -> Vec<u8> {
 }
 
 pub(crate) fn fixed<const N: usize>(field: &'static str, v: &[u8]) -> Result<[u8; N], DecodeError> {
-    <[u8; N]>::try_from(v).map_err(|_| DecodeError::BadFieldLength { field, len: v.len() })
+    <[u8; N]>::try_from(v).map_err(|_| DecodeError::BadFieldLength {
+        field,
+        len: v.len(),
+    })
 }
 
 pub(crate) fn u64_field(field: &'static str, v: &[u8]) -> Result<u64, DecodeError> {
