@@ -143,6 +143,8 @@ fn smallest_credential_size() {
     let c = Credential::sign(b, &ca(1)).unwrap();
     assert_eq!(c.to_bytes().len(), credential::MIN_CREDENTIAL_LEN);
     assert_eq!(credential::MIN_CREDENTIAL_LEN, 131);
+    // The figure docs/CREDENTIALS.md gives.
+    assert_eq!(revocation::MAX_REVOCATION_LIST_LEN, 140_384);
 }
 
 #[test]
@@ -787,4 +789,30 @@ proptest! {
             let _ = Credential::from_armour(text);
         }
     }
+}
+
+#[test]
+fn largest_revocation_list_round_trips_and_one_more_key_is_refused() {
+    let ca1 = ca(1);
+    let mut keys: Vec<NodePublicKey> = (0..revocation::MAX_REVOKED_KEYS as u32)
+        .map(|i| {
+            let mut k = [0u8; 32];
+            k[..4].copy_from_slice(&i.to_be_bytes());
+            NodePublicKey(k)
+        })
+        .collect();
+    let list = RevocationList::sign(1, NB, keys.clone(), &ca1).unwrap();
+    assert!(list.to_bytes().len() <= revocation::MAX_REVOCATION_LIST_LEN);
+    assert_eq!(
+        RevocationList::from_armour(&list.to_armour()).unwrap(),
+        list
+    );
+    keys.push(node(1));
+    assert_eq!(
+        RevocationList::sign(1, NB, keys, &ca1),
+        Err(ValueError::TooMany {
+            field: "revoked-key",
+            max: revocation::MAX_REVOKED_KEYS
+        })
+    );
 }
