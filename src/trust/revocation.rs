@@ -24,6 +24,8 @@ pub struct RevocationList {
     serial: u64,
     issued: u64,
     revoked: Vec<NodePublicKey>,
+    /// The same keys sorted, for lookups in O(log n).
+    sorted: Vec<NodePublicKey>,
     skipped_fields: Vec<u8>,
     bytes: Vec<u8>,
 }
@@ -42,7 +44,7 @@ impl RevocationList {
                 max: MAX_REVOKED_KEYS,
             });
         }
-        check_unique(&revoked)?;
+        let sorted = sorted_unique(&revoked)?;
         let ca_key_id = ca.key_id();
         let mut w = Writer::new(ObjectKind::RevocationList);
         w.field(field::CA_KEY_ID, &ca_key_id.0);
@@ -59,6 +61,7 @@ impl RevocationList {
             serial,
             issued,
             revoked,
+            sorted,
             skipped_fields: Vec::new(),
             bytes,
         })
@@ -128,13 +131,14 @@ impl RevocationList {
             }
             Ok(true)
         })?;
-        check_unique(&revoked)?;
+        let sorted = sorted_unique(&revoked)?;
         let missing = |field| DecodeError::MissingField { field };
         Ok(RevocationList {
             ca_key_id: ca_key_id.ok_or(missing("ca-key-id"))?,
             serial: serial.ok_or(missing("serial"))?,
             issued: issued.ok_or(missing("issued"))?,
             revoked,
+            sorted,
             skipped_fields,
             bytes: bytes.to_vec(),
         })
@@ -162,7 +166,7 @@ impl RevocationList {
     }
 
     pub fn contains(&self, key: &NodePublicKey) -> bool {
-        self.revoked.contains(key)
+        self.sorted.binary_search(key).is_ok()
     }
 
     pub fn skipped_fields(&self) -> &[u8] {
@@ -186,15 +190,16 @@ impl RevocationList {
     }
 }
 
-fn check_unique(keys: &[NodePublicKey]) -> Result<(), ValueError> {
-    let mut sorted: Vec<&NodePublicKey> = keys.iter().collect();
+/// The keys sorted, or the first duplicate.
+fn sorted_unique(keys: &[NodePublicKey]) -> Result<Vec<NodePublicKey>, ValueError> {
+    let mut sorted = keys.to_vec();
     sorted.sort_unstable();
     match sorted.windows(2).find(|w| w[0] == w[1]) {
         Some(w) => Err(ValueError::DuplicateEntry {
             field: "revoked-key",
             entry: w[0].to_string(),
         }),
-        None => Ok(()),
+        None => Ok(sorted),
     }
 }
 
