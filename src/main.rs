@@ -12,6 +12,9 @@ commands:
   routes [--json]       learned routes, selected and installed
   nodes [--json]        every known node and its credential
   simulate FILE ...     run a topology in the deterministic simulator
+  genkey | pubkey       WireGuard private key / its public key (stdin)
+  ca init|sign|revoke   network CA: create, issue credentials, revoke keys
+  cert show FILE        show a credential or revocation list
 ";
 
 fn main() -> ExitCode {
@@ -32,6 +35,7 @@ fn main() -> ExitCode {
         Some("routes") => weft::control::run_cli(weft::control::Request::Routes, &args[1..]),
         Some("nodes") => weft::control::run_cli(weft::control::Request::Nodes, &args[1..]),
         Some("simulate") => weft::sim::report::run(&args[1..]),
+        Some("genkey") | Some("pubkey") | Some("ca") | Some("cert") => weft::trust::cli::run(&args),
         Some(other) => {
             eprintln!("weft: unknown command {other:?}\n{USAGE}");
             ExitCode::from(2)
