@@ -6,6 +6,8 @@ const USAGE: &str = "usage: weft <command> [options]
 
 commands:
   --version             print the version
+  check-config [-c FILE]
+                        validate a configuration (default /etc/config/weft)
   help                  this text
 ";
 
@@ -16,6 +18,7 @@ fn main() -> ExitCode {
             println!("weft {}", env!("CARGO_PKG_VERSION"));
             ExitCode::SUCCESS
         }
+        Some("check-config") => weft::config::check::run(&args[1..]),
         Some("help") | Some("--help") | Some("-h") => {
             print!("{USAGE}");
             ExitCode::SUCCESS
