@@ -8,6 +8,11 @@
 //! Unknown options and section types are warnings, so a file written for a
 //! newer weft still loads. [`diff`] says what a reload changes.
 
+// A ConfigError carries the file, line, option, value and expectation so
+// that one message says everything; at most one is built per refused file,
+// so its size on the error path does not matter.
+#![allow(clippy::result_large_err)]
+
 pub mod check;
 pub mod diff;
 pub mod error;

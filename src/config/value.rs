@@ -317,9 +317,15 @@ mod tests {
         }
         assert_eq!(parse_seconds_ms("99999999999999999999"), None);
         assert_eq!(
-            parse_seconds_ms("18446744073709551"),
+            parse_seconds_ms("18446744073709552"),
             None,
             "overflow in *1000"
+        );
+        assert_eq!(parse_seconds_ms("18446744073709551.615"), Some(u64::MAX));
+        assert_eq!(
+            parse_seconds_ms("18446744073709551.616"),
+            None,
+            "overflow in +ms"
         );
     }
 
