@@ -6,6 +6,8 @@ const USAGE: &str = "usage: weft <command> [options]
 
 commands:
   --version             print the version
+  check-config [-c FILE]
+                        validate a configuration (default /etc/config/weft)
   help                  this text
   status [--json]       the daemon's state (-s SOCKET selects the control socket)
   neighbours [--json]   neighbours with their link costs
@@ -24,6 +26,7 @@ fn main() -> ExitCode {
             println!("weft {}", env!("CARGO_PKG_VERSION"));
             ExitCode::SUCCESS
         }
+        Some("check-config") => weft::config::check::run(&args[1..]),
         Some("help") | Some("--help") | Some("-h") => {
             print!("{USAGE}");
             ExitCode::SUCCESS
