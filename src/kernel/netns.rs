@@ -106,6 +106,16 @@ impl Netns {
         self.ns.metadata().map(|m| m.ino()).unwrap_or(0)
     }
 
+    /// Adds a veth pair `name` / `{name}p` inside the namespace, both up
+    /// (this kernel has no dummy interfaces; a veth needs its peer up for
+    /// carrier), and returns the index of `name`.
+    pub fn add_veth(&self, name: &str) -> Result<u32, String> {
+        self.ip(&format!("link add {name} type veth peer name {name}p"))?;
+        self.ip(&format!("link set {name}p up"))?;
+        self.ip(&format!("link set {name} up"))?;
+        self.ifindex(name)
+    }
+
     /// The interface index of `name` inside the namespace.
     pub fn ifindex(&self, name: &str) -> Result<u32, String> {
         let out = self.ip(&format!("-o link show dev {name}"))?;
