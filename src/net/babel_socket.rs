@@ -208,7 +208,7 @@ impl BabelSocket {
     }
 
     /// One `recvmsg` with its packet info: (len, truncated, source, ifindex, destination).
-    fn recv_once(&self, buf: &mut [u8], cmsg: &mut Vec<u8>) -> io::Result<Received> {
+    fn recv_once(&self, buf: &mut [u8], cmsg: &mut [u8]) -> io::Result<Received> {
         let fd = self.sock.as_raw_fd();
         let mut iov = [io::IoSliceMut::new(buf)];
         let m = recvmsg::<SockaddrIn6>(fd, &mut iov, Some(cmsg), MsgFlags::empty())?;
