@@ -15,7 +15,6 @@
 use std::collections::HashSet;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
-use std::time::Duration;
 
 use super::fib::{Fib, FibConfig, FibError, FibFailure, FibOp, FibRoute, RouteKey};
 use super::netlink::{
@@ -45,10 +44,6 @@ const RTMSG_LEN: usize = 12;
 /// the bound only keeps the worst case (every request failing, each failure
 /// an ack of ~1 KiB of receive buffer) well inside the socket's buffer.
 pub const DEFAULT_BATCH: usize = 128;
-
-/// How long to wait for acks that should already be queued when the send
-/// returns; reaching it means they were lost.
-const ACK_WAIT: Duration = Duration::from_secs(1);
 
 /// The rtnetlink FIB.
 pub struct RtnlFib {
@@ -258,25 +253,21 @@ impl RtnlFib {
 
     /// Sends the prepared datagram (requests `base..base+n`) and collects the
     /// outcomes: a failure's ack or, for the last request, its ack.
-    async fn exchange(&mut self, base: u32, n: usize) -> Vec<Outcome> {
+    fn exchange(&mut self, base: u32, n: usize) -> Vec<Outcome> {
         let mut outcomes: Vec<Outcome> = (0..n).map(|_| Outcome::Pending).collect();
         if let Err(e) = self.sock.send(self.out.as_bytes()) {
             let err = FibError::from(e);
             return (0..n).map(|_| Outcome::Done(Err(err.clone()))).collect();
         }
-        let mut waited = false;
         let mut lost = false;
         loop {
             if !matches!(outcomes[n - 1], Outcome::Pending) {
                 break;
             }
+            // rtnetlink handles requests inside the send call, so every ack is
+            // queued by now: an empty queue means acks were dropped.
             let datagram = match self.sock.try_recv() {
                 Ok(Some(d)) => d,
-                Ok(None) if !waited => {
-                    waited = true;
-                    self.sock.wait_readable(ACK_WAIT).await;
-                    continue;
-                }
                 Ok(None) => {
                     lost = true;
                     break;
@@ -432,7 +423,7 @@ impl Fib for RtnlFib {
                     last,
                 );
             }
-            let outcomes = self.exchange(base, sent.len()).await;
+            let outcomes = self.exchange(base, sent.len());
             for (k, outcome) in outcomes.into_iter().enumerate() {
                 let idx = sent[k];
                 let op = ops[idx];
@@ -490,7 +481,7 @@ impl Fib for RtnlFib {
                 self.out.begin(RTM_DELROUTE, flags, seq, payload);
                 self.out.end();
             }
-            for outcome in self.exchange(base, chunk.len()).await {
+            for outcome in self.exchange(base, chunk.len()) {
                 match outcome {
                     Outcome::Done(Ok(())) => removed += 1,
                     // gone meanwhile (its link went down): fine

@@ -241,6 +241,10 @@ impl RtnlMonitor {
                         let ack = parse_ack(&msg)
                             .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.0))?;
                         if ack.errno != 0 {
+                            // Start over, so the monitor recovers if the
+                            // cause was passing; the caller logs the error.
+                            self.resync = None;
+                            self.start_resync()?;
                             return Err(io::Error::from_raw_os_error(ack.errno));
                         }
                         continue;

@@ -398,18 +398,6 @@ impl NlSocket {
         };
         Ok(&self.buf[..n])
     }
-
-    /// Waits until a datagram is queued (or `limit` passes): used when acks
-    /// are missing after a send, which the kernel should never cause.
-    pub async fn wait_readable(&self, limit: std::time::Duration) -> bool {
-        match tokio::time::timeout(limit, self.fd.readable()).await {
-            Ok(Ok(mut guard)) => {
-                guard.clear_ready();
-                true
-            }
-            _ => false,
-        }
-    }
 }
 
 /// One `recvmsg`: `Ok(None)` on EAGAIN; datagrams from other sockets than the
