@@ -353,3 +353,40 @@ fn nsenter_sees_the_namespace_by_path() {
     );
     assert!(String::from_utf8_lossy(&out.stdout).contains("2001:db8:7::/48"));
 }
+
+#[test]
+fn routes_follow_their_link_down_and_back_up() {
+    let (ns, d0) = setup();
+    ns.block_on(|| async {
+        let mut fib = RtnlFib::open(cfg()).unwrap();
+        let r6 = route("2001:db8:1::/48", "fe80::2", d0, 1);
+        let r4 = route("192.0.2.0/24", "fe80::2", d0, 1);
+        fib.apply(&[FibOp::Replace(r6), FibOp::Replace(r4)]).await;
+
+        // carrier loss: the kernel keeps the routes, marked linkdown, and
+        // flush still removes them
+        ns.ip("link set d0p down").unwrap();
+        let j = ip_json(&ns, &format!("-4 route show table {TABLE}"));
+        assert!(find(&j, "192.0.2.0/24")["flags"]
+            .as_array()
+            .unwrap()
+            .contains(&"linkdown".into()));
+        assert_eq!(fib.flush_own().await.unwrap(), 2);
+        ns.ip("link set d0p up").unwrap();
+
+        // admin down: the kernel deletes them itself; once the link is back,
+        // replace installs them again
+        fib.apply(&[FibOp::Replace(r6), FibOp::Replace(r4)]).await;
+        ns.ip("link set d0 down").unwrap();
+        assert!(fib.dump_own().await.unwrap().is_empty());
+        let e = fib.replace(&r6).await.unwrap_err();
+        assert_eq!(e.errno(), Some(libc::ENETDOWN), "{e}");
+        ns.ip("link set d0 up").unwrap();
+        for r in [r6, r4] {
+            fib.replace(&r)
+                .await
+                .unwrap_or_else(|e| panic!("{r:?}: {e}"));
+        }
+        assert_eq!(sorted(fib.dump_own().await.unwrap()), sorted(vec![r6, r4]));
+    });
+}

@@ -228,3 +228,27 @@ fn lost_notifications_are_recovered_by_a_resync() {
         .await;
     });
 }
+
+#[test]
+fn a_tentative_address_is_reported_only_once_dad_succeeds() {
+    let ns = Netns::new().expect("private network namespace (tests must run as root)");
+    let t0 = ns.add_veth("t0").unwrap();
+    ns.block_on(|| async {
+        let mut mon = RtnlMonitor::open().unwrap();
+        wait_for(&mut mon, "t0", |e| is_link(e, "t0").is_some()).await;
+        // with duplicate address detection (about a second here)
+        ns.ip("addr add fe80::7/64 dev t0").unwrap();
+        let shown = ns.ip("addr show dev t0").unwrap();
+        assert!(
+            shown.contains("tentative"),
+            "DAD should be running: {shown}"
+        );
+        let want = MonitorEvent::AddressAdded(addr(t0, "fe80::7", 64));
+        wait_for(&mut mon, "fe80::7 after DAD", |e| *e == want).await;
+        let shown = ns.ip("addr show dev t0").unwrap();
+        assert!(
+            !shown.contains("tentative"),
+            "reported while still tentative: {shown}"
+        );
+    });
+}
