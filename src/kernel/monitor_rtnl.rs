@@ -164,8 +164,8 @@ impl RtnlMonitor {
         &self.reported
     }
 
-    /// Resynchronisations after lost notifications (the initial dump is not
-    /// counted).
+    /// How many times the kernel reported lost notifications (each one
+    /// starts a resynchronisation, or extends the one running).
     pub fn resyncs(&self) -> u64 {
         self.resyncs
     }
