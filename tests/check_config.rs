@@ -12,8 +12,7 @@ struct TempDir(PathBuf);
 
 impl TempDir {
     fn new(test: &str) -> TempDir {
-        let dir =
-            std::env::temp_dir().join(format!("weft-check-config-{}-{test}", std::process::id()));
+        let dir = std::env::temp_dir().join(format!("weft-check-config-{}-{test}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).expect("create temp dir");
         TempDir(dir)
@@ -33,10 +32,7 @@ impl Drop for TempDir {
 }
 
 fn weft(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_weft"))
-        .args(args)
-        .output()
-        .expect("run weft")
+    Command::new(env!("CARGO_BIN_EXE_weft")).args(args).output().expect("run weft")
 }
 
 fn check(path: &Path) -> Output {
@@ -64,17 +60,9 @@ fn fixture_is_valid_without_warnings() {
 #[test]
 fn long_option_forms() {
     let joined = format!("--config={FIXTURE}");
-    for args in [
-        vec!["check-config", "--config", FIXTURE],
-        vec!["check-config", joined.as_str()],
-    ] {
+    for args in [vec!["check-config", "--config", FIXTURE], vec!["check-config", joined.as_str()]] {
         let out = weft(&args);
-        assert_eq!(
-            out.status.code(),
-            Some(0),
-            "{args:?}: {}",
-            text(&out.stderr)
-        );
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {}", text(&out.stderr));
         assert!(text(&out.stdout).contains(": valid: "), "{args:?}");
     }
 }
@@ -155,11 +143,7 @@ fn other_errors_exit_1() {
             b"config weft 'main'\nconfig weft 'again'\n".to_vec(),
             ":2: duplicate 'config weft' section: only one is allowed (first at line 1)",
         ),
-        (
-            "not-utf8",
-            b"config weft 'main'\n\toption log_level '\xff'\n".to_vec(),
-            ":2: not valid UTF-8 text",
-        ),
+        ("not-utf8", b"config weft 'main'\n\toption log_level '\xff'\n".to_vec(), ":2: not valid UTF-8 text"),
     ];
     for (name, contents, expected) in cases {
         let p = dir.file(name, contents);
@@ -185,20 +169,12 @@ fn unreadable_and_oversized_files_exit_1() {
 
     let out = check(&dir.0);
     assert_eq!(out.status.code(), Some(1), "a directory");
-    assert!(
-        text(&out.stderr).contains("cannot read"),
-        "{}",
-        text(&out.stderr)
-    );
+    assert!(text(&out.stderr).contains("cannot read"), "{}", text(&out.stderr));
 
     let big = dir.file("big", vec![b'#'; (1 << 20) + 1]);
     let out = check(&big);
     assert_eq!(out.status.code(), Some(1));
-    assert!(
-        text(&out.stderr).contains("larger than 1048576 bytes"),
-        "{}",
-        text(&out.stderr)
-    );
+    assert!(text(&out.stderr).contains("larger than 1048576 bytes"), "{}", text(&out.stderr));
 }
 
 #[test]
@@ -211,11 +187,7 @@ fn usage_errors_exit_2() {
     ] {
         let out = weft(&args);
         assert_eq!(out.status.code(), Some(2), "{args:?}");
-        assert!(
-            text(&out.stderr).contains("usage: weft check-config"),
-            "{args:?}: {}",
-            text(&out.stderr)
-        );
+        assert!(text(&out.stderr).contains("usage: weft check-config"), "{args:?}: {}", text(&out.stderr));
         assert_eq!(text(&out.stdout), "");
     }
 }
@@ -233,9 +205,5 @@ fn default_path_is_etc_config_weft() {
     // Whatever this machine has there, the message names the default file.
     let all = text(&out.stdout) + &text(&out.stderr);
     assert!(all.contains("/etc/config/weft"), "{all}");
-    assert!(
-        matches!(out.status.code(), Some(0) | Some(1)),
-        "{:?}",
-        out.status
-    );
+    assert!(matches!(out.status.code(), Some(0) | Some(1)), "{:?}", out.status);
 }

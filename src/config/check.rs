@@ -73,10 +73,7 @@ fn parse_args(args: &[String]) -> Result<Option<PathBuf>, String> {
     while let Some(a) = it.next() {
         let value = match a.as_str() {
             "-h" | "--help" => return Ok(None),
-            "-c" | "--config" => it
-                .next()
-                .ok_or_else(|| format!("{a} needs a file name"))?
-                .as_str(),
+            "-c" | "--config" => it.next().ok_or_else(|| format!("{a} needs a file name"))?.as_str(),
             s if s.starts_with("--config=") => &s["--config=".len()..],
             s => return Err(format!("unexpected argument {s:?}")),
         };
@@ -97,22 +94,16 @@ fn plural(n: usize, one: &str, many: &str) -> String {
 /// One line saying what the configuration will do.
 pub fn summary(c: &Config) -> String {
     let ifaces = c.interfaces.iter().filter(|i| i.enabled).count();
-    let wg = c
-        .interfaces
-        .iter()
-        .filter(|i| i.enabled && i.wireguard)
-        .count();
+    let wg = c.interfaces.iter().filter(|i| i.enabled && i.wireguard).count();
     let announces = c.announces.iter().filter(|a| a.enabled).count();
     let peers = c.peers.iter().filter(|p| p.enabled).count();
     let trust = match (c.trust.ca_public_keys.len(), c.trust.trusted_keys.len()) {
         (0, 0) => "no trust material".to_string(),
         (ca, 0) => plural(ca, "CA key", "CA keys"),
         (0, t) => plural(t, "trusted key", "trusted keys"),
-        (ca, t) => format!(
-            "{}, {}",
-            plural(ca, "CA key", "CA keys"),
-            plural(t, "trusted key", "trusted keys")
-        ),
+        (ca, t) => {
+            format!("{}, {}", plural(ca, "CA key", "CA keys"), plural(t, "trusted key", "trusted keys"))
+        }
     };
     format!(
         "{}{} ({wg} with WireGuard), {}, {}, {trust}",
@@ -134,14 +125,8 @@ mod tests {
     #[test]
     fn arguments() {
         assert_eq!(parse_args(&[]), Ok(Some(PathBuf::from(DEFAULT_PATH))));
-        assert_eq!(
-            parse_args(&args(&["-c", "/x"])),
-            Ok(Some(PathBuf::from("/x")))
-        );
-        assert_eq!(
-            parse_args(&args(&["--config=/y"])),
-            Ok(Some(PathBuf::from("/y")))
-        );
+        assert_eq!(parse_args(&args(&["-c", "/x"])), Ok(Some(PathBuf::from("/x"))));
+        assert_eq!(parse_args(&args(&["--config=/y"])), Ok(Some(PathBuf::from("/y"))));
         assert_eq!(parse_args(&args(&["--help"])), Ok(None));
         assert!(parse_args(&args(&["-c"])).is_err());
         assert!(parse_args(&args(&["-c", ""])).is_err());
@@ -175,9 +160,6 @@ mod tests {
             "t",
         )
         .unwrap();
-        assert_eq!(
-            summary(&c),
-            "2 interfaces (1 with WireGuard), 1 announce, 0 peers, 1 trusted key"
-        );
+        assert_eq!(summary(&c), "2 interfaces (1 with WireGuard), 1 announce, 0 peers, 1 trusted key");
     }
 }

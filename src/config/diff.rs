@@ -35,11 +35,7 @@ pub struct Changes<T> {
 
 impl<T> Default for Changes<T> {
     fn default() -> Self {
-        Changes {
-            added: Vec::new(),
-            removed: Vec::new(),
-            changed: Vec::new(),
-        }
+        Changes { added: Vec::new(), removed: Vec::new(), changed: Vec::new() }
     }
 }
 
@@ -113,65 +109,36 @@ fn diff_main(old: &MainConfig, new: &MainConfig) -> Vec<&'static str> {
     check(*protocol != new.protocol, "protocol");
     check(*table != new.table, "table");
     check(*kernel_priority != new.kernel_priority, "kernel_priority");
-    check(
-        *hello_interval_ms != new.hello_interval_ms,
-        "hello_interval",
-    );
-    check(
-        *update_interval_ms != new.update_interval_ms,
-        "update_interval",
-    );
-    check(
-        *smoothing_half_life_ms != new.smoothing_half_life_ms,
-        "smoothing_half_life",
-    );
+    check(*hello_interval_ms != new.hello_interval_ms, "hello_interval");
+    check(*update_interval_ms != new.update_interval_ms, "update_interval");
+    check(*smoothing_half_life_ms != new.smoothing_half_life_ms, "smoothing_half_life");
     check(*babel_port != new.babel_port, "babel_port");
     check(*state_file != new.state_file, "state_file");
     check(*control_socket != new.control_socket, "control_socket");
     check(*log_level != new.log_level, "log_level");
     check(*mesh_prefix != new.mesh_prefix, "mesh_prefix");
-    check(
-        *wireguard_backend != new.wireguard_backend,
-        "wireguard_backend",
-    );
-    check(
-        *userspace_implementation != new.userspace_implementation,
-        "userspace_implementation",
-    );
+    check(*wireguard_backend != new.wireguard_backend, "wireguard_backend");
+    check(*userspace_implementation != new.userspace_implementation, "userspace_implementation");
     check(*uapi_dir != new.uapi_dir, "uapi_dir");
     check(*listen_port != new.listen_port, "listen_port");
-    check(
-        *listen_port_range != new.listen_port_range,
-        "listen_port_range",
-    );
+    check(*listen_port_range != new.listen_port_range, "listen_port_range");
     check(*keepalive_ms != new.keepalive_ms, "keepalive");
     out
 }
 
 fn diff_trust(old: &TrustConfig, new: &TrustConfig) -> Vec<&'static str> {
-    let TrustConfig {
-        private_key_file,
-        credential_file,
-        ca_public_keys,
-        trusted_keys,
-        revocation_file,
-    } = old;
+    let TrustConfig { private_key_file, credential_file, ca_public_keys, trusted_keys, revocation_file } =
+        old;
     let mut out = Vec::new();
     let mut check = |changed: bool, name: &'static str| {
         if changed {
             out.push(name);
         }
     };
-    check(
-        *private_key_file != new.private_key_file,
-        "private_key_file",
-    );
+    check(*private_key_file != new.private_key_file, "private_key_file");
     check(*credential_file != new.credential_file, "credential_file");
     // Keys are a set: reordering the list is no change.
-    check(
-        !same_set(ca_public_keys, &new.ca_public_keys),
-        "ca_public_key",
-    );
+    check(!same_set(ca_public_keys, &new.ca_public_keys), "ca_public_key");
     check(!same_set(trusted_keys, &new.trusted_keys), "trusted_key");
     check(*revocation_file != new.revocation_file, "revocation_file");
     out
@@ -181,11 +148,7 @@ fn same_set<T: PartialEq>(a: &[T], b: &[T]) -> bool {
     a.len() == b.len() && a.iter().all(|x| b.contains(x))
 }
 
-fn diff_keyed<T: Clone + PartialEq, K: Eq + Hash>(
-    old: &[T],
-    new: &[T],
-    key: impl Fn(&T) -> K,
-) -> Changes<T> {
+fn diff_keyed<T: Clone + PartialEq, K: Eq + Hash>(old: &[T], new: &[T], key: impl Fn(&T) -> K) -> Changes<T> {
     use std::collections::HashMap;
     let old_by_key: HashMap<K, &T> = old.iter().map(|t| (key(t), t)).collect();
     let new_keys: std::collections::HashSet<K> = new.iter().map(&key).collect();
@@ -193,18 +156,11 @@ fn diff_keyed<T: Clone + PartialEq, K: Eq + Hash>(
     for n in new {
         match old_by_key.get(&key(n)) {
             None => c.added.push(n.clone()),
-            Some(o) if *o != n => c.changed.push(Changed {
-                old: (*o).clone(),
-                new: n.clone(),
-            }),
+            Some(o) if *o != n => c.changed.push(Changed { old: (*o).clone(), new: n.clone() }),
             Some(_) => {}
         }
     }
-    c.removed = old
-        .iter()
-        .filter(|o| !new_keys.contains(&key(o)))
-        .cloned()
-        .collect();
+    c.removed = old.iter().filter(|o| !new_keys.contains(&key(o))).cloned().collect();
     c
 }
 

@@ -29,12 +29,7 @@ pub enum ErrorKind {
     /// The text is not valid UCI syntax.
     Syntax(String),
     /// An option has a value of the wrong form.
-    InvalidValue {
-        section: String,
-        option: String,
-        value: String,
-        expected: String,
-    },
+    InvalidValue { section: String, option: String, value: String, expected: String },
     /// A required option is absent.
     Missing { section: String, option: String },
     /// Something that must be unique appears twice.
@@ -49,12 +44,7 @@ pub enum ErrorKind {
 
 impl ConfigError {
     pub(crate) fn at(file: &str, line: usize, kind: ErrorKind) -> ConfigError {
-        ConfigError {
-            file: file.to_string(),
-            line: Some(line),
-            column: None,
-            kind,
-        }
+        ConfigError { file: file.to_string(), line: Some(line), column: None, kind }
     }
 
     pub(crate) fn syntax(file: &str, line: usize, column: usize, msg: String) -> ConfigError {
@@ -67,12 +57,7 @@ impl ConfigError {
     }
 
     pub(crate) fn whole_file(file: &str, kind: ErrorKind) -> ConfigError {
-        ConfigError {
-            file: file.to_string(),
-            line: None,
-            column: None,
-            kind,
-        }
+        ConfigError { file: file.to_string(), line: None, column: None, kind }
     }
 }
 
@@ -94,16 +79,9 @@ impl fmt::Display for ConfigError {
             }
             ErrorKind::NotUtf8 => f.write_str("not valid UTF-8 text"),
             ErrorKind::Syntax(m) => f.write_str(m),
-            ErrorKind::InvalidValue {
-                section,
-                option,
-                value,
-                expected,
-            } => write!(
-                f,
-                "option '{option}': expected {expected}, got {} (in {section})",
-                quote(value)
-            ),
+            ErrorKind::InvalidValue { section, option, value, expected } => {
+                write!(f, "option '{option}': expected {expected}, got {} (in {section})", quote(value))
+            }
             ErrorKind::Missing { section, option } => {
                 write!(f, "{section}: required option '{option}' is missing")
             }
@@ -128,11 +106,7 @@ pub struct Warning {
 
 impl Warning {
     pub(crate) fn new(file: &str, line: usize, message: String) -> Warning {
-        Warning {
-            file: file.to_string(),
-            line,
-            message,
-        }
+        Warning { file: file.to_string(), line, message }
     }
 }
 

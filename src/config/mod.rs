@@ -26,8 +26,8 @@ use std::path::Path;
 pub use diff::{diff, Changed, Changes, ConfigDiff};
 pub use error::{ConfigError, ErrorKind, Warning};
 pub use schema::{
-    AnnounceConfig, Config, InterfaceConfig, InterfaceType, LinkParams, LogLevel, MainConfig,
-    PeerConfig, TrustConfig, WireguardBackend,
+    AnnounceConfig, Config, InterfaceConfig, InterfaceType, LinkParams, LogLevel, MainConfig, PeerConfig,
+    TrustConfig, WireguardBackend,
 };
 pub use value::{Endpoint, Host, PublicKey};
 
@@ -54,12 +54,7 @@ pub fn load(path: &Path) -> Result<(Config, Vec<Warning>), ConfigError> {
         .and_then(|f| f.take(MAX_FILE_SIZE as u64 + 1).read_to_end(&mut bytes))
         .map_err(|e| ConfigError::whole_file(&name, ErrorKind::Io(e.to_string())))?;
     if bytes.len() > MAX_FILE_SIZE {
-        return Err(ConfigError::whole_file(
-            &name,
-            ErrorKind::TooLarge {
-                limit: MAX_FILE_SIZE,
-            },
-        ));
+        return Err(ConfigError::whole_file(&name, ErrorKind::TooLarge { limit: MAX_FILE_SIZE }));
     }
     let text = String::from_utf8(bytes).map_err(|e| {
         // Name the line of the first bad byte.

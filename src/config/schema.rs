@@ -329,15 +329,8 @@ const INTERFACE_OPTIONS: &[&str] = &[
     "v4_via_v6",
 ];
 const ANNOUNCE_OPTIONS: &[&str] = &["prefix", "metric", "enabled"];
-const PEER_OPTIONS: &[&str] = &[
-    "public_key",
-    "endpoint",
-    "enabled",
-    "keepalive",
-    "rxcost",
-    "hello_interval",
-    "update_interval",
-];
+const PEER_OPTIONS: &[&str] =
+    &["public_key", "endpoint", "enabled", "keepalive", "rxcost", "hello_interval", "update_interval"];
 const SECTION_TYPES: &[&str] = &["weft", "interface", "announce", "peer"];
 
 /// Protocol numbers known to belong to someone else (iproute2's
@@ -374,12 +367,7 @@ struct Fields<'a> {
 
 impl<'a> Fields<'a> {
     fn new(file: &'a str, section: &'a Section, known: &'static [&'static str]) -> Fields<'a> {
-        Fields {
-            file,
-            section,
-            known,
-            label: section.label(),
-        }
+        Fields { file, section, known, label: section.label() }
     }
 
     fn invalid(&self, option: &str, value: &str, line: usize, expected: Expected) -> ConfigError {
@@ -423,9 +411,7 @@ impl<'a> Fields<'a> {
         match self.section.option(name).map(|o| (&o.value, o.line)) {
             None => Vec::new(),
             Some((UciValue::Single(v), line)) => vec![(v.as_str(), line)],
-            Some((UciValue::List(items), _)) => {
-                items.iter().map(|i| (i.value.as_str(), i.line)).collect()
-            }
+            Some((UciValue::List(items), _)) => items.iter().map(|i| (i.value.as_str(), i.line)).collect(),
         }
     }
 
@@ -437,9 +423,7 @@ impl<'a> Fields<'a> {
     ) -> Result<Option<(T, usize)>, ConfigError> {
         match self.single(name)? {
             None => Ok(None),
-            Some((v, line)) => parse(v)
-                .map(|t| Some((t, line)))
-                .map_err(|e| self.invalid(name, v, line, e)),
+            Some((v, line)) => parse(v).map(|t| Some((t, line))).map_err(|e| self.invalid(name, v, line, e)),
         }
     }
 
@@ -460,10 +444,7 @@ impl<'a> Fields<'a> {
             ConfigError::at(
                 self.file,
                 self.section.line,
-                ErrorKind::Missing {
-                    section: self.label.clone(),
-                    option: name.to_string(),
-                },
+                ErrorKind::Missing { section: self.label.clone(), option: name.to_string() },
             )
         })
     }
@@ -481,10 +462,7 @@ impl<'a> Fields<'a> {
             warnings.push(Warning::new(
                 self.file,
                 o.line,
-                format!(
-                    "unknown option '{}' in {} is ignored{hint}",
-                    o.name, self.label
-                ),
+                format!("unknown option '{}' in {} is ignored{hint}", o.name, self.label),
             ));
         }
     }
@@ -492,8 +470,7 @@ impl<'a> Fields<'a> {
 
 fn parse_protocol(s: &str) -> Result<u8, Expected> {
     let expected = || {
-        "a route protocol number from 5 to 255 other than 42 (babeld's); 0-4 belong to the kernel"
-            .to_string()
+        "a route protocol number from 5 to 255 other than 42 (babeld's); 0-4 belong to the kernel".to_string()
     };
     match parse_uint(s, 5, 255) {
         Ok(v) if v != u64::from(BABELD_PROTOCOL) => Ok(v as u8),
@@ -507,10 +484,9 @@ fn parse_table(s: &str) -> Result<u32, Expected> {
         "default" => Ok(TABLE_DEFAULT),
         _ => match parse_uint(s, 1, u64::from(u32::MAX)) {
             Ok(v) if v != u64::from(TABLE_LOCAL) => Ok(v as u32),
-            _ => Err(
-                "'main', 'default' or a table number from 1 to 4294967295 other than 255 (local)"
-                    .into(),
-            ),
+            _ => {
+                Err("'main', 'default' or a table number from 1 to 4294967295 other than 255 (local)".into())
+            }
         },
     }
 }
@@ -564,15 +540,11 @@ fn parse_key(s: &str) -> Result<PublicKey, Expected> {
 }
 
 fn parse_rxcost(s: &str) -> Result<u16, Expected> {
-    parse_uint(s, 1, 65534)
-        .map(|v| v as u16)
-        .map_err(|e| format!("{e} (65535 is infinity)"))
+    parse_uint(s, 1, 65534).map(|v| v as u16).map_err(|e| format!("{e} (65535 is infinity)"))
 }
 
 fn parse_metric(s: &str) -> Result<u16, Expected> {
-    parse_uint(s, 0, 65534)
-        .map(|v| v as u16)
-        .map_err(|e| format!("{e} (65535 is infinity: a retraction)"))
+    parse_uint(s, 0, 65534).map(|v| v as u16).map_err(|e| format!("{e} (65535 is infinity: a retraction)"))
 }
 
 fn parse_program(s: &str) -> Result<String, Expected> {
@@ -600,25 +572,17 @@ struct Intervals {
 
 impl Intervals {
     fn for_link(&self, f: &Fields<'_>) -> Result<(u64, u64), ConfigError> {
-        let hello = f
-            .value("hello_interval", parse_interval_ms)?
-            .unwrap_or(self.hello_ms);
+        let hello = f.value("hello_interval", parse_interval_ms)?.unwrap_or(self.hello_ms);
         let update = match f.value("update_interval", parse_interval_ms)? {
             Some(u) => u,
-            None => self
-                .update_ms
-                .unwrap_or_else(|| (hello * UPDATE_PER_HELLO).min(MAX_INTERVAL_MS)),
+            None => self.update_ms.unwrap_or_else(|| (hello * UPDATE_PER_HELLO).min(MAX_INTERVAL_MS)),
         };
         Ok((hello, update))
     }
 }
 
 /// Builds the typed configuration from a parsed document.
-pub fn from_document(
-    doc: &Document,
-    file: &str,
-    warnings: &mut Vec<Warning>,
-) -> Result<Config, ConfigError> {
+pub fn from_document(doc: &Document, file: &str, warnings: &mut Vec<Warning>) -> Result<Config, ConfigError> {
     if let Some(p) = &doc.package {
         if p.name != "weft" {
             warnings.push(Warning::new(
@@ -648,18 +612,13 @@ pub fn from_document(
                 warnings.push(Warning::new(
                     file,
                     s.line,
-                    "the 'config weft' section should be named 'main' (scripts read weft.main.*)"
-                        .into(),
+                    "the 'config weft' section should be named 'main' (scripts read weft.main.*)".into(),
                 ));
             }
             read_main(file, s, warnings)?
         }
         None => {
-            warnings.push(Warning::new(
-                file,
-                1,
-                "no 'config weft' section: using the defaults".into(),
-            ));
+            warnings.push(Warning::new(file, 1, "no 'config weft' section: using the defaults".into()));
             let empty = Section {
                 section_type: "weft".into(),
                 name: Some("main".into()),
@@ -697,10 +656,7 @@ pub fn from_document(
             return Err(ConfigError::at(
                 file,
                 line,
-                ErrorKind::Duplicate {
-                    what: format!("announce of prefix {prefix}"),
-                    first_line: first,
-                },
+                ErrorKind::Duplicate { what: format!("announce of prefix {prefix}"), first_line: first },
             ));
         }
         announces.push(AnnounceConfig {
@@ -732,9 +688,7 @@ pub fn from_document(
             public_key,
             endpoint: f.value("endpoint", |v| v.parse::<Endpoint>())?,
             enabled: f.value("enabled", parse_bool)?.unwrap_or(true),
-            keepalive_ms: f
-                .value("keepalive", parse_keepalive)?
-                .unwrap_or(main.keepalive_ms),
+            keepalive_ms: f.value("keepalive", parse_keepalive)?.unwrap_or(main.keepalive_ms),
             rxcost: f.value("rxcost", parse_rxcost)?.unwrap_or(RXCOST_TUNNEL),
             hello_interval_ms,
             update_interval_ms,
@@ -764,13 +718,7 @@ pub fn from_document(
         ));
     }
 
-    Ok(Config {
-        main,
-        trust,
-        interfaces,
-        announces,
-        peers,
-    })
+    Ok(Config { main, trust, interfaces, announces, peers })
 }
 
 fn read_main(
@@ -796,9 +744,7 @@ fn read_main(
         None => DEFAULT_PROTOCOL,
     };
 
-    let hello_interval_ms = f
-        .value("hello_interval", parse_interval_ms)?
-        .unwrap_or(DEFAULT_HELLO_MS);
+    let hello_interval_ms = f.value("hello_interval", parse_interval_ms)?.unwrap_or(DEFAULT_HELLO_MS);
     let update_set = f.value("update_interval", parse_interval_ms)?;
     let update_interval_ms =
         update_set.unwrap_or_else(|| (hello_interval_ms * UPDATE_PER_HELLO).min(MAX_INTERVAL_MS));
@@ -818,9 +764,7 @@ fn read_main(
         None => None,
     };
 
-    let listen_port = f
-        .value("listen_port", parse_port)?
-        .unwrap_or(DEFAULT_LISTEN_PORT);
+    let listen_port = f.value("listen_port", parse_port)?.unwrap_or(DEFAULT_LISTEN_PORT);
     let listen_port_range = match f.get("listen_port_range", parse_port)? {
         Some((r, line)) => {
             if u32::from(listen_port) + u32::from(r) - 1 > 65535 {
@@ -846,27 +790,19 @@ fn read_main(
         protocol,
         table: f.value("table", parse_table)?.unwrap_or(TABLE_MAIN),
         kernel_priority: f
-            .value("kernel_priority", |v| {
-                parse_uint(v, 0, u64::from(u32::MAX)).map(|v| v as u32)
-            })?
+            .value("kernel_priority", |v| parse_uint(v, 0, u64::from(u32::MAX)).map(|v| v as u32))?
             .unwrap_or(0),
         hello_interval_ms,
         update_interval_ms,
         smoothing_half_life_ms: f
             .value("smoothing_half_life", |v| parse_duration_ms(v, 3600))?
             .unwrap_or(DEFAULT_SMOOTHING_HALF_LIFE_MS),
-        babel_port: f
-            .value("babel_port", parse_port)?
-            .unwrap_or(DEFAULT_BABEL_PORT),
+        babel_port: f.value("babel_port", parse_port)?.unwrap_or(DEFAULT_BABEL_PORT),
         state_file: path_or(&f, "state_file", "/var/lib/weft/state")?,
         control_socket: path_or(&f, "control_socket", "/var/run/weft.sock")?,
-        log_level: f
-            .value("log_level", parse_log_level)?
-            .unwrap_or(LogLevel::Info),
+        log_level: f.value("log_level", parse_log_level)?.unwrap_or(LogLevel::Info),
         mesh_prefix,
-        wireguard_backend: f
-            .value("wireguard_backend", parse_backend)?
-            .unwrap_or(WireguardBackend::Auto),
+        wireguard_backend: f.value("wireguard_backend", parse_backend)?.unwrap_or(WireguardBackend::Auto),
         userspace_implementation: f
             .value("userspace_implementation", parse_program)?
             .unwrap_or_else(|| "wireguard-go".into()),
@@ -885,33 +821,21 @@ fn read_main(
     };
 
     f.warn_unknown(warnings);
-    let intervals = Intervals {
-        hello_ms: hello_interval_ms,
-        update_ms: update_set,
-    };
+    let intervals = Intervals { hello_ms: hello_interval_ms, update_ms: update_set };
     Ok((main, trust, intervals))
 }
 
 fn path_or(f: &Fields<'_>, name: &str, default: &str) -> Result<PathBuf, ConfigError> {
-    Ok(f.value(name, parse_abs_path)?
-        .unwrap_or_else(|| PathBuf::from(default)))
+    Ok(f.value(name, parse_abs_path)?.unwrap_or_else(|| PathBuf::from(default)))
 }
 
 /// A list of keys; a key given twice is kept once, with a warning.
-fn key_list(
-    f: &Fields<'_>,
-    name: &str,
-    warnings: &mut Vec<Warning>,
-) -> Result<Vec<PublicKey>, ConfigError> {
+fn key_list(f: &Fields<'_>, name: &str, warnings: &mut Vec<Warning>) -> Result<Vec<PublicKey>, ConfigError> {
     let mut keys: Vec<PublicKey> = Vec::new();
     for (v, line) in f.list(name) {
         let k = parse_key(v).map_err(|e| f.invalid(name, v, line, e))?;
         if keys.contains(&k) {
-            warnings.push(Warning::new(
-                f.file,
-                line,
-                format!("{name} {k} is listed twice"),
-            ));
+            warnings.push(Warning::new(f.file, line, format!("{name} {k} is listed twice")));
         } else {
             keys.push(k);
         }
@@ -948,9 +872,7 @@ fn read_interface(
     let iface = InterfaceConfig {
         ifname,
         enabled: f.value("enabled", parse_bool)?.unwrap_or(true),
-        kind: f
-            .value("type", parse_interface_type)?
-            .unwrap_or(InterfaceType::Auto),
+        kind: f.value("type", parse_interface_type)?.unwrap_or(InterfaceType::Auto),
         wireguard,
         hello_interval_ms,
         update_interval_ms,

@@ -96,10 +96,7 @@ impl Section {
     pub fn label(&self) -> String {
         match &self.name {
             Some(n) => format!("{} '{}'", self.section_type, n),
-            None => format!(
-                "{} @{}[{}]",
-                self.section_type, self.section_type, self.index
-            ),
+            None => format!("{} @{}[{}]", self.section_type, self.section_type, self.index),
         }
     }
 }
@@ -107,9 +104,7 @@ impl Section {
 impl Document {
     /// Sections of one type, in file order.
     pub fn sections_of<'a>(&'a self, section_type: &'a str) -> impl Iterator<Item = &'a Section> {
-        self.sections
-            .iter()
-            .filter(move |s| s.section_type == section_type)
+        self.sections.iter().filter(move |s| s.section_type == section_type)
     }
 }
 
@@ -117,12 +112,7 @@ impl Document {
 pub fn parse(text: &str, file: &str) -> Result<(Document, Vec<Warning>), ConfigError> {
     check_control_chars(text, file)?;
     let mut p = Parser {
-        cur: Cursor {
-            s: text.as_bytes(),
-            pos: 0,
-            line: 1,
-            col: 1,
-        },
+        cur: Cursor { s: text.as_bytes(), pos: 0, line: 1, col: 1 },
         file,
         doc: Document::default(),
         warnings: Vec::new(),
@@ -289,10 +279,7 @@ impl Parser<'_> {
             _ => Err(self.err(
                 line,
                 col,
-                format!(
-                    "unknown statement {}: expected config, option, list or package",
-                    quote(&keyword)
-                ),
+                format!("unknown statement {}: expected config, option, list or package", quote(&keyword)),
             )),
         }
     }
@@ -348,8 +335,8 @@ impl Parser<'_> {
         // Only whole characters were copied (the syntax bytes are ASCII and
         // an escaped byte is followed by the rest of its character), so this
         // conversion cannot fail on UTF-8 input; lossy keeps it panic-free.
-        let value = String::from_utf8(out)
-            .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
+        let value =
+            String::from_utf8(out).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
         Ok(Arg { value, line, col })
     }
 
@@ -390,11 +377,7 @@ impl Parser<'_> {
     }
 
     fn unterminated(&self, q: char, line: usize, col: usize) -> ConfigError {
-        self.err(
-            line,
-            col,
-            format!("unterminated {q} quote (the file ends before it is closed)"),
-        )
+        self.err(line, col, format!("unterminated {q} quote (the file ends before it is closed)"))
     }
 
     fn package(&mut self, line: usize, col: usize, args: Vec<Arg>) -> Result<(), ConfigError> {
@@ -426,10 +409,7 @@ impl Parser<'_> {
                 ),
             ));
         }
-        self.doc.package = Some(Package {
-            name: name.value,
-            line,
-        });
+        self.doc.package = Some(Package { name: name.value, line });
         Ok(())
     }
 
@@ -502,24 +482,12 @@ impl Parser<'_> {
         if let Some(n) = &name {
             self.by_name.insert(n.clone(), self.doc.sections.len());
         }
-        self.doc.sections.push(Section {
-            section_type: ty.value,
-            name,
-            index,
-            line,
-            options: Vec::new(),
-        });
+        self.doc.sections.push(Section { section_type: ty.value, name, index, line, options: Vec::new() });
         self.current = Some(self.doc.sections.len() - 1);
         Ok(())
     }
 
-    fn option(
-        &mut self,
-        line: usize,
-        col: usize,
-        args: Vec<Arg>,
-        list: bool,
-    ) -> Result<(), ConfigError> {
+    fn option(&mut self, line: usize, col: usize, args: Vec<Arg>, list: bool) -> Result<(), ConfigError> {
         let what = if list { "list" } else { "option" };
         let mut args = args.into_iter();
         let name = match args.next() {
@@ -566,10 +534,7 @@ impl Parser<'_> {
                         UciValue::List(items) => items.push(item),
                         UciValue::Single(old) => {
                             // libuci turns the single value into the first item.
-                            let first = ListItem {
-                                value: std::mem::take(old),
-                                line: o.line,
-                            };
+                            let first = ListItem { value: std::mem::take(old), line: o.line };
                             o.value = UciValue::List(vec![first, item]);
                         }
                     }
@@ -606,11 +571,9 @@ impl Parser<'_> {
                     ),
                 ));
             }
-            None => section.options.push(UciOption {
-                name: name.value,
-                value: UciValue::Single(value),
-                line,
-            }),
+            None => {
+                section.options.push(UciOption { name: name.value, value: UciValue::Single(value), line })
+            }
         }
         Ok(())
     }
@@ -619,10 +582,7 @@ impl Parser<'_> {
         self.err(
             extra.line,
             extra.col,
-            format!(
-                "too many arguments to {what}: unexpected {}",
-                quote(&extra.value)
-            ),
+            format!("too many arguments to {what}: unexpected {}", quote(&extra.value)),
         )
     }
 }
@@ -640,9 +600,7 @@ pub fn valid_type(s: &str) -> bool {
 
 /// Package names: like option names, plus `-`.
 pub fn valid_package_name(s: &str) -> bool {
-    !s.is_empty()
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+    !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }
 
 #[cfg(test)]

@@ -49,8 +49,7 @@ pub const MAX_INTERVAL_MS: u64 = u16::MAX as u64 * 10;
 /// A Babel interval (hello, update): seconds with at most two decimals,
 /// because the wire carries centiseconds, from 0.01 to 655.35 s.
 pub fn parse_interval_ms(s: &str) -> Result<u64, Expected> {
-    let expected =
-        || "seconds between 0.01 and 655.35 with at most 2 decimals (e.g. 4 or 0.5)".into();
+    let expected = || "seconds between 0.01 and 655.35 with at most 2 decimals (e.g. 4 or 0.5)".into();
     match parse_seconds_ms(s) {
         Some(ms) if ms % 10 == 0 && (10..=MAX_INTERVAL_MS).contains(&ms) => Ok(ms),
         _ => Err(expected()),
@@ -61,9 +60,7 @@ pub fn parse_interval_ms(s: &str) -> Result<u64, Expected> {
 pub fn parse_duration_ms(s: &str, max_s: u64) -> Result<u64, Expected> {
     match parse_seconds_ms(s) {
         Some(ms) if ms <= max_s * 1000 => Ok(ms),
-        _ => Err(format!(
-            "seconds from 0 to {max_s}, at most 3 decimals (e.g. 4 or 0.5)"
-        )),
+        _ => Err(format!("seconds from 0 to {max_s}, at most 3 decimals (e.g. 4 or 0.5)")),
     }
 }
 
@@ -100,8 +97,7 @@ pub fn parse_ifname(s: &str) -> Result<String, Expected> {
         && s.len() <= 15
         && s != "."
         && s != ".."
-        && s.chars()
-            .all(|c| c.is_ascii_graphic() && c != '/' && c != ':');
+        && s.chars().all(|c| c.is_ascii_graphic() && c != '/' && c != ':');
     if ok {
         Ok(s.to_string())
     } else {
@@ -128,9 +124,8 @@ impl FromStr for PublicKey {
     /// the last one `=`, canonical (unused low bits zero), so that one key
     /// has one spelling and comparing strings compares keys.
     fn from_str(s: &str) -> Result<PublicKey, Expected> {
-        let expected = || {
-            "a 32-byte key in base64 (44 characters ending in '=', as `wg pubkey` prints)".into()
-        };
+        let expected =
+            || "a 32-byte key in base64 (44 characters ending in '=', as `wg pubkey` prints)".into();
         let b = s.as_bytes();
         if b.len() != 44 || b[43] != b'=' {
             return Err(expected());
@@ -164,10 +159,7 @@ impl fmt::Display for PublicKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut s = String::with_capacity(44);
         for chunk in self.0.chunks(3) {
-            let v = chunk
-                .iter()
-                .enumerate()
-                .fold(0u32, |v, (i, &b)| v | (u32::from(b) << (16 - 8 * i)));
+            let v = chunk.iter().enumerate().fold(0u32, |v, (i, &b)| v | (u32::from(b) << (16 - 8 * i)));
             let digits = chunk.len() + 1;
             for i in 0..4 {
                 if i < digits {
@@ -216,16 +208,12 @@ impl FromStr for Endpoint {
     type Err = Expected;
 
     fn from_str(s: &str) -> Result<Endpoint, Expected> {
-        let expected = |why: &str| {
-            format!("host:port, [IPv6]:port or a.b.c.d:port with a port from 1 to 65535 ({why})")
-        };
+        let expected =
+            |why: &str| format!("host:port, [IPv6]:port or a.b.c.d:port with a port from 1 to 65535 ({why})");
         let (host, port) = if let Some(rest) = s.strip_prefix('[') {
-            let (h, p) = rest
-                .split_once("]:")
-                .ok_or_else(|| expected("no ']:' after the IPv6 address"))?;
-            let a: std::net::Ipv6Addr = h
-                .parse()
-                .map_err(|_| expected("not an IPv6 address inside the brackets"))?;
+            let (h, p) = rest.split_once("]:").ok_or_else(|| expected("no ']:' after the IPv6 address"))?;
+            let a: std::net::Ipv6Addr =
+                h.parse().map_err(|_| expected("not an IPv6 address inside the brackets"))?;
             (Host::Ip(IpAddr::V6(a)), p)
         } else {
             let (h, p) = s.rsplit_once(':').ok_or_else(|| expected("no port"))?;
@@ -310,23 +298,13 @@ mod tests {
         assert_eq!(parse_seconds_ms("0.05"), Some(50));
         assert_eq!(parse_seconds_ms("1.234"), Some(1234));
         assert_eq!(parse_seconds_ms("007"), Some(7000));
-        for bad in [
-            "", ".5", "4.", "1.2345", "-1", "+1", "1e3", "4s", " 4", "1..2", "0x10",
-        ] {
+        for bad in ["", ".5", "4.", "1.2345", "-1", "+1", "1e3", "4s", " 4", "1..2", "0x10"] {
             assert_eq!(parse_seconds_ms(bad), None, "{bad:?}");
         }
         assert_eq!(parse_seconds_ms("99999999999999999999"), None);
-        assert_eq!(
-            parse_seconds_ms("18446744073709552"),
-            None,
-            "overflow in *1000"
-        );
+        assert_eq!(parse_seconds_ms("18446744073709552"), None, "overflow in *1000");
         assert_eq!(parse_seconds_ms("18446744073709551.615"), Some(u64::MAX));
-        assert_eq!(
-            parse_seconds_ms("18446744073709551.616"),
-            None,
-            "overflow in +ms"
-        );
+        assert_eq!(parse_seconds_ms("18446744073709551.616"), None, "overflow in +ms");
     }
 
     #[test]
@@ -335,10 +313,7 @@ mod tests {
         assert_eq!(parse_interval_ms("655.35"), Ok(655_350));
         assert!(parse_interval_ms("0").is_err());
         assert!(parse_interval_ms("0.005").is_err(), "below a centisecond");
-        assert!(
-            parse_interval_ms("0.015").is_err(),
-            "not a whole centisecond"
-        );
+        assert!(parse_interval_ms("0.015").is_err(), "not a whole centisecond");
         assert!(parse_interval_ms("655.36").is_err());
     }
 
@@ -381,19 +356,11 @@ mod tests {
 
     #[test]
     fn keys_round_trip_and_are_canonical() {
-        let k: PublicKey = "HIgo9xNzJMWLKASShiTqIybxZ0U3wGLiUeJ1PKf8ykw="
-            .parse()
-            .unwrap();
-        assert_eq!(
-            k.to_string(),
-            "HIgo9xNzJMWLKASShiTqIybxZ0U3wGLiUeJ1PKf8ykw="
-        );
+        let k: PublicKey = "HIgo9xNzJMWLKASShiTqIybxZ0U3wGLiUeJ1PKf8ykw=".parse().unwrap();
+        assert_eq!(k.to_string(), "HIgo9xNzJMWLKASShiTqIybxZ0U3wGLiUeJ1PKf8ykw=");
         assert_eq!(k.0[0], 0x1c);
         let zero = PublicKey([0; 32]);
-        assert_eq!(
-            zero.to_string(),
-            "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="
-        );
+        assert_eq!(zero.to_string(), "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=");
         assert_eq!(zero.to_string().parse::<PublicKey>(), Ok(zero));
         let ff = PublicKey([0xFF; 32]);
         assert_eq!(ff.to_string().parse::<PublicKey>(), Ok(ff));
@@ -418,10 +385,7 @@ mod tests {
         assert_eq!(e.to_string(), "192.0.2.1:1");
         let e: Endpoint = "[2001:db8::1]:51820".parse().unwrap();
         assert_eq!(e.to_string(), "[2001:db8::1]:51820");
-        assert_eq!(
-            "Host.Example:5".parse::<Endpoint>().unwrap().to_string(),
-            "host.example:5"
-        );
+        assert_eq!("Host.Example:5".parse::<Endpoint>().unwrap().to_string(), "host.example:5");
         for bad in [
             "",
             "host",

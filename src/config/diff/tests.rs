@@ -94,10 +94,7 @@ fn main_hello_interval_reaches_interfaces_that_do_not_override_it() {
         "\toption ifname eth1\n\toption hello_interval 4\n\toption update_interval 16\n",
     ));
     let b = cfg(&base()
-        .replace(
-            "config weft 'main'\n",
-            "config weft 'main'\n\toption hello_interval 2\n",
-        )
+        .replace("config weft 'main'\n", "config weft 'main'\n\toption hello_interval 2\n")
         .replace(
             "\toption ifname eth1\n",
             "\toption ifname eth1\n\toption hello_interval 4\n\toption update_interval 16\n",
@@ -108,14 +105,8 @@ fn main_hello_interval_reaches_interfaces_that_do_not_override_it() {
     assert_eq!(d.interfaces.changed.len(), 1);
     let ch = &d.interfaces.changed[0];
     assert_eq!(ch.old.ifname, "mesh0");
-    assert_eq!(
-        (ch.old.hello_interval_ms, ch.new.hello_interval_ms),
-        (4_000, 2_000)
-    );
-    assert_eq!(
-        (ch.old.update_interval_ms, ch.new.update_interval_ms),
-        (16_000, 8_000)
-    );
+    assert_eq!((ch.old.hello_interval_ms, ch.new.hello_interval_ms), (4_000, 2_000));
+    assert_eq!((ch.old.update_interval_ms, ch.new.update_interval_ms), (16_000, 8_000));
     // The static peer inherits it too.
     assert_eq!(d.peers.changed.len(), 1);
     assert!(d.interfaces.added.is_empty() && d.interfaces.removed.is_empty());
@@ -126,10 +117,7 @@ fn interfaces_added_removed_changed_by_ifname() {
     let a = cfg(&base());
     let b = cfg(&base()
         .replace("\toption ifname eth1\n", "\toption ifname eth2\n")
-        .replace(
-            "\toption ifname mesh0\n",
-            "\toption ifname mesh0\n\toption rxcost 300\n",
-        ));
+        .replace("\toption ifname mesh0\n", "\toption ifname mesh0\n\toption rxcost 300\n"));
     let d = diff(&a, &b);
     assert_eq!(ifnames(&d.interfaces.added), ["eth2"]);
     assert_eq!(ifnames(&d.interfaces.removed), ["eth1"]);
@@ -163,15 +151,7 @@ fn peers_by_public_key() {
     let b = cfg(&base().replace("vpn.example.org:51820", "vpn2.example.org:51820"));
     let d = diff(&a, &b);
     assert_eq!(d.peers.changed.len(), 1);
-    assert_eq!(
-        d.peers.changed[0]
-            .new
-            .endpoint
-            .as_ref()
-            .unwrap()
-            .to_string(),
-        "vpn2.example.org:51820"
-    );
+    assert_eq!(d.peers.changed[0].new.endpoint.as_ref().unwrap().to_string(), "vpn2.example.org:51820");
     let c = cfg(&base().replace(&format!("public_key {K2}"), &format!("public_key {K3}")));
     let d = diff(&a, &c);
     assert!(d.peers.changed.is_empty());
@@ -186,9 +166,7 @@ fn trust_changes_are_named_and_reach_the_wireguard_default() {
     // Adding a CA key is a trust change; reordering keys is not.
     let b = cfg(&base().replace(
         &format!("\tlist trusted_key {K1}\n"),
-        &format!(
-            "\tlist trusted_key {K1}\n\tlist ca_public_key {K3}\n\toption revocation_file /tmp/r\n"
-        ),
+        &format!("\tlist trusted_key {K1}\n\tlist ca_public_key {K3}\n\toption revocation_file /tmp/r\n"),
     ));
     let d = diff(&a, &b);
     assert_eq!(d.trust, ["ca_public_key", "revocation_file"]);
@@ -220,20 +198,12 @@ fn everything_removed_and_added() {
     let a = cfg(&base());
     let empty = cfg("config weft 'main'\n");
     let d = diff(&a, &empty);
-    assert_eq!(
-        ifnames(&d.interfaces.removed),
-        ["mesh0", "eth1"],
-        "old order"
-    );
+    assert_eq!(ifnames(&d.interfaces.removed), ["mesh0", "eth1"], "old order");
     assert_eq!(d.announces.removed.len(), 2);
     assert_eq!(d.peers.removed.len(), 1);
     assert_eq!(d.trust, ["trusted_key"]);
     let back = diff(&empty, &a);
-    assert_eq!(
-        ifnames(&back.interfaces.added),
-        ["mesh0", "eth1"],
-        "new order"
-    );
+    assert_eq!(ifnames(&back.interfaces.added), ["mesh0", "eth1"], "new order");
     assert_eq!(back.announces.added.len(), 2);
     assert_eq!(back.peers.added.len(), 1);
 }
@@ -269,16 +239,8 @@ fn every_main_and_trust_option_is_diffed() {
     );
     assert_eq!(
         d.trust,
-        [
-            "private_key_file",
-            "credential_file",
-            "ca_public_key",
-            "trusted_key",
-            "revocation_file"
-        ]
+        ["private_key_file", "credential_file", "ca_public_key", "trusted_key", "revocation_file"]
     );
-    let off = parse_str("config weft 'main'\n\toption enabled 0\n", "o")
-        .unwrap()
-        .0;
+    let off = parse_str("config weft 'main'\n\toption enabled 0\n", "o").unwrap().0;
     assert_eq!(diff(&defaults, &off).main, ["enabled"]);
 }

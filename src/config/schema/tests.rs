@@ -134,56 +134,33 @@ fn fixture_sets_every_option_without_warnings() {
     assert!(!lan.wireguard);
     assert!(!lan.v4_via_v6);
     // Inherits main's explicit intervals.
-    assert_eq!(
-        (lan.hello_interval_ms, lan.update_interval_ms),
-        (2_500, 10_000)
-    );
+    assert_eq!((lan.hello_interval_ms, lan.update_interval_ms), (2_500, 10_000));
     let spare = &c.interfaces[2];
     assert_eq!(spare.kind, InterfaceType::Tunnel);
     assert!(!spare.enabled);
-    assert!(
-        spare.wireguard,
-        "trust material makes wireguard the default"
-    );
+    assert!(spare.wireguard, "trust material makes wireguard the default");
 
     assert_eq!(
         c.announces,
         [
-            AnnounceConfig {
-                prefix: "10.13.1.0/24".parse().unwrap(),
-                metric: 0,
-                enabled: true
-            },
-            AnnounceConfig {
-                prefix: "fd12:3456:789a:1::/64".parse().unwrap(),
-                metric: 128,
-                enabled: false
-            },
+            AnnounceConfig { prefix: "10.13.1.0/24".parse().unwrap(), metric: 0, enabled: true },
+            AnnounceConfig { prefix: "fd12:3456:789a:1::/64".parse().unwrap(), metric: 128, enabled: false },
         ]
     );
 
     assert_eq!(c.peers.len(), 3);
     let office = &c.peers[0];
     assert_eq!(office.name.as_deref(), Some("office"));
-    assert_eq!(
-        office.endpoint.as_ref().unwrap().to_string(),
-        "vpn.example.org:51820"
-    );
+    assert_eq!(office.endpoint.as_ref().unwrap().to_string(), "vpn.example.org:51820");
     assert_eq!(office.keepalive_ms, 25_000);
     assert_eq!(office.rxcost, 512);
-    assert_eq!(
-        (office.hello_interval_ms, office.update_interval_ms),
-        (8_000, 32_000)
-    );
+    assert_eq!((office.hello_interval_ms, office.update_interval_ms), (8_000, 32_000));
     assert!(office.enabled);
     let laptop = &c.peers[1];
     assert_eq!(laptop.endpoint, None);
     assert_eq!(laptop.keepalive_ms, 30_000, "main's keepalive");
     assert_eq!(laptop.rxcost, RXCOST_TUNNEL);
-    assert_eq!(
-        c.peers[2].endpoint.as_ref().unwrap().to_string(),
-        "[2001:db8::7]:51821"
-    );
+    assert_eq!(c.peers[2].endpoint.as_ref().unwrap().to_string(), "[2001:db8::7]:51821");
 }
 
 /// Every option the schema reads appears in the fixture, and every option
@@ -198,10 +175,7 @@ fn fixture_covers_every_known_option() {
         ("peer", PEER_OPTIONS),
     ] {
         for name in known.iter() {
-            assert!(
-                doc.sections_of(ty).any(|s| s.option(name).is_some()),
-                "fixture lacks {ty}.{name}"
-            );
+            assert!(doc.sections_of(ty).any(|s| s.option(name).is_some()), "fixture lacks {ty}.{name}");
         }
     }
 }
@@ -217,9 +191,7 @@ fn no_main_section_means_defaults_with_a_warning() {
 #[test]
 fn main_section_should_be_named_main() {
     for header in ["config weft", "config weft 'other'"] {
-        let (_, w) = ok(&format!(
-            "{header}\nconfig interface\n\toption ifname eth0\n"
-        ));
+        let (_, w) = ok(&format!("{header}\nconfig interface\n\toption ifname eth0\n"));
         assert_eq!(w.len(), 1, "{header}: {w:?}");
         assert!(w[0].message.contains("named 'main'"));
         assert_eq!(w[0].line, 1);
@@ -242,11 +214,7 @@ fn invalid_main_values_are_refused_with_line_and_option() {
         ("table", "0", "from 1"),
         ("table", "4294967296", "4294967295"),
         ("table", "-1", "table number"),
-        (
-            "kernel_priority",
-            "-1",
-            "a whole number from 0 to 4294967295",
-        ),
+        ("kernel_priority", "-1", "a whole number from 0 to 4294967295"),
         ("hello_interval", "fast", "seconds between 0.01 and 655.35"),
         ("hello_interval", "0", "seconds between 0.01"),
         ("hello_interval", "0.001", "at most 2 decimals"),
@@ -264,11 +232,7 @@ fn invalid_main_values_are_refused_with_line_and_option() {
         ("credential_file", "node.cred", "absolute path"),
         ("revocation_file", "revoked", "absolute path"),
         ("ca_public_key", "tooshort", "a 32-byte key in base64"),
-        (
-            "trusted_key",
-            "HIgo9xNzJMWLKASShiTqIybxZ0U3wGLiUeJ1PKf8ykx=",
-            "32-byte key",
-        ),
+        ("trusted_key", "HIgo9xNzJMWLKASShiTqIybxZ0U3wGLiUeJ1PKf8ykx=", "32-byte key"),
         ("mesh_prefix", "10.0.0.0/8", "an IPv6 prefix"),
         ("mesh_prefix", "fd00::/96", "length 64 or less"),
         ("mesh_prefix", "fd00::1/48", "host bits set"),
@@ -282,32 +246,20 @@ fn invalid_main_values_are_refused_with_line_and_option() {
         ("keepalive", "65536", "whole seconds from 0 to 65535"),
     ];
     for (option, value, expected) in cases {
-        let text =
-            format!("config weft 'main'\n\toption log_level info\n\toption {option} '{value}'\n");
+        let text = format!("config weft 'main'\n\toption log_level info\n\toption {option} '{value}'\n");
         let e = fail(&text);
         assert_eq!(e.line, Some(3), "{option}={value}: {e}");
         match &e.kind {
-            ErrorKind::InvalidValue {
-                section,
-                option: o,
-                value: v,
-                expected: x,
-            } => {
+            ErrorKind::InvalidValue { section, option: o, value: v, expected: x } => {
                 assert_eq!(section, "weft 'main'");
                 assert_eq!(o, option);
                 assert_eq!(v, value);
-                assert!(
-                    x.contains(expected),
-                    "{option}={value}: {x:?} lacks {expected:?}"
-                );
+                assert!(x.contains(expected), "{option}={value}: {x:?} lacks {expected:?}");
             }
             k => panic!("{option}={value}: {k:?}"),
         }
         let shown = e.to_string();
-        assert!(
-            shown.starts_with(&format!("t:3: option '{option}': expected ")),
-            "{shown}"
-        );
+        assert!(shown.starts_with(&format!("t:3: option '{option}': expected ")), "{shown}");
     }
 }
 
@@ -315,18 +267,8 @@ fn invalid_main_values_are_refused_with_line_and_option() {
 fn invalid_section_values_are_refused() {
     let cases: &[(&str, &str, &str, &str)] = &[
         ("interface", "ifname", "a/b", "network device name"),
-        (
-            "interface",
-            "ifname",
-            "waytoolongdevicename",
-            "1-15 characters",
-        ),
-        (
-            "interface",
-            "type",
-            "radio",
-            "wireless, wired, tunnel, auto",
-        ),
+        ("interface", "ifname", "waytoolongdevicename", "1-15 characters"),
+        ("interface", "type", "radio", "wireless, wired, tunnel, auto"),
         ("interface", "wireguard", "2", "a boolean"),
         ("interface", "enabled", "y", "a boolean"),
         ("interface", "hello_interval", "0.005", "seconds"),
@@ -365,18 +307,10 @@ fn invalid_section_values_are_refused() {
         let e = fail(&text);
         assert_eq!(e.line, Some(5), "{ty}.{option}={value}: {e}");
         match &e.kind {
-            ErrorKind::InvalidValue {
-                section,
-                option: o,
-                expected: x,
-                ..
-            } => {
+            ErrorKind::InvalidValue { section, option: o, expected: x, .. } => {
                 assert_eq!(section, &format!("{ty} 'x'"));
                 assert_eq!(o, option);
-                assert!(
-                    x.contains(expected),
-                    "{ty}.{option}={value}: {x:?} lacks {expected:?}"
-                );
+                assert!(x.contains(expected), "{ty}.{option}={value}: {x:?} lacks {expected:?}");
             }
             k => panic!("{ty}.{option}={value}: {k:?}"),
         }
@@ -398,19 +332,13 @@ fn boundary_values_are_accepted() {
     assert_eq!(c.main.update_interval_ms, 655_350);
     assert_eq!(c.main.keepalive_ms, 65_535_000);
     assert_eq!(c.main.smoothing_half_life_ms, 0);
-    let (c, _) = ok(&format!(
-        "config weft 'main'\n\toption protocol 255\n\toption table default\n{}",
-        IFACE
-    ));
+    let (c, _) = ok(&format!("config weft 'main'\n\toption protocol 255\n\toption table default\n{}", IFACE));
     assert_eq!((c.main.protocol, c.main.table), (255, TABLE_DEFAULT));
 }
 
 #[test]
 fn protocols_of_other_daemons_give_a_warning() {
-    let (c, w) = ok(&format!(
-        "config weft 'main'\n\toption protocol 12\n{}",
-        IFACE
-    ));
+    let (c, w) = ok(&format!("config weft 'main'\n\toption protocol 12\n{}", IFACE));
     assert_eq!(c.main.protocol, 12);
     assert_eq!(w.len(), 1);
     assert!(w[0].message.contains("bird"), "{}", w[0].message);
@@ -425,11 +353,8 @@ fn update_interval_defaults_to_four_hellos_per_link() {
          config interface\n\toption ifname b\n\toption hello_interval 0.5\n\
          config interface\n\toption ifname c\n\toption hello_interval 200\n");
     assert_eq!(c.main.update_interval_ms, 8_000);
-    let iv: Vec<(u64, u64)> = c
-        .interfaces
-        .iter()
-        .map(|i| (i.hello_interval_ms, i.update_interval_ms))
-        .collect();
+    let iv: Vec<(u64, u64)> =
+        c.interfaces.iter().map(|i| (i.hello_interval_ms, i.update_interval_ms)).collect();
     // 4 x 200 s does not fit the wire: clamped to 655.35 s.
     assert_eq!(iv, [(2_000, 8_000), (500, 2_000), (200_000, 655_350)]);
 
@@ -446,10 +371,7 @@ fn update_interval_defaults_to_four_hellos_per_link() {
 fn wireguard_default_follows_trust_material() {
     let (c, _) = ok("config interface\n\toption ifname a\n");
     assert!(!c.interfaces[0].wireguard);
-    for trust in [
-        format!("list ca_public_key {K1}"),
-        format!("list trusted_key {K1}"),
-    ] {
+    for trust in [format!("list ca_public_key {K1}"), format!("list trusted_key {K1}")] {
         let (c, _) = ok(&format!(
             "config weft 'main'\n\t{trust}\nconfig interface\n\toption ifname a\n\
              config interface\n\toption ifname b\n\toption wireguard 0\n"
@@ -461,14 +383,11 @@ fn wireguard_default_follows_trust_material() {
 
 #[test]
 fn wireguard_without_trust_material_is_refused() {
-    let e = fail(
-        "config weft 'main'\nconfig interface 'mesh'\n\toption ifname a\n\toption wireguard 1\n",
-    );
+    let e = fail("config weft 'main'\nconfig interface 'mesh'\n\toption ifname a\n\toption wireguard 1\n");
     assert_eq!(e.line, Some(4));
     assert!(matches!(e.kind, ErrorKind::Conflict { .. }), "{e:?}");
     assert!(
-        e.to_string()
-            .contains("interface 'mesh': wireguard is 1 but no ca_public_key or trusted_key"),
+        e.to_string().contains("interface 'mesh': wireguard is 1 but no ca_public_key or trusted_key"),
         "{e}"
     );
 }
@@ -482,17 +401,9 @@ fn link_params_by_type() {
         (l.rxcost, l.split_horizon, l.link_quality)
     };
     assert_eq!(p(&i, true), (256, false, true), "auto, detected wireless");
-    assert_eq!(
-        p(&i, false),
-        (96, false, false),
-        "auto, not wireless: no split horizon"
-    );
+    assert_eq!(p(&i, false), (96, false, false), "auto, not wireless: no split horizon");
     i.kind = InterfaceType::Wired;
-    assert_eq!(
-        p(&i, true),
-        (96, true, false),
-        "an explicit type wins over detection"
-    );
+    assert_eq!(p(&i, true), (96, true, false), "an explicit type wins over detection");
     i.kind = InterfaceType::Wireless;
     assert_eq!(p(&i, false), (256, false, true));
     i.kind = InterfaceType::Tunnel;
@@ -517,75 +428,40 @@ fn listen_ports_must_fit() {
     ));
     assert_eq!(c.main.listen_port_range, 36);
     // Without an explicit range, the default shrinks to fit.
-    let (c, _) = ok(&format!(
-        "config weft 'main'\n\toption listen_port 65530\n{}",
-        IFACE
-    ));
+    let (c, _) = ok(&format!("config weft 'main'\n\toption listen_port 65530\n{}", IFACE));
     assert_eq!(c.main.listen_port_range, 6);
 }
 
 #[test]
 fn mesh_prefix_outside_ula_is_a_warning() {
-    let (c, w) = ok(&format!(
-        "config weft 'main'\n\toption mesh_prefix 2001:db8::/48\n{}",
-        IFACE
-    ));
+    let (c, w) = ok(&format!("config weft 'main'\n\toption mesh_prefix 2001:db8::/48\n{}", IFACE));
     assert_eq!(c.main.mesh_prefix, Some("2001:db8::/48".parse().unwrap()));
     assert_eq!(w.len(), 1);
     assert!(w[0].message.contains("not a unique local"), "{w:?}");
-    let (_, w) = ok(&format!(
-        "config weft 'main'\n\toption mesh_prefix fc00::/7\n{}",
-        IFACE
-    ));
+    let (_, w) = ok(&format!("config weft 'main'\n\toption mesh_prefix fc00::/7\n{}", IFACE));
     assert!(w.is_empty(), "{w:?}");
 }
 
 #[test]
 fn missing_required_options() {
     let cases = [
-        (
-            "config interface 'mesh'\n\toption type wired\n",
-            "interface 'mesh'",
-            "ifname",
-        ),
-        (
-            "config announce\n\toption metric 5\n",
-            "announce @announce[0]",
-            "prefix",
-        ),
-        (
-            "config peer 'office'\n\toption endpoint h:1\n",
-            "peer 'office'",
-            "public_key",
-        ),
+        ("config interface 'mesh'\n\toption type wired\n", "interface 'mesh'", "ifname"),
+        ("config announce\n\toption metric 5\n", "announce @announce[0]", "prefix"),
+        ("config peer 'office'\n\toption endpoint h:1\n", "peer 'office'", "public_key"),
     ];
     for (section, label, option) in cases {
         let text = format!("config weft 'main'\n{section}");
         let e = fail(&text);
         assert_eq!(e.line, Some(2), "{e}");
-        assert_eq!(
-            e.kind,
-            ErrorKind::Missing {
-                section: label.into(),
-                option: option.into()
-            }
-        );
-        assert_eq!(
-            e.to_string(),
-            format!("t:2: {label}: required option '{option}' is missing")
-        );
+        assert_eq!(e.kind, ErrorKind::Missing { section: label.into(), option: option.into() });
+        assert_eq!(e.to_string(), format!("t:2: {label}: required option '{option}' is missing"));
     }
 }
 
 #[test]
 fn duplicates_are_refused() {
     let cases: &[(&str, usize, usize, &str)] = &[
-        (
-            "config weft 'main'\nconfig weft 'other'\n",
-            2,
-            1,
-            "'config weft' section",
-        ),
+        ("config weft 'main'\nconfig weft 'other'\n", 2, 1, "'config weft' section"),
         (
             "config weft\nconfig interface\n\toption ifname a\nconfig interface 'b'\n\toption ifname a\n",
             5,
@@ -609,10 +485,7 @@ fn duplicates_are_refused() {
         let e = fail(text);
         assert_eq!(e.line, Some(*line), "{e}");
         match &e.kind {
-            ErrorKind::Duplicate {
-                what: w,
-                first_line,
-            } => {
+            ErrorKind::Duplicate { what: w, first_line } => {
                 assert!(w.contains(what), "{w:?}");
                 assert_eq!(first_line, first);
             }
@@ -623,12 +496,7 @@ fn duplicates_are_refused() {
         "config peer 'a'\n\toption public_key {K1}\nconfig peer 'b'\n\toption public_key {K1}\n"
     ));
     assert_eq!(e.line, Some(4));
-    assert!(
-        e.to_string().contains(&format!(
-            "duplicate peer with public_key {K1} (first at line 2)"
-        )),
-        "{e}"
-    );
+    assert!(e.to_string().contains(&format!("duplicate peer with public_key {K1} (first at line 2)")), "{e}");
 }
 
 #[test]
@@ -645,10 +513,7 @@ fn a_key_listed_twice_is_kept_once_with_a_warning() {
 #[test]
 fn list_and_option_shapes() {
     // A single value where a list is expected is a one-item list.
-    let (c, _) = ok(&format!(
-        "config weft 'main'\n\toption trusted_key {K1}\n{}",
-        IFACE
-    ));
+    let (c, _) = ok(&format!("config weft 'main'\n\toption trusted_key {K1}\n{}", IFACE));
     assert_eq!(c.trust.trusted_keys, [key(K1)]);
     // A list where a single value is expected is an error.
     let e = fail("config weft 'main'\n\tlist hello_interval 1\n\tlist hello_interval 2\n");
@@ -695,22 +560,13 @@ fn other_warnings() {
 
     let (_, w) = ok("config weft 'main'\n");
     assert_eq!(w.len(), 1);
-    assert!(
-        w[0].message.contains("no enabled interface or peer"),
-        "{w:?}"
-    );
+    assert!(w[0].message.contains("no enabled interface or peer"), "{w:?}");
 
-    let (_, w) =
-        ok("config weft 'main'\nconfig interface\n\toption ifname a\n\toption enabled 0\n");
+    let (_, w) = ok("config weft 'main'\nconfig interface\n\toption ifname a\n\toption enabled 0\n");
     assert_eq!(w.len(), 1);
-    assert!(
-        w[0].message.contains("no enabled interface or peer"),
-        "{w:?}"
-    );
+    assert!(w[0].message.contains("no enabled interface or peer"), "{w:?}");
 
-    let (_, w) = ok(&format!(
-        "config weft 'main'\nconfig peer\n\toption public_key {K1}\n"
-    ));
+    let (_, w) = ok(&format!("config weft 'main'\nconfig peer\n\toption public_key {K1}\n"));
     assert!(w.is_empty(), "a peer is a neighbour: {w:?}");
 }
 
@@ -718,10 +574,7 @@ fn other_warnings() {
 fn syntax_errors_surface_unchanged() {
     let e = fail("config weft 'main'\n\toption hello_interval '4\n");
     assert_eq!((e.line, e.column), (Some(2), Some(24)));
-    assert!(
-        e.to_string().starts_with("t:2:24: unterminated ' quote"),
-        "{e}"
-    );
+    assert!(e.to_string().starts_with("t:2:24: unterminated ' quote"), "{e}");
 }
 
 #[test]

@@ -30,11 +30,7 @@ fn value(text: &str, option: &str) -> String {
 }
 
 fn list(d: &Document, section: usize, option: &str) -> Vec<String> {
-    match &d.sections[section]
-        .option(option)
-        .expect("option set")
-        .value
-    {
+    match &d.sections[section].option(option).expect("option set").value {
         UciValue::List(l) => l.iter().map(|i| i.value.clone()).collect(),
         UciValue::Single(v) => panic!("single: {v:?}"),
     }
@@ -62,13 +58,7 @@ fn sections_options_and_lists_in_order() {
          \toption prefix 10.0.0.0/8\n\
          config announce\n\
          \toption prefix 10.1.0.0/16\n");
-    assert_eq!(
-        d.package,
-        Some(Package {
-            name: "weft".into(),
-            line: 1
-        })
-    );
+    assert_eq!(d.package, Some(Package { name: "weft".into(), line: 1 }));
     let types: Vec<&str> = d.sections.iter().map(|s| s.section_type.as_str()).collect();
     assert_eq!(types, ["weft", "interface", "announce", "announce"]);
     assert_eq!(d.sections[0].name.as_deref(), Some("main"));
@@ -157,14 +147,8 @@ fn empty_section_name_is_anonymous() {
 fn multi_line_quoted_values_keep_the_newline() {
     let d = doc("config x\n\toption a 'one\ntwo'\n\toption b \"three\n four\"\n\toption c after\n");
     let s = &d.sections[0];
-    assert_eq!(
-        s.option("a").unwrap().value,
-        UciValue::Single("one\ntwo".into())
-    );
-    assert_eq!(
-        s.option("b").unwrap().value,
-        UciValue::Single("three\n four".into())
-    );
+    assert_eq!(s.option("a").unwrap().value, UciValue::Single("one\ntwo".into()));
+    assert_eq!(s.option("b").unwrap().value, UciValue::Single("three\n four".into()));
     // Line numbers keep counting through multi-line values.
     assert_eq!(s.option("a").unwrap().line, 2);
     assert_eq!(s.option("b").unwrap().line, 4);
@@ -173,16 +157,12 @@ fn multi_line_quoted_values_keep_the_newline() {
 
 #[test]
 fn backslash_at_line_end_joins_lines() {
-    let d = doc("config x\n\toption a abc\\\ndef\n\toption b \"ghi\\\njkl\"\n\toption c \\\n   mno\n\toption d end\n");
+    let d = doc(
+        "config x\n\toption a abc\\\ndef\n\toption b \"ghi\\\njkl\"\n\toption c \\\n   mno\n\toption d end\n",
+    );
     let s = &d.sections[0];
-    assert_eq!(
-        s.option("a").unwrap().value,
-        UciValue::Single("abcdef".into())
-    );
-    assert_eq!(
-        s.option("b").unwrap().value,
-        UciValue::Single("ghijkl".into())
-    );
+    assert_eq!(s.option("a").unwrap().value, UciValue::Single("abcdef".into()));
+    assert_eq!(s.option("b").unwrap().value, UciValue::Single("ghijkl".into()));
     assert_eq!(s.option("c").unwrap().value, UciValue::Single("mno".into()));
     assert_eq!(s.option("d").unwrap().line, 8);
     // A backslash at the very end of the text is dropped.
@@ -204,9 +184,7 @@ fn comments() {
     assert_eq!(s.option("b").unwrap().value, UciValue::Single("2".into()));
     assert_eq!(s.option("c").unwrap().value, UciValue::Single("3".into()));
     // A comment where the value should be: no value, so no option.
-    assert!(doc("config x\noption a #1\n").sections[0]
-        .option("a")
-        .is_none());
+    assert!(doc("config x\noption a #1\n").sections[0].option("a").is_none());
 }
 
 #[test]
@@ -223,10 +201,7 @@ fn semicolons_separate_statements() {
 fn blank_lines_tabs_crlf() {
     let d = doc("\r\n\t \n config\tx\t'n'  \r\n\t\toption\t a\t 'v' \r\n\n");
     assert_eq!(d.sections[0].name.as_deref(), Some("n"));
-    assert_eq!(
-        d.sections[0].option("a").unwrap().value,
-        UciValue::Single("v".into())
-    );
+    assert_eq!(d.sections[0].option("a").unwrap().value, UciValue::Single("v".into()));
     assert_eq!(d.sections[0].line, 3);
     assert_eq!(doc("").sections.len(), 0);
     assert_eq!(doc("\n\n# only comments\n").sections.len(), 0);
@@ -257,10 +232,7 @@ fn empty_option_value_deletes() {
 fn list_after_option_extends_it_option_after_list_replaces_it() {
     let d = doc("config x\noption a 1\nlist a 2\nlist b 1\nlist b 2\noption b 3\n");
     assert_eq!(list(&d, 0, "a"), ["1", "2"]);
-    assert_eq!(
-        d.sections[0].option("b").unwrap().value,
-        UciValue::Single("3".into())
-    );
+    assert_eq!(d.sections[0].option("b").unwrap().value, UciValue::Single("3".into()));
     // An empty list item is kept (libuci adds it).
     assert_eq!(list(&doc("config x\nlist a ''\n"), 0, "a"), [""]);
 }
@@ -277,28 +249,15 @@ fn named_section_opened_twice_is_merged() {
     let e = err("config iface 'a'\nconfig other 'a'\n");
     let (line, _, msg) = syntax_at(&e);
     assert_eq!(line, 2);
-    assert!(
-        msg.contains("already defined as type 'iface' at line 1"),
-        "{msg}"
-    );
+    assert!(msg.contains("already defined as type 'iface' at line 1"), "{msg}");
 }
 
 #[test]
 fn syntax_errors_name_line_and_column() {
     let cases: &[(&str, usize, usize, &str)] = &[
-        (
-            "config x\n  bogus a b\n",
-            2,
-            3,
-            "unknown statement \"bogus\"",
-        ),
+        ("config x\n  bogus a b\n", 2, 3, "unknown statement \"bogus\""),
         ("config x\n\"option\" a b\n", 2, 1, "unknown statement"),
-        (
-            "config x\noptions a b\n",
-            2,
-            1,
-            "unknown statement \"options\"",
-        ),
+        ("config x\noptions a b\n", 2, 1, "unknown statement \"options\""),
         ("option a b\n", 1, 1, "before the first config section"),
         ("config x\noption a b c\n", 2, 12, "more than one value"),
         ("config x\nlist a b c\n", 2, 10, "more than one value"),
@@ -307,55 +266,20 @@ fn syntax_errors_name_line_and_column() {
         ("config ''\n", 1, 1, "config without a section type"),
         ("config x\noption\n", 2, 1, "option without a name"),
         ("config x\nlist '' v\n", 2, 1, "list without a name"),
-        (
-            "config x\noption a-b 1\n",
-            2,
-            8,
-            "invalid option name \"a-b\"",
-        ),
+        ("config x\noption a-b 1\n", 2, 8, "invalid option name \"a-b\""),
         ("config x\noption 'a b' 1\n", 2, 8, "invalid option name"),
-        (
-            "config x 'my-name'\n",
-            1,
-            10,
-            "invalid section name \"my-name\"",
-        ),
+        ("config x 'my-name'\n", 1, 10, "invalid section name \"my-name\""),
         ("config x 'é'\n", 1, 10, "invalid section name"),
         ("config 'a b'\n", 1, 8, "invalid section type"),
         ("package\n", 1, 1, "package without a name"),
         ("package a b\n", 1, 11, "too many arguments to package"),
         ("package 'a.b'\n", 1, 9, "invalid package name"),
         ("package a\npackage b\n", 2, 1, "a second package statement"),
-        (
-            "config x\noption a 'open\n\n",
-            2,
-            10,
-            "unterminated ' quote",
-        ),
-        (
-            "config x\noption a \"open\n",
-            2,
-            10,
-            "unterminated \" quote",
-        ),
-        (
-            "config x\noption a \"open\\",
-            2,
-            10,
-            "unterminated \" quote",
-        ),
-        (
-            "config x\noption a b\u{0}c\n",
-            2,
-            11,
-            "control character U+0000",
-        ),
-        (
-            "config x\n\toption a 'é\u{1b}'\n",
-            2,
-            13,
-            "control character U+001B",
-        ),
+        ("config x\noption a 'open\n\n", 2, 10, "unterminated ' quote"),
+        ("config x\noption a \"open\n", 2, 10, "unterminated \" quote"),
+        ("config x\noption a \"open\\", 2, 10, "unterminated \" quote"),
+        ("config x\noption a b\u{0}c\n", 2, 11, "control character U+0000"),
+        ("config x\n\toption a 'é\u{1b}'\n", 2, 13, "control character U+001B"),
         ("# \u{7f}\n", 1, 3, "control character U+007F"),
     ];
     for (text, line, col, msg) in cases {
@@ -363,10 +287,7 @@ fn syntax_errors_name_line_and_column() {
         let (l, c, m) = syntax_at(&e);
         assert_eq!((l, c), (*line, *col), "{text:?}: {e}");
         assert!(m.contains(msg), "{text:?}: {m:?} lacks {msg:?}");
-        assert!(
-            e.to_string().starts_with(&format!("t:{line}:{col}: ")),
-            "{e}"
-        );
+        assert!(e.to_string().starts_with(&format!("t:{line}:{col}: ")), "{e}");
     }
 }
 
@@ -432,8 +353,8 @@ type SectionSpec = (String, Option<String>, Vec<(bool, Vec<String>)>);
 fn value_strategy() -> impl Strategy<Value = String> {
     prop::collection::vec(
         prop::sample::select(vec![
-            'a', 'Z', '0', ' ', '\t', '\n', '\r', '\'', '"', '\\', '#', ';', 'é', '€', '/', ':',
-            '=', '.', '-',
+            'a', 'Z', '0', ' ', '\t', '\n', '\r', '\'', '"', '\\', '#', ';', 'é', '€', '/', ':', '=', '.',
+            '-',
         ]),
         0..12,
     )
@@ -546,25 +467,14 @@ fn render(spec: &[SectionSpec], styles: &[u8]) -> (String, Vec<Section>) {
                     let item_line = line;
                     text.push_str(&render_value(v, s >> 1));
                     line += v.matches('\n').count();
-                    items.push(ListItem {
-                        value: v.clone(),
-                        line: item_line,
-                    });
+                    items.push(ListItem { value: v.clone(), line: item_line });
                     end(&mut text, &mut line, s >> 5);
                 }
                 let first = items[0].line;
-                options.push(UciOption {
-                    name: oname,
-                    value: UciValue::List(items),
-                    line: first,
-                });
+                options.push(UciOption { name: oname, value: UciValue::List(items), line: first });
             } else {
                 // A single option: empty would mean "delete", so not empty.
-                let v = if values[0].is_empty() {
-                    "v"
-                } else {
-                    &values[0]
-                };
+                let v = if values[0].is_empty() { "v" } else { &values[0] };
                 let s = style.next().unwrap_or(0);
                 text.push_str(if s & 1 == 0 { "\toption " } else { "o " });
                 text.push_str(&oname);
