@@ -9,6 +9,7 @@ commands:
   check-config [-c FILE]
                         validate a configuration (default /etc/config/weft)
   help                  this text
+  daemon [-c FILE]      run the routing daemon (foreground; procd supervises it)
   status [--json]       the daemon's state (-s SOCKET selects the control socket)
   neighbours [--json]   neighbours with their link costs
   routes [--json]       learned routes, selected and installed
@@ -31,6 +32,7 @@ fn main() -> ExitCode {
             print!("{USAGE}");
             ExitCode::SUCCESS
         }
+        Some("daemon") => weft::daemon::run(&args[1..]),
         Some("status") => weft::control::run_cli(weft::control::Request::Status, &args[1..]),
         Some("neighbours") | Some("neighbors") => {
             weft::control::run_cli(weft::control::Request::Neighbours, &args[1..])

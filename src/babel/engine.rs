@@ -1423,7 +1423,9 @@ impl Engine {
         };
         let (next_hop, v4_via_v6) = match (prefix, iface.ipv4) {
             (Prefix::V4(..), Some(a)) => (Some(IpAddr::V4(a)), false),
-            (Prefix::V4(..), None) => (None, true),
+            (Prefix::V4(..), None) if iface.v4_via_v6 => (None, true),
+            // No way to give an IPv4 next hop here.
+            (Prefix::V4(..), None) => return None,
             _ => (None, false),
         };
         Some(Update { prefix: *prefix, router_id, next_hop, v4_via_v6, seqno, metric, interval })

@@ -59,6 +59,9 @@ pub struct InterfaceConfig {
     /// Our IPv4 address, used as the next hop of IPv4 routes. Without one,
     /// IPv4 routes go out as v4-via-v6 (RFC 9229).
     pub ipv4: Option<Ipv4Addr>,
+    /// May IPv4 routes go out as v4-via-v6? Off for BIRD peers, which lack
+    /// RFC 9229; then an interface without IPv4 address carries no IPv4.
+    pub v4_via_v6: bool,
 }
 
 impl InterfaceConfig {
@@ -74,6 +77,7 @@ impl InterfaceConfig {
             mtu: 1500,
             link_local,
             ipv4: None,
+            v4_via_v6: true,
         }
     }
 

@@ -62,3 +62,11 @@ pub fn init(level: LevelFilter) {
     let _ = log::set_logger(&LOGGER);
     log::set_max_level(level);
 }
+
+/// Changes the level by its configured name (on reload); unknown names are
+/// ignored (the configuration parser already refused them).
+pub fn set_level(name: &str) {
+    if let Some(l) = parse_level(name) {
+        init(l);
+    }
+}

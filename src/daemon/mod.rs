@@ -1,5 +1,78 @@
 //! The daemon: the one event loop that wires the pure engine to the edges
 //! (sockets, netlink, WireGuard, control socket, signals).
 
+pub mod ifaces;
 pub mod logger;
+pub mod runner;
 pub mod state_file;
+pub mod views;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use log::{error, warn};
+
+use crate::kernel::{RtnlFib, RtnlMonitor};
+use crate::net::BabelSocket;
+pub use runner::Daemon;
+
+const USAGE: &str = "usage: weft daemon [-c FILE]   (default /etc/config/weft)";
+
+/// `weft daemon [-c FILE]`: runs in the foreground (procd supervises it),
+/// logging to stderr.
+pub fn run(args: &[String]) -> ExitCode {
+    let mut path = PathBuf::from(crate::config::DEFAULT_PATH);
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "-c" | "--config" => match it.next() {
+                Some(p) => path = PathBuf::from(p),
+                None => {
+                    eprintln!("weft daemon: -c needs a file\n{USAGE}");
+                    return ExitCode::from(2);
+                }
+            },
+            other => {
+                eprintln!("weft daemon: unknown option {other:?}\n{USAGE}");
+                return ExitCode::from(2);
+            }
+        }
+    }
+    let (cfg, warnings) = match crate::config::load(&path) {
+        Ok(x) => x,
+        Err(e) => {
+            eprintln!("weft daemon: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    logger::init(logger::parse_level(cfg.main.log_level.as_str()).unwrap_or(log::LevelFilter::Info));
+    for w in warnings {
+        warn!("{w}");
+    }
+    if !cfg.main.enabled {
+        log::info!("disabled in {} (option enabled '0'): not starting", path.display());
+        return ExitCode::SUCCESS;
+    }
+    let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            error!("cannot start the event loop: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let result = rt.block_on(async move {
+        let state = runner::initial_state(&cfg.main.state_file, None);
+        let monitor = RtnlMonitor::open()?;
+        let sock = BabelSocket::open(cfg.main.babel_port)?;
+        let daemon =
+            Daemon::new(path, cfg, state, Box::new(RtnlFib::open), monitor, sock, ifaces::sysfs_is_wireless)?;
+        daemon.run(true, Box::pin(std::future::pending())).await
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            error!("{e}");
+            ExitCode::from(1)
+        }
+    }
+}

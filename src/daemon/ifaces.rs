@@ -1,0 +1,180 @@
+//! Which interfaces Babel runs on, right now: the configured plain-Babel
+//! devices that exist, are up, and have a link-local address (pure).
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use crate::babel::{IfIndex, InterfaceConfig as EngineIface, LinkType};
+use crate::config::{Config, InterfaceConfig, InterfaceType};
+use crate::kernel::{IfAddr, LinkInfo};
+
+/// What the kernel says about links and addresses, as the daemon tracks it.
+#[derive(Debug, Default, Clone)]
+pub struct KernelView {
+    pub links: BTreeMap<IfIndex, LinkInfo>,
+    pub addrs: BTreeMap<IfIndex, Vec<IfAddr>>,
+}
+
+impl KernelView {
+    pub fn by_name(&self, name: &str) -> Option<&LinkInfo> {
+        self.links.values().find(|l| l.name == name)
+    }
+
+    /// The interface's link-local address; the lowest, so that the choice
+    /// is stable when there are several.
+    pub fn link_local(&self, ifindex: IfIndex) -> Option<Ipv6Addr> {
+        self.addrs
+            .get(&ifindex)?
+            .iter()
+            .filter(|a| a.is_link_local_v6())
+            .filter_map(|a| match a.addr {
+                IpAddr::V6(v) => Some(v),
+                IpAddr::V4(_) => None,
+            })
+            .min()
+    }
+
+    pub fn ipv4(&self, ifindex: IfIndex) -> Option<Ipv4Addr> {
+        self.addrs
+            .get(&ifindex)?
+            .iter()
+            .filter_map(|a| match a.addr {
+                IpAddr::V4(v) if !v.is_loopback() => Some(v),
+                _ => None,
+            })
+            .min()
+    }
+
+    pub fn apply(&mut self, ev: &crate::kernel::MonitorEvent) {
+        use crate::kernel::MonitorEvent::*;
+        match ev {
+            LinkAdded(l) | LinkChanged(l) => {
+                self.links.insert(l.ifindex, l.clone());
+            }
+            LinkRemoved(l) => {
+                self.links.remove(&l.ifindex);
+                self.addrs.remove(&l.ifindex);
+            }
+            AddressAdded(a) => {
+                let v = self.addrs.entry(a.ifindex).or_default();
+                if !v.contains(a) {
+                    v.push(*a);
+                }
+            }
+            AddressRemoved(a) => {
+                if let Some(v) = self.addrs.get_mut(&a.ifindex) {
+                    v.retain(|x| x != a);
+                }
+            }
+        }
+    }
+}
+
+/// The engine configuration of one configured interface, given the
+/// device's state, or `None` if Babel cannot run on it now (absent, down,
+/// or without link-local address yet).
+pub fn engine_interface(
+    ic: &InterfaceConfig,
+    kernel: &KernelView,
+    is_wireless: impl Fn(&str) -> bool,
+) -> Option<(IfIndex, EngineIface)> {
+    let link = kernel.by_name(&ic.ifname)?;
+    if !link.is_up() {
+        return None;
+    }
+    let ll = kernel.link_local(link.ifindex)?;
+    let detected = ic.kind == InterfaceType::Auto && is_wireless(&ic.ifname);
+    let params = ic.link_params(detected);
+    let link_type = if params.link_quality {
+        LinkType::Wireless
+    } else if ic.kind == InterfaceType::Tunnel {
+        LinkType::Tunnel
+    } else {
+        LinkType::Wired
+    };
+    let mut e = EngineIface::new(&ic.ifname, link_type, ll);
+    e.hello_interval_ms = ic.hello_interval_ms;
+    e.update_interval_ms = ic.update_interval_ms;
+    e.rxcost = Some(params.rxcost);
+    e.split_horizon = Some(params.split_horizon);
+    e.mtu = link.mtu;
+    e.ipv4 = kernel.ipv4(link.ifindex);
+    e.v4_via_v6 = ic.v4_via_v6;
+    Some((link.ifindex, e))
+}
+
+/// Every plain-Babel interface that should be running, by ifindex.
+pub fn desired_plain_interfaces(
+    cfg: &Config,
+    kernel: &KernelView,
+    is_wireless: impl Fn(&str) -> bool,
+) -> BTreeMap<IfIndex, EngineIface> {
+    cfg.interfaces
+        .iter()
+        .filter(|i| i.enabled && !i.wireguard)
+        .filter_map(|i| engine_interface(i, kernel, &is_wireless))
+        .collect()
+}
+
+/// Linux marks radios in sysfs; used for `type auto`.
+pub fn sysfs_is_wireless(ifname: &str) -> bool {
+    let base = std::path::Path::new("/sys/class/net").join(ifname);
+    base.join("wireless").exists() || base.join("phy80211").exists()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kernel::MonitorEvent;
+
+    fn link(ifindex: u32, name: &str, up: bool) -> LinkInfo {
+        LinkInfo { ifindex, name: name.into(), admin_up: up, running: up, mtu: 1500 }
+    }
+
+    fn addr(ifindex: u32, a: &str, len: u8) -> IfAddr {
+        IfAddr { ifindex, addr: a.parse().unwrap(), prefix_len: len }
+    }
+
+    #[test]
+    fn interfaces_need_to_exist_be_up_and_have_a_link_local_address() {
+        let (cfg, _) = crate::config::parse_str(
+            "config interface 'a'\n\toption ifname 'eth1'\n\toption type 'wired'\n\
+             config interface 'b'\n\toption ifname 'wlan0'\n\toption type 'wireless'\n\
+             config interface 'c'\n\toption ifname 'absent0'\n",
+            "test",
+        )
+        .unwrap();
+        let mut k = KernelView::default();
+        k.apply(&MonitorEvent::LinkAdded(link(2, "eth1", true)));
+        k.apply(&MonitorEvent::LinkAdded(link(3, "wlan0", false)));
+        assert!(desired_plain_interfaces(&cfg, &k, |_| false).is_empty(), "no link-local yet");
+        k.apply(&MonitorEvent::AddressAdded(addr(2, "fe80::2", 64)));
+        k.apply(&MonitorEvent::AddressAdded(addr(2, "192.0.2.7", 24)));
+        k.apply(&MonitorEvent::AddressAdded(addr(3, "fe80::3", 64)));
+        let d = desired_plain_interfaces(&cfg, &k, |_| false);
+        assert_eq!(d.keys().copied().collect::<Vec<_>>(), vec![2], "wlan0 is down");
+        let e = &d[&2];
+        assert_eq!(e.link_type, LinkType::Wired);
+        assert_eq!(e.ipv4, Some("192.0.2.7".parse().unwrap()));
+        assert_eq!(e.link_local, "fe80::2".parse::<Ipv6Addr>().unwrap());
+        assert_eq!(e.split_horizon, Some(true));
+        k.apply(&MonitorEvent::LinkChanged(link(3, "wlan0", true)));
+        let d = desired_plain_interfaces(&cfg, &k, |_| false);
+        assert_eq!(d[&3].link_type, LinkType::Wireless);
+        assert_eq!(d[&3].rxcost, Some(256));
+        // Losing its link-local address takes an interface out.
+        k.apply(&MonitorEvent::AddressRemoved(addr(2, "fe80::2", 64)));
+        assert!(!desired_plain_interfaces(&cfg, &k, |_| false).contains_key(&2));
+    }
+
+    #[test]
+    fn auto_type_uses_detection() {
+        let (cfg, _) =
+            crate::config::parse_str("config interface 'm'\n\toption ifname 'mesh0'\n", "t").unwrap();
+        let mut k = KernelView::default();
+        k.apply(&MonitorEvent::LinkAdded(link(5, "mesh0", true)));
+        k.apply(&MonitorEvent::AddressAdded(addr(5, "fe80::5", 64)));
+        assert_eq!(desired_plain_interfaces(&cfg, &k, |_| true)[&5].link_type, LinkType::Wireless);
+        assert_eq!(desired_plain_interfaces(&cfg, &k, |_| false)[&5].link_type, LinkType::Wired);
+    }
+}

@@ -1,0 +1,522 @@
+//! The event loop: one task that owns the engine and every edge, sleeps until
+//! the engine's next deadline or the next event, and does what the engine
+//! asks. Generic over the edges so that tests can drive it with fakes.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::time::Duration;
+
+use log::{debug, error, info, warn};
+use serde_json::{json, Value};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{UnixListener, UnixStream};
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
+
+use super::ifaces::{desired_plain_interfaces, KernelView};
+use super::state_file::{self, PersistentState};
+use super::views;
+use crate::babel::packet::Destination;
+use crate::babel::{
+    self, Engine, IfIndex, Input, InterfaceConfig as EngineIface, Metric, Output, Prefix, RouterId, SeqNo,
+    Time,
+};
+use crate::config::Config;
+use crate::control::{reply_err, reply_ok, Request};
+use crate::kernel::{self, Fib, FibConfig, LinkMonitor};
+use crate::net::{BabelIo, Dest};
+
+/// Makes a FIB for a table/protocol (again, when a reload changes them).
+pub type FibFactory<F> = Box<dyn Fn(FibConfig) -> io::Result<F>>;
+
+/// Control requests travel from their connection tasks to the loop.
+type ControlRequest = (Request, oneshot::Sender<String>);
+
+pub struct Daemon<F: Fib, M: LinkMonitor, S: BabelIo> {
+    config_path: PathBuf,
+    cfg: Config,
+    engine: Engine,
+    fib: F,
+    fib_factory: FibFactory<F>,
+    monitor: M,
+    sock: S,
+    kernel: KernelView,
+    /// Interfaces Babel runs on now, as given to the engine.
+    active: BTreeMap<IfIndex, EngineIface>,
+    announced: BTreeMap<Prefix, Metric>,
+    /// What we installed in the kernel, by prefix.
+    installed: BTreeMap<Prefix, kernel::FibRoute>,
+    start: Instant,
+    saved_seqno: SeqNo,
+    fib_failures: u64,
+    is_wireless: fn(&str) -> bool,
+    control_path: PathBuf,
+}
+
+fn fib_config(cfg: &Config) -> io::Result<FibConfig> {
+    FibConfig::new(cfg.main.table, cfg.main.protocol)
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e.to_string()))
+}
+
+/// Reads the router-id and seqno to start with; a new router-id is drawn
+/// (and saved) on first start.
+pub fn initial_state(path: &Path, fixed_router_id: Option<RouterId>) -> PersistentState {
+    let (rid, seqno) = state_file::load(path).unwrap_or_else(|e| {
+        warn!("ignoring unreadable state file: {e}");
+        (None, None)
+    });
+    let router_id = fixed_router_id.or(rid.filter(RouterId::is_valid)).unwrap_or_else(random_router_id);
+    // Start above the saved seqno: whatever we announced before a crash
+    // may still be remembered, and must not be newer than what we say now.
+    let seqno = seqno.map_or(SeqNo(random_u64() as u16), |s| s.add(1));
+    PersistentState { router_id, seqno }
+}
+
+fn random_u64() -> u64 {
+    let mut b = [0u8; 8];
+    if getrandom::fill(&mut b).is_err() {
+        // Never fatal: jitter and a fresh router-id only need to differ.
+        let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+        return t.as_nanos() as u64 ^ (std::process::id() as u64) << 32;
+    }
+    u64::from_le_bytes(b)
+}
+
+fn random_router_id() -> RouterId {
+    let mut id = random_u64().to_be_bytes();
+    id[0] = (id[0] & 0xFC) | 0x02; // locally administered, unicast, as babeld
+    RouterId(id)
+}
+
+impl<F: Fib, M: LinkMonitor, S: BabelIo> Daemon<F, M, S> {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        config_path: PathBuf,
+        cfg: Config,
+        state: PersistentState,
+        fib_factory: FibFactory<F>,
+        monitor: M,
+        sock: S,
+        is_wireless: fn(&str) -> bool,
+    ) -> io::Result<Self> {
+        let fib = fib_factory(fib_config(&cfg)?)?;
+        let engine = Engine::new(babel::EngineConfig {
+            router_id: state.router_id,
+            seqno: state.seqno,
+            seed: random_u64(),
+        });
+        let control_path = cfg.main.control_socket.clone();
+        Ok(Daemon {
+            config_path,
+            cfg,
+            engine,
+            fib,
+            fib_factory,
+            monitor,
+            sock,
+            kernel: KernelView::default(),
+            active: BTreeMap::new(),
+            announced: BTreeMap::new(),
+            installed: BTreeMap::new(),
+            start: Instant::now(),
+            saved_seqno: SeqNo(state.seqno.0.wrapping_sub(1)),
+            fib_failures: 0,
+            is_wireless,
+            control_path,
+        })
+    }
+
+    fn now(&self) -> Time {
+        Time(self.start.elapsed().as_millis() as u64)
+    }
+
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// Runs until `stop` resolves (or a SIGTERM/SIGINT when `signals`).
+    pub async fn run(mut self, signals: bool, stop: Pin<Box<dyn Future<Output = ()>>>) -> io::Result<()> {
+        use tokio::signal::unix::{signal, SignalKind};
+        // Routes left by a previous run (a crash) go first: they may point
+        // at neighbours that are gone.
+        match self.fib.flush_own().await {
+            Ok(0) => {}
+            Ok(n) => info!("removed {n} stale routes left by a previous run"),
+            Err(e) => warn!("could not remove stale routes: {e}"),
+        }
+        self.save_state();
+        let (ctl_tx, mut ctl_rx) = mpsc::channel::<ControlRequest>(16);
+        let mut listener = bind_control(&self.control_path)?;
+        let mut hup = if signals { Some(signal(SignalKind::hangup())?) } else { None };
+        let mut term = if signals { Some(signal(SignalKind::terminate())?) } else { None };
+        let mut int = if signals { Some(signal(SignalKind::interrupt())?) } else { None };
+        let mut stop = stop;
+        self.reconcile_announces();
+        let mut buf = vec![0u8; 65536];
+        info!(
+            "running: router-id {}, {} interface(s) configured, routes in table {} protocol {}",
+            self.engine.router_id(),
+            self.cfg.interfaces.len(),
+            self.cfg.main.table,
+            self.cfg.main.protocol
+        );
+        loop {
+            let deadline = self.engine.poll_timeout().map(|t| self.start + Duration::from_millis(t.millis()));
+            let sleep = tokio::time::sleep_until(
+                deadline.unwrap_or_else(|| Instant::now() + Duration::from_secs(3600)),
+            );
+            tokio::select! {
+                r = self.sock.recv(&mut buf) => match r {
+                    Ok(meta) => {
+                        let now = self.now();
+                        let data = &buf[..meta.len];
+                        self.engine.handle_input(now, Input::Datagram { ifindex: meta.ifindex, src: meta.source, data });
+                    }
+                    Err(e) => debug!("babel socket: {e}"),
+                },
+                ev = self.monitor.next_event() => match ev {
+                    Ok(ev) => {
+                        debug!("kernel: {ev:?}");
+                        self.kernel.apply(&ev);
+                        self.reconcile_interfaces();
+                    }
+                    Err(e) => {
+                        warn!("link monitor: {e}");
+                        tokio::time::sleep(Duration::from_millis(200)).await;
+                    }
+                },
+                _ = sleep => {
+                    let now = self.now();
+                    self.engine.handle_timeout(now);
+                }
+                conn = listener.accept() => match conn {
+                    Ok((stream, _)) => { tokio::spawn(serve_control(stream, ctl_tx.clone())); }
+                    Err(e) => warn!("control socket: {e}"),
+                },
+                Some((req, reply)) = ctl_rx.recv() => {
+                    let _ = reply.send(self.answer(req));
+                }
+                _ = recv_signal(&mut hup) => {
+                    if let Some(l) = self.reload().await {
+                        listener = l;
+                    }
+                }
+                _ = recv_signal(&mut term) => break,
+                _ = recv_signal(&mut int) => break,
+                _ = &mut stop => break,
+            }
+            self.drain().await;
+            if self.engine.seqno() != self.saved_seqno {
+                self.save_state();
+            }
+        }
+        self.shutdown().await;
+        Ok(())
+    }
+
+    /// Does what the engine asked: datagrams out, FIB changes in one batch.
+    async fn drain(&mut self) {
+        let mut ops: Vec<kernel::FibOp> = Vec::new();
+        while let Some(o) = self.engine.poll_output() {
+            match o {
+                Output::Send { ifindex, dst, data } => {
+                    let dest = match dst {
+                        Destination::Multicast => Dest::Multicast,
+                        Destination::Unicast(a) => Dest::Unicast(a),
+                    };
+                    if let Err(e) = self.sock.send(ifindex, dest, &data).await {
+                        debug!("send on ifindex {ifindex}: {e}");
+                    }
+                }
+                Output::Fib(op) => self.fib_op(op, &mut ops),
+                Output::Extension { .. } => {}
+            }
+        }
+        if ops.is_empty() {
+            return;
+        }
+        for f in self.fib.apply(&ops).await {
+            self.fib_failures += 1;
+            warn!("kernel route {:?}: {}", f.op, f.error);
+            if let kernel::FibOp::Replace(r) = f.op {
+                if self.installed.get(&r.prefix) == Some(&r) {
+                    self.installed.remove(&r.prefix);
+                }
+            }
+        }
+    }
+
+    fn fib_op(&mut self, op: babel::FibOp, ops: &mut Vec<kernel::FibOp>) {
+        match op {
+            babel::FibOp::Install(r) => {
+                let kr = kernel::FibRoute {
+                    prefix: r.prefix,
+                    next_hop: r.next_hop,
+                    ifindex: r.ifindex,
+                    metric: self.cfg.main.kernel_priority,
+                };
+                ops.push(kernel::FibOp::Replace(kr));
+                self.installed.insert(r.prefix, kr);
+            }
+            // Until the FIB edge can install unreachable routes, a held
+            // prefix is simply removed.
+            babel::FibOp::Remove(p) | babel::FibOp::Unreachable(p) => {
+                if let Some(kr) = self.installed.remove(&p) {
+                    ops.push(kernel::FibOp::Remove(kr));
+                }
+            }
+        }
+    }
+
+    fn reconcile_interfaces(&mut self) {
+        let now = self.now();
+        let desired = desired_plain_interfaces(&self.cfg, &self.kernel, self.is_wireless);
+        let gone: Vec<IfIndex> = self.active.keys().filter(|i| !desired.contains_key(i)).copied().collect();
+        for ifindex in gone {
+            let name = self.active.remove(&ifindex).map(|c| c.name).unwrap_or_default();
+            info!("babel stops on {name} (ifindex {ifindex})");
+            self.engine.handle_input(now, Input::InterfaceDown { ifindex });
+            if let Err(e) = self.sock.leave(ifindex) {
+                debug!("leave {name}: {e}");
+            }
+        }
+        for (ifindex, config) in desired {
+            if self.active.get(&ifindex) == Some(&config) {
+                continue;
+            }
+            if !self.active.contains_key(&ifindex) {
+                if let Err(e) = self.sock.join(ifindex) {
+                    warn!("cannot run babel on {}: {e}", config.name);
+                    continue;
+                }
+                info!(
+                    "babel runs on {} (ifindex {ifindex}, {}, {})",
+                    config.name,
+                    config.link_type.as_str(),
+                    config.link_local
+                );
+            }
+            self.active.insert(ifindex, config.clone());
+            self.engine.handle_input(now, Input::InterfaceUp { ifindex, config });
+        }
+    }
+
+    fn reconcile_announces(&mut self) {
+        let now = self.now();
+        let desired: BTreeMap<Prefix, Metric> =
+            self.cfg.announces.iter().filter(|a| a.enabled).map(|a| (a.prefix, Metric(a.metric))).collect();
+        let gone: Vec<Prefix> = self.announced.keys().filter(|p| !desired.contains_key(p)).copied().collect();
+        for prefix in gone {
+            info!("no longer announcing {prefix}");
+            self.engine.handle_input(now, Input::Withdraw { prefix });
+        }
+        for (prefix, metric) in &desired {
+            if self.announced.get(prefix) != Some(metric) {
+                info!("announcing {prefix} metric {metric}");
+                self.engine.handle_input(now, Input::Announce { prefix: *prefix, metric: *metric });
+            }
+        }
+        self.announced = desired;
+    }
+
+    /// SIGHUP: a valid file replaces the running configuration, applied as
+    /// a difference; an invalid one is refused and changes nothing.
+    async fn reload(&mut self) -> Option<UnixListener> {
+        let new = match crate::config::load(&self.config_path) {
+            Ok((c, warnings)) => {
+                for w in warnings {
+                    warn!("{w}");
+                }
+                c
+            }
+            Err(e) => {
+                error!("reload refused, keeping the running configuration: {e}");
+                return None;
+            }
+        };
+        info!("reloading {}", self.config_path.display());
+        let old = std::mem::replace(&mut self.cfg, new);
+        super::logger::set_level(self.cfg.main.log_level.as_str());
+        if (old.main.table, old.main.protocol, old.main.kernel_priority)
+            != (self.cfg.main.table, self.cfg.main.protocol, self.cfg.main.kernel_priority)
+        {
+            self.move_routes().await;
+        }
+        self.reconcile_interfaces();
+        self.reconcile_announces();
+        if old.main.control_socket != self.cfg.main.control_socket {
+            match bind_control(&self.cfg.main.control_socket) {
+                Ok(l) => {
+                    let _ = std::fs::remove_file(&self.control_path);
+                    self.control_path = self.cfg.main.control_socket.clone();
+                    return Some(l);
+                }
+                Err(e) => warn!("keeping control socket {}: {e}", self.control_path.display()),
+            }
+        }
+        None
+    }
+
+    /// Table, protocol or kernel priority changed: our routes move over.
+    async fn move_routes(&mut self) {
+        let fc = match fib_config(&self.cfg) {
+            Ok(fc) => fc,
+            Err(e) => {
+                error!("keeping the old routing table: {e}");
+                return;
+            }
+        };
+        let new_fib = match (self.fib_factory)(fc) {
+            Ok(f) => f,
+            Err(e) => {
+                error!("keeping the old routing table: {e}");
+                return;
+            }
+        };
+        if let Err(e) = self.fib.flush_own().await {
+            warn!("removing routes from the old table: {e}");
+        }
+        self.fib = new_fib;
+        let prio = self.cfg.main.kernel_priority;
+        let ops: Vec<kernel::FibOp> = self
+            .installed
+            .values_mut()
+            .map(|r| {
+                r.metric = prio;
+                kernel::FibOp::Replace(*r)
+            })
+            .collect();
+        for f in self.fib.apply(&ops).await {
+            self.fib_failures += 1;
+            warn!("kernel route {:?}: {}", f.op, f.error);
+        }
+    }
+
+    async fn shutdown(&mut self) {
+        info!("stopping: retracting our routes");
+        let now = self.now();
+        self.engine.handle_input(now, Input::Shutdown);
+        self.drain().await;
+        match self.fib.flush_own().await {
+            Ok(n) => info!("removed {n} routes"),
+            Err(e) => warn!("removing routes: {e}"),
+        }
+        self.installed.clear();
+        self.save_state();
+        let _ = std::fs::remove_file(&self.control_path);
+    }
+
+    fn save_state(&mut self) {
+        let st = PersistentState { router_id: self.engine.router_id(), seqno: self.engine.seqno() };
+        match state_file::save(&self.cfg.main.state_file, &st) {
+            Ok(()) => self.saved_seqno = st.seqno,
+            Err(e) => {
+                // Keep going: losing the seqno costs only convergence time.
+                warn!("cannot save state to {}: {e}", self.cfg.main.state_file.display());
+                self.saved_seqno = st.seqno;
+            }
+        }
+    }
+
+    fn answer(&self, req: Request) -> String {
+        match req {
+            Request::Status => reply_ok(self.status()),
+            Request::Neighbours => reply_ok(views::neighbours(&self.engine)),
+            Request::Routes => reply_ok(views::routes(&self.engine)),
+            Request::Nodes => reply_ok(json!({ "nodes": [] })),
+        }
+    }
+
+    fn status(&self) -> Value {
+        let installed = self.engine.installed_routes().len();
+        let interfaces: Vec<Value> = self
+            .cfg
+            .interfaces
+            .iter()
+            .map(|i| {
+                let link = self.kernel.by_name(&i.ifname);
+                let babel = link.is_some_and(|l| self.active.contains_key(&l.ifindex));
+                json!({
+                    "name": i.ifname,
+                    "ifindex": link.map(|l| l.ifindex),
+                    "up": link.is_some_and(|l| l.is_up()),
+                    "babel": babel,
+                    "wireguard": i.wireguard,
+                    "type": self.active.get(&link.map_or(0, |l| l.ifindex)).map(|c| c.link_type.as_str()),
+                })
+            })
+            .collect();
+        json!({
+            "version": env!("CARGO_PKG_VERSION"),
+            "router_id": self.engine.router_id().to_string(),
+            "seqno": self.engine.seqno().0,
+            "uptime_s": self.start.elapsed().as_secs(),
+            "config": self.config_path.display().to_string(),
+            "table": self.cfg.main.table,
+            "protocol": self.cfg.main.protocol,
+            "interfaces": interfaces,
+            "counts": {
+                "neighbours": self.engine.neighbours().len(),
+                "routes": self.engine.route_count(),
+                "installed": installed,
+                "announced": self.announced.len(),
+                "kernel_route_failures": self.fib_failures,
+            },
+            "babel": self.engine.stats(),
+        })
+    }
+}
+
+async fn recv_signal(s: &mut Option<tokio::signal::unix::Signal>) {
+    match s {
+        Some(s) => {
+            s.recv().await;
+        }
+        None => std::future::pending::<()>().await,
+    }
+}
+
+/// Binds the control socket, mode 0600 (it tells anyone who can read it
+/// the whole topology; only root should).
+fn bind_control(path: &Path) -> io::Result<UnixListener> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    // A socket file left by a crash would make bind fail.
+    if std::os::unix::net::UnixStream::connect(path).is_err() {
+        let _ = std::fs::remove_file(path);
+    }
+    let old = unsafe { libc::umask(0o177) };
+    let l = UnixListener::bind(path);
+    unsafe { libc::umask(old) };
+    let l = l.map_err(|e| io::Error::new(e.kind(), format!("control socket {}: {e}", path.display())))?;
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+    Ok(l)
+}
+
+/// One control connection: a request line in, one JSON document out.
+async fn serve_control(stream: UnixStream, tx: mpsc::Sender<ControlRequest>) {
+    let (rd, mut wr) = stream.into_split();
+    let mut line = String::new();
+    let mut rd = BufReader::new(rd).take(1024);
+    let read = tokio::time::timeout(Duration::from_secs(5), rd.read_line(&mut line)).await;
+    let reply = match read {
+        Ok(Ok(_)) => match Request::parse(&line) {
+            Ok(req) => {
+                let (otx, orx) = oneshot::channel();
+                if tx.send((req, otx)).await.is_err() {
+                    return;
+                }
+                orx.await.unwrap_or_else(|_| reply_err("daemon is stopping"))
+            }
+            Err(e) => reply_err(&e),
+        },
+        _ => reply_err("no request received"),
+    };
+    let _ = wr.write_all(reply.as_bytes()).await;
+    let _ = wr.shutdown().await;
+}
