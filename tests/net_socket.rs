@@ -202,18 +202,32 @@ fn datagrams_from_non_link_local_sources_wrong_ports_or_unjoined_links_are_dropp
         let mut buf = vec![0u8; 65536];
         let group = SocketAddrV6::new(BABEL_GROUP, BABEL_PORT, 0, va);
 
+        // The kernel installs the local route of a new address from a work
+        // queue, so unicast to it can be dropped for a moment (seen under
+        // load): a first unicast exchange proves B's fe80::b is reachable.
+        deliver(
+            &sa,
+            va,
+            Dest::Unicast(ll("fe80::b")),
+            b"warm-up",
+            &sb,
+            &[],
+            &mut buf,
+        )
+        .await;
+
         // From a global address (RFC 8966 section 4: MUST be ignored), as
         // multicast and as unicast, and from a link-local address with
         // another port; then a good datagram, which must be the first thing
         // B's socket returns. Rounds repeat only if the machine lost one.
         let global = UdpSocket::bind(SocketAddrV6::new(ll("2001:db8::a"), 0, 0, 0)).unwrap();
         let other_port = UdpSocket::bind(SocketAddrV6::new(ll("fe80::a"), 40000, 0, va)).unwrap();
-        let to_b_global = SocketAddrV6::new(ll("2001:db8::b"), BABEL_PORT, 0, 0);
+        let to_b = SocketAddrV6::new(ll("fe80::b"), BABEL_PORT, 0, va);
         let mut rounds = 0;
         loop {
             rounds += 1;
             global.send_to(b"spoof", group).unwrap();
-            global.send_to(b"spoof", to_b_global).unwrap();
+            global.send_to(b"spoof", to_b).unwrap();
             other_port.send_to(b"port", group).unwrap();
             let m = deliver(&sa, va, Dest::Multicast, b"good", &sb, &[b"good"], &mut buf).await;
             assert_eq!((m.source, m.ifindex), (ll("fe80::a"), vb));
