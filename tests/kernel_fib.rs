@@ -7,7 +7,9 @@ use std::net::IpAddr;
 use serde_json::Value;
 use weft::babel::Prefix;
 use weft::kernel::netns::Netns;
-use weft::kernel::{Fib, FibConfig, FibError, FibOp, FibRoute, RtnlFib};
+use weft::kernel::{
+    Fib, FibConfig, FibError, FibOp, FibRoute, LinkMonitor, MonitorEvent, RtnlFib, RtnlMonitor,
+};
 
 const TABLE: u32 = 100;
 const PROTO: u8 = 119;
@@ -299,8 +301,23 @@ fn routes_follow_their_link_down_and_back_up() {
         fib.apply(&[FibOp::Replace(r6), FibOp::Replace(r4)]).await;
 
         // carrier loss: the kernel keeps the routes, marked linkdown, and
-        // flush still removes them
+        // flush still removes them. The kernel handles carrier changes
+        // later (linkwatch); its link notification says when it has.
+        let mut mon = RtnlMonitor::open().unwrap();
         ns.ip("link set d0p down").unwrap();
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
+        loop {
+            match tokio::time::timeout_at(deadline, mon.next_event()).await {
+                // (LinkAdded if the initial dump already saw it down)
+                Ok(Ok(MonitorEvent::LinkChanged(l) | MonitorEvent::LinkAdded(l)))
+                    if l.ifindex == d0 && !l.running =>
+                {
+                    break
+                }
+                Ok(Ok(_)) => {}
+                other => panic!("no carrier loss on d0 within 5 s: {other:?}"),
+            }
+        }
         let j = ip_json(&ns, &format!("-4 route show table {TABLE}"));
         assert!(find(&j, "192.0.2.0/24")["flags"].as_array().unwrap().contains(&"linkdown".into()));
         assert_eq!(fib.flush_own().await.unwrap(), 2);

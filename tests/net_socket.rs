@@ -7,8 +7,6 @@ use std::time::Duration;
 use weft::kernel::netns::Netns;
 use weft::net::{BabelIo, BabelSocket, Dest, RecvMeta, BABEL_GROUP, BABEL_PORT};
 
-const WAIT: Duration = Duration::from_secs(5);
-
 /// Two namespaces A and B joined by veth pairs `va`–`vb` and `vc`–`vd`, with
 /// link-local (and, on va/vb, global) addresses; returns the namespaces and
 /// the interface indexes (va, vb, vc, vd).
@@ -63,11 +61,31 @@ fn open_in(ns: &Netns) -> BabelSocket {
     })
 }
 
-async fn recv(s: &BabelSocket, buf: &mut [u8]) -> RecvMeta {
-    tokio::time::timeout(WAIT, s.recv(buf))
-        .await
-        .unwrap_or_else(|_| panic!("no datagram within {WAIT:?}; stats {:?}", s.stats()))
-        .unwrap()
+/// Sends `data` from `from` until `to` returns it (UDP over veth can lose a
+/// datagram when the machine is overloaded; up to 5 tries, 1 s each).
+/// Anything else `to` returns must be a late copy of one of `stale`.
+async fn deliver(
+    from: &BabelSocket,
+    ifindex: u32,
+    dest: Dest,
+    data: &[u8],
+    to: &BabelSocket,
+    stale: &[&[u8]],
+    buf: &mut [u8],
+) -> RecvMeta {
+    for _ in 0..5 {
+        from.send(ifindex, dest, data).await.unwrap();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(1);
+        while let Ok(m) = tokio::time::timeout_at(deadline, to.recv(buf)).await {
+            let m = m.unwrap();
+            let got = &buf[..m.len];
+            if got == data {
+                return m;
+            }
+            assert!(stale.contains(&got), "unexpected datagram {got:?} ({m:?}) while waiting for {data:?}");
+        }
+    }
+    panic!("{data:?} did not arrive in 5 tries; stats {:?}", to.stats());
 }
 
 /// Pins the calling thread to the CPU it runs on.
@@ -97,25 +115,20 @@ fn multicast_and_unicast_carry_interface_source_and_destination() {
         sa.join(va).unwrap(); // joining twice is harmless
         let mut buf = vec![0u8; 65536];
 
-        sa.send(va, Dest::Multicast, b"hello on va").await.unwrap();
-        let m = recv(&sb, &mut buf).await;
-        assert_eq!(&buf[..m.len], b"hello on va");
+        let m = deliver(&sa, va, Dest::Multicast, b"hello on va", &sb, &[], &mut buf).await;
         assert_eq!(m, RecvMeta { len: 11, ifindex: vb, source: ll("fe80::a"), destination: BABEL_GROUP });
         assert!(m.is_multicast());
 
         // the other link: same socket, other interface
-        sa.send(vc, Dest::Multicast, b"hello on vc").await.unwrap();
-        let m = recv(&sb, &mut buf).await;
-        assert_eq!((m.ifindex, m.source, &buf[..m.len]), (vd, ll("fe80::c"), &b"hello on vc"[..]));
+        let m = deliver(&sa, vc, Dest::Multicast, b"hello on vc", &sb, &[b"hello on va"], &mut buf).await;
+        assert_eq!((m.ifindex, m.source), (vd, ll("fe80::c")));
 
-        // unicast back; A's first datagram is this one, not its own
-        // multicasts (loop is off)
-        sb.send(vb, Dest::Unicast(ll("fe80::a")), b"ihu").await.unwrap();
-        let m = recv(&sa, &mut buf).await;
+        // unicast back; A never sees its own multicasts (loop is off), so
+        // this is the only thing its socket may return
+        let m = deliver(&sb, vb, Dest::Unicast(ll("fe80::a")), b"ihu", &sa, &[], &mut buf).await;
         assert_eq!(m, RecvMeta { len: 3, ifindex: va, source: ll("fe80::b"), destination: ll("fe80::a") });
         assert!(!m.is_multicast());
-        assert_eq!(sa.stats().received, 1);
-        assert_eq!((sa.stats().sent, sb.stats().received), (2, 2));
+        assert!(sa.stats().sent >= 2 && sb.stats().received >= 2, "{:?} {:?}", sa.stats(), sb.stats());
 
         // a non-link-local neighbour address is refused before sending
         let e = sa.send(va, Dest::Unicast(ll("2001:db8::b")), b"x").await.unwrap_err();
@@ -137,34 +150,50 @@ fn datagrams_from_non_link_local_sources_wrong_ports_or_unjoined_links_are_dropp
         let mut buf = vec![0u8; 65536];
         let group = SocketAddrV6::new(BABEL_GROUP, BABEL_PORT, 0, va);
 
-        // from a global address (RFC 8966 section 4: MUST be ignored)
+        // The kernel installs the local route of a new address from a work
+        // queue, so unicast to it can be dropped for a moment (seen under
+        // load): a first unicast exchange proves B's fe80::b is reachable.
+        deliver(&sa, va, Dest::Unicast(ll("fe80::b")), b"warm-up", &sb, &[], &mut buf).await;
+
+        // From a global address (RFC 8966 section 4: MUST be ignored), as
+        // multicast and as unicast, and from a link-local address with
+        // another port; then a good datagram, which must be the first thing
+        // B's socket returns. Rounds repeat only if the machine lost one.
         let global = UdpSocket::bind(SocketAddrV6::new(ll("2001:db8::a"), 0, 0, 0)).unwrap();
-        global.send_to(b"spoof", group).unwrap();
-        global.send_to(b"spoof", SocketAddrV6::new(ll("2001:db8::b"), BABEL_PORT, 0, 0)).unwrap();
-        // from a link-local address but another port
         let other_port = UdpSocket::bind(SocketAddrV6::new(ll("fe80::a"), 40000, 0, va)).unwrap();
-        other_port.send_to(b"port", group).unwrap();
-        // then a good one: it is the first thing B's socket returns
-        sa.send(va, Dest::Multicast, b"good").await.unwrap();
-        let m = recv(&sb, &mut buf).await;
-        assert_eq!((&buf[..m.len], m.source), (&b"good"[..], ll("fe80::a")));
-        let st = sb.stats();
-        assert_eq!((st.dropped_not_link_local, st.dropped_bad_port, st.received), (2, 1, 1), "{st:?}");
+        let to_b = SocketAddrV6::new(ll("fe80::b"), BABEL_PORT, 0, va);
+        let mut rounds = 0;
+        loop {
+            rounds += 1;
+            global.send_to(b"spoof", group).unwrap();
+            global.send_to(b"spoof", to_b).unwrap();
+            other_port.send_to(b"port", group).unwrap();
+            let m = deliver(&sa, va, Dest::Multicast, b"good", &sb, &[b"good"], &mut buf).await;
+            assert_eq!((m.source, m.ifindex), (ll("fe80::a"), vb));
+            let st = sb.stats();
+            if (st.dropped_not_link_local, st.dropped_bad_port) >= (2, 1) || rounds == 3 {
+                assert!(st.dropped_not_link_local >= 2 && st.dropped_bad_port >= 1, "{st:?}");
+                break;
+            }
+        }
 
         // B stops Babel on vb: unicast arriving there is dropped (the check
         // runs when the datagram is read, so read up to a marker on vd)
         sb.leave(vb).unwrap();
         sb.leave(vb).unwrap(); // twice is harmless
-        sa.send(va, Dest::Unicast(ll("fe80::b")), b"after leave").await.unwrap();
-        sa.send(va, Dest::Multicast, b"mcast after leave").await.unwrap();
-        sa.send(vc, Dest::Multicast, b"marker").await.unwrap();
-        let m = recv(&sb, &mut buf).await;
-        assert_eq!((&buf[..m.len], m.ifindex), (&b"marker"[..], vd));
-        assert_eq!(sb.stats().dropped_not_joined, 1, "{:?}", sb.stats());
+        for round in 1..=3 {
+            sa.send(va, Dest::Unicast(ll("fe80::b")), b"after leave").await.unwrap();
+            sa.send(va, Dest::Multicast, b"mcast after leave").await.unwrap();
+            let m = deliver(&sa, vc, Dest::Multicast, b"marker", &sb, &[b"marker"], &mut buf).await;
+            assert_eq!(m.ifindex, vd);
+            if sb.stats().dropped_not_joined >= 1 || round == 3 {
+                assert!(sb.stats().dropped_not_joined >= 1, "{:?}", sb.stats());
+                break;
+            }
+        }
         sb.join(vb).unwrap();
-        sa.send(va, Dest::Unicast(ll("fe80::b")), b"after rejoin").await.unwrap();
-        let m = recv(&sb, &mut buf).await;
-        assert_eq!((&buf[..m.len], m.ifindex), (&b"after rejoin"[..], vb));
+        let m = deliver(&sa, va, Dest::Unicast(ll("fe80::b")), b"after rejoin", &sb, &[], &mut buf).await;
+        assert_eq!(m.ifindex, vb);
 
         // an interface that disappears: leaving it afterwards is fine
         b.ip("link del vd").unwrap();
