@@ -28,6 +28,10 @@ pub struct Quirks {
     pub readd_to_modify: bool,
     /// Endpoints with an IPv6 scope (`[fe80::1%3]:51820`) are refused.
     pub no_scoped_endpoints: bool,
+    /// `get` prints link-local endpoints without their scope although the
+    /// implementation uses it (wireguard-go 0.0.20220316, Debian 12): the
+    /// backend restores the scope it set, see [`restore_scopes`].
+    pub scope_not_reported: bool,
 }
 
 impl Quirks {
@@ -36,12 +40,14 @@ impl Quirks {
         handshake_is_seconds_ago: false,
         readd_to_modify: false,
         no_scoped_endpoints: false,
+        scope_not_reported: true,
     };
     /// boringtun-cli 0.7.
     pub const BORINGTUN: Quirks = Quirks {
         handshake_is_seconds_ago: true,
         readd_to_modify: true,
         no_scoped_endpoints: true,
+        scope_not_reported: false,
     };
 }
 
@@ -240,6 +246,40 @@ pub fn readd_modified_peers(update: &DeviceUpdate, current: &Device) -> DeviceUp
         }
     }
     out
+}
+
+/// Gives link-local endpoints reported without a scope the scope we set them
+/// with (`sent`: the endpoints last written per peer), when address and port
+/// are unchanged. A scope-less link-local endpoint is unusable, so one that
+/// the implementation really uses must be the one we gave it.
+pub fn restore_scopes(dev: &mut Device, sent: &HashMap<Key, SocketAddr>) {
+    for p in &mut dev.peers {
+        if let (Some(SocketAddr::V6(got)), Some(SocketAddr::V6(ours))) =
+            (p.endpoint, sent.get(&p.public_key))
+        {
+            if got.scope_id() == 0
+                && needs_scope(&IpAddr::V6(*got.ip()))
+                && got.ip() == ours.ip()
+                && got.port() == ours.port()
+            {
+                p.endpoint = Some(SocketAddr::V6(*ours));
+            }
+        }
+    }
+}
+
+/// Keeps `sent` (see [`restore_scopes`]) in step with an applied update.
+pub fn remember_endpoints(sent: &mut HashMap<Key, SocketAddr>, update: &DeviceUpdate) {
+    if update.replace_peers {
+        sent.clear();
+    }
+    for p in &update.peers {
+        if p.remove {
+            sent.remove(&p.public_key);
+        } else if let Some(e) = p.endpoint {
+            sent.insert(p.public_key, e);
+        }
+    }
 }
 
 /// Reads `errno=N` from an answer; 0 is success. wireguard-go writes negative
@@ -488,6 +528,43 @@ errno=0\n\n";
             decode_get(GO_ANSWER, Quirks::WIREGUARD_GO, at(0), &no_zone_names),
             Err(UapiError::UnknownScope("vethB".into()))
         );
+    }
+
+    #[test]
+    fn scopes_dropped_by_the_implementation_are_restored() {
+        let mut sent = HashMap::new();
+        let mut up = DeviceUpdate::default();
+        let mut p = PeerUpdate::new(key(1));
+        p.endpoint = Some("[fe80::b%7]:51821".parse().unwrap());
+        up.peers.push(p);
+        let mut q = PeerUpdate::new(key(2));
+        q.endpoint = Some("[fe80::c%7]:51821".parse().unwrap());
+        up.peers.push(q);
+        remember_endpoints(&mut sent, &up);
+        let text = "public_key=0101010101010101010101010101010101010101010101010101010101010101\n\
+endpoint=[fe80::b]:51821\n\
+public_key=0202020202020202020202020202020202020202020202020202020202020202\n\
+endpoint=[fe80::d]:51821\n\
+errno=0\n\n";
+        let mut d = decode_get(text, Quirks::WIREGUARD_GO, at(0), &no_zone_names).unwrap();
+        restore_scopes(&mut d, &sent);
+        assert_eq!(
+            d.peers[0].endpoint,
+            Some("[fe80::b%7]:51821".parse().unwrap())
+        );
+        assert_eq!(
+            d.peers[1].endpoint,
+            Some("[fe80::d]:51821".parse().unwrap()),
+            "a roamed endpoint is not ours to fix"
+        );
+        remember_endpoints(
+            &mut sent,
+            &DeviceUpdate {
+                replace_peers: true,
+                ..Default::default()
+            },
+        );
+        assert!(sent.is_empty());
     }
 
     #[test]

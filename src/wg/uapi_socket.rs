@@ -11,7 +11,7 @@
 use std::collections::HashMap;
 use std::ffi::OsString;
 use std::io;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant, SystemTime};
@@ -19,7 +19,7 @@ use std::time::{Duration, Instant, SystemTime};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::UnixStream;
 
-use super::model::{Device, DeviceUpdate};
+use super::model::{Device, DeviceUpdate, Key};
 use super::rtnl::Rtnl;
 use super::uapi::{self, Quirks};
 use super::{check_ifname, netns, WgBackend, WgError};
@@ -176,6 +176,8 @@ pub struct UserspaceBackend {
     rtnl: Rtnl,
     /// Implementations still running as our children (foreground ones).
     children: HashMap<String, Child>,
+    /// Endpoints we set, per interface, for [`Quirks::scope_not_reported`].
+    sent_endpoints: HashMap<String, HashMap<Key, SocketAddr>>,
 }
 
 impl UserspaceBackend {
@@ -190,6 +192,7 @@ impl UserspaceBackend {
             client,
             rtnl,
             children: HashMap::new(),
+            sent_endpoints: HashMap::new(),
         })
     }
 
@@ -202,6 +205,13 @@ impl UserspaceBackend {
         UnixStream::connect(self.client.socket_path(ifname))
             .await
             .is_ok()
+    }
+
+    /// Drops (reaps) children that have exited: an implementation that
+    /// detached itself leaves its first process to us.
+    fn reap_exited(&mut self) {
+        self.children
+            .retain(|_, c| !matches!(c.try_wait(), Ok(Some(_)) | Err(_)));
     }
 
     fn spawn(&self, ifname: &str) -> Result<Child, WgError> {
@@ -225,6 +235,7 @@ const EEXIST: i32 = 17;
 impl WgBackend for UserspaceBackend {
     async fn create_interface(&mut self, name: &str, mtu: u32) -> Result<(), WgError> {
         check_ifname(name)?;
+        self.reap_exited();
         if self.rtnl.index_of(name).await?.is_some() || self.socket_answers(name).await {
             return Err(WgError::Netlink {
                 what: format!("creating {name}"),
@@ -290,6 +301,7 @@ impl WgBackend for UserspaceBackend {
         while self.socket_answers(name).await && Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
+        self.sent_endpoints.remove(name);
         if let Some(mut c) = self.children.remove(name) {
             if !matches!(c.try_wait(), Ok(Some(_))) {
                 let _ = c.kill();
@@ -303,15 +315,28 @@ impl WgBackend for UserspaceBackend {
         if self.opts.quirks.readd_to_modify && update.peers.iter().any(|p| !p.remove) {
             let current = self.get(name).await?;
             let rewritten = uapi::readd_modified_peers(update, &current);
-            return self.client.set(name, &rewritten, self.opts.quirks).await;
+            self.client.set(name, &rewritten, self.opts.quirks).await?;
+        } else {
+            self.client.set(name, update, self.opts.quirks).await?;
         }
-        self.client.set(name, update, self.opts.quirks).await
+        uapi::remember_endpoints(
+            self.sent_endpoints.entry(name.to_string()).or_default(),
+            update,
+        );
+        Ok(())
     }
 
     async fn get(&mut self, name: &str) -> Result<Device, WgError> {
-        self.client
+        let mut dev = self
+            .client
             .get(name, self.opts.quirks, Some(&self.rtnl))
-            .await
+            .await?;
+        if self.opts.quirks.scope_not_reported {
+            if let Some(sent) = self.sent_endpoints.get(name) {
+                uapi::restore_scopes(&mut dev, sent);
+            }
+        }
+        Ok(dev)
     }
 
     async fn add_address(&mut self, name: &str, addr: IpAddr, prefix: u8) -> Result<(), WgError> {

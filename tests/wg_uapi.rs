@@ -1,0 +1,350 @@
+//! Userspace WireGuard (wireguard-go) driven only through weft's UAPI backend:
+//! two network namespaces joined by a veth pair, one wireguard-go interface in
+//! each, link-local tunnel addresses added through our rtnetlink code, a ping
+//! across the tunnel, and the handshake read back through our `get`.
+//!
+//! Needs root and wireguard-go (scripts/install-deps.sh installs it). Names
+//! carry the PID and a per-test tag; a guard removes everything on any exit.
+
+use std::net::{IpAddr, Ipv6Addr, SocketAddr, SocketAddrV6};
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::{Duration, SystemTime};
+
+use weft::wg::model::{AllowedIp, DeviceConfig, Key, PeerConfig, PrivateKey};
+use weft::wg::netns;
+use weft::wg::rtnl::Rtnl;
+use weft::wg::uapi::UapiError;
+use weft::wg::uapi_socket::{UserspaceBackend, UserspaceOptions, DEFAULT_SOCKET_DIR};
+use weft::wg::{reconcile, sync_device, WgBackend, WgError};
+
+// Generated with `wg genkey | tee priv | wg pubkey`.
+const PRIV_A: &str = "CNBfyMDocccMUoP7wzEK8A4o9oyXk+k2jXJCbckHhlo=";
+const PUB_A: &str = "KmEVlEoRJCUkHXUmOS0C/WD4Iu+DEpF3C/Df9NffdwQ=";
+const PRIV_B: &str = "6DljK/UwISWbK8tplbAiGIMhrY2jrU832XSv8rmyl0A=";
+const PUB_B: &str = "jj6j03+uidHMckvhRJzltYPJMckjYo1by0cOjzODqkI=";
+
+fn is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .map(|s| {
+            s.lines()
+                .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0"))
+        })
+        .unwrap_or(false)
+}
+
+fn have(prog: &str) -> bool {
+    Command::new("sh")
+        .args(["-c", &format!("command -v {prog}")])
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false)
+}
+
+fn run(args: &[&str]) -> Result<String, String> {
+    let o = Command::new(args[0])
+        .args(&args[1..])
+        .output()
+        .map_err(|e| format!("{args:?}: {e}"))?;
+    if o.status.success() {
+        Ok(String::from_utf8_lossy(&o.stdout).into_owned())
+    } else {
+        Err(format!(
+            "{args:?} failed: {}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        ))
+    }
+}
+
+/// Two namespaces and the interfaces in them; removed on drop, whatever happened.
+struct Topology {
+    ns: [String; 2],
+    veth: [String; 2],
+    wg: [String; 2],
+}
+
+impl Topology {
+    fn new(tag: &str) -> Result<Self, String> {
+        let pid = std::process::id();
+        let t = Topology {
+            ns: [format!("weft-{tag}a-{pid}"), format!("weft-{tag}b-{pid}")],
+            veth: [format!("v{tag}a{pid}"), format!("v{tag}b{pid}")],
+            wg: [format!("wg{tag}a{pid}"), format!("wg{tag}b{pid}")],
+        };
+        for n in t.veth.iter().chain(&t.wg) {
+            assert!(n.len() <= 15, "interface name {n} too long");
+        }
+        for ns in &t.ns {
+            run(&["ip", "netns", "add", ns])?;
+            // The veth's own automatic link-local address must not linger in DAD.
+            run(&[
+                "ip",
+                "netns",
+                "exec",
+                ns,
+                "sysctl",
+                "-qw",
+                "net.ipv6.conf.all.accept_dad=0",
+            ])?;
+            run(&[
+                "ip",
+                "netns",
+                "exec",
+                ns,
+                "sysctl",
+                "-qw",
+                "net.ipv6.conf.default.accept_dad=0",
+            ])?;
+            run(&["ip", "-n", ns, "link", "set", "lo", "up"])?;
+        }
+        run(&[
+            "ip", "link", "add", &t.veth[0], "netns", &t.ns[0], "type", "veth", "peer", "name",
+            &t.veth[1], "netns", &t.ns[1],
+        ])?;
+        for i in 0..2 {
+            let addr = format!("fe80::{:x}/64", 0xa + i);
+            run(&[
+                "ip", "-n", &t.ns[i], "addr", "add", &addr, "dev", &t.veth[i], "nodad",
+            ])?;
+            run(&["ip", "-n", &t.ns[i], "link", "set", &t.veth[i], "up"])?;
+        }
+        Ok(t)
+    }
+
+    fn netns_path(&self, i: usize) -> PathBuf {
+        netns::named(&self.ns[i])
+    }
+}
+
+impl Drop for Topology {
+    fn drop(&mut self) {
+        for i in 0..2 {
+            // Deleting the TUN (or its socket) makes wireguard-go exit, which
+            // releases the namespace.
+            let _ = run(&["ip", "-n", &self.ns[i], "link", "del", &self.wg[i]]);
+            let _ = std::fs::remove_file(format!("{DEFAULT_SOCKET_DIR}/{}.sock", self.wg[i]));
+            let _ = run(&["ip", "netns", "del", &self.ns[i]]);
+        }
+    }
+}
+
+fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime")
+}
+
+fn precheck() -> bool {
+    if !is_root() {
+        eprintln!("SKIP: needs root (network namespaces, TUN)");
+        return false;
+    }
+    assert!(
+        have("wireguard-go") && have("ip") && have("ping"),
+        "wireguard-go, ip and ping are needed: run scripts/install-deps.sh"
+    );
+    true
+}
+
+fn key(b64: &str) -> Key {
+    Key::from_base64(b64).expect("test key")
+}
+
+fn ll(last: u16) -> Ipv6Addr {
+    Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0, last)
+}
+
+/// ping from namespace `ns` until one reply arrives, at most `tries` seconds.
+fn ping_until(ns: &str, target: &str, tries: u32) -> Result<u32, String> {
+    let mut last = String::new();
+    for i in 1..=tries {
+        match run(&[
+            "ip", "netns", "exec", ns, "ping", "-6", "-c", "1", "-W", "1", target,
+        ]) {
+            Ok(_) => return Ok(i),
+            Err(e) => last = e,
+        }
+    }
+    let diag = [
+        run(&["ip", "netns", "exec", ns, "wg", "show", "all"]),
+        run(&["ip", "-n", ns, "addr"]),
+    ];
+    Err(format!(
+        "no ping reply from {target} in {ns} after {tries} tries: {last}\n{diag:?}"
+    ))
+}
+
+#[test]
+fn two_namespaces_ping_over_wireguard_go_configured_by_uapi() {
+    if !precheck() {
+        return;
+    }
+    let topo = Topology::new("u").expect("topology");
+    rt().block_on(async {
+        let mut be = Vec::new();
+        for i in 0..2 {
+            let opts = UserspaceOptions {
+                netns: Some(topo.netns_path(i)),
+                ..UserspaceOptions::wireguard_go()
+            };
+            be.push(UserspaceBackend::new(opts).await.expect("backend"));
+        }
+        let privs = [PRIV_A, PRIV_B];
+        let pubs = [PUB_A, PUB_B];
+        let mut desired = Vec::new();
+        for i in 0..2 {
+            let wg = &topo.wg[i];
+            be[i].create_interface(wg, 1420).await.expect("create");
+            let tunnel_ll = IpAddr::V6(ll(1 + i as u16));
+            be[i].add_address(wg, tunnel_ll, 64).await.expect("address");
+            // The peer's endpoint is its veth link-local, scoped to our veth.
+            let rt = Rtnl::connect(Some(&topo.netns_path(i))).await.unwrap();
+            let veth_idx = rt
+                .index_of(&topo.veth[i])
+                .await
+                .unwrap()
+                .expect("veth index");
+            let mtu = run(&["ip", "-n", &topo.ns[i], "-o", "link", "show", wg]).unwrap();
+            assert!(
+                mtu.contains("mtu 1420") && mtu.contains(",UP"),
+                "link state: {mtu}"
+            );
+            desired.push(DeviceConfig {
+                private_key: PrivateKey(key(privs[i])),
+                listen_port: Some(51820 + i as u16),
+                fwmark: None,
+                peers: vec![PeerConfig {
+                    public_key: key(pubs[1 - i]),
+                    endpoint: Some(SocketAddr::V6(SocketAddrV6::new(
+                        ll(0xa + 1 - i as u16),
+                        51820 + 1 - i as u16,
+                        0,
+                        veth_idx,
+                    ))),
+                    allowed_ips: vec![AllowedIp::any_v6(), AllowedIp::any_v4()],
+                    persistent_keepalive: None,
+                }],
+            });
+            let applied = sync_device(&mut be[i], wg, &desired[i])
+                .await
+                .expect("sync");
+            assert!(!applied.is_empty());
+            assert!(!applied.replace_peers, "fresh device: nothing to replace");
+            // Read back: the device is exactly as desired.
+            let got = be[i].get(wg).await.expect("get");
+            assert!(
+                reconcile(&desired[i], &got).is_empty(),
+                "after set: {got:?}"
+            );
+            assert_eq!(got.peers[0].last_handshake, None);
+        }
+
+        let tries = ping_until(&topo.ns[0], &format!("fe80::2%{}", topo.wg[0]), 10).unwrap();
+        eprintln!("ping across the tunnel answered after {tries} tries");
+
+        let after = be[0].get(&topo.wg[0]).await.expect("get");
+        let p = &after.peers[0];
+        let hs = p.last_handshake.expect("handshake time after ping");
+        let age = SystemTime::now().duration_since(hs).unwrap_or_default();
+        assert!(age < Duration::from_secs(60), "handshake {age:?} ago");
+        assert!(p.rx_bytes > 0 && p.tx_bytes > 0, "counters {p:?}");
+
+        // A one-field change keeps the session (update_only, no re-add).
+        desired[0].peers[0].persistent_keepalive = Some(15);
+        let up = sync_device(&mut be[0], &topo.wg[0], &desired[0])
+            .await
+            .unwrap();
+        assert_eq!(up.peers.len(), 1);
+        assert!(up.peers[0].update_only && up.peers[0].endpoint.is_none());
+        let got = be[0].get(&topo.wg[0]).await.unwrap();
+        assert_eq!(got.peers[0].persistent_keepalive, 15);
+        assert_eq!(got.peers[0].last_handshake, Some(hs), "session kept");
+        assert!(sync_device(&mut be[0], &topo.wg[0], &desired[0])
+            .await
+            .unwrap()
+            .is_empty());
+
+        // A refused set comes back as a typed errno.
+        let answer = be[0]
+            .client()
+            .exchange(&topo.wg[0], "set=1\nlisten_port=notaport\n\n")
+            .await
+            .unwrap();
+        assert!(matches!(
+            weft::wg::uapi::decode_errno(&answer),
+            Err(UapiError::Errno(n)) if n > 0
+        ));
+
+        // Dropping the peer: no peer left to keep, so replace_peers.
+        desired[0].peers.clear();
+        let up = sync_device(&mut be[0], &topo.wg[0], &desired[0])
+            .await
+            .unwrap();
+        assert!(up.replace_peers);
+        assert!(be[0].get(&topo.wg[0]).await.unwrap().peers.is_empty());
+        assert!(ping_until(&topo.ns[0], &format!("fe80::2%{}", topo.wg[0]), 1).is_err());
+
+        for i in 0..2 {
+            be[i].delete_interface(&topo.wg[i]).await.expect("delete");
+            assert!(matches!(
+                be[i].get(&topo.wg[i]).await,
+                Err(WgError::NoSuchInterface(_))
+            ));
+            assert!(
+                run(&["ip", "-n", &topo.ns[i], "link", "show", &topo.wg[i]]).is_err(),
+                "link gone"
+            );
+        }
+    });
+}
+
+#[test]
+fn errors_are_typed_for_missing_interfaces_and_dead_implementations() {
+    if !precheck() {
+        return;
+    }
+    let topo = Topology::new("e").expect("topology");
+    rt().block_on(async {
+        let mut be = UserspaceBackend::new(UserspaceOptions {
+            netns: Some(topo.netns_path(0)),
+            ..UserspaceOptions::wireguard_go()
+        })
+        .await
+        .unwrap();
+        assert!(matches!(
+            be.get(&topo.wg[0]).await,
+            Err(WgError::NoSuchInterface(_))
+        ));
+        assert!(matches!(
+            be.create_interface("bad/name", 1420).await,
+            Err(WgError::BadInterfaceName(_))
+        ));
+        // An implementation that exits with failure is reported, not waited for.
+        let mut bad = UserspaceBackend::new(UserspaceOptions {
+            program: "false".into(),
+            netns: Some(topo.netns_path(0)),
+            ..UserspaceOptions::wireguard_go()
+        })
+        .await
+        .unwrap();
+        let t = std::time::Instant::now();
+        assert!(matches!(
+            bad.create_interface(&topo.wg[0], 1420).await,
+            Err(WgError::Spawn(_))
+        ));
+        assert!(
+            t.elapsed() < Duration::from_secs(4),
+            "failed start took {:?}",
+            t.elapsed()
+        );
+        // Creating twice is refused like the kernel refuses it.
+        be.create_interface(&topo.wg[0], 1400).await.unwrap();
+        assert!(matches!(
+            be.create_interface(&topo.wg[0], 1400).await,
+            Err(WgError::Netlink { errno: 17, .. })
+        ));
+        be.delete_interface(&topo.wg[0]).await.unwrap();
+    });
+}
