@@ -286,10 +286,10 @@ fn two_namespaces_ping_over_wireguard_go_configured_by_uapi() {
         assert!(be[0].get(&topo.wg[0]).await.unwrap().peers.is_empty());
         assert!(ping_until(&topo.ns[0], &format!("fe80::2%{}", topo.wg[0]), 1).is_err());
 
-        for i in 0..2 {
-            be[i].delete_interface(&topo.wg[i]).await.expect("delete");
+        for (i, b) in be.iter_mut().enumerate() {
+            b.delete_interface(&topo.wg[i]).await.expect("delete");
             assert!(matches!(
-                be[i].get(&topo.wg[i]).await,
+                b.get(&topo.wg[i]).await,
                 Err(WgError::NoSuchInterface(_))
             ));
             assert!(

@@ -139,7 +139,8 @@ pub async fn sync_device<B: WgBackend>(
 /// A backend chosen at run time.
 pub enum AnyBackend {
     Kernel(netlink::KernelBackend),
-    Userspace(uapi_socket::UserspaceBackend),
+    /// Boxed: it holds option strings and maps, the others are small.
+    Userspace(Box<uapi_socket::UserspaceBackend>),
     Fake(fake::FakeBackend),
 }
 
@@ -150,9 +151,9 @@ impl AnyBackend {
     pub async fn auto(userspace: uapi_socket::UserspaceOptions) -> Result<Self, WgError> {
         match netlink::KernelBackend::probe(userspace.netns.as_deref()).await? {
             Some(k) => Ok(AnyBackend::Kernel(k)),
-            None => Ok(AnyBackend::Userspace(
+            None => Ok(AnyBackend::Userspace(Box::new(
                 uapi_socket::UserspaceBackend::new(userspace).await?,
-            )),
+            ))),
         }
     }
 
