@@ -6,128 +6,17 @@
 //! Needs root and wireguard-go (scripts/install-deps.sh installs it). Names
 //! carry the PID and a per-test tag; a guard removes everything on any exit.
 
-use std::net::{IpAddr, Ipv6Addr, SocketAddr, SocketAddrV6};
-use std::path::PathBuf;
-use std::process::Command;
+use std::net::{IpAddr, SocketAddr, SocketAddrV6};
 use std::time::{Duration, SystemTime};
 
-use weft::wg::model::{AllowedIp, DeviceConfig, Key, PeerConfig, PrivateKey};
-use weft::wg::netns;
+use weft::wg::model::{AllowedIp, DeviceConfig, PeerConfig, PrivateKey};
 use weft::wg::rtnl::Rtnl;
 use weft::wg::uapi::UapiError;
-use weft::wg::uapi_socket::{UserspaceBackend, UserspaceOptions, DEFAULT_SOCKET_DIR};
-use weft::wg::{reconcile, sync_device, WgBackend, WgError};
+use weft::wg::uapi_socket::{UserspaceBackend, UserspaceOptions};
+use weft::wg::{reconcile, sync_device, AnyBackend, WgBackend, WgError};
 
-// Generated with `wg genkey | tee priv | wg pubkey`.
-const PRIV_A: &str = "CNBfyMDocccMUoP7wzEK8A4o9oyXk+k2jXJCbckHhlo=";
-const PUB_A: &str = "KmEVlEoRJCUkHXUmOS0C/WD4Iu+DEpF3C/Df9NffdwQ=";
-const PRIV_B: &str = "6DljK/UwISWbK8tplbAiGIMhrY2jrU832XSv8rmyl0A=";
-const PUB_B: &str = "jj6j03+uidHMckvhRJzltYPJMckjYo1by0cOjzODqkI=";
-
-fn is_root() -> bool {
-    std::fs::read_to_string("/proc/self/status")
-        .map(|s| {
-            s.lines()
-                .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0"))
-        })
-        .unwrap_or(false)
-}
-
-fn have(prog: &str) -> bool {
-    Command::new("sh")
-        .args(["-c", &format!("command -v {prog}")])
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false)
-}
-
-fn run(args: &[&str]) -> Result<String, String> {
-    let o = Command::new(args[0])
-        .args(&args[1..])
-        .output()
-        .map_err(|e| format!("{args:?}: {e}"))?;
-    if o.status.success() {
-        Ok(String::from_utf8_lossy(&o.stdout).into_owned())
-    } else {
-        Err(format!(
-            "{args:?} failed: {}{}",
-            String::from_utf8_lossy(&o.stdout),
-            String::from_utf8_lossy(&o.stderr)
-        ))
-    }
-}
-
-/// Two namespaces and the interfaces in them; removed on drop, whatever happened.
-struct Topology {
-    ns: [String; 2],
-    veth: [String; 2],
-    wg: [String; 2],
-}
-
-impl Topology {
-    fn new(tag: &str) -> Result<Self, String> {
-        let pid = std::process::id();
-        let t = Topology {
-            ns: [format!("weft-{tag}a-{pid}"), format!("weft-{tag}b-{pid}")],
-            veth: [format!("v{tag}a{pid}"), format!("v{tag}b{pid}")],
-            wg: [format!("wg{tag}a{pid}"), format!("wg{tag}b{pid}")],
-        };
-        for n in t.veth.iter().chain(&t.wg) {
-            assert!(n.len() <= 15, "interface name {n} too long");
-        }
-        for ns in &t.ns {
-            run(&["ip", "netns", "add", ns])?;
-            // The veth's own automatic link-local address must not linger in DAD.
-            run(&[
-                "ip",
-                "netns",
-                "exec",
-                ns,
-                "sysctl",
-                "-qw",
-                "net.ipv6.conf.all.accept_dad=0",
-            ])?;
-            run(&[
-                "ip",
-                "netns",
-                "exec",
-                ns,
-                "sysctl",
-                "-qw",
-                "net.ipv6.conf.default.accept_dad=0",
-            ])?;
-            run(&["ip", "-n", ns, "link", "set", "lo", "up"])?;
-        }
-        run(&[
-            "ip", "link", "add", &t.veth[0], "netns", &t.ns[0], "type", "veth", "peer", "name",
-            &t.veth[1], "netns", &t.ns[1],
-        ])?;
-        for i in 0..2 {
-            let addr = format!("fe80::{:x}/64", 0xa + i);
-            run(&[
-                "ip", "-n", &t.ns[i], "addr", "add", &addr, "dev", &t.veth[i], "nodad",
-            ])?;
-            run(&["ip", "-n", &t.ns[i], "link", "set", &t.veth[i], "up"])?;
-        }
-        Ok(t)
-    }
-
-    fn netns_path(&self, i: usize) -> PathBuf {
-        netns::named(&self.ns[i])
-    }
-}
-
-impl Drop for Topology {
-    fn drop(&mut self) {
-        for i in 0..2 {
-            // Deleting the TUN (or its socket) makes wireguard-go exit, which
-            // releases the namespace.
-            let _ = run(&["ip", "-n", &self.ns[i], "link", "del", &self.wg[i]]);
-            let _ = std::fs::remove_file(format!("{DEFAULT_SOCKET_DIR}/{}.sock", self.wg[i]));
-            let _ = run(&["ip", "netns", "del", &self.ns[i]]);
-        }
-    }
-}
+mod wg_common;
+use wg_common::{have, is_root, key, ll, ping_until, run, Topology, PRIV, PUB};
 
 fn rt() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread()
@@ -148,34 +37,6 @@ fn precheck() -> bool {
     true
 }
 
-fn key(b64: &str) -> Key {
-    Key::from_base64(b64).expect("test key")
-}
-
-fn ll(last: u16) -> Ipv6Addr {
-    Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0, last)
-}
-
-/// ping from namespace `ns` until one reply arrives, at most `tries` seconds.
-fn ping_until(ns: &str, target: &str, tries: u32) -> Result<u32, String> {
-    let mut last = String::new();
-    for i in 1..=tries {
-        match run(&[
-            "ip", "netns", "exec", ns, "ping", "-6", "-c", "1", "-W", "1", target,
-        ]) {
-            Ok(_) => return Ok(i),
-            Err(e) => last = e,
-        }
-    }
-    let diag = [
-        run(&["ip", "netns", "exec", ns, "wg", "show", "all"]),
-        run(&["ip", "-n", ns, "addr"]),
-    ];
-    Err(format!(
-        "no ping reply from {target} in {ns} after {tries} tries: {last}\n{diag:?}"
-    ))
-}
-
 #[test]
 fn two_namespaces_ping_over_wireguard_go_configured_by_uapi() {
     if !precheck() {
@@ -191,8 +52,6 @@ fn two_namespaces_ping_over_wireguard_go_configured_by_uapi() {
             };
             be.push(UserspaceBackend::new(opts).await.expect("backend"));
         }
-        let privs = [PRIV_A, PRIV_B];
-        let pubs = [PUB_A, PUB_B];
         let mut desired = Vec::new();
         for i in 0..2 {
             let wg = &topo.wg[i];
@@ -212,11 +71,11 @@ fn two_namespaces_ping_over_wireguard_go_configured_by_uapi() {
                 "link state: {mtu}"
             );
             desired.push(DeviceConfig {
-                private_key: PrivateKey(key(privs[i])),
+                private_key: PrivateKey(key(PRIV[i])),
                 listen_port: Some(51820 + i as u16),
                 fwmark: None,
                 peers: vec![PeerConfig {
-                    public_key: key(pubs[1 - i]),
+                    public_key: key(PUB[1 - i]),
                     endpoint: Some(SocketAddr::V6(SocketAddrV6::new(
                         ll(0xa + 1 - i as u16),
                         51820 + 1 - i as u16,
@@ -346,5 +205,16 @@ fn errors_are_typed_for_missing_interfaces_and_dead_implementations() {
             Err(WgError::Netlink { errno: 17, .. })
         ));
         be.delete_interface(&topo.wg[0]).await.unwrap();
+
+        // Without the kernel module, auto selection falls back to userspace.
+        if !std::path::Path::new("/sys/module/wireguard").exists() {
+            let auto = AnyBackend::auto(UserspaceOptions {
+                netns: Some(topo.netns_path(0)),
+                ..UserspaceOptions::wireguard_go()
+            })
+            .await
+            .unwrap();
+            assert_eq!(auto.kind(), "userspace");
+        }
     });
 }

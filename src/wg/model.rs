@@ -144,6 +144,18 @@ impl fmt::Display for Key {
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub struct PrivateKey(pub Key);
 
+impl PrivateKey {
+    /// The Curve25519-clamped form, which is what the kernel and wireguard-go
+    /// store and report back (`wg genkey` output is already clamped).
+    pub fn clamped(&self) -> PrivateKey {
+        let mut k = self.0 .0;
+        k[0] &= 248;
+        k[31] &= 127;
+        k[31] |= 64;
+        PrivateKey(Key(k))
+    }
+}
+
 impl fmt::Debug for PrivateKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("PrivateKey(<redacted>)")
@@ -482,7 +494,8 @@ fn dedup(ips: &[AllowedIp]) -> Vec<AllowedIp> {
 /// still well-formed but the device cannot end up equal to `desired`.
 pub fn reconcile(desired: &DeviceConfig, actual: &Device) -> DeviceUpdate {
     let mut up = DeviceUpdate::default();
-    if actual.private_key != Some(desired.private_key) {
+    // Compared clamped: an unclamped configured key reads back clamped.
+    if actual.private_key.map(|k| k.clamped()) != Some(desired.private_key.clamped()) {
         up.private_key = Some(desired.private_key);
     }
     if let Some(p) = desired.listen_port {
@@ -561,7 +574,11 @@ fn peer_change(want: &PeerConfig, have: &PeerState) -> PeerUpdate {
 pub fn apply(actual: &Device, update: &DeviceUpdate) -> Device {
     let mut d = actual.clone();
     if let Some(k) = update.private_key {
-        d.private_key = if k.0.is_zero() { None } else { Some(k) };
+        d.private_key = if k.0.is_zero() {
+            None
+        } else {
+            Some(k.clamped())
+        };
         if d.private_key.is_none() {
             d.public_key = None;
         }
@@ -809,6 +826,22 @@ mod tests {
     }
 
     #[test]
+    fn private_keys_compare_clamped() {
+        let c = cfg(vec![]);
+        let mut d = realised(&c);
+        d.private_key = Some(c.private_key.clamped());
+        assert_ne!(
+            d.private_key,
+            Some(c.private_key),
+            "key(200) is not clamped"
+        );
+        assert!(reconcile(&c, &d).is_empty());
+        let wg_genkey =
+            PrivateKey(Key::from_base64("CNBfyMDocccMUoP7wzEK8A4o9oyXk+k2jXJCbckHhlo=").unwrap());
+        assert_eq!(wg_genkey.clamped(), wg_genkey);
+    }
+
+    #[test]
     fn fwmark_and_private_key_changes() {
         let c0 = cfg(vec![]);
         let d = realised(&c0);
@@ -919,7 +952,7 @@ mod tests {
     }
 
     fn matches(desired: &DeviceConfig, d: &Device) -> Result<(), String> {
-        if d.private_key != Some(desired.private_key) {
+        if d.private_key != Some(desired.private_key.clamped()) {
             return Err("private key".into());
         }
         if let Some(p) = desired.listen_port {
