@@ -17,7 +17,7 @@
 use std::io::Cursor;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
 use std::path::Path;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, UNIX_EPOCH};
 
 use neli::consts::nl::NlmF;
 use neli::consts::socket::{Msg, NlFamily};
@@ -782,11 +782,6 @@ impl WgBackend for KernelBackend {
     async fn add_address(&mut self, name: &str, addr: IpAddr, prefix: u8) -> Result<(), WgError> {
         self.rtnl.add_address(name, addr, prefix).await
     }
-}
-
-/// Seconds since `t` (for status output), 0 if `t` is in the future.
-pub fn age(now: SystemTime, t: SystemTime) -> Duration {
-    now.duration_since(t).unwrap_or_default()
 }
 
 #[cfg(test)]

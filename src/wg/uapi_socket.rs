@@ -343,3 +343,119 @@ impl WgBackend for UserspaceBackend {
         self.rtnl.add_address(name, addr, prefix).await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wg::model::{PeerUpdate, PrivateKey};
+    use tokio::net::UnixListener;
+
+    fn rt() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+    }
+
+    fn tmpdir(tag: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("weft-uapi-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    }
+
+    /// A stand-in implementation: answers each request on a connection with
+    /// the next canned answer and records what it was sent.
+    async fn serve(listener: UnixListener, answers: Vec<&'static str>) -> Vec<String> {
+        let mut seen = Vec::new();
+        for a in answers {
+            let (mut s, _) = listener.accept().await.unwrap();
+            let mut buf = Vec::new();
+            let mut chunk = [0u8; 1024];
+            while !buf.windows(2).any(|w| w == b"\n\n") {
+                let n = s.read(&mut chunk).await.unwrap();
+                if n == 0 {
+                    break;
+                }
+                buf.extend_from_slice(&chunk[..n]);
+            }
+            seen.push(String::from_utf8(buf).unwrap());
+            if !a.is_empty() {
+                s.write_all(a.as_bytes()).await.unwrap();
+            } else {
+                // Hang: never answer (the client must time out).
+                tokio::time::sleep(Duration::from_secs(30)).await;
+            }
+        }
+        seen
+    }
+
+    #[test]
+    fn get_and_set_over_a_socket() {
+        let dir = tmpdir("ok");
+        let client = UapiClient {
+            socket_dir: dir.clone(),
+            timeout: Duration::from_secs(5),
+        };
+        rt().block_on(async {
+            let listener = UnixListener::bind(client.socket_path("wgt0")).unwrap();
+            let server = tokio::spawn(serve(
+                listener,
+                vec![
+                    "listen_port=7\npublic_key=0101010101010101010101010101010101010101010101010101010101010101\nlast_handshake_time_sec=3\nerrno=0\n\n",
+                    "errno=0\n\n",
+                    "errno=-22\n\n",
+                ],
+            ));
+            let d = client.get("wgt0", Quirks::BORINGTUN, None).await.unwrap();
+            assert_eq!(d.listen_port, 7);
+            let ago = SystemTime::now()
+                .duration_since(d.peers[0].last_handshake.unwrap())
+                .unwrap();
+            assert!(ago >= Duration::from_secs(3) && ago < Duration::from_secs(60));
+            let mut up = DeviceUpdate {
+                private_key: Some(PrivateKey(Key([1; 32]))),
+                ..Default::default()
+            };
+            up.peers.push(PeerUpdate::remove(Key([2; 32])));
+            client.set("wgt0", &up, Quirks::default()).await.unwrap();
+            assert!(matches!(
+                client.set("wgt0", &up, Quirks::default()).await,
+                Err(WgError::Uapi(uapi::UapiError::Errno(22)))
+            ));
+            let seen = server.await.unwrap();
+            assert_eq!(seen[0], uapi::GET_REQUEST);
+            assert_eq!(seen[1], uapi::encode_set(&up, Quirks::default()).unwrap());
+        });
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn missing_socket_and_silent_implementation() {
+        let dir = tmpdir("err");
+        let client = UapiClient {
+            socket_dir: dir.clone(),
+            timeout: Duration::from_millis(300),
+        };
+        rt().block_on(async {
+            assert!(matches!(
+                client.get("nosuch0", Quirks::default(), None).await,
+                Err(WgError::NoSuchInterface(_))
+            ));
+            let listener = UnixListener::bind(client.socket_path("wgt1")).unwrap();
+            let server = tokio::spawn(serve(listener, vec![""]));
+            let t = Instant::now();
+            assert!(matches!(
+                client.get("wgt1", Quirks::default(), None).await,
+                Err(WgError::Timeout(_))
+            ));
+            assert!(t.elapsed() < Duration::from_secs(5));
+            server.abort();
+            assert!(matches!(
+                client.exchange("../x", "get=1\n\n").await,
+                Err(WgError::BadInterfaceName(_))
+            ));
+        });
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}
