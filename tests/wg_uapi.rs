@@ -218,3 +218,105 @@ fn errors_are_typed_for_missing_interfaces_and_dead_implementations() {
         }
     });
 }
+
+/// boringtun-cli, if installed (`cargo install boringtun-cli`), or the path in
+/// WEFT_BORINGTUN: the second userspace implementation, with its quirks
+/// (no scoped endpoints, handshake as seconds ago, remove-and-re-add).
+fn boringtun() -> Option<String> {
+    if let Ok(p) = std::env::var("WEFT_BORINGTUN") {
+        return Some(p);
+    }
+    have("boringtun-cli").then(|| "boringtun-cli".to_string())
+}
+
+#[test]
+fn boringtun_with_its_quirks() {
+    if !precheck() {
+        return;
+    }
+    let Some(prog) = boringtun() else {
+        eprintln!("SKIP: boringtun-cli not installed");
+        return;
+    };
+    let topo = Topology::new("b").expect("topology");
+    // boringtun refuses scoped endpoints: give the veths routable addresses.
+    for i in 0..2 {
+        let a = format!("fd00:77::{:x}/64", 0xa + i);
+        run(&[
+            "ip",
+            "-n",
+            &topo.ns[i],
+            "addr",
+            "add",
+            &a,
+            "dev",
+            &topo.veth[i],
+            "nodad",
+        ])
+        .unwrap();
+    }
+    rt().block_on(async {
+        let mut be = Vec::new();
+        let mut desired = Vec::new();
+        for i in 0..2 {
+            let mut b = UserspaceBackend::new(UserspaceOptions {
+                program: prog.clone().into(),
+                netns: Some(topo.netns_path(i)),
+                ..UserspaceOptions::boringtun()
+            })
+            .await
+            .unwrap();
+            b.create_interface(&topo.wg[i], 1420).await.expect("create");
+            b.add_address(&topo.wg[i], IpAddr::V6(ll(1 + i as u16)), 64)
+                .await
+                .unwrap();
+            let peer_ep: SocketAddr = format!("[fd00:77::{:x}]:{}", 0xb - i, 51821 - i)
+                .parse()
+                .unwrap();
+            desired.push(DeviceConfig {
+                private_key: PrivateKey(key(PRIV[i])),
+                listen_port: Some(51820 + i as u16),
+                fwmark: None,
+                peers: vec![PeerConfig {
+                    public_key: key(PUB[1 - i]),
+                    endpoint: Some(peer_ep),
+                    allowed_ips: vec![AllowedIp::any_v6(), AllowedIp::any_v4()],
+                    persistent_keepalive: None,
+                }],
+            });
+            sync_device(&mut b, &topo.wg[i], &desired[i])
+                .await
+                .expect("sync");
+            let got = b.get(&topo.wg[i]).await.unwrap();
+            assert!(reconcile(&desired[i], &got).is_empty(), "{got:?}");
+            be.push(b);
+        }
+        let link = run(&["ip", "-n", &topo.ns[0], "-o", "link", "show", &topo.wg[0]]).unwrap();
+        assert!(link.contains("mtu 1420"), "MTU set over rtnetlink: {link}");
+        ping_until(&topo.ns[0], &format!("fe80::2%{}", topo.wg[0]), 10).unwrap();
+        let p = be[0].get(&topo.wg[0]).await.unwrap().peers.remove(0);
+        let hs = p.last_handshake.expect("handshake");
+        let age = SystemTime::now().duration_since(hs).unwrap_or_default();
+        assert!(age < Duration::from_secs(60), "seconds-ago quirk: {age:?}");
+
+        // Modifying a peer goes through remove + re-add and must not kill it.
+        desired[0].peers[0].persistent_keepalive = Some(15);
+        sync_device(&mut be[0], &topo.wg[0], &desired[0])
+            .await
+            .unwrap();
+        let got = be[0].get(&topo.wg[0]).await.unwrap();
+        assert_eq!(got.peers[0].persistent_keepalive, 15);
+        assert!(reconcile(&desired[0], &got).is_empty());
+        ping_until(&topo.ns[0], &format!("fe80::2%{}", topo.wg[0]), 10).unwrap();
+
+        // A scoped endpoint is refused before it reaches boringtun.
+        desired[0].peers[0].endpoint = Some("[fe80::b%2]:51821".parse().unwrap());
+        assert!(matches!(
+            sync_device(&mut be[0], &topo.wg[0], &desired[0]).await,
+            Err(WgError::Uapi(UapiError::Unsupported(_)))
+        ));
+        for (i, b) in be.iter_mut().enumerate() {
+            b.delete_interface(&topo.wg[i]).await.unwrap();
+        }
+    });
+}

@@ -30,8 +30,11 @@ pub struct Quirks {
     pub no_scoped_endpoints: bool,
     /// `get` prints link-local endpoints without their scope although the
     /// implementation uses it (wireguard-go 0.0.20220316, Debian 12): the
-    /// backend restores the scope it set, see [`restore_scopes`].
+    /// backend restores the scope it set, see [`Written`].
     pub scope_not_reported: bool,
+    /// `get` prints `own_public_key=` instead of `private_key=` (boringtun):
+    /// the backend restores the private key it set, see [`Written`].
+    pub private_key_not_reported: bool,
 }
 
 impl Quirks {
@@ -41,6 +44,7 @@ impl Quirks {
         readd_to_modify: false,
         no_scoped_endpoints: false,
         scope_not_reported: true,
+        private_key_not_reported: false,
     };
     /// boringtun-cli 0.7.
     pub const BORINGTUN: Quirks = Quirks {
@@ -48,6 +52,7 @@ impl Quirks {
         readd_to_modify: true,
         no_scoped_endpoints: true,
         scope_not_reported: false,
+        private_key_not_reported: true,
     };
 }
 
@@ -220,24 +225,29 @@ pub fn encode_set(update: &DeviceUpdate, quirks: Quirks) -> Result<String, UapiE
 /// For implementations that cannot modify a peer in place: every change to an
 /// existing peer becomes a removal followed by the peer's whole new state,
 /// computed from `current` (a fresh `get`). Lost session state is the price.
-pub fn readd_modified_peers(update: &DeviceUpdate, current: &Device) -> DeviceUpdate {
+///
+/// Returns the requests to send in order: the removals first, on their own
+/// (boringtun drops a peer that is removed and re-added in one request), then
+/// everything else. A single request when no existing peer is modified.
+pub fn readd_modified_peers(update: &DeviceUpdate, current: &Device) -> Vec<DeviceUpdate> {
     let after = apply(current, update);
-    let mut out = DeviceUpdate {
+    let mut removals = DeviceUpdate::default();
+    let mut rest = DeviceUpdate {
         peers: Vec::new(),
         ..update.clone()
     };
     for p in &update.peers {
         let existed = !update.replace_peers && current.peer(&p.public_key).is_some();
         if p.remove || !existed {
-            out.peers.push(p.clone());
+            rest.peers.push(p.clone());
             continue;
         }
         if p.is_noop() {
             continue;
         }
-        out.peers.push(PeerUpdate::remove(p.public_key));
+        removals.peers.push(PeerUpdate::remove(p.public_key));
         if let Some(st) = after.peer(&p.public_key) {
-            out.peers.push(PeerUpdate {
+            rest.peers.push(PeerUpdate {
                 endpoint: st.endpoint,
                 persistent_keepalive: Some(st.persistent_keepalive).filter(|&k| k != 0),
                 allowed_ips: st.allowed_ips.clone(),
@@ -245,39 +255,66 @@ pub fn readd_modified_peers(update: &DeviceUpdate, current: &Device) -> DeviceUp
             });
         }
     }
-    out
+    if removals.is_empty() {
+        vec![rest]
+    } else {
+        vec![removals, rest]
+    }
 }
 
-/// Gives link-local endpoints reported without a scope the scope we set them
-/// with (`sent`: the endpoints last written per peer), when address and port
-/// are unchanged. A scope-less link-local endpoint is unusable, so one that
-/// the implementation really uses must be the one we gave it.
-pub fn restore_scopes(dev: &mut Device, sent: &HashMap<Key, SocketAddr>) {
-    for p in &mut dev.peers {
-        if let (Some(SocketAddr::V6(got)), Some(SocketAddr::V6(ours))) =
-            (p.endpoint, sent.get(&p.public_key))
-        {
-            if got.scope_id() == 0
-                && needs_scope(&IpAddr::V6(*got.ip()))
-                && got.ip() == ours.ip()
-                && got.port() == ours.port()
-            {
-                p.endpoint = Some(SocketAddr::V6(*ours));
+/// What a backend wrote to a device and the implementation does not report
+/// back faithfully, to complete what `get` returns (see the `Quirks` fields).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Written {
+    pub private_key: Option<PrivateKey>,
+    pub endpoints: HashMap<Key, SocketAddr>,
+}
+
+impl Written {
+    /// Keeps track of an update that the implementation accepted.
+    pub fn remember(&mut self, update: &DeviceUpdate) {
+        if let Some(k) = update.private_key {
+            self.private_key = (!k.0.is_zero()).then_some(k);
+        }
+        if update.replace_peers {
+            self.endpoints.clear();
+        }
+        for p in &update.peers {
+            if p.remove {
+                self.endpoints.remove(&p.public_key);
+            } else if let Some(e) = p.endpoint {
+                self.endpoints.insert(p.public_key, e);
             }
         }
     }
-}
 
-/// Keeps `sent` (see [`restore_scopes`]) in step with an applied update.
-pub fn remember_endpoints(sent: &mut HashMap<Key, SocketAddr>, update: &DeviceUpdate) {
-    if update.replace_peers {
-        sent.clear();
-    }
-    for p in &update.peers {
-        if p.remove {
-            sent.remove(&p.public_key);
-        } else if let Some(e) = p.endpoint {
-            sent.insert(p.public_key, e);
+    /// Completes a decoded `get` answer.
+    ///
+    /// - A link-local endpoint without scope gets the scope we set it with,
+    ///   when address and port are unchanged: a scope-less link-local endpoint
+    ///   is unusable, so one the implementation really uses must be ours.
+    /// - A missing private key is the one we set, when the device reports a
+    ///   public key (so it has one).
+    pub fn restore(&self, dev: &mut Device, quirks: Quirks) {
+        if quirks.private_key_not_reported && dev.private_key.is_none() && dev.public_key.is_some()
+        {
+            dev.private_key = self.private_key.map(|k| k.clamped());
+        }
+        if !quirks.scope_not_reported {
+            return;
+        }
+        for p in &mut dev.peers {
+            if let (Some(SocketAddr::V6(got)), Some(SocketAddr::V6(ours))) =
+                (p.endpoint, self.endpoints.get(&p.public_key))
+            {
+                if got.scope_id() == 0
+                    && needs_scope(&IpAddr::V6(*got.ip()))
+                    && got.ip() == ours.ip()
+                    && got.port() == ours.port()
+                {
+                    p.endpoint = Some(SocketAddr::V6(*ours));
+                }
+            }
         }
     }
 }
@@ -368,6 +405,10 @@ pub fn decode_get(
             "private_key" => {
                 let key = Key::from_hex(v).map_err(|e| bad(&e.to_string()))?;
                 dev.private_key = (!key.is_zero()).then_some(PrivateKey(key));
+            }
+            "own_public_key" => {
+                let key = Key::from_hex(v).map_err(|e| bad(&e.to_string()))?;
+                dev.public_key = (!key.is_zero()).then_some(key);
             }
             "listen_port" => {
                 dev.listen_port = u16::try_from(num("bad port")?).map_err(|_| bad("bad port"))?
@@ -531,23 +572,30 @@ errno=0\n\n";
     }
 
     #[test]
-    fn scopes_dropped_by_the_implementation_are_restored() {
-        let mut sent = HashMap::new();
-        let mut up = DeviceUpdate::default();
+    fn what_the_implementation_does_not_report_is_restored() {
+        let mut w = Written::default();
+        let mut up = DeviceUpdate {
+            private_key: Some(PrivateKey(key(0x42))),
+            ..Default::default()
+        };
         let mut p = PeerUpdate::new(key(1));
         p.endpoint = Some("[fe80::b%7]:51821".parse().unwrap());
         up.peers.push(p);
         let mut q = PeerUpdate::new(key(2));
         q.endpoint = Some("[fe80::c%7]:51821".parse().unwrap());
         up.peers.push(q);
-        remember_endpoints(&mut sent, &up);
-        let text = "public_key=0101010101010101010101010101010101010101010101010101010101010101\n\
+        w.remember(&up);
+        let text =
+            "own_public_key=0909090909090909090909090909090909090909090909090909090909090909\n\
+public_key=0101010101010101010101010101010101010101010101010101010101010101\n\
 endpoint=[fe80::b]:51821\n\
 public_key=0202020202020202020202020202020202020202020202020202020202020202\n\
 endpoint=[fe80::d]:51821\n\
 errno=0\n\n";
         let mut d = decode_get(text, Quirks::WIREGUARD_GO, at(0), &no_zone_names).unwrap();
-        restore_scopes(&mut d, &sent);
+        assert_eq!(d.public_key, Some(key(9)));
+        let plain = d.clone();
+        w.restore(&mut d, Quirks::WIREGUARD_GO);
         assert_eq!(
             d.peers[0].endpoint,
             Some("[fe80::b%7]:51821".parse().unwrap())
@@ -557,14 +605,16 @@ errno=0\n\n";
             Some("[fe80::d]:51821".parse().unwrap()),
             "a roamed endpoint is not ours to fix"
         );
-        remember_endpoints(
-            &mut sent,
-            &DeviceUpdate {
-                replace_peers: true,
-                ..Default::default()
-            },
-        );
-        assert!(sent.is_empty());
+        assert_eq!(d.private_key, None, "wireguard-go reports its key itself");
+        let mut b = plain.clone();
+        w.restore(&mut b, Quirks::BORINGTUN);
+        assert_eq!(b.private_key, Some(PrivateKey(key(0x42)).clamped()));
+        assert_eq!(b.peers, plain.peers, "boringtun has no scopes to restore");
+        w.remember(&DeviceUpdate {
+            replace_peers: true,
+            ..Default::default()
+        });
+        assert!(w.endpoints.is_empty() && w.private_key.is_some());
     }
 
     #[test]
@@ -772,24 +822,24 @@ replace_allowed_ips=true\nallowed_ip=::/0\nallowed_ip=10.0.0.0/8\n\n",
         let mut readd = PeerUpdate::new(key(1));
         readd.endpoint = cfg.peers[0].endpoint;
         readd.allowed_ips = cfg.peers[0].allowed_ips.clone();
+        assert_eq!(r.len(), 2, "removals go in a request of their own");
+        assert_eq!(r[0].peers, vec![PeerUpdate::remove(key(1))]);
         assert_eq!(
-            r.peers,
-            vec![
-                PeerUpdate::remove(key(1)),
-                readd,
-                PeerUpdate::remove(key(2)),
-                PeerUpdate::add(&added)
-            ]
+            r[1].peers,
+            vec![readd, PeerUpdate::remove(key(2)), PeerUpdate::add(&added)]
         );
+        let stepwise = r.iter().fold(current.clone(), |d, u| apply(&d, u));
         // Both reach the same device.
-        assert_eq!(
-            apply(&current, &r).peers.len(),
-            apply(&current, &up).peers.len()
-        );
-        let mut a = apply(&current, &r).peers;
+        let mut a = stepwise.peers;
         let mut b = apply(&current, &up).peers;
         a.sort_by_key(|p| p.public_key);
         b.sort_by_key(|p| p.public_key);
         assert_eq!(a, b);
+        // Nothing modified: one request, unchanged.
+        let only_add = DeviceUpdate {
+            peers: vec![PeerUpdate::add(&added)],
+            ..Default::default()
+        };
+        assert_eq!(readd_modified_peers(&only_add, &current), vec![only_add]);
     }
 }

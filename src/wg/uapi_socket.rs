@@ -11,7 +11,7 @@
 use std::collections::HashMap;
 use std::ffi::OsString;
 use std::io;
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant, SystemTime};
@@ -19,7 +19,7 @@ use std::time::{Duration, Instant, SystemTime};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::UnixStream;
 
-use super::model::{Device, DeviceUpdate, Key};
+use super::model::{Device, DeviceUpdate};
 use super::rtnl::Rtnl;
 use super::uapi::{self, Quirks};
 use super::{check_ifname, netns, WgBackend, WgError};
@@ -176,8 +176,8 @@ pub struct UserspaceBackend {
     rtnl: Rtnl,
     /// Implementations still running as our children (foreground ones).
     children: HashMap<String, Child>,
-    /// Endpoints we set, per interface, for [`Quirks::scope_not_reported`].
-    sent_endpoints: HashMap<String, HashMap<Key, SocketAddr>>,
+    /// What we wrote, per interface, for what `get` does not report.
+    written: HashMap<String, uapi::Written>,
 }
 
 impl UserspaceBackend {
@@ -192,7 +192,7 @@ impl UserspaceBackend {
             client,
             rtnl,
             children: HashMap::new(),
-            sent_endpoints: HashMap::new(),
+            written: HashMap::new(),
         })
     }
 
@@ -301,7 +301,7 @@ impl WgBackend for UserspaceBackend {
         while self.socket_answers(name).await && Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
-        self.sent_endpoints.remove(name);
+        self.written.remove(name);
         if let Some(mut c) = self.children.remove(name) {
             if !matches!(c.try_wait(), Ok(Some(_))) {
                 let _ = c.kill();
@@ -314,15 +314,16 @@ impl WgBackend for UserspaceBackend {
     async fn set(&mut self, name: &str, update: &DeviceUpdate) -> Result<(), WgError> {
         if self.opts.quirks.readd_to_modify && update.peers.iter().any(|p| !p.remove) {
             let current = self.get(name).await?;
-            let rewritten = uapi::readd_modified_peers(update, &current);
-            self.client.set(name, &rewritten, self.opts.quirks).await?;
+            for step in uapi::readd_modified_peers(update, &current) {
+                self.client.set(name, &step, self.opts.quirks).await?;
+            }
         } else {
             self.client.set(name, update, self.opts.quirks).await?;
         }
-        uapi::remember_endpoints(
-            self.sent_endpoints.entry(name.to_string()).or_default(),
-            update,
-        );
+        self.written
+            .entry(name.to_string())
+            .or_default()
+            .remember(update);
         Ok(())
     }
 
@@ -331,10 +332,8 @@ impl WgBackend for UserspaceBackend {
             .client
             .get(name, self.opts.quirks, Some(&self.rtnl))
             .await?;
-        if self.opts.quirks.scope_not_reported {
-            if let Some(sent) = self.sent_endpoints.get(name) {
-                uapi::restore_scopes(&mut dev, sent);
-            }
+        if let Some(w) = self.written.get(name) {
+            w.restore(&mut dev, self.opts.quirks);
         }
         Ok(dev)
     }
@@ -347,7 +346,7 @@ impl WgBackend for UserspaceBackend {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::wg::model::{PeerUpdate, PrivateKey};
+    use crate::wg::model::{Key, PeerUpdate, PrivateKey};
     use tokio::net::UnixListener;
 
     fn rt() -> tokio::runtime::Runtime {
