@@ -10,7 +10,9 @@
 //!
 //! What libuci does and we do too:
 //! - keywords may be abbreviated to their first letter (`c`, `o`, `l`, `p`);
-//! - `;` ends a statement, so several can share a line;
+//! - `;` ends a statement, so several can share a line (but libuci drops
+//!   the rest of the line after a `;` glued to a plain word, as in
+//!   `option a 1;option b 2`: we refuse that instead of disagreeing);
 //! - `#` outside quotes starts a comment, also in the middle of a word;
 //! - a value is made of adjacent parts, each unquoted, `'single'` or
 //!   `"double"` quoted: `'a b'"c"d` is `a bcd`; quoted parts may span lines
@@ -21,8 +23,8 @@
 //!   quotes a backslash is an ordinary character;
 //! - option and section names are letters, digits and `_`; section types
 //!   any printable ASCII; the package name may also contain `-`;
-//! - `option NAME ''` (or no value) deletes the option; setting an option
-//!   again replaces it; `list` after `option` of the same name turns it into
+//! - `option NAME ''` (or no value) is ignored (it does not delete an
+//!   earlier value); setting an option again replaces it; `list` after `option` of the same name turns it into
 //!   a list, `option` after `list` replaces the list;
 //! - a named section opened twice is one section: the second adds to the
 //!   first (a different type is an error).
@@ -129,6 +131,7 @@ pub fn parse(text: &str, file: &str) -> Result<(Document, Vec<Warning>), ConfigE
         current: None,
         by_name: HashMap::new(),
         type_count: HashMap::new(),
+        semicolon_drops_rest: false,
     };
     p.run()?;
     Ok((p.doc, p.warnings))
@@ -235,6 +238,9 @@ struct Parser<'a> {
     by_name: HashMap<String, usize>,
     /// Sections seen so far per type, for `@TYPE[INDEX]`.
     type_count: HashMap<String, usize>,
+    /// The current statement ended with a `;` glued to a plain word, after
+    /// which libuci ignores the rest of the line.
+    semicolon_drops_rest: bool,
 }
 
 impl Parser<'_> {
@@ -244,16 +250,20 @@ impl Parser<'_> {
 
     fn run(&mut self) -> Result<(), ConfigError> {
         loop {
-            // Between statements: blank space, empty lines, stray `;`.
+            // Between statements: blank space, empty lines, comments. A
+            // `;` here ends no statement, and libuci refuses it.
             match self.cur.peek() {
                 None => return Ok(()),
-                Some(b) if is_hspace(b) || b == b'\n' || b == b';' => {
+                Some(b) if is_hspace(b) || b == b'\n' => {
                     self.cur.bump();
                 }
                 Some(b'#') => self.skip_comment(),
-                Some(b'\\') if self.cur.line_continuation_len() > 0 => {
-                    let n = self.cur.line_continuation_len();
-                    self.cur.skip(n);
+                Some(b';') => {
+                    return Err(self.err(
+                        self.cur.line,
+                        self.cur.col,
+                        "';' with no statement before it".into(),
+                    ))
                 }
                 Some(_) => self.statement()?,
             }
@@ -280,21 +290,49 @@ impl Parser<'_> {
             self.cur.bump();
         }
         let keyword = String::from_utf8_lossy(&self.cur.s[start..self.cur.pos]).into_owned();
+        self.semicolon_drops_rest = false;
         let args = self.args()?;
         match keyword.as_str() {
-            "package" | "p" => self.package(line, col, args),
-            "config" | "c" => self.config(line, col, args),
-            "option" | "o" => self.option(line, col, args, false),
-            "list" | "l" => self.option(line, col, args, true),
-            _ => Err(self.err(
-                line,
-                col,
-                format!(
-                    "unknown statement {}: expected config, option, list or package",
-                    quote(&keyword)
-                ),
-            )),
+            "package" | "p" => self.package(line, col, args)?,
+            "config" | "c" => self.config(line, col, args)?,
+            "option" | "o" => self.option(line, col, args, false)?,
+            "list" | "l" => self.option(line, col, args, true)?,
+            _ => {
+                return Err(self.unknown_statement(line, col, &keyword));
+            }
         }
+        if self.cur.peek() == Some(b';') {
+            let (l, c) = (self.cur.line, self.cur.col);
+            self.cur.bump();
+            if self.semicolon_drops_rest {
+                // libuci drops the (blank) rest of the line, `;`s included.
+                while matches!(self.cur.peek(), Some(b) if is_hspace(b) || b == b';') {
+                    self.cur.bump();
+                }
+            } else {
+                // libuci reads the line end after it as an empty command.
+                let rest = &self.cur.s[self.cur.pos..];
+                if rest.iter().find(|&&b| !is_hspace(b)) == Some(&b'\n') {
+                    return Err(self.err(
+                        l,
+                        c,
+                        "';' at the end of a line: uci reads an empty command after it".into(),
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn unknown_statement(&self, line: usize, col: usize, keyword: &str) -> ConfigError {
+        self.err(
+            line,
+            col,
+            format!(
+                "unknown statement {}: expected config, option, list or package",
+                quote(keyword)
+            ),
+        )
     }
 
     /// Reads arguments up to the end of the statement (line end, `;`, `#`
@@ -307,8 +345,21 @@ impl Parser<'_> {
                     self.cur.bump();
                 }
                 Some(b'\\') if self.cur.line_continuation_len() > 0 => {
+                    let (line, col) = (self.cur.line, self.cur.col);
                     let n = self.cur.line_continuation_len();
                     self.cur.skip(n);
+                    // libuci starts an argument at the backslash, and a
+                    // blank (or the end) right after the joined line ends
+                    // it: an empty argument.
+                    if matches!(self.cur.peek(), None | Some(b'\n' | b';' | b'#'))
+                        || self.cur.peek().is_some_and(is_hspace)
+                    {
+                        args.push(Arg {
+                            value: String::new(),
+                            line,
+                            col,
+                        });
+                    }
                 }
                 None | Some(b'\n' | b';' | b'#') => return Ok(args),
                 Some(_) => args.push(self.word()?),
@@ -320,13 +371,40 @@ impl Parser<'_> {
     fn word(&mut self) -> Result<Arg, ConfigError> {
         let (line, col) = (self.cur.line, self.cur.col);
         let mut out: Vec<u8> = Vec::new();
+        // Whether quotes or backslashes were removed (see the `;` case).
+        let mut rewritten = false;
         loop {
             match self.cur.peek() {
                 None => break,
+                Some(b';') if !rewritten && self.only_blank_after_semicolon() => {
+                    self.semicolon_drops_rest = true;
+                    break;
+                }
+                Some(b';') if !rewritten => {
+                    // libuci ends the word by overwriting this `;` with the
+                    // string terminator, and so silently drops the rest of
+                    // the line. Refuse rather than read something else.
+                    return Err(self.err(
+                        self.cur.line,
+                        self.cur.col,
+                        format!(
+                            "';' right after {}: uci would ignore the rest of this line; \
+                             put a space before ';'",
+                            quote(&String::from_utf8_lossy(&out))
+                        ),
+                    ));
+                }
                 Some(b) if is_hspace(b) || matches!(b, b'\n' | b';' | b'#') => break,
-                Some(b'\'') => self.single_quoted(&mut out)?,
-                Some(b'"') => self.double_quoted(&mut out)?,
+                Some(b'\'') => {
+                    rewritten = true;
+                    self.single_quoted(&mut out)?
+                }
+                Some(b'"') => {
+                    rewritten = true;
+                    self.double_quoted(&mut out)?
+                }
                 Some(b'\\') => {
+                    rewritten = true;
                     let n = self.cur.line_continuation_len();
                     if n > 0 {
                         self.cur.skip(n);
@@ -351,6 +429,16 @@ impl Parser<'_> {
         let value = String::from_utf8(out)
             .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
         Ok(Arg { value, line, col })
+    }
+
+    /// True if, after the `;` at the cursor, the line holds only blanks,
+    /// more `;` or a comment: then libuci's dropping it loses nothing.
+    fn only_blank_after_semicolon(&self) -> bool {
+        let rest = &self.cur.s[self.cur.pos + 1..];
+        match rest.iter().find(|&&b| !is_hspace(b) && b != b';') {
+            None | Some(b'\n' | b'#') => true,
+            Some(_) => false,
+        }
     }
 
     /// `'...'`: everything up to the next `'` is literal, newlines included.
@@ -584,9 +672,20 @@ impl Parser<'_> {
         }
 
         if value.is_empty() {
-            // uci: setting an option to '' deletes it.
-            if let Some(i) = existing {
-                section.options.remove(i);
+            // libuci ignores an empty value when reading a file (unlike
+            // `uci set`, it does not delete an earlier value).
+            if let Some(o) = existing.map(|i| &section.options[i]) {
+                let first_line = o.line;
+                let label = section.label();
+                self.warnings.push(Warning::new(
+                    self.file,
+                    line,
+                    format!(
+                        "option '{}' in {label} is given no value, which uci ignores: \
+                         the value from line {first_line} stays",
+                        name.value
+                    ),
+                ));
             }
             return Ok(());
         }

@@ -173,7 +173,7 @@ fn multi_line_quoted_values_keep_the_newline() {
 
 #[test]
 fn backslash_at_line_end_joins_lines() {
-    let d = doc("config x\n\toption a abc\\\ndef\n\toption b \"ghi\\\njkl\"\n\toption c \\\n   mno\n\toption d end\n");
+    let d = doc("config x\n\toption a abc\\\ndef\n\toption b \"ghi\\\njkl\"\n\toption c \\\nmno\n\toption d end\n");
     let s = &d.sections[0];
     assert_eq!(
         s.option("a").unwrap().value,
@@ -185,6 +185,11 @@ fn backslash_at_line_end_joins_lines() {
     );
     assert_eq!(s.option("c").unwrap().value, UciValue::Single("mno".into()));
     assert_eq!(s.option("d").unwrap().line, 8);
+    // libuci reads an empty argument when the joined line starts blank.
+    let e = err("config x\noption c \\\n   mno\n");
+    assert!(syntax_at(&e).2.contains("more than one value"), "{e}");
+    let e = err("config x\noption \\\n c mno\n");
+    assert!(syntax_at(&e).2.contains("option without a name"), "{e}");
     // A backslash at the very end of the text is dropped.
     assert_eq!(value("config x\noption a b\\", "a"), "b");
 }
@@ -211,12 +216,75 @@ fn comments() {
 
 #[test]
 fn semicolons_separate_statements() {
-    let d = doc("config x; option a 1; option b 2 ;list c 3\nconfig y;;\n");
+    // Forms libuci reads the same way (checked against libuci).
+    let d = doc(
+        "config x 'n' ;option a 1 ;option b '2';list c 3 ; list c a\\ b;option e f\nconfig y 'm'\n",
+    );
     assert_eq!(d.sections.len(), 2);
     let s = &d.sections[0];
-    assert_eq!(s.options.len(), 3);
-    assert_eq!(list(&d, 0, "c"), ["3"]);
+    assert_eq!(s.options.len(), 4);
+    assert_eq!(s.option("b").unwrap().value, UciValue::Single("2".into()));
+    assert_eq!(list(&d, 0, "c"), ["3", "a b"]);
+    assert_eq!(s.option("e").unwrap().value, UciValue::Single("f".into()));
     assert!(s.options.iter().all(|o| o.line == 1));
+}
+
+#[test]
+fn semicolon_glued_to_a_plain_word_is_refused() {
+    // libuci would keep `a 1` and silently drop `option b 2`.
+    let e = err("config x\noption a 1;option b 2\n");
+    let (line, col, msg) = syntax_at(&e);
+    assert_eq!((line, col), (2, 11));
+    assert!(msg.contains("';' right after \"1\""), "{msg}");
+    assert!(msg.contains("put a space before ';'"), "{msg}");
+    let e = err("config x;y\n");
+    assert_eq!(syntax_at(&e).0, 1);
+    // Nothing but blanks, `;` or a comment after it: nothing is lost.
+    let d = doc("config x;;\noption a 1; ;\noption b 2;  # note\n");
+    assert_eq!(d.sections[0].options.len(), 2);
+}
+
+#[test]
+fn semicolon_without_a_statement_is_refused() {
+    // libuci: "invalid command".
+    for (text, line, col) in [
+        ("config x\n;\n", 2, 1),
+        ("config x\n  ; option a 1\n", 2, 3),
+        ("config x\noption a 1 ; ; option b 2\n", 2, 14),
+    ] {
+        let e = err(text);
+        let (l, c, m) = syntax_at(&e);
+        assert_eq!((l, c), (line, col), "{text:?}");
+        assert!(m.contains("no statement before it"), "{m}");
+    }
+}
+
+#[test]
+fn separating_semicolon_at_the_end_of_a_line_is_refused() {
+    // libuci reads the line end after it as an empty, invalid command...
+    for text in ["config x\noption a 1 ;\n", "config x\noption a '1';  \r\n"] {
+        let e = err(text);
+        let (l, c, m) = syntax_at(&e);
+        assert_eq!(l, 2, "{text:?}");
+        assert!(m.contains("';' at the end of a line"), "{m}");
+        assert!(c >= 12, "{text:?}: column {c}");
+    }
+    // ...but not a comment or the end of the file.
+    assert_eq!(
+        doc("config x\noption a 1 ; # c\noption b 2 ;").sections[0]
+            .options
+            .len(),
+        2
+    );
+}
+
+#[test]
+fn a_lone_line_continuation_is_refused() {
+    // libuci reads `\` as a command word: "invalid command".
+    let e = err("config x\n\\\noption a 1\n");
+    let (l, c, m) = syntax_at(&e);
+    assert_eq!((l, c), (2, 1));
+    assert!(m.contains("unknown statement \"\\\\\""), "{m}");
 }
 
 #[test]
@@ -248,9 +316,21 @@ fn repeated_option_replaces_and_warns() {
 }
 
 #[test]
-fn empty_option_value_deletes() {
-    let d = doc("config x\noption a 1\noption a ''\noption b\n");
-    assert!(d.sections[0].options.is_empty());
+fn empty_option_value_is_ignored() {
+    // As libuci reads a file: no option is created, none is deleted.
+    let text = "config x\noption a 1\noption a ''\noption b\noption c ''\nlist d 1\noption d\n";
+    let d = doc(text);
+    let s = &d.sections[0];
+    assert_eq!(s.options.len(), 2);
+    assert_eq!(s.option("a").unwrap().value, UciValue::Single("1".into()));
+    assert_eq!(list(&d, 0, "d"), ["1"]);
+    let w = warnings(text);
+    assert_eq!(w.len(), 2, "{w:?}");
+    assert_eq!((w[0].line, w[1].line), (3, 7));
+    assert!(
+        w[0].message.contains("the value from line 2 stays"),
+        "{w:?}"
+    );
 }
 
 #[test]
