@@ -279,6 +279,44 @@ fn separating_semicolon_at_the_end_of_a_line_is_refused() {
 }
 
 #[test]
+fn semicolon_in_place_of_an_optional_argument() {
+    // libuci takes the `;` as the empty name/value and the rest of the line
+    // as more arguments: "too many arguments".
+    for text in [
+        "config a ; option x 1\n",
+        "config a\noption x ; option y 2\n",
+    ] {
+        let e = err(text);
+        assert!(
+            syntax_at(&e)
+                .2
+                .contains("where uci expects a name or value"),
+            "{text:?}: {e}"
+        );
+    }
+    // With nothing after it, libuci accepts it (and so do we).
+    let d = doc("config a ;\noption x ; # c\noption y 1 ; option z 2\n");
+    assert_eq!(d.sections[0].name, None);
+    assert_eq!(d.sections[0].options.len(), 2);
+    // `package NAME` has no optional argument: `;` separates as usual.
+    assert_eq!(doc("package weft ; config a 'b'\n").sections.len(), 1);
+}
+
+#[test]
+fn a_second_package_statement_is_ignored_with_a_warning() {
+    let (d, w) = parse("package weft\nconfig a\npackage other\n", "t").unwrap();
+    assert_eq!(d.package.unwrap().name, "weft");
+    assert_eq!(w.len(), 1);
+    assert_eq!(w[0].line, 3);
+}
+
+#[test]
+fn trailing_line_continuation_before_a_blank_line() {
+    let d = doc("config a\noption x 1 \\\n\noption y \\\n   # c\npackage weft \\\n");
+    assert_eq!(d.sections[0].options.len(), 1);
+}
+
+#[test]
 fn a_lone_line_continuation_is_refused() {
     // libuci reads `\` as a command word: "invalid command".
     let e = err("config x\n\\\noption a 1\n");
@@ -405,7 +443,6 @@ fn syntax_errors_name_line_and_column() {
         ("package\n", 1, 1, "package without a name"),
         ("package a b\n", 1, 11, "too many arguments to package"),
         ("package 'a.b'\n", 1, 9, "invalid package name"),
-        ("package a\npackage b\n", 2, 1, "a second package statement"),
         (
             "config x\noption a 'open\n\n",
             2,
@@ -612,7 +649,13 @@ fn render(spec: &[SectionSpec], styles: &[u8]) -> (String, Vec<Section>) {
             text.push(' ');
             text.push_str(&render_value(n, s >> 3));
         }
-        end(&mut text, &mut line, s >> 4);
+        // After `config TYPE` with no name, libuci would take a `;` as the
+        // name and what follows as extra arguments: end the line instead.
+        end(
+            &mut text,
+            &mut line,
+            if name.is_some() { s >> 4 } else { 2 },
+        );
         let mut options = Vec::new();
         for (j, (is_list, values)) in opts.iter().enumerate() {
             let oname = format!("o{j}");
