@@ -147,23 +147,26 @@ pub fn parse(text: &str, file: &str) -> Result<(Document, Vec<Warning>), ConfigE
 /// libuci would silently cut a value at a NUL, and nothing legitimate in a
 /// configuration needs the others.
 fn check_control_chars(text: &str, file: &str) -> Result<(), ConfigError> {
+    // Byte-wise: the characters looked for are ASCII, and counting only
+    // bytes that start a character gives the column in characters.
     let (mut line, mut col) = (1, 1);
-    for ch in text.chars() {
-        match ch {
-            '\n' => {
+    for &b in text.as_bytes() {
+        match b {
+            b'\n' => {
                 line += 1;
                 col = 1;
                 continue;
             }
-            '\t' | '\r' => {}
-            c if c.is_ascii_control() => {
+            b'\t' | b'\r' => {}
+            0..=0x1f | 0x7f => {
                 return Err(ConfigError::syntax(
                     file,
                     line,
                     col,
-                    format!("control character U+{:04X} is not allowed", c as u32),
+                    format!("control character U+{b:04X} is not allowed"),
                 ))
             }
+            _ if b & 0xC0 == 0x80 => continue,
             _ => {}
         }
         col += 1;
@@ -276,13 +279,13 @@ impl Parser<'_> {
         }
     }
 
+    /// Skips to the end of the line in one step (comments are most of a
+    /// commented configuration's bytes).
     fn skip_comment(&mut self) {
-        while let Some(b) = self.cur.peek() {
-            if b == b'\n' {
-                break;
-            }
-            self.cur.bump();
-        }
+        let rest = &self.cur.s[self.cur.pos..];
+        let len = rest.iter().position(|&b| b == b'\n').unwrap_or(rest.len());
+        self.cur.col += rest[..len].iter().filter(|&&b| b & 0xC0 != 0x80).count();
+        self.cur.pos += len;
     }
 
     fn statement(&mut self) -> Result<(), ConfigError> {
