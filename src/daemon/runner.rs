@@ -297,12 +297,17 @@ impl<F: Fib, M: LinkMonitor, S: BabelIo> Daemon<F, M, S> {
                 ops.push(kernel::FibOp::Replace(kr));
                 self.installed.insert(r.prefix, kr);
             }
-            // Until the FIB edge can install unreachable routes, a held
-            // prefix is simply removed.
-            babel::FibOp::Remove(p) | babel::FibOp::Unreachable(p) => {
+            babel::FibOp::Remove(p) => {
                 if let Some(kr) = self.installed.remove(&p) {
                     ops.push(kernel::FibOp::Remove(kr));
                 }
+            }
+            // Held while retracted, so that packets are not sent back along
+            // a covering route to a neighbour still routing through us.
+            babel::FibOp::Unreachable(p) => {
+                let kr = kernel::FibRoute::unreachable(p, self.cfg.main.kernel_priority);
+                ops.push(kernel::FibOp::Replace(kr));
+                self.installed.insert(p, kr);
             }
         }
     }
