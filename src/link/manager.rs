@@ -380,7 +380,19 @@ impl LinkManager {
                 if changed_key {
                     self.drop_static(index);
                 }
+                let moved = self.statics.get(&index).is_some_and(|s| s.key == key && s.addr != addr);
                 self.statics.insert(index, StaticPeer { name, key, addr });
+                if moved && addr.is_some() {
+                    // Its address changed (dynamic DNS): handshake again at
+                    // the new one; the Answer moves the tunnel's endpoint.
+                    let k = (Scope::Static(index), key);
+                    if let Some(p) = self.peers.get_mut(&k) {
+                        p.addr = addr;
+                        p.offer_nonce = None;
+                        p.retry_ms = self.cfg.retry_ms;
+                        self.send_offer(k, auth);
+                    }
+                }
                 self.start_static(index, auth);
             }
             LinkInput::RemoveStaticPeer { index } => {
