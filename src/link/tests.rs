@@ -528,7 +528,7 @@ fn a_static_peer_that_moves_is_followed() {
         LinkInput::StaticPeer { index: 0, name: "laptop".into(), key: A, addr: None },
         &auth_b,
     );
-    let mut exchange = |a: &mut LinkManager, b: &mut LinkManager, addr_b: SocketAddr| {
+    let exchange = |a: &mut LinkManager, b: &mut LinkManager, addr_b: SocketAddr| {
         for _ in 0..10 {
             while let Some(o) = a.poll_output() {
                 if let LinkOutput::Send { dst, data, .. } = o {
