@@ -10,7 +10,8 @@
 //! `tests/vm/run.sh`, whose guest runs `tests/vm/wg_daemon/run`: both
 //! daemons in their namespaces, bounded waits for the kernel WireGuard
 //! tunnels and the protocol-119 routes, pings, the control socket's views,
-//! SIGTERM and what it must leave behind. The guest prints one
+//! a restart after SIGKILL (the kernel tunnel outlives the process), SIGTERM
+//! and what it must leave behind. The guest prints one
 //! `PASS name detail` / `FAIL name detail` line per check; every check in
 //! `CHECKS` must pass.
 //!
