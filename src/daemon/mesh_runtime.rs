@@ -382,7 +382,8 @@ impl MeshRuntime {
         let name = spec.name.clone();
         let fresh = !self.tunnels.contains_key(&name);
         if fresh {
-            if let Err(e) = self.wg.create_interface(&name, spec.mtu).await {
+            // A tunnel of this name left by a run that crashed is replaced.
+            if let Err(e) = crate::wg::create_replacing(&mut self.wg, &name, spec.mtu).await {
                 self.stats.tunnel_errors += 1;
                 warn!("cannot create tunnel {name}: {e}");
                 return;

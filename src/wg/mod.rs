@@ -129,6 +129,23 @@ pub async fn sync_device<B: WgBackend>(
     Ok(update)
 }
 
+/// Creates an interface whose name the caller owns, replacing one of that
+/// name left behind: kernel WireGuard links outlive a daemon that crashed or
+/// was killed, and creating them again fails with EEXIST. When the create
+/// fails and no such interface exists, the first error is returned.
+pub async fn create_replacing<B: WgBackend>(backend: &mut B, name: &str, mtu: u32) -> Result<(), WgError> {
+    match backend.create_interface(name, mtu).await {
+        Ok(()) => Ok(()),
+        Err(first) => {
+            if backend.delete_interface(name).await.is_err() {
+                return Err(first);
+            }
+            log::info!("replacing {name}, left by a previous run ({first})");
+            backend.create_interface(name, mtu).await
+        }
+    }
+}
+
 /// A backend chosen at run time.
 pub enum AnyBackend {
     Kernel(netlink::KernelBackend),
@@ -199,6 +216,43 @@ impl WgBackend for AnyBackend {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn block_on<F: std::future::Future>(f: F) -> F::Output {
+        tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(f)
+    }
+
+    #[test]
+    fn create_replacing_replaces_a_leftover_interface() {
+        let mut b = fake::FakeBackend::new();
+        block_on(async {
+            b.create_interface("weft0a0b0c-2", 1280).await.unwrap();
+            b.add_address("weft0a0b0c-2", "fe80::1".parse().unwrap(), 64).await.unwrap();
+            b.calls.clear();
+            create_replacing(&mut b, "weft0a0b0c-2", 1420).await.unwrap();
+        });
+        use fake::FakeCall::*;
+        let name = || "weft0a0b0c-2".to_string();
+        assert_eq!(
+            b.calls,
+            [Create { name: name(), mtu: 1420 }, Delete { name: name() }, Create { name: name(), mtu: 1420 }]
+        );
+        let i = &b.interfaces["weft0a0b0c-2"];
+        assert_eq!(i.mtu, 1420, "created afresh");
+        assert!(i.addresses.is_empty(), "nothing kept from the old interface");
+    }
+
+    #[test]
+    fn create_replacing_reports_the_create_error_when_nothing_is_left() {
+        let mut b = fake::FakeBackend::new();
+        b.fail_next = Some(95); // EOPNOTSUPP
+        let e = block_on(create_replacing(&mut b, "weft0a0b0c-2", 1420)).unwrap_err();
+        assert!(matches!(e, WgError::Netlink { errno: 95, .. }), "{e}");
+        assert!(b.interfaces.is_empty());
+        // Fresh names need one call only.
+        b.calls.clear();
+        block_on(create_replacing(&mut b, "weft0a0b0c-3", 1420)).unwrap();
+        assert_eq!(b.calls.len(), 1);
+    }
 
     #[test]
     fn interface_names() {

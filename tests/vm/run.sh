@@ -82,11 +82,19 @@ fetch_kernel() {
     [ -n "$kpkg" ] || { log "no linux-image-6.1.0-*-amd64 package found"; exit 2; }
     log "downloading $kpkg"
     mkdir -p "$CACHE/pkg"
-    (cd "$CACHE/pkg" && apt-get download -q "$kpkg" >/dev/null 2>&1) \
-        || (cd "$CACHE/pkg" && apt-get download "$kpkg")
+    if ! (cd "$CACHE/pkg" && apt-get download -q "$kpkg" >/dev/null 2>&1); then
+        # Stale package lists name a kernel the mirror no longer has:
+        # refresh them and pick again (unless the package was given).
+        apt-get update -qq || true
+        [ -n "${WEFT_VM_KPKG:-}" ] || kpkg=$(pick)
+        log "downloading $kpkg (after apt-get update)"
+        (cd "$CACHE/pkg" && apt-get download "$kpkg")
+    fi
     rm -rf "$CACHE/kroot.tmp"
     dpkg -x "$CACHE/pkg/${kpkg}"_*.deb "$CACHE/kroot.tmp"
     mv "$CACHE/kroot.tmp" "$CACHE/kroot"
+    # The unpacked tree is the cache from now on (fetch_kernel returns early).
+    rm -f "$CACHE/pkg/${kpkg}"_*.deb
 }
 
 # Copies executables and the libraries ldd lists for them into $1, at their host paths.
