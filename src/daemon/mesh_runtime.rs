@@ -214,7 +214,8 @@ impl MeshRuntime {
         if let Some(a) = mesh_address {
             // Our own address must exist on this node for the mesh to reach it.
             match rt.wg.add_address("lo", IpAddr::V6(a), 128).await {
-                Ok(()) => info!("our mesh address: {a}"),
+                // Already there from a previous run: the same address.
+                Ok(()) | Err(crate::wg::WgError::Netlink { errno: 17, .. }) => info!("our mesh address: {a}"),
                 Err(e) => warn!("cannot add our mesh address {a} to lo: {e}"),
             }
         }
@@ -228,6 +229,20 @@ impl MeshRuntime {
 
     pub fn is_tunnel(&self, name: &str) -> bool {
         self.tunnels.contains_key(name)
+    }
+
+    /// A link named like our tunnels that we did not make in this run: left
+    /// by a previous run that crashed (kernel WireGuard links, and
+    /// wireguard-go processes, outlive a killed daemon).
+    pub fn is_stale_tunnel(&self, name: &str) -> bool {
+        is_tunnel_name(name) && !self.tunnels.contains_key(name)
+    }
+
+    pub async fn reap(&mut self, name: &str) {
+        match self.wg.delete_interface(name).await {
+            Ok(()) => info!("removed tunnel {name} left by a previous run"),
+            Err(e) => debug!("removing stale tunnel {name}: {e}"),
+        }
     }
 
     pub fn tunnel_names(&self) -> impl Iterator<Item = &String> {
@@ -710,9 +725,49 @@ impl MeshRuntime {
     }
 }
 
+/// Names made by [`crate::link::manager::tunnel_name`]: "weft", 6 hex
+/// digits, '-', then digits, "s<digits>" or "r".
+pub fn is_tunnel_name(name: &str) -> bool {
+    let Some(rest) = name.strip_prefix("weft") else { return false };
+    let (hex, tail) = rest.split_at(rest.len().min(6));
+    hex.len() == 6
+        && hex.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+        && tail.strip_prefix('-').is_some_and(|t| {
+            let digits = t.strip_prefix('s').unwrap_or(t);
+            t == "r" || (!digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()))
+        })
+}
+
 /// The link-local address of our tunnel interfaces: fe80::/64 with the
 /// key-derived interface identifier (stable across restarts).
 pub fn link_local_for(key: &NodePublicKey) -> Ipv6Addr {
     let iid = derive::mesh_interface_id(key);
     Ipv6Addr::from((0xfe80u128 << 112) | iid as u128)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tunnel_names_are_recognised() {
+        for n in ["weftca58c0-56", "weft0a0b0c-s0", "weft0a0b0c-r", "weft123456-1"] {
+            assert!(is_tunnel_name(n), "{n}");
+        }
+        for n in [
+            "weft0",
+            "weftca58c0",
+            "weftCA58C0-1",
+            "weftca58c0-",
+            "wg0",
+            "weftca58c0-x",
+            "eth0",
+            "weftca58c0-s",
+        ] {
+            assert!(!is_tunnel_name(n), "{n}");
+        }
+        let key = NodePublicKey([0xab; 32]);
+        assert!(is_tunnel_name(&crate::link::manager::tunnel_name(Scope::Raw(9999), &key.0)));
+        assert!(is_tunnel_name(&crate::link::manager::tunnel_name(Scope::Static(3), &key.0)));
+    }
 }

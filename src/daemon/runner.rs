@@ -198,6 +198,11 @@ impl<F: Fib, M: LinkMonitor, S: BabelIo> Daemon<F, M, S> {
                 ev = self.monitor.next_event() => match ev {
                     Ok(ev) => {
                         debug!("kernel: {ev:?}");
+                        if let (crate::kernel::MonitorEvent::LinkAdded(l), Some(m)) = (&ev, self.mesh.as_mut()) {
+                            if m.is_stale_tunnel(&l.name) {
+                                m.reap(&l.name).await;
+                            }
+                        }
                         self.kernel.apply(&ev);
                         self.reconcile_interfaces();
                     }
