@@ -1,0 +1,190 @@
+//! weft and babeld 1.12 on one wired link, in two namespaces: routes both
+//! ways for IPv6 prefixes and for IPv4 prefixes carried v4-via-v6 (RFC 9229
+//! AE 4, no IPv4 address on the link), pings between the announced loopback
+//! addresses, link costs as both sides see them, and the prompt removal of
+//! babeld's routes when babeld stops.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::netns::{ll, node_v4, node_v6, Net};
+use common::peers::{assert_ping, find_route, kernel_routes, Babeld, KRoute, Weft, WeftIf};
+use weft::sim::Topology;
+
+const WEFT_NODE: usize = 0;
+const BABELD_NODE: usize = 1;
+
+/// babeld on `dev`: 1 s hellos, announcing only the node's loopback
+/// addresses (without `redistribute local deny` it would announce every
+/// local address).
+pub fn babeld_conf(dev: &str) -> String {
+    format!(
+        "interface {dev} type wired hello-interval 1 update-interval 4\n\
+         redistribute local ip fd77::/16 allow\n\
+         redistribute local ip 10.77.0.0/16 allow\n\
+         redistribute local deny\n"
+    )
+}
+
+#[test]
+fn weft_and_babeld_exchange_ipv6_and_v4_via_v6_routes() {
+    require_netns!();
+    require_cmd!("babeld", "socat");
+    let mut net = Net::new(&Topology::line(2));
+    let (wdev, bdev) = (net.dev(WEFT_NODE, BABELD_NODE), net.dev(BABELD_NODE, WEFT_NODE));
+    let (w_ll, b_ll) = (ll(WEFT_NODE, BABELD_NODE), ll(BABELD_NODE, WEFT_NODE));
+    let (w6, w4, b6, b4) = (node_v6(WEFT_NODE), node_v4(WEFT_NODE), node_v6(BABELD_NODE), node_v4(BABELD_NODE));
+
+    let t0 = Instant::now();
+    let weft = Weft::start(
+        &mut net,
+        WEFT_NODE,
+        &[WeftIf::wired(&wdev)],
+        &[&format!("{w6}/128"), &format!("{w4}/32")],
+    );
+    let mut babeld = Babeld::start(&net, BABELD_NODE, &babeld_conf(&bdev));
+
+    // weft installs babeld's prefixes: IPv6 via babeld's link-local address,
+    // IPv4 v4-via-v6 (an IPv6 gateway on an onlink IPv4 route).
+    let want_weft = [
+        KRoute { dst: b4.clone(), via: format!("inet6 {b_ll}"), dev: wdev.clone(), onlink: true },
+        KRoute { dst: b6.clone(), via: b_ll.clone(), dev: wdev.clone(), onlink: true },
+    ];
+    let t_weft = Net::wait_until(Duration::from_secs(20), || {
+        let r = kernel_routes(&net, WEFT_NODE, "119");
+        want_weft.iter().all(|w| find_route(&r, &w.dst).is_some())
+    })
+    .unwrap_or_else(|| {
+        panic!(
+            "weft did not install babeld's routes: {:?}\nweft log:\n{}\nbabeld dump:\n{}",
+            kernel_routes(&net, WEFT_NODE, "119"),
+            net.log(WEFT_NODE, "weft.log"),
+            babeld.dump()
+        )
+    });
+    let got = kernel_routes(&net, WEFT_NODE, "119");
+    for w in &want_weft {
+        let r = find_route(&got, &w.dst).unwrap();
+        assert_eq!((&r.via, &r.dev), (&w.via, &w.dev), "weft's route to {}: {r:?}", w.dst);
+        if w.dst.contains('.') {
+            assert!(r.onlink, "weft's v4-via-v6 route must be onlink (as babeld installs it): {r:?}");
+        }
+    }
+    assert_eq!(got.len(), 2, "weft installed something it should not have: {got:?}");
+
+    // babeld installs weft's prefixes the same way.
+    Net::wait_until(Duration::from_secs(20), || {
+        let r = kernel_routes(&net, BABELD_NODE, "babel");
+        find_route(&r, &w6).is_some() && find_route(&r, &w4).is_some()
+    })
+    .unwrap_or_else(|| {
+        panic!(
+            "babeld did not install weft's routes: {:?}\nbabeld dump:\n{}\nbabeld log:\n{}",
+            kernel_routes(&net, BABELD_NODE, "babel"),
+            babeld.dump(),
+            net.log(BABELD_NODE, "babeld.log")
+        )
+    });
+    let got = kernel_routes(&net, BABELD_NODE, "babel");
+    assert_eq!(find_route(&got, &w6).unwrap().via, w_ll, "babeld's route to {w6}: {got:?}");
+    let r4 = find_route(&got, &w4).unwrap();
+    assert_eq!(r4.via, format!("inet6 {w_ll}"), "babeld's route to {w4} is not v4-via-v6: {r4:?}");
+    let converged = t0.elapsed();
+
+    // Pings between the announced loopback addresses, both ways, both families.
+    let to = Duration::from_secs(5);
+    assert_ping(&net, WEFT_NODE, &w6, &b6, to, "weft -> babeld over IPv6");
+    assert_ping(&net, WEFT_NODE, &w4, &b4, to, "weft -> babeld over IPv4 (v4-via-v6)");
+    assert_ping(&net, BABELD_NODE, &b6, &w6, to, "babeld -> weft over IPv6");
+    assert_ping(&net, BABELD_NODE, &b4, &w4, to, "babeld -> weft over IPv4 (v4-via-v6)");
+
+    // `weft neighbours --json`: babeld, heard on every recent Hello, with
+    // the wired cost both ways (babeld's IHU carries its rxcost 96).
+    let ok = Net::wait_until(Duration::from_secs(10), || {
+        let n = weft.neighbours();
+        n.len() == 1 && n[0]["reach"] == "ffff" && n[0]["txcost"] == 96
+    });
+    let n = weft.neighbours();
+    assert!(ok.is_some(), "babeld never reached full reach and txcost 96: {n:?}");
+    assert_eq!(n[0]["address"], b_ll.as_str(), "{n:?}");
+    assert_eq!(n[0]["interface"], wdev.as_str(), "{n:?}");
+    assert_eq!((n[0]["rxcost"].as_u64(), n[0]["cost"].as_u64()), (Some(96), Some(96)), "{n:?}");
+    assert!(n[0]["last_hello_ms"].as_u64().unwrap() < 2500, "babeld's Hellos are not arriving: {n:?}");
+
+    // `weft routes --json`: both of babeld's prefixes, from babeld's
+    // router-id, at one hop's cost.
+    let babeld_id = babeld.router_id();
+    for p in [format!("{b6}/128"), format!("{b4}/32")] {
+        let r = weft.selected_route(&p).unwrap_or_else(|| panic!("no selected route {p}: {:?}", weft.routes()));
+        assert_eq!(r["router_id"], babeld_id.as_str(), "{r}");
+        assert_eq!((r["refmetric"].as_u64(), r["metric"].as_u64()), (Some(0), Some(96)), "{r}");
+        assert_eq!(r["neighbour"], b_ll.as_str(), "{r}");
+        assert_eq!(r["feasible"], true, "{r}");
+    }
+
+    // babeld's view of weft: a neighbour with cost 96, weft's prefixes
+    // installed at metric 96 with weft's router-id.
+    let dump = babeld.dump();
+    let weft_id = weft.query("status")["router_id"].as_str().unwrap().to_string();
+    let neigh = dump
+        .lines()
+        .find(|l| l.starts_with("add neighbour") && l.contains(&format!("address {w_ll} ")))
+        .unwrap_or_else(|| panic!("babeld does not list weft as a neighbour:\n{dump}"));
+    assert!(neigh.contains(" cost 96"), "babeld's cost to weft is not 96: {neigh}");
+    for p in [format!("{w6}/128"), format!("{w4}/32")] {
+        let line = dump
+            .lines()
+            .find(|l| l.starts_with("add route") && l.contains(&format!("prefix {p} ")) && l.contains("installed yes"))
+            .unwrap_or_else(|| panic!("babeld has no installed route to {p}:\n{dump}"));
+        assert!(line.contains(&format!("id {weft_id} ")), "{line}");
+        assert!(line.contains(" metric 96 "), "{line}");
+    }
+
+    // babeld stops cleanly: it retracts its routes, and weft must take them
+    // out of the kernel at once rather than waiting for them to expire.
+    let t_stop = Instant::now();
+    babeld.stop();
+    let gone = Net::wait_until(Duration::from_secs(5), || {
+        let r = kernel_routes(&net, WEFT_NODE, "119");
+        find_route(&r, &b6).is_none() && find_route(&r, &b4).is_none()
+    });
+    assert!(
+        gone.is_some(),
+        "weft kept babeld's routes 5 s after babeld retracted them: {:?}\n{}",
+        kernel_routes(&net, WEFT_NODE, "119"),
+        net.log(WEFT_NODE, "weft.log")
+    );
+    let removed_after = t_stop.elapsed();
+    assert!(weft.running(&mut net), "weft exited:\n{}", net.log(WEFT_NODE, "weft.log"));
+    eprintln!(
+        "weft<->babeld: weft installed babeld's routes after {t_weft:?}, both sides converged after \
+         {converged:?}; routes removed {removed_after:?} after SIGTERM to babeld"
+    );
+}
+
+/// babeld dies without a word (SIGKILL): weft notices the silence and drops
+/// the routes within the neighbour timeout, not the route expiry.
+#[test]
+fn weft_drops_routes_of_a_babeld_that_vanished() {
+    require_netns!();
+    require_cmd!("babeld", "socat");
+    let mut net = Net::new(&Topology::line(2));
+    let (wdev, bdev) = (net.dev(WEFT_NODE, BABELD_NODE), net.dev(BABELD_NODE, WEFT_NODE));
+    let b6 = node_v6(BABELD_NODE);
+    let weft = Weft::start(&mut net, WEFT_NODE, &[WeftIf::wired(&wdev)], &[&format!("{}/128", node_v6(WEFT_NODE))]);
+    let mut babeld = Babeld::start(&net, BABELD_NODE, &babeld_conf(&bdev));
+    Net::wait_until(Duration::from_secs(20), || find_route(&kernel_routes(&net, WEFT_NODE, "119"), &b6).is_some())
+        .unwrap_or_else(|| panic!("weft did not learn {b6} from babeld:\n{}", net.log(WEFT_NODE, "weft.log")));
+    let t = Instant::now();
+    babeld.child.kill().expect("kill babeld");
+    let _ = babeld.child.wait();
+    // Hellos every second: babeld's update interval is 4 s, so its routes
+    // expire after 14 s at the latest; the neighbour is gone long before.
+    let gone = Net::wait_until(Duration::from_secs(16), || {
+        find_route(&kernel_routes(&net, WEFT_NODE, "119"), &b6).is_none()
+    });
+    assert!(gone.is_some(), "weft kept the route of a dead babeld:\n{}", net.log(WEFT_NODE, "weft.log"));
+    assert!(weft.neighbours().is_empty() || weft.neighbours()[0]["cost"] == 65535, "{:?}", weft.neighbours());
+    eprintln!("weft removed a vanished babeld's route after {:?}", t.elapsed());
+}
