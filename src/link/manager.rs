@@ -624,8 +624,7 @@ impl LinkManager {
                 }
             }
             LinkMessage::Offer { from, to, nonce, port, credential, mac } => {
-                if to != me || auth.mac(&from, &data[..covered]) != mac {
-                    self.stats.bad_macs += 1;
+                if to != me {
                     return;
                 }
                 let scope = match self.scope_of(ifindex, &src, &from) {
@@ -633,7 +632,19 @@ impl LinkManager {
                     None if self.cfg.accept_remote => Scope::Remote,
                     None => return,
                 };
+                // The MAC costs an X25519 for a key we have no secret for
+                // yet: unknown keys first pass the rate-limited admission.
+                let known = self.peers.contains_key(&(scope, from));
+                if known && auth.mac(&from, &data[..covered]) != mac {
+                    self.stats.bad_macs += 1;
+                    return;
+                }
                 if !self.known_or_admitted(scope, from, &credential, Some(src), auth) {
+                    return;
+                }
+                if !known && auth.mac(&from, &data[..covered]) != mac {
+                    self.stats.bad_macs += 1;
+                    self.drop_peer((scope, from));
                     return;
                 }
                 let answer_nonce = self.nonce();
