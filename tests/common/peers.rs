@@ -105,7 +105,11 @@ impl Weft {
         net.nodes[i].daemon = Some(child);
         let w = Weft { node: i, config, socket };
         let up = Net::wait_until(Duration::from_secs(10), || w.try_query("status").is_ok());
-        assert!(up.is_some(), "weft in node {i} did not answer on its control socket:\n{}", net.log(i, "weft.log"));
+        assert!(
+            up.is_some(),
+            "weft in node {i} did not answer on its control socket:\n{}",
+            net.log(i, "weft.log")
+        );
         w
     }
 
@@ -181,7 +185,8 @@ impl Babeld {
             "babeld.out",
         );
         let mut b = Babeld { node: i, ctl, child };
-        let up = Net::wait_until(Duration::from_secs(10), || b.try_dump().is_some_and(|d| d.contains("my-id")));
+        let up =
+            Net::wait_until(Duration::from_secs(10), || b.try_dump().is_some_and(|d| d.contains("my-id")));
         if up.is_none() {
             let exited = b.child.try_wait().ok().flatten();
             panic!(
@@ -257,7 +262,16 @@ impl Bird {
         let pid = dir.join("bird.pid");
         let child = net.spawn(
             i,
-            &["bird", "-f", "-c", confp.to_str().unwrap(), "-s", ctl.to_str().unwrap(), "-P", pid.to_str().unwrap()],
+            &[
+                "bird",
+                "-f",
+                "-c",
+                confp.to_str().unwrap(),
+                "-s",
+                ctl.to_str().unwrap(),
+                "-P",
+                pid.to_str().unwrap(),
+            ],
             "bird.out",
         );
         let mut b = Bird { node: i, ctl, child };
@@ -299,7 +313,9 @@ pub fn bird_conf(net: &Net, i: usize, ifaces: &[&str]) -> String {
     let log = net.dir(i).join("bird.log");
     let mut ifs = String::new();
     for f in ifaces {
-        ifs.push_str(&format!("  interface \"{f}\" {{ type wired; hello interval 1 s; update interval 4 s; }};\n"));
+        ifs.push_str(&format!(
+            "  interface \"{f}\" {{ type wired; hello interval 1 s; update interval 4 s; }};\n"
+        ));
     }
     format!(
         "log \"{log}\" all;\nrouter id {rid};\n\
@@ -334,12 +350,16 @@ pub struct KRoute {
 pub fn kernel_routes(net: &Net, i: usize, proto: &str) -> Vec<KRoute> {
     let mut out = Vec::new();
     for fam in ["-4", "-6"] {
-        let v: Value = serde_json::from_slice(&net.exec_ok(i, &["ip", fam, "-j", "route", "show", "proto", proto]).stdout)
-            .unwrap_or(Value::Array(Vec::new()));
+        let v: Value = serde_json::from_slice(
+            &net.exec_ok(i, &["ip", fam, "-j", "route", "show", "proto", proto]).stdout,
+        )
+        .unwrap_or(Value::Array(Vec::new()));
         for r in v.as_array().cloned().unwrap_or_default() {
             let via = match (&r["gateway"], &r["via"]) {
                 (Value::String(g), _) => g.clone(),
-                (_, Value::Object(v)) => format!("inet6 {}", v.get("host").and_then(Value::as_str).unwrap_or("?")),
+                (_, Value::Object(v)) => {
+                    format!("inet6 {}", v.get("host").and_then(Value::as_str).unwrap_or("?"))
+                }
                 _ => String::new(),
             };
             let onlink = r["flags"].as_array().is_some_and(|f| f.iter().any(|x| x == "onlink"));
@@ -376,4 +396,21 @@ pub fn assert_ping(net: &Net, i: usize, src: &str, dst: &str, timeout: Duration,
 /// Adds an IPv4 address (with prefix length) to a device of node `i`.
 pub fn add_v4(net: &Net, i: usize, dev: &str, addr: &str) {
     net.exec_ok(i, &["ip", "addr", "add", addr, "dev", dev]);
+}
+
+/// Every IPv6 link-local address of `dev` in node `i`. A veth has the one
+/// the test bed gives it and the one the kernel derives from its MAC, and a
+/// Babel speaker may send from either (the kernel picks the source).
+pub fn link_locals(net: &Net, i: usize, dev: &str) -> Vec<String> {
+    let out = net.exec_ok(i, &["ip", "-6", "-j", "addr", "show", "dev", dev, "scope", "link"]);
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+    let mut lls = Vec::new();
+    for link in v.as_array().cloned().unwrap_or_default() {
+        for a in link["addr_info"].as_array().cloned().unwrap_or_default() {
+            if let Some(l) = a["local"].as_str() {
+                lls.push(l.to_string());
+            }
+        }
+    }
+    lls
 }
