@@ -114,7 +114,10 @@ fn weft_and_bird_exchange_ipv6_and_ipv4_routes() {
     for p in [format!("{w6}/128"), format!("{w4}/32")] {
         let r = bird.birdc(&format!("show route for {p} all"));
         assert!(r.contains("Babel.metric: 96"), "BIRD's route to {p}:\n{r}");
-        assert!(r.contains(&format!("Babel.router_id: {weft_id}")), "BIRD's route to {p} is not weft's:\n{r}");
+        assert!(
+            r.contains(&format!("Babel.router_id: {weft_id}")),
+            "BIRD's route to {p} is not weft's:\n{r}"
+        );
     }
     // Nothing weft sent was refused by BIRD's parser.
     let log = net.log(BIRD_NODE, "bird.log");
