@@ -293,7 +293,7 @@ fn flood_of_bad_datagrams_neither_crashes_weft_nor_moves_its_routes() {
             let socks: Vec<UdpSocket> = sources.iter().map(|a| bind(*a, 6696)).collect();
             let wrong_port = bind(sources[0], 6697);
             let not_link_local = bind("fd99::bad".parse().unwrap(), 6696);
-            let mut r = Rng(0x5eed_0f_bad_1_0ad);
+            let mut r = Rng(0x0005_eed0_fbad_10ad);
             let mut sent = 0usize;
             for n in 0..DATAGRAMS {
                 let (d, src) = datagram(&mut r, n);
