@@ -166,6 +166,54 @@ fn weft_and_babeld_exchange_ipv6_and_v4_via_v6_routes() {
         assert!(line.contains(" metric 96 "), "{line}");
     }
 
+    // weft stops announcing its IPv4 prefix (config reload): babeld takes
+    // weft's AE 4 retraction at once (it keeps a retracted route in its
+    // table at metric 65535 for a while, as babeld does), the IPv6 route
+    // stays.
+    let t = Instant::now();
+    let conf = std::fs::read_to_string(&weft.config).unwrap();
+    let without_v4 = conf.replace(&format!("config announce\n\toption prefix '{w4}/32'\n"), "");
+    assert_ne!(conf, without_v4, "could not find the IPv4 announce in weft's config");
+    std::fs::write(&weft.config, without_v4).unwrap();
+    common::peers::signal(net.nodes[WEFT_NODE].daemon.as_ref().unwrap().id(), "HUP");
+    let babeld_route = |p: &str| {
+        babeld
+            .dump()
+            .lines()
+            .find(|l| l.starts_with("add route") && l.contains(&format!("prefix {p} ")))
+            .map(String::from)
+    };
+    let retracted = Net::wait_until(Duration::from_secs(3), || {
+        babeld_route(&format!("{w4}/32")).is_none_or(|l| l.contains(" metric 65535 "))
+    });
+    assert!(
+        retracted.is_some(),
+        "babeld did not take weft's retraction of {w4} within 3 s:\n{}",
+        babeld.dump()
+    );
+    let weft_retracted_after = t.elapsed();
+    let r6 =
+        babeld_route(&format!("{w6}/128")).unwrap_or_else(|| panic!("babeld lost {w6}:\n{}", babeld.dump()));
+    assert!(r6.contains(" metric 96 "), "babeld's route to {w6} changed: {r6}");
+
+    // babeld loses its IPv4 loopback address. babeld 1.12.1 does not retract
+    // that prefix properly over a v4-via-v6 link (on the wire it sends an
+    // AE 2 retraction of ::/0 instead), so weft must let the route expire:
+    // 3.5 x babeld's 4 s update interval. The IPv6 route stays.
+    let t = Instant::now();
+    net.exec_ok(BABELD_NODE, &["ip", "addr", "del", &format!("{b4}/32"), "dev", "lo"]);
+    let gone = Net::wait_until(Duration::from_secs(16), || {
+        find_route(&kernel_routes(&net, WEFT_NODE, "119"), &b4).is_none()
+    });
+    assert!(
+        gone.is_some(),
+        "weft kept {b4} 16 s after babeld stopped announcing it: {:?}\n{}",
+        weft.routes(),
+        babeld.dump()
+    );
+    let expired_after = t.elapsed();
+    assert!(find_route(&kernel_routes(&net, WEFT_NODE, "119"), &b6).is_some(), "weft lost {b6} as well");
+
     // babeld stops cleanly: it retracts its routes, and weft must take them
     // out of the kernel at once rather than waiting for them to expire.
     let t_stop = Instant::now();
@@ -184,7 +232,9 @@ fn weft_and_babeld_exchange_ipv6_and_v4_via_v6_routes() {
     assert!(weft.running(&mut net), "weft exited:\n{}", net.log(WEFT_NODE, "weft.log"));
     eprintln!(
         "weft<->babeld: weft installed babeld's routes after {t_weft:?}, both sides converged after \
-         {converged:?}; routes removed {removed_after:?} after SIGTERM to babeld"
+         {converged:?}; babeld took weft's AE 4 retraction after {weft_retracted_after:?}; \
+         babeld's lost IPv4 prefix expired from weft after {expired_after:?}; routes removed \
+         {removed_after:?} after SIGTERM to babeld"
     );
 }
 

@@ -124,6 +124,42 @@ fn weft_and_bird_exchange_ipv6_and_ipv4_routes() {
     for bad in ["Bad packet", "Bad TLV", "Malformed", "Invalid"] {
         assert!(!log.contains(bad), "BIRD complained ({bad}) about weft's packets:\n{log}");
     }
+
+    // BIRD loses its IPv4 loopback address and retracts that one prefix
+    // (an IPv4 retraction BIRD sends without a Next Hop): weft removes it
+    // at once and keeps the IPv6 route.
+    let t = Instant::now();
+    net.exec_ok(BIRD_NODE, &["ip", "addr", "del", &format!("{b4}/32"), "dev", "lo"]);
+    let gone = Net::wait_until(Duration::from_secs(3), || {
+        find_route(&kernel_routes(&net, WEFT_NODE, "119"), &b4).is_none()
+    });
+    assert!(
+        gone.is_some(),
+        "weft kept {b4} 3 s after BIRD retracted it:\n{}",
+        net.log(WEFT_NODE, "weft.log")
+    );
+    let retracted_after = t.elapsed();
+    assert!(find_route(&kernel_routes(&net, WEFT_NODE, "119"), &b6).is_some(), "weft lost {b6} as well");
+
+    // BIRD stops: its last route goes too, by retraction or by the
+    // neighbour's silence (Hellos every second).
+    let t = Instant::now();
+    let mut bird = bird;
+    stop_bird(&mut bird);
+    let gone = Net::wait_until(Duration::from_secs(16), || {
+        find_route(&kernel_routes(&net, WEFT_NODE, "119"), &b6).is_none()
+    });
+    assert!(gone.is_some(), "weft kept {b6} 16 s after BIRD stopped:\n{}", net.log(WEFT_NODE, "weft.log"));
+    let stopped_after = t.elapsed();
     assert!(weft.running(&mut net), "weft exited:\n{}", net.log(WEFT_NODE, "weft.log"));
-    eprintln!("weft<->BIRD: weft installed BIRD's routes after {t_weft:?}, both sides after {converged:?}");
+    eprintln!(
+        "weft<->BIRD: weft installed BIRD's routes after {t_weft:?}, both sides after {converged:?}; \
+         a retracted IPv4 prefix left weft's table after {retracted_after:?}, BIRD's last route \
+         {stopped_after:?} after SIGTERM"
+    );
+}
+
+fn stop_bird(bird: &mut Bird) {
+    common::peers::signal(bird.child.id(), "TERM");
+    assert!(common::peers::wait_exit(&mut bird.child, Duration::from_secs(10)), "BIRD ignored SIGTERM");
 }
