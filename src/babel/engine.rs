@@ -1027,12 +1027,11 @@ impl Engine {
         match prefix {
             None => {
                 // Nodes that boot together all ask at once: one dump per
-                // second per interface answers them all.
-                if iface.last_full_dump.is_some_and(|t| now.since(t) < 1000) {
-                    return;
-                }
+                // second per interface answers them all. Deferred, not
+                // dropped: the last dump may predate the requester.
+                let earliest = iface.last_full_dump.map_or(now, |t| t.plus_ms(1000)).max(now);
                 iface.out.full_dump = true;
-                iface.out.flush_by(now.plus_ms(self.rng.upto(20)));
+                iface.out.flush_by(earliest.plus_ms(self.rng.upto(20)));
             }
             Some(p) => {
                 iface.out.updates.insert(p);

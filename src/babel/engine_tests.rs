@@ -280,3 +280,25 @@ fn own_seqno_rises_when_requested() {
     b.recv(&pkt(&[old]));
     assert_eq!(b.e.seqno(), SeqNo(101));
 }
+
+/// Two nodes that start within a second of each other: our first full dump
+/// went out before the neighbour listened, so its wildcard request must
+/// still be answered (rate-limited to one dump a second, not dropped), or
+/// it waits for our next periodic dump (16 s by default). Found by
+/// tests/wire_tshark.rs: the second of two wefts learned the first's routes
+/// only at its periodic update.
+#[test]
+fn wildcard_request_right_after_a_full_dump_is_answered_within_a_second() {
+    let mut b = Bed::new();
+    let p: Prefix = "2001:db8:1::/48".parse().unwrap();
+    b.e.handle_input(b.now, Input::Announce { prefix: p, metric: Metric(0) });
+    b.advance(100);
+    let has_update = |msgs: &[(Destination, Message)]| {
+        msgs.iter().any(|(_, m)| matches!(m, Message::Update(u) if u.prefix == p && !u.is_retraction()))
+    };
+    assert!(has_update(&b.sent_messages()), "the interface-up dump did not go out");
+    // The request arrives 0.1 s after that dump.
+    b.recv(&pkt(&[Message::RouteRequest { prefix: None }]));
+    b.advance(1100);
+    assert!(has_update(&b.sent_messages()), "a wildcard request shortly after a full dump was ignored");
+}
