@@ -346,7 +346,9 @@ pub struct KRoute {
     pub onlink: bool,
 }
 
-/// Routes of protocol `proto` (number or name) in node `i`, both families.
+/// Forwarding routes of protocol `proto` (number or name) in node `i`, both
+/// families. Unreachable routes, which weft keeps while a retracted prefix is
+/// held (RFC 8966 3.5.5), carry no traffic and are left out.
 pub fn kernel_routes(net: &Net, i: usize, proto: &str) -> Vec<KRoute> {
     let mut out = Vec::new();
     for fam in ["-4", "-6"] {
@@ -355,6 +357,9 @@ pub fn kernel_routes(net: &Net, i: usize, proto: &str) -> Vec<KRoute> {
         )
         .unwrap_or(Value::Array(Vec::new()));
         for r in v.as_array().cloned().unwrap_or_default() {
+            if r["type"].as_str().is_some_and(|t| t != "unicast") {
+                continue;
+            }
             let via = match (&r["gateway"], &r["via"]) {
                 (Value::String(g), _) => g.clone(),
                 (_, Value::Object(v)) => {
