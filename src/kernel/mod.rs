@@ -11,7 +11,7 @@ mod fib;
 mod fib_rtnl;
 mod monitor;
 mod monitor_rtnl;
-mod netlink;
+pub(crate) mod netlink;
 pub mod netns;
 
 pub use fib::{

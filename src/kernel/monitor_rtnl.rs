@@ -15,26 +15,12 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use super::monitor::{IfAddr, LinkInfo, LinkMonitor, LinkTable, MonitorEvent, Update};
 use super::netlink::{
-    attr_u32, attrs, is_overrun, messages, parse_ack, u32_at, MsgBuilder, NlSocket, AF_INET, AF_INET6,
-    AF_UNSPEC, NLMSG_DONE, NLMSG_ERROR, NLM_F_DUMP, NLM_F_DUMP_INTR, NLM_F_REQUEST, RTM_DELADDR, RTM_DELLINK,
-    RTM_GETADDR, RTM_GETLINK, RTM_NEWADDR, RTM_NEWLINK, RTNLGRP_IPV4_IFADDR, RTNLGRP_IPV6_IFADDR,
-    RTNLGRP_LINK,
+    attr_u32, attrs, dump_links_request, is_overrun, messages, parse_ack, u32_at, MsgBuilder, NlSocket,
+    AF_INET, AF_INET6, AF_UNSPEC, IFADDRMSG_LEN, IFA_ADDRESS, IFA_FLAGS, IFA_F_DADFAILED, IFA_F_TENTATIVE,
+    IFA_LOCAL, IFF_RUNNING, IFF_UP, IFINFOMSG_LEN, IFLA_IFNAME, IFLA_MTU, NLMSG_DONE, NLMSG_ERROR,
+    NLM_F_DUMP, NLM_F_DUMP_INTR, NLM_F_REQUEST, RTM_DELADDR, RTM_DELLINK, RTM_GETADDR, RTM_NEWADDR,
+    RTM_NEWLINK, RTNLGRP_IPV4_IFADDR, RTNLGRP_IPV6_IFADDR, RTNLGRP_LINK,
 };
-
-// linux/if_link.h, linux/if.h, linux/if_addr.h
-const IFLA_IFNAME: u16 = 3;
-const IFLA_MTU: u16 = 4;
-const IFLA_EXT_MASK: u16 = 29;
-const RTEXT_FILTER_SKIP_STATS: u32 = 1 << 3;
-const IFF_UP: u32 = 0x1;
-const IFF_RUNNING: u32 = 0x40;
-const IFINFOMSG_LEN: usize = 16;
-const IFA_ADDRESS: u16 = 1;
-const IFA_LOCAL: u16 = 2;
-const IFA_FLAGS: u16 = 8;
-const IFA_F_DADFAILED: u32 = 0x08;
-const IFA_F_TENTATIVE: u32 = 0x40;
-const IFADDRMSG_LEN: usize = 8;
 
 /// Decodes an RTM_NEWLINK / RTM_DELLINK payload (pure). `None` for messages
 /// that are not about a whole link (bridge port messages carry AF_BRIDGE).
@@ -181,15 +167,12 @@ impl RtnlMonitor {
         let seq = self.sock.next_seq();
         self.out.clear();
         match phase {
-            Phase::Links => {
-                self.out.begin(RTM_GETLINK, NLM_F_REQUEST | NLM_F_DUMP, seq, &[0u8; IFINFOMSG_LEN]);
-                self.out.attr_u32(IFLA_EXT_MASK, RTEXT_FILTER_SKIP_STATS);
-            }
+            Phase::Links => dump_links_request(&mut self.out, seq),
             Phase::Addrs => {
                 self.out.begin(RTM_GETADDR, NLM_F_REQUEST | NLM_F_DUMP, seq, &[0u8; IFADDRMSG_LEN]);
+                self.out.end();
             }
         }
-        self.out.end();
         self.sock.send(self.out.as_bytes())?;
         Ok(seq)
     }

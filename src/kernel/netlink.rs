@@ -8,6 +8,7 @@
 //! 4-byte aligned attributes (`u16 len, u16 type, value`).
 
 use std::io;
+use std::net::IpAddr;
 use std::os::fd::{AsRawFd, OwnedFd};
 
 use nix::sys::socket::{
@@ -52,6 +53,27 @@ pub(crate) const RTM_GETROUTE: u16 = 26;
 pub(crate) const RTNLGRP_LINK: u32 = 1;
 pub(crate) const RTNLGRP_IPV4_IFADDR: u32 = 5;
 pub(crate) const RTNLGRP_IPV6_IFADDR: u32 = 9;
+
+// linux/if_link.h, linux/if.h, linux/if_addr.h
+pub(crate) const IFLA_IFNAME: u16 = 3;
+pub(crate) const IFLA_MTU: u16 = 4;
+pub(crate) const IFLA_LINKINFO: u16 = 18;
+pub(crate) const IFLA_INFO_KIND: u16 = 1;
+pub(crate) const IFLA_EXT_MASK: u16 = 29;
+pub(crate) const RTEXT_FILTER_SKIP_STATS: u32 = 1 << 3;
+pub(crate) const IFF_UP: u32 = 0x1;
+pub(crate) const IFF_RUNNING: u32 = 0x40;
+/// `struct ifinfomsg`: family, pad, type (u16), index (i32), flags, change.
+pub(crate) const IFINFOMSG_LEN: usize = 16;
+pub(crate) const IFA_ADDRESS: u16 = 1;
+pub(crate) const IFA_LOCAL: u16 = 2;
+pub(crate) const IFA_BROADCAST: u16 = 4;
+pub(crate) const IFA_FLAGS: u16 = 8;
+pub(crate) const IFA_F_NODAD: u8 = 0x02;
+pub(crate) const IFA_F_DADFAILED: u32 = 0x08;
+pub(crate) const IFA_F_TENTATIVE: u32 = 0x40;
+/// `struct ifaddrmsg`: family, prefix length, flags, scope, index (u32).
+pub(crate) const IFADDRMSG_LEN: usize = 8;
 
 pub(crate) const AF_UNSPEC: u8 = libc::AF_UNSPEC as u8;
 pub(crate) const AF_INET: u8 = libc::AF_INET as u8;
@@ -238,6 +260,30 @@ impl MsgBuilder {
         self.attr(ty, &value.to_ne_bytes());
     }
 
+    /// A NUL-terminated string attribute (interface names).
+    pub fn attr_str(&mut self, ty: u16, value: &str) {
+        let len = (4 + value.len() + 1) as u16;
+        self.buf.extend_from_slice(&len.to_ne_bytes());
+        self.buf.extend_from_slice(&ty.to_ne_bytes());
+        self.buf.extend_from_slice(value.as_bytes());
+        self.buf.push(0);
+        self.pad();
+    }
+
+    /// Opens a nested attribute; its length is patched by [`Self::nest_end`]
+    /// with the returned position. No NLA_F_NESTED, as iproute2 sends them.
+    pub fn nest_begin(&mut self, ty: u16) -> usize {
+        let at = self.buf.len();
+        self.buf.extend_from_slice(&0u16.to_ne_bytes());
+        self.buf.extend_from_slice(&ty.to_ne_bytes());
+        at
+    }
+
+    pub fn nest_end(&mut self, at: usize) {
+        let len = (self.buf.len() - at) as u16;
+        self.buf[at..at + 2].copy_from_slice(&len.to_ne_bytes());
+    }
+
     pub fn end(&mut self) {
         let len = (self.buf.len() - self.start) as u32;
         self.buf[self.start..self.start + 4].copy_from_slice(&len.to_ne_bytes());
@@ -247,6 +293,115 @@ impl MsgBuilder {
         let n = align4(self.buf.len());
         self.buf.resize(n, 0);
     }
+}
+
+// Link and address requests (what the WireGuard backends need from
+// rtnetlink). Pure: they only append bytes, so tests check them without a
+// kernel. Links are addressed by name where the kernel allows it (new, set,
+// delete, get), which saves a name -> index lookup and its race.
+
+/// `struct ifinfomsg` with AF_UNSPEC.
+fn ifinfomsg(index: u32, flags: u32, change: u32) -> [u8; IFINFOMSG_LEN] {
+    let mut h = [0u8; IFINFOMSG_LEN];
+    h[0] = AF_UNSPEC;
+    // h[1] pad, h[2..4] device type: 0
+    h[4..8].copy_from_slice(&index.to_ne_bytes());
+    h[8..12].copy_from_slice(&flags.to_ne_bytes());
+    h[12..16].copy_from_slice(&change.to_ne_bytes());
+    h
+}
+
+/// `ip link add NAME type KIND`: fails with EEXIST if NAME exists, and with
+/// EOPNOTSUPP ("Unknown device type") if the kernel lacks KIND.
+pub(crate) fn new_link_request(out: &mut MsgBuilder, seq: u32, name: &str, kind: &str) {
+    let flags = NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL;
+    out.begin(RTM_NEWLINK, flags, seq, &ifinfomsg(0, 0, 0));
+    out.attr_str(IFLA_IFNAME, name);
+    let info = out.nest_begin(IFLA_LINKINFO);
+    // The kind without NUL, as iproute2 sends it (the kernel takes both).
+    out.attr(IFLA_INFO_KIND, kind.as_bytes());
+    out.nest_end(info);
+    out.end();
+}
+
+/// `ip link del NAME`: ENODEV if there is no such link.
+pub(crate) fn del_link_request(out: &mut MsgBuilder, seq: u32, name: &str) {
+    out.begin(RTM_DELLINK, NLM_F_REQUEST | NLM_F_ACK, seq, &ifinfomsg(0, 0, 0));
+    out.attr_str(IFLA_IFNAME, name);
+    out.end();
+}
+
+/// `ip link set NAME mtu MTU up`: RTM_NEWLINK without NLM_F_CREATE changes
+/// an existing link (ENODEV if there is none), as current iproute2 does.
+pub(crate) fn set_mtu_up_request(out: &mut MsgBuilder, seq: u32, name: &str, mtu: u32) {
+    out.begin(RTM_NEWLINK, NLM_F_REQUEST | NLM_F_ACK, seq, &ifinfomsg(0, IFF_UP, IFF_UP));
+    out.attr_str(IFLA_IFNAME, name);
+    out.attr_u32(IFLA_MTU, mtu);
+    out.end();
+}
+
+/// `ip link show NAME`: one RTM_NEWLINK answer then the ack, or ENODEV.
+pub(crate) fn get_link_request(out: &mut MsgBuilder, seq: u32, name: &str) {
+    out.begin(RTM_GETLINK, NLM_F_REQUEST | NLM_F_ACK, seq, &ifinfomsg(0, 0, 0));
+    out.attr_str(IFLA_IFNAME, name);
+    out.attr_u32(IFLA_EXT_MASK, RTEXT_FILTER_SKIP_STATS);
+    out.end();
+}
+
+/// `ip link show`: a dump of every link, without statistics.
+pub(crate) fn dump_links_request(out: &mut MsgBuilder, seq: u32) {
+    out.begin(RTM_GETLINK, NLM_F_REQUEST | NLM_F_DUMP, seq, &ifinfomsg(0, 0, 0));
+    out.attr_u32(IFLA_EXT_MASK, RTEXT_FILTER_SKIP_STATS);
+    out.end();
+}
+
+/// `ip addr add ADDR/PREFIX dev IFINDEX [nodad]` (EEXIST if present). Like
+/// `ip`, IFA_LOCAL and IFA_ADDRESS are both the address; IPv4 prefixes
+/// shorter than /31 also get their broadcast address (`brd +`).
+pub(crate) fn new_addr_request(
+    out: &mut MsgBuilder,
+    seq: u32,
+    ifindex: u32,
+    addr: IpAddr,
+    prefix: u8,
+    nodad: bool,
+) {
+    let mut h = [0u8; IFADDRMSG_LEN];
+    h[0] = if addr.is_ipv4() { AF_INET } else { AF_INET6 };
+    h[1] = prefix;
+    h[2] = if nodad { IFA_F_NODAD } else { 0 };
+    // h[3] scope 0 (universe): IPv6 derives the scope from the address.
+    h[4..8].copy_from_slice(&ifindex.to_ne_bytes());
+    let flags = NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL;
+    out.begin(RTM_NEWADDR, flags, seq, &h);
+    match addr {
+        IpAddr::V4(a) => {
+            out.attr(IFA_LOCAL, &a.octets());
+            out.attr(IFA_ADDRESS, &a.octets());
+            if prefix < 31 {
+                let brd = u32::from(a) | (u32::MAX >> prefix);
+                out.attr(IFA_BROADCAST, &brd.to_be_bytes());
+            }
+        }
+        IpAddr::V6(a) => {
+            out.attr(IFA_LOCAL, &a.octets());
+            out.attr(IFA_ADDRESS, &a.octets());
+        }
+    }
+    out.end();
+}
+
+/// The index and name of an RTM_NEWLINK payload; `None` if it is too short,
+/// not AF_UNSPEC (bridge port messages) or has no name.
+pub(crate) fn link_index_and_name(p: &[u8]) -> Option<(u32, String)> {
+    if p.len() < IFINFOMSG_LEN || p[0] != AF_UNSPEC {
+        return None;
+    }
+    let name = attrs(&p[IFINFOMSG_LEN..]).find(|(t, _)| *t == IFLA_IFNAME).map(|(_, v)| {
+        let raw = v.split(|b| *b == 0).next().unwrap_or_default();
+        String::from_utf8_lossy(raw).into_owned()
+    })?;
+    Some((u32_at(p, 4), name))
 }
 
 /// Largest datagram the kernel sends on rtnetlink (dumps are capped at 32 KiB).
@@ -341,6 +496,45 @@ impl NlSocket {
                 Ok(_) => return Err(io::Error::new(io::ErrorKind::WriteZero, "short netlink send")),
                 Err(nix::errno::Errno::EINTR) => continue,
                 Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
+    /// Sends one request (`seq` its sequence number) and reads its answer:
+    /// every message carrying `seq` goes to `on_reply`, until the ack
+    /// (NLMSG_ERROR) or the end of a dump (NLMSG_DONE), whose errno is
+    /// returned. Messages for other sequence numbers (answers to a request
+    /// whose caller went away, notifications) are skipped. Cancel-safe in
+    /// the same way: what a dropped call leaves queued is skipped later.
+    pub async fn request(
+        &mut self,
+        req: &[u8],
+        seq: u32,
+        mut on_reply: impl FnMut(&NlMsg<'_>),
+    ) -> io::Result<Ack> {
+        self.send(req)?;
+        loop {
+            let datagram = self.recv().await?;
+            for msg in messages(datagram) {
+                let msg = msg.map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.0))?;
+                if msg.seq != seq {
+                    continue;
+                }
+                match msg.ty {
+                    NLMSG_ERROR => {
+                        return parse_ack(&msg).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.0));
+                    }
+                    NLMSG_DONE => {
+                        // A dump may end with an error (e.g. EINTR) in place of 0.
+                        let error = if msg.payload.len() >= 4 { u32_at(msg.payload, 0) as i32 } else { 0 };
+                        return Ok(Ack {
+                            seq,
+                            errno: error.checked_neg().unwrap_or(i32::MAX),
+                            message: None,
+                        });
+                    }
+                    _ => on_reply(&msg),
+                }
             }
         }
     }
@@ -466,5 +660,145 @@ mod tests {
         assert_eq!(ack.seq, 42);
         assert_eq!(ack.errno, libc::ENETDOWN);
         assert_eq!(ack.message.as_deref(), Some("Nexthop device is not up"));
+    }
+    /// The bytes of one message, built by `f`, split into header fields,
+    /// family header and attributes, checking the length field on the way.
+    fn one(f: impl FnOnce(&mut MsgBuilder)) -> (u16, u16, u32, Vec<u8>) {
+        let mut b = MsgBuilder::default();
+        f(&mut b);
+        let bytes = b.as_bytes();
+        assert_eq!(u32_at(bytes, 0) as usize, bytes.len(), "length field covers the message");
+        assert_eq!(bytes.len() % 4, 0);
+        let msgs: Vec<_> = messages(bytes).collect::<Result<_, _>>().unwrap();
+        assert_eq!(msgs.len(), 1);
+        (msgs[0].ty, msgs[0].flags, msgs[0].seq, msgs[0].payload.to_vec())
+    }
+
+    fn ne16(v: u16) -> [u8; 2] {
+        v.to_ne_bytes()
+    }
+
+    fn ifinfo_bytes(index: u32, flags: u32, change: u32) -> Vec<u8> {
+        let mut h = vec![AF_UNSPEC, 0, 0, 0];
+        h.extend_from_slice(&index.to_ne_bytes());
+        h.extend_from_slice(&flags.to_ne_bytes());
+        h.extend_from_slice(&change.to_ne_bytes());
+        h
+    }
+
+    #[test]
+    fn new_wireguard_link_bytes() {
+        let (ty, flags, seq, p) = one(|b| new_link_request(b, 9, "wg-ab", "wireguard"));
+        assert_eq!((ty, seq), (RTM_NEWLINK, 9));
+        assert_eq!(flags, NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL);
+        let mut want = ifinfo_bytes(0, 0, 0);
+        // IFLA_IFNAME "wg-ab\0" (10 bytes) + 2 padding
+        want.extend_from_slice(&ne16(10));
+        want.extend_from_slice(&ne16(IFLA_IFNAME));
+        want.extend_from_slice(b"wg-ab\0\0\0");
+        // IFLA_LINKINFO { IFLA_INFO_KIND "wireguard" (13 bytes) + 3 padding }
+        want.extend_from_slice(&ne16(4 + 16));
+        want.extend_from_slice(&ne16(IFLA_LINKINFO));
+        want.extend_from_slice(&ne16(13));
+        want.extend_from_slice(&ne16(IFLA_INFO_KIND));
+        want.extend_from_slice(b"wireguard\0\0\0");
+        assert_eq!(p, want);
+        // and it parses back through the generic attribute iterator
+        let a: Vec<_> = attrs(&p[IFINFOMSG_LEN..]).collect();
+        assert_eq!(a[0], (IFLA_IFNAME, &b"wg-ab\0"[..]));
+        assert_eq!(a[1].0, IFLA_LINKINFO);
+        assert_eq!(attrs(a[1].1).collect::<Vec<_>>(), vec![(IFLA_INFO_KIND, &b"wireguard"[..])]);
+    }
+
+    #[test]
+    fn delete_set_and_get_link_bytes() {
+        let name_attr = |n: &[u8]| {
+            let mut v = Vec::new();
+            v.extend_from_slice(&ne16((4 + n.len() + 1) as u16));
+            v.extend_from_slice(&ne16(IFLA_IFNAME));
+            v.extend_from_slice(n);
+            v.push(0);
+            v.resize(align4(v.len()), 0);
+            v
+        };
+        let (ty, flags, seq, p) = one(|b| del_link_request(b, 3, "wg0"));
+        assert_eq!((ty, flags, seq), (RTM_DELLINK, NLM_F_REQUEST | NLM_F_ACK, 3));
+        assert_eq!(p, [ifinfo_bytes(0, 0, 0), name_attr(b"wg0")].concat());
+
+        let (ty, flags, _, p) = one(|b| set_mtu_up_request(b, 4, "wg0", 1420));
+        assert_eq!((ty, flags), (RTM_NEWLINK, NLM_F_REQUEST | NLM_F_ACK), "no CREATE: only changes a link");
+        let mut mtu = Vec::new();
+        mtu.extend_from_slice(&ne16(8));
+        mtu.extend_from_slice(&ne16(IFLA_MTU));
+        mtu.extend_from_slice(&1420u32.to_ne_bytes());
+        assert_eq!(p, [ifinfo_bytes(0, IFF_UP, IFF_UP), name_attr(b"wg0"), mtu].concat());
+
+        let (ty, flags, _, p) = one(|b| get_link_request(b, 5, "eth0"));
+        assert_eq!((ty, flags), (RTM_GETLINK, NLM_F_REQUEST | NLM_F_ACK));
+        let mut mask = Vec::new();
+        mask.extend_from_slice(&ne16(8));
+        mask.extend_from_slice(&ne16(IFLA_EXT_MASK));
+        mask.extend_from_slice(&RTEXT_FILTER_SKIP_STATS.to_ne_bytes());
+        assert_eq!(p, [ifinfo_bytes(0, 0, 0), name_attr(b"eth0"), mask.clone()].concat());
+
+        let (ty, flags, _, p) = one(|b| dump_links_request(b, 6));
+        assert_eq!((ty, flags), (RTM_GETLINK, NLM_F_REQUEST | NLM_F_DUMP));
+        assert_eq!(p, [ifinfo_bytes(0, 0, 0), mask].concat());
+    }
+
+    #[test]
+    fn new_address_bytes() {
+        let ll: std::net::Ipv6Addr = "fe80::1:2".parse().unwrap();
+        let (ty, flags, seq, p) = one(|b| new_addr_request(b, 11, 7, IpAddr::V6(ll), 64, true));
+        assert_eq!((ty, seq), (RTM_NEWADDR, 11));
+        assert_eq!(flags, NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL);
+        let mut want = vec![AF_INET6, 64, IFA_F_NODAD, 0];
+        want.extend_from_slice(&7u32.to_ne_bytes());
+        for ty in [IFA_LOCAL, IFA_ADDRESS] {
+            want.extend_from_slice(&ne16(20));
+            want.extend_from_slice(&ne16(ty));
+            want.extend_from_slice(&ll.octets());
+        }
+        assert_eq!(p, want);
+
+        // IPv4 /24: no NODAD, broadcast 10.1.2.255
+        let (_, _, _, p) = one(|b| new_addr_request(b, 12, 7, "10.1.2.3".parse().unwrap(), 24, false));
+        let mut want = vec![AF_INET, 24, 0, 0];
+        want.extend_from_slice(&7u32.to_ne_bytes());
+        for (ty, a) in
+            [(IFA_LOCAL, [10, 1, 2, 3]), (IFA_ADDRESS, [10, 1, 2, 3]), (IFA_BROADCAST, [10, 1, 2, 255])]
+        {
+            want.extend_from_slice(&ne16(8));
+            want.extend_from_slice(&ne16(ty));
+            want.extend_from_slice(&a);
+        }
+        assert_eq!(p, want);
+
+        // /31, /32 and /0: no broadcast beyond the point-to-point cases
+        for (plen, brd) in [(31, None), (32, None), (0, Some([255u8; 4]))] {
+            let (_, _, _, p) = one(|b| new_addr_request(b, 1, 7, "10.1.2.3".parse().unwrap(), plen, false));
+            let got = attrs(&p[IFADDRMSG_LEN..]).find(|(t, _)| *t == IFA_BROADCAST).map(|(_, v)| v.to_vec());
+            assert_eq!(got, brd.map(|b| b.to_vec()), "/{plen}");
+        }
+    }
+
+    #[test]
+    fn link_index_and_name_from_answers() {
+        let mut b = MsgBuilder::default();
+        b.begin(RTM_NEWLINK, 0, 1, &ifinfo_bytes(42, IFF_UP, 0));
+        b.attr_u32(IFLA_MTU, 1500);
+        b.attr_str(IFLA_IFNAME, "wg-peer1");
+        b.end();
+        let p = &b.as_bytes()[NLMSG_HDRLEN..];
+        assert_eq!(link_index_and_name(p), Some((42, "wg-peer1".to_string())));
+        // truncated header, no name, not AF_UNSPEC: nothing, and never a panic
+        assert_eq!(link_index_and_name(&p[..IFINFOMSG_LEN - 1]), None);
+        assert_eq!(link_index_and_name(&p[..IFINFOMSG_LEN + 8]), None);
+        let mut bridge = p.to_vec();
+        bridge[0] = libc::AF_BRIDGE as u8;
+        assert_eq!(link_index_and_name(&bridge), None);
+        for cut in 0..p.len() {
+            let _ = link_index_and_name(&p[..cut]);
+        }
     }
 }

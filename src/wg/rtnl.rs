@@ -1,56 +1,114 @@
 //! The rtnetlink link operations the WireGuard backends need: create and
 //! delete links, MTU and up, addresses, name → index. Never shells out to `ip`.
+//!
+//! Built on `kernel::netlink`, weft's own small rtnetlink codec and socket
+//! (the message builders there are pure and unit-tested). The kernel answers
+//! these requests synchronously, so each call is one request and its ack
+//! (or one dump) on a socket that no other call uses meanwhile.
 
 use std::collections::HashMap;
+use std::io;
 use std::net::IpAddr;
 use std::path::Path;
+use std::sync::Arc;
 
-use futures_util::TryStreamExt;
-use rtnetlink::packet_route::address::AddressHeaderFlags;
-use rtnetlink::packet_route::link::{LinkAttribute, LinkMessage};
-use rtnetlink::{Handle, LinkUnspec, LinkWireguard};
+use tokio::sync::Mutex;
 
-use super::{netns, WgError};
+use super::{check_ifname, netns, WgError};
+use crate::kernel::netlink::{
+    del_link_request, dump_links_request, get_link_request, link_index_and_name, new_addr_request,
+    new_link_request, set_mtu_up_request, Ack, MsgBuilder, NlMsg, NlSocket, NLM_F_DUMP_INTR, RTM_NEWLINK,
+};
 
 /// A route-netlink connection, possibly opened in another network namespace.
+/// Clones share the socket; their requests take turns.
 #[derive(Clone)]
 pub struct Rtnl {
-    handle: Handle,
+    conn: Arc<Mutex<Conn>>,
 }
 
-fn nl_err(what: String, e: rtnetlink::Error) -> WgError {
-    match e {
-        rtnetlink::Error::NetlinkError(m) => WgError::Netlink { what, errno: m.raw_code().saturating_abs() },
-        other => WgError::NetlinkDecode(format!("{what}: {other}")),
-    }
+struct Conn {
+    sock: NlSocket,
+    out: MsgBuilder,
 }
 
 const ENODEV: i32 = 19;
+/// A link dump that the kernel marks interrupted (links changed meanwhile)
+/// is run again, this many times at most; the last one is used regardless.
+const DUMP_ATTEMPTS: usize = 3;
+
+impl Conn {
+    /// Builds a request with a fresh sequence number, sends it and reads its
+    /// answer (see [`NlSocket::request`]).
+    async fn call(
+        &mut self,
+        build: impl FnOnce(&mut MsgBuilder, u32),
+        on_reply: impl FnMut(&NlMsg<'_>),
+    ) -> io::Result<Ack> {
+        let seq = self.sock.next_seq();
+        self.out.clear();
+        build(&mut self.out, seq);
+        self.sock.request(self.out.as_bytes(), seq, on_reply).await
+    }
+}
+
+/// The kernel's refusal as a [`WgError`], with its extended-ack text (such as
+/// "Unknown device type") appended to `what` when it gave one.
+fn refused(what: String, ack: Ack) -> WgError {
+    let what = match ack.message {
+        Some(m) => format!("{what} ({m})"),
+        None => what,
+    };
+    WgError::Netlink { what, errno: ack.errno }
+}
+
+/// Ok for a successful ack; ENODEV means `name` does not exist.
+fn expect_ok(name: &str, what: impl FnOnce() -> String, ack: Ack) -> Result<(), WgError> {
+    match ack.errno {
+        0 => Ok(()),
+        ENODEV => Err(WgError::NoSuchInterface(name.to_string())),
+        _ => Err(refused(what(), ack)),
+    }
+}
 
 impl Rtnl {
-    /// Opens the socket (in `netns` if given) and spawns its connection task
-    /// on the current tokio runtime.
+    /// Opens the socket (in `netns` if given), registered with the current
+    /// tokio runtime.
     pub async fn connect(netns: Option<&Path>) -> Result<Self, WgError> {
         let rt = tokio::runtime::Handle::current();
-        let (conn, handle, _) = netns::run_in(netns, move || {
+        let sock = netns::run_in(netns, move || {
             // The socket registers with the runtime's reactor, which needs its
             // context on this (possibly helper) thread.
             let _guard = rt.enter();
-            rtnetlink::new_connection()
+            NlSocket::open(&[])
         })?
         .map_err(|e| WgError::io("opening rtnetlink socket", e))?;
-        tokio::spawn(conn);
-        Ok(Rtnl { handle })
+        Ok(Rtnl { conn: Arc::new(Mutex::new(Conn { sock, out: MsgBuilder::default() })) })
     }
 
     /// The interface index of `name`, or `None` if there is no such link.
     pub async fn index_of(&self, name: &str) -> Result<Option<u32>, WgError> {
-        let mut s = self.handle.link().get().match_name(name.to_string()).execute();
-        match s.try_next().await {
-            Ok(Some(m)) => Ok(Some(m.header.index)),
-            Ok(None) => Ok(None),
-            Err(rtnetlink::Error::NetlinkError(m)) if m.raw_code().abs() == ENODEV => Ok(None),
-            Err(e) => Err(nl_err(format!("looking up link {name}"), e)),
+        check_ifname(name)?;
+        let mut index = None;
+        let ack = self
+            .conn
+            .lock()
+            .await
+            .call(
+                |b, seq| get_link_request(b, seq, name),
+                |m| {
+                    if m.ty == RTM_NEWLINK {
+                        index = index.or(link_index_and_name(m.payload).map(|(i, _)| i));
+                    }
+                },
+            )
+            .await
+            .map_err(|e| WgError::io(format!("looking up link {name}"), e))?;
+        match ack.errno {
+            0 if index.is_some() => Ok(index),
+            0 => Err(WgError::NetlinkDecode(format!("looking up link {name}: no link in the answer"))),
+            ENODEV => Ok(None),
+            _ => Err(refused(format!("looking up link {name}"), ack)),
         }
     }
 
@@ -60,11 +118,27 @@ impl Rtnl {
 
     /// All links, name → index (to resolve IPv6 zones given by name).
     pub async fn link_indices(&self) -> Result<HashMap<String, u32>, WgError> {
-        let mut s = self.handle.link().get().execute();
+        let mut conn = self.conn.lock().await;
         let mut out = HashMap::new();
-        while let Some(m) = s.try_next().await.map_err(|e| nl_err("listing links".into(), e))? {
-            if let Some(n) = link_name(&m) {
-                out.insert(n, m.header.index);
+        for _ in 0..DUMP_ATTEMPTS {
+            out.clear();
+            let mut interrupted = false;
+            let ack = conn
+                .call(dump_links_request, |m| {
+                    interrupted |= m.flags & NLM_F_DUMP_INTR != 0;
+                    if m.ty == RTM_NEWLINK {
+                        if let Some((index, name)) = link_index_and_name(m.payload) {
+                            out.insert(name, index);
+                        }
+                    }
+                })
+                .await
+                .map_err(|e| WgError::io("listing links", e))?;
+            if ack.errno != 0 {
+                return Err(refused("listing links".into(), ack));
+            }
+            if !interrupted {
+                break;
             }
         }
         Ok(out)
@@ -72,29 +146,46 @@ impl Rtnl {
 
     /// `ip link add NAME type wireguard`.
     pub async fn create_wireguard(&self, name: &str) -> Result<(), WgError> {
-        self.handle
-            .link()
-            .add(LinkWireguard::new(name).build())
-            .execute()
+        check_ifname(name)?;
+        let ack = self
+            .conn
+            .lock()
             .await
-            .map_err(|e| nl_err(format!("creating wireguard link {name}"), e))
+            .call(|b, seq| new_link_request(b, seq, name, "wireguard"), |_| {})
+            .await
+            .map_err(|e| WgError::io(format!("creating wireguard link {name}"), e))?;
+        match ack.errno {
+            0 => Ok(()),
+            _ => Err(refused(format!("creating wireguard link {name}"), ack)),
+        }
     }
 
     /// `ip link del NAME`.
     pub async fn delete(&self, name: &str) -> Result<(), WgError> {
-        let idx = self.require_index(name).await?;
-        self.handle.link().del(idx).execute().await.map_err(|e| nl_err(format!("deleting link {name}"), e))
+        check_ifname(name)?;
+        let what = || format!("deleting link {name}");
+        let ack = self
+            .conn
+            .lock()
+            .await
+            .call(|b, seq| del_link_request(b, seq, name), |_| {})
+            .await
+            .map_err(|e| WgError::io(what(), e))?;
+        expect_ok(name, what, ack)
     }
 
     /// `ip link set NAME mtu MTU up`.
     pub async fn set_mtu_up(&self, name: &str, mtu: u32) -> Result<(), WgError> {
-        let idx = self.require_index(name).await?;
-        self.handle
-            .link()
-            .set(LinkUnspec::new_with_index(idx).mtu(mtu).up().build())
-            .execute()
+        check_ifname(name)?;
+        let what = || format!("setting mtu {mtu} and up on {name}");
+        let ack = self
+            .conn
+            .lock()
             .await
-            .map_err(|e| nl_err(format!("setting mtu {mtu} and up on {name}"), e))
+            .call(|b, seq| set_mtu_up_request(b, seq, name, mtu), |_| {})
+            .await
+            .map_err(|e| WgError::io(what(), e))?;
+        expect_ok(name, what, ack)
     }
 
     /// `ip addr add ADDR/PREFIX dev NAME [nodad]`: IPv6 addresses skip
@@ -102,17 +193,14 @@ impl Rtnl {
     /// at once (a point-to-point tunnel cannot have a duplicate).
     pub async fn add_address(&self, name: &str, addr: IpAddr, prefix: u8) -> Result<(), WgError> {
         let idx = self.require_index(name).await?;
-        let mut req = self.handle.address().add(idx, addr, prefix);
-        if addr.is_ipv6() {
-            req.message_mut().header.flags |= AddressHeaderFlags::Nodad;
-        }
-        req.execute().await.map_err(|e| nl_err(format!("adding {addr}/{prefix} to {name}"), e))
+        let what = || format!("adding {addr}/{prefix} to {name}");
+        let ack = self
+            .conn
+            .lock()
+            .await
+            .call(|b, seq| new_addr_request(b, seq, idx, addr, prefix, addr.is_ipv6()), |_| {})
+            .await
+            .map_err(|e| WgError::io(what(), e))?;
+        expect_ok(name, what, ack)
     }
-}
-
-fn link_name(m: &LinkMessage) -> Option<String> {
-    m.attributes.iter().find_map(|a| match a {
-        LinkAttribute::IfName(n) => Some(n.clone()),
-        _ => None,
-    })
 }
