@@ -403,6 +403,21 @@ impl RouteMonitor {
         Net::wait_until(timeout, || self.lines().iter().any(|l| l.contains(needle))).is_some()
     }
 
+    /// Proves the monitor is subscribed: adds and deletes a host route to
+    /// `probe` on `dev` in node `i` until the monitor reports it.
+    pub fn prove_live(&self, net: &Net, i: usize, dev: &str, probe: &str) -> bool {
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_secs(10) {
+            let route = format!("{probe}/32");
+            let _ = net.exec(i, &["ip", "route", "add", &route, "dev", dev, "proto", "static"]);
+            let _ = net.exec(i, &["ip", "route", "del", &route, "dev", dev, "proto", "static"]);
+            if self.wait_for(probe, Duration::from_millis(300)) {
+                return true;
+            }
+        }
+        false
+    }
+
     pub fn finish(mut self) -> Vec<String> {
         let _ = self.child.kill();
         let _ = self.child.wait();
@@ -414,5 +429,19 @@ impl Drop for RouteMonitor {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+impl Net {
+    /// The IPv6 link-local addresses on node `i`'s device `dev`.
+    pub fn kernel_link_locals(&self, i: usize, dev: &str) -> Vec<String> {
+        let out = self.exec_ok(i, &["ip", "-j", "-6", "addr", "show", "dev", dev, "scope", "link"]);
+        let v: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+        v.as_array()
+            .into_iter()
+            .flatten()
+            .flat_map(|l| l["addr_info"].as_array().cloned().unwrap_or_default())
+            .filter_map(|a| a["local"].as_str().map(str::to_string))
+            .collect()
     }
 }
