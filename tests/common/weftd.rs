@@ -334,12 +334,6 @@ impl Net {
         assert!(failed.is_empty(), "pings failed: {failed:?}");
     }
 
-    /// The link-local address node `i` sees node `j` at.
-    pub fn peer_ll(&self, i: usize, j: usize) -> String {
-        let _ = i;
-        ll(j, i)
-    }
-
     /// Adds a link between two existing nodes after start (the devices
     /// appear to a running daemon as new interfaces).
     pub fn add_link(&mut self, a: usize, b: usize) {
