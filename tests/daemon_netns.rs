@@ -439,7 +439,50 @@ fn reload_refuses_an_invalid_file_and_applies_a_valid_difference() {
 }
 
 #[test]
-fn interface_created_after_start_is_picked_up() {
+fn reload_removes_and_adds_back_an_interface() {
+    require_netns!();
+    let net = converged(&Topology::line(3));
+    // Node 1 stops running Babel towards node 2.
+    let full = net.weft_config(1);
+    let mut less = full.clone();
+    less.interfaces.retain(|d| d != "to2");
+    net.write_config(1, &less);
+    net.signal_weft(1, libc::SIGHUP);
+    let t0 = Instant::now();
+    let mut only_0 = node_prefixes(0).to_vec();
+    only_0.sort();
+    Net::wait_until(Duration::from_secs(15), || {
+        net.kernel_prefixes(1) == only_0
+            && net.kernel_prefixes(0) == {
+                let mut p = node_prefixes(1).to_vec();
+                p.sort();
+                p
+            }
+            && net.kernel_prefixes(2).is_empty()
+    })
+    .unwrap_or_else(|| {
+        panic!(
+            "interface removal not applied: {:?} {:?} {:?}\n{}",
+            net.kernel_prefixes(0),
+            net.kernel_prefixes(1),
+            net.kernel_prefixes(2),
+            tail(&net.weft_log(1), 20)
+        )
+    });
+    eprintln!("interface removed by reload: routes through it gone after {:?}", t0.elapsed());
+    let st = net.weft_json(1, "status");
+    assert_eq!(st["interfaces"].as_array().unwrap().len(), 1, "{st}");
+    assert_eq!(st["counts"]["neighbours"], 1, "{st}");
+    // And back.
+    net.write_config(1, &full);
+    net.signal_weft(1, libc::SIGHUP);
+    let t = net.wait_full_mesh(Duration::from_secs(15));
+    eprintln!("interface added back by reload: full mesh after {t:?}");
+    net.ping_all();
+}
+
+#[test]
+fn interface_created_after_start_or_recreated_is_picked_up() {
     require_netns!();
     // Two nodes, no link yet: each is configured for the device it will get.
     let topo = Topology { names: vec!["a".into(), "b".into()], links: Vec::new() };
@@ -463,7 +506,33 @@ fn interface_created_after_start_is_picked_up() {
     eprintln!("late interface: routes after {:?}", t0.elapsed());
     let st = net.weft_json(0, "status");
     assert_eq!(st["interfaces"][0]["babel"], true, "{st}");
-    assert!(st["interfaces"][0]["ifindex"].is_u64(), "{st}");
+    let first_ifindex = st["interfaces"][0]["ifindex"].as_u64().expect("ifindex");
+    net.ping_all();
+
+    // The device is deleted (both ends of a veth go together) and made
+    // again: it comes back under a new ifindex, and Babel with it.
+    net.exec_ok(0, &["ip", "link", "del", "to1"]);
+    assert!(
+        Net::wait_until(Duration::from_secs(5), || {
+            net.weft_json(0, "status")["interfaces"][0]["babel"] == false
+                && net.kernel_prefixes(0).is_empty()
+                && net.kernel_prefixes(1).is_empty()
+        })
+        .is_some(),
+        "routes or Babel outlived the device: {:?} {:?} {}",
+        net.kernel_prefixes(0),
+        net.kernel_prefixes(1),
+        net.weft_json(0, "status")
+    );
+    net.links.clear();
+    let t0 = Instant::now();
+    net.add_link(0, 1);
+    net.wait_full_mesh(Duration::from_secs(15));
+    eprintln!("re-created interface: routes after {:?}", t0.elapsed());
+    let st = net.weft_json(0, "status");
+    assert_eq!(st["interfaces"][0]["babel"], true, "{st}");
+    assert_ne!(st["interfaces"][0]["ifindex"].as_u64(), Some(first_ifindex), "{st}");
+    assert_eq!(net.weft_json(0, "neighbours")["neighbours"].as_array().unwrap().len(), 1);
     net.ping_all();
 }
 
