@@ -55,7 +55,7 @@ ARCHES = $(if $(filter all,$(ARCH)),$(OPENWRT_ARCHES),$(ARCH))
 # test-cross: the arch whose tests run under qemu-user (big-endian MIPS catches
 # byte-order bugs), and integration test binaries to run besides the lib tests.
 CROSS_TEST_ARCH ?= mips_24kc
-CROSS_TESTS ?=
+CROSS_TESTS ?= codec_props
 
 need-arch:
 	@test -n "$(ARCH)" || { echo "set ARCH to one or more of: $(OPENWRT_ARCHES), or all" >&2; exit 2; }

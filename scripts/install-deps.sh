@@ -18,6 +18,14 @@ check ip iproute2
 check ping iputils-ping
 check busybox busybox-static
 check file file
+check tcpdump tcpdump
+check nsenter util-linux
+# The qemu VM tests (real kernel WireGuard): qemu, and what builds the initramfs.
+check qemu-system-x86_64 qemu-system-x86
+check cpio cpio
+check depmod kmod
+check objdump binutils
+check python3 python3
 
 if [ -n "$need" ]; then
 	if [ "$(id -u)" != 0 ]; then

@@ -337,3 +337,38 @@ fn routes_follow_their_link_down_and_back_up() {
         assert_eq!(sorted(fib.dump_own().await.unwrap()), sorted(vec![r6, r4]));
     });
 }
+
+/// A retracted prefix is held by an unreachable route (RFC 8966 §3.5.5):
+/// it shadows a covering route, is replaced in place by a unicast route
+/// when the prefix comes back, and goes with flush_own.
+#[test]
+fn unreachable_hold_routes_shadow_covering_routes_and_are_replaced_in_place() {
+    let (ns, d0) = setup();
+    ns.block_on(|| async {
+        let mut fib = RtnlFib::open(cfg()).unwrap();
+        let covering = route("2001:db8::/32", "fe80::2", d0, 10);
+        fib.replace(&covering).await.unwrap();
+        for p in ["2001:db8:5::/48", "10.9.0.0/16"] {
+            let hold = FibRoute::unreachable(p.parse().unwrap(), 10);
+            fib.replace(&hold).await.unwrap();
+        }
+        let j = ip_json(&ns, &format!("-6 route show table {TABLE}"));
+        assert_eq!(find(&j, "2001:db8:5::/48")["type"], "unreachable");
+        let j4 = ip_json(&ns, &format!("-4 route show table {TABLE}"));
+        assert_eq!(find(&j4, "10.9.0.0/16")["type"], "unreachable");
+        let dumped = fib.dump_own().await.unwrap();
+        assert!(
+            dumped.contains(&FibRoute::unreachable("2001:db8:5::/48".parse().unwrap(), 10)),
+            "{dumped:?}"
+        );
+        // The prefix comes back: the same (prefix, metric) becomes unicast.
+        let back = route("2001:db8:5::/48", "fe80::3", d0, 10);
+        fib.replace(&back).await.unwrap();
+        let j = ip_json(&ns, &format!("-6 route show table {TABLE}"));
+        let e = find(&j, "2001:db8:5::/48");
+        assert_eq!(e["gateway"], "fe80::3");
+        assert!(e.get("type").is_none_or(|t| t == "unicast"), "{e}");
+        assert_eq!(fib.flush_own().await.unwrap(), 3, "covering, returned and held routes");
+        assert!(fib.dump_own().await.unwrap().is_empty());
+    });
+}

@@ -770,7 +770,7 @@ impl Engine {
             self.stats.bad_packets += 1;
             return;
         }
-        if src == self.ifaces[&ifindex].cfg.link_local {
+        if self.ifaces[&ifindex].cfg.is_ours(&src) {
             return; // our own multicast, looped back
         }
         let decoded = match packet::decode(data) {
@@ -823,10 +823,9 @@ impl Engine {
                     self.stats.from_unknown_neighbour += 1;
                     return;
                 };
-                let mine = self.ifaces[&ifindex].cfg.link_local;
                 let for_us = match address {
                     None => true,
-                    Some(IpAddr::V6(a)) => a == mine,
+                    Some(IpAddr::V6(a)) => self.ifaces[&ifindex].cfg.is_ours(&a),
                     Some(IpAddr::V4(a)) => self.ifaces[&ifindex].cfg.ipv4 == Some(a),
                 };
                 if !for_us {

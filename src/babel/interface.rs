@@ -56,6 +56,9 @@ pub struct InterfaceConfig {
     pub mtu: u32,
     /// Our link-local address on this interface.
     pub link_local: Ipv6Addr,
+    /// Any other link-local addresses we have there (an IHU addressed to
+    /// any of them is for us, as babeld checks all of an interface's).
+    pub other_link_locals: Vec<Ipv6Addr>,
     /// Our IPv4 address, used as the next hop of IPv4 routes. Without one,
     /// IPv4 routes go out as v4-via-v6 (RFC 9229).
     pub ipv4: Option<Ipv4Addr>,
@@ -76,6 +79,7 @@ impl InterfaceConfig {
             split_horizon: None,
             mtu: 1500,
             link_local,
+            other_link_locals: Vec::new(),
             ipv4: None,
             v4_via_v6: true,
         }
@@ -87,6 +91,11 @@ impl InterfaceConfig {
 
     pub fn split_horizon(&self) -> bool {
         self.split_horizon.unwrap_or_else(|| self.link_type.default_split_horizon())
+    }
+
+    /// Is `a` one of our link-local addresses here?
+    pub fn is_ours(&self, a: &Ipv6Addr) -> bool {
+        *a == self.link_local || self.other_link_locals.contains(a)
     }
 
     /// Largest Babel packet we send on this interface.

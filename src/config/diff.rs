@@ -1,6 +1,7 @@
 //! What changed between two configurations, so that a reload applies only
 //! the difference: an unchanged interface keeps its neighbours and routes.
 
+use std::fmt;
 use std::hash::Hash;
 
 use super::schema::{AnnounceConfig, Config, InterfaceConfig, MainConfig, PeerConfig, TrustConfig};
@@ -59,6 +60,48 @@ impl ConfigDiff {
             && self.interfaces.is_empty()
             && self.announces.is_empty()
             && self.peers.is_empty()
+    }
+}
+
+impl fmt::Display for ConfigDiff {
+    /// One line for the reload log, e.g. `main: hello_interval; interfaces:
+    /// +eth2 -eth1 ~mesh0; announces: +10.0.0.0/8`; `no change` if empty.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.is_empty() {
+            return f.write_str("no change");
+        }
+        let mut parts: Vec<String> = Vec::new();
+        if !self.main.is_empty() {
+            parts.push(format!("main: {}", self.main.join(", ")));
+        }
+        if !self.trust.is_empty() {
+            parts.push(format!("trust: {}", self.trust.join(", ")));
+        }
+        let mut keyed = |what: &str, items: Vec<String>| {
+            if !items.is_empty() {
+                parts.push(format!("{what}: {}", items.join(" ")));
+            }
+        };
+        keyed("interfaces", self.interfaces.marks(|i| i.ifname.clone()));
+        keyed("announces", self.announces.marks(|a| a.prefix.to_string()));
+        keyed(
+            "peers",
+            self.peers.marks(|p| match &p.name {
+                Some(n) => n.clone(),
+                None => p.public_key.to_string(),
+            }),
+        );
+        f.write_str(&parts.join("; "))
+    }
+}
+
+impl<T> Changes<T> {
+    /// `+added -removed ~changed`, each named by `name`.
+    fn marks(&self, name: impl Fn(&T) -> String) -> Vec<String> {
+        let added = self.added.iter().map(|t| format!("+{}", name(t)));
+        let removed = self.removed.iter().map(|t| format!("-{}", name(t)));
+        let changed = self.changed.iter().map(|c| format!("~{}", name(&c.new)));
+        added.chain(removed).chain(changed).collect()
     }
 }
 

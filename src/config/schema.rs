@@ -59,8 +59,8 @@ pub struct Config {
 /// The `config weft 'main'` section, except trust material.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MainConfig {
-    /// `enabled` (bool, default 1): the init script does not start a
-    /// disabled daemon; `weft daemon` refuses to run with it.
+    /// `enabled` (bool, default 1): 0 means weft is not to run (for the
+    /// init script and the daemon to honour).
     pub enabled: bool,
     /// `protocol` (default 119): the kernel route protocol number weft's
     /// routes carry. weft removes every route with this number at start, so
@@ -116,8 +116,9 @@ pub struct MainConfig {
     /// at or below 65535.
     pub listen_port_range: u16,
     /// `keepalive` (whole seconds, default 0 = off): WireGuard persistent
-    /// keepalive for tunnels. Babel's own Hellos keep mesh tunnels alive,
-    /// so only peers behind NAT usually need it (see [`PeerConfig`]).
+    /// keepalive, the default for static peers (see [`PeerConfig`]). Babel
+    /// Hellos already cross every tunnel every few seconds, so it matters
+    /// mostly for a peer behind NAT that must stay reachable.
     pub keepalive_ms: u64,
 }
 
@@ -137,8 +138,8 @@ pub struct TrustConfig {
     /// `list trusted_key` (WireGuard public keys, base64): the allow-list
     /// alternative to a CA for small networks.
     pub trusted_keys: Vec<PublicKey>,
-    /// `revocation_file` (default `/etc/weft/revoked`): revoked keys and
-    /// credentials; a missing file means nothing is revoked.
+    /// `revocation_file` (default `/etc/weft/revoked`): the revocation list
+    /// the trust module reads. Only the path is checked here.
     pub revocation_file: PathBuf,
 }
 

@@ -114,7 +114,15 @@ pub struct PublicKey(pub [u8; 32]);
 const B64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
 fn b64_digit(c: u8) -> Option<u32> {
-    B64.iter().position(|&d| d == c).map(|p| p as u32)
+    let d = match c {
+        b'A'..=b'Z' => c - b'A',
+        b'a'..=b'z' => c - b'a' + 26,
+        b'0'..=b'9' => c - b'0' + 52,
+        b'+' => 62,
+        b'/' => 63,
+        _ => return None,
+    };
+    Some(u32::from(d))
 }
 
 impl FromStr for PublicKey {

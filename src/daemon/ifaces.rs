@@ -34,6 +34,23 @@ impl KernelView {
             .min()
     }
 
+    /// Every IPv6 link-local address of the interface.
+    pub fn link_locals(&self, ifindex: IfIndex) -> Vec<Ipv6Addr> {
+        let mut v: Vec<Ipv6Addr> = self
+            .addrs
+            .get(&ifindex)
+            .into_iter()
+            .flatten()
+            .filter(|a| a.is_link_local_v6())
+            .filter_map(|a| match a.addr {
+                IpAddr::V6(v) => Some(v),
+                IpAddr::V4(_) => None,
+            })
+            .collect();
+        v.sort();
+        v
+    }
+
     pub fn ipv4(&self, ifindex: IfIndex) -> Option<Ipv4Addr> {
         self.addrs
             .get(&ifindex)?
@@ -93,6 +110,7 @@ pub fn engine_interface(
         LinkType::Wired
     };
     let mut e = EngineIface::new(&ic.ifname, link_type, ll);
+    e.other_link_locals = kernel.link_locals(link.ifindex).into_iter().filter(|a| *a != ll).collect();
     e.hello_interval_ms = ic.hello_interval_ms;
     e.update_interval_ms = ic.update_interval_ms;
     e.rxcost = Some(params.rxcost);

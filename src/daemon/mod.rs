@@ -3,6 +3,8 @@
 
 pub mod ifaces;
 pub mod logger;
+pub mod mesh;
+pub mod mesh_runtime;
 pub mod runner;
 pub mod state_file;
 pub mod views;
@@ -61,11 +63,30 @@ pub fn run(args: &[String]) -> ExitCode {
         }
     };
     let result = rt.block_on(async move {
-        let state = runner::initial_state(&cfg.main.state_file, None);
+        let mesh_wanted =
+            cfg.trust.has_trust_material() || cfg.interfaces.iter().any(|i| i.enabled && i.wireguard);
+        let mesh = if mesh_wanted {
+            let id = mesh_runtime::load_identity(&cfg)?;
+            let store = mesh_runtime::build_store(&cfg)?;
+            log::info!("identity: public key {}, router-id {}", id.public, id.router_id);
+            Some(mesh_runtime::MeshRuntime::start(&cfg, id, store).await?)
+        } else {
+            None
+        };
+        let fixed_rid = mesh.as_ref().map(|m| m.id.router_id);
+        let state = runner::initial_state(&cfg.main.state_file, fixed_rid);
         let monitor = RtnlMonitor::open()?;
         let sock = BabelSocket::open(cfg.main.babel_port)?;
-        let daemon =
-            Daemon::new(path, cfg, state, Box::new(RtnlFib::open), monitor, sock, ifaces::sysfs_is_wireless)?;
+        let daemon = Daemon::new(
+            path,
+            cfg,
+            state,
+            Box::new(RtnlFib::open),
+            monitor,
+            sock,
+            ifaces::sysfs_is_wireless,
+            mesh,
+        )?;
         daemon.run(true, Box::pin(std::future::pending())).await
     });
     match result {

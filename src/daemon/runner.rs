@@ -17,6 +17,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
 use super::ifaces::{desired_plain_interfaces, KernelView};
+use super::mesh_runtime::MeshRuntime;
 use super::state_file::{self, PersistentState};
 use super::views;
 use crate::babel::packet::Destination;
@@ -27,7 +28,8 @@ use crate::babel::{
 use crate::config::Config;
 use crate::control::{reply_err, reply_ok, Request};
 use crate::kernel::{self, Fib, FibConfig, LinkMonitor};
-use crate::net::{BabelIo, Dest};
+use crate::net::{BabelIo, Dest, Origin};
+use std::collections::BTreeSet;
 
 /// Makes a FIB for a table/protocol (again, when a reload changes them).
 pub type FibFactory<F> = Box<dyn Fn(FibConfig) -> io::Result<F>>;
@@ -54,6 +56,10 @@ pub struct Daemon<F: Fib, M: LinkMonitor, S: BabelIo> {
     fib_failures: u64,
     is_wireless: fn(&str) -> bool,
     control_path: PathBuf,
+    /// The zero-trust mesh (keys, tunnels, credentials), when configured.
+    mesh: Option<MeshRuntime>,
+    /// Babel interfaces that are WireGuard tunnels (their routes are filtered).
+    tunnel_ifs: BTreeSet<IfIndex>,
 }
 
 fn fib_config(cfg: &Config) -> io::Result<FibConfig> {
@@ -101,6 +107,7 @@ impl<F: Fib, M: LinkMonitor, S: BabelIo> Daemon<F, M, S> {
         monitor: M,
         sock: S,
         is_wireless: fn(&str) -> bool,
+        mesh: Option<MeshRuntime>,
     ) -> io::Result<Self> {
         let fib = fib_factory(fib_config(&cfg)?)?;
         let engine = Engine::new(babel::EngineConfig {
@@ -126,6 +133,8 @@ impl<F: Fib, M: LinkMonitor, S: BabelIo> Daemon<F, M, S> {
             fib_failures: 0,
             is_wireless,
             control_path,
+            mesh,
+            tunnel_ifs: BTreeSet::new(),
         })
     }
 
@@ -156,6 +165,11 @@ impl<F: Fib, M: LinkMonitor, S: BabelIo> Daemon<F, M, S> {
         let mut stop = stop;
         self.reconcile_announces();
         let mut buf = vec![0u8; 65536];
+        let mut dbuf = vec![0u8; 4096];
+        if let Some(m) = self.mesh.as_mut() {
+            let now = Time(self.start.elapsed().as_millis() as u64);
+            m.reconcile_statics(now, &self.cfg, true);
+        }
         info!(
             "running: router-id {}, {} interface(s) configured, routes in table {} protocol {}",
             self.engine.router_id(),
@@ -164,7 +178,11 @@ impl<F: Fib, M: LinkMonitor, S: BabelIo> Daemon<F, M, S> {
             self.cfg.main.protocol
         );
         loop {
-            let deadline = self.engine.poll_timeout().map(|t| self.start + Duration::from_millis(t.millis()));
+            let next = [self.engine.poll_timeout(), self.mesh.as_ref().and_then(|m| m.poll_timeout())]
+                .into_iter()
+                .flatten()
+                .min();
+            let deadline = next.map(|t| self.start + Duration::from_millis(t.millis()));
             let sleep = tokio::time::sleep_until(
                 deadline.unwrap_or_else(|| Instant::now() + Duration::from_secs(3600)),
             );
@@ -191,7 +209,19 @@ impl<F: Fib, M: LinkMonitor, S: BabelIo> Daemon<F, M, S> {
                 _ = sleep => {
                     let now = self.now();
                     self.engine.handle_timeout(now);
+                    if let Some(m) = self.mesh.as_mut() {
+                        m.on_timeout(now);
+                    }
                 }
+                r = mesh_recv(&self.mesh, &mut dbuf) => match r {
+                    Ok((n, origin)) => {
+                        let now = self.now();
+                        if let Some(m) = self.mesh.as_mut() {
+                            m.on_datagram(now, origin, &dbuf[..n]);
+                        }
+                    }
+                    Err(e) => debug!("discovery socket: {e}"),
+                },
                 conn = listener.accept() => match conn {
                     Ok((stream, _)) => { tokio::spawn(serve_control(stream, ctl_tx.clone())); }
                     Err(e) => warn!("control socket: {e}"),
@@ -209,6 +239,7 @@ impl<F: Fib, M: LinkMonitor, S: BabelIo> Daemon<F, M, S> {
                 _ = &mut stop => break,
             }
             self.drain().await;
+            self.mesh_work().await;
             if self.engine.seqno() != self.saved_seqno {
                 self.save_state();
             }
@@ -232,7 +263,12 @@ impl<F: Fib, M: LinkMonitor, S: BabelIo> Daemon<F, M, S> {
                     }
                 }
                 Output::Fib(op) => self.fib_op(op, &mut ops),
-                Output::Extension { .. } => {}
+                Output::Extension { ifindex, from, body } => {
+                    let now = self.now();
+                    if let Some(m) = self.mesh.as_mut() {
+                        m.on_extension(&mut self.engine, now, ifindex, from, &body);
+                    }
+                }
             }
         }
         if ops.is_empty() {
@@ -261,19 +297,28 @@ impl<F: Fib, M: LinkMonitor, S: BabelIo> Daemon<F, M, S> {
                 ops.push(kernel::FibOp::Replace(kr));
                 self.installed.insert(r.prefix, kr);
             }
-            // Until the FIB edge can install unreachable routes, a held
-            // prefix is simply removed.
-            babel::FibOp::Remove(p) | babel::FibOp::Unreachable(p) => {
+            babel::FibOp::Remove(p) => {
                 if let Some(kr) = self.installed.remove(&p) {
                     ops.push(kernel::FibOp::Remove(kr));
                 }
+            }
+            // Held while retracted, so that packets are not sent back along
+            // a covering route to a neighbour still routing through us.
+            babel::FibOp::Unreachable(p) => {
+                let kr = kernel::FibRoute::unreachable(p, self.cfg.main.kernel_priority);
+                ops.push(kernel::FibOp::Replace(kr));
+                self.installed.insert(p, kr);
             }
         }
     }
 
     fn reconcile_interfaces(&mut self) {
         let now = self.now();
-        let desired = desired_plain_interfaces(&self.cfg, &self.kernel, self.is_wireless);
+        let mut desired = desired_plain_interfaces(&self.cfg, &self.kernel, self.is_wireless);
+        if let Some(m) = self.mesh.as_mut() {
+            m.reconcile_raws(now, &self.cfg, &self.kernel);
+            desired.extend(m.tunnel_interfaces(&self.cfg, &self.kernel));
+        }
         let gone: Vec<IfIndex> = self.active.keys().filter(|i| !desired.contains_key(i)).copied().collect();
         for ifindex in gone {
             let name = self.active.remove(&ifindex).map(|c| c.name).unwrap_or_default();
@@ -304,12 +349,49 @@ impl<F: Fib, M: LinkMonitor, S: BabelIo> Daemon<F, M, S> {
             self.active.insert(ifindex, config.clone());
             self.engine.handle_input(now, Input::InterfaceUp { ifindex, config });
         }
+        let tunnels: BTreeSet<IfIndex> = match &self.mesh {
+            Some(m) => self.active.iter().filter(|(_, c)| m.is_tunnel(&c.name)).map(|(i, _)| *i).collect(),
+            None => BTreeSet::new(),
+        };
+        if tunnels != self.tunnel_ifs {
+            self.tunnel_ifs = tunnels;
+            self.refresh_filter();
+        }
+    }
+
+    /// The zero-trust side after every event: tunnels the link manager
+    /// wants, credentials to exchange, and the route filter kept current.
+    async fn mesh_work(&mut self) {
+        let now = self.now();
+        let Some(m) = self.mesh.as_mut() else { return };
+        let before: Vec<String> = m.tunnel_names().cloned().collect();
+        m.drain_link().await;
+        let after: Vec<String> = m.tunnel_names().cloned().collect();
+        m.tick(&mut self.engine, now, &self.cfg, &self.tunnel_ifs).await;
+        if before != after {
+            self.reconcile_interfaces();
+        }
+        if self.mesh.as_ref().is_some_and(|m| m.filter_stale()) {
+            self.refresh_filter();
+        }
+        self.drain().await;
+    }
+
+    fn refresh_filter(&mut self) {
+        let now = self.now();
+        if let Some(m) = self.mesh.as_mut() {
+            let f = m.build_filter(self.tunnel_ifs.clone());
+            self.engine.set_route_filter(now, Some(f));
+        }
     }
 
     fn reconcile_announces(&mut self) {
         let now = self.now();
-        let desired: BTreeMap<Prefix, Metric> =
+        let mut desired: BTreeMap<Prefix, Metric> =
             self.cfg.announces.iter().filter(|a| a.enabled).map(|a| (a.prefix, Metric(a.metric))).collect();
+        if let Some(p) = self.mesh.as_ref().and_then(|m| m.own_prefix()) {
+            desired.insert(p, Metric(0));
+        }
         let gone: Vec<Prefix> = self.announced.keys().filter(|p| !desired.contains_key(p)).copied().collect();
         for prefix in gone {
             info!("no longer announcing {prefix}");
@@ -346,6 +428,20 @@ impl<F: Fib, M: LinkMonitor, S: BabelIo> Daemon<F, M, S> {
             != (self.cfg.main.table, self.cfg.main.protocol, self.cfg.main.kernel_priority)
         {
             self.move_routes().await;
+        }
+        if self.mesh.is_some() {
+            let now = self.now();
+            if old.trust != self.cfg.trust || old.main.mesh_prefix != self.cfg.main.mesh_prefix {
+                info!("trust material changed: re-checking every neighbour and origin");
+            }
+            // Always re-read: a revocation file may change under the same name.
+            if let Some(m) = self.mesh.as_mut() {
+                m.trust_changed(now, &self.cfg);
+                m.reconcile_statics(now, &self.cfg, true);
+            }
+            self.refresh_filter();
+        } else if self.cfg.trust.has_trust_material() {
+            warn!("trust material was added: restart weft to turn on the zero-trust mesh");
         }
         self.reconcile_interfaces();
         self.reconcile_announces();
@@ -407,6 +503,9 @@ impl<F: Fib, M: LinkMonitor, S: BabelIo> Daemon<F, M, S> {
             Err(e) => warn!("removing routes: {e}"),
         }
         self.installed.clear();
+        if let Some(m) = self.mesh.as_mut() {
+            m.shutdown().await;
+        }
         self.save_state();
         let _ = std::fs::remove_file(&self.control_path);
     }
@@ -426,9 +525,27 @@ impl<F: Fib, M: LinkMonitor, S: BabelIo> Daemon<F, M, S> {
     fn answer(&self, req: Request) -> String {
         match req {
             Request::Status => reply_ok(self.status()),
-            Request::Neighbours => reply_ok(views::neighbours(&self.engine)),
+            Request::Neighbours => {
+                let mut v = views::neighbours(&self.engine);
+                if let (Some(m), Some(list)) =
+                    (&self.mesh, v.get_mut("neighbours").and_then(Value::as_array_mut))
+                {
+                    for n in list {
+                        let name = n.get("interface").and_then(Value::as_str).unwrap_or("").to_string();
+                        if let (Some(extra), Some(obj)) = (m.tunnel_info(&name), n.as_object_mut()) {
+                            for (k, x) in extra.as_object().into_iter().flatten() {
+                                obj.insert(k.clone(), x.clone());
+                            }
+                        }
+                    }
+                }
+                reply_ok(v)
+            }
             Request::Routes => reply_ok(views::routes(&self.engine)),
-            Request::Nodes => reply_ok(json!({ "nodes": [] })),
+            Request::Nodes => reply_ok(match &self.mesh {
+                Some(m) => m.nodes(),
+                None => json!({ "nodes": [] }),
+            }),
         }
     }
 
@@ -468,7 +585,15 @@ impl<F: Fib, M: LinkMonitor, S: BabelIo> Daemon<F, M, S> {
                 "kernel_route_failures": self.fib_failures,
             },
             "babel": self.engine.stats(),
+            "trust": self.mesh.as_ref().map(|m| m.status(&self.engine, &self.tunnel_ifs)),
         })
+    }
+}
+
+async fn mesh_recv(mesh: &Option<MeshRuntime>, buf: &mut [u8]) -> io::Result<(usize, Origin)> {
+    match mesh {
+        Some(m) => m.recv(buf).await,
+        None => std::future::pending().await,
     }
 }
 

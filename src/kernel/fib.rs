@@ -47,8 +47,27 @@ impl FibRoute {
         RouteKey { prefix: self.prefix, metric: self.kernel_metric() }
     }
 
+    /// An unreachable route for `prefix`: packets to it are dropped with an
+    /// ICMP error instead of following a shorter covering route. weft holds
+    /// a retracted prefix this way (RFC 8966 §3.5.5).
+    pub fn unreachable(prefix: Prefix, metric: u32) -> FibRoute {
+        let next_hop = if prefix.is_ipv4() {
+            IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED)
+        } else {
+            IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED)
+        };
+        FibRoute { prefix, next_hop, ifindex: 0, metric }
+    }
+
+    pub fn is_unreachable(&self) -> bool {
+        self.ifindex == 0 && self.next_hop.is_unspecified()
+    }
+
     /// Checks what the kernel cannot express, before asking it.
     pub fn validate(&self) -> Result<(), FibError> {
+        if self.is_unreachable() {
+            return Ok(());
+        }
         if self.ifindex == 0 {
             return Err(FibError::Invalid("route has no interface (ifindex 0)"));
         }

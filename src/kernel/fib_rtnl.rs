@@ -33,6 +33,7 @@ const RTA_MULTIPATH: u16 = 9;
 const RTA_TABLE: u16 = 15;
 const RTA_VIA: u16 = 18;
 const RTN_UNICAST: u8 = 1;
+const RTN_UNREACHABLE: u8 = 7;
 const RT_SCOPE_UNIVERSE: u8 = 0;
 const RT_SCOPE_NOWHERE: u8 = 255;
 const RT_TABLE_UNSPEC: u8 = 0;
@@ -93,6 +94,18 @@ pub(crate) fn encode_op(out: &mut MsgBuilder, cfg: FibConfig, op: &FibOp, owned:
         flags |= NLM_F_ACK;
     }
     let family = if r.prefix.is_ipv4() { AF_INET } else { AF_INET6 };
+    if r.is_unreachable() {
+        let hdr = rtmsg(family, r.prefix.len(), cfg.table(), cfg.protocol(), scope, RTN_UNREACHABLE, 0);
+        out.begin(ty, flags, seq, &hdr);
+        out.attr_u32(RTA_TABLE, cfg.table());
+        match r.prefix.addr() {
+            IpAddr::V4(a) => out.attr(RTA_DST, &a.octets()),
+            IpAddr::V6(a) => out.attr(RTA_DST, &a.octets()),
+        }
+        out.attr_u32(RTA_PRIORITY, r.kernel_metric());
+        out.end();
+        return;
+    }
     // Babel next hops are neighbours on the link by definition: onlink, as
     // babeld sets it, so no connected route is needed for the gateway.
     let hdr = rtmsg(family, r.prefix.len(), cfg.table(), cfg.protocol(), scope, RTN_UNICAST, RTNH_F_ONLINK);
@@ -165,6 +178,9 @@ pub(crate) fn decode_route(p: &[u8]) -> Option<DumpedRoute> {
     let route = match (dst.and_then(|d| Prefix::new(d, dst_len)), gateway) {
         (Some(prefix), Some(next_hop)) if !multipath && src_len == 0 && kind == RTN_UNICAST && oif != 0 => {
             Some(FibRoute { prefix, next_hop, ifindex: oif, metric })
+        }
+        (Some(prefix), None) if src_len == 0 && kind == RTN_UNREACHABLE => {
+            Some(FibRoute::unreachable(prefix, metric))
         }
         _ => None,
     };

@@ -380,7 +380,19 @@ impl LinkManager {
                 if changed_key {
                     self.drop_static(index);
                 }
+                let moved = self.statics.get(&index).is_some_and(|s| s.key == key && s.addr != addr);
                 self.statics.insert(index, StaticPeer { name, key, addr });
+                if moved && addr.is_some() {
+                    // Its address changed (dynamic DNS): handshake again at
+                    // the new one; the Answer moves the tunnel's endpoint.
+                    let k = (Scope::Static(index), key);
+                    if let Some(p) = self.peers.get_mut(&k) {
+                        p.addr = addr;
+                        p.offer_nonce = None;
+                        p.retry_ms = self.cfg.retry_ms;
+                        self.send_offer(k, auth);
+                    }
+                }
                 self.start_static(index, auth);
             }
             LinkInput::RemoveStaticPeer { index } => {
@@ -624,8 +636,7 @@ impl LinkManager {
                 }
             }
             LinkMessage::Offer { from, to, nonce, port, credential, mac } => {
-                if to != me || auth.mac(&from, &data[..covered]) != mac {
-                    self.stats.bad_macs += 1;
+                if to != me {
                     return;
                 }
                 let scope = match self.scope_of(ifindex, &src, &from) {
@@ -633,7 +644,19 @@ impl LinkManager {
                     None if self.cfg.accept_remote => Scope::Remote,
                     None => return,
                 };
+                // The MAC costs an X25519 for a key we have no secret for
+                // yet: unknown keys first pass the rate-limited admission.
+                let known = self.peers.contains_key(&(scope, from));
+                if known && auth.mac(&from, &data[..covered]) != mac {
+                    self.stats.bad_macs += 1;
+                    return;
+                }
                 if !self.known_or_admitted(scope, from, &credential, Some(src), auth) {
+                    return;
+                }
+                if !known && auth.mac(&from, &data[..covered]) != mac {
+                    self.stats.bad_macs += 1;
+                    self.drop_peer((scope, from));
                     return;
                 }
                 let answer_nonce = self.nonce();

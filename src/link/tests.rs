@@ -506,3 +506,65 @@ fn a_static_peer_with_a_bad_credential_is_refused() {
     assert!(refused >= 1);
     assert!(a.tunnels().is_empty(), "a tunnel to a peer with a forged credential");
 }
+
+#[test]
+fn a_static_peer_that_moves_is_followed() {
+    let mut a = LinkManager::new(LinkConfig::new(A, b"cred-a".to_vec()), 3);
+    let mut b = LinkManager::new(LinkConfig::new(B, b"cred-b".to_vec()), 4);
+    let auth_a = FakeAuth::new(A, &[(B, "office", None)]);
+    let auth_b = FakeAuth::new(B, &[(A, "laptop", None)]);
+    let addr_a: SocketAddr = "192.0.2.1:6698".parse().unwrap();
+    let mut addr_b: SocketAddr = "198.51.100.2:6698".parse().unwrap();
+    let (now, unix) = (Time(0), 1_000_000);
+    a.handle_input(
+        now,
+        unix,
+        LinkInput::StaticPeer { index: 0, name: "office".into(), key: B, addr: Some(addr_b) },
+        &auth_a,
+    );
+    b.handle_input(
+        now,
+        unix,
+        LinkInput::StaticPeer { index: 0, name: "laptop".into(), key: A, addr: None },
+        &auth_b,
+    );
+    let exchange = |a: &mut LinkManager, b: &mut LinkManager, addr_b: SocketAddr| {
+        for _ in 0..10 {
+            while let Some(o) = a.poll_output() {
+                if let LinkOutput::Send { dst, data, .. } = o {
+                    if dst == addr_b {
+                        b.handle_input(
+                            now,
+                            unix,
+                            LinkInput::Datagram { ifindex: None, src: addr_a, data: &data },
+                            &auth_b,
+                        );
+                    }
+                }
+            }
+            while let Some(o) = b.poll_output() {
+                if let LinkOutput::Send { data, .. } = o {
+                    a.handle_input(
+                        now,
+                        unix,
+                        LinkInput::Datagram { ifindex: None, src: addr_b, data: &data },
+                        &auth_a,
+                    );
+                }
+            }
+        }
+    };
+    exchange(&mut a, &mut b, addr_b);
+    assert_eq!(a.tunnels()[0].endpoint.ip(), addr_b.ip());
+    // The office's address changes; DNS re-resolution tells A.
+    addr_b = "203.0.113.7:6698".parse().unwrap();
+    a.handle_input(
+        now,
+        unix,
+        LinkInput::StaticPeer { index: 0, name: "office".into(), key: B, addr: Some(addr_b) },
+        &auth_a,
+    );
+    exchange(&mut a, &mut b, addr_b);
+    assert_eq!(a.tunnels().len(), 1);
+    assert_eq!(a.tunnels()[0].endpoint.ip(), addr_b.ip(), "tunnel endpoint did not follow the move");
+}

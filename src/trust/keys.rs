@@ -117,6 +117,17 @@ impl NodePrivateKey {
     }
 }
 
+impl NodePrivateKey {
+    /// The X25519 shared secret with `peer` (the same on both sides), or
+    /// `None` for a low-order peer key, which would give an all-zero secret
+    /// that anyone can compute.
+    pub fn shared_secret(&self, peer: &NodePublicKey) -> Option<[u8; KEY_LEN]> {
+        let sk = ed::x25519::SecretKey::new(self.0);
+        let pk = ed::x25519::PublicKey::new(peer.0);
+        pk.dh(&sk).ok().map(|o| *o)
+    }
+}
+
 impl FromStr for NodePrivateKey {
     type Err = KeyError;
     fn from_str(s: &str) -> Result<Self, Self::Err> {

@@ -244,3 +244,24 @@ fn every_main_and_trust_option_is_diffed() {
     let off = parse_str("config weft 'main'\n\toption enabled 0\n", "o").unwrap().0;
     assert_eq!(diff(&defaults, &off).main, ["enabled"]);
 }
+
+#[test]
+fn one_line_summary_for_the_log() {
+    let a = cfg(&base());
+    assert_eq!(diff(&a, &a).to_string(), "no change");
+    let b = cfg(&base()
+        .replace("config weft 'main'\n", "config weft 'main'\n\toption protocol 200\n")
+        .replace(
+            &format!("\tlist trusted_key {K1}\n"),
+            &format!("\tlist trusted_key {K1}\n\tlist ca_public_key {K3}\n"),
+        )
+        .replace("\toption ifname eth1\n", "\toption ifname eth2\n")
+        .replace("\toption ifname mesh0\n", "\toption ifname mesh0\n\toption rxcost 300\n")
+        .replace("fd00:1::/48", "fd00:2::/48")
+        .replace("vpn.example.org", "vpn2.example.org"));
+    assert_eq!(
+        diff(&a, &b).to_string(),
+        "main: protocol; trust: ca_public_key; interfaces: +eth2 -eth1 ~mesh0; \
+         announces: +fd00:2::/48 -fd00:1::/48; peers: ~office"
+    );
+}

@@ -158,13 +158,18 @@ fn multi_line_quoted_values_keep_the_newline() {
 #[test]
 fn backslash_at_line_end_joins_lines() {
     let d = doc(
-        "config x\n\toption a abc\\\ndef\n\toption b \"ghi\\\njkl\"\n\toption c \\\n   mno\n\toption d end\n",
+        "config x\n\toption a abc\\\ndef\n\toption b \"ghi\\\njkl\"\n\toption c \\\nmno\n\toption d end\n",
     );
     let s = &d.sections[0];
     assert_eq!(s.option("a").unwrap().value, UciValue::Single("abcdef".into()));
     assert_eq!(s.option("b").unwrap().value, UciValue::Single("ghijkl".into()));
     assert_eq!(s.option("c").unwrap().value, UciValue::Single("mno".into()));
     assert_eq!(s.option("d").unwrap().line, 8);
+    // libuci reads an empty argument when the joined line starts blank.
+    let e = err("config x\noption c \\\n   mno\n");
+    assert!(syntax_at(&e).2.contains("more than one value"), "{e}");
+    let e = err("config x\noption \\\n c mno\n");
+    assert!(syntax_at(&e).2.contains("option without a name"), "{e}");
     // A backslash at the very end of the text is dropped.
     assert_eq!(value("config x\noption a b\\", "a"), "b");
 }
@@ -189,12 +194,98 @@ fn comments() {
 
 #[test]
 fn semicolons_separate_statements() {
-    let d = doc("config x; option a 1; option b 2 ;list c 3\nconfig y;;\n");
+    // Forms libuci reads the same way (checked against libuci).
+    let d = doc("config x 'n' ;option a 1 ;option b '2';list c 3 ; list c a\\ b;option e f\nconfig y 'm'\n");
     assert_eq!(d.sections.len(), 2);
     let s = &d.sections[0];
-    assert_eq!(s.options.len(), 3);
-    assert_eq!(list(&d, 0, "c"), ["3"]);
+    assert_eq!(s.options.len(), 4);
+    assert_eq!(s.option("b").unwrap().value, UciValue::Single("2".into()));
+    assert_eq!(list(&d, 0, "c"), ["3", "a b"]);
+    assert_eq!(s.option("e").unwrap().value, UciValue::Single("f".into()));
     assert!(s.options.iter().all(|o| o.line == 1));
+}
+
+#[test]
+fn semicolon_glued_to_a_plain_word_is_refused() {
+    // libuci would keep `a 1` and silently drop `option b 2`.
+    let e = err("config x\noption a 1;option b 2\n");
+    let (line, col, msg) = syntax_at(&e);
+    assert_eq!((line, col), (2, 11));
+    assert!(msg.contains("';' right after \"1\""), "{msg}");
+    assert!(msg.contains("put a space before ';'"), "{msg}");
+    let e = err("config x;y\n");
+    assert_eq!(syntax_at(&e).0, 1);
+    // Nothing but blanks, `;` or a comment after it: nothing is lost.
+    let d = doc("config x;;\noption a 1; ;\noption b 2;  # note\n");
+    assert_eq!(d.sections[0].options.len(), 2);
+}
+
+#[test]
+fn semicolon_without_a_statement_is_refused() {
+    // libuci: "invalid command".
+    for (text, line, col) in [
+        ("config x\n;\n", 2, 1),
+        ("config x\n  ; option a 1\n", 2, 3),
+        ("config x\noption a 1 ; ; option b 2\n", 2, 14),
+    ] {
+        let e = err(text);
+        let (l, c, m) = syntax_at(&e);
+        assert_eq!((l, c), (line, col), "{text:?}");
+        assert!(m.contains("no statement before it"), "{m}");
+    }
+}
+
+#[test]
+fn separating_semicolon_at_the_end_of_a_line_is_refused() {
+    // libuci reads the line end after it as an empty, invalid command...
+    for text in ["config x\noption a 1 ;\n", "config x\noption a '1';  \r\n"] {
+        let e = err(text);
+        let (l, c, m) = syntax_at(&e);
+        assert_eq!(l, 2, "{text:?}");
+        assert!(m.contains("';' at the end of a line"), "{m}");
+        assert!(c >= 12, "{text:?}: column {c}");
+    }
+    // ...but not a comment or the end of the file.
+    assert_eq!(doc("config x\noption a 1 ; # c\noption b 2 ;").sections[0].options.len(), 2);
+}
+
+#[test]
+fn semicolon_in_place_of_an_optional_argument() {
+    // libuci takes the `;` as the empty name/value and the rest of the line
+    // as more arguments: "too many arguments".
+    for text in ["config a ; option x 1\n", "config a\noption x ; option y 2\n"] {
+        let e = err(text);
+        assert!(syntax_at(&e).2.contains("where uci expects a name or value"), "{text:?}: {e}");
+    }
+    // With nothing after it, libuci accepts it (and so do we).
+    let d = doc("config a ;\noption x ; # c\noption y 1 ; option z 2\n");
+    assert_eq!(d.sections[0].name, None);
+    assert_eq!(d.sections[0].options.len(), 2);
+    // `package NAME` has no optional argument: `;` separates as usual.
+    assert_eq!(doc("package weft ; config a 'b'\n").sections.len(), 1);
+}
+
+#[test]
+fn a_second_package_statement_is_ignored_with_a_warning() {
+    let (d, w) = parse("package weft\nconfig a\npackage other\n", "t").unwrap();
+    assert_eq!(d.package.unwrap().name, "weft");
+    assert_eq!(w.len(), 1);
+    assert_eq!(w[0].line, 3);
+}
+
+#[test]
+fn trailing_line_continuation_before_a_blank_line() {
+    let d = doc("config a\noption x 1 \\\n\noption y \\\n   # c\npackage weft \\\n");
+    assert_eq!(d.sections[0].options.len(), 1);
+}
+
+#[test]
+fn a_lone_line_continuation_is_refused() {
+    // libuci reads `\` as a command word: "invalid command".
+    let e = err("config x\n\\\noption a 1\n");
+    let (l, c, m) = syntax_at(&e);
+    assert_eq!((l, c), (2, 1));
+    assert!(m.contains("unknown statement \"\\\\\""), "{m}");
 }
 
 #[test]
@@ -223,9 +314,18 @@ fn repeated_option_replaces_and_warns() {
 }
 
 #[test]
-fn empty_option_value_deletes() {
-    let d = doc("config x\noption a 1\noption a ''\noption b\n");
-    assert!(d.sections[0].options.is_empty());
+fn empty_option_value_is_ignored() {
+    // As libuci reads a file: no option is created, none is deleted.
+    let text = "config x\noption a 1\noption a ''\noption b\noption c ''\nlist d 1\noption d\n";
+    let d = doc(text);
+    let s = &d.sections[0];
+    assert_eq!(s.options.len(), 2);
+    assert_eq!(s.option("a").unwrap().value, UciValue::Single("1".into()));
+    assert_eq!(list(&d, 0, "d"), ["1"]);
+    let w = warnings(text);
+    assert_eq!(w.len(), 2, "{w:?}");
+    assert_eq!((w[0].line, w[1].line), (3, 7));
+    assert!(w[0].message.contains("the value from line 2 stays"), "{w:?}");
 }
 
 #[test]
@@ -274,7 +374,6 @@ fn syntax_errors_name_line_and_column() {
         ("package\n", 1, 1, "package without a name"),
         ("package a b\n", 1, 11, "too many arguments to package"),
         ("package 'a.b'\n", 1, 9, "invalid package name"),
-        ("package a\npackage b\n", 2, 1, "a second package statement"),
         ("config x\noption a 'open\n\n", 2, 10, "unterminated ' quote"),
         ("config x\noption a \"open\n", 2, 10, "unterminated \" quote"),
         ("config x\noption a \"open\\", 2, 10, "unterminated \" quote"),
@@ -453,7 +552,9 @@ fn render(spec: &[SectionSpec], styles: &[u8]) -> (String, Vec<Section>) {
             text.push(' ');
             text.push_str(&render_value(n, s >> 3));
         }
-        end(&mut text, &mut line, s >> 4);
+        // After `config TYPE` with no name, libuci would take a `;` as the
+        // name and what follows as extra arguments: end the line instead.
+        end(&mut text, &mut line, if name.is_some() { s >> 4 } else { 2 });
         let mut options = Vec::new();
         for (j, (is_list, values)) in opts.iter().enumerate() {
             let oname = format!("o{j}");
