@@ -201,6 +201,7 @@ fn sigkill_then_restart_leaves_no_stale_routes() {
     assert_via(&net, 0, &node_v6(1), "to1", Duration::from_secs(10));
     let seqno_before = net.weft_json(0, "status")["seqno"].as_u64().unwrap();
     let before = net.kernel_prefixes(0);
+    let before_all = net.kernel_routes_all(0).len();
     // A crash leaves the routes behind...
     net.kill_weft(0);
     assert_eq!(net.kernel_prefixes(0), before, "SIGKILL cannot have removed routes");
@@ -211,14 +212,14 @@ fn sigkill_then_restart_leaves_no_stale_routes() {
     assert!(!stale.is_empty(), "expected routes through node 1 before the restart");
     net.start_weft(0);
     // The control socket answers only after the flush: nothing stale left.
-    let now = net.kernel_routes(0);
+    let now = net.kernel_routes_all(0);
     assert!(
         routes_via(&net, 0, &ll(1, 0)).is_empty(),
         "routes through the dead neighbour survived the restart: {now:?}"
     );
     let log = net.weft_log(0);
     assert!(
-        log.contains(&format!("removed {} stale routes left by a previous run", before.len())),
+        log.contains(&format!("removed {before_all} stale routes left by a previous run")),
         "{}",
         tail(&log, 20)
     );
@@ -317,6 +318,9 @@ fn clean_stop_removes_routes_and_neighbours_drop_them_at_once() {
     })
     .unwrap_or_else(|| panic!("neighbours kept the retracted routes: {:?}", net.kernel_prefixes(1)));
     let dropped = sigterm.elapsed();
+    // What node 1 keeps of them is an unreachable hold (RFC 8966 3.5.5).
+    let held = net.kernel_unreachable(1);
+    assert!(held.iter().all(|p| gone.contains(p)), "node 1 holds unexpected prefixes: {held:?}");
     eprintln!("neighbours dropped the retracted routes {dropped:?} after the stop");
     // Node 1 still counts node 0 as its neighbour (no Hello missed yet):
     // it was the retraction, not the neighbour timing out.
@@ -409,9 +413,12 @@ fn reload_refuses_an_invalid_file_and_applies_a_valid_difference() {
     for (k, m) in monitors.into_iter().enumerate() {
         let lines = m.finish();
         let i = k + 1;
-        let deleted: Vec<&String> = lines.iter().filter(|l| l.starts_with("Deleted")).collect();
+        // Withdrawn: deleted, or replaced by an unreachable hold route.
+        let dropped_at = format!("{} ", node_v4(0));
         assert!(
-            deleted.iter().any(|l| l.contains(&node_v4(0))),
+            lines.iter().any(
+                |l| (l.starts_with("Deleted") || l.starts_with("unreachable")) && l.contains(&dropped_at)
+            ),
             "node {i}: the dropped prefix was never withdrawn: {lines:?}"
         );
         // Not withdrawn, and not even rewritten: the route object stayed.
@@ -694,7 +701,8 @@ fn cli_views_have_the_documented_fields() {
             "protocol",
             "interfaces",
             "counts",
-            "babel"
+            "babel",
+            "trust"
         ]),
         "{st}"
     );
@@ -703,6 +711,8 @@ fn cli_views_have_the_documented_fields() {
     assert_eq!((st["table"].as_u64(), st["protocol"].as_u64()), (Some(254), Some(119)));
     assert!(st["router_id"].as_str().unwrap().parse::<weft::babel::RouterId>().is_ok(), "{st}");
     assert!(st["seqno"].is_u64() && st["uptime_s"].is_u64() && st["babel"].is_object(), "{st}");
+    // Plain Babel: no trust material, no trust section.
+    assert!(st["trust"].is_null(), "{st}");
     let iface = &st["interfaces"][0];
     assert_eq!(keys(iface), sorted(&["name", "ifindex", "up", "babel", "wireguard", "type"]), "{st}");
     assert_eq!(

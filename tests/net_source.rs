@@ -1,8 +1,9 @@
-//! Regression: on a device with several link-local addresses, what weft
-//! sends comes from the one the engine uses (set with `set_source`), not
-//! from whichever the kernel would pick. Neighbours address their IHUs to
-//! the source they see; if that is not the engine's address, the link never
-//! comes up (found by tests/daemon_netns.rs: every cost stayed 65535).
+//! On a device with several link-local addresses, what weft sends comes
+//! from the one the engine uses (set with `set_source`), not from whichever
+//! the kernel picks, so neighbours know each node under the address it
+//! announces and reports. Found by tests/daemon_netns.rs: before the engine
+//! also took IHUs for any of its link-local addresses, neighbours addressed
+//! their IHUs to the kernel's choice and no link ever came up.
 
 use std::net::Ipv6Addr;
 use std::time::Duration;

@@ -169,9 +169,10 @@ pub trait BabelIo {
 
     /// Pins the source address of what we send on `ifindex` to the
     /// link-local address the engine uses there. Otherwise the kernel picks
-    /// one, and on a device with several link-local addresses it may pick
-    /// another: neighbours would then address their IHUs to an address the
-    /// engine does not take for its own, and never see the link as up.
+    /// one of the device's link-local addresses (the newest, usually), so
+    /// neighbours know us under another address than the one we announce
+    /// and report, and under a new one whenever an address is added: a new
+    /// neighbour for them, while the old one times out.
     fn set_source(&mut self, _ifindex: u32, _source: Ipv6Addr) {}
 }
 

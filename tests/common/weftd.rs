@@ -58,6 +58,11 @@ pub fn node_prefixes(i: usize) -> [String; 2] {
     [format!("{}/128", node_v6(i)), format!("{}/32", node_v4(i))]
 }
 
+/// A route that sends packets on (`ip -j` omits `type` for unicast).
+pub fn is_forwarding(r: &Value) -> bool {
+    matches!(r["type"].as_str(), None | Some("unicast"))
+}
+
 /// The `dst` of an `ip -j route` object, normalised to prefix form (`ip`
 /// prints host routes without their length).
 pub fn route_dst(r: &Value) -> String {
@@ -244,14 +249,30 @@ impl Net {
         self.try_weft_json(i, view).unwrap_or_else(|e| panic!("node {i}: {e}\n{}", self.weft_log(i)))
     }
 
-    /// weft's kernel routes in node `i`, both families.
-    pub fn kernel_routes(&self, i: usize) -> Vec<Value> {
+    /// Every kernel route of weft's in node `i`, both families, including
+    /// the unreachable routes that hold retracted prefixes.
+    pub fn kernel_routes_all(&self, i: usize) -> Vec<Value> {
         let mut v = Vec::new();
         for fam in ["-6", "-4"] {
             let text = self.routes_json(i, fam, PROTO);
             let parsed: Value = serde_json::from_str(&text).unwrap_or(Value::Array(Vec::new()));
             v.extend(parsed.as_array().cloned().unwrap_or_default());
         }
+        v
+    }
+
+    /// weft's forwarding routes in node `i` (unicast, through a neighbour).
+    /// A retracted prefix is held as an `unreachable` route for a while
+    /// (RFC 8966 section 3.5.5): that is not a way to the prefix.
+    pub fn kernel_routes(&self, i: usize) -> Vec<Value> {
+        self.kernel_routes_all(i).into_iter().filter(is_forwarding).collect()
+    }
+
+    /// Prefixes weft holds as unreachable in node `i`, sorted.
+    pub fn kernel_unreachable(&self, i: usize) -> Vec<String> {
+        let mut v: Vec<String> =
+            self.kernel_routes_all(i).iter().filter(|r| r["type"] == "unreachable").map(route_dst).collect();
+        v.sort();
         v
     }
 
