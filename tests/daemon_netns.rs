@@ -162,7 +162,11 @@ fn ring_reroute(silent: bool, bound: Duration) {
     for (i, a, d) in
         [(0, node_v6(1), "to1"), (0, node_v4(1), "to1"), (1, node_v6(0), "to0"), (1, node_v4(0), "to0")]
     {
-        assert_via(&net, i, &a, d, Duration::from_secs(20));
+        // New neighbour, then its routes (at worst with the next periodic
+        // update, 4 s). A link flap re-adds the addresses, so the nodes'
+        // link-local addresses change under them: regression, this once
+        // took 12-18 s (stale IHUs for an old address, engine.rs).
+        assert_via(&net, i, &a, d, Duration::from_secs(10));
     }
     let (dev, gw) = next_hop(&net, 0, &node_v4(1)).unwrap();
     assert_eq!((dev.as_str(), gw.as_str()), ("to1", ll(1, 0).as_str()));
