@@ -4,7 +4,7 @@
 CARGO ?= cargo
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: all build release test test-unit lint fmt bench deps clean
+.PHONY: all build release test test-unit lint fmt bench deps clean demo
 .PHONY: cross cross-setup cross-check test-cross ipk size need-arch
 
 all: build
@@ -34,6 +34,12 @@ fmt:
 
 bench:
 	$(CARGO) bench
+
+# A narrated live mesh: four namespaces running weft, convergence, a ping
+# across, a cable cut and the reroute (root; installs what it needs, builds
+# weft, then takes ~10 s). WEFT=path skips the build.
+demo:
+	sh scripts/demo.sh
 
 clean:
 	$(CARGO) clean

@@ -823,15 +823,26 @@ impl Engine {
                     self.stats.from_unknown_neighbour += 1;
                     return;
                 };
-                let for_us = match address {
-                    None => true,
-                    Some(IpAddr::V6(a)) => self.ifaces[&ifindex].cfg.is_ours(&a),
-                    Some(IpAddr::V4(a)) => self.ifaces[&ifindex].cfg.ipv4 == Some(a),
+                let cfg = &self.ifaces[&ifindex].cfg;
+                // `current`: addressed to the link-local address we use here.
+                let (for_us, current) = match address {
+                    None => (true, true),
+                    Some(IpAddr::V6(a)) => (cfg.is_ours(&a), a == cfg.link_local),
+                    Some(IpAddr::V4(a)) => (cfg.ipv4 == Some(a), true),
                 };
                 if !for_us {
                     return;
                 }
                 let n = self.neighbour_mut(id).expect("known");
+                // A neighbour that first heard us from another of our
+                // addresses (ours changed as addresses came up) keeps that
+                // entry until it times out, and sends IHUs for it whose cost
+                // rises to infinity. Once it answers the address we use,
+                // those describe no link of ours.
+                if !current && n.ihu_current && now.since(n.ihu_time) < n.ihu_interval_ms.saturating_mul(3) {
+                    return;
+                }
+                n.ihu_current = current;
                 n.txcost = rxcost;
                 n.ihu_time = now;
                 n.ihu_interval_ms = interval.as_millis();

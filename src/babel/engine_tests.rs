@@ -302,3 +302,53 @@ fn wildcard_request_right_after_a_full_dump_is_answered_within_a_second() {
     b.advance(1100);
     assert!(has_update(&b.sent_messages()), "a wildcard request shortly after a full dump was ignored");
 }
+
+/// A neighbour that first heard us from another of our link-local addresses
+/// (ours changed as addresses came up after a link flap) keeps an entry for
+/// it until it times out and sends IHUs for both entries. The stale one's
+/// cost rises to infinity; it must not override the IHU for the address we
+/// use (found in network namespaces: the link stayed down ~12 s).
+#[test]
+fn ihu_for_our_current_address_wins_over_one_for_an_old_address() {
+    const OLD: Ipv6Addr = Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0, 0x99);
+    let mut b = Bed::new();
+    let mut cfg = InterfaceConfig::new("eth0", LinkType::Wired, OURS);
+    cfg.ipv4 = Some(Ipv4Addr::new(192, 0, 2, 1));
+    cfg.other_link_locals = vec![OLD];
+    b.e.handle_input(b.now, Input::InterfaceUp { ifindex: 3, config: cfg });
+    let hello_with = |b: &mut Bed, ihus: &[(u16, Ipv6Addr)]| {
+        b.hello_seqno += 1;
+        let mut msgs =
+            vec![Message::Hello { unicast: false, seqno: SeqNo(b.hello_seqno), interval: Centisecs(400) }];
+        for (rxcost, a) in ihus {
+            msgs.push(Message::Ihu {
+                rxcost: Metric(*rxcost),
+                interval: Centisecs(1200),
+                address: Some(IpAddr::V6(*a)),
+            });
+        }
+        b.recv(&pkt(&msgs));
+        b.e.neighbours()[0].cost
+    };
+    // In one packet, after the current one, and alone in later packets.
+    assert_eq!(hello_with(&mut b, &[(96, OURS), (0xFFFF, OLD)]), 96);
+    assert_eq!(hello_with(&mut b, &[(0xFFFF, OLD)]), 96);
+    assert_eq!(hello_with(&mut b, &[(0xFFFF, OLD), (96, OURS)]), 96);
+    assert_eq!(b.e.neighbours().len(), 1);
+
+    // While a neighbour knows us only under another of our addresses, its
+    // IHUs for it are ours (a fresh engine: no IHU for OURS yet).
+    let mut e =
+        Engine::new(EngineConfig { router_id: RouterId([2, 1, 1, 1, 1, 1, 1, 1]), seqno: SeqNo(1), seed: 5 });
+    let mut cfg = InterfaceConfig::new("eth0", LinkType::Wired, OURS);
+    cfg.other_link_locals = vec![OLD];
+    e.handle_input(Time(0), Input::InterfaceUp { ifindex: 3, config: cfg });
+    for k in 1..=2u16 {
+        let p = pkt(&[
+            Message::Hello { unicast: false, seqno: SeqNo(k), interval: Centisecs(400) },
+            Message::Ihu { rxcost: Metric(96), interval: Centisecs(1200), address: Some(IpAddr::V6(OLD)) },
+        ]);
+        e.handle_input(Time(k as u64 * 10), Input::Datagram { ifindex: 3, src: THEIRS, data: &p });
+    }
+    assert_eq!(e.neighbours()[0].cost, 96);
+}

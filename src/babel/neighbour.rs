@@ -166,6 +166,9 @@ pub struct Neighbour {
     pub txcost: Metric,
     pub ihu_time: Time,
     pub ihu_interval_ms: u64,
+    /// The last IHU taken was addressed to the link-local address we use on
+    /// the link (not another of ours).
+    pub ihu_current: bool,
     /// Link cost as last computed; routes via this neighbour use it.
     pub cost: Metric,
     pub last_hello: Time,
@@ -184,6 +187,7 @@ impl Neighbour {
             txcost: Metric::INFINITY,
             ihu_time: now,
             ihu_interval_ms: 0,
+            ihu_current: false,
             cost: Metric::INFINITY,
             last_hello: now,
             first_seen: now,

@@ -349,6 +349,8 @@ impl<F: Fib, M: LinkMonitor, S: BabelIo> Daemon<F, M, S> {
                     config.link_local
                 );
             }
+            // What we send must come from the address the engine calls ours.
+            self.sock.set_source(ifindex, config.link_local);
             self.active.insert(ifindex, config.clone());
             self.engine.handle_input(now, Input::InterfaceUp { ifindex, config });
         }

@@ -25,12 +25,14 @@
 //! is the trust boundary. Each kind of drop is counted in [`SocketStats`].
 
 use std::cell::Cell;
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io;
 use std::net::{Ipv6Addr, SocketAddr, SocketAddrV6};
 use std::os::fd::AsRawFd;
 
-use nix::sys::socket::{recvmsg, setsockopt, sockopt, ControlMessageOwned, MsgFlags, SockaddrIn6};
+use nix::sys::socket::{
+    recvmsg, sendmsg, setsockopt, sockopt, ControlMessage, ControlMessageOwned, MsgFlags, SockaddrIn6,
+};
 use socket2::{Domain, Protocol, Socket, Type};
 use tokio::io::Interest;
 use tokio::net::UdpSocket;
@@ -164,6 +166,14 @@ pub trait BabelIo {
     fn joined(&self) -> &BTreeSet<u32>;
 
     fn stats(&self) -> SocketStats;
+
+    /// Pins the source address of what we send on `ifindex` to the
+    /// link-local address the engine uses there. Otherwise the kernel picks
+    /// one of the device's link-local addresses (the newest, usually), so
+    /// neighbours know us under another address than the one we announce
+    /// and report, and under a new one whenever an address is added: a new
+    /// neighbour for them, while the old one times out.
+    fn set_source(&mut self, _ifindex: u32, _source: Ipv6Addr) {}
 }
 
 /// The real Babel socket.
@@ -171,6 +181,8 @@ pub struct BabelSocket {
     sock: UdpSocket,
     port: u16,
     joined: BTreeSet<u32>,
+    /// Source address per interface (see [`BabelIo::set_source`]).
+    sources: BTreeMap<u32, Ipv6Addr>,
     stats: Cell<SocketStats>,
 }
 
@@ -190,7 +202,13 @@ impl BabelSocket {
         let any = SocketAddrV6::new(Ipv6Addr::UNSPECIFIED, port, 0, 0);
         s.bind(&SocketAddr::V6(any).into())?;
         let sock = UdpSocket::from_std(s.into())?;
-        Ok(BabelSocket { sock, port, joined: BTreeSet::new(), stats: Cell::new(SocketStats::default()) })
+        Ok(BabelSocket {
+            sock,
+            port,
+            joined: BTreeSet::new(),
+            sources: BTreeMap::new(),
+            stats: Cell::new(SocketStats::default()),
+        })
     }
 
     pub fn local_port(&self) -> u16 {
@@ -247,7 +265,26 @@ impl BabelIo for BabelSocket {
 
     async fn send(&self, ifindex: u32, dest: Dest, data: &[u8]) -> io::Result<()> {
         let to = destination(ifindex, dest, self.port)?;
-        let n = self.sock.send_to(data, SocketAddr::V6(to)).await?;
+        let n = match self.sources.get(&ifindex) {
+            None => self.sock.send_to(data, SocketAddr::V6(to)).await?,
+            Some(src) => {
+                // IPV6_PKTINFO on sendmsg sets the source address (and the
+                // interface) of this one datagram.
+                let info = libc::in6_pktinfo {
+                    ipi6_addr: libc::in6_addr { s6_addr: src.octets() },
+                    ipi6_ifindex: ifindex,
+                };
+                let addr = SockaddrIn6::from(to);
+                let fd = self.sock.as_raw_fd();
+                self.sock
+                    .async_io(Interest::WRITABLE, || {
+                        let iov = [io::IoSlice::new(data)];
+                        let cmsg = [ControlMessage::Ipv6PacketInfo(&info)];
+                        sendmsg(fd, &iov, &cmsg, MsgFlags::empty(), Some(&addr)).map_err(io::Error::from)
+                    })
+                    .await?
+            }
+        };
         if n != data.len() {
             return Err(io::Error::new(io::ErrorKind::WriteZero, "short UDP send"));
         }
@@ -267,6 +304,7 @@ impl BabelIo for BabelSocket {
     }
 
     fn leave(&mut self, ifindex: u32) -> io::Result<()> {
+        self.sources.remove(&ifindex);
         if !self.joined.remove(&ifindex) {
             return Ok(());
         }
@@ -284,6 +322,10 @@ impl BabelIo for BabelSocket {
 
     fn stats(&self) -> SocketStats {
         self.stats.get()
+    }
+
+    fn set_source(&mut self, ifindex: u32, source: Ipv6Addr) {
+        self.sources.insert(ifindex, source);
     }
 }
 

@@ -187,8 +187,9 @@ impl Net {
         for (x, y) in [(a, b), (b, a)] {
             let dev = self.dev(x, y);
             self.exec_ok(x, &["ip", "link", "set", &dev, "up"]);
-            // Bringing a veth down drops its addresses' routes, not the
-            // addresses; make sure the link-local is there.
+            // Setting a device down flushes its IPv6 addresses (sysctl
+            // keep_addr_on_down is 0), and the kernel regenerates only its
+            // EUI-64 link-local: put the test bed's one back.
             let _ = self.exec(x, &["ip", "addr", "add", &format!("{}/64", ll(x, y)), "dev", &dev, "nodad"]);
         }
     }

@@ -1,0 +1,72 @@
+//! `make demo` (scripts/demo.sh) runs to the end with the built binary,
+//! tells its story, and leaves nothing behind: no namespace, no process, no
+//! temp dir.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+fn script() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/demo.sh")
+}
+
+#[test]
+fn demo_script_is_clean_shell() {
+    if !common::netns::have("shellcheck") {
+        eprintln!("SKIPPED: shellcheck not installed");
+        return;
+    }
+    let out = Command::new("shellcheck").arg(script()).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+}
+
+#[test]
+fn demo_runs_and_cleans_up() {
+    require_netns!();
+    let start = Instant::now();
+    let out = Command::new("sh")
+        .arg(script())
+        .env("WEFT", common::weftd::WEFT)
+        .env("DEMO_SKIP_DEPS", "1")
+        .output()
+        .expect("run demo");
+    let took = start.elapsed();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "demo failed ({}):\n{stdout}\n{stderr}", out.status);
+    eprintln!("demo took {took:?}");
+    for line in [
+        "every router has a route to every other router",
+        "all of them use the shortest paths",
+        "A# weft neighbours",
+        "A# weft routes",
+        "All 24 pings between all pairs of routers",
+        "A reaches C again after",
+        "A uses the direct cable again",
+        "0 of weft's routes left behind",
+    ] {
+        assert!(stdout.contains(line), "demo output lacks {line:?}:\n{stdout}");
+    }
+    // The neighbour table shows A's three neighbours by their link-locals.
+    for n in ["fe80::2", "fe80::3", "fe80::4"] {
+        assert!(stdout.contains(n), "{n} missing from the demo output");
+    }
+    assert!(took < Duration::from_secs(60), "demo took {took:?}");
+    // Its temp dir (named in the config it prints) and namespaces are gone.
+    let dir = stdout
+        .split_whitespace()
+        .find_map(|w| {
+            w.strip_prefix("'").and_then(|w| w.split("/a/state").next()).filter(|d| d.contains("weft-demo-"))
+        })
+        .expect("temp dir in the demo output")
+        .to_string();
+    assert!(!Path::new(&dir).exists(), "{dir} left behind");
+    let tag = dir.rsplit("weft-demo-").next().unwrap().split('.').next().unwrap().to_string();
+    let list = Command::new("ip").args(["netns", "list"]).output().unwrap();
+    let list = String::from_utf8_lossy(&list.stdout);
+    assert!(!list.contains(&format!("{tag}-")), "namespaces of {tag} left behind:\n{list}");
+    let ps = Command::new("ps").args(["-eo", "args"]).output().unwrap();
+    assert!(!String::from_utf8_lossy(&ps.stdout).contains(&dir), "a weft of the demo still runs");
+}
