@@ -618,7 +618,7 @@ impl MeshRuntime {
         Some(json!({
             "name": spec.peer_name,
             "public_key": NodePublicKey(spec.peer_key).to_string(),
-            "credential_expires": expires.map(crate::trust::time::iso8601),
+            "credential_expires": expires.map(credential_expiry_text),
             "tunnel": format!("{} up, endpoint {}", ifname, spec.endpoint),
         }))
     }
@@ -635,7 +635,7 @@ impl MeshRuntime {
                     "public_key": NodePublicKey(n.key).to_string(),
                     "scope": format!("{:?}", n.scope),
                     "verified": n.verified,
-                    "credential_expires": n.expires_unix.map(crate::trust::time::iso8601),
+                    "credential_expires": n.expires_unix.map(credential_expiry_text),
                     "tunnel": n.tunnel,
                 })
             })
@@ -707,6 +707,13 @@ impl MeshRuntime {
         }
         self.tunnels.clear();
     }
+}
+
+/// A neighbour's credential expiry as shown to users: the link manager keeps
+/// the second its verdict lapses (`not_after + 1`, the window is inclusive);
+/// users compare with the credential's `not_after` (`weft cert show`).
+fn credential_expiry_text(lapses_at: u64) -> String {
+    crate::trust::time::iso8601(lapses_at.saturating_sub(1))
 }
 
 /// The link-local address of our tunnel interfaces: fe80::/64 with the

@@ -1,2 +1,3 @@
 //! Shared support for integration tests.
+pub mod mesh;
 pub mod netns;
