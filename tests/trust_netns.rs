@@ -706,7 +706,7 @@ fn static_peers_over_a_routed_internet(v6: bool) {
         (false, true) => "[2001:db8:b::1]:6698",
     };
     let ca = Ca::init(m.net.root.join("ca"));
-    let ids = [NodeId::new(m.dir(a), "site-a"), NodeId::new(m.dir(b), "site-b")];
+    let ids = [NodeId::new(m.dir(a), "site_a"), NodeId::new(m.dir(b), "site_b")];
     let mut mesh = BTreeMap::new();
     for (k, (me, other)) in [(a, b), (b, a)].into_iter().enumerate() {
         let cred = ca.sign(&ids[k], &[&v4_prefix(me)], None);
@@ -758,8 +758,8 @@ fn static_peers_over_a_routed_internet(v6: bool) {
     assert!(!r4.contains("10.88.") && !r6.contains("fd42:"), "the router has site routes:\n{r4}{r6}");
     let st = m.status(a);
     let ln = &st["trust"]["link_neighbours"][0];
-    assert_eq!(ln["name"], "site-b", "{:#}", st["trust"]);
-    assert_eq!(ln["verified"], true, "site-b's credential was checked: {:#}", st["trust"]);
+    assert_eq!(ln["name"], "site_b", "{:#}", st["trust"]);
+    assert_eq!(ln["verified"], true, "site_b's credential was checked: {:#}", st["trust"]);
     assert!(ln["scope"].as_str().is_some_and(|s| s.starts_with("Static")), "{:#}", st["trust"]);
     let frames = cap.stop();
     let counts = assert_only_discovery_and_wireguard(&frames, None);

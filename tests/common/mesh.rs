@@ -274,7 +274,15 @@ impl Mesh {
             format!("mount -t tmpfs tmpfs /run/wireguard && exec {} daemon -c {}", weft(), path_str(&conf));
         let child = self.net.spawn(i, &["sh", "-c", &script], "weft.log");
         self.net.nodes[i].daemon = Some(child);
-        let ready = Net::wait_until(Duration::from_secs(20), || self.try_query(i, "status").is_some());
+        let mut exited = None;
+        let ready = Net::wait_until(Duration::from_secs(20), || {
+            exited = self.net.nodes[i].daemon.as_mut().and_then(|c| c.try_wait().ok().flatten());
+            exited.is_some() || self.try_query(i, "status").is_some()
+        });
+        if let Some(status) = exited {
+            self.net.nodes[i].daemon = None;
+            panic!("daemon {i} exited ({status}):\n{}", self.log_tail(i, 30));
+        }
         assert!(
             ready.is_some(),
             "daemon {i} did not answer on its control socket:\n{}",
