@@ -781,3 +781,65 @@ fn static_peers_over_a_routed_ipv6_internet() {
     require_mesh_tools!();
     static_peers_over_a_routed_internet(true);
 }
+
+/// A credential renewed before it expires (new file, SIGHUP to its holder)
+/// keeps the holder's tunnel and routes past the old expiry, and the
+/// neighbour sees the new expiry in `weft neighbours` and `weft nodes`.
+#[test]
+fn a_credential_renewed_by_reload_keeps_the_tunnel_past_the_old_expiry() {
+    require_mesh_tools!();
+    let names = ["alpha", "echo"];
+    let (alpha, echo) = (0, 1);
+    let mut m = Mesh::new(&Topology::line(2));
+    let ca = Ca::init(m.net.root.join("ca"));
+    let ids: Vec<NodeId> = (0..2).map(|i| NodeId::new(m.dir(i), names[i])).collect();
+    let mut creds = Vec::new();
+    for (i, id) in ids.iter().enumerate() {
+        let cred = ca.sign(id, &[&v4_prefix(i)], Some(if i == echo { "20s" } else { "1d" }));
+        let mut conf = NodeConf::new(&ca, id, &cred, &[&m.net.dev(i, 1 - i)]);
+        conf.announces = vec![v4_prefix(i)];
+        m.write_conf(i, &conf);
+        creds.push(cred);
+    }
+    let old_not_after = cert_info(&creds[echo])["not_after_unix"].as_u64().unwrap();
+    m.start(alpha);
+    m.start(echo);
+    let echo_routes = [v4_prefix(echo), format!("{}/128", mesh_address_of(&creds[echo]))];
+    let connected = |m: &Mesh| {
+        let r = m.routes(alpha);
+        echo_routes.iter().all(|p| r.contains_key(p))
+    };
+    await_or_fail(&m, Duration::from_secs(15), "alpha routes to echo", &[0, 1], || connected(&m));
+    let tunnel = m.tunnels(alpha);
+    assert_eq!(tunnel.len(), 1, "{tunnel:?}");
+    // Renewal: a new credential in the same file, then SIGHUP.
+    assert!(
+        unix_now() + 5 < old_not_after,
+        "the test bed took too long: echo's credential is about to expire"
+    );
+    ca.sign(&ids[echo], &[&v4_prefix(echo)], Some("30d"));
+    let new_expiry = cert_info(&creds[echo])["not_after"].clone();
+    let t_hup = Instant::now();
+    m.reload(echo);
+    // Alpha hears the new credential in echo's beacons and in Babel (TLV 224).
+    await_or_fail(&m, Duration::from_secs(10), "alpha sees echo's renewed credential", &[0, 1], || {
+        let nb = m.query(alpha, "neighbours");
+        let nodes = m.query(alpha, "nodes");
+        let node_expiry = nodes["nodes"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|n| n["public_key"] == ids[echo].public.as_str())
+            .map(|n| n["expires"].clone());
+        nb["neighbours"][0]["credential_expires"] == new_expiry && node_expiry.as_ref() == Some(&new_expiry)
+    });
+    eprintln!("renewal seen by alpha {:?} after SIGHUP", t_hup.elapsed());
+    // Past the old expiry, by more than an update interval: nothing moved.
+    let until = old_not_after + 1 + UPDATE_INTERVAL.as_secs() + 2;
+    while unix_now() <= until {
+        assert_eq!(m.tunnels(alpha), tunnel, "alpha's tunnel to echo changed after the renewal");
+        assert!(connected(&m), "alpha lost echo's routes after the renewal:\n{}", m.log_tail(alpha, 20));
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    assert!(refusal_line(&m, alpha, &ids[echo].public).is_none(), "alpha refused echo after its renewal");
+}

@@ -340,11 +340,47 @@ impl MeshRuntime {
         for k in &cfg.trust.trusted_keys {
             self.known.learn_allowed(&self.store, &NodePublicKey(k.0));
         }
+        self.reload_own_credential(cfg);
         self.known.recheck(&self.store, unix_now());
         self.secrets.borrow_mut().clear();
         let auth = MeshAuth { store: &self.store, key: &self.id.key, secrets: &self.secrets };
         self.link.handle_input(now, unix_now(), LinkInput::TrustChanged, &auth);
         self.filter_at = None;
+    }
+
+    /// Our credential renewed (same key, new file contents): beacons,
+    /// handshakes and TLV 224 carry the new one from now on, so neighbours
+    /// keep our tunnels and routes past the old expiry without a restart.
+    fn reload_own_credential(&mut self, cfg: &Config) {
+        let id = match load_identity(cfg) {
+            Ok(id) => id,
+            Err(e) => {
+                warn!("keeping our credential: {e}");
+                return;
+            }
+        };
+        if id.public != self.id.public {
+            warn!("private_key_file now holds another key ({}): restart weft to change identity", id.public);
+            return;
+        }
+        let bytes = |c: &Option<Credential>| c.as_ref().map(|c| c.to_bytes().to_vec());
+        if bytes(&id.credential) == bytes(&self.id.credential) {
+            return;
+        }
+        match &id.credential {
+            Some(c) => {
+                info!(
+                    "our credential is renewed (expires {})",
+                    crate::trust::time::iso8601(c.body().not_after)
+                );
+                self.known.learn(&self.store, self.id.router_id, c.to_bytes(), unix_now());
+            }
+            None => warn!("our credential file is gone: neighbours will refuse us"),
+        }
+        self.link.set_credential(bytes(&id.credential).unwrap_or_default());
+        self.id.credential = id.credential;
+        // Every tunnel neighbour gets the new one at the next tick.
+        self.announced_to.clear();
     }
 
     /// Carries out what the link manager asked for.
