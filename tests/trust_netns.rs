@@ -31,6 +31,8 @@ use weft::sim::Topology;
 const UPDATE_INTERVAL: Duration = Duration::from_secs(4);
 /// Allowance for polling and for running `ip` on a loaded machine.
 const SLACK: Duration = Duration::from_millis(1500);
+/// weft's beacon interval (fixed: 5 s) plus an update interval and slack.
+const RENEWAL_BOUND: Duration = Duration::from_secs(12);
 const CONVERGE: Duration = Duration::from_secs(40);
 
 fn v4_prefix(i: usize) -> String {
@@ -673,6 +675,15 @@ fn a_credential_expiring_while_connected_cuts_its_holder_off() {
         m.routes(echo).is_empty()
     });
     eprintln!("echo's own routes gone {aged:?} after the cut; its tunnels: {:?}", m.tunnels(echo));
+    // Renewed after the fact (new credential, SIGHUP): echo is back within
+    // a beacon interval and an update interval, not after the refusal hold.
+    ca.sign(&ids[echo], &[&v4_prefix(echo)], Some("30d"));
+    let t_hup = Instant::now();
+    m.reload(echo);
+    let back = await_or_fail(&m, RENEWAL_BOUND, "alpha and bravo take renewed echo back", &[0, 1, 2], || {
+        (0..2).all(|i| connected(&m, i))
+    });
+    eprintln!("renewed echo routed again {back:?} after SIGHUP ({:?})", t_hup.elapsed());
 }
 
 /// Two sites joined by a router namespace that only does plain IP routing;

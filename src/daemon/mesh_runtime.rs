@@ -546,10 +546,12 @@ impl MeshRuntime {
             return;
         }
         self.next_tick = now.plus_ms(TICK_MS);
-        // Ask for credentials of origins we do not know, from the neighbour
-        // that advertised them.
+        // Ask for credentials of origins we do not know, or know only with
+        // a credential that is not valid (it may have been renewed), from
+        // the neighbour that advertised them.
         for r in engine.routes() {
-            if !tunnel_ifs.contains(&r.ifindex) || self.known.nodes.contains_key(&r.router_id) {
+            let valid = self.known.nodes.get(&r.router_id).is_some_and(|k| k.verdict.is_ok());
+            if !tunnel_ifs.contains(&r.ifindex) || valid {
                 continue;
             }
             if self.requested.get(&r.router_id).is_some_and(|t| now.since(*t) < CREDENTIAL_REQUEST_MS) {
