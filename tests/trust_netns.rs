@@ -854,3 +854,82 @@ fn a_credential_renewed_by_reload_keeps_the_tunnel_past_the_old_expiry() {
     }
     assert!(refusal_line(&m, alpha, &ids[echo].public).is_none(), "alpha refused echo after its renewal");
 }
+
+/// An attacker on the segment replays a legitimate node's key and
+/// credential (both public: they travel in every beacon) in beacons of its
+/// own. It gets no tunnel (it cannot answer the MAC-authenticated
+/// handshake), does not hold up the real node's tunnel, and does not move
+/// the tunnel's endpoint once it exists.
+#[test]
+fn an_impersonator_replaying_a_credential_gets_no_tunnel_and_moves_nothing() {
+    require_mesh_tools!();
+    const SEG: &str = "mesh0";
+    let names = ["alpha", "bravo", "mallory"];
+    let (alpha, bravo, mallory) = (0, 1, 2);
+    let mut m = Mesh::with_nodes(&names);
+    m.net.add_segment(&[0, 1, 2], SEG);
+    let ca = Ca::init(m.net.root.join("ca"));
+    let ids: Vec<NodeId> = (0..2).map(|i| NodeId::new(m.dir(i), names[i])).collect();
+    let mut creds = Vec::new();
+    for (i, id) in ids.iter().enumerate() {
+        let cred = ca.sign(id, &[&v4_prefix(i)], None);
+        let mut conf = NodeConf::new(&ca, id, &cred, &[SEG]);
+        conf.announces = vec![v4_prefix(i)];
+        m.write_conf(i, &conf);
+        creds.push(cred);
+    }
+    let bravo_key: weft::trust::NodePublicKey = ids[bravo].public.parse().unwrap();
+    let bravo_cred = weft::trust::Credential::from_armour(&std::fs::read_to_string(&creds[bravo]).unwrap())
+        .expect("credential");
+    let beacon = weft::link::wire::LinkMessage::Beacon {
+        key: bravo_key.0,
+        credential: bravo_cred.to_bytes().to_vec(),
+    }
+    .encode();
+    m.start(alpha);
+    let replay = common::mesh::Replayer::start(&m.net, mallory, SEG, beacon, Duration::from_millis(500));
+    // Alpha hears bravo's credential from mallory's address and offers a
+    // handshake that only bravo's private key can answer.
+    await_or_fail(&m, Duration::from_secs(10), "alpha hears the replayed beacons", &[alpha], || {
+        m.status(alpha)["trust"]["link"]["beacons_in"].as_u64().unwrap_or(0) >= 4
+    });
+    assert!(m.tunnels(alpha).is_empty(), "alpha built a tunnel for an impersonator: {:?}", m.tunnels(alpha));
+    // The real bravo arrives while the replay goes on.
+    let t0 = Instant::now();
+    m.start(bravo);
+    let bravo_prefixes = [v4_prefix(bravo), format!("{}/128", mesh_address_of(&creds[bravo]))];
+    let routed = |m: &Mesh| {
+        let r = m.routes(alpha);
+        bravo_prefixes.iter().all(|p| r.get(p).is_some_and(|d| d.starts_with("weft")))
+    };
+    let took =
+        await_or_fail(&m, Duration::from_secs(20), "alpha routes to the real bravo", &[alpha, bravo], || {
+            routed(&m)
+        });
+    eprintln!("real bravo routed {took:?} after its start, with mallory replaying its beacon");
+    let bravo_addrs = link_locals(&m, bravo, SEG);
+    let endpoint =
+        |m: &Mesh| m.query(alpha, "neighbours")["neighbours"][0]["tunnel"].as_str().unwrap_or("").to_string();
+    let ep = endpoint(&m);
+    assert!(
+        bravo_addrs.iter().any(|a| ep.contains(&format!("[{a}%"))),
+        "tunnel endpoint is not bravo's: {ep} vs {bravo_addrs:?}"
+    );
+    let tunnels = m.tunnels(alpha);
+    assert_eq!(tunnels.len(), 1, "{tunnels:?}");
+    // Two update intervals more of replaying: nothing moves.
+    let until = Instant::now() + 2 * UPDATE_INTERVAL;
+    while Instant::now() < until {
+        assert_eq!(m.tunnels(alpha), tunnels, "alpha's tunnel changed under the replay");
+        assert_eq!(endpoint(&m), ep, "the replay moved the tunnel endpoint");
+        assert!(routed(&m), "alpha lost bravo's routes under the replay");
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    assert!(
+        m.net.ping_from(alpha, &m.mesh_address(alpha), &m.mesh_address(bravo)),
+        "alpha cannot reach bravo"
+    );
+    let sent = replay.stop();
+    assert!(sent >= 10, "the replay sent only {sent} beacons");
+    eprintln!("mallory replayed {sent} beacons in {:?}", t0.elapsed());
+}

@@ -602,3 +602,75 @@ fn unhex(s: &str) -> Vec<u8> {
     let s: String = s.chars().filter(|c| c.is_ascii_hexdigit()).collect();
     (0..s.len() / 2).filter_map(|i| u8::from_str_radix(&s[2 * i..2 * i + 2], 16).ok()).collect()
 }
+
+/// Sends one datagram again and again from UDP port 6698 to ff02::114 on a
+/// device of a node, from a thread that entered the node's network
+/// namespace: a forged or replayed discovery beacon, as an attacker on the
+/// segment would send it. Stops on [`Replayer::stop`] or drop.
+pub struct Replayer {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<u64>>,
+}
+
+impl Replayer {
+    pub fn start(net: &Net, i: usize, dev: &str, data: Vec<u8>, interval: Duration) -> Replayer {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let ns_path = format!("/run/netns/{}", net.nodes[i].ns);
+        let dev = dev.to_string();
+        let stop = std::sync::Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let (tx, rx) = std::sync::mpsc::channel::<Result<(), String>>();
+        let thread = std::thread::spawn(move || {
+            let setup = || -> Result<(std::net::UdpSocket, std::net::SocketAddr), String> {
+                let f = std::fs::File::open(&ns_path).map_err(|e| format!("{ns_path}: {e}"))?;
+                // Only this thread moves into the namespace.
+                nix::sched::setns(&f, nix::sched::CloneFlags::CLONE_NEWNET)
+                    .map_err(|e| format!("setns: {e}"))?;
+                let ifindex =
+                    nix::net::if_::if_nametoindex(dev.as_str()).map_err(|e| format!("{dev}: {e}"))?;
+                let sock = std::net::UdpSocket::bind("[::]:6698").map_err(|e| format!("bind: {e}"))?;
+                let dst = std::net::SocketAddrV6::new("ff02::114".parse().unwrap(), 6698, 0, ifindex);
+                Ok((sock, dst.into()))
+            };
+            let (sock, dst) = match setup() {
+                Ok(x) => {
+                    let _ = tx.send(Ok(()));
+                    x
+                }
+                Err(e) => {
+                    let _ = tx.send(Err(e));
+                    return 0;
+                }
+            };
+            let mut sent = 0;
+            while !flag.load(Ordering::Relaxed) {
+                if sock.send_to(&data, dst).is_ok() {
+                    sent += 1;
+                }
+                std::thread::sleep(interval);
+            }
+            sent
+        });
+        match rx.recv_timeout(Duration::from_secs(10)) {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => panic!("replayer in node {i}: {e}"),
+            Err(e) => panic!("replayer in node {i} did not start: {e}"),
+        }
+        Replayer { stop, thread: Some(thread) }
+    }
+
+    /// Stops sending; returns how many datagrams were sent.
+    pub fn stop(mut self) -> u64 {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.thread.take().map(|t| t.join().unwrap_or(0)).unwrap_or(0)
+    }
+}
+
+impl Drop for Replayer {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
