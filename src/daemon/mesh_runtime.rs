@@ -355,11 +355,47 @@ impl MeshRuntime {
         for k in &cfg.trust.trusted_keys {
             self.known.learn_allowed(&self.store, &NodePublicKey(k.0));
         }
+        self.reload_own_credential(cfg);
         self.known.recheck(&self.store, unix_now());
         self.secrets.borrow_mut().clear();
         let auth = MeshAuth { store: &self.store, key: &self.id.key, secrets: &self.secrets };
         self.link.handle_input(now, unix_now(), LinkInput::TrustChanged, &auth);
         self.filter_at = None;
+    }
+
+    /// Our credential renewed (same key, new file contents): beacons,
+    /// handshakes and TLV 224 carry the new one from now on, so neighbours
+    /// keep our tunnels and routes past the old expiry without a restart.
+    fn reload_own_credential(&mut self, cfg: &Config) {
+        let id = match load_identity(cfg) {
+            Ok(id) => id,
+            Err(e) => {
+                warn!("keeping our credential: {e}");
+                return;
+            }
+        };
+        if id.public != self.id.public {
+            warn!("private_key_file now holds another key ({}): restart weft to change identity", id.public);
+            return;
+        }
+        let bytes = |c: &Option<Credential>| c.as_ref().map(|c| c.to_bytes().to_vec());
+        if bytes(&id.credential) == bytes(&self.id.credential) {
+            return;
+        }
+        match &id.credential {
+            Some(c) => {
+                info!(
+                    "our credential is renewed (expires {})",
+                    crate::trust::time::iso8601(c.body().not_after)
+                );
+                self.known.learn(&self.store, self.id.router_id, c.to_bytes(), unix_now());
+            }
+            None => warn!("our credential file is gone: neighbours will refuse us"),
+        }
+        self.link.set_credential(bytes(&id.credential).unwrap_or_default());
+        self.id.credential = id.credential;
+        // Every tunnel neighbour gets the new one at the next tick.
+        self.announced_to.clear();
     }
 
     /// Carries out what the link manager asked for.
@@ -526,10 +562,12 @@ impl MeshRuntime {
             return;
         }
         self.next_tick = now.plus_ms(TICK_MS);
-        // Ask for credentials of origins we do not know, from the neighbour
-        // that advertised them.
+        // Ask for credentials of origins we do not know, or know only with
+        // a credential that is not valid (it may have been renewed), from
+        // the neighbour that advertised them.
         for r in engine.routes() {
-            if !tunnel_ifs.contains(&r.ifindex) || self.known.nodes.contains_key(&r.router_id) {
+            let valid = self.known.nodes.get(&r.router_id).is_some_and(|k| k.verdict.is_ok());
+            if !tunnel_ifs.contains(&r.ifindex) || valid {
                 continue;
             }
             if self.requested.get(&r.router_id).is_some_and(|t| now.since(*t) < CREDENTIAL_REQUEST_MS) {
@@ -634,7 +672,7 @@ impl MeshRuntime {
         Some(json!({
             "name": spec.peer_name,
             "public_key": NodePublicKey(spec.peer_key).to_string(),
-            "credential_expires": expires.map(crate::trust::time::iso8601),
+            "credential_expires": expires.map(credential_expiry_text),
             "tunnel": format!("{} up, endpoint {}", ifname, spec.endpoint),
         }))
     }
@@ -651,7 +689,7 @@ impl MeshRuntime {
                     "public_key": NodePublicKey(n.key).to_string(),
                     "scope": format!("{:?}", n.scope),
                     "verified": n.verified,
-                    "credential_expires": n.expires_unix.map(crate::trust::time::iso8601),
+                    "credential_expires": n.expires_unix.map(credential_expiry_text),
                     "tunnel": n.tunnel,
                 })
             })
@@ -736,6 +774,13 @@ pub fn is_tunnel_name(name: &str) -> bool {
             let digits = t.strip_prefix('s').unwrap_or(t);
             t == "r" || (!digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()))
         })
+}
+
+/// A neighbour's credential expiry as shown to users: the link manager keeps
+/// the second its verdict lapses (`not_after + 1`, the window is inclusive);
+/// users compare with the credential's `not_after` (`weft cert show`).
+fn credential_expiry_text(lapses_at: u64) -> String {
+    crate::trust::time::iso8601(lapses_at.saturating_sub(1))
 }
 
 /// The link-local address of our tunnel interfaces: fe80::/64 with the

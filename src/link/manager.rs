@@ -237,9 +237,18 @@ pub struct LinkManager {
     raws: BTreeMap<IfIndex, Raw>,
     statics: BTreeMap<u32, StaticPeer>,
     peers: BTreeMap<(Scope, PublicKey), Peer>,
-    refused: BTreeMap<(Scope, PublicKey), Time>,
+    /// Refused keys, until when, and a fingerprint of the credential they
+    /// were refused with: the same credential is not looked at again before
+    /// then, a different one (a renewal) is, within the verification budget.
+    refused: BTreeMap<(Scope, PublicKey), (Time, u64)>,
     outputs: Vec<LinkOutput>,
     stats: LinkStats,
+}
+
+/// FNV-1a of a credential: tells a renewed credential from the refused one
+/// without keeping either (a collision only delays a look by the hold).
+fn fingerprint(credential: &[u8]) -> u64 {
+    credential.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3))
 }
 
 fn hex(b: &[u8]) -> String {
@@ -433,7 +442,8 @@ impl LinkManager {
             .collect();
         for k in expired {
             let reason = "credential expired".to_string();
-            self.refuse(k.0, k.1, reason);
+            let cred = self.peers.get(&k).map(|p| p.credential.clone()).unwrap_or_default();
+            self.refuse(k.0, k.1, &cred, reason);
             self.drop_peer(k);
         }
         let timeout = self.cfg.peer_timeout_ms;
@@ -459,7 +469,7 @@ impl LinkManager {
         for s in statics {
             self.start_static(s, auth);
         }
-        self.refused.retain(|_, until| *until > now);
+        self.refused.retain(|_, (until, _)| *until > now);
     }
 
     fn send_beacon(&mut self, ifindex: IfIndex) {
@@ -473,15 +483,15 @@ impl LinkManager {
         self.outputs.push(LinkOutput::Send { ifindex: Some(ifindex), dst, data });
     }
 
-    fn refuse(&mut self, scope: Scope, key: PublicKey, reason: String) {
+    fn refuse(&mut self, scope: Scope, key: PublicKey, credential: &[u8], reason: String) {
         self.stats.refused += 1;
         if self.refused.len() >= MAX_REFUSED {
             // Forget the entry that would expire first.
-            if let Some(k) = self.refused.iter().min_by_key(|(_, t)| **t).map(|(k, _)| *k) {
+            if let Some(k) = self.refused.iter().min_by_key(|(_, (t, _))| *t).map(|(k, _)| *k) {
                 self.refused.remove(&k);
             }
         }
-        self.refused.insert((scope, key), self.now.plus_ms(REFUSED_HOLD_MS));
+        self.refused.insert((scope, key), (self.now.plus_ms(REFUSED_HOLD_MS), fingerprint(credential)));
         self.outputs.push(LinkOutput::Refused { key, scope, reason });
     }
 
@@ -576,13 +586,13 @@ impl LinkManager {
                 // Keep a verified neighbour on its still-valid old credential.
                 Err(_) if verified => true,
                 Err(reason) => {
-                    self.refuse(scope, key, reason);
+                    self.refuse(scope, key, credential, reason);
                     self.drop_peer((scope, key));
                     false
                 }
             };
         }
-        if self.refused.contains_key(&(scope, key)) {
+        if self.refused.get(&(scope, key)).is_some_and(|(_, f)| *f == fingerprint(credential)) {
             return false;
         }
         if !self.take_token(scope) {
@@ -592,7 +602,7 @@ impl LinkManager {
         match auth.authorise(&key, credential, self.unix) {
             Ok(v) => self.admit(scope, key, v, credential.to_vec(), addr, true),
             Err(reason) => {
-                self.refuse(scope, key, reason);
+                self.refuse(scope, key, credential, reason);
                 false
             }
         }
@@ -849,7 +859,7 @@ impl LinkManager {
                     p.expires_unix = v.expires_unix;
                 }
                 Err(reason) => {
-                    self.refuse(k.0, k.1, reason);
+                    self.refuse(k.0, k.1, &cred, reason);
                     self.drop_peer(k);
                 }
             }

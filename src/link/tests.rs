@@ -568,3 +568,22 @@ fn a_static_peer_that_moves_is_followed() {
     assert_eq!(a.tunnels().len(), 1);
     assert_eq!(a.tunnels()[0].endpoint.ip(), addr_b.ip(), "tunnel endpoint did not follow the move");
 }
+
+#[test]
+fn a_refused_key_with_a_renewed_credential_is_looked_at_again_at_once() {
+    let mut w = Wire::new(&[(B, "bob", None)], &[]);
+    w.advance(12_000);
+    assert_eq!(w.refused_b, vec!["no valid credential".to_string()]);
+    let checks = w.auth_b.checks.get();
+    // B would accept A now, but A still shows the credential B refused:
+    // it is not verified again within the hold.
+    w.auth_b.allowed.insert(A, ("alice".into(), None));
+    w.advance(12_000);
+    assert!(w.up_b.is_empty(), "the refused credential was looked at again within the hold");
+    assert_eq!(w.auth_b.checks.get(), checks, "the refused credential was verified again");
+    // A renewed credential is looked at with A's next message.
+    w.a.set_credential(b"cred-a2".to_vec());
+    w.advance(6_000);
+    assert_eq!(w.up_b.len(), 1, "the renewed credential waited for the hold to end");
+    assert_eq!(w.up_a.len(), 1);
+}

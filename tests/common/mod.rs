@@ -1,4 +1,5 @@
 //! Shared support for integration tests.
+pub mod mesh;
 pub mod netns;
 pub mod peers;
 pub mod weftd;

@@ -77,11 +77,28 @@ pub struct Net {
     pub nodes: Vec<Node>,
     pub links: Vec<Link>,
     pub root: PathBuf,
+    /// Shared Ethernet segments (see [`Net::add_segment`]).
+    pub segments: Vec<Segment>,
+}
+
+/// A shared Ethernet segment: a bridge in its own namespace, one port per
+/// member node, so that every member hears every other's multicast.
+pub struct Segment {
+    /// Namespace that holds the bridge.
+    pub ns: String,
+    /// Device name of the segment in each member node.
+    pub dev: String,
+    pub members: Vec<usize>,
 }
 
 /// Link-local address of node `i` on its link to node `j`.
 pub fn ll(i: usize, j: usize) -> String {
     format!("fe80::{:x}:{:x}", i + 1, j + 1)
+}
+
+/// Link-local address of node `i` on shared segment `k`.
+pub fn seg_ll(i: usize, k: usize) -> String {
+    format!("fe80::{:x}:5e:{:x}", i + 1, k)
 }
 
 /// The IPv6 address node `i` announces (on its loopback).
@@ -102,7 +119,13 @@ impl Net {
         let root = std::env::temp_dir().join(format!("weft-test-{tag}"));
         let _ = std::fs::remove_dir_all(&root);
         std::fs::create_dir_all(&root).expect("temp dir");
-        let mut net = Net { tag: tag.clone(), nodes: Vec::new(), links: Vec::new(), root: root.clone() };
+        let mut net = Net {
+            tag: tag.clone(),
+            nodes: Vec::new(),
+            links: Vec::new(),
+            root: root.clone(),
+            segments: Vec::new(),
+        };
         for (i, name) in topo.names.iter().enumerate() {
             let ns = format!("{tag}n{i}");
             // Record the node before creating it, so Drop cleans it up even
@@ -141,6 +164,32 @@ impl Net {
 
     pub fn len(&self) -> usize {
         self.nodes.len()
+    }
+
+    /// Joins `members` to one shared Ethernet segment: a bridge in a
+    /// namespace of its own, and in each member a port named `dev` with the
+    /// link-local address [`seg_ll`]. Returns the segment's index.
+    pub fn add_segment(&mut self, members: &[usize], dev: &str) -> usize {
+        let k = self.segments.len();
+        let ns = format!("{}s{k}", self.tag);
+        // Recorded before it exists, so Drop removes it whatever fails next.
+        self.segments.push(Segment { ns: ns.clone(), dev: dev.to_string(), members: members.to_vec() });
+        sh(&["ip", "netns", "add", &ns]);
+        sh(&["ip", "-n", &ns, "link", "add", "br0", "type", "bridge"]);
+        sh(&["ip", "-n", &ns, "link", "set", "br0", "up"]);
+        for &m in members {
+            let (port, tmp) = (format!("p{m}"), format!("{}s{k}m{m}", self.tag));
+            sh(&["ip", "link", "add", &tmp, "type", "veth", "peer", "name", &port, "netns", &ns]);
+            sh(&["ip", "link", "set", &tmp, "netns", &self.nodes[m].ns, "name", dev]);
+            sh(&["ip", "-n", &ns, "link", "set", &port, "master", "br0"]);
+            sh(&["ip", "-n", &ns, "link", "set", &port, "up"]);
+            self.exec_ok(m, &["sysctl", "-qw", &format!("net.ipv6.conf.{dev}.accept_dad=0")]);
+            self.exec_ok(m, &["ip", "link", "set", dev, "address", &mac(m, 0xff00 + k)]);
+            self.exec_ok(m, &["ip", "addr", "flush", "dev", dev]);
+            self.exec_ok(m, &["ip", "addr", "add", &format!("{}/64", seg_ll(m, k)), "dev", dev, "nodad"]);
+            self.exec_ok(m, &["ip", "link", "set", dev, "up"]);
+        }
+        k
     }
 
     /// The command line that runs `cmd` inside node `i`'s namespace.
@@ -247,6 +296,12 @@ impl Net {
         self.exec(i, &cmd).status.success()
     }
 
+    /// Pings `addr` from node `i` with source address `src` (one echo).
+    pub fn ping_from(&self, i: usize, src: &str, addr: &str) -> bool {
+        let family = if addr.contains(':') { "-6" } else { "-4" };
+        self.exec(i, &["ping", family, "-c", "1", "-W", "1", "-I", src, addr]).status.success()
+    }
+
     /// Routes of node `i` as `ip -j route` shows them (both families).
     pub fn routes_json(&self, i: usize, family: &str, proto: &str) -> String {
         String::from_utf8_lossy(
@@ -316,6 +371,9 @@ impl Drop for Net {
                 }
             });
             let _ = Command::new("ip").args(["netns", "del", &n.ns]).status();
+        }
+        for s in &self.segments {
+            let _ = Command::new("ip").args(["netns", "del", &s.ns]).status();
         }
         if std::env::var_os("WEFT_KEEP_TEST_LOGS").is_none() && !std::thread::panicking() {
             let _ = std::fs::remove_dir_all(&self.root);
