@@ -35,7 +35,7 @@ impl Failure {
 }
 
 /// What a forwarding-path check found.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PathCheck {
     pub total: usize,
     pub ok: usize,
@@ -47,6 +47,8 @@ pub struct PathCheck {
     /// or whose interface is not a mesh link.
     pub bad_hop: usize,
     pub loops: usize,
+    /// Per link: how many working paths cross it.
+    pub per_link: Vec<usize>,
 }
 
 impl PathCheck {
@@ -151,15 +153,20 @@ impl Bed {
     pub fn check_paths(&mut self, protocol: u8) -> PathCheck {
         let n = self.len();
         let tables: Vec<Vec<Route>> = (0..n).map(|i| self.routes(i, protocol)).collect();
-        let mut c = PathCheck::default();
+        let mut c = PathCheck { per_link: vec![0; self.net.links.len()], ..PathCheck::default() };
+        let mut crossed = Vec::new();
         for &(addr, dst) in &self.targets {
             for src in (0..n).filter(|&s| s != dst) {
                 c.total += 1;
                 let mut cur = src;
                 let mut hops = 0;
+                crossed.clear();
                 loop {
                     if cur == dst {
                         c.ok += 1;
+                        for &l in &crossed {
+                            c.per_link[l] += 1;
+                        }
                         break;
                     }
                     hops += 1;
@@ -184,6 +191,7 @@ impl Bed {
                         c.dead_link += 1;
                         break;
                     }
+                    crossed.push(link);
                     cur = next;
                 }
             }

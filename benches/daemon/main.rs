@@ -25,21 +25,20 @@ mod common;
 mod bed;
 mod daemons;
 mod rtnl;
+mod speaker;
+mod table;
 
-use std::collections::HashSet;
-use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use bed::{ip_batch, Bed, Failure};
 use daemons::{stop_all, Announce, Daemons, Kind, Proc};
-use rtnl::{Change, Listener};
 use weft::sim::Topology;
 
 /// How often paths are checked while waiting for (re)convergence.
 const PROBE_EVERY: Duration = Duration::from_millis(10);
 
-struct Settings {
+pub struct Settings {
     full: bool,
     reps: usize,
     kinds: Vec<Kind>,
@@ -52,12 +51,12 @@ struct Settings {
 }
 
 impl Settings {
-    fn wants(&self, scenario: &str) -> bool {
+    pub fn wants(&self, scenario: &str) -> bool {
         self.only.as_ref().is_none_or(|o| o.iter().any(|s| s == scenario))
     }
 
     /// The kinds in interleaved order for repetition `rep` (ABBA).
-    fn order(&self, rep: usize) -> Vec<Kind> {
+    pub fn order(&self, rep: usize) -> Vec<Kind> {
         let mut k = self.kinds.clone();
         if rep % 2 == 1 {
             k.reverse();
@@ -111,12 +110,12 @@ fn watch(bed: &mut Bed, protocol: u8, t0: Instant, timeout: Duration, hold: Dura
     }
 }
 
-fn secs(d: Option<Duration>) -> String {
+pub fn secs(d: Option<Duration>) -> String {
     d.map_or("-".into(), |d| format!("{:.2} s", d.as_secs_f64()))
 }
 
 /// "median M (min A, max B, n N)" of some samples.
-fn summary(mut v: Vec<f64>, unit: &str, decimals: usize) -> String {
+pub fn summary(mut v: Vec<f64>, unit: &str, decimals: usize) -> String {
     if v.is_empty() {
         return "no samples".into();
     }
@@ -154,6 +153,10 @@ fn start_all(bed: &Bed, d: &Daemons, kind: Kind) -> Vec<Proc> {
 struct ReconvRun {
     cold: Watch,
     after: Watch,
+    /// Working paths that crossed the failing link just before it failed.
+    crossing: usize,
+    /// Of 4 pings between the failed link's ends after reconvergence.
+    pings_ok: usize,
 }
 
 fn reconverge_run(
@@ -175,11 +178,21 @@ fn reconverge_run(
         if !before.all_ok() {
             println!("    ! paths broken before the failure: {before:?}");
         }
+        let crossing = before.per_link[bed.net.link_index(a, b)];
         let t1 = Instant::now();
         bed.fail(a, b, how);
         let after = watch(bed, p, t1, Duration::from_secs(60), s.hold);
+        // The data plane agrees with the route walk: the two ends of the
+        // failed link reach each other the long way round.
+        let pings = [
+            bed.net.ping(a, &common::netns::node_v6(b)),
+            bed.net.ping(a, &common::netns::node_v4(b)),
+            bed.net.ping(b, &common::netns::node_v6(a)),
+            bed.net.ping(b, &common::netns::node_v4(a)),
+        ];
+        let pings_ok = pings.iter().filter(|p| **p).count();
         bed.repair(a, b, how);
-        result = Some(ReconvRun { cold, after });
+        result = Some(ReconvRun { cold, after, crossing, pings_ok });
     } else {
         println!("    ! {} did not converge from a cold start in 60 s", kind.as_str());
     }
@@ -217,16 +230,20 @@ fn reconvergence(d: &Daemons, s: &Settings) {
                         continue;
                     };
                     println!(
-                        "  rep {rep} {:<6} {:<17}: cold start {} | after failure: all paths {} (stable {}), loops seen in {} checks",
+                        "  rep {rep} {:<6} {:<17}: cold start {} | {} paths crossed the link | after failure: all paths {} (stable {}), loops seen in {} checks; pings {}/4",
                         kind.as_str(),
                         how.as_str(),
                         secs(r.cold.first_ok),
+                        r.crossing,
                         secs(r.after.first_ok),
                         secs(r.after.stable_ok),
-                        r.after.loop_checks
+                        r.after.loop_checks,
+                        r.pings_ok
                     );
                     if !s.full {
                         assert!(r.after.stable_ok.is_some(), "{} did not reconverge", kind.as_str());
+                        assert!(r.crossing > 0, "no path crossed the failed link: the run measured nothing");
+                        assert_eq!(r.pings_ok, 4, "{}: routes look right but pings fail", kind.as_str());
                     }
                     results.push((kind, how, r));
                 }
@@ -235,8 +252,10 @@ fn reconvergence(d: &Daemons, s: &Settings) {
         println!("  summary ({name}, hello {} s):", d.hello_s);
         for &how in failures {
             for &kind in &s.kinds {
-                let rs: Vec<&ReconvRun> =
+                // A run in which no path crossed the link measured nothing.
+                let all: Vec<&ReconvRun> =
                     results.iter().filter(|(k, h, _)| (*k, *h) == (kind, how)).map(|(_, _, r)| r).collect();
+                let rs: Vec<&ReconvRun> = all.iter().copied().filter(|r| r.crossing > 0).collect();
                 let first: Vec<f64> =
                     rs.iter().filter_map(|r| r.after.first_ok).map(|d| d.as_secs_f64()).collect();
                 let stable: Vec<f64> =
@@ -244,11 +263,12 @@ fn reconvergence(d: &Daemons, s: &Settings) {
                 let failed = rs.iter().filter(|r| r.after.stable_ok.is_none()).count();
                 let loops = rs.iter().filter(|r| r.after.loop_checks > 0).count();
                 println!(
-                    "    {:<6} {:<17} reconvergence {}; stable {}; {failed} runs never reconverged; loops seen in {loops} runs",
+                    "    {:<6} {:<17} reconvergence {}; stable {}; {failed} runs never reconverged; loops seen in {loops} runs; {} runs left out (no path crossed the link)",
                     kind.as_str(),
                     how.as_str(),
                     summary(first, "s", 2),
-                    summary(stable, "s", 2)
+                    summary(stable, "s", 2),
+                    all.len() - rs.len()
                 );
             }
         }
@@ -325,240 +345,6 @@ fn cold_start(d: &Daemons, s: &Settings) {
     }
 }
 
-/// The announcer's static routes: `n` IPv4 /24s in 10.128.0.0/9.
-fn static_prefix(k: usize) -> String {
-    format!("10.{}.{}.0/24", 128 + (k >> 8), k & 0xff)
-}
-
-fn in_static_range(a: IpAddr) -> bool {
-    matches!(a, IpAddr::V4(v) if v.octets()[0] == 10 && v.octets()[1] >= 128)
-}
-
-/// Times from `t0` until node `node` has `n` routes of `protocol` in
-/// 10.128.0.0/9, by route events: (first, all). Falls back to dumps if
-/// events were lost.
-fn await_routes(
-    bed: &mut Bed,
-    l: &mut Listener,
-    node: usize,
-    protocol: u8,
-    n: usize,
-    t0: Instant,
-) -> (Option<Duration>, Option<Duration>) {
-    let mut have: HashSet<(IpAddr, u8, u32)> = HashSet::new();
-    let mut first = None;
-    let deadline = Duration::from_secs(180);
-    while t0.elapsed() < deadline {
-        match l.poll(100) {
-            Ok(changes) => {
-                let now = t0.elapsed();
-                for c in changes {
-                    match c {
-                        Change::Added(r) if r.protocol == protocol && in_static_range(r.dst) => {
-                            first.get_or_insert(now);
-                            have.insert((r.dst, r.dst_len, r.metric));
-                        }
-                        Change::Removed(r) => {
-                            have.remove(&(r.dst, r.dst_len, r.metric));
-                        }
-                        _ => {}
-                    }
-                }
-                if have.len() >= n {
-                    return (first, Some(now));
-                }
-            }
-            Err(e) => {
-                println!("    ! route events lost ({e}); counting by dumps from now on");
-                loop {
-                    let c = bed.routes(node, protocol).iter().filter(|r| in_static_range(r.dst)).count();
-                    if c >= n {
-                        return (first, Some(t0.elapsed()));
-                    }
-                    if t0.elapsed() > deadline {
-                        return (first, None);
-                    }
-                    std::thread::sleep(Duration::from_millis(20));
-                }
-            }
-        }
-    }
-    (first, None)
-}
-
-struct TableRun {
-    kind: Kind,
-    rss0: u64,
-    rss1: u64,
-    hwm1: u64,
-    learn_first: Option<Duration>,
-    learn_all: Option<Duration>,
-    batch: Duration,
-    stop: Duration,
-    left: usize,
-    restart_first: Option<Duration>,
-    restart_all: Option<Duration>,
-    rss2: u64,
-    cpu1: Duration,
-}
-
-fn table_run(bed: &mut Bed, d: &Daemons, kind: Kind, n: usize, script: &str) -> TableRun {
-    let p = kind.protocol();
-    let m = d.start(bed, kind, 1, Announce::V6Loopback);
-    // The neighbour is up once the announcer's loopback route is in.
-    let t = Instant::now();
-    while bed.count_routes(1, p) == 0 {
-        assert!(
-            t.elapsed() < Duration::from_secs(30),
-            "{} learned nothing from the announcer",
-            kind.as_str()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    std::thread::sleep(Duration::from_secs(2));
-    let (rss0, _) = m.memory_kb();
-    let cpu0 = m.cpu();
-    // Phase 1: the announcer's kernel gets n static routes; its babeld
-    // announces them; the measured daemon installs them.
-    let mut l = Listener::open(bed.ns(1)).expect("route listener");
-    let t0 = Instant::now();
-    ip_batch(bed.ns(0), script, false).unwrap();
-    let batch = t0.elapsed();
-    let (learn_first, learn_all) = await_routes(bed, &mut l, 1, p, n, t0);
-    drop(l);
-    std::thread::sleep(Duration::from_secs(3));
-    let (rss1, hwm1) = m.memory_kb();
-    let cpu1 = m.cpu() - cpu0;
-    let stop = m.stop();
-    let left = bed.count_routes(1, p);
-    if left > 0 {
-        let _ = ip_batch(bed.ns(1), &format!("route flush proto {p}\n-6 route flush proto {p}\n"), true);
-    }
-    // Phase 2: a restart next to a neighbour with the full table.
-    let mut l = Listener::open(bed.ns(1)).expect("route listener");
-    let t0 = Instant::now();
-    let m = d.start(bed, kind, 1, Announce::V6Loopback);
-    let (restart_first, restart_all) = await_routes(bed, &mut l, 1, p, n, t0);
-    drop(l);
-    std::thread::sleep(Duration::from_secs(2));
-    let (rss2, _) = m.memory_kb();
-    m.stop();
-    if bed.count_routes(1, p) > 0 {
-        let _ = ip_batch(bed.ns(1), &format!("route flush proto {p}\n-6 route flush proto {p}\n"), true);
-    }
-    // The announcer withdraws them again.
-    ip_batch(bed.ns(0), "route flush proto static\n", false).unwrap();
-    std::thread::sleep(Duration::from_secs(2));
-    TableRun {
-        kind,
-        rss0,
-        rss1,
-        hwm1,
-        learn_first,
-        learn_all,
-        batch,
-        stop,
-        left,
-        restart_first,
-        restart_all,
-        rss2,
-        cpu1,
-    }
-}
-
-fn table(d: &Daemons, s: &Settings) {
-    let n = s.routes;
-    println!(
-        "\n## route table: {n} IPv4 /24s announced by a neighbouring babeld (redistributing proto static), line of 2"
-    );
-    let mut bed = Bed::new(&Topology::line(2));
-    ip_batch(bed.ns(0), "link add st0 type veth peer name st0p\nlink set st0p up\nlink set st0 up\n", false)
-        .unwrap();
-    let script: String =
-        (0..n).map(|k| format!("route add {} dev st0 proto static\n", static_prefix(k))).collect();
-    let announcer = d.start(&bed, Kind::Babeld, 0, Announce::StaticRoutes);
-    let mut runs: Vec<TableRun> = Vec::new();
-    for rep in 0..s.reps {
-        for kind in s.order(rep) {
-            let r = table_run(&mut bed, d, kind, n, &script);
-            println!(
-                "  rep {rep} {:<6}: RSS {} kB -> {} kB (+{} B/route, VmHWM {} kB); announcer's ip -batch {:.0} ms; first route {}, all {n} {} (CPU {:.0} ms); clean stop {:.0} ms, {} routes left; restart beside the full table: first {}, all {}, RSS {} kB",
-                kind.as_str(),
-                r.rss0,
-                r.rss1,
-                (r.rss1 as i64 - r.rss0 as i64) * 1024 / n as i64,
-                r.hwm1,
-                r.batch.as_secs_f64() * 1e3,
-                secs(r.learn_first),
-                secs(r.learn_all),
-                r.cpu1.as_secs_f64() * 1e3,
-                r.stop.as_secs_f64() * 1e3,
-                r.left,
-                secs(r.restart_first),
-                secs(r.restart_all),
-                r.rss2,
-            );
-            if !s.full {
-                assert!(r.learn_all.is_some(), "{} did not install all {n} routes", kind.as_str());
-                assert!(r.rss1 > 0, "no RSS reading for {}", kind.as_str());
-            }
-            runs.push(r);
-        }
-    }
-    announcer.stop();
-    println!("  summary ({n} routes):");
-    for &kind in &s.kinds {
-        let r: Vec<&TableRun> = runs.iter().filter(|r| r.kind == kind).collect();
-        let f =
-            |g: &dyn Fn(&TableRun) -> Option<f64>| -> Vec<f64> { r.iter().filter_map(|x| g(x)).collect() };
-        println!("    {:<6} RSS before {}", kind.as_str(), summary(f(&|x| Some(x.rss0 as f64)), "kB", 0));
-        println!(
-            "    {:<6} RSS with the table {}",
-            kind.as_str(),
-            summary(f(&|x| Some(x.rss1 as f64)), "kB", 0)
-        );
-        println!(
-            "    {:<6} VmHWM with the table {}",
-            kind.as_str(),
-            summary(f(&|x| Some(x.hwm1 as f64)), "kB", 0)
-        );
-        println!(
-            "    {:<6} RSS growth per route {}",
-            kind.as_str(),
-            summary(f(&|x| Some((x.rss1 as f64 - x.rss0 as f64) * 1024.0 / n as f64)), "B", 0)
-        );
-        println!(
-            "    {:<6} announced -> all in the kernel {}; first route {}; CPU {}",
-            kind.as_str(),
-            summary(f(&|x| x.learn_all.map(|d| d.as_secs_f64())), "s", 2),
-            summary(f(&|x| x.learn_first.map(|d| d.as_secs_f64())), "s", 2),
-            summary(f(&|x| Some(x.cpu1.as_secs_f64() * 1e3)), "ms", 0)
-        );
-        println!(
-            "    {:<6} first -> last route installed {}",
-            kind.as_str(),
-            summary(f(&|x| Some((x.learn_all? - x.learn_first?).as_secs_f64())), "s", 2)
-        );
-        println!(
-            "    {:<6} restart beside the full table -> all in the kernel {}; first -> last {}",
-            kind.as_str(),
-            summary(f(&|x| x.restart_all.map(|d| d.as_secs_f64())), "s", 2),
-            summary(f(&|x| Some((x.restart_all? - x.restart_first?).as_secs_f64())), "s", 2)
-        );
-        println!(
-            "    {:<6} clean stop with the table (retract, remove routes) {}; routes left {}",
-            kind.as_str(),
-            summary(f(&|x| Some(x.stop.as_secs_f64() * 1e3)), "ms", 0),
-            r.iter().map(|x| x.left).sum::<usize>()
-        );
-        println!(
-            "    {:<6} RSS after the restart {}",
-            kind.as_str(),
-            summary(f(&|x| Some(x.rss2 as f64)), "kB", 0)
-        );
-    }
-}
-
 fn main() {
     let full = std::env::args().any(|a| a == "--bench");
     if !common::netns::have_netns() {
@@ -602,7 +388,10 @@ fn main() {
         cold_start(&d, &s);
     }
     if s.wants("table") {
-        table(&d, &s);
+        table::from_speaker(&d, &s);
+    }
+    if s.full && s.wants("table-babeld") {
+        table::from_babeld(&d, &s);
     }
     println!("\n(total {:.0} s)", t.elapsed().as_secs_f64());
 }
