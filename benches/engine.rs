@@ -1,10 +1,13 @@
 //! Engine benchmark: a neighbour's full dump of 10,000 routes, decoded and
 //! processed (selection, FIB operations, triggered updates), and the heap
-//! memory the routing state takes per route.
+//! memory the routing state takes per route; also the per-route copies the
+//! daemon keeps outside the engine (its map of installed routes and the FIB
+//! edge's set of routes it owns), to explain the daemon's RSS per route.
 //!
 //! Run: `cargo bench --bench engine` (prints figures; no assertions).
 
 use std::alloc::{GlobalAlloc, Layout, System};
+use std::collections::{BTreeMap, HashSet};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::atomic::{AtomicIsize, Ordering};
 use std::time::Instant;
@@ -13,17 +16,23 @@ use weft::babel::packet::{Message, PacketBuilder, Update};
 use weft::babel::{
     Centisecs, Engine, EngineConfig, Input, InterfaceConfig, LinkType, Metric, Prefix, RouterId, SeqNo, Time,
 };
+use weft::kernel::{FibRoute, RouteKey};
 
 struct Counting;
 static LIVE: AtomicIsize = AtomicIsize::new(0);
+/// Live allocations: each costs malloc a header and rounding (glibc: 8
+/// bytes, 16-byte chunks of at least 32 bytes).
+static COUNT: AtomicIsize = AtomicIsize::new(0);
 
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, l: Layout) -> *mut u8 {
         LIVE.fetch_add(l.size() as isize, Ordering::Relaxed);
+        COUNT.fetch_add(1, Ordering::Relaxed);
         System.alloc(l)
     }
     unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
         LIVE.fetch_sub(l.size() as isize, Ordering::Relaxed);
+        COUNT.fetch_sub(1, Ordering::Relaxed);
         System.dealloc(p, l)
     }
     unsafe fn realloc(&self, p: *mut u8, l: Layout, n: usize) -> *mut u8 {
@@ -114,11 +123,14 @@ fn main() {
     println!("dump: {} routes in {} packets, {bytes} bytes", routes(), dump.len());
     let mut times = Vec::new();
     let mut per_route = 0.0;
+    let mut allocs_per_route = 0.0;
+    let mut last = None;
     let rounds = if routes() >= 10_000 { 11 } else { 2 };
     for round in 0..rounds {
         let now = Time(1000);
         let mut e = engine_with_neighbour(now);
         let before = LIVE.load(Ordering::Relaxed);
+        let count_before = COUNT.load(Ordering::Relaxed);
         let t = Instant::now();
         let mut outputs = 0usize;
         for p in &dump {
@@ -134,7 +146,9 @@ fn main() {
             times.push(elapsed.as_secs_f64() * 1000.0);
         }
         per_route = (after - before) as f64 / routes() as f64;
+        allocs_per_route = (COUNT.load(Ordering::Relaxed) - count_before) as f64 / routes() as f64;
         let _ = outputs;
+        last = Some(e);
     }
     times.sort_by(|a, b| a.partial_cmp(b).unwrap());
     println!(
@@ -144,5 +158,34 @@ fn main() {
         times.len(),
         routes() as f64 / (times[times.len() / 2] / 1000.0)
     );
-    println!("routing state heap per route: {per_route:.0} bytes (route, source, table entry, FIB-op queue drained)");
+    println!(
+        "routing state heap per route: {per_route:.0} bytes in {allocs_per_route:.2} allocations (route, source, table entry, FIB-op queue drained)"
+    );
+    daemon_copies(&last.expect("ran"));
+}
+
+/// The daemon's own per-route state next to the engine's: `installed`
+/// (prefix -> kernel route, in `daemon::runner`) and the FIB edge's `owned`
+/// set (`kernel::RtnlFib`), built as the daemon builds them.
+fn daemon_copies(e: &Engine) {
+    let n = routes() as f64;
+    let routes = e.installed_routes();
+    let (b0, c0) = (LIVE.load(Ordering::Relaxed), COUNT.load(Ordering::Relaxed));
+    let installed: BTreeMap<Prefix, FibRoute> = routes
+        .iter()
+        .map(|r| {
+            (r.prefix, FibRoute { prefix: r.prefix, next_hop: r.next_hop, ifindex: r.ifindex, metric: 1024 })
+        })
+        .collect();
+    let (b1, c1) = (LIVE.load(Ordering::Relaxed), COUNT.load(Ordering::Relaxed));
+    let owned: HashSet<RouteKey> = installed.values().map(FibRoute::key).collect();
+    let (b2, c2) = (LIVE.load(Ordering::Relaxed), COUNT.load(Ordering::Relaxed));
+    println!(
+        "daemon copies per route: installed map {:.0} bytes in {:.2} allocations, FIB edge's owned set {:.0} bytes in {:.4} allocations",
+        (b1 - b0) as f64 / n,
+        (c1 - c0) as f64 / n,
+        (b2 - b1) as f64 / n,
+        (c2 - c1) as f64 / n
+    );
+    drop((installed, owned));
 }

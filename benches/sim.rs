@@ -2,7 +2,9 @@
 //! every node has a route to every other node, with babeld's default
 //! intervals. Prints wall time and simulated convergence time.
 //!
-//! Run: `cargo bench --bench sim` (`WEFT_BENCH_GRID=20x20` for a smaller one).
+//! Run: `cargo bench --bench sim` (`WEFT_BENCH_GRID=20x20` for a smaller one,
+//! `WEFT_BENCH_HELLO_MS=1000` for other intervals: the update interval is
+//! four Hello intervals, as for babeld).
 
 use std::time::Instant;
 
@@ -15,7 +17,8 @@ fn main() {
         // Under `cargo test --all-targets` (no --bench), a quick smoke run.
         .unwrap_or(if std::env::args().any(|a| a == "--bench") { (40, 25) } else { (4, 4) });
     let topo = Topology::grid(w, h);
-    let cfg = SimConfig { seed: 1, hello_interval_ms: 4000, update_interval_ms: 16000, check_loops: true };
+    let hello: u64 = std::env::var("WEFT_BENCH_HELLO_MS").ok().and_then(|s| s.parse().ok()).unwrap_or(4000);
+    let cfg = SimConfig { seed: 1, hello_interval_ms: hello, update_interval_ms: 4 * hello, check_loops: true };
     let start = Instant::now();
     let mut sim = Sim::new(&topo, cfg.clone());
     let converged = sim.run_until_converged(900_000);
