@@ -18,7 +18,8 @@ fn main() {
         .unwrap_or(if std::env::args().any(|a| a == "--bench") { (40, 25) } else { (4, 4) });
     let topo = Topology::grid(w, h);
     let hello: u64 = std::env::var("WEFT_BENCH_HELLO_MS").ok().and_then(|s| s.parse().ok()).unwrap_or(4000);
-    let cfg = SimConfig { seed: 1, hello_interval_ms: hello, update_interval_ms: 4 * hello, check_loops: true };
+    let cfg =
+        SimConfig { seed: 1, hello_interval_ms: hello, update_interval_ms: 4 * hello, check_loops: true };
     let start = Instant::now();
     let mut sim = Sim::new(&topo, cfg.clone());
     let converged = sim.run_until_converged(900_000);
