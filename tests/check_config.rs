@@ -207,3 +207,28 @@ fn default_path_is_etc_config_weft() {
     assert!(all.contains("/etc/config/weft"), "{all}");
     assert!(matches!(out.status.code(), Some(0) | Some(1)), "{:?}", out.status);
 }
+
+/// The configuration the .ipk installs as /etc/config/weft must start the
+/// daemon on a fresh router: valid, with WireGuard on the mesh interface
+/// and, until a CA or trusted key is added, one warning that nobody will be
+/// admitted (never plain Babel on the mesh).
+#[test]
+fn shipped_openwrt_config_is_valid() {
+    let shipped = concat!(env!("CARGO_MANIFEST_DIR"), "/openwrt-package/files/weft.config");
+    let out = check(Path::new(shipped));
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("1 interface (1 with WireGuard)"), "{}", text(&out.stdout));
+    let stderr = text(&out.stderr);
+    assert_eq!(stderr.lines().count(), 1, "one warning expected: {stderr}");
+    assert!(stderr.contains("no neighbour will be admitted"), "{stderr}");
+
+    // With a CA key added, as docs/OPENWRT.md tells, no warning is left.
+    let dir = TempDir::new("shipped");
+    let ca = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=";
+    let with_ca = std::fs::read_to_string(shipped)
+        .unwrap()
+        .replace("config weft 'main'\n", &format!("config weft 'main'\n\tlist ca_public_key '{ca}'\n"));
+    let out = check(&dir.file("weft", with_ca));
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stderr), "", "no warnings expected");
+}

@@ -560,6 +560,23 @@ fn parse_port(s: &str) -> Result<u16, Expected> {
     parse_uint(s, 1, 65535).map(|v| v as u16)
 }
 
+/// `listen_port_range`: a number of ports, or "FIRST-LAST" (inclusive).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum PortRange {
+    Count(u16),
+    Span(u16, u16),
+}
+
+fn parse_port_range(s: &str) -> Result<PortRange, Expected> {
+    match s.split_once('-') {
+        None => parse_port(s).map(PortRange::Count),
+        Some((a, b)) => match (parse_port(a.trim()), parse_port(b.trim())) {
+            (Ok(first), Ok(last)) if first <= last => Ok(PortRange::Span(first, last)),
+            _ => Err("a number of ports, or FIRST-LAST with ports from 1 to 65535 and FIRST <= LAST".into()),
+        },
+    }
+}
+
 fn parse_keepalive(s: &str) -> Result<u64, Expected> {
     parse_whole_seconds_ms(s, 65535)
 }
@@ -765,9 +782,27 @@ fn read_main(
         None => None,
     };
 
-    let listen_port = f.value("listen_port", parse_port)?.unwrap_or(DEFAULT_LISTEN_PORT);
-    let listen_port_range = match f.get("listen_port_range", parse_port)? {
-        Some((r, line)) => {
+    let listen_port_opt = f.get("listen_port", parse_port)?;
+    let mut listen_port = listen_port_opt.map(|(p, _)| p).unwrap_or(DEFAULT_LISTEN_PORT);
+    let listen_port_range = match f.get("listen_port_range", parse_port_range)? {
+        // "FIRST-LAST", as firewall rules write it: FIRST is the listen_port.
+        Some((PortRange::Span(first, last), line)) => {
+            if listen_port_opt.is_some_and(|(p, _)| p != first) {
+                return Err(ConfigError::at(
+                    file,
+                    line,
+                    ErrorKind::Conflict {
+                        section: f.label.clone(),
+                        message: format!(
+                            "listen_port_range {first}-{last} does not start at listen_port {listen_port}"
+                        ),
+                    },
+                ));
+            }
+            listen_port = first;
+            last - first + 1
+        }
+        Some((PortRange::Count(r), line)) => {
             if u32::from(listen_port) + u32::from(r) - 1 > 65535 {
                 return Err(ConfigError::at(
                     file,
@@ -854,19 +889,24 @@ fn read_interface(
     let f = Fields::new(file, s, INTERFACE_OPTIONS);
     let (ifname, line) = f.required("ifname", parse_ifname)?;
     let wireguard = match f.get("wireguard", parse_bool)? {
-        Some((true, wg_line)) if !trust.has_trust_material() => {
-            return Err(ConfigError::at(
-                file,
-                wg_line,
-                ErrorKind::Conflict {
-                    section: f.label.clone(),
-                    message: "wireguard is 1 but no ca_public_key or trusted_key is configured: \
-                              no neighbour could be admitted"
-                        .into(),
-                },
-            ))
+        // Not fatal: a fresh router (the shipped configuration) runs and
+        // admits nobody until a CA or trusted key is added, rather than
+        // refusing to start or speaking unauthenticated Babel.
+        Some((true, wg_line)) => {
+            if !trust.has_trust_material() {
+                warnings.push(Warning::new(
+                    file,
+                    wg_line,
+                    format!(
+                        "{}: wireguard is 1 but no ca_public_key or trusted_key is configured: \
+                         no neighbour will be admitted until one is",
+                        f.label
+                    ),
+                ));
+            }
+            true
         }
-        Some((w, _)) => w,
+        Some((false, _)) => false,
         None => trust.has_trust_material(),
     };
     let (hello_interval_ms, update_interval_ms) = intervals.for_link(&f)?;

@@ -357,6 +357,11 @@ impl Mesh {
             let o = self.net.exec_ok(i, &["ip", family, "-j", "route", "show", "proto", "119"]);
             let v: Value = serde_json::from_slice(&o.stdout).unwrap_or(Value::Null);
             for r in v.as_array().into_iter().flatten() {
+                // Unreachable routes hold a retracted prefix (RFC 8966
+                // 3.5.5); they forward nothing.
+                if r["type"].as_str().is_some_and(|t| t != "unicast") {
+                    continue;
+                }
                 if let Some(dst) = r["dst"].as_str() {
                     // `ip -j` writes a host route without its length.
                     let dst = match (dst.contains('/'), dst.contains(':')) {

@@ -214,6 +214,7 @@ procd_close_instance
 procd_open_trigger
 procd_add_reload_trigger [weft]
 procd_add_interface_trigger [interface.*] [mesh] [/etc/init.d/weft] [reload]
+procd_add_interface_trigger [interface.*] [mesh0] [/etc/init.d/weft] [reload]
 procd_close_trigger
 procd_close_service [set]
 EOF
@@ -250,7 +251,7 @@ test_init() {
 	check "start: configuration checked with weft check-config" \
 		grep -qx "check-config -c /etc/config/weft" "$r/tmp/weft.calls"
 	check "start: directories for state_file and control_socket" \
-		test -d "$r/tmp/lib/weft" -a -d "$r/tmp/run/weft"
+		test -d "$r/tmp/lib/weft" -a -d "$r/tmp/run"
 
 	rc "$r" reload
 	check_eq "reload (running): exit status" 0 "$RC_STATUS"
@@ -264,6 +265,7 @@ test_init() {
 	rc "$r" start
 	check_eq "start: one interface trigger per logical name and ifname" \
 		"procd_add_interface_trigger [interface.*] [mesh] [/etc/init.d/weft] [reload]
+procd_add_interface_trigger [interface.*] [mesh0] [/etc/init.d/weft] [reload]
 procd_add_interface_trigger [interface.*] [wifi] [/etc/init.d/weft] [reload]
 procd_add_interface_trigger [interface.*] [phy0-mesh0] [/etc/init.d/weft] [reload]" \
 		"$(grep interface_trigger "$r/tmp/procd.log")"
@@ -366,6 +368,9 @@ test_defaults_fresh() {
 	rule=$(fw_section "$r" rule Allow-Weft-Babel)
 	check_eq "fresh: Babel rule (src proto dest_port target family)" "mesh udp 6696 ACCEPT ipv6" \
 		"$(for o in src proto dest_port target family; do uci_get "$r" "firewall.@rule[$rule].$o"; done | xargs)"
+	rule=$(fw_section "$r" rule Allow-Weft-Discovery)
+	check_eq "fresh: discovery rule (src proto dest_port target family)" "mesh udp 6698 ACCEPT ipv6" \
+		"$(for o in src proto dest_port target family; do uci_get "$r" "firewall.@rule[$rule].$o"; done | xargs)"
 	rule=$(fw_section "$r" rule Allow-Weft-WireGuard)
 	check_eq "fresh: WireGuard rule (src proto dest_port target family)" "mesh udp 51820-51899 ACCEPT any" \
 		"$(for o in src proto dest_port target family; do uci_get "$r" "firewall.@rule[$rule].$o"; done | xargs)"
@@ -447,8 +452,8 @@ EOF
 	check_eq "user rules: the user's Babel rule is not duplicated" 1 "$(fw_count "$r" rule Allow-Weft-Babel)"
 	check_eq "user rules: ... nor changed" 6697 \
 		"$(uci_get "$r" "firewall.@rule[$(fw_section "$r" rule Allow-Weft-Babel)].dest_port")"
-	check_eq "user rules: the missing rules are added" "1 1" \
-		"$(fw_count "$r" rule Allow-Weft-WireGuard) $(fw_count "$r" rule Allow-Weft-ICMPv6)"
+	check_eq "user rules: the missing rules are added" "1 1 1" \
+		"$(fw_count "$r" rule Allow-Weft-WireGuard) $(fw_count "$r" rule Allow-Weft-ICMPv6) $(fw_count "$r" rule Allow-Weft-Discovery)"
 }
 
 test_defaults_genkey_fails() {
@@ -478,7 +483,7 @@ test_defaults_no_firewall() {
 	apply "$r"
 	check_eq "no firewall package: returns 0" "uci-defaults: 90-weft status 0" "$APPLY_OUT"
 	check "no firewall package: no firewall config created" test ! -e "$r/etc/config/firewall"
-	check "no firewall package: says which ports to open" logged "$r" "open UDP 6696 and the WireGuard ports by hand"
+	check "no firewall package: says which ports to open" logged "$r" "open UDP 6696, 6698 and the WireGuard ports by hand"
 }
 
 # ----------------------------------------------------- feed Makefile (SDK) --

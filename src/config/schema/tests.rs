@@ -382,14 +382,34 @@ fn wireguard_default_follows_trust_material() {
 }
 
 #[test]
-fn wireguard_without_trust_material_is_refused() {
-    let e = fail("config weft 'main'\nconfig interface 'mesh'\n\toption ifname a\n\toption wireguard 1\n");
-    assert_eq!(e.line, Some(4));
-    assert!(matches!(e.kind, ErrorKind::Conflict { .. }), "{e:?}");
+fn wireguard_without_trust_material_admits_nobody_with_a_warning() {
+    let (c, w) = ok("config weft 'main'\nconfig interface 'mesh'\n\toption ifname a\n\toption wireguard 1\n");
+    assert!(c.interfaces[0].wireguard, "the interface must stay closed, not fall back to plain Babel");
+    assert_eq!(w.len(), 1, "{w:?}");
+    assert_eq!(w[0].line, 4);
     assert!(
-        e.to_string().contains("interface 'mesh': wireguard is 1 but no ca_public_key or trusted_key"),
-        "{e}"
+        w[0].message.contains("interface 'mesh': wireguard is 1 but no ca_public_key or trusted_key"),
+        "{}",
+        w[0].message
     );
+}
+
+#[test]
+fn listen_port_range_as_first_last() {
+    let (c, _) = ok(&format!("config weft 'main'\n\toption listen_port_range '52000-52009'\n{IFACE}"));
+    assert_eq!((c.main.listen_port, c.main.listen_port_range), (52000, 10));
+    let (c, _) = ok(&format!(
+        "config weft 'main'\n\toption listen_port 51820\n\toption listen_port_range '51820-51899'\n{IFACE}"
+    ));
+    assert_eq!((c.main.listen_port, c.main.listen_port_range), (51820, 80));
+    for bad in ["51899-51820", "0-10", "1-70000", "a-b", "-"] {
+        let e = fail(&format!("config weft 'main'\n\toption listen_port_range '{bad}'\n{IFACE}"));
+        assert!(e.to_string().contains("FIRST-LAST"), "{bad}: {e}");
+    }
+    let e = fail(&format!(
+        "config weft 'main'\n\toption listen_port 51820\n\toption listen_port_range '52000-52009'\n{IFACE}"
+    ));
+    assert!(e.to_string().contains("does not start at listen_port 51820"), "{e}");
 }
 
 #[test]
