@@ -634,8 +634,8 @@ fn a_credential_expiring_while_connected_cuts_its_holder_off() {
         mesh.push(mesh_address_of(&write(&m, i, None)));
         m.start(i);
     }
-    // Echo's credential is signed last, just before it starts: 20 s to go.
-    let cred = write(&m, echo, Some("20s"));
+    // Echo's credential is signed last, just before it starts: 30 s to go.
+    let cred = write(&m, echo, Some("30s"));
     let not_after = cert_info(&cred)["not_after_unix"].as_u64().expect("not_after_unix");
     mesh.push(mesh_address_of(&cred));
     m.start(echo);
@@ -648,7 +648,7 @@ fn a_credential_expiring_while_connected_cuts_its_holder_off() {
         let r = m.routes(i);
         tunnels_to(m, i, &ids[echo].public).is_empty() && echo_routes.iter().all(|p| !r.contains_key(p))
     };
-    await_or_fail(&m, Duration::from_secs(15), "alpha and bravo route to echo", &[0, 1, 2], || {
+    await_or_fail(&m, Duration::from_secs(20), "alpha and bravo route to echo", &[0, 1, 2], || {
         (0..2).all(|i| connected(&m, i))
     });
     assert!(
@@ -818,7 +818,8 @@ fn a_credential_renewed_by_reload_keeps_the_tunnel_past_the_old_expiry() {
     let ids: Vec<NodeId> = (0..2).map(|i| NodeId::new(m.dir(i), names[i])).collect();
     let mut creds = Vec::new();
     for (i, id) in ids.iter().enumerate() {
-        let cred = ca.sign(id, &[&v4_prefix(i)], Some(if i == echo { "20s" } else { "1d" }));
+        // 30 s: enough for a loaded machine to set up the tunnel first.
+        let cred = ca.sign(id, &[&v4_prefix(i)], Some(if i == echo { "30s" } else { "1d" }));
         let mut conf = NodeConf::new(&ca, id, &cred, &[&m.net.dev(i, 1 - i)]);
         conf.announces = vec![v4_prefix(i)];
         m.write_conf(i, &conf);
@@ -832,7 +833,7 @@ fn a_credential_renewed_by_reload_keeps_the_tunnel_past_the_old_expiry() {
         let r = m.routes(alpha);
         echo_routes.iter().all(|p| r.contains_key(p))
     };
-    await_or_fail(&m, Duration::from_secs(15), "alpha routes to echo", &[0, 1], || connected(&m));
+    await_or_fail(&m, Duration::from_secs(20), "alpha routes to echo", &[0, 1], || connected(&m));
     let tunnel = m.tunnels(alpha);
     assert_eq!(tunnel.len(), 1, "{tunnel:?}");
     // Renewal: a new credential in the same file, then SIGHUP.

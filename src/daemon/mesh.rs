@@ -45,6 +45,8 @@ pub struct MeshAuth<'a> {
     pub store: &'a TrustStore,
     pub key: &'a NodePrivateKey,
     pub secrets: &'a std::cell::RefCell<HashMap<[u8; 32], Option<[u8; 32]>>>,
+    /// Credentials that passed [`LinkAuth::authorise`], in the order seen.
+    pub verified: &'a std::cell::RefCell<Vec<Vec<u8>>>,
 }
 
 /// Secrets kept for at most this many peers (each costs an X25519 to redo).
@@ -75,6 +77,13 @@ impl LinkAuth for MeshAuth<'_> {
             .store
             .authorise_peer(&NodePublicKey(*key), cred.as_ref(), now_unix)
             .map_err(|e| e.to_string())?;
+        if cred.is_some() {
+            let mut verified = self.verified.borrow_mut();
+            // Bounded: beacons repeat; the daemon drains this every event.
+            if verified.len() < 64 && !verified.iter().any(|b| b == credential) {
+                verified.push(credential.to_vec());
+            }
+        }
         Ok(Authorised {
             name: v.name.clone().unwrap_or_else(|| NodePublicKey(*key).to_string()),
             expires_unix: v.recheck_at(),
@@ -339,9 +348,10 @@ mod tests {
         );
         let cache = || std::cell::RefCell::new(HashMap::new());
         let (ca, cb, cc) = (cache(), cache(), cache());
-        let auth_a = MeshAuth { store: &store, key: &a, secrets: &ca };
-        let auth_b = MeshAuth { store: &store, key: &b, secrets: &cb };
-        let auth_c = MeshAuth { store: &store, key: &c, secrets: &cc };
+        let v = std::cell::RefCell::new(Vec::new());
+        let auth_a = MeshAuth { store: &store, key: &a, secrets: &ca, verified: &v };
+        let auth_b = MeshAuth { store: &store, key: &b, secrets: &cb, verified: &v };
+        let auth_c = MeshAuth { store: &store, key: &c, secrets: &cc, verified: &v };
         let m = auth_a.mac(&b.public_key().0, b"offer");
         assert_eq!(m, auth_b.mac(&a.public_key().0, b"offer"));
         assert_ne!(m, auth_c.mac(&a.public_key().0, b"offer"));

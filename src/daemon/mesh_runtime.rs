@@ -114,6 +114,10 @@ pub struct MeshRuntime {
     pub store: TrustStore,
     link: LinkManager,
     secrets: RefCell<HashMap<[u8; 32], Option<[u8; 32]>>>,
+    /// Credentials the link manager has just verified (beacons, handshakes),
+    /// for the known-node table: a neighbour's renewed credential then
+    /// counts for its routes at once, without a TLV 224 round trip.
+    verified: RefCell<Vec<Vec<u8>>>,
     pub known: KnownNodes,
     reassembly: Reassembly,
     disc: DiscoverySocket,
@@ -194,6 +198,7 @@ impl MeshRuntime {
             store,
             link,
             secrets: RefCell::new(HashMap::new()),
+            verified: RefCell::new(Vec::new()),
             known,
             reassembly: Reassembly::default(),
             disc,
@@ -277,7 +282,12 @@ impl MeshRuntime {
             info!("neighbour discovery stops on {}", self.raws[&i]);
             self.raws.remove(&i);
             self.disc.leave(i);
-            let auth = MeshAuth { store: &self.store, key: &self.id.key, secrets: &self.secrets };
+            let auth = MeshAuth {
+                store: &self.store,
+                key: &self.id.key,
+                secrets: &self.secrets,
+                verified: &self.verified,
+            };
             self.link.handle_input(now, unix, LinkInput::RawDown { ifindex: i }, &auth);
         }
         for (i, (name, link_type, mtu)) in desired {
@@ -289,7 +299,12 @@ impl MeshRuntime {
                 info!("neighbour discovery runs on {name} (ifindex {i})");
             }
             self.raws.insert(i, name.clone());
-            let auth = MeshAuth { store: &self.store, key: &self.id.key, secrets: &self.secrets };
+            let auth = MeshAuth {
+                store: &self.store,
+                key: &self.id.key,
+                secrets: &self.secrets,
+                verified: &self.verified,
+            };
             self.link.handle_input(now, unix, LinkInput::RawUp { ifindex: i, name, link_type, mtu }, &auth);
         }
     }
@@ -303,7 +318,12 @@ impl MeshRuntime {
         let unix = unix_now();
         for (i, p) in cfg.peers.iter().enumerate() {
             let index = i as u32;
-            let auth = MeshAuth { store: &self.store, key: &self.id.key, secrets: &self.secrets };
+            let auth = MeshAuth {
+                store: &self.store,
+                key: &self.id.key,
+                secrets: &self.secrets,
+                verified: &self.verified,
+            };
             if !p.enabled {
                 self.link.handle_input(now, unix, LinkInput::RemoveStaticPeer { index }, &auth);
                 continue;
@@ -329,7 +349,12 @@ impl MeshRuntime {
     }
 
     pub fn on_datagram(&mut self, now: Time, origin: Origin, data: &[u8]) {
-        let auth = MeshAuth { store: &self.store, key: &self.id.key, secrets: &self.secrets };
+        let auth = MeshAuth {
+            store: &self.store,
+            key: &self.id.key,
+            secrets: &self.secrets,
+            verified: &self.verified,
+        };
         self.link.handle_input(
             now,
             unix_now(),
@@ -339,7 +364,12 @@ impl MeshRuntime {
     }
 
     pub fn on_timeout(&mut self, now: Time) {
-        let auth = MeshAuth { store: &self.store, key: &self.id.key, secrets: &self.secrets };
+        let auth = MeshAuth {
+            store: &self.store,
+            key: &self.id.key,
+            secrets: &self.secrets,
+            verified: &self.verified,
+        };
         self.link.handle_timeout(now, unix_now(), &auth);
     }
 
@@ -358,7 +388,12 @@ impl MeshRuntime {
         self.reload_own_credential(cfg);
         self.known.recheck(&self.store, unix_now());
         self.secrets.borrow_mut().clear();
-        let auth = MeshAuth { store: &self.store, key: &self.id.key, secrets: &self.secrets };
+        let auth = MeshAuth {
+            store: &self.store,
+            key: &self.id.key,
+            secrets: &self.secrets,
+            verified: &self.verified,
+        };
         self.link.handle_input(now, unix_now(), LinkInput::TrustChanged, &auth);
         self.filter_at = None;
     }
@@ -400,6 +435,7 @@ impl MeshRuntime {
 
     /// Carries out what the link manager asked for.
     pub async fn drain_link(&mut self) {
+        self.learn_verified();
         while let Some(o) = self.link.poll_output() {
             match o {
                 LinkOutput::Send { dst, data, .. } => {
@@ -508,6 +544,22 @@ impl MeshRuntime {
             out.insert(l.ifindex, e);
         }
         out
+    }
+
+    /// Moves credentials the link manager verified into the known-node table.
+    fn learn_verified(&mut self) {
+        let verified = std::mem::take(&mut *self.verified.borrow_mut());
+        let now = unix_now();
+        for bytes in verified {
+            let Ok(c) = Credential::from_bytes(&bytes) else { continue };
+            let rid = crate::trust::derive::router_id(&c.body().public_key);
+            if self.known.credential_bytes(&rid) != Some(&bytes[..])
+                && self.known.learn(&self.store, rid, &bytes, now)
+            {
+                debug!("credential for {rid} learned from the link layer");
+                self.filter_at = None;
+            }
+        }
     }
 
     /// A weft TLV arrived on a Babel interface.
@@ -619,7 +671,12 @@ impl MeshRuntime {
                 SystemTime::now().duration_since(t).unwrap_or(Duration::ZERO) < Duration::from_secs(180)
             });
             if recent {
-                let auth = MeshAuth { store: &self.store, key: &self.id.key, secrets: &self.secrets };
+                let auth = MeshAuth {
+                    store: &self.store,
+                    key: &self.id.key,
+                    secrets: &self.secrets,
+                    verified: &self.verified,
+                };
                 self.link.handle_input(now, unix_now(), LinkInput::TunnelAlive { name }, &auth);
             }
         }
