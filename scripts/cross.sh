@@ -12,9 +12,9 @@
 #
 # ARCH is an OpenWrt package architecture (the name in a .ipk file name);
 # "all" means every supported one. The recipes are the ones checked by hand
-# in TESTBED.md ("Cross-compiling for routers"): stable Rust for x86_64 and
-# aarch64, nightly with -Zbuild-std plus zig (through cargo-zigbuild) for the
-# MIPS and ARMv7 targets, for which rustup ships no prebuilt std.
+# in TESTBED.md ("Cross-compiling for routers"), now for every target:
+# nightly with -Zbuild-std (a std without unwinding and backtraces) plus zig
+# (through cargo-zigbuild) as linker and C runtime.
 set -eu
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -34,12 +34,15 @@ die() { echo "cross: $*" >&2; exit 1; }
 # ARCH_RUSTFLAGS for one OpenWrt arch.
 arch_vars() {
 	case "$1" in
+	# Every target builds its own std (nightly, -Zbuild-std): rustup's
+	# prebuilt one carries unwinding and the backtrace symboliser, ~300 KB
+	# that a panic=abort router binary never uses.
 	x86_64)
-		TRIPLE=x86_64-unknown-linux-musl TOOLCHAIN=stable LINKER=cc
-		QEMU=qemu-x86_64-static ARCH_RUSTFLAGS="" ;;
+		TRIPLE=x86_64-unknown-linux-musl TOOLCHAIN=nightly LINKER=zig
+		QEMU=qemu-x86_64-static ARCH_RUSTFLAGS="-C link-self-contained=no" ;;
 	aarch64_cortex-a53)
-		TRIPLE=aarch64-unknown-linux-musl TOOLCHAIN=stable LINKER=zig
-		QEMU=qemu-aarch64-static ARCH_RUSTFLAGS="" ;;
+		TRIPLE=aarch64-unknown-linux-musl TOOLCHAIN=nightly LINKER=zig
+		QEMU=qemu-aarch64-static ARCH_RUSTFLAGS="-C link-self-contained=no" ;;
 	mipsel_24kc)
 		# Without a static relocation model the binary is static-pie and
 		# crashes at start under qemu 7.2; rust's self-contained crt objects
@@ -124,8 +127,14 @@ cargo_for() {
 	# built without the target's flags.
 	export "CARGO_TARGET_${TRIPLE_VAR}_RUSTFLAGS=$ARCH_RUSTFLAGS"
 	if [ "$TOOLCHAIN" = nightly ]; then
-		set -- -Zbuild-std=std,panic_abort "$@"
+		# std without its backtrace symboliser (gimli, addr2line, demangler:
+		# ~60 KB of flash) and with its smaller algorithms. Panics still print
+		# their message to the log, only the backtrace is gone.
+		set -- -Zbuild-std=std,panic_abort "-Zbuild-std-features=${CROSS_STD_FEATURES-optimize_for_size}" "$@"
 		export RUSTUP_TOOLCHAIN="$NIGHTLY"
+		# Run from inside `cargo test` (tests/openwrt_ipk.rs), these name the
+		# outer stable cargo and rustc, which cargo-zigbuild would use.
+		unset CARGO RUSTC RUSTDOC
 	fi
 	if [ "$LINKER" = zig ]; then
 		$NICE cargo-zigbuild "$sub" --locked --target "$TRIPLE" "$@"
@@ -134,13 +143,21 @@ cargo_for() {
 	fi
 }
 
+rustc_sysroot() { RUSTUP_TOOLCHAIN="$NIGHTLY" rustc --print sysroot; }
+host_triple() { RUSTUP_TOOLCHAIN="$NIGHTLY" rustc -vV | sed -n 's/^host: //p'; }
+
 build_one() {
 	arch=$1
 	echo "cross: building $arch"
 	cargo_for "$arch" build --release --bin weft
 	arch_vars "$arch"
 	mkdir -p "$DIST/$arch"
-	cp "$CARGO_TARGET_DIR/$TRIPLE/release/weft" "$DIST/$arch/weft.tmp"
+	# Sections no router loads: MIPS procedure descriptors (.pdr, ~150 KB,
+	# for old ECOFF debuggers) and compiler version notes. The toolchain's
+	# own llvm-objcopy (rust-objcopy) knows every target.
+	objcopy=$(rustc_sysroot)/lib/rustlib/$(host_triple)/bin/rust-objcopy
+	LD_LIBRARY_PATH="$(rustc_sysroot)/lib" "$objcopy" --remove-section=.pdr --remove-section=.comment \
+		"$CARGO_TARGET_DIR/$TRIPLE/release/weft" "$DIST/$arch/weft.tmp"
 	mv "$DIST/$arch/weft.tmp" "$DIST/$arch/weft"
 	echo "cross: $DIST/$arch/weft: $(wc -c <"$DIST/$arch/weft") bytes"
 }
@@ -167,6 +184,9 @@ test_one() {
 	arch_vars "$arch"
 	setup_one "$arch"
 	export "CARGO_TARGET_${TRIPLE_VAR}_RUNNER=$QEMU"
+	# Test binaries unwind (the harness catches each test's panic) and
+	# print backtraces: std's default features.
+	CROSS_STD_FEATURES=${CROSS_STD_FEATURES-backtrace,panic-unwind}
 	set -- --lib
 	for t in ${CROSS_TESTS:-}; do set -- "$@" --test "$t"; done
 	echo "cross: testing $arch under $QEMU: $*"
