@@ -2,29 +2,35 @@
 # make demo: a live weft mesh in network namespaces, narrated.
 #
 # Four routers in a ring with one chord, each a network namespace joined by
-# veth "cables", run weft. The demo waits for the routes, shows what one
-# router knows, pings across the mesh, cuts a cable and shows the reroute.
-# Everything it creates is removed on every exit path (Ctrl-C included).
+# veth "cables", run weft. A network CA issues each router a credential; on
+# every cable the routers find each other, check credentials and build a
+# WireGuard tunnel, and Babel runs inside the tunnels. The demo waits for
+# the routes, shows what one router knows, pings across the mesh, shows a
+# fifth router without a credential getting nothing, cuts a cable and shows
+# the reroute. Everything it creates is removed on every exit path (Ctrl-C
+# included).
 #
 # Needs root on Linux. On a fresh Debian machine it installs what it needs
-# (scripts/install-deps.sh) and builds weft with cargo.
+# (scripts/install-deps.sh, wireguard-go among it: the tunnels run in
+# userspace when the kernel has no WireGuard) and builds weft with cargo.
 #
 # Environment:
 #   WEFT=/path/to/weft   use this binary instead of building one
 #   DEMO_SKIP_DEPS=1     do not run scripts/install-deps.sh
 #   DEMO_PAUSE=SECONDS   pause between steps (default 0), for presenting
 #
-# Each step is a function, so that later steps (credentials, WireGuard
-# tunnels, a refused rogue node) slot in between the existing ones: see
-# main() at the bottom.
+# Each step is a function: see main() at the bottom.
 set -eu
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 TAG="wd$$"                  # unique per run: namespace names, temp dir
 WORK=""                     # temp dir with configs, sockets, logs
 NODES="a b c d"
-# Cables: ring a-b-c-d-a plus the chord a-c.
+ROGUE=e                     # a router without a credential, cabled to A
+ALL="$NODES $ROGUE"
+# Cables: ring a-b-c-d-a plus the chord a-c, and the rogue's cable to A.
 LINKS="a:b b:c c:d d:a a:c"
+ROGUE_LINK="a:e"
 PIDS=""                     # "node:pid" of every weft we started
 HELLO=1                     # seconds; short, so the demo is quick
 
@@ -59,7 +65,7 @@ since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.2f", b - a }'; }
 # ----------------------------------------------------------- the nodes --
 
 ns() { echo "$TAG-$1"; }                      # namespace of node $1
-num() { case $1 in a) echo 1 ;; b) echo 2 ;; c) echo 3 ;; d) echo 4 ;; esac; }
+num() { case $1 in a) echo 1 ;; b) echo 2 ;; c) echo 3 ;; d) echo 4 ;; e) echo 5 ;; esac; }
 in_ns() { n=$1; shift; ip netns exec "$(ns "$n")" "$@"; }
 v6() { echo "fd77::$(num "$1")"; }           # the address node $1 announces
 v4() { echo "10.77.0.$(num "$1")"; }
@@ -79,7 +85,7 @@ cleanup() {
 		while kill -0 "$pid" 2>/dev/null && [ $i -lt 30 ]; do sleep 0.1; i=$((i + 1)); done
 		kill -KILL "$pid" 2>/dev/null || true
 	done
-	for n in $NODES; do
+	for n in $ALL; do
 		# Anything still running inside would outlive its namespace.
 		for pid in $(ip netns pids "$(ns "$n")" 2>/dev/null); do
 			kill -KILL "$pid" 2>/dev/null || true
@@ -105,6 +111,13 @@ step_prepare() {
 		WEFT=$ROOT/target/debug/weft
 	fi
 	[ -x "$WEFT" ] || die "no weft binary at $WEFT"
+	if ! ip link add "$TAG-wgt" type wireguard 2>/dev/null; then
+		command -v wireguard-go >/dev/null 2>&1 ||
+			die "the kernel has no WireGuard and wireguard-go is missing (apt-get install wireguard-go)"
+	fi
+	ip link del "$TAG-wgt" 2>/dev/null || true
+	# wireguard-go's sockets live here; each router mounts its own over it.
+	mkdir -p /run/wireguard
 	WORK=$(mktemp -d "${TMPDIR:-/tmp}/weft-demo-$TAG.XXXXXX")
 }
 
@@ -112,7 +125,7 @@ step_topology() {
 	step "Building a mesh of four routers: A, B, C, D"
 	say "Each router is a Linux network namespace; each cable a veth pair."
 	say ""
-	say "      A ------- B"
+	say "  E - A ------- B"
 	say "      | \\       |"
 	say "      |   \\     |"
 	say "      |     \\   |"
@@ -120,7 +133,8 @@ step_topology() {
 	say ""
 	say "Every router owns two addresses on its loopback, fd77::N and 10.77.0.N,"
 	say "and nobody has told any router how to reach the others. That is weft's job."
-	for n in $NODES; do
+	say "E is an intruder: it has plugged a cable into A but holds no credential."
+	for n in $ALL; do
 		ip netns add "$(ns "$n")"
 		in_ns "$n" ip link set lo up
 		in_ns "$n" sysctl -qw net.ipv6.conf.all.forwarding=1 net.ipv4.ip_forward=1
@@ -128,9 +142,35 @@ step_topology() {
 		in_ns "$n" ip addr add "$(v4 "$n")/32" dev lo
 		mkdir -p "$WORK/$n"
 	done
-	for l in $LINKS; do
+	for l in $LINKS $ROGUE_LINK; do
 		cable "${l%:*}" "${l#*:}"
 	done
+}
+
+# First three bytes of node $1's public key in hex: weft names a tunnel
+# weft<these>-<ifindex of the cable>.
+keyhex() { base64 -d <"$WORK/$1/public.key" | od -An -tx1 -N3 | tr -d ' \n'; }
+
+step_credentials() {
+	step "Making the network's CA and a credential for each router"
+	say "A router's identity is its WireGuard key pair. The network's CA (an Ed25519"
+	say "key kept offline) signs a credential for each router: its public key, its"
+	say "name, the prefixes it may announce, and how long all that is valid."
+	(umask 077 && "$WEFT" ca init --out "$WORK/ca" >/dev/null)
+	for n in $ALL; do
+		(umask 077 && "$WEFT" genkey >"$WORK/$n/private.key")
+		"$WEFT" pubkey <"$WORK/$n/private.key" >"$WORK/$n/public.key"
+	done
+	for n in $NODES; do
+		"$WEFT" ca sign --ca "$WORK/ca" --name "router-$n" --public-key "$(cat "$WORK/$n/public.key")" \
+			--prefix "$(v6 "$n")/128" --prefix "$(v4 "$n")/32" --valid-for 1d \
+			--out "$WORK/$n/node.cred" >/dev/null
+	done
+	printf '%s    # weft ca init --out ca; weft ca sign --ca ca --name router-a ... --out node.cred%s\n' "$DIM" "$OFF"
+	printf '%s    # weft cert show node.cred --ca ca --mesh-prefix fd77:77::/48%s\n' "$DIM" "$OFF"
+	"$WEFT" cert show "$WORK/a/node.cred" --ca "$WORK/ca" --mesh-prefix fd77:77::/48 2>&1 | sed 's/^/      /'
+	say "E made itself a key too, but no CA signed it."
+	pause
 }
 
 # One cable between $1 and $2: device "to-$2" in $1 and "to-$1" in $2, each
@@ -152,11 +192,16 @@ config weft 'main'
 	option hello_interval '$HELLO'
 	option state_file '$WORK/$1/state'
 	option control_socket '$(sock "$1")'
+	option private_key_file '$WORK/$1/private.key'
+	option credential_file '$WORK/$1/node.cred'
+	list ca_public_key '$(cat "$WORK/ca/ca.pub")'
+	option mesh_prefix 'fd77:77::/48'
 EOF
-	for l in $LINKS; do
+	for l in $LINKS $ROGUE_LINK; do
 		a=${l%:*}; b=${l#*:}
 		if [ "$a" = "$1" ]; then peer=$b; elif [ "$b" = "$1" ]; then peer=$a; else continue; fi
-		printf "\nconfig interface 'to_%s'\n\toption ifname 'to-%s'\n\toption type 'wired'\n" "$peer" "$peer"
+		printf "\nconfig interface 'to_%s'\n\toption ifname 'to-%s'\n\toption type 'wired'\n\toption wireguard '1'\n" \
+			"$peer" "$peer"
 	done
 	printf "\nconfig announce\n\toption prefix '%s/128'\n" "$(v6 "$1")"
 	printf "\nconfig announce\n\toption prefix '%s/32'\n" "$(v4 "$1")"
@@ -165,30 +210,43 @@ EOF
 step_start() {
 	step "Starting weft on every router"
 	say "Router A's configuration (UCI, as in /etc/config/weft on OpenWrt):"
-	for n in $NODES; do
+	for n in $ALL; do
 		node_config "$n" >"$WORK/$n/weft.conf"
 	done
 	sed 's/^/      /' "$WORK/a/weft.conf"
-	for n in $NODES; do
+	for n in $ALL; do
 		# Not through in_ns: a function run in the background is a subshell,
-		# and $! would be its pid, not weft's (ip netns exec execs weft).
-		ip netns exec "$(ns "$n")" "$WEFT" daemon -c "$WORK/$n/weft.conf" >"$WORK/$n/weft.log" 2>&1 &
+		# and $! would be its pid, not weft's (ip netns exec, sh and weft
+		# exec one another). ip netns exec gives each router its own mount
+		# namespace, so each mounts its own wireguard-go socket directory.
+		# shellcheck disable=SC2016 # $0 and $1 are the inner shell's
+		ip netns exec "$(ns "$n")" sh -c 'mount -t tmpfs tmpfs /run/wireguard && exec "$0" daemon -c "$1"' \
+			"$WEFT" "$WORK/$n/weft.conf" >"$WORK/$n/weft.log" 2>&1 &
 		PIDS="$PIDS $n:$!"
 	done
-	say "weft runs Babel (RFC 8966) on each cable: Hellos find neighbours, Updates"
-	say "carry the routes, and weft installs them in the kernel (protocol 119)."
+	say "On each cable weft sends beacons with the router's key and credential."
+	say "Two routers that accept each other's credentials agree on ports and build"
+	say "a WireGuard tunnel just for that cable; Babel (RFC 8966) then runs inside"
+	say "the tunnel: Hellos find neighbours, Updates carry the routes, and weft"
+	say "installs them in the kernel (protocol 119) if the origin's credential"
+	say "grants the prefix."
 	T0=$(now)
 }
 
-# Number of weft's kernel routes in node $1 (both families).
+# Number of weft's forwarding routes in node $1 (both families; not the
+# unreachable routes that hold a withdrawn prefix for a while).
 route_count() {
-	{ in_ns "$1" ip -6 route show proto 119; in_ns "$1" ip -4 route show proto 119; } | grep -c . || true
+	{
+		in_ns "$1" ip -6 route show proto 119 type unicast
+		in_ns "$1" ip -4 route show proto 119 type unicast
+	} | grep -c . || true
 }
 
-# Waits until every router has a route to the 3 others' 2 addresses.
+# Waits until every router has a route to the 3 others' 3 addresses (the two
+# it announces and the mesh address weft derives from its key).
 wait_converged() {
-	want=6
-	deadline=$(($(date +%s) + 30))
+	want=9
+	deadline=$(($(date +%s) + 60))
 	while :; do
 		done_=1
 		for n in $NODES; do
@@ -197,7 +255,7 @@ wait_converged() {
 		[ $done_ = 1 ] && return 0
 		[ "$(date +%s)" -lt $deadline ] || {
 			for n in $NODES; do echo "--- $n: $(route_count "$n") routes" >&2; tail -5 "$WORK/$n/weft.log" >&2; done
-			die "no convergence within 30 s"
+			die "no convergence within 60 s"
 		}
 		sleep 0.2
 	done
@@ -210,7 +268,7 @@ wait_settled() {
 	deadline=$(($(date +%s) + 30))
 	for l in $LINKS; do
 		a=${l%:*}; b=${l#*:}
-		until [ "$(out_dev "$a" "$(v6 "$b")")" = "to-$b" ] && [ "$(out_dev "$b" "$(v4 "$a")")" = "to-$a" ]; do
+		until [ "$(via "$a" "$(v6 "$b")")" = "$b" ] && [ "$(via "$b" "$(v4 "$a")")" = "$a" ]; do
 			[ "$(date +%s)" -lt $deadline ] || die "routes did not settle within 30 s"
 			sleep 0.2
 		done
@@ -221,7 +279,7 @@ step_converge() {
 	step "Waiting for the routers to learn the mesh"
 	wait_converged
 	say "After $(since "$T0") s every router has a route to every other router's"
-	say "addresses (3 routers x 2 addresses = 6 routes each)."
+	say "addresses (3 routers x 3 addresses = 9 routes each)."
 	wait_settled
 	say "After $(since "$T0") s all of them use the shortest paths."
 	pause
@@ -229,8 +287,14 @@ step_converge() {
 
 step_show() {
 	step "What router A knows"
-	say "Its neighbours, one per cable (cost 96: a healthy wired link):"
+	say "Its neighbours, one per tunnel, with the name and expiry of their"
+	say "credentials (cost 96: a healthy link):"
 	show_weft a neighbours
+	say "One WireGuard interface per neighbour, weft<key>-<cable> (without kernel"
+	say "WireGuard, wireguard-go runs each one on a TUN device); E has none:"
+	show a sh -c "ip -br link show | grep '^weft'"
+	say "Every router it knows of, with what its credential grants (the inventory):"
+	show_weft a nodes
 	say "Its routes. METRIC adds up link costs; INSTALLED marks the one in use, the"
 	say "others are kept for a quick switch (FEASIBLE: usable without risk of a loop);"
 	say "'local' ones are A's own addresses, which it announces:"
@@ -238,8 +302,22 @@ step_show() {
 	say "And what weft put in the kernel's routing table:"
 	show a ip -6 route show proto 119
 	show a ip -4 route show proto 119
-	say "IPv4 routes point at IPv6 link-local next hops (RFC 9229): no IPv4"
-	say "addresses are needed on the cables."
+	say "IPv4 routes point at IPv6 link-local next hops (RFC 9229) inside the"
+	say "tunnels: no IPv4 addresses are needed anywhere."
+	pause
+}
+
+step_rogue() {
+	step "What E, the router without a credential, got"
+	say "E's beacons reached A, and A said no:"
+	grep 'refused a tunnel' "$WORK/a/weft.log" | head -n 1 | sed 's/^/      /'
+	say "E has no tunnel, no neighbour and no route:"
+	show_weft e neighbours
+	show e ip route show proto 119
+	show e ping -c 1 -W 1 "$(v6 c)"
+	[ "$(route_count e)" = 0 ] || die "E got routes"
+	if in_ns a ip -br link show | grep -q "^weft$(keyhex e)"; then die "A built a tunnel to E"; fi
+	say "Nothing: no tunnel, so no Babel, so no routes either way."
 	pause
 }
 
@@ -265,28 +343,37 @@ step_ping() {
 
 # Device node $1 uses to reach address $2.
 out_dev() { in_ns "$1" ip route get "$2" 2>/dev/null | sed -n 's/.* dev \([^ ]*\).*/\1/p' | head -n 1; }
+# The neighbour (a b c d) whose tunnel node $1 uses to reach address $2.
+via() {
+	d=$(out_dev "$1" "$2")
+	for n in $NODES; do
+		case $d in "weft$(keyhex "$n")-"*) echo "$n"; return ;; esac
+	done
+	echo "${d:-none}"
+}
 
 step_cut() {
 	step "Cutting the A-C cable"
-	say "A reaches C over the chord:"
+	say "A reaches C over the chord, through its tunnel to C:"
 	show a ip route get "$(v6 c)"
 	T1=$(now)
 	in_ns a ip link set to-c down
 	in_ns c ip link set to-a down
-	say "Cable pulled (both ends lose carrier). weft sees the link go and reroutes..."
+	say "Cable pulled (both ends lose carrier). weft sees the link go, drops the"
+	say "tunnel on it and reroutes..."
 	deadline=$(($(date +%s) + 20))
 	while :; do
-		d=$(out_dev a "$(v6 c)")
-		if [ -n "$d" ] && [ "$d" != to-c ] && in_ns a ping -c 1 -W 1 "$(v6 c)" >/dev/null 2>&1; then
+		d=$(via a "$(v6 c)")
+		if [ "$d" != none ] && [ "$d" != c ] && in_ns a ping -c 1 -W 1 "$(v6 c)" >/dev/null 2>&1; then
 			break
 		fi
 		[ "$(date +%s)" -lt $deadline ] || die "no reroute within 20 s"
 		sleep 0.1
 	done
-	say "A reaches C again after $(since "$T1") s, now through $(upper "${d#to-}") (two hops):"
+	say "A reaches C again after $(since "$T1") s, now through $(upper "$d") (two hops):"
 	show a ip route get "$(v6 c)"
 	show a ping -c 1 -W 1 "$(v6 c)"
-	say "A's routes now: nothing goes through to-c any more."
+	say "A's routes now: none goes through a tunnel to C any more."
 	show_weft a routes
 	pause
 }
@@ -295,16 +382,17 @@ step_restore() {
 	step "Plugging the A-C cable back in"
 	say "Linux dropped the cable's IPv6 addresses with the carrier; like OpenWrt's"
 	say "netifd would, the demo puts the link-local address back. weft notices the"
-	say "interface and its address, and Babel resumes on it."
+	say "interface, A and C find each other again, build a new tunnel, and Babel"
+	say "resumes inside it."
 	T2=$(now)
 	for end in a:c c:a; do
 		here=${end%:*}; there=${end#*:}
 		in_ns "$here" ip link set "to-$there" up
 		in_ns "$here" ip addr replace "fe80::$(num "$here")/64" dev "to-$there" nodad
 	done
-	deadline=$(($(date +%s) + 30))
-	until [ "$(out_dev a "$(v6 c)")" = to-c ]; do
-		[ "$(date +%s)" -lt $deadline ] || die "the direct route did not come back within 30 s"
+	deadline=$(($(date +%s) + 45))
+	until [ "$(via a "$(v6 c)")" = c ]; do
+		[ "$(date +%s)" -lt $deadline ] || die "the direct route did not come back within 45 s"
 		sleep 0.2
 	done
 	say "After $(since "$T2") s A uses the direct cable again:"
@@ -321,10 +409,11 @@ step_stop() {
 	done
 	PIDS=""
 	left=0
-	for n in $NODES; do
+	for n in $ALL; do
 		left=$((left + $(route_count "$n")))
 	done
-	say "On a clean stop weft retracts its routes and removes them from the kernel:"
+	say "On a clean stop weft retracts its routes, removes them from the kernel and"
+	say "deletes its tunnels:"
 	say "$left of weft's routes left behind."
 	step "Done. Removing the namespaces."
 }
@@ -334,10 +423,12 @@ main() {
 	trap 'exit 130' INT TERM HUP
 	step_prepare
 	step_topology
+	step_credentials
 	step_start
 	step_converge
 	step_show
 	step_ping
+	step_rogue
 	step_cut
 	step_restore
 	step_stop

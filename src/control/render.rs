@@ -18,8 +18,9 @@ fn cell(v: Option<&Value>) -> String {
 /// Renders rows of objects as a table with the given (key, heading) columns;
 /// a column is shown only if some row has the key.
 pub fn table(rows: &[Value], columns: &[(&str, &str)]) -> String {
+    // An empty table still shows its header, so "nothing" reads as such.
     let cols: Vec<&(&str, &str)> =
-        columns.iter().filter(|(k, _)| rows.iter().any(|r| r.get(*k).is_some())).collect();
+        columns.iter().filter(|(k, _)| rows.is_empty() || rows.iter().any(|r| r.get(*k).is_some())).collect();
     let cells: Vec<Vec<String>> =
         rows.iter().map(|r| cols.iter().map(|(k, _)| cell(r.get(*k))).collect()).collect();
     let widths: Vec<usize> = cols
@@ -141,6 +142,9 @@ mod tests {
         assert_eq!(lines[0], "PREFIX       NEXT HOP  METRIC  INSTALLED");
         assert_eq!(lines[1], "10.0.0.0/24  fe80::1   96      yes");
         assert_eq!(lines[2], "fd00::1/128  fe80::22  65535   no");
+        let empty = render(Request::Routes, &json!({"routes": []}));
+        assert!(empty.starts_with("PREFIX  NEXT HOP"), "{empty:?}");
+        assert_eq!(empty.lines().count(), 1);
     }
 
     #[test]
