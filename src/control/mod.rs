@@ -87,6 +87,13 @@ pub fn run_cli(req: Request, args: &[String]) -> ExitCode {
     while let Some(a) = it.next() {
         match a.as_str() {
             "--json" | "-j" => json = true,
+            "-h" | "--help" => {
+                println!(
+                    "usage: weft {} [--json] [-s SOCKET]  (default socket {DEFAULT_SOCKET})",
+                    req.as_str()
+                );
+                return ExitCode::SUCCESS;
+            }
             "-s" | "--socket" => match it.next() {
                 Some(p) => socket = p.clone(),
                 None => {

@@ -34,6 +34,10 @@ pub fn run(args: &[String]) -> ExitCode {
                     return ExitCode::from(2);
                 }
             },
+            "-h" | "--help" => {
+                println!("{USAGE}");
+                return ExitCode::SUCCESS;
+            }
             other => {
                 eprintln!("weft daemon: unknown option {other:?}\n{USAGE}");
                 return ExitCode::from(2);
