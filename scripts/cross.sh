@@ -125,7 +125,7 @@ cargo_for() {
 	export PATH="$VENV/bin:$PATH"
 	# Target-specific so that build scripts and proc macros (host code) are
 	# built without the target's flags.
-	export "CARGO_TARGET_${TRIPLE_VAR}_RUSTFLAGS=$ARCH_RUSTFLAGS"
+	export "CARGO_TARGET_${TRIPLE_VAR}_RUSTFLAGS=$ARCH_RUSTFLAGS ${EXTRA_RUSTFLAGS:-}"
 	if [ "$TOOLCHAIN" = nightly ]; then
 		# std without its backtrace symboliser (gimli, addr2line, demangler:
 		# ~60 KB of flash) and with its smaller algorithms. Panics still print
@@ -149,7 +149,9 @@ host_triple() { RUSTUP_TOOLCHAIN="$NIGHTLY" rustc -vV | sed -n 's/^host: //p'; }
 build_one() {
 	arch=$1
 	echo "cross: building $arch"
-	cargo_for "$arch" build --release --bin weft
+	# No unwind tables (.eh_frame, ~120 KB): with panic = "abort" nothing
+	# unwinds. Test builds (test_one) keep them: the harness catches panics.
+	EXTRA_RUSTFLAGS="-C force-unwind-tables=no" cargo_for "$arch" build --release --bin weft
 	arch_vars "$arch"
 	mkdir -p "$DIST/$arch"
 	# Sections no router loads: MIPS procedure descriptors (.pdr, ~150 KB,
