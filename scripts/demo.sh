@@ -148,8 +148,8 @@ step_topology() {
 }
 
 # First three bytes of node $1's public key in hex: weft names a tunnel
-# weft<these>-<ifindex of the cable>.
-keyhex() { base64 -d <"$WORK/$1/public.key" | od -An -tx1 -N3 | tr -d ' \n'; }
+# weft<these>-<ifindex of the cable>. Worked out once, with the key.
+keyhex() { cat "$WORK/$1/keyhex"; }
 
 step_credentials() {
 	step "Making the network's CA and a credential for each router"
@@ -160,6 +160,7 @@ step_credentials() {
 	for n in $ALL; do
 		(umask 077 && "$WEFT" genkey >"$WORK/$n/private.key")
 		"$WEFT" pubkey <"$WORK/$n/private.key" >"$WORK/$n/public.key"
+		base64 -d <"$WORK/$n/public.key" | od -An -tx1 -N3 | tr -d ' \n' >"$WORK/$n/keyhex"
 	done
 	for n in $NODES; do
 		"$WEFT" ca sign --ca "$WORK/ca" --name "router-$n" --public-key "$(cat "$WORK/$n/public.key")" \

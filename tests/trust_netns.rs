@@ -427,21 +427,6 @@ fn rogues_on_a_shared_segment_get_nothing_and_a_revoked_node_is_cut_off() {
     }
     // Plain babeld announcing its addresses (10.66.6.1 among them) on the segment.
     m.net.exec_ok(BABELD, &["ip", "addr", "add", "10.66.6.1/32", "dev", "lo"]);
-    let bd = m.dir(BABELD).to_path_buf();
-    std::fs::write(bd.join("babeld.conf"), format!("interface {SEG} hello-interval 1 type wired\n")).unwrap();
-    let p = |f: &str| bd.join(f).to_str().unwrap().to_string();
-    let babeld_cmd = [
-        "babeld",
-        "-I",
-        &p("babeld.pid"),
-        "-S",
-        &p("babeld.state"),
-        "-L",
-        &p("babeld.log"),
-        "-c",
-        &p("babeld.conf"),
-    ];
-
     // The legitimate nodes form their mesh first.
     for &i in &legit {
         m.start(i);
@@ -485,7 +470,11 @@ fn rogues_on_a_shared_segment_get_nothing_and_a_revoked_node_is_cut_off() {
     for &r in &rogues {
         m.start(r);
     }
-    m.net.nodes[BABELD].daemon = Some(m.net.spawn(BABELD, &babeld_cmd, "babeld.out"));
+    let _babeld = common::peers::Babeld::start(
+        &m.net,
+        BABELD,
+        &format!("interface {SEG} hello-interval 1 type wired\n"),
+    );
     let reasons = [(3, "has no credential"), (4, "expired at"), (5, "signed by unknown CA")];
     for &i in &legit {
         for (r, reason) in reasons {

@@ -139,7 +139,7 @@ impl Daemons {
             "config weft 'main'\n\toption hello_interval '{}'\n\toption state_file '{dir}/weft.state'\n\toption control_socket '{dir}/weft.sock'\n\toption log_level 'warn'\n",
             self.hello_s
         );
-        for dev in devices(bed, i) {
+        for dev in bed.net.devices(i) {
             let _ = write!(c, "config interface '{dev}'\n\toption ifname '{dev}'\n\toption type 'wired'\n");
         }
         let mut prefixes = vec![format!("{}/128", node_v6(i))];
@@ -157,7 +157,7 @@ impl Daemons {
     fn babeld_config(&self, bed: &Bed, i: usize, announce: Announce) -> String {
         // link-detect: carrier sensing, as weft always does.
         let mut c = String::from("link-detect true\n");
-        for dev in devices(bed, i) {
+        for dev in bed.net.devices(i) {
             let _ = writeln!(c, "interface {dev} type wired hello-interval {}", self.hello_s);
         }
         let _ = writeln!(c, "redistribute local ip {}/128 allow", node_v6(i));
@@ -210,26 +210,6 @@ impl Daemons {
         };
         Proc { child, node: i, kind }
     }
-}
-
-/// The mesh interfaces of node `i`.
-pub fn devices(bed: &Bed, i: usize) -> Vec<String> {
-    let mut v: Vec<String> = bed
-        .net
-        .links
-        .iter()
-        .filter_map(|l| {
-            if l.a == i {
-                Some(l.dev_a.clone())
-            } else if l.b == i {
-                Some(l.dev_b.clone())
-            } else {
-                None
-            }
-        })
-        .collect();
-    v.sort();
-    v
 }
 
 /// babeld's version line, if it is installed.

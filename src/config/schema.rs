@@ -371,6 +371,11 @@ impl<'a> Fields<'a> {
         Fields { file, section, known, label: section.label() }
     }
 
+    /// Options of this section that contradict each other (at `line`).
+    fn conflict(&self, line: usize, message: String) -> ConfigError {
+        ConfigError::at(self.file, line, ErrorKind::Conflict { section: self.label.clone(), message })
+    }
+
     fn invalid(&self, option: &str, value: &str, line: usize, expected: Expected) -> ConfigError {
         ConfigError::at(
             self.file,
@@ -788,15 +793,9 @@ fn read_main(
         // "FIRST-LAST", as firewall rules write it: FIRST is the listen_port.
         Some((PortRange::Span(first, last), line)) => {
             if listen_port_opt.is_some_and(|(p, _)| p != first) {
-                return Err(ConfigError::at(
-                    file,
+                return Err(f.conflict(
                     line,
-                    ErrorKind::Conflict {
-                        section: f.label.clone(),
-                        message: format!(
-                            "listen_port_range {first}-{last} does not start at listen_port {listen_port}"
-                        ),
-                    },
+                    format!("listen_port_range {first}-{last} does not start at listen_port {listen_port}"),
                 ));
             }
             listen_port = first;
@@ -804,15 +803,9 @@ fn read_main(
         }
         Some((PortRange::Count(r), line)) => {
             if u32::from(listen_port) + u32::from(r) - 1 > 65535 {
-                return Err(ConfigError::at(
-                    file,
+                return Err(f.conflict(
                     line,
-                    ErrorKind::Conflict {
-                        section: f.label.clone(),
-                        message: format!(
-                            "listen_port {listen_port} + listen_port_range {r} goes past port 65535"
-                        ),
-                    },
+                    format!("listen_port {listen_port} + listen_port_range {r} goes past port 65535"),
                 ));
             }
             r

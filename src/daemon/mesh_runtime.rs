@@ -139,6 +139,15 @@ pub struct MeshRuntime {
     keepalive: Option<u16>,
 }
 
+/// The link manager's [`MeshAuth`] over the runtime's trust fields. A macro
+/// rather than a method: it borrows only those fields, so `self.link` can
+/// still be borrowed mutably beside it.
+macro_rules! link_auth {
+    ($rt:expr) => {
+        MeshAuth { store: &$rt.store, key: &$rt.id.key, secrets: &$rt.secrets, verified: &$rt.verified }
+    };
+}
+
 const TICK_MS: u64 = 1000;
 const HANDSHAKE_POLL_MS: u64 = 10_000;
 const RESOLVE_MS: u64 = 60_000;
@@ -282,12 +291,7 @@ impl MeshRuntime {
             info!("neighbour discovery stops on {}", self.raws[&i]);
             self.raws.remove(&i);
             self.disc.leave(i);
-            let auth = MeshAuth {
-                store: &self.store,
-                key: &self.id.key,
-                secrets: &self.secrets,
-                verified: &self.verified,
-            };
+            let auth = link_auth!(self);
             self.link.handle_input(now, unix, LinkInput::RawDown { ifindex: i }, &auth);
         }
         for (i, (name, link_type, mtu)) in desired {
@@ -299,12 +303,7 @@ impl MeshRuntime {
                 info!("neighbour discovery runs on {name} (ifindex {i})");
             }
             self.raws.insert(i, name.clone());
-            let auth = MeshAuth {
-                store: &self.store,
-                key: &self.id.key,
-                secrets: &self.secrets,
-                verified: &self.verified,
-            };
+            let auth = link_auth!(self);
             self.link.handle_input(now, unix, LinkInput::RawUp { ifindex: i, name, link_type, mtu }, &auth);
         }
     }
@@ -318,12 +317,7 @@ impl MeshRuntime {
         let unix = unix_now();
         for (i, p) in cfg.peers.iter().enumerate() {
             let index = i as u32;
-            let auth = MeshAuth {
-                store: &self.store,
-                key: &self.id.key,
-                secrets: &self.secrets,
-                verified: &self.verified,
-            };
+            let auth = link_auth!(self);
             if !p.enabled {
                 self.link.handle_input(now, unix, LinkInput::RemoveStaticPeer { index }, &auth);
                 continue;
@@ -349,12 +343,7 @@ impl MeshRuntime {
     }
 
     pub fn on_datagram(&mut self, now: Time, origin: Origin, data: &[u8]) {
-        let auth = MeshAuth {
-            store: &self.store,
-            key: &self.id.key,
-            secrets: &self.secrets,
-            verified: &self.verified,
-        };
+        let auth = link_auth!(self);
         self.link.handle_input(
             now,
             unix_now(),
@@ -364,12 +353,7 @@ impl MeshRuntime {
     }
 
     pub fn on_timeout(&mut self, now: Time) {
-        let auth = MeshAuth {
-            store: &self.store,
-            key: &self.id.key,
-            secrets: &self.secrets,
-            verified: &self.verified,
-        };
+        let auth = link_auth!(self);
         self.link.handle_timeout(now, unix_now(), &auth);
     }
 
@@ -388,12 +372,7 @@ impl MeshRuntime {
         self.reload_own_credential(cfg);
         self.known.recheck(&self.store, unix_now());
         self.secrets.borrow_mut().clear();
-        let auth = MeshAuth {
-            store: &self.store,
-            key: &self.id.key,
-            secrets: &self.secrets,
-            verified: &self.verified,
-        };
+        let auth = link_auth!(self);
         self.link.handle_input(now, unix_now(), LinkInput::TrustChanged, &auth);
         self.filter_at = None;
     }
@@ -671,12 +650,7 @@ impl MeshRuntime {
                 SystemTime::now().duration_since(t).unwrap_or(Duration::ZERO) < Duration::from_secs(180)
             });
             if recent {
-                let auth = MeshAuth {
-                    store: &self.store,
-                    key: &self.id.key,
-                    secrets: &self.secrets,
-                    verified: &self.verified,
-                };
+                let auth = link_auth!(self);
                 self.link.handle_input(now, unix_now(), LinkInput::TunnelAlive { name }, &auth);
             }
         }

@@ -349,31 +349,21 @@ impl Mesh {
             .collect()
     }
 
-    /// Destinations of weft's kernel routes (protocol 119) in node `i`,
+    /// Destinations of weft's forwarding routes (protocol 119) in node `i`,
     /// both families, with the device each goes through.
     pub fn routes(&self, i: usize) -> BTreeMap<String, String> {
-        let mut out = BTreeMap::new();
-        for family in ["-4", "-6"] {
-            let o = self.net.exec_ok(i, &["ip", family, "-j", "route", "show", "proto", "119"]);
-            let v: Value = serde_json::from_slice(&o.stdout).unwrap_or(Value::Null);
-            for r in v.as_array().into_iter().flatten() {
-                // Unreachable routes hold a retracted prefix (RFC 8966
-                // 3.5.5); they forward nothing.
-                if r["type"].as_str().is_some_and(|t| t != "unicast") {
-                    continue;
-                }
-                if let Some(dst) = r["dst"].as_str() {
-                    // `ip -j` writes a host route without its length.
-                    let dst = match (dst.contains('/'), dst.contains(':')) {
-                        (true, _) => dst.to_string(),
-                        (false, true) => format!("{dst}/128"),
-                        (false, false) => format!("{dst}/32"),
-                    };
-                    out.insert(dst, r["dev"].as_str().unwrap_or("").to_string());
-                }
-            }
-        }
-        out
+        super::peers::kernel_routes(&self.net, i, "119")
+            .into_iter()
+            .map(|r| {
+                // `ip -j` writes a host route without its length.
+                let dst = match (r.dst.contains('/'), r.dst.contains(':')) {
+                    (true, _) => r.dst,
+                    (false, true) => format!("{}/128", r.dst),
+                    (false, false) => format!("{}/32", r.dst),
+                };
+                (dst, r.dev)
+            })
+            .collect()
     }
 
     /// Node `i`'s mesh address (from `weft status`).
