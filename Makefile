@@ -4,7 +4,7 @@
 CARGO ?= cargo
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: all build release test test-unit lint fmt bench deps clean demo
+.PHONY: all build release test test-unit test-vm lint fmt bench deps clean demo
 .PHONY: cross cross-setup cross-check test-cross ipk size need-arch
 
 all: build
@@ -24,6 +24,12 @@ test: deps lint
 
 test-unit:
 	$(CARGO) test --lib
+
+# Long VM runs kept out of `make test` (root; builds and caches the VM in
+# target/vm): weft, babeld and batman-adv on the same emulated 802.11s radios
+# (about 11 min; figures in docs/BENCHMARKS.md, "Real radios").
+test-vm: deps
+	$(CARGO) test --test radio_vm -- --ignored --nocapture --test-threads=1
 
 lint:
 	$(CARGO) fmt --check

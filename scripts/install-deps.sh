@@ -26,6 +26,9 @@ check cpio cpio
 check depmod kmod
 check objdump binutils
 check python3 python3
+# The radio VM test (tests/radio_vm.rs) copies these into the VM.
+check iw iw
+check batctl batctl
 
 if [ -n "$need" ]; then
 	if [ "$(id -u)" != 0 ]; then
