@@ -363,6 +363,9 @@ fn run_plan(plan: &Plan) {
             for check in ["routes", "ping", "stop"] {
                 expected.push(format!("{d}-{topo}-{check}"));
             }
+            if d == "weft" {
+                expected.push(format!("weft-{topo}-tunnels"));
+            }
         }
     }
     for c in &expected {
