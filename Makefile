@@ -26,10 +26,13 @@ test-unit:
 	$(CARGO) test --lib
 
 # Long VM runs kept out of `make test` (root; builds and caches the VM in
-# target/vm): weft, babeld and batman-adv on the same emulated 802.11s radios
-# (about 11 min; figures in docs/BENCHMARKS.md, "Real radios").
+# target/vm): weft (the release build), babeld and batman-adv on the same
+# emulated 802.11s radios (about 10 min; figures in docs/BENCHMARKS.md,
+# "Real radios").
 test-vm: deps
-	$(CARGO) test --test radio_vm -- --ignored --nocapture --test-threads=1
+	$(CARGO) build --release
+	WEFT_RADIO_BIN=$(CURDIR)/target/release/weft \
+		$(CARGO) test --test radio_vm -- --ignored --nocapture --test-threads=1
 
 lint:
 	$(CARGO) fmt --check

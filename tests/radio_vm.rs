@@ -324,17 +324,23 @@ fn run_plan(plan: &Plan) {
     std::fs::write(payload.0.join("vars"), vars(&meshes, plan)).unwrap();
     std::fs::copy(repo.join("tests/vm/radio/run"), payload.0.join("run")).unwrap();
     std::fs::set_permissions(payload.0.join("run"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    // The daemon in the VM: the test build, or (env WEFT_RADIO_BIN, as
+    // `make test-vm` does) the release build that routers run: under TCG
+    // the test build's size and opt-level 1 slow weft's start.
+    let bin = std::env::var("WEFT_RADIO_BIN").unwrap_or_else(|_| WEFT.to_string());
+    assert!(Path::new(&bin).is_file(), "WEFT_RADIO_BIN={bin}: no such file");
+    eprintln!("weft in the VM: {bin}");
     // Debug info is most of the test build: leave it out of the initramfs.
     let guest_weft = payload.0.join("weft");
     let stripped = Command::new("strip")
         .arg("--strip-debug")
         .arg("-o")
         .arg(&guest_weft)
-        .arg(WEFT)
+        .arg(&bin)
         .status()
         .is_ok_and(|s| s.success());
     if !stripped {
-        std::fs::copy(WEFT, &guest_weft).unwrap();
+        std::fs::copy(&bin, &guest_weft).unwrap();
     }
 
     let t = Instant::now();
