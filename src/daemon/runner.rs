@@ -114,6 +114,7 @@ impl<F: Fib, M: LinkMonitor, S: BabelIo> Daemon<F, M, S> {
             router_id: state.router_id,
             seqno: state.seqno,
             seed: random_u64(),
+            smoothing_half_life_ms: cfg.main.smoothing_half_life_ms,
         });
         let control_path = cfg.main.control_socket.clone();
         Ok(Daemon {
@@ -429,6 +430,7 @@ impl<F: Fib, M: LinkMonitor, S: BabelIo> Daemon<F, M, S> {
         info!("reloading {}", self.config_path.display());
         let old = std::mem::replace(&mut self.cfg, new);
         super::logger::set_level(self.cfg.main.log_level.as_str());
+        self.engine.set_smoothing_half_life(self.cfg.main.smoothing_half_life_ms);
         if (old.main.table, old.main.protocol, old.main.kernel_priority)
             != (self.cfg.main.table, self.cfg.main.protocol, self.cfg.main.kernel_priority)
         {
