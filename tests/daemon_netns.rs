@@ -579,13 +579,23 @@ fn link_local_address_loss_stops_babel_and_its_return_restarts_it() {
     };
     assert_eq!(neighbour_addrs(&net), vec![ll(0, 1)]);
 
-    // Losing the address weft uses while the kernel's EUI-64 one remains:
-    // Babel carries on under the other address.
-    let auto = net
-        .kernel_link_locals(0, "to1")
-        .into_iter()
-        .find(|a| *a != ll(0, 1))
-        .expect("the kernel's own link-local address on to1");
+    // A second link-local address that appears later (and goes through
+    // duplicate address detection) does not move weft off the one in use...
+    // Lower than ll(0, 1): picking the lowest would move to it.
+    let auto = "fe80::1:1".to_string();
+    net.exec_ok(0, &["ip", "addr", "add", &format!("{auto}/64"), "dev", "to1"]);
+    let usable = || {
+        let out = net.exec_ok(0, &["ip", "-6", "addr", "show", "dev", "to1"]);
+        let text = String::from_utf8_lossy(&out.stdout).to_string();
+        text.lines().any(|l| l.contains(&format!("inet6 {auto}/64")) && !l.contains("tentative"))
+    };
+    Net::wait_until(Duration::from_secs(10), usable).expect("the second address leaves DAD");
+    let packets = |net: &Net| net.weft_json(1, "status")["babel"]["packets_in"].as_u64().unwrap();
+    let base = packets(&net);
+    Net::wait_until(Duration::from_secs(10), || packets(&net) >= base + 2).expect("node 1 hears node 0");
+    assert_eq!(neighbour_addrs(&net), vec![ll(0, 1)], "the source address moved");
+    // ...and losing the address weft uses while another remains: Babel
+    // carries on under the other address.
     net.exec_ok(0, &["ip", "addr", "del", &format!("{}/64", ll(0, 1)), "dev", "to1"]);
     Net::wait_until(Duration::from_secs(10), || neighbour_addrs(&net) == vec![auto.clone()]).unwrap_or_else(
         || {
@@ -722,10 +732,25 @@ fn cli_views_have_the_documented_fields() {
             "interfaces",
             "counts",
             "babel",
+            "forwarding",
             "trust"
         ]),
         "{st}"
     );
+    // The node turned forwarding on by itself (the test bed leaves the
+    // kernel's default, off) and says it routes for others.
+    let fwd = &st["forwarding"];
+    assert_eq!(
+        keys(fwd),
+        sorted(&["set_forwarding", "ipv6", "ipv4", "ipv4_routes", "routes_for_others", "note"]),
+        "{st}"
+    );
+    assert_eq!(
+        (&fwd["set_forwarding"], &fwd["ipv6"], &fwd["ipv4"], &fwd["ipv4_routes"], &fwd["routes_for_others"]),
+        (&true.into(), &"on".into(), &"on".into(), &true.into(), &true.into()),
+        "{st}"
+    );
+    assert!(fwd["note"].is_null(), "{st}");
     assert_eq!(st["version"], env!("CARGO_PKG_VERSION"));
     assert_eq!(st["config"].as_str().map(std::path::PathBuf::from), Some(net.config_path(0)));
     assert_eq!((st["table"].as_u64(), st["protocol"].as_u64()), (Some(254), Some(119)));
@@ -754,10 +779,8 @@ fn cli_views_have_the_documented_fields() {
     // neighbours
     let n = net.weft_json(0, "neighbours");
     let list = n["neighbours"].as_array().unwrap();
-    // Each device has two link-local addresses (the test bed's and the
-    // kernel's EUI-64 one): a neighbour must still be one neighbour, with
-    // finite costs (regression: weft sent from the kernel's choice of source
-    // and never recognised IHUs addressed to it).
+    // One neighbour, under one address, with finite costs (the source
+    // address pinning with several link-local addresses is net_source.rs's).
     assert_eq!(list.len(), 1, "one neighbour, under one address: {n}");
     let nb = &list[0];
     assert_eq!(
