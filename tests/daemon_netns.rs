@@ -389,8 +389,9 @@ fn reload_refuses_an_invalid_file_and_applies_a_valid_difference() {
     // the daemon and every table.
     let sent = |net: &Net| net.weft_json(0, "status")["babel"]["packets_out"].as_u64().expect("packets_out");
     let base = sent(&net);
-    Net::wait_until(Duration::from_secs(10), || sent(&net) >= base + 2)
-        .unwrap_or_else(|| panic!("node 0 sent nothing after a refused reload\n{}", tail(&net.weft_log(0), 20)));
+    Net::wait_until(Duration::from_secs(10), || sent(&net) >= base + 2).unwrap_or_else(|| {
+        panic!("node 0 sent nothing after a refused reload\n{}", tail(&net.weft_log(0), 20))
+    });
     assert!(net.weft_running(0), "daemon died on an invalid reload");
     assert_eq!(net.weft_pid(0), pid);
     let st = net.weft_json(0, "status");

@@ -122,6 +122,7 @@ fn babeld_and_bird_ping_each_other_through_weft() {
 
 /// Node `i`'s IPv6 and IPv4 forwarding switches, as "0 1".
 fn forwarding(net: &Net, i: usize) -> String {
-    let read = |k: &str| String::from_utf8_lossy(&net.exec_ok(i, &["sysctl", "-n", k]).stdout).trim().to_string();
+    let read =
+        |k: &str| String::from_utf8_lossy(&net.exec_ok(i, &["sysctl", "-n", k]).stdout).trim().to_string();
     format!("{} {}", read("net.ipv6.conf.all.forwarding"), read("net.ipv4.conf.all.forwarding"))
 }

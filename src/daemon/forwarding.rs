@@ -196,10 +196,14 @@ mod tests {
         assert!(!a.routes_for_others);
         let note = a.note.unwrap();
         assert!(note.starts_with("this node will not route IPv4 packets for others: "), "{note}");
-        assert!(note.contains("could not turn on IPv4 forwarding (cannot write it: Permission denied)"), "{note}");
+        assert!(
+            note.contains("could not turn on IPv4 forwarding (cannot write it: Permission denied)"),
+            "{note}"
+        );
         let note = assess(&facts(true, false, Switch::Off, Switch::Off)).note.unwrap();
         assert!(note.contains("turned off after weft turned it on"), "{note}");
-        let note = assess(&facts(true, false, Switch::Unknown("No such file".into()), Switch::On)).note.unwrap();
+        let note =
+            assess(&facts(true, false, Switch::Unknown("No such file".into()), Switch::On)).note.unwrap();
         assert!(note.contains("IPv6 forwarding cannot be read (No such file)"), "{note}");
         let mut f = facts(true, true, Switch::Off, Switch::Off);
         f.ipv6_failure = failure(&SetResult::ReadsBack(0));

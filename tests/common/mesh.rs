@@ -241,6 +241,13 @@ impl Mesh {
         Mesh { net: Net::new(topo) }
     }
 
+    /// Daemons on a test bed built some other way (e.g.
+    /// [`Net::with_kernel_addresses`]).
+    pub fn on(net: Net) -> Mesh {
+        std::fs::create_dir_all("/run/wireguard").expect("/run/wireguard");
+        Mesh { net }
+    }
+
     /// A mesh of `names` nodes and no links (add segments or links later).
     pub fn with_nodes(names: &[&str]) -> Mesh {
         let topo = Topology { names: names.iter().map(|s| s.to_string()).collect(), links: Vec::new() };

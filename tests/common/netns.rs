@@ -109,6 +109,16 @@ pub fn node_v4(i: usize) -> String {
 impl Net {
     /// Builds the namespaces and links of a topology.
     pub fn new(topo: &Topology) -> Net {
+        Net::build(topo, true)
+    }
+
+    /// Like [`Net::new`], but each link end keeps the link-local address
+    /// the kernel derives from its MAC, as on a router fresh out of the box.
+    pub fn with_kernel_addresses(topo: &Topology) -> Net {
+        Net::build(topo, false)
+    }
+
+    fn build(topo: &Topology, bed_addresses: bool) -> Net {
         let n = COUNTER.fetch_add(1, Ordering::SeqCst);
         let tag = format!("w{:x}x{n}", std::process::id());
         let root = std::env::temp_dir().join(format!("weft-test-{tag}"));
@@ -141,7 +151,9 @@ impl Net {
             sh(&["ip", "link", "set", &tb, "netns", &net.nodes[l.b].ns, "name", &dev_b]);
             for (node, dev, peer) in [(l.a, &dev_a, l.b), (l.b, &dev_b, l.a)] {
                 net.exec_ok(node, &["ip", "link", "set", dev, "address", &mac(node, peer)]);
-                net.set_link_local(node, dev, &ll(node, peer));
+                if bed_addresses {
+                    net.set_link_local(node, dev, &ll(node, peer));
+                }
                 net.exec_ok(node, &["ip", "link", "set", dev, "up"]);
             }
             net.links.push(Link { a: l.a, b: l.b, dev_a, dev_b });
