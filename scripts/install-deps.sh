@@ -4,28 +4,38 @@
 # nothing on a prepared one.
 set -eu
 
+# Every program the tests run, with the package that has it: checked before
+# installing and again after, since a test that cannot find its program
+# fails under CI=true (tests/common/require.rs) and a package that installs
+# without the program would otherwise show only there.
 need=""
 check() { command -v "$1" >/dev/null 2>&1 || need="$need $2"; }
-check babeld babeld
-check bird bird2
-check tshark tshark
-check socat socat
-check wireguard-go wireguard-go
-check wg wireguard-tools
-check nft nftables
-check shellcheck shellcheck
-check ip iproute2
-check ping iputils-ping
-check busybox busybox-static
-check file file
-check tcpdump tcpdump
-check nsenter util-linux
-# The qemu VM tests (real kernel WireGuard): qemu, and what builds the initramfs.
-check qemu-system-x86_64 qemu-system-x86
-check cpio cpio
-check depmod kmod
-check objdump binutils
-check python3 python3
+all_checks() {
+	check babeld babeld
+	check bird bird2
+	check tshark tshark
+	check socat socat
+	check wireguard-go wireguard-go
+	check wg wireguard-tools
+	check nft nftables
+	check shellcheck shellcheck
+	check ip iproute2
+	check ping iputils-ping
+	check busybox busybox-static
+	check file file
+	check tcpdump tcpdump
+	check dumpcap tshark
+	check birdc bird2
+	check sysctl procps
+	check nsenter util-linux
+	# The qemu VM tests (real kernel WireGuard): qemu, and what builds the initramfs.
+	check qemu-system-x86_64 qemu-system-x86
+	check cpio cpio
+	check depmod kmod
+	check objdump binutils
+	check python3 python3
+}
+all_checks
 
 if [ -n "$need" ]; then
 	if [ "$(id -u)" != 0 ]; then
@@ -37,6 +47,13 @@ if [ -n "$need" ]; then
 	apt-get update -qq
 	# shellcheck disable=SC2086
 	apt-get install -y -qq $need >/dev/null
+	wanted=$need
+	need=""
+	all_checks
+	if [ -n "$need" ]; then
+		echo "install-deps: still missing after installing$wanted:$need" >&2
+		exit 1
+	fi
 fi
 
 rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy

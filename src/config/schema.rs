@@ -120,6 +120,11 @@ pub struct MainConfig {
     /// Hellos already cross every tunnel every few seconds, so it matters
     /// mostly for a peer behind NAT that must stay reachable.
     pub keepalive_ms: u64,
+    /// `set_forwarding` (bool, default 1): weft turns on IPv6 forwarding at
+    /// start, and IPv4 forwarding once it installs an IPv4 route, as babeld
+    /// does; 0 leaves the kernel's forwarding switches to the system (weft
+    /// then reports whether this node routes for others).
+    pub set_forwarding: bool,
 }
 
 /// Trust material from the `config weft` section. Kept apart because a
@@ -316,6 +321,7 @@ const MAIN_OPTIONS: &[&str] = &[
     "listen_port",
     "listen_port_range",
     "keepalive",
+    "set_forwarding",
 ];
 const INTERFACE_OPTIONS: &[&str] = &[
     "ifname",
@@ -839,6 +845,7 @@ fn read_main(
         listen_port,
         listen_port_range,
         keepalive_ms: f.value("keepalive", parse_keepalive)?.unwrap_or(0),
+        set_forwarding: f.value("set_forwarding", parse_bool)?.unwrap_or(true),
     };
 
     let trust = TrustConfig {

@@ -1,7 +1,9 @@
 //! The daemon: the one event loop that wires the pure engine to the edges
 //! (sockets, netlink, WireGuard, control socket, signals).
 
+pub mod forwarding;
 pub mod ifaces;
+pub mod kernel_switches;
 pub mod logger;
 pub mod mesh;
 pub mod mesh_runtime;

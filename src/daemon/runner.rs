@@ -17,6 +17,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
 use super::ifaces::{desired_plain_interfaces, KernelView};
+use super::kernel_switches::KernelSwitches;
 use super::mesh_runtime::MeshRuntime;
 use super::state_file::{self, PersistentState};
 use super::views;
@@ -60,6 +61,8 @@ pub struct Daemon<F: Fib, M: LinkMonitor, S: BabelIo> {
     mesh: Option<MeshRuntime>,
     /// Babel interfaces that are WireGuard tunnels (their routes are filtered).
     tunnel_ifs: BTreeSet<IfIndex>,
+    /// Forwarding and reverse-path switches (`set_forwarding`).
+    switches: KernelSwitches,
 }
 
 fn fib_config(cfg: &Config) -> io::Result<FibConfig> {
@@ -117,6 +120,7 @@ impl<F: Fib, M: LinkMonitor, S: BabelIo> Daemon<F, M, S> {
             smoothing_half_life_ms: cfg.main.smoothing_half_life_ms,
         });
         let control_path = cfg.main.control_socket.clone();
+        let switches = KernelSwitches::new(kernel::sysctl::Sysctl::system(), cfg.main.set_forwarding);
         Ok(Daemon {
             config_path,
             cfg,
@@ -136,7 +140,12 @@ impl<F: Fib, M: LinkMonitor, S: BabelIo> Daemon<F, M, S> {
             control_path,
             mesh,
             tunnel_ifs: BTreeSet::new(),
+            switches,
         })
+    }
+
+    fn babel_if_names(&self) -> Vec<String> {
+        self.active.values().map(|c| c.name.clone()).collect()
     }
 
     fn now(&self) -> Time {
@@ -158,6 +167,9 @@ impl<F: Fib, M: LinkMonitor, S: BabelIo> Daemon<F, M, S> {
             Err(e) => warn!("could not remove stale routes: {e}"),
         }
         self.save_state();
+        // Before any route: a node that installs routes but does not forward
+        // would draw its neighbours' traffic into a black hole.
+        self.switches.apply(self.cfg.main.set_forwarding, &[]);
         let (ctl_tx, mut ctl_rx) = mpsc::channel::<ControlRequest>(16);
         let mut listener = bind_control(&self.control_path)?;
         let mut hup = if signals { Some(signal(SignalKind::hangup())?) } else { None };
@@ -294,6 +306,8 @@ impl<F: Fib, M: LinkMonitor, S: BabelIo> Daemon<F, M, S> {
     fn fib_op(&mut self, op: babel::FibOp, ops: &mut Vec<kernel::FibOp>) {
         match op {
             babel::FibOp::Install(r) => {
+                let names = self.babel_if_names();
+                self.switches.route_installed(matches!(r.prefix, Prefix::V4(..)), &names);
                 let kr = kernel::FibRoute {
                     prefix: r.prefix,
                     next_hop: r.next_hop,
@@ -324,6 +338,11 @@ impl<F: Fib, M: LinkMonitor, S: BabelIo> Daemon<F, M, S> {
         if let Some(m) = self.mesh.as_mut() {
             m.reconcile_raws(now, &self.cfg, &self.kernel);
             desired.extend(m.tunnel_interfaces(&self.cfg, &self.kernel));
+        }
+        for (ifindex, config) in desired.iter_mut() {
+            if let Some(cur) = self.active.get(ifindex) {
+                super::ifaces::keep_link_local(config, cur.link_local);
+            }
         }
         let gone: Vec<IfIndex> = self.active.keys().filter(|i| !desired.contains_key(i)).copied().collect();
         for ifindex in gone {
@@ -363,6 +382,8 @@ impl<F: Fib, M: LinkMonitor, S: BabelIo> Daemon<F, M, S> {
             self.tunnel_ifs = tunnels;
             self.refresh_filter();
         }
+        let names = self.babel_if_names();
+        self.switches.interfaces_changed(&names);
     }
 
     /// The zero-trust side after every event: tunnels the link manager
@@ -452,6 +473,8 @@ impl<F: Fib, M: LinkMonitor, S: BabelIo> Daemon<F, M, S> {
         }
         self.reconcile_interfaces();
         self.reconcile_announces();
+        let names = self.babel_if_names();
+        self.switches.apply(self.cfg.main.set_forwarding, &names);
         if old.main.control_socket != self.cfg.main.control_socket {
             match bind_control(&self.cfg.main.control_socket) {
                 Ok(l) => {
@@ -513,6 +536,7 @@ impl<F: Fib, M: LinkMonitor, S: BabelIo> Daemon<F, M, S> {
         if let Some(m) = self.mesh.as_mut() {
             m.shutdown().await;
         }
+        self.switches.restore();
         self.save_state();
         let _ = std::fs::remove_file(&self.control_path);
     }
@@ -592,6 +616,7 @@ impl<F: Fib, M: LinkMonitor, S: BabelIo> Daemon<F, M, S> {
                 "kernel_route_failures": self.fib_failures,
             },
             "babel": self.engine.stats(),
+            "forwarding": self.switches.status(),
             "trust": self.mesh.as_ref().map(|m| m.status(&self.engine, &self.tunnel_ifs)),
         })
     }

@@ -39,15 +39,13 @@ fn stdout_line(out: &Output) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
-/// Skips the calling test unless it can run (root for namespaces); a
-/// missing tool is a failure, since scripts/install-deps.sh installs them.
+/// Ends the calling test unless it can run: root for namespaces and the
+/// tools the mesh beds use (the one rule of [`super::require`]).
 #[macro_export]
 macro_rules! require_mesh_tools {
     () => {
         $crate::require_netns!();
-        for tool in ["wireguard-go", "dumpcap", "tshark", "nft", "ping"] {
-            assert!($crate::common::netns::have(tool), "{tool} is needed: run scripts/install-deps.sh");
-        }
+        $crate::require_cmd!("wireguard-go", "dumpcap", "tshark", "nft", "ping");
     };
 }
 
@@ -241,6 +239,13 @@ impl Mesh {
         // tmpfs over it in each daemon's mount namespace.
         std::fs::create_dir_all("/run/wireguard").expect("/run/wireguard");
         Mesh { net: Net::new(topo) }
+    }
+
+    /// Daemons on a test bed built some other way (e.g.
+    /// [`Net::with_kernel_addresses`]).
+    pub fn on(net: Net) -> Mesh {
+        std::fs::create_dir_all("/run/wireguard").expect("/run/wireguard");
+        Mesh { net }
     }
 
     /// A mesh of `names` nodes and no links (add segments or links later).

@@ -1,4 +1,7 @@
 //! Shared support for integration tests.
+// First: the skip rule's macros are used by the modules below.
+#[macro_use]
+pub mod require;
 pub mod mesh;
 pub mod netns;
 pub mod peers;

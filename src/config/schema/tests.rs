@@ -56,6 +56,7 @@ fn defaults() {
     assert_eq!(m.listen_port, 51820);
     assert_eq!(m.listen_port_range, 80);
     assert_eq!(m.keepalive_ms, 0);
+    assert!(m.set_forwarding);
     let t = &c.trust;
     assert_eq!(t.private_key_file, Path::new("/etc/weft/private.key"));
     assert_eq!(t.credential_file, Path::new("/etc/weft/node.cred"));
@@ -105,6 +106,7 @@ fn fixture_sets_every_option_without_warnings() {
     assert_eq!(m.listen_port, 52000);
     assert_eq!(m.listen_port_range, 40);
     assert_eq!(m.keepalive_ms, 30_000);
+    assert!(!m.set_forwarding);
     let t = &c.trust;
     assert_eq!(t.private_key_file, Path::new("/etc/weft/test.key"));
     assert_eq!(t.credential_file, Path::new("/etc/weft/test.cred"));
@@ -244,6 +246,7 @@ fn invalid_main_values_are_refused_with_line_and_option() {
         ("listen_port_range", "0", "1 to 65535"),
         ("keepalive", "2.5", "whole seconds"),
         ("keepalive", "65536", "whole seconds from 0 to 65535"),
+        ("set_forwarding", "auto", "a boolean"),
     ];
     for (option, value, expected) in cases {
         let text = format!("config weft 'main'\n\toption log_level info\n\toption {option} '{value}'\n");
