@@ -3,3 +3,4 @@ pub mod mesh;
 pub mod netns;
 pub mod peers;
 pub mod weftd;
+pub mod openwrt;
