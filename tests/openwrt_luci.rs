@@ -251,6 +251,7 @@ fn www(dir: &Path, sid: &str) -> PathBuf {
     let www = dir.join("www");
     let res = www.join("luci-static/resources");
     std::fs::create_dir_all(www.join("luci-static/bootstrap")).unwrap();
+    let _ = std::fs::remove_dir_all(&res);
     let luci = luci_src();
     let cp = |from: &Path, to: &Path| {
         let st = Command::new("cp").arg("-r").arg(from).arg(to).status().expect("cp");
@@ -367,6 +368,13 @@ fn tempdir(dir: &Path, tag: &str) -> PathBuf {
     d
 }
 
+/// LuCI shows a failed request or a script error in the page.
+fn assert_no_errors(dom: &str) {
+    for e in ["RPCError", "TypeError", "ReferenceError", "SyntaxError", "NetworkError", "Loading view"] {
+        assert!(!dom.contains(e), "the page shows {e}:\n{dom}");
+    }
+}
+
 /// The HTML of the table with `id`, from a DOM dump.
 fn table<'a>(dom: &'a str, id: &str) -> &'a str {
     let start = dom.find(&format!("id=\"{id}\"")).unwrap_or_else(|| panic!("no #{id} in the page:\n{dom}"));
@@ -383,6 +391,7 @@ fn luci_pages_render_the_live_mesh_in_chromium() {
     // The session is made first; the page carries it as LuCI's dispatcher
     // does after login.
     let www_root = wwwdir.join("www");
+    std::fs::create_dir_all(&www_root).unwrap();
     let r = router(&m, Some(www_root.clone()), vec![luci_base_standin()]);
     let sid = r.login();
     let www = www(&wwwdir, &sid);
@@ -400,6 +409,7 @@ fn luci_pages_render_the_live_mesh_in_chromium() {
 
     let dom = chromium(&m.net, 0, &wwwdir, "http://127.0.0.1/status.html", "--dump-dom");
     std::fs::write(output_dir().join("status.html"), &dom).unwrap();
+    assert_no_errors(&dom);
     let nb = table(&dom, "weft-neighbours");
     assert!(nb.contains("node1"), "neighbour node1 missing:\n{nb}");
     assert!(nb.contains(n1["address"].as_str().unwrap()), "node1's address missing:\n{nb}");
@@ -427,6 +437,7 @@ fn luci_pages_render_the_live_mesh_in_chromium() {
     // through rpcd's uci plugin.
     let dom = chromium(&m.net, 0, &wwwdir, "http://127.0.0.1/config.html", "--dump-dom");
     std::fs::write(output_dir().join("config.html"), &dom).unwrap();
+    assert_no_errors(&dom);
     assert!(dom.contains("cbi-map"), "no form rendered:\n{dom}");
     assert!(dom.contains(&ca_key), "the CA key from uci is not in the form");
     assert!(dom.contains(&m.net.dev(0, 1)), "the interface section is not in the form");

@@ -87,6 +87,12 @@ impl Router {
         // As the weft package installs it: a symlink named weft in rpcd's
         // plugin directory, pointing at the binary.
         std::os::unix::fs::symlink(super::mesh::weft(), dir.join("plugins/weft")).expect("plugin symlink");
+        // Stands in for luci-base's rpcd plugin (ucode, not among the LuCI
+        // files at hand): luci.js asks it for system features at boot.
+        let luci = dir.join("plugins/luci");
+        std::fs::write(&luci, "#!/bin/sh\ncase \"$1\" in list) echo '{\"getFeatures\":{}}' ;; *) cat >/dev/null; echo '{}' ;; esac\n")
+            .expect("luci stand-in plugin");
+        std::fs::set_permissions(&luci, std::os::unix::fs::PermissionsExt::from_mode(0o755)).expect("chmod");
 
         let ubus_sock = dir.join("ubus.sock");
         let p = prefix.display();
@@ -121,6 +127,16 @@ wait"
             let log = r.logs();
             r.stop();
             panic!("rpcd did not register the weft plugin within 20 s:\n{log}");
+        }
+        if setup.www.is_some() {
+            let up = Net::wait_until(Duration::from_secs(10), || {
+                net.exec(i, &["curl", "-s", "-o", "/dev/null", "http://127.0.0.1/"]).status.success()
+            });
+            if up.is_none() {
+                let log = r.logs();
+                r.stop();
+                panic!("uhttpd does not answer:\n{log}");
+            }
         }
         r
     }

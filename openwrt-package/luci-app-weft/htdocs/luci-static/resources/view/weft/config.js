@@ -114,7 +114,6 @@ function linkOptions(s, tab) {
 	let o;
 	o = s.option(form.Value, 'hello_interval', _('Hello interval'), _('Seconds; empty: the general setting.'));
 	o.validate = interval;
-	o.placeholder = '4';
 	o.optional = true;
 	o = s.option(form.Value, 'update_interval', _('Update interval'), _('Seconds; empty: four Hello intervals.'));
 	o.validate = interval;
