@@ -503,6 +503,7 @@ INSTALL_DIR:=install -d -m0755
 INSTALL_BIN:=install -m0755
 INSTALL_DATA:=install -m0644
 INSTALL_CONF:=install -m0600
+LN:=ln -sf
 EOF
 	cat >"$t/include/package.mk" <<'EOF'
 define BuildPackage
@@ -552,6 +553,8 @@ EOF
 		"$(cd "$t/stage" && find . -type f | sed 's|^\./||' | LC_ALL=C sort | while read -r f; do
 			echo "$(stat -c %a "$f") $f"
 		done)"
+	check_eq "feed Makefile: rpcd plugin is the binary under /usr/libexec/rpcd" "../../sbin/weft" \
+		"$(readlink "$t/stage/usr/libexec/rpcd/weft")"
 	check "feed Makefile: installs the files of this tree" \
 		cmp -s "$t/stage/etc/init.d/weft" "$INIT"
 }
