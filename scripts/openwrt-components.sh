@@ -43,12 +43,14 @@ pkg-config --exists lua5.1 2>/dev/null || need="$need liblua5.1-0-dev"
 if [ -n "$need" ]; then
 	[ "$(id -u)" = 0 ] || die "missing:$need (run as root to install them)"
 	log "installing$need"
-	DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq $need >/dev/null ||
-		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq $need >/dev/null; } ||
+	export DEBIAN_FRONTEND=noninteractive
+	# shellcheck disable=SC2086 # one word per package
+	apt-get -o DPkg::Lock::Timeout=600 install -y -qq $need >/dev/null ||
+		{ apt-get update -qq && apt-get -o DPkg::Lock::Timeout=600 install -y -qq $need >/dev/null; } ||
 		die "cannot install$need"
 fi
 
-HASH=$(cd "$SRC" && cat $(for c in $COMPONENTS; do echo "$c.tar.gz"; done) "$ROOT/scripts/openwrt-components.sh" | sha256sum | cut -c1-16)
+HASH=$(for c in $COMPONENTS; do cat "$SRC/$c.tar.gz"; done | cat - "$ROOT/scripts/openwrt-components.sh" | sha256sum | cut -c1-16)
 PREFIX=$CACHE/openwrt-$HASH
 
 mkdir -p "$CACHE"

@@ -52,10 +52,17 @@ fn setup(tag: &str) -> (Dir, PathBuf, PathBuf) {
         ),
     )
     .unwrap();
-    std::fs::write(conf.join("network"), "config interface 'loopback'\n\toption device 'lo'\n\toption proto 'static'\n")
-        .unwrap();
+    std::fs::write(
+        conf.join("network"),
+        "config interface 'loopback'\n\toption device 'lo'\n\toption proto 'static'\n",
+    )
+    .unwrap();
     // A user's own setting that lime-config must keep.
-    std::fs::write(conf.join("weft"), "config weft 'main'\n\toption private_key_file '/etc/weft/custom.key'\n").unwrap();
+    std::fs::write(
+        conf.join("weft"),
+        "config weft 'main'\n\toption private_key_file '/etc/weft/custom.key'\n",
+    )
+    .unwrap();
     (Dir(root), conf, save)
 }
 

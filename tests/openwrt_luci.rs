@@ -46,7 +46,10 @@ fn luci_src() -> PathBuf {
         .map(PathBuf::from)
         .unwrap_or_else(|| repo().join("../shared/openwrt-src"))
         .join("luci");
-    assert!(src.join("modules/luci-base/htdocs/luci-static/resources/luci.js").exists(), "LuCI sources missing in {src:?}");
+    assert!(
+        src.join("modules/luci-base/htdocs/luci-static/resources/luci.js").exists(),
+        "LuCI sources missing in {src:?}"
+    );
     src
 }
 
@@ -100,7 +103,8 @@ fn line_mesh() -> (Mesh, String) {
 }
 
 fn acl_file() -> String {
-    std::fs::read_to_string(luci_app().join("root/usr/share/rpcd/acl.d/luci-app-weft.json")).expect("ACL file")
+    std::fs::read_to_string(luci_app().join("root/usr/share/rpcd/acl.d/luci-app-weft.json"))
+        .expect("ACL file")
 }
 
 /// Starts ubusd/rpcd (and uhttpd serving `www`) on node 0, whose
@@ -164,7 +168,17 @@ fn ubus_weft_answers_through_real_rpcd_and_the_acl_holds() {
             .iter()
             .find(|x| x["address"] == v4_prefix(i) && x["installed"] == true)
             .unwrap_or_else(|| panic!("no installed route to {} in {routes}", v4_prefix(i)));
-        for k in ["src_prefix", "route_metric", "route_smoothed_metric", "refmetric", "id", "seqno", "age", "via", "feasible"] {
+        for k in [
+            "src_prefix",
+            "route_metric",
+            "route_smoothed_metric",
+            "refmetric",
+            "id",
+            "seqno",
+            "age",
+            "via",
+            "feasible",
+        ] {
             assert!(row.get(k).is_some(), "{k} missing from {row}");
         }
         assert_eq!(row["src_prefix"], "0.0.0.0/0");
@@ -235,7 +249,12 @@ fn ubus_weft_answers_through_real_rpcd_and_the_acl_holds() {
     assert_eq!(other["code"], -32002, "session list must be denied: {other}");
     let anon = r.rpc_call("00000000000000000000000000000000", "weft", "get_routes", json!({}));
     assert_eq!(anon["code"], -32002, "no session, no routes: {anon}");
-    let set = r.rpc_call(&sid, "uci", "set", json!({"config": "weft", "section": "main", "values": {"log_level": "info"}}));
+    let set = r.rpc_call(
+        &sid,
+        "uci",
+        "set",
+        json!({"config": "weft", "section": "main", "values": {"log_level": "info"}}),
+    );
     assert_eq!(set[0], 0, "uci set weft (write ACL) refused: {set}");
 
     // A stopped daemon is an answer, not a hang or an rpcd error.
@@ -258,7 +277,10 @@ fn www(dir: &Path, sid: &str) -> PathBuf {
         assert!(st.success(), "cp {from:?} {to:?}");
     };
     cp(&luci.join("modules/luci-base/htdocs/luci-static/resources"), &www.join("luci-static"));
-    cp(&luci.join("themes/luci-theme-bootstrap/htdocs/luci-static/bootstrap/cascade.css"), &www.join("luci-static/bootstrap"));
+    cp(
+        &luci.join("themes/luci-theme-bootstrap/htdocs/luci-static/bootstrap/cascade.css"),
+        &www.join("luci-static/bootstrap"),
+    );
     std::fs::create_dir_all(res.join("view")).unwrap();
     cp(&luci_app().join("htdocs/luci-static/resources/view/weft"), &res.join("view"));
     std::fs::write(www.join("status.html"), page(sid, "admin/status/weft", "weft/status")).unwrap();
@@ -457,7 +479,10 @@ fn menu_and_acl_files_are_what_luci_and_rpcd_read() {
         let n = &menu[node];
         assert_eq!(n["action"]["type"], "view", "{node}");
         assert_eq!(n["action"]["path"], view, "{node}");
-        assert!(luci_app().join(format!("htdocs/luci-static/resources/view/{view}.js")).exists(), "{view}.js");
+        assert!(
+            luci_app().join(format!("htdocs/luci-static/resources/view/{view}.js")).exists(),
+            "{view}.js"
+        );
         assert_eq!(n["depends"]["acl"], json!(["luci-app-weft"]), "{node}");
     }
     let acl: Value = serde_json::from_str(&acl_file()).expect("ACL JSON");

@@ -21,7 +21,8 @@ pub fn components() -> &'static Path {
     static PREFIX: OnceLock<Result<PathBuf, String>> = OnceLock::new();
     let r = PREFIX.get_or_init(|| {
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/openwrt-components.sh");
-        let out = Command::new("sh").arg(&script).output().map_err(|e| format!("cannot run {script:?}: {e}"))?;
+        let out =
+            Command::new("sh").arg(&script).output().map_err(|e| format!("cannot run {script:?}: {e}"))?;
         if !out.status.success() {
             return Err(format!(
                 "scripts/openwrt-components.sh failed ({}):\n{}",
@@ -70,7 +71,8 @@ impl Router {
         for d in [upper.join("config"), dir.join("etc-work"), dir.join("plugins"), dir.join("acl.d")] {
             std::fs::create_dir_all(&d).expect("router dir");
         }
-        let mut login = format!("config login\n\toption username 'root'\n\toption password '{ROOT_PASSWORD_HASH}'\n");
+        let mut login =
+            format!("config login\n\toption username 'root'\n\toption password '{ROOT_PASSWORD_HASH}'\n");
         for acl in &setup.login_acls {
             login.push_str(&format!("\tlist read '{acl}'\n\tlist write '{acl}'\n"));
         }
@@ -79,8 +81,11 @@ impl Router {
             std::fs::write(upper.join("config").join(name), text).expect("uci file");
         }
         // rpcd's own ACL for unauthenticated clients (session.login), and ours.
-        std::fs::copy(prefix.join("share/rpcd/acl.d/unauthenticated.json"), dir.join("acl.d/unauthenticated.json"))
-            .expect("copy unauthenticated.json");
+        std::fs::copy(
+            prefix.join("share/rpcd/acl.d/unauthenticated.json"),
+            dir.join("acl.d/unauthenticated.json"),
+        )
+        .expect("copy unauthenticated.json");
         for (name, text) in &setup.acls {
             std::fs::write(dir.join("acl.d").join(name), text).expect("acl file");
         }
@@ -120,9 +125,7 @@ wait"
         );
         let child = net.spawn(i, &["sh", "-c", &script], "router/router.log");
         let mut r = Router { dir, ubus_sock, ns: net.nodes[i].ns.clone(), child: Some(child) };
-        let ok = Net::wait_until(Duration::from_secs(20), || {
-            r.ubus(&["list", "weft"]).status.success()
-        });
+        let ok = Net::wait_until(Duration::from_secs(20), || r.ubus(&["list", "weft"]).status.success());
         if ok.is_none() {
             let log = r.logs();
             r.stop();
@@ -162,21 +165,38 @@ wait"
             String::from_utf8_lossy(&out.stderr),
             self.logs()
         );
-        serde_json::from_slice(&out.stdout)
-            .unwrap_or_else(|e| panic!("ubus call {object} {method}: not JSON ({e}): {}", String::from_utf8_lossy(&out.stdout)))
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+            panic!("ubus call {object} {method}: not JSON ({e}): {}", String::from_utf8_lossy(&out.stdout))
+        })
     }
 
     /// A JSON-RPC request to uhttpd's /ubus handler, from inside the
     /// namespace (curl), as a browser running LuCI sends it.
     pub fn jsonrpc(&self, body: &Value) -> Value {
         let out = Command::new("ip")
-            .args(["netns", "exec", &self.ns, "curl", "-sS", "--max-time", "10", "-H", "Content-Type: application/json"])
+            .args([
+                "netns",
+                "exec",
+                &self.ns,
+                "curl",
+                "-sS",
+                "--max-time",
+                "10",
+                "-H",
+                "Content-Type: application/json",
+            ])
             .args(["--data-binary", &body.to_string(), "http://127.0.0.1/ubus"])
             .output()
             .expect("run curl");
-        assert!(out.status.success(), "curl to uhttpd failed: {}\n{}", String::from_utf8_lossy(&out.stderr), self.logs());
-        serde_json::from_slice(&out.stdout)
-            .unwrap_or_else(|e| panic!("uhttpd answered non-JSON ({e}): {}", String::from_utf8_lossy(&out.stdout)))
+        assert!(
+            out.status.success(),
+            "curl to uhttpd failed: {}\n{}",
+            String::from_utf8_lossy(&out.stderr),
+            self.logs()
+        );
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+            panic!("uhttpd answered non-JSON ({e}): {}", String::from_utf8_lossy(&out.stdout))
+        })
     }
 
     /// `session.login` as root through uhttpd; returns the session id.
