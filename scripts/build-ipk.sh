@@ -62,6 +62,9 @@ install -m0755 "$BIN" "$DATA/usr/sbin/weft"
 install -m0755 "$ROOT/init.d/weft" "$DATA/etc/init.d/weft"
 install -m0600 "$ROOT/openwrt-package/files/weft.config" "$DATA/etc/config/weft"
 install -m0755 "$ROOT/uci-defaults/90-weft" "$DATA/etc/uci-defaults/90-weft"
+# rpcd's exec plugin (ubus object "weft"): the binary under this name.
+install -d -m0755 "$DATA/usr/libexec/rpcd"
+ln -s ../../sbin/weft "$DATA/usr/libexec/rpcd/weft"
 
 # Conffiles that are files of the package go to control/conffiles; the others
 # (such as /etc/weft/, where the key lives) to /lib/upgrade/keep.d/ so that

@@ -34,6 +34,15 @@ all_checks() {
 	check depmod kmod
 	check objdump binutils
 	check python3 python3
+	# OpenWrt's ubusd/rpcd/uhttpd/uci built from source (scripts/openwrt-components.sh),
+	# LuCI in a real browser, lime-proto-weft under Lua 5.1.
+	check cmake cmake
+	check pkg-config pkg-config
+	check curl curl
+	check lua5.1 lua5.1
+	check chromium chromium
+	[ -f /usr/include/json-c/json.h ] || need="$need libjson-c-dev"
+	[ -f /usr/include/lua5.1/lua.h ] || need="$need liblua5.1-0-dev"
 }
 all_checks
 
@@ -46,7 +55,8 @@ if [ -n "$need" ]; then
 	export DEBIAN_FRONTEND=noninteractive
 	apt-get update -qq
 	# shellcheck disable=SC2086
-	apt-get install -y -qq $need >/dev/null
+	# Without recommends: chromium alone would pull in a desktop.
+	apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends $need >/dev/null
 	wanted=$need
 	need=""
 	all_checks

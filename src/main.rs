@@ -14,6 +14,8 @@ commands:
   neighbours [--json]   neighbours with their link costs
   routes [--json]       learned routes, selected and installed
   nodes [--json]        every known node and its credential
+  rpcd list|call METHOD
+                        the rpcd exec plugin behind `ubus call weft`
   simulate FILE ...     run a topology in the deterministic simulator
   genkey | pubkey       WireGuard private key / its public key (stdin)
   ca init|sign|revoke   network CA: create, issue credentials, revoke keys
@@ -21,7 +23,12 @@ commands:
 ";
 
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
+    let mut argv = std::env::args();
+    // rpcd runs /usr/libexec/rpcd/weft, a symlink to this binary.
+    if argv.next().is_some_and(|a| weft::control::rpcd::invoked_as_plugin(&a)) {
+        return weft::control::rpcd::run(&argv.collect::<Vec<_>>());
+    }
+    let args: Vec<String> = argv.collect();
     match args.first().map(String::as_str) {
         Some("--version") | Some("version") => {
             println!("weft {}", env!("CARGO_PKG_VERSION"));
@@ -39,6 +46,7 @@ fn main() -> ExitCode {
         }
         Some("routes") => weft::control::run_cli(weft::control::Request::Routes, &args[1..]),
         Some("nodes") => weft::control::run_cli(weft::control::Request::Nodes, &args[1..]),
+        Some("rpcd") => weft::control::rpcd::run(&args[1..]),
         Some("simulate") => weft::sim::report::run(&args[1..]),
         Some("genkey") | Some("pubkey") | Some("ca") | Some("cert") => weft::trust::cli::run(&args),
         Some(other) => {

@@ -8,6 +8,7 @@
 //! LuCI/rpcd and scripts see exactly what the tables are made from.
 
 pub mod render;
+pub mod rpcd;
 
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;

@@ -92,6 +92,8 @@ pub fn render(req: Request, v: &Value) -> String {
                 ("status", "CREDENTIAL"),
                 ("expires", "EXPIRES"),
                 ("prefixes", "PREFIXES"),
+                ("groups", "GROUPS"),
+                ("tunnel", "TUNNEL"),
                 ("public_key", "KEY"),
             ],
         ),

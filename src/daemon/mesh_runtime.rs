@@ -705,6 +705,7 @@ impl MeshRuntime {
             "public_key": NodePublicKey(spec.peer_key).to_string(),
             "credential_expires": expires.map(credential_expiry_text),
             "tunnel": format!("{} up, endpoint {}", ifname, spec.endpoint),
+            "endpoint": spec.endpoint.to_string(),
         }))
     }
 
@@ -750,25 +751,35 @@ impl MeshRuntime {
             .nodes
             .iter()
             .map(|(rid, k)| {
-                let (status, name, key, prefixes, expires, address) = match (&k.verdict, &k.credential) {
-                    (Ok(v), c) => (
-                        "valid".to_string(),
-                        v.name.clone(),
-                        v.public_key.to_string(),
-                        v.prefixes.iter().map(|p| p.to_string()).collect::<Vec<_>>(),
-                        c.as_ref().map(|c| crate::trust::time::iso8601(c.body().not_after)),
-                        v.mesh_address.map(|a| a.to_string()),
-                    ),
-                    (Err(e), Some(c)) => (
-                        e.to_string(),
-                        Some(c.body().name.clone()),
-                        c.public_key().to_string(),
-                        c.body().prefixes.iter().map(|p| p.to_string()).collect(),
-                        Some(crate::trust::time::iso8601(c.body().not_after)),
-                        None,
-                    ),
-                    (Err(e), None) => (e.to_string(), None, String::new(), vec![], None, None),
-                };
+                let (status, name, key, prefixes, groups, expires, address) =
+                    match (&k.verdict, &k.credential) {
+                        (Ok(v), c) => (
+                            "valid".to_string(),
+                            v.name.clone(),
+                            v.public_key.to_string(),
+                            v.prefixes.iter().map(|p| p.to_string()).collect::<Vec<_>>(),
+                            v.groups.clone(),
+                            c.as_ref().map(|c| crate::trust::time::iso8601(c.body().not_after)),
+                            v.mesh_address.map(|a| a.to_string()),
+                        ),
+                        (Err(e), Some(c)) => (
+                            e.to_string(),
+                            Some(c.body().name.clone()),
+                            c.public_key().to_string(),
+                            c.body().prefixes.iter().map(|p| p.to_string()).collect(),
+                            c.body().groups.clone(),
+                            Some(crate::trust::time::iso8601(c.body().not_after)),
+                            None,
+                        ),
+                        (Err(e), None) => (e.to_string(), None, String::new(), vec![], vec![], None, None),
+                    };
+                // The tunnel(s) to this node when it is a direct neighbour.
+                let tunnels: Vec<&str> = self
+                    .tunnels
+                    .iter()
+                    .filter(|(_, t)| !key.is_empty() && NodePublicKey(t.peer_key).to_string() == key)
+                    .map(|(name, _)| name.as_str())
+                    .collect();
                 json!({
                     "router_id": rid.to_string(),
                     "name": name,
@@ -776,6 +787,8 @@ impl MeshRuntime {
                     "status": status,
                     "expires": expires,
                     "prefixes": prefixes.join(","),
+                    "groups": groups.join(","),
+                    "tunnel": (!tunnels.is_empty()).then(|| tunnels.join(",")),
                     "address": address,
                     "self": *rid == self.id.router_id,
                 })

@@ -4,5 +4,6 @@
 pub mod require;
 pub mod mesh;
 pub mod netns;
+pub mod openwrt;
 pub mod peers;
 pub mod weftd;

@@ -179,7 +179,8 @@ lint() {
 	local f sc_args
 	# Every shell file this project ships or runs for OpenWrt.
 	set -- "$INIT" "$DEFAULTS" "$HERE/run.sh" "$FAKES"/* \
-		"$REPO/scripts/cross.sh" "$REPO/scripts/build-ipk.sh" "$REPO/scripts/size-report.sh"
+		"$REPO/scripts/cross.sh" "$REPO/scripts/build-ipk.sh" "$REPO/scripts/size-report.sh" \
+		"$REPO/scripts/openwrt-components.sh"
 	for f in "$@"; do
 		check "sh -n ${f#"$REPO"/}" sh -n "$f"
 		check "busybox ash -n ${f#"$REPO"/}" "$BUSYBOX" sh -n "$f"
@@ -511,6 +512,7 @@ INSTALL_DIR:=install -d -m0755
 INSTALL_BIN:=install -m0755
 INSTALL_DATA:=install -m0644
 INSTALL_CONF:=install -m0600
+LN:=ln -sf
 EOF
 	cat >"$t/include/package.mk" <<'EOF'
 define BuildPackage
@@ -560,6 +562,8 @@ EOF
 		"$(cd "$t/stage" && find . -type f | sed 's|^\./||' | LC_ALL=C sort | while read -r f; do
 			echo "$(stat -c %a "$f") $f"
 		done)"
+	check_eq "feed Makefile: rpcd plugin is the binary under /usr/libexec/rpcd" "../../sbin/weft" \
+		"$(readlink "$t/stage/usr/libexec/rpcd/weft")"
 	check "feed Makefile: installs the files of this tree" \
 		cmp -s "$t/stage/etc/init.d/weft" "$INIT"
 }
