@@ -279,7 +279,7 @@ impl Net {
         }
     }
 
-    fn nft(&self, i: usize, script: &str) {
+    pub fn nft(&self, i: usize, script: &str) {
         let mut c = self.in_ns(i, &["nft", "-f", "-"]);
         c.stdin(Stdio::piped()).stdout(Stdio::null()).stderr(Stdio::piped());
         let mut child = c.spawn().expect("nft");
