@@ -5,6 +5,7 @@ pub mod ifaces;
 pub mod logger;
 pub mod mesh;
 pub mod mesh_runtime;
+pub mod publish;
 pub mod runner;
 pub mod state_file;
 pub mod views;

@@ -17,7 +17,8 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
 use super::ifaces::{desired_plain_interfaces, KernelView};
-use super::mesh_runtime::MeshRuntime;
+use super::mesh_runtime::{unix_now, MeshRuntime};
+use super::publish::{self, Publisher};
 use super::state_file::{self, PersistentState};
 use super::views;
 use crate::babel::packet::Destination;
@@ -60,6 +61,8 @@ pub struct Daemon<F: Fib, M: LinkMonitor, S: BabelIo> {
     mesh: Option<MeshRuntime>,
     /// Babel interfaces that are WireGuard tunnels (their routes are filtered).
     tunnel_ifs: BTreeSet<IfIndex>,
+    /// The hosts file for dnsmasq and the Prometheus textfile.
+    publisher: Publisher,
 }
 
 fn fib_config(cfg: &Config) -> io::Result<FibConfig> {
@@ -116,6 +119,7 @@ impl<F: Fib, M: LinkMonitor, S: BabelIo> Daemon<F, M, S> {
             seed: random_u64(),
         });
         let control_path = cfg.main.control_socket.clone();
+        let publisher = Publisher::new(&cfg.main);
         Ok(Daemon {
             config_path,
             cfg,
@@ -135,6 +139,7 @@ impl<F: Fib, M: LinkMonitor, S: BabelIo> Daemon<F, M, S> {
             control_path,
             mesh,
             tunnel_ifs: BTreeSet::new(),
+            publisher,
         })
     }
 
@@ -178,10 +183,14 @@ impl<F: Fib, M: LinkMonitor, S: BabelIo> Daemon<F, M, S> {
             self.cfg.main.protocol
         );
         loop {
-            let next = [self.engine.poll_timeout(), self.mesh.as_ref().and_then(|m| m.poll_timeout())]
-                .into_iter()
-                .flatten()
-                .min();
+            let next = [
+                self.engine.poll_timeout(),
+                self.mesh.as_ref().and_then(|m| m.poll_timeout()),
+                self.publisher.metrics_deadline(),
+            ]
+            .into_iter()
+            .flatten()
+            .min();
             let deadline = next.map(|t| self.start + Duration::from_millis(t.millis()));
             let sleep = tokio::time::sleep_until(
                 deadline.unwrap_or_else(|| Instant::now() + Duration::from_secs(3600)),
@@ -232,7 +241,11 @@ impl<F: Fib, M: LinkMonitor, S: BabelIo> Daemon<F, M, S> {
                     Err(e) => warn!("control socket: {e}"),
                 },
                 Some((req, reply)) = ctl_rx.recv() => {
-                    let _ = reply.send(self.answer(req));
+                    let answer = match req {
+                        Request::Metrics => reply_ok(Value::String(self.metrics_text().await)),
+                        _ => self.answer(req),
+                    };
+                    let _ = reply.send(answer);
                 }
                 _ = recv_signal(&mut hup) => {
                     if let Some(l) = self.reload().await {
@@ -247,6 +260,11 @@ impl<F: Fib, M: LinkMonitor, S: BabelIo> Daemon<F, M, S> {
             self.mesh_work().await;
             if self.engine.seqno() != self.saved_seqno {
                 self.save_state();
+            }
+            let now = self.now();
+            if self.publisher.metrics_due(now) {
+                let text = self.metrics_text().await;
+                self.publisher.write_metrics(now, &text);
             }
         }
         self.shutdown().await;
@@ -382,12 +400,25 @@ impl<F: Fib, M: LinkMonitor, S: BabelIo> Daemon<F, M, S> {
         self.drain().await;
     }
 
+    /// Rebuilt whenever a node's verdict may have changed (credentials,
+    /// trust material, expiry), and so is the hosts file.
     fn refresh_filter(&mut self) {
         let now = self.now();
         if let Some(m) = self.mesh.as_mut() {
             let f = m.build_filter(self.tunnel_ifs.clone());
             self.engine.set_route_filter(now, Some(f));
+            self.publisher.update_hosts(publish::verified_nodes(m), unix_now());
         }
+    }
+
+    /// The Prometheus exposition of the daemon's state now.
+    async fn metrics_text(&mut self) -> String {
+        let tunnels = match self.mesh.as_mut() {
+            Some(m) => m.tunnel_counters().await,
+            None => Vec::new(),
+        };
+        let snap = publish::snapshot(&self.engine, self.mesh.as_ref(), &self.tunnel_ifs, tunnels);
+        crate::metrics::render(&snap)
     }
 
     fn reconcile_announces(&mut self) {
@@ -429,6 +460,7 @@ impl<F: Fib, M: LinkMonitor, S: BabelIo> Daemon<F, M, S> {
         info!("reloading {}", self.config_path.display());
         let old = std::mem::replace(&mut self.cfg, new);
         super::logger::set_level(self.cfg.main.log_level.as_str());
+        self.publisher.reconfigure(&self.cfg.main);
         if (old.main.table, old.main.protocol, old.main.kernel_priority)
             != (self.cfg.main.table, self.cfg.main.protocol, self.cfg.main.kernel_priority)
         {
@@ -511,6 +543,7 @@ impl<F: Fib, M: LinkMonitor, S: BabelIo> Daemon<F, M, S> {
         if let Some(m) = self.mesh.as_mut() {
             m.shutdown().await;
         }
+        self.publisher.shutdown();
         self.save_state();
         let _ = std::fs::remove_file(&self.control_path);
     }
@@ -551,6 +584,8 @@ impl<F: Fib, M: LinkMonitor, S: BabelIo> Daemon<F, M, S> {
                 Some(m) => m.nodes(),
                 None => json!({ "nodes": [] }),
             }),
+            // Answered in the loop: reading tunnel counters is async.
+            Request::Metrics => reply_err("internal: metrics are answered by the event loop"),
         }
     }
 

@@ -168,6 +168,10 @@ fn parse_args(args: &[String]) -> Result<Parsed, String> {
 
 /// Entry point of `weft simulate`.
 pub fn run(args: &[String]) -> ExitCode {
+    if args.iter().any(|a| a == "-h" || a == "--help") {
+        println!("{USAGE}");
+        return ExitCode::SUCCESS;
+    }
     let (file, mut opts, json, fail) = match parse_args(args) {
         Ok(x) => x,
         Err(e) => {

@@ -171,6 +171,8 @@ pub struct NodeConf {
     pub peers: Vec<PeerConf>,
     /// Seconds; the update interval is four of them.
     pub hello_interval: u32,
+    /// The hosts file for dnsmasq; `None`: off (the default one is global).
+    pub hosts_file: Option<PathBuf>,
 }
 
 /// The mesh prefix the tests' nodes derive their addresses in.
@@ -190,6 +192,7 @@ impl NodeConf {
             announces: Vec::new(),
             peers: Vec::new(),
             hello_interval: 1,
+            hosts_file: None,
         }
     }
 
@@ -202,6 +205,11 @@ impl NodeConf {
         writeln!(s, "\toption state_file '{}'", p(&dir.join("state"))).unwrap();
         writeln!(s, "\toption control_socket '{}'", p(&dir.join("weft.sock"))).unwrap();
         writeln!(s, "\toption log_level 'debug'").unwrap();
+        writeln!(s, "\toption metrics_file '{}'", p(&dir.join("weft.prom"))).unwrap();
+        match &self.hosts_file {
+            Some(h) => writeln!(s, "\toption hosts_file '{}'", p(h)).unwrap(),
+            None => writeln!(s, "\toption hosts_file '0'").unwrap(),
+        }
         writeln!(s, "\toption wireguard_backend 'userspace'").unwrap();
         writeln!(s, "\toption private_key_file '{}'", p(&self.key_file)).unwrap();
         writeln!(s, "\toption credential_file '{}'", p(&self.credential_file)).unwrap();
