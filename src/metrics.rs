@@ -144,9 +144,12 @@ pub fn render(s: &Snapshot) -> String {
 
     o.family("weft_routes", "gauge", "Babel routes by state (local: prefixes this node announces).");
     let r = &s.routes;
-    for (state, v) in
-        [("installed", r.installed), ("feasible", r.feasible), ("unfeasible", r.unfeasible), ("local", r.local)]
-    {
+    for (state, v) in [
+        ("installed", r.installed),
+        ("feasible", r.feasible),
+        ("unfeasible", r.unfeasible),
+        ("local", r.local),
+    ] {
         o.sample("weft_routes", &[("state", state)], v);
     }
 
@@ -217,7 +220,12 @@ mod tests {
         Snapshot {
             version: "0.1.0".into(),
             neighbours: vec![
-                Neighbour { dev: "weft0a0b0c-3".into(), address: "fe80::1".into(), name: "node2".into(), cost: 96 },
+                Neighbour {
+                    dev: "weft0a0b0c-3".into(),
+                    address: "fe80::1".into(),
+                    name: "node2".into(),
+                    cost: 96,
+                },
                 Neighbour { dev: "eth1".into(), address: "fe80::2".into(), name: String::new(), cost: 65535 },
             ],
             routes: RouteCounts { installed: 3, feasible: 1, unfeasible: 0, local: 2 },
@@ -289,7 +297,10 @@ mod tests {
         ] {
             assert!(text.contains(&format!("# TYPE {name} ")), "{name}");
         }
-        assert!(text.contains("weft_latest_handshake_seconds") && !text.contains("weft_latest_handshake_seconds{"));
+        assert!(
+            text.contains("weft_latest_handshake_seconds")
+                && !text.contains("weft_latest_handshake_seconds{")
+        );
         assert!(text.contains("weft_nodes{state=\"untrusted\"} 0"));
     }
 

@@ -65,7 +65,9 @@ pub fn hosts<'a>(nodes: impl IntoIterator<Item = &'a VerifiedNode>, now: u64, do
     for n in nodes.into_iter().filter(|n| valid_at(n, now)) {
         let (Some(name), Some(address)) = (n.name.as_deref(), n.mesh_address) else { continue };
         match parse_dns_name(&format!("{name}.{domain}")) {
-            Some(fqdn) if parse_dns_name(name).is_some() => out.entries.push(HostEntry { name: fqdn, address }),
+            Some(fqdn) if parse_dns_name(name).is_some() => {
+                out.entries.push(HostEntry { name: fqdn, address })
+            }
             _ => out.unusable_names.push(name.to_string()),
         }
     }
@@ -169,7 +171,10 @@ mod tests {
             node(Some("ok"), 1, None),
         ];
         let h = hosts(&nodes, 0, "mesh");
-        assert_eq!(h.entries, [HostEntry { name: "ok.mesh".into(), address: "fd42:77:1::1".parse().unwrap() }]);
+        assert_eq!(
+            h.entries,
+            [HostEntry { name: "ok.mesh".into(), address: "fd42:77:1::1".parse().unwrap() }]
+        );
         assert_eq!(h.unusable_names, ["büro".to_string(), "node 2".into(), "x".repeat(64)]);
         // A name that fits alone but not with the domain.
         let long = vec!["a".repeat(63); 3].join(".") + "." + &"b".repeat(50);

@@ -97,7 +97,8 @@ pub fn socket_from_config(path: &Path) -> Result<Option<PathBuf>, String> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(e.to_string()),
     };
-    let (doc, _) = crate::config::uci::parse(&text, &path.display().to_string()).map_err(|e| e.to_string())?;
+    let (doc, _) =
+        crate::config::uci::parse(&text, &path.display().to_string()).map_err(|e| e.to_string())?;
     let value = doc.sections_of("weft").next().and_then(|s| s.option("control_socket")).map(|o| &o.value);
     match value {
         Some(crate::config::uci::UciValue::Single(v)) if v.starts_with('/') => Ok(Some(PathBuf::from(v))),
@@ -220,7 +221,8 @@ mod tests {
         assert_eq!(resolve_socket(Some(s("/a.sock")), c.clone()), Ok(PathBuf::from("/a.sock")));
         assert_eq!(resolve_socket(None, c.clone()), Ok(PathBuf::from("/run/x.sock")));
         // Semantic mistakes elsewhere do not hide the socket.
-        std::fs::write(&conf, "config weft 'main'\n\toption protocol '42'\n\toption control_socket '/y'\n").unwrap();
+        std::fs::write(&conf, "config weft 'main'\n\toption protocol '42'\n\toption control_socket '/y'\n")
+            .unwrap();
         assert_eq!(resolve_socket(None, c.clone()), Ok(PathBuf::from("/y")));
         std::fs::write(&conf, "config weft 'main'\n\toption log_level 'info'\n").unwrap();
         assert_eq!(resolve_socket(None, c.clone()), Ok(PathBuf::from(DEFAULT_SOCKET)));

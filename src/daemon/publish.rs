@@ -151,7 +151,11 @@ impl Publisher {
         let hosts = crate::names::hosts(nodes, now_unix, &self.domain);
         if hosts.unusable_names != self.unusable_logged {
             if !hosts.unusable_names.is_empty() {
-                warn!("not in {}: node names that are not DNS names: {:?}", path.display(), hosts.unusable_names);
+                warn!(
+                    "not in {}: node names that are not DNS names: {:?}",
+                    path.display(),
+                    hosts.unusable_names
+                );
             }
             self.unusable_logged = hosts.unusable_names.clone();
         }
@@ -163,7 +167,11 @@ impl Publisher {
             Ok(()) => {
                 self.hosts_written = Some(text);
                 let told = signal_dnsmasq(&self.dnsmasq_pid_dir);
-                info!("{}: {} node name(s); told {told} dnsmasq process(es)", path.display(), hosts.entries.len());
+                info!(
+                    "{}: {} node name(s); told {told} dnsmasq process(es)",
+                    path.display(),
+                    hosts.entries.len()
+                );
             }
             Err(e) => warn!("cannot write {}: {e}", path.display()),
         }
@@ -238,12 +246,14 @@ pub fn snapshot(
     }
     let stats = engine.stats();
     let (refused, unknown) = mesh.map_or((0, 0), |m| m.refused(engine, tunnel_ifs));
-    let (disc_in, disc_out) = mesh.map_or((0, 0), |m| (m.stats.discovery_bytes_in, m.stats.discovery_bytes_out));
+    let (disc_in, disc_out) =
+        mesh.map_or((0, 0), |m| (m.stats.discovery_bytes_in, m.stats.discovery_bytes_out));
     Snapshot {
         version: env!("CARGO_PKG_VERSION").to_string(),
         neighbours,
         routes,
-        nodes: mesh.map_or_else(NodeCounts::default, |m| NodeCounts::of(m.known.nodes.values().map(|k| &k.verdict))),
+        nodes: mesh
+            .map_or_else(NodeCounts::default, |m| NodeCounts::of(m.known.nodes.values().map(|k| &k.verdict))),
         refused_announcements: stats.refused_by_filter,
         refused_not_granted: refused as u64,
         refused_unknown_origin: unknown as u64,

@@ -100,7 +100,7 @@ pub fn run(args: &[String]) -> ExitCode {
         ("ca", Some("revoke")) => ("ca revoke", ca_revoke(&args[2..])),
         ("cert", Some("show")) => ("cert show", cert_show(&args[2..])),
         ("ca" | "cert", Some("help" | "--help" | "-h")) => {
-            print!("{USAGE}");
+            print!("{}", synopsis(first));
             return ExitCode::SUCCESS;
         }
         ("ca", _) => ("ca", Err(usage("ca needs a command: init, sign or revoke"))),

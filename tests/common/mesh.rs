@@ -276,10 +276,19 @@ impl Mesh {
     /// Starts node `i`'s daemon in a private mount namespace and waits
     /// until its control socket answers.
     pub fn start(&mut self, i: usize) {
+        self.start_with(i, "true");
+    }
+
+    /// As [`Mesh::start`], running the shell command `prelude` first in the
+    /// daemon's mount namespace (e.g. to start a program beside it).
+    pub fn start_with(&mut self, i: usize, prelude: &str) {
         assert!(self.net.nodes[i].daemon.is_none(), "node {i} already runs a daemon");
         let conf = self.conf_path(i);
-        let script =
-            format!("mount -t tmpfs tmpfs /run/wireguard && exec {} daemon -c {}", weft(), path_str(&conf));
+        let script = format!(
+            "mount -t tmpfs tmpfs /run/wireguard && {prelude} && exec {} daemon -c {}",
+            weft(),
+            path_str(&conf)
+        );
         let child = self.net.spawn(i, &["sh", "-c", &script], "weft.log");
         self.net.nodes[i].daemon = Some(child);
         let mut exited = None;
