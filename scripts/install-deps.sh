@@ -6,6 +6,8 @@ set -eu
 
 need=""
 check() { command -v "$1" >/dev/null 2>&1 || need="$need $2"; }
+# check_pkg PACKAGE: a Debian package without a command of its own (libraries).
+check_pkg() { dpkg-query -W -f '${Status}' "$1" 2>/dev/null | grep -q 'ok installed' || need="$need $1"; }
 check babeld babeld
 check bird bird2
 check tshark tshark
@@ -26,6 +28,18 @@ check cpio cpio
 check depmod kmod
 check objdump binutils
 check python3 python3
+# Names for dnsmasq (tests/dnsmasq_names.rs): dnsmasq-base has no service.
+check dnsmasq dnsmasq-base
+check dig bind9-dnsutils
+# Metrics parsed by the real Prometheus client (tests/prometheus_metrics.rs).
+check_pkg python3-prometheus-client
+# apk-tools 3, built from source by tests/openwrt/apk-tools.sh.
+check meson meson
+check ninja ninja-build
+check cc gcc
+check pkg-config pkg-config
+check_pkg libssl-dev
+check_pkg zlib1g-dev
 
 if [ -n "$need" ]; then
 	if [ "$(id -u)" != 0 ]; then
