@@ -46,24 +46,61 @@ fn stdout(out: &Output) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-/// The cached apk-tools 3 binary.
-fn apk() -> &'static str {
-    static APK: OnceLock<String> = OnceLock::new();
-    APK.get_or_init(|| {
-        let out = run(Command::new("sh").arg(repo().join("tests/openwrt/apk-tools.sh")));
-        stdout(&out).trim().to_string()
-    })
+/// Skips the calling test unless it runs as root: apk runs the maintainer
+/// scripts chrooted into the scratch root.
+macro_rules! require_root {
+    () => {
+        if unsafe { geteuid() } != 0 {
+            eprintln!("SKIPPED: needs root (apk runs the package's scripts chrooted)");
+            return;
+        }
+    };
 }
 
-/// `make apk ARCH=x86_64` once for all tests of this binary.
+extern "C" {
+    fn geteuid() -> u32;
+}
+
+/// `make apk ARCH=x86_64` once for all tests of this binary, with the
+/// cached apk-tools 3: the apk binary and the package.
+fn built() -> &'static (String, PathBuf) {
+    static BUILT: OnceLock<Result<(String, PathBuf), String>> = OnceLock::new();
+    let built = BUILT.get_or_init(|| {
+        let tools = Command::new("sh").arg(repo().join("tests/openwrt/apk-tools.sh")).output();
+        let tools = tools.map_err(|e| format!("cannot run tests/openwrt/apk-tools.sh: {e}"))?;
+        if !tools.status.success() {
+            return Err(format!("building apk-tools failed:\n{}", String::from_utf8_lossy(&tools.stderr)));
+        }
+        let apk = stdout(&tools).trim().to_string();
+        let out = Command::new("make")
+            .args(["apk", &format!("ARCH={ARCH}"), &format!("APK={apk}")])
+            .current_dir(repo())
+            .output()
+            .map_err(|e| format!("cannot run make: {e}"))?;
+        if !out.status.success() {
+            return Err(format!(
+                "make apk ARCH={ARCH} failed ({}):\n{}\n{}",
+                out.status,
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ));
+        }
+        Ok((apk, repo().join(format!("dist/{ARCH}/weft-{}.apk", version()))))
+    });
+    match built {
+        Ok(b) => b,
+        Err(e) => panic!("{e}"),
+    }
+}
+
+/// The cached apk-tools 3 binary.
+fn apk() -> &'static str {
+    &built().0
+}
+
+/// The package `make apk` built.
 fn built_apk() -> &'static Path {
-    static BUILT: OnceLock<PathBuf> = OnceLock::new();
-    BUILT.get_or_init(|| {
-        run(Command::new("make")
-            .args(["apk", &format!("ARCH={ARCH}"), &format!("APK={}", apk())])
-            .current_dir(repo()));
-        repo().join(format!("dist/{ARCH}/weft-{}.apk", version()))
-    })
+    &built().1
 }
 
 /// A directory removed when the test ends, whatever way it ends.
@@ -187,6 +224,7 @@ fn tree(root: &Path) -> BTreeMap<String, Entry> {
 
 #[test]
 fn metadata_and_scripts_match_the_ipk() {
+    require_root!();
     let dump = adbdump(built_apk());
     let tmp = TempDir::new("meta");
     let (control, _) = ipk_control_and_data(&tmp.0);
@@ -298,6 +336,7 @@ fn scripts_log(root: &Path) -> Vec<String> {
 
 #[test]
 fn installs_the_files_of_the_ipk_into_a_scratch_root() {
+    require_root!();
     let pkg = built_apk();
     let (dir, root, stubs) = scratch("install");
     let out = run(apk_in(&root).args(["add", "--initdb", "--allow-untrusted"]).args(&stubs).arg(pkg));
@@ -379,6 +418,7 @@ fn release_2(dir: &Path) -> PathBuf {
 
 #[test]
 fn an_upgrade_keeps_a_changed_configuration_and_removal_runs_pre_deinstall() {
+    require_root!();
     let (dir, root, stubs) = scratch("upgrade");
     run(apk_in(&root).args(["add", "--initdb", "--allow-untrusted"]).args(&stubs).arg(built_apk()));
     let conf = root.join("etc/config/weft");
@@ -416,6 +456,7 @@ fn an_upgrade_keeps_a_changed_configuration_and_removal_runs_pre_deinstall() {
 
 #[test]
 fn apk_is_reproducible() {
+    require_root!();
     let first = std::fs::read(built_apk()).expect("read apk");
     let dist = TempDir::new("repro");
     run(Command::new("sh")
