@@ -10,6 +10,8 @@ set -eu
 # without the program would otherwise show only there.
 need=""
 check() { command -v "$1" >/dev/null 2>&1 || need="$need $2"; }
+# check_pkg PACKAGE: a Debian package without a command of its own (libraries).
+check_pkg() { dpkg-query -W -f '${Status}' "$1" 2>/dev/null | grep -q 'ok installed' || need="$need $1"; }
 all_checks() {
 	check babeld babeld
 	check bird bird2
@@ -43,6 +45,17 @@ all_checks() {
 	check chromium chromium
 	[ -f /usr/include/json-c/json.h ] || need="$need libjson-c-dev"
 	[ -f /usr/include/lua5.1/lua.h ] || need="$need liblua5.1-0-dev"
+	# Names for dnsmasq (tests/dnsmasq_names.rs): dnsmasq-base has no service.
+	check dnsmasq dnsmasq-base
+	check dig bind9-dnsutils
+	# Metrics parsed by the real Prometheus client (tests/prometheus_metrics.rs).
+	check_pkg python3-prometheus-client
+	# apk-tools 3, built from source by tests/openwrt/apk-tools.sh.
+	check meson meson
+	check ninja ninja-build
+	check cc gcc
+	check_pkg libssl-dev
+	check_pkg zlib1g-dev
 }
 all_checks
 

@@ -139,7 +139,7 @@ impl Daemons {
     fn weft_config(&self, bed: &Bed, i: usize, announce: Announce) -> String {
         let dir = bed.net.dir(i).display().to_string();
         let mut c = format!(
-            "config weft 'main'\n\toption hello_interval '{}'\n\toption state_file '{dir}/weft.state'\n\toption control_socket '{dir}/weft.sock'\n\toption log_level 'warn'\n",
+            "config weft 'main'\n\toption hello_interval '{}'\n\toption state_file '{dir}/weft.state'\n\toption control_socket '{dir}/weft.sock'\n\toption metrics_file '{dir}/weft.prom'\n\toption hosts_file '0'\n\toption log_level 'warn'\n",
             self.hello_s
         );
         for dev in bed.net.devices(i) {

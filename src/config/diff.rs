@@ -142,6 +142,9 @@ fn diff_main(old: &MainConfig, new: &MainConfig) -> Vec<&'static str> {
         listen_port_range,
         keepalive_ms,
         set_forwarding,
+        domain,
+        hosts_file,
+        metrics_file,
     } = old;
     let mut out = Vec::new();
     let mut check = |changed: bool, name: &'static str| {
@@ -168,6 +171,9 @@ fn diff_main(old: &MainConfig, new: &MainConfig) -> Vec<&'static str> {
     check(*listen_port_range != new.listen_port_range, "listen_port_range");
     check(*keepalive_ms != new.keepalive_ms, "keepalive");
     check(*set_forwarding != new.set_forwarding, "set_forwarding");
+    check(*domain != new.domain, "domain");
+    check(*hosts_file != new.hosts_file, "hosts_file");
+    check(*metrics_file != new.metrics_file, "metrics_file");
     out
 }
 

@@ -98,6 +98,8 @@ pub fn render(req: Request, v: &Value) -> String {
             ],
         ),
         Request::Status => render_status(v),
+        // Already text: the Prometheus exposition.
+        Request::Metrics => v.as_str().unwrap_or_default().to_string(),
     }
 }
 

@@ -7,6 +7,7 @@ pub mod kernel_switches;
 pub mod logger;
 pub mod mesh;
 pub mod mesh_runtime;
+pub mod publish;
 pub mod runner;
 pub mod state_file;
 pub mod views;

@@ -18,7 +18,8 @@ use tokio::time::Instant;
 
 use super::ifaces::{desired_plain_interfaces, KernelView};
 use super::kernel_switches::KernelSwitches;
-use super::mesh_runtime::MeshRuntime;
+use super::mesh_runtime::{unix_now, MeshRuntime};
+use super::publish::{self, Publisher};
 use super::state_file::{self, PersistentState};
 use super::views;
 use crate::babel::packet::Destination;
@@ -63,6 +64,8 @@ pub struct Daemon<F: Fib, M: LinkMonitor, S: BabelIo> {
     tunnel_ifs: BTreeSet<IfIndex>,
     /// Forwarding and reverse-path switches (`set_forwarding`).
     switches: KernelSwitches,
+    /// The hosts file for dnsmasq and the Prometheus textfile.
+    publisher: Publisher,
 }
 
 fn fib_config(cfg: &Config) -> io::Result<FibConfig> {
@@ -121,6 +124,7 @@ impl<F: Fib, M: LinkMonitor, S: BabelIo> Daemon<F, M, S> {
         });
         let control_path = cfg.main.control_socket.clone();
         let switches = KernelSwitches::new(kernel::sysctl::Sysctl::system(), cfg.main.set_forwarding);
+        let publisher = Publisher::new(&cfg.main);
         Ok(Daemon {
             config_path,
             cfg,
@@ -141,6 +145,7 @@ impl<F: Fib, M: LinkMonitor, S: BabelIo> Daemon<F, M, S> {
             mesh,
             tunnel_ifs: BTreeSet::new(),
             switches,
+            publisher,
         })
     }
 
@@ -191,10 +196,14 @@ impl<F: Fib, M: LinkMonitor, S: BabelIo> Daemon<F, M, S> {
             self.cfg.main.protocol
         );
         loop {
-            let next = [self.engine.poll_timeout(), self.mesh.as_ref().and_then(|m| m.poll_timeout())]
-                .into_iter()
-                .flatten()
-                .min();
+            let next = [
+                self.engine.poll_timeout(),
+                self.mesh.as_ref().and_then(|m| m.poll_timeout()),
+                self.publisher.metrics_deadline(),
+            ]
+            .into_iter()
+            .flatten()
+            .min();
             let deadline = next.map(|t| self.start + Duration::from_millis(t.millis()));
             let sleep = tokio::time::sleep_until(
                 deadline.unwrap_or_else(|| Instant::now() + Duration::from_secs(3600)),
@@ -245,7 +254,11 @@ impl<F: Fib, M: LinkMonitor, S: BabelIo> Daemon<F, M, S> {
                     Err(e) => warn!("control socket: {e}"),
                 },
                 Some((req, reply)) = ctl_rx.recv() => {
-                    let _ = reply.send(self.answer(req));
+                    let answer = match req {
+                        Request::Metrics => reply_ok(Value::String(self.metrics_text().await)),
+                        _ => self.answer(req),
+                    };
+                    let _ = reply.send(answer);
                 }
                 _ = recv_signal(&mut hup) => {
                     if let Some(l) = self.reload().await {
@@ -260,6 +273,11 @@ impl<F: Fib, M: LinkMonitor, S: BabelIo> Daemon<F, M, S> {
             self.mesh_work().await;
             if self.engine.seqno() != self.saved_seqno {
                 self.save_state();
+            }
+            let now = self.now();
+            if self.publisher.metrics_due(now) {
+                let text = self.metrics_text().await;
+                self.publisher.write_metrics(now, &text);
             }
         }
         self.shutdown().await;
@@ -404,12 +422,25 @@ impl<F: Fib, M: LinkMonitor, S: BabelIo> Daemon<F, M, S> {
         self.drain().await;
     }
 
+    /// Rebuilt whenever a node's verdict may have changed (credentials,
+    /// trust material, expiry), and so is the hosts file.
     fn refresh_filter(&mut self) {
         let now = self.now();
         if let Some(m) = self.mesh.as_mut() {
             let f = m.build_filter(self.tunnel_ifs.clone());
             self.engine.set_route_filter(now, Some(f));
+            self.publisher.update_hosts(publish::verified_nodes(m), unix_now());
         }
+    }
+
+    /// The Prometheus exposition of the daemon's state now.
+    async fn metrics_text(&mut self) -> String {
+        let tunnels = match self.mesh.as_mut() {
+            Some(m) => m.tunnel_counters().await,
+            None => Vec::new(),
+        };
+        let snap = publish::snapshot(&self.engine, self.mesh.as_ref(), &self.tunnel_ifs, tunnels);
+        crate::metrics::render(&snap)
     }
 
     fn reconcile_announces(&mut self) {
@@ -452,6 +483,7 @@ impl<F: Fib, M: LinkMonitor, S: BabelIo> Daemon<F, M, S> {
         let old = std::mem::replace(&mut self.cfg, new);
         super::logger::set_level(self.cfg.main.log_level.as_str());
         self.engine.set_smoothing_half_life(self.cfg.main.smoothing_half_life_ms);
+        self.publisher.reconfigure(&self.cfg.main);
         if (old.main.table, old.main.protocol, old.main.kernel_priority)
             != (self.cfg.main.table, self.cfg.main.protocol, self.cfg.main.kernel_priority)
         {
@@ -537,6 +569,7 @@ impl<F: Fib, M: LinkMonitor, S: BabelIo> Daemon<F, M, S> {
             m.shutdown().await;
         }
         self.switches.restore();
+        self.publisher.shutdown();
         self.save_state();
         let _ = std::fs::remove_file(&self.control_path);
     }
@@ -577,6 +610,8 @@ impl<F: Fib, M: LinkMonitor, S: BabelIo> Daemon<F, M, S> {
                 Some(m) => m.nodes(),
                 None => json!({ "nodes": [] }),
             }),
+            // Answered in the loop: reading tunnel counters is async.
+            Request::Metrics => reply_err("internal: metrics are answered by the event loop"),
         }
     }
 

@@ -169,6 +169,8 @@ pub struct NodeConf {
     pub peers: Vec<PeerConf>,
     /// Seconds; the update interval is four of them.
     pub hello_interval: u32,
+    /// The hosts file for dnsmasq; `None`: off (the default one is global).
+    pub hosts_file: Option<PathBuf>,
 }
 
 /// The mesh prefix the tests' nodes derive their addresses in.
@@ -188,6 +190,7 @@ impl NodeConf {
             announces: Vec::new(),
             peers: Vec::new(),
             hello_interval: 1,
+            hosts_file: None,
         }
     }
 
@@ -200,6 +203,11 @@ impl NodeConf {
         writeln!(s, "\toption state_file '{}'", p(&dir.join("state"))).unwrap();
         writeln!(s, "\toption control_socket '{}'", p(&dir.join("weft.sock"))).unwrap();
         writeln!(s, "\toption log_level 'debug'").unwrap();
+        writeln!(s, "\toption metrics_file '{}'", p(&dir.join("weft.prom"))).unwrap();
+        match &self.hosts_file {
+            Some(h) => writeln!(s, "\toption hosts_file '{}'", p(h)).unwrap(),
+            None => writeln!(s, "\toption hosts_file '0'").unwrap(),
+        }
         writeln!(s, "\toption wireguard_backend 'userspace'").unwrap();
         writeln!(s, "\toption private_key_file '{}'", p(&self.key_file)).unwrap();
         writeln!(s, "\toption credential_file '{}'", p(&self.credential_file)).unwrap();
@@ -273,10 +281,19 @@ impl Mesh {
     /// Starts node `i`'s daemon in a private mount namespace and waits
     /// until its control socket answers.
     pub fn start(&mut self, i: usize) {
+        self.start_with(i, "true");
+    }
+
+    /// As [`Mesh::start`], running the shell command `prelude` first in the
+    /// daemon's mount namespace (e.g. to start a program beside it).
+    pub fn start_with(&mut self, i: usize, prelude: &str) {
         assert!(self.net.nodes[i].daemon.is_none(), "node {i} already runs a daemon");
         let conf = self.conf_path(i);
-        let script =
-            format!("mount -t tmpfs tmpfs /run/wireguard && exec {} daemon -c {}", weft(), path_str(&conf));
+        let script = format!(
+            "mount -t tmpfs tmpfs /run/wireguard && {prelude} && exec {} daemon -c {}",
+            weft(),
+            path_str(&conf)
+        );
         let child = self.net.spawn(i, &["sh", "-c", &script], "weft.log");
         self.net.nodes[i].daemon = Some(child);
         let mut exited = None;

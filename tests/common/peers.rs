@@ -69,9 +69,11 @@ impl Weft {
         let socket = dir.join("weft.sock");
         let mut conf = format!(
             "config weft 'main'\n\toption hello_interval '1'\n\toption state_file '{}'\n\
-             \toption control_socket '{}'\n\toption log_level 'debug'\n",
+             \toption control_socket '{}'\n\toption log_level 'debug'\n\
+             \toption metrics_file '{}'\n\toption hosts_file '0'\n",
             dir.join("weft.state").display(),
-            socket.display()
+            socket.display(),
+            dir.join("weft.prom").display()
         );
         for (k, f) in ifaces.iter().enumerate() {
             conf.push_str(&format!(

@@ -38,10 +38,12 @@ impl WeftConfig {
     pub fn render(&self) -> String {
         let mut s = format!(
             "config weft 'main'\n\toption hello_interval '{}'\n\toption state_file '{}'\n\
-             \toption control_socket '{}'\n\toption log_level 'debug'\n",
+             \toption control_socket '{}'\n\toption log_level 'debug'\n\
+             \toption metrics_file '{}'\n\toption hosts_file '0'\n",
             self.hello,
             self.state_file.display(),
-            self.control_socket.display()
+            self.control_socket.display(),
+            self.state_file.with_file_name("weft.prom").display()
         );
         for i in &self.interfaces {
             s += &format!("\nconfig interface '{i}'\n\toption ifname '{i}'\n\toption type 'wired'\n");

@@ -180,7 +180,8 @@ lint() {
 	# Every shell file this project ships or runs for OpenWrt.
 	set -- "$INIT" "$DEFAULTS" "$HERE/run.sh" "$FAKES"/* \
 		"$REPO/scripts/cross.sh" "$REPO/scripts/build-ipk.sh" "$REPO/scripts/size-report.sh" \
-		"$REPO/scripts/openwrt-components.sh"
+		"$REPO/scripts/openwrt-components.sh" \
+		"$REPO/scripts/build-apk.sh" "$REPO/scripts/package-common.sh" "$HERE/apk-tools.sh"
 	for f in "$@"; do
 		check "sh -n ${f#"$REPO"/}" sh -n "$f"
 		check "busybox ash -n ${f#"$REPO"/}" "$BUSYBOX" sh -n "$f"
