@@ -10,6 +10,8 @@ pub mod control;
 pub mod daemon;
 pub mod kernel;
 pub mod link;
+pub mod metrics;
+pub mod names;
 pub mod net;
 pub mod sim;
 pub mod trust;

@@ -141,6 +141,10 @@ fn diff_main(old: &MainConfig, new: &MainConfig) -> Vec<&'static str> {
         listen_port,
         listen_port_range,
         keepalive_ms,
+        set_forwarding,
+        domain,
+        hosts_file,
+        metrics_file,
     } = old;
     let mut out = Vec::new();
     let mut check = |changed: bool, name: &'static str| {
@@ -166,6 +170,10 @@ fn diff_main(old: &MainConfig, new: &MainConfig) -> Vec<&'static str> {
     check(*listen_port != new.listen_port, "listen_port");
     check(*listen_port_range != new.listen_port_range, "listen_port_range");
     check(*keepalive_ms != new.keepalive_ms, "keepalive");
+    check(*set_forwarding != new.set_forwarding, "set_forwarding");
+    check(*domain != new.domain, "domain");
+    check(*hosts_file != new.hosts_file, "hosts_file");
+    check(*metrics_file != new.metrics_file, "metrics_file");
     out
 }
 

@@ -107,6 +107,9 @@ pub struct MeshStats {
     pub tunnel_errors: u64,
     pub credentials_received: u64,
     pub credentials_rejected: u64,
+    /// Discovery and handshake datagrams' payload bytes.
+    pub discovery_bytes_in: u64,
+    pub discovery_bytes_out: u64,
 }
 
 pub struct MeshRuntime {
@@ -343,6 +346,7 @@ impl MeshRuntime {
     }
 
     pub fn on_datagram(&mut self, now: Time, origin: Origin, data: &[u8]) {
+        self.stats.discovery_bytes_in += data.len() as u64;
         let auth = link_auth!(self);
         self.link.handle_input(
             now,
@@ -417,11 +421,10 @@ impl MeshRuntime {
         self.learn_verified();
         while let Some(o) = self.link.poll_output() {
             match o {
-                LinkOutput::Send { dst, data, .. } => {
-                    if let Err(e) = self.disc.send(dst, &data).await {
-                        debug!("discovery send to {dst}: {e}");
-                    }
-                }
+                LinkOutput::Send { dst, data, .. } => match self.disc.send(dst, &data).await {
+                    Ok(_) => self.stats.discovery_bytes_out += data.len() as u64,
+                    Err(e) => debug!("discovery send to {dst}: {e}"),
+                },
                 LinkOutput::TunnelUp(spec) => self.tunnel_up(spec).await,
                 LinkOutput::TunnelDown { name } => {
                     info!("tunnel {name} goes down");
@@ -656,6 +659,33 @@ impl MeshRuntime {
         }
     }
 
+    /// Each tunnel's peer and counters as its WireGuard backend reports
+    /// them now (for the metrics).
+    pub async fn tunnel_counters(&mut self) -> Vec<crate::metrics::Tunnel> {
+        let mut out = Vec::new();
+        let specs: Vec<(String, String, [u8; 32])> =
+            self.tunnels.iter().map(|(n, s)| (n.clone(), s.peer_name.clone(), s.peer_key)).collect();
+        for (dev, peer, key) in specs {
+            let Ok(d) = self.wg.get(&dev).await else { continue };
+            let Some(p) = d.peers.iter().find(|p| p.public_key == Key(key)) else { continue };
+            let latest_handshake =
+                p.last_handshake.and_then(|t| t.duration_since(UNIX_EPOCH).ok()).map(|d| d.as_secs());
+            out.push(crate::metrics::Tunnel {
+                peer,
+                dev,
+                rx_bytes: p.rx_bytes,
+                tx_bytes: p.tx_bytes,
+                latest_handshake,
+            });
+        }
+        out
+    }
+
+    /// The name of the peer at the other end of tunnel `ifname`.
+    pub fn tunnel_peer(&self, ifname: &str) -> Option<&str> {
+        self.tunnels.get(ifname).map(|s| s.peer_name.as_str())
+    }
+
     /// True when the route filter must be rebuilt (credentials or time).
     pub fn filter_stale(&self) -> bool {
         self.filter_at.is_none()
@@ -705,6 +735,7 @@ impl MeshRuntime {
             "public_key": NodePublicKey(spec.peer_key).to_string(),
             "credential_expires": expires.map(credential_expiry_text),
             "tunnel": format!("{} up, endpoint {}", ifname, spec.endpoint),
+            "endpoint": spec.endpoint.to_string(),
         }))
     }
 
@@ -750,25 +781,35 @@ impl MeshRuntime {
             .nodes
             .iter()
             .map(|(rid, k)| {
-                let (status, name, key, prefixes, expires, address) = match (&k.verdict, &k.credential) {
-                    (Ok(v), c) => (
-                        "valid".to_string(),
-                        v.name.clone(),
-                        v.public_key.to_string(),
-                        v.prefixes.iter().map(|p| p.to_string()).collect::<Vec<_>>(),
-                        c.as_ref().map(|c| crate::trust::time::iso8601(c.body().not_after)),
-                        v.mesh_address.map(|a| a.to_string()),
-                    ),
-                    (Err(e), Some(c)) => (
-                        e.to_string(),
-                        Some(c.body().name.clone()),
-                        c.public_key().to_string(),
-                        c.body().prefixes.iter().map(|p| p.to_string()).collect(),
-                        Some(crate::trust::time::iso8601(c.body().not_after)),
-                        None,
-                    ),
-                    (Err(e), None) => (e.to_string(), None, String::new(), vec![], None, None),
-                };
+                let (status, name, key, prefixes, groups, expires, address) =
+                    match (&k.verdict, &k.credential) {
+                        (Ok(v), c) => (
+                            "valid".to_string(),
+                            v.name.clone(),
+                            v.public_key.to_string(),
+                            v.prefixes.iter().map(|p| p.to_string()).collect::<Vec<_>>(),
+                            v.groups.clone(),
+                            c.as_ref().map(|c| crate::trust::time::iso8601(c.body().not_after)),
+                            v.mesh_address.map(|a| a.to_string()),
+                        ),
+                        (Err(e), Some(c)) => (
+                            e.to_string(),
+                            Some(c.body().name.clone()),
+                            c.public_key().to_string(),
+                            c.body().prefixes.iter().map(|p| p.to_string()).collect(),
+                            c.body().groups.clone(),
+                            Some(crate::trust::time::iso8601(c.body().not_after)),
+                            None,
+                        ),
+                        (Err(e), None) => (e.to_string(), None, String::new(), vec![], vec![], None, None),
+                    };
+                // The tunnel(s) to this node when it is a direct neighbour.
+                let tunnels: Vec<&str> = self
+                    .tunnels
+                    .iter()
+                    .filter(|(_, t)| !key.is_empty() && NodePublicKey(t.peer_key).to_string() == key)
+                    .map(|(name, _)| name.as_str())
+                    .collect();
                 json!({
                     "router_id": rid.to_string(),
                     "name": name,
@@ -776,6 +817,8 @@ impl MeshRuntime {
                     "status": status,
                     "expires": expires,
                     "prefixes": prefixes.join(","),
+                    "groups": groups.join(","),
+                    "tunnel": (!tunnels.is_empty()).then(|| tunnels.join(",")),
                     "address": address,
                     "self": *rid == self.id.router_id,
                 })

@@ -1,10 +1,13 @@
 //! The daemon: the one event loop that wires the pure engine to the edges
 //! (sockets, netlink, WireGuard, control socket, signals).
 
+pub mod forwarding;
 pub mod ifaces;
+pub mod kernel_switches;
 pub mod logger;
 pub mod mesh;
 pub mod mesh_runtime;
+pub mod publish;
 pub mod runner;
 pub mod state_file;
 pub mod views;

@@ -234,6 +234,10 @@ fn every_main_and_trust_option_is_diffed() {
             "listen_port",
             "listen_port_range",
             "keepalive",
+            "set_forwarding",
+            "domain",
+            "hosts_file",
+            "metrics_file",
         ],
         "all but 'enabled', which the fixture leaves at 1"
     );
