@@ -22,6 +22,11 @@
 //! `weft`, `line`). `make test` runs `weft_on_radio_line_in_vm`: weft alone
 //! on the line with short windows, about 2 minutes.
 
+// The one skip rule (require_netns!, require_cmd!, cannot_run!).
+#[path = "common/require.rs"]
+#[macro_use]
+mod require;
+
 use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -201,18 +206,6 @@ fn vars(meshes: &[(String, String)], plan: &Plan) -> String {
     s
 }
 
-fn have(prog: &str) -> bool {
-    Command::new("sh").args(["-c", &format!("command -v {prog}")]).output().is_ok_and(|o| o.status.success())
-}
-
-/// Under CI=true a missing prerequisite fails the test (scripts/install-deps.sh
-/// installs them); elsewhere the test is skipped with the reason.
-fn unavailable(reason: &str) -> bool {
-    assert!(std::env::var("CI").as_deref() != Ok("true"), "CI=true: {reason}");
-    eprintln!("SKIPPED: {reason}");
-    true
-}
-
 /// `key=value` pairs of one `FIG ...` line.
 fn fig_fields(line: &str) -> BTreeMap<String, String> {
     line.split_whitespace()
@@ -290,14 +283,12 @@ fn radios_in_vm() {
 }
 
 fn run_plan(plan: &Plan) {
-    if !is_root() && unavailable("needs root (the VM image build installs packages)") {
-        return;
-    }
+    // Root: the VM image build installs packages, the guest runs namespaces.
+    require_netns!();
     for b in GUEST_BINS {
-        if !Path::new(b).exists() && unavailable(&format!("{b} missing: run scripts/install-deps.sh")) {
-            return;
-        }
+        require_cmd!(b);
     }
+    require_cmd!("qemu-system-x86_64");
     let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
     let run_sh = repo.join("tests/vm/run.sh");
     let vm_env = |c: &mut Command| {
@@ -309,9 +300,8 @@ fn run_plan(plan: &Plan) {
     build.arg("--build-only");
     vm_env(&mut build);
     let build = build.output().expect("tests/vm/run.sh");
-    if !build.status.success() && unavailable(&format!("the test VM cannot be built here:\n{}", text(&build)))
-    {
-        return;
+    if !build.status.success() {
+        cannot_run!("the test VM cannot be built here:\n{}", text(&build));
     }
 
     let scratch = Scratch::new("ca");
@@ -391,10 +381,6 @@ fn run_plan(plan: &Plan) {
     assert!(out.status.success(), "VM payload failed: {:?}", out.status);
 }
 
-fn is_root() -> bool {
-    Command::new("id").arg("-u").output().is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
-}
-
 /// The guest script is BusyBox ash: it must parse there and pass shellcheck
 /// (scripts/install-deps.sh installs both).
 #[test]
@@ -402,10 +388,8 @@ fn radio_guest_script_parses_and_lints() {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/vm/radio/run");
     let mode = std::fs::metadata(&script).unwrap().permissions().mode();
     assert!(mode & 0o111 != 0, "{} must be executable", script.display());
+    require_cmd!("sh", "busybox", "shellcheck");
     for sh in [&["sh"][..], &["busybox", "sh"], &["shellcheck"]] {
-        if !have(sh[0]) && unavailable(&format!("{} not installed", sh[0])) {
-            continue;
-        }
         let mut c = Command::new(sh[0]);
         c.args(&sh[1..]);
         if sh[0] != "shellcheck" {
