@@ -178,6 +178,9 @@ struct Plan {
     pings: u32,
     /// Loss on LOSS_NODE's radio for the second measurement on the line (0: none).
     loss_pct: u32,
+    /// Cold starts per daemon and topology, taken in turns (the last one
+    /// is the measured run).
+    cold_starts: u32,
     /// In-VM watchdog.
     timeout_s: u32,
 }
@@ -200,8 +203,8 @@ fn vars(meshes: &[(String, String)], plan: &Plan) -> String {
     s.push_str(&format!(
         "FROM={FROM}\nTO={TO}\nHELLO=1\nPINGS={}\nPING_INTERVAL=0.1\nMIN_DELIVERY={MIN_DELIVERY_PCT}\n\
          SETTLE={}\nWINDOW={}\nCONVERGE_LIMIT=90\nFIRST_PING_LIMIT=60\n\
-         LOSS_TOPO=line\nLOSS_NODE={LOSS_NODE}\nLOSS_PCT={}\nLOSS_SETTLE=20\nHOST_EPOCH={now}\n",
-        plan.pings, plan.settle_s, plan.window_s, plan.loss_pct
+         LOSS_TOPO=line\nLOSS_NODE={LOSS_NODE}\nLOSS_PCT={}\nLOSS_SETTLE=20\nHOST_EPOCH={now}\nCOLD_STARTS={}\n",
+        plan.pings, plan.settle_s, plan.window_s, plan.loss_pct, plan.cold_starts
     ));
     s
 }
@@ -220,7 +223,9 @@ fn table(figs: &[BTreeMap<String, String>]) -> String {
         ("topo", "topology"),
         ("daemon", "daemon"),
         ("loss", "loss %"),
+        ("cold_starts", "cold starts"),
         ("converge_s", "full routes s"),
+        ("converge_range", "(min-max)"),
         ("first_ping_s", "first ping s"),
         ("tunnels_s", "all tunnels s"),
         ("full_pct", "full tables %"),
@@ -261,6 +266,7 @@ fn weft_on_radio_line_in_vm() {
         window_s: 5,
         pings: 50,
         loss_pct: 0,
+        cold_starts: 1,
         timeout_s: 400,
     });
 }
@@ -278,6 +284,7 @@ fn radios_in_vm() {
         window_s: 15,
         pings: PINGS,
         loss_pct: LOSS_PCT,
+        cold_starts: 3,
         timeout_s: 1500,
     });
 }
@@ -402,7 +409,8 @@ fn radio_guest_script_parses_and_lints() {
 
 #[test]
 fn figures_table_has_every_run() {
-    let line = "FIG daemon=weft topo=line loss=20 converge_s=4.10 first_ping_s=4.50 air_Bps_node=900 \
+    let line = "FIG daemon=weft topo=line loss=20 cold_starts=3 converge_s=4.10 converge_range=3.90-5.20 \
+                first_ping_s=4.50 air_Bps_node=900 \
                 tunnel_Bps_node=300 full_pct=100 ping=97/100 rtt_ms=3.1 metric_a_e=800 hop_costs=a>b:256,b>a:300";
     let f = fig_fields(line);
     assert_eq!(f["daemon"], "weft");
@@ -410,7 +418,7 @@ fn figures_table_has_every_run() {
     let t = table(&[f]);
     assert!(
         t.contains(
-            "| line | weft | 20 | 4.10 | 4.50 | - | 100 | 900 | 300 | 97/100 | 3.1 | 800 | a>b:256 b>a:300 |"
+            "| line | weft | 20 | 3 | 4.10 | 3.90-5.20 | 4.50 | - | 100 | 900 | 300 | 97/100 | 3.1 | 800 | a>b:256 b>a:300 |"
         ),
         "{t}"
     );
