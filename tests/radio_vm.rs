@@ -340,6 +340,9 @@ fn run_plan(plan: &Plan) {
         std::fs::copy(&bin, &guest_weft).unwrap();
     }
 
+    // Under TCG every figure depends on how much CPU the host leaves the VM.
+    let load = || std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    let load_before = load();
     let t = Instant::now();
     let mut run = Command::new(&run_sh);
     run.arg(&payload.0).env("WEFT_VM_TIMEOUT", plan.timeout_s.to_string()).env("WEFT_VM_MEM", "768");
@@ -348,7 +351,12 @@ fn run_plan(plan: &Plan) {
     let wall = t.elapsed();
     let console = String::from_utf8_lossy(&out.stdout);
     eprintln!("{console}\n{}", String::from_utf8_lossy(&out.stderr));
-    eprintln!("VM run took {:.1} s wall", wall.as_secs_f64());
+    eprintln!(
+        "VM run took {:.1} s wall; host load average before: {}, after: {}",
+        wall.as_secs_f64(),
+        load_before.trim(),
+        load().trim()
+    );
 
     let figs: Vec<BTreeMap<String, String>> =
         console.lines().filter(|l| l.starts_with("FIG ")).map(fig_fields).collect();
