@@ -41,6 +41,7 @@ const COMMANDS: &[&[&str]] = &[
     &["ca", "revoke"],
     &["cert"],
     &["cert", "show"],
+    &["rpcd"],
 ];
 
 #[test]

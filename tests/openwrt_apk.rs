@@ -363,7 +363,13 @@ fn installs_the_files_of_the_ipk_into_a_scratch_root() {
         })
         .collect();
     assert!(extra.is_empty(), "installed beyond the .ipk's files: {extra:?}");
-    let files: Vec<&String> = ipk.iter().filter(|(_, v)| v.3.is_some()).map(|(p, _)| p).collect();
+    // Files and symlinks (the rpcd plugin), as OpenWrt's package-pack.mk lists them.
+    let is_link = |p: &str| {
+        std::fs::symlink_metadata(ipk_data.join(p.trim_start_matches('/')))
+            .is_ok_and(|m| m.file_type().is_symlink())
+    };
+    let files: Vec<&String> =
+        ipk.iter().filter(|(p, v)| v.3.is_some() || is_link(p)).map(|(p, _)| p).collect();
     let list = std::fs::read_to_string(root.join("lib/apk/packages/weft.list")).expect("weft.list");
     let listed: Vec<&str> = list.lines().collect();
     assert_eq!(listed, files, "weft.list names every file of the package");
