@@ -19,7 +19,8 @@
 //! The whole comparison takes about 11 minutes under TCG, too long for
 //! `make test`: `radios_in_vm` is ignored there and run by `make test-vm`
 //! (env `WEFT_RADIO_DAEMONS` and `WEFT_RADIO_TOPOLOGIES` pick a subset, e.g.
-//! `weft`, `line`). `make test` runs `weft_on_radio_line_in_vm`: weft alone
+//! `weft`, `line`; `WEFT_RADIO_COLD_STARTS` sets the cold starts per daemon
+//! and topology, default 3). `make test` runs `weft_on_radio_line_in_vm`: weft alone
 //! on the line with short windows, about 2 minutes.
 
 // The one skip rule (require_netns!, require_cmd!, cannot_run!).
@@ -284,7 +285,7 @@ fn radios_in_vm() {
         window_s: 15,
         pings: PINGS,
         loss_pct: LOSS_PCT,
-        cold_starts: 3,
+        cold_starts: std::env::var("WEFT_RADIO_COLD_STARTS").ok().and_then(|v| v.parse().ok()).unwrap_or(3),
         timeout_s: 1500,
     });
 }
