@@ -27,7 +27,7 @@ test-unit:
 
 # Long VM runs kept out of `make test` (root; builds and caches the VM in
 # target/vm): weft (the release build), babeld and batman-adv on the same
-# emulated 802.11s radios (about 10 min; figures in docs/BENCHMARKS.md,
+# emulated 802.11s radios (about 12 min; figures in docs/BENCHMARKS.md,
 # "Real radios").
 test-vm: deps
 	$(CARGO) build --release

@@ -16,7 +16,7 @@
 //! delivery, also with one radio losing frames), which this test asserts
 //! and prints as a table (docs/BENCHMARKS.md, "Real radios").
 //!
-//! The whole comparison takes about 11 minutes under TCG, too long for
+//! The whole comparison takes about 12 minutes under TCG, too long for
 //! `make test`: `radios_in_vm` is ignored there and run by `make test-vm`
 //! (env `WEFT_RADIO_DAEMONS` and `WEFT_RADIO_TOPOLOGIES` pick a subset, e.g.
 //! `weft`, `line`; `WEFT_RADIO_COLD_STARTS` sets the cold starts per daemon
@@ -273,9 +273,9 @@ fn weft_on_radio_line_in_vm() {
 }
 
 /// Every daemon on every topology, with loss on the line: the figures of
-/// docs/BENCHMARKS.md, "Real radios" (about 11 min).
+/// docs/BENCHMARKS.md, "Real radios" (about 12 min).
 #[test]
-#[ignore = "boots a VM for about 11 minutes: run by `make test-vm`"]
+#[ignore = "boots a VM for about 12 minutes: run by `make test-vm`"]
 fn radios_in_vm() {
     let all_topos: Vec<&str> = TOPOLOGIES.iter().map(|(n, _)| *n).collect();
     run_plan(&Plan {
