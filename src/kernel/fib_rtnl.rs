@@ -16,30 +16,16 @@ use std::collections::HashSet;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use super::fib::{Fib, FibConfig, FibError, FibFailure, FibOp, FibRoute, RouteKey};
-use super::netlink::{
-    attr_u32, attrs, messages, parse_ack, u16_at, u32_at, MsgBuilder, NlSocket, AF_INET, AF_INET6,
-    NLMSG_DONE, NLMSG_ERROR, NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP, NLM_F_DUMP_INTR, NLM_F_EXCL, NLM_F_REPLACE,
-    NLM_F_REQUEST, RTM_DELROUTE, RTM_GETROUTE, RTM_NEWROUTE,
+use netlink_packet_core::{NetlinkPayload, NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP, NLM_F_EXCL, NLM_F_REPLACE};
+use netlink_packet_route::route::{
+    RouteAddress, RouteAttribute, RouteFlags, RouteHeader, RouteMessage, RouteProtocol, RouteScope,
+    RouteType, RouteVia,
 };
-use crate::babel::Prefix;
+use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
 
-// linux/rtnetlink.h
-const RTA_DST: u16 = 1;
-const RTA_OIF: u16 = 4;
-const RTA_GATEWAY: u16 = 5;
-const RTA_PRIORITY: u16 = 6;
-const RTA_MULTIPATH: u16 = 9;
-const RTA_TABLE: u16 = 15;
-const RTA_VIA: u16 = 18;
-const RTN_UNICAST: u8 = 1;
-const RTN_UNREACHABLE: u8 = 7;
-const RT_SCOPE_UNIVERSE: u8 = 0;
-const RT_SCOPE_NOWHERE: u8 = 255;
-const RT_TABLE_UNSPEC: u8 = 0;
-const RTNH_F_ONLINK: u32 = 4;
-const RTM_F_CLONED: u32 = 0x200;
-const RTMSG_LEN: usize = 12;
+use super::fib::{Fib, FibConfig, FibError, FibFailure, FibOp, FibRoute, RouteKey};
+use super::netlink::{frames, Batch, NlSocket, NLM_F_DUMP_INTR};
+use crate::babel::Prefix;
 
 /// Route requests per datagram. The kernel handles a datagram in one go, so
 /// the bound only keeps the worst case (every request failing, each failure
@@ -50,86 +36,71 @@ pub const DEFAULT_BATCH: usize = 128;
 pub struct RtnlFib {
     config: FibConfig,
     sock: NlSocket,
-    out: MsgBuilder,
+    out: Batch,
     /// Keys of routes this FIB installed or found as its own: only these may
     /// be replaced in place.
     owned: HashSet<RouteKey>,
     batch: usize,
 }
 
-/// The `rtmsg` that starts every route message.
-fn rtmsg(
-    family: u8,
-    dst_len: u8,
-    table: u32,
-    protocol: u8,
-    scope: u8,
-    kind: u8,
-    flags: u32,
-) -> [u8; RTMSG_LEN] {
-    let mut h = [0u8; RTMSG_LEN];
-    h[0] = family;
-    h[1] = dst_len;
-    // h[2] src_len, h[3] tos: 0
-    h[4] = if table < 256 { table as u8 } else { RT_TABLE_UNSPEC };
-    h[5] = protocol;
-    h[6] = scope;
-    h[7] = kind;
-    h[8..12].copy_from_slice(&flags.to_ne_bytes());
-    h
+fn family_of(prefix: &Prefix) -> AddressFamily {
+    if prefix.is_ipv4() {
+        AddressFamily::Inet
+    } else {
+        AddressFamily::Inet6
+    }
 }
 
-/// Appends the request for `op` to `out`: pure, so the bytes can be checked
-/// without a kernel. `owned` says whether an install may replace in place.
-pub(crate) fn encode_op(out: &mut MsgBuilder, cfg: FibConfig, op: &FibOp, owned: bool, seq: u32, ack: bool) {
+/// A route message for weft's table and protocol. Tables past 255 do not fit
+/// the header's byte; RTA_TABLE carries them (and always goes along).
+fn route_message(cfg: FibConfig, family: AddressFamily) -> RouteMessage {
+    let mut m = RouteMessage::default();
+    m.header.address_family = family;
+    m.header.table = u8::try_from(cfg.table()).unwrap_or(RouteHeader::RT_TABLE_UNSPEC);
+    m.header.protocol = RouteProtocol::from(cfg.protocol());
+    m
+}
+
+/// Appends the request for `op` to `out`: pure, so the message can be
+/// checked without a kernel. `owned` says whether an install may replace in
+/// place.
+pub(crate) fn encode_op(out: &mut Batch, cfg: FibConfig, op: &FibOp, owned: bool, seq: u32, ack: bool) {
+    let (msg, flags) = route_request(cfg, op, owned);
+    out.push(msg, flags | if ack { NLM_F_ACK } else { 0 }, seq);
+}
+
+/// The request for `op` and its flags (NLM_F_ACK aside).
+pub(crate) fn route_request(cfg: FibConfig, op: &FibOp, owned: bool) -> (RouteNetlinkMessage, u16) {
     let r = op.route();
-    let (ty, mut flags, scope) = match op {
-        FibOp::Replace(_) if owned => (RTM_NEWROUTE, NLM_F_CREATE | NLM_F_REPLACE, RT_SCOPE_UNIVERSE),
-        FibOp::Replace(_) => (RTM_NEWROUTE, NLM_F_CREATE | NLM_F_EXCL, RT_SCOPE_UNIVERSE),
-        // NOWHERE matches a route of any scope, as `ip route del` does.
-        FibOp::Remove(_) => (RTM_DELROUTE, 0, RT_SCOPE_NOWHERE),
-    };
-    flags |= NLM_F_REQUEST;
-    if ack {
-        flags |= NLM_F_ACK;
-    }
-    let family = if r.prefix.is_ipv4() { AF_INET } else { AF_INET6 };
+    let mut m = route_message(cfg, family_of(&r.prefix));
+    m.header.destination_prefix_length = r.prefix.len();
+    let attrs = &mut m.attributes;
+    attrs.push(RouteAttribute::Table(cfg.table()));
+    attrs.push(RouteAttribute::Destination(RouteAddress::from(r.prefix.addr())));
+    attrs.push(RouteAttribute::Priority(r.kernel_metric()));
     if r.is_unreachable() {
-        let hdr = rtmsg(family, r.prefix.len(), cfg.table(), cfg.protocol(), scope, RTN_UNREACHABLE, 0);
-        out.begin(ty, flags, seq, &hdr);
-        out.attr_u32(RTA_TABLE, cfg.table());
-        match r.prefix.addr() {
-            IpAddr::V4(a) => out.attr(RTA_DST, &a.octets()),
-            IpAddr::V6(a) => out.attr(RTA_DST, &a.octets()),
+        m.header.kind = RouteType::Unreachable;
+    } else {
+        // Babel next hops are neighbours on the link by definition: onlink,
+        // as babeld sets it, so no connected route is needed for the gateway.
+        m.header.kind = RouteType::Unicast;
+        m.header.flags = RouteFlags::Onlink;
+        attrs.push(RouteAttribute::Oif(r.ifindex));
+        attrs.push(match (r.prefix.is_ipv4(), r.next_hop) {
+            // An IPv4 route via an IPv6 neighbour (RFC 9229): RTA_VIA.
+            (true, IpAddr::V6(g)) => RouteAttribute::Via(RouteVia::Inet6(g)),
+            (_, g) => RouteAttribute::Gateway(RouteAddress::from(g)),
+        });
+    }
+    match op {
+        FibOp::Replace(_) if owned => (RouteNetlinkMessage::NewRoute(m), NLM_F_CREATE | NLM_F_REPLACE),
+        FibOp::Replace(_) => (RouteNetlinkMessage::NewRoute(m), NLM_F_CREATE | NLM_F_EXCL),
+        FibOp::Remove(_) => {
+            // NOWHERE matches a route of any scope, as `ip route del` does.
+            m.header.scope = RouteScope::NoWhere;
+            (RouteNetlinkMessage::DelRoute(m), 0)
         }
-        out.attr_u32(RTA_PRIORITY, r.kernel_metric());
-        out.end();
-        return;
     }
-    // Babel next hops are neighbours on the link by definition: onlink, as
-    // babeld sets it, so no connected route is needed for the gateway.
-    let hdr = rtmsg(family, r.prefix.len(), cfg.table(), cfg.protocol(), scope, RTN_UNICAST, RTNH_F_ONLINK);
-    out.begin(ty, flags, seq, &hdr);
-    out.attr_u32(RTA_TABLE, cfg.table());
-    match r.prefix.addr() {
-        IpAddr::V4(a) => out.attr(RTA_DST, &a.octets()),
-        IpAddr::V6(a) => out.attr(RTA_DST, &a.octets()),
-    }
-    out.attr_u32(RTA_PRIORITY, r.kernel_metric());
-    out.attr_u32(RTA_OIF, r.ifindex);
-    match (r.prefix.is_ipv4(), r.next_hop) {
-        (true, IpAddr::V4(g)) => out.attr(RTA_GATEWAY, &g.octets()),
-        (false, IpAddr::V6(g)) => out.attr(RTA_GATEWAY, &g.octets()),
-        (true, IpAddr::V6(g)) => {
-            // struct rtvia: sa_family_t family, then the address (RFC 9229).
-            let mut via = [0u8; 18];
-            via[0..2].copy_from_slice(&(libc::AF_INET6 as u16).to_ne_bytes());
-            via[2..].copy_from_slice(&g.octets());
-            out.attr(RTA_VIA, &via);
-        }
-        (false, IpAddr::V4(_)) => unreachable!("validated before encoding"),
-    }
-    out.end();
 }
 
 /// A route from a dump, as far as weft's model can say.
@@ -143,60 +114,52 @@ pub(crate) struct DumpedRoute {
     pub route: Option<FibRoute>,
 }
 
-/// Decodes the payload of an RTM_NEWROUTE message (pure).
-pub(crate) fn decode_route(p: &[u8]) -> Option<DumpedRoute> {
-    if p.len() < RTMSG_LEN {
-        return None;
+fn ip_of(a: &RouteAddress) -> Option<IpAddr> {
+    match a {
+        RouteAddress::Inet(a) => Some(IpAddr::V4(*a)),
+        RouteAddress::Inet6(a) => Some(IpAddr::V6(*a)),
+        _ => None,
     }
-    let (family, dst_len, src_len, hdr_table, protocol, kind) = (p[0], p[1], p[2], p[4], p[5], p[7]);
-    let flags = u32_at(p, 8);
-    let mut table = hdr_table as u32;
+}
+
+/// What weft's model makes of a route message (pure).
+pub(crate) fn decode_route(m: &RouteMessage) -> DumpedRoute {
+    let h = &m.header;
+    let mut table = u32::from(h.table);
     let mut dst: Option<IpAddr> = None;
     let mut gateway: Option<IpAddr> = None;
     let mut oif = 0;
     let mut metric = 0;
     let mut multipath = false;
-    for (ty, v) in attrs(&p[RTMSG_LEN..]) {
-        match ty {
-            RTA_TABLE => table = attr_u32(v).unwrap_or(table),
-            RTA_DST => dst = ip_from(family, v),
-            RTA_GATEWAY => gateway = ip_from(family, v),
-            RTA_VIA if v.len() >= 2 => {
-                gateway = ip_from(u16_at(v, 0) as u8, &v[2..]);
-            }
-            RTA_OIF => oif = attr_u32(v).unwrap_or(0),
-            RTA_PRIORITY => metric = attr_u32(v).unwrap_or(0),
-            RTA_MULTIPATH => multipath = true,
+    for a in &m.attributes {
+        match a {
+            RouteAttribute::Table(t) => table = *t,
+            RouteAttribute::Destination(d) => dst = ip_of(d),
+            RouteAttribute::Gateway(g) => gateway = ip_of(g),
+            RouteAttribute::Via(RouteVia::Inet(g)) => gateway = Some(IpAddr::V4(*g)),
+            RouteAttribute::Via(RouteVia::Inet6(g)) => gateway = Some(IpAddr::V6(*g)),
+            RouteAttribute::Oif(i) => oif = *i,
+            RouteAttribute::Priority(p) => metric = *p,
+            RouteAttribute::MultiPath(_) => multipath = true,
             _ => {}
         }
     }
-    let dst = dst.or(match family {
-        AF_INET => Some(IpAddr::V4(Ipv4Addr::UNSPECIFIED)),
-        AF_INET6 => Some(IpAddr::V6(Ipv6Addr::UNSPECIFIED)),
+    let dst = dst.or(match h.address_family {
+        AddressFamily::Inet => Some(IpAddr::V4(Ipv4Addr::UNSPECIFIED)),
+        AddressFamily::Inet6 => Some(IpAddr::V6(Ipv6Addr::UNSPECIFIED)),
         _ => None,
     });
-    let route = match (dst.and_then(|d| Prefix::new(d, dst_len)), gateway) {
-        (Some(prefix), Some(next_hop)) if !multipath && src_len == 0 && kind == RTN_UNICAST && oif != 0 => {
+    let plain = !multipath && h.source_prefix_length == 0;
+    let route = match (dst.and_then(|d| Prefix::new(d, h.destination_prefix_length)), gateway) {
+        (Some(prefix), Some(next_hop)) if plain && h.kind == RouteType::Unicast && oif != 0 => {
             Some(FibRoute { prefix, next_hop, ifindex: oif, metric })
         }
-        (Some(prefix), None) if src_len == 0 && kind == RTN_UNREACHABLE => {
+        (Some(prefix), None) if plain && h.kind == RouteType::Unreachable => {
             Some(FibRoute::unreachable(prefix, metric))
         }
         _ => None,
     };
-    Some(DumpedRoute { table, protocol, cloned: flags & RTM_F_CLONED != 0, route })
-}
-
-fn ip_from(family: u8, v: &[u8]) -> Option<IpAddr> {
-    match (family, v.len()) {
-        (AF_INET, 4) => Some(IpAddr::V4(Ipv4Addr::new(v[0], v[1], v[2], v[3]))),
-        (AF_INET6, 16) => {
-            let mut o = [0u8; 16];
-            o.copy_from_slice(v);
-            Some(IpAddr::V6(Ipv6Addr::from(o)))
-        }
-        _ => None,
-    }
+    DumpedRoute { table, protocol: u8::from(h.protocol), cloned: h.flags.contains(RouteFlags::Cloned), route }
 }
 
 /// How one request of a batch ended.
@@ -212,7 +175,7 @@ impl RtnlFib {
         // Room for a whole batch of failure acks even on a kernel with a
         // small default; best effort (only forced when privileged).
         let _ = sock.set_recv_buffer(1 << 20);
-        Ok(RtnlFib { config, sock, out: MsgBuilder::default(), owned: HashSet::new(), batch: DEFAULT_BATCH })
+        Ok(RtnlFib { config, sock, out: Batch::default(), owned: HashSet::new(), batch: DEFAULT_BATCH })
     }
 
     /// Requests per datagram (at least 1). 1 is the one-at-a-time baseline:
@@ -254,11 +217,8 @@ impl RtnlFib {
                     return outcomes;
                 }
             };
-            for msg in messages(datagram).flatten() {
-                if msg.ty != NLMSG_ERROR {
-                    continue;
-                }
-                let Ok(ack) = parse_ack(&msg) else { continue };
+            for frame in frames(datagram).flatten() {
+                let Some(Ok(ack)) = frame.ack() else { continue };
                 let i = ack.seq.wrapping_sub(base) as usize;
                 if i >= n {
                     continue; // a stale answer to an earlier exchange
@@ -280,49 +240,49 @@ impl RtnlFib {
         outcomes
     }
 
-    /// Dumps one family's routes in our table with our protocol: the decoded
-    /// route (if representable) and the raw message payload.
-    async fn dump_family(&mut self, family: u8) -> Result<Vec<(DumpedRoute, Vec<u8>)>, FibError> {
+    /// Dumps one family's routes in our table with our protocol: what
+    /// weft's model makes of each, and the message itself.
+    async fn dump_family(
+        &mut self,
+        family: AddressFamily,
+    ) -> Result<Vec<(DumpedRoute, RouteMessage)>, FibError> {
         // A dump interrupted by a concurrent change may be inconsistent:
         // the kernel flags it, and we retry a few times.
         for _attempt in 0..4 {
-            let seq = self.sock.next_seq();
             let cfg = self.config;
-            self.out.clear();
             // With strict checking the kernel filters on table and protocol.
-            let hdr = rtmsg(family, 0, cfg.table(), cfg.protocol(), 0, 0, 0);
-            self.out.begin(RTM_GETROUTE, NLM_F_REQUEST | NLM_F_DUMP, seq, &hdr);
-            if cfg.table() >= 256 {
-                self.out.attr_u32(RTA_TABLE, cfg.table());
+            let mut m = route_message(cfg, family);
+            if cfg.table() > u32::from(u8::MAX) {
+                m.attributes.push(RouteAttribute::Table(cfg.table()));
             }
-            self.out.end();
-            self.sock.send(self.out.as_bytes())?;
+            let seq = self.sock.send_one((RouteNetlinkMessage::GetRoute(m), NLM_F_DUMP))?;
             let mut found = Vec::new();
             let mut interrupted = false;
             'recv: loop {
                 let datagram = self.sock.recv().await?;
-                for msg in messages(datagram) {
-                    let msg = msg.map_err(|e| FibError::Io(format!("bad netlink message: {}", e.0)))?;
-                    if msg.seq != seq {
+                for frame in frames(datagram) {
+                    let frame = frame.map_err(|e| FibError::Io(format!("bad netlink message: {e}")))?;
+                    if frame.header.sequence_number != seq {
                         continue;
                     }
-                    interrupted |= msg.flags & NLM_F_DUMP_INTR != 0;
-                    match msg.ty {
-                        NLMSG_DONE => break 'recv,
-                        NLMSG_ERROR => {
-                            let ack = parse_ack(&msg).map_err(|e| FibError::Io(e.0.into()))?;
-                            if ack.errno != 0 {
-                                return Err(FibError::kernel(ack.errno, ack.message));
-                            }
+                    interrupted |= frame.header.flags & NLM_F_DUMP_INTR != 0;
+                    match frame.ack() {
+                        // A table with no routes of any family does not exist
+                        // (yet): the filtered dump ends with ENOENT.
+                        Some(Ok(ack)) if ack.errno == libc::ENOENT => break 'recv,
+                        Some(Ok(ack)) if ack.errno != 0 => {
+                            return Err(FibError::kernel(ack.errno, ack.message))
                         }
-                        RTM_NEWROUTE => {
-                            if let Some(d) = decode_route(msg.payload) {
-                                if d.table == cfg.table() && d.protocol == cfg.protocol() && !d.cloned {
-                                    found.push((d, msg.payload.to_vec()));
-                                }
-                            }
+                        Some(Ok(_)) => break 'recv,
+                        Some(Err(e)) => return Err(FibError::Io(format!("bad netlink answer: {e}"))),
+                        None => {}
+                    }
+                    if let Ok(NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewRoute(m))) = frame.parse()
+                    {
+                        let d = decode_route(&m);
+                        if d.table == cfg.table() && d.protocol == cfg.protocol() && !d.cloned {
+                            found.push((d, m));
                         }
-                        _ => {}
                     }
                 }
             }
@@ -333,9 +293,9 @@ impl RtnlFib {
         Err(FibError::Io("route dump kept being interrupted by changes".into()))
     }
 
-    async fn dump_raw(&mut self) -> Result<Vec<(DumpedRoute, Vec<u8>)>, FibError> {
-        let mut all = self.dump_family(AF_INET).await?;
-        all.extend(self.dump_family(AF_INET6).await?);
+    async fn dump_raw(&mut self) -> Result<Vec<(DumpedRoute, RouteMessage)>, FibError> {
+        let mut all = self.dump_family(AddressFamily::Inet).await?;
+        all.extend(self.dump_family(AddressFamily::Inet6).await?);
         Ok(all)
     }
 }
@@ -418,13 +378,12 @@ impl Fib for RtnlFib {
         for chunk in all.chunks(self.batch) {
             let base = self.sock.reserve_seqs(chunk.len() as u32);
             self.out.clear();
-            for (k, (_, payload)) in chunk.iter().enumerate() {
+            for (k, (_, msg)) in chunk.iter().enumerate() {
                 let last = k + 1 == chunk.len();
-                let flags = NLM_F_REQUEST | if last { NLM_F_ACK } else { 0 };
+                let flags = if last { NLM_F_ACK } else { 0 };
                 let seq = base.wrapping_add(k as u32);
-                // family header and attributes exactly as dumped
-                self.out.begin(RTM_DELROUTE, flags, seq, payload);
-                self.out.end();
+                // header and attributes as dumped
+                self.out.push(RouteNetlinkMessage::DelRoute(msg.clone()), flags, seq);
             }
             for outcome in self.exchange(base, chunk.len()) {
                 match outcome {
@@ -450,17 +409,25 @@ impl Fib for RtnlFib {
 
 #[cfg(test)]
 mod tests {
+    use netlink_packet_core::NLM_F_REQUEST;
+
     use super::*;
 
     fn route(prefix: &str, nh: &str, ifindex: u32, metric: u32) -> FibRoute {
         FibRoute { prefix: prefix.parse().unwrap(), next_hop: nh.parse().unwrap(), ifindex, metric }
     }
 
-    fn encode(op: FibOp, owned: bool) -> Vec<u8> {
-        let mut b = MsgBuilder::default();
+    /// Encodes `op` and parses the bytes back: header flags and the message.
+    fn round_trip(op: FibOp, owned: bool) -> (u16, RouteNetlinkMessage) {
+        let mut b = Batch::default();
         let cfg = FibConfig::new(1000, 119).unwrap();
         encode_op(&mut b, cfg, &op, owned, 5, true);
-        b.as_bytes().to_vec()
+        let mut it = frames(b.as_bytes());
+        let frame = it.next().unwrap().unwrap();
+        assert!(it.next().is_none());
+        assert_eq!(frame.header.sequence_number, 5);
+        let NetlinkPayload::InnerMessage(m) = frame.parse().unwrap() else { panic!("not a route message") };
+        (frame.header.flags, m)
     }
 
     #[test]
@@ -471,12 +438,12 @@ mod tests {
             route("192.0.2.12/32", "fe80::2", 9, 0),
             route("0.0.0.0/0", "fe80::2", 9, 3),
             route("::/0", "fe80::2", 9, 3),
+            FibRoute::unreachable("2001:db8:9::/48".parse().unwrap(), 7),
         ] {
-            let bytes = encode(FibOp::Replace(r), false);
-            let msg = messages(&bytes).next().unwrap().unwrap();
-            assert_eq!(msg.ty, RTM_NEWROUTE);
-            assert_eq!(msg.flags, NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL);
-            let d = decode_route(msg.payload).unwrap();
+            let (flags, m) = round_trip(FibOp::Replace(r), false);
+            assert_eq!(flags, NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL);
+            let RouteNetlinkMessage::NewRoute(m) = m else { panic!("{m:?}") };
+            let d = decode_route(&m);
             assert_eq!((d.table, d.protocol, d.cloned), (1000, 119, false));
             assert_eq!(d.route, Some(r), "{r:?}");
         }
@@ -484,34 +451,65 @@ mod tests {
 
     #[test]
     fn v4_via_v6_uses_rta_via_and_onlink() {
-        let bytes = encode(FibOp::Replace(route("192.0.2.12/32", "fe80::2", 9, 0)), true);
-        let msg = messages(&bytes).next().unwrap().unwrap();
-        assert_eq!(msg.flags, NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_REPLACE);
-        let p = msg.payload;
-        assert_eq!(p[0], AF_INET);
-        assert_eq!(u32_at(p, 8) & RTNH_F_ONLINK, RTNH_F_ONLINK);
-        let a: Vec<_> = attrs(&p[RTMSG_LEN..]).collect();
-        let via = a.iter().find(|(t, _)| *t == RTA_VIA).expect("RTA_VIA present").1;
-        assert_eq!(u16_at(via, 0), libc::AF_INET6 as u16);
-        assert_eq!(&via[2..], &"fe80::2".parse::<Ipv6Addr>().unwrap().octets());
-        assert!(a.iter().all(|(t, _)| *t != RTA_GATEWAY));
+        let (flags, m) = round_trip(FibOp::Replace(route("192.0.2.12/32", "fe80::2", 9, 0)), true);
+        assert_eq!(flags, NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_REPLACE);
+        let RouteNetlinkMessage::NewRoute(m) = m else { panic!("{m:?}") };
+        assert_eq!(m.header.address_family, AddressFamily::Inet);
+        assert!(m.header.flags.contains(RouteFlags::Onlink));
+        let nh: Ipv6Addr = "fe80::2".parse().unwrap();
+        assert!(m.attributes.contains(&RouteAttribute::Via(RouteVia::Inet6(nh))), "{m:?}");
+        assert!(!m.attributes.iter().any(|a| matches!(a, RouteAttribute::Gateway(_))));
     }
 
     #[test]
     fn remove_matches_any_scope_and_asks_no_create() {
-        let bytes = encode(FibOp::Remove(route("2001:db8::/32", "fe80::1", 2, 1)), true);
-        let msg = messages(&bytes).next().unwrap().unwrap();
-        assert_eq!(msg.ty, RTM_DELROUTE);
-        assert_eq!(msg.flags, NLM_F_REQUEST | NLM_F_ACK);
-        assert_eq!(msg.payload[6], RT_SCOPE_NOWHERE);
+        let (flags, m) = round_trip(FibOp::Remove(route("2001:db8::/32", "fe80::1", 2, 1)), true);
+        assert_eq!(flags, NLM_F_REQUEST | NLM_F_ACK);
+        let RouteNetlinkMessage::DelRoute(m) = m else { panic!("{m:?}") };
+        assert_eq!(m.header.scope, RouteScope::NoWhere);
     }
 
     #[test]
-    fn decode_rejects_garbage_without_panicking() {
-        assert!(decode_route(&[0; 5]).is_none());
-        let mut p = rtmsg(AF_INET6, 200, 254, 119, 0, RTN_UNICAST, 0).to_vec();
-        p.extend_from_slice(&[8, 0, RTA_DST as u8, 0, 1, 2, 3, 4]); // wrong address size
-        let d = decode_route(&p).unwrap();
-        assert_eq!(d.route, None);
+    fn batch_holds_many_requests_and_only_asked_ones_ack() {
+        let cfg = FibConfig::new(100, 119).unwrap();
+        let mut b = Batch::default();
+        for i in 0..3u32 {
+            let op = FibOp::Replace(route("2001:db8::/32", "fe80::1", 2, i));
+            encode_op(&mut b, cfg, &op, false, 10 + i, i == 2);
+        }
+        let headers: Vec<_> = frames(b.as_bytes()).map(|f| f.unwrap().header).collect();
+        assert_eq!(headers.iter().map(|h| h.sequence_number).collect::<Vec<_>>(), [10, 11, 12]);
+        let acks: Vec<_> = headers.iter().map(|h| h.flags & NLM_F_ACK != 0).collect();
+        assert_eq!(acks, [false, false, true]);
+    }
+
+    #[test]
+    fn decode_leaves_out_what_the_model_cannot_express() {
+        let mut m = route_message(FibConfig::default(), AddressFamily::Inet6);
+        m.header.destination_prefix_length = 200; // no such prefix
+        m.header.kind = RouteType::Unicast;
+        m.attributes.push(RouteAttribute::Oif(3));
+        m.attributes.push(RouteAttribute::Gateway(RouteAddress::Inet6("fe80::1".parse().unwrap())));
+        assert_eq!(decode_route(&m).route, None);
+        m.header.destination_prefix_length = 64;
+        m.header.source_prefix_length = 48; // source-specific
+        assert_eq!(decode_route(&m).route, None);
+        m.header.source_prefix_length = 0;
+        assert!(decode_route(&m).route.is_some());
+        // Truncated bytes: an error, never a panic.
+        let mut b = Batch::default();
+        encode_op(
+            &mut b,
+            FibConfig::default(),
+            &FibOp::Replace(route("::/0", "fe80::2", 9, 3)),
+            false,
+            1,
+            true,
+        );
+        for cut in 0..b.as_bytes().len() {
+            for f in frames(&b.as_bytes()[..cut]).flatten() {
+                let _ = f.parse();
+            }
+        }
     }
 }

@@ -11,87 +11,77 @@
 
 use std::collections::VecDeque;
 use std::io;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use netlink_packet_core::NetlinkPayload;
+use netlink_packet_route::address::{AddressAttribute, AddressFlags, AddressMessage};
+use netlink_packet_route::link::{LinkAttribute, LinkFlags, LinkMessage};
+use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
 
 use super::monitor::{IfAddr, LinkInfo, LinkMonitor, LinkTable, MonitorEvent, Update};
 use super::netlink::{
-    attr_u32, attrs, dump_links_request, is_overrun, messages, parse_ack, u32_at, MsgBuilder, NlSocket,
-    AF_INET, AF_INET6, AF_UNSPEC, IFADDRMSG_LEN, IFA_ADDRESS, IFA_FLAGS, IFA_F_DADFAILED, IFA_F_TENTATIVE,
-    IFA_LOCAL, IFF_RUNNING, IFF_UP, IFINFOMSG_LEN, IFLA_IFNAME, IFLA_MTU, NLMSG_DONE, NLMSG_ERROR,
-    NLM_F_DUMP, NLM_F_DUMP_INTR, NLM_F_REQUEST, RTM_DELADDR, RTM_DELLINK, RTM_GETADDR, RTM_NEWADDR,
-    RTM_NEWLINK, RTNLGRP_IPV4_IFADDR, RTNLGRP_IPV6_IFADDR, RTNLGRP_LINK,
+    addr_unusable, dump_addrs_request, dump_links_request, frames, is_overrun, NlSocket, NLM_F_DUMP_INTR,
 };
 
-/// Decodes an RTM_NEWLINK / RTM_DELLINK payload (pure). `None` for messages
-/// that are not about a whole link (bridge port messages carry AF_BRIDGE).
-pub(crate) fn decode_link(ty: u16, p: &[u8]) -> Option<Update> {
-    if p.len() < IFINFOMSG_LEN || p[0] != AF_UNSPEC {
+/// What a link or address message says (pure); `None` for other messages.
+pub(crate) fn decode(msg: &RouteNetlinkMessage) -> Option<Update> {
+    match msg {
+        RouteNetlinkMessage::NewLink(m) => decode_link(m, false),
+        RouteNetlinkMessage::DelLink(m) => decode_link(m, true),
+        RouteNetlinkMessage::NewAddress(m) => decode_addr(m, false),
+        RouteNetlinkMessage::DelAddress(m) => decode_addr(m, true),
+        _ => None,
+    }
+}
+
+/// `None` for messages that are not about a whole link (bridge port
+/// messages carry AF_BRIDGE).
+fn decode_link(m: &LinkMessage, gone: bool) -> Option<Update> {
+    if m.header.interface_family != AddressFamily::Unspec {
         return None;
     }
-    let ifindex = u32_at(p, 4);
-    if ty == RTM_DELLINK {
+    let ifindex = m.header.index;
+    if gone {
         return Some(Update::LinkGone(ifindex));
     }
-    let flags = u32_at(p, 8);
     let mut name = String::new();
     let mut mtu = 0;
-    for (t, v) in attrs(&p[IFINFOMSG_LEN..]) {
-        match t {
-            IFLA_IFNAME => {
-                let raw = v.split(|b| *b == 0).next().unwrap_or_default();
-                name = String::from_utf8_lossy(raw).into_owned();
-            }
-            IFLA_MTU => mtu = attr_u32(v).unwrap_or(0),
+    for a in &m.attributes {
+        match a {
+            LinkAttribute::IfName(n) => name.clone_from(n),
+            LinkAttribute::Mtu(v) => mtu = *v,
             _ => {}
         }
     }
+    let flags = m.header.flags;
     Some(Update::Link(LinkInfo {
         ifindex,
         name,
-        admin_up: flags & IFF_UP != 0,
-        running: flags & IFF_RUNNING != 0,
+        admin_up: flags.contains(LinkFlags::Up),
+        running: flags.contains(LinkFlags::Running),
         mtu,
     }))
 }
 
-/// Decodes an RTM_NEWADDR / RTM_DELADDR payload (pure). A tentative or
-/// DAD-failed address is not usable and decodes as a removal.
-pub(crate) fn decode_addr(ty: u16, p: &[u8]) -> Option<Update> {
-    if p.len() < IFADDRMSG_LEN {
-        return None;
-    }
-    let (family, prefix_len) = (p[0], p[1]);
-    let mut flags = p[2] as u32;
-    let ifindex = u32_at(p, 4);
+/// A tentative or DAD-failed address is not usable and decodes as a removal.
+fn decode_addr(m: &AddressMessage, gone: bool) -> Option<Update> {
+    let mut flags = AddressFlags::from_bits_retain(u32::from(m.header.flags.bits()));
     let (mut address, mut local) = (None, None);
-    for (t, v) in attrs(&p[IFADDRMSG_LEN..]) {
-        match t {
-            IFA_ADDRESS => address = ip_from(family, v),
-            IFA_LOCAL => local = ip_from(family, v),
+    for a in &m.attributes {
+        match a {
+            AddressAttribute::Address(ip) => address = Some(*ip),
+            AddressAttribute::Local(ip) => local = Some(*ip),
             // the full 32-bit flags, when present, supersede the header's 8
-            IFA_FLAGS => flags = attr_u32(v).unwrap_or(flags),
+            AddressAttribute::Flags(f) => flags = *f,
             _ => {}
         }
     }
     // For point-to-point links IFA_ADDRESS is the peer and IFA_LOCAL ours.
     let addr = local.or(address)?;
-    let a = IfAddr { ifindex, addr, prefix_len };
-    if ty == RTM_DELADDR || flags & (IFA_F_TENTATIVE | IFA_F_DADFAILED) != 0 {
+    let a = IfAddr { ifindex: m.header.index, addr, prefix_len: m.header.prefix_len };
+    if gone || addr_unusable(flags) {
         Some(Update::AddrGone(a))
     } else {
         Some(Update::Addr(a))
-    }
-}
-
-fn ip_from(family: u8, v: &[u8]) -> Option<IpAddr> {
-    match (family, v.len()) {
-        (AF_INET, 4) => Some(IpAddr::V4(Ipv4Addr::new(v[0], v[1], v[2], v[3]))),
-        (AF_INET6, 16) => {
-            let mut o = [0u8; 16];
-            o.copy_from_slice(v);
-            Some(IpAddr::V6(Ipv6Addr::from(o)))
-        }
-        _ => None,
     }
 }
 
@@ -114,7 +104,6 @@ struct Resync {
 /// The rtnetlink link and address monitor.
 pub struct RtnlMonitor {
     sock: NlSocket,
-    out: MsgBuilder,
     reported: LinkTable,
     resync: Option<Resync>,
     events: VecDeque<MonitorEvent>,
@@ -125,13 +114,13 @@ impl RtnlMonitor {
     /// Subscribes and starts the initial dump; its results come as events.
     /// Must be called inside a tokio runtime.
     pub fn open() -> io::Result<RtnlMonitor> {
-        let sock = NlSocket::open(&[RTNLGRP_LINK, RTNLGRP_IPV4_IFADDR, RTNLGRP_IPV6_IFADDR])?;
+        let sock =
+            NlSocket::open(&[libc::RTNLGRP_LINK, libc::RTNLGRP_IPV4_IFADDR, libc::RTNLGRP_IPV6_IFADDR])?;
         // Bursts (boot, many tunnels coming up) should not overrun it; an
         // overrun is still handled, by a resync.
         let _ = sock.set_recv_buffer(1 << 20);
         let mut m = RtnlMonitor {
             sock,
-            out: MsgBuilder::default(),
             reported: LinkTable::default(),
             resync: None,
             events: VecDeque::new(),
@@ -164,17 +153,10 @@ impl RtnlMonitor {
     }
 
     fn request_dump(&mut self, phase: Phase) -> io::Result<u32> {
-        let seq = self.sock.next_seq();
-        self.out.clear();
-        match phase {
-            Phase::Links => dump_links_request(&mut self.out, seq),
-            Phase::Addrs => {
-                self.out.begin(RTM_GETADDR, NLM_F_REQUEST | NLM_F_DUMP, seq, &[0u8; IFADDRMSG_LEN]);
-                self.out.end();
-            }
-        }
-        self.sock.send(self.out.as_bytes())?;
-        Ok(seq)
+        self.sock.send_one(match phase {
+            Phase::Links => dump_links_request(),
+            Phase::Addrs => dump_addrs_request(),
+        })
     }
 
     fn overrun(&mut self) -> io::Result<()> {
@@ -190,36 +172,38 @@ impl RtnlMonitor {
 
     /// Handles one received datagram, queueing events.
     fn process(&mut self, datagram: &[u8]) -> io::Result<()> {
-        let mut dump_done = false;
-        for msg in messages(datagram) {
-            let Ok(msg) = msg else { break };
-            let update = match msg.ty {
-                RTM_NEWLINK | RTM_DELLINK => decode_link(msg.ty, msg.payload),
-                RTM_NEWADDR | RTM_DELADDR => decode_addr(msg.ty, msg.payload),
-                NLMSG_DONE | NLMSG_ERROR => {
+        for frame in frames(datagram) {
+            let Ok(frame) = frame else { break };
+            let (seq, flags) = (frame.header.sequence_number, frame.header.flags);
+            let mut dump_done = false;
+            let update = match frame.ack() {
+                Some(ack) => {
                     let Some(r) = &mut self.resync else { continue };
-                    if msg.seq != r.seq {
+                    if seq != r.seq {
                         continue;
                     }
-                    if msg.ty == NLMSG_ERROR {
-                        let ack =
-                            parse_ack(&msg).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.0))?;
-                        if ack.errno != 0 {
-                            // Start over, so the monitor recovers if the
-                            // cause was passing; the caller logs the error.
-                            self.resync = None;
-                            self.start_resync()?;
-                            return Err(io::Error::from_raw_os_error(ack.errno));
-                        }
+                    let ack = ack.map_err(super::netlink::invalid)?;
+                    if ack.errno != 0 {
+                        // Start over, so the monitor recovers if the cause
+                        // was passing; the caller logs the error.
+                        self.resync = None;
+                        self.start_resync()?;
+                        return Err(io::Error::from_raw_os_error(ack.errno));
+                    }
+                    // The end of a dump (NLMSG_DONE) or a bare ack.
+                    dump_done = frame.header.message_type == netlink_packet_core::NLMSG_DONE;
+                    if !dump_done {
                         continue;
                     }
-                    dump_done = true;
                     None
                 }
-                _ => None,
+                None => match frame.parse() {
+                    Ok(NetlinkPayload::InnerMessage(m)) => decode(&m),
+                    _ => None,
+                },
             };
             if let Some(r) = &mut self.resync {
-                if msg.seq == r.seq && msg.flags & NLM_F_DUMP_INTR != 0 {
+                if seq == r.seq && flags & NLM_F_DUMP_INTR != 0 {
                     r.again = true;
                 }
             }
@@ -230,7 +214,6 @@ impl RtnlMonitor {
                 }
             }
             if dump_done {
-                dump_done = false;
                 self.dump_finished()?;
             }
         }
@@ -284,42 +267,46 @@ impl LinkMonitor for RtnlMonitor {
 
 #[cfg(test)]
 mod tests {
+    use std::net::{IpAddr, Ipv6Addr};
+
+    use netlink_packet_route::address::AddressHeaderFlags;
+
+    use super::super::netlink::Batch;
     use super::*;
 
-    fn link_msg(family: u8, index: u32, flags: u32, name: &str, mtu: u32) -> Vec<u8> {
-        let mut hdr = [0u8; IFINFOMSG_LEN];
-        hdr[0] = family;
-        hdr[4..8].copy_from_slice(&index.to_ne_bytes());
-        hdr[8..12].copy_from_slice(&flags.to_ne_bytes());
-        let mut b = MsgBuilder::default();
-        b.begin(RTM_NEWLINK, 0, 0, &hdr);
-        let mut n = name.as_bytes().to_vec();
-        n.push(0);
-        b.attr(IFLA_IFNAME, &n);
-        b.attr_u32(IFLA_MTU, mtu);
-        b.end();
-        b.as_bytes()[16..].to_vec()
+    /// Serializes `msg` and parses it back, as the kernel's bytes would be.
+    fn via_bytes(msg: RouteNetlinkMessage) -> Option<Update> {
+        let mut b = Batch::default();
+        b.push(msg, 0, 0);
+        let frame = frames(b.as_bytes()).next().unwrap().unwrap();
+        let NetlinkPayload::InnerMessage(m) = frame.parse().unwrap() else { panic!() };
+        decode(&m)
     }
 
-    fn addr_msg(family: u8, index: u32, plen: u8, attrs_: &[(u16, Vec<u8>)]) -> Vec<u8> {
-        let mut hdr = [0u8; IFADDRMSG_LEN];
-        hdr[0] = family;
-        hdr[1] = plen;
-        hdr[4..8].copy_from_slice(&index.to_ne_bytes());
-        let mut b = MsgBuilder::default();
-        b.begin(RTM_NEWADDR, 0, 0, &hdr);
-        for (t, v) in attrs_ {
-            b.attr(*t, v);
-        }
-        b.end();
-        b.as_bytes()[16..].to_vec()
+    fn link(family: AddressFamily, index: u32, flags: LinkFlags, name: &str, mtu: u32) -> LinkMessage {
+        let mut m = LinkMessage::default();
+        m.header.interface_family = family;
+        m.header.index = index;
+        m.header.flags = flags;
+        m.attributes.push(LinkAttribute::IfName(name.into()));
+        m.attributes.push(LinkAttribute::Mtu(mtu));
+        m
+    }
+
+    fn addr(family: AddressFamily, index: u32, plen: u8, attrs: Vec<AddressAttribute>) -> AddressMessage {
+        let mut m = AddressMessage::default();
+        m.header.family = family;
+        m.header.index = index;
+        m.header.prefix_len = plen;
+        m.attributes = attrs;
+        m
     }
 
     #[test]
     fn link_decoding() {
-        let p = link_msg(AF_UNSPEC, 7, IFF_UP | IFF_RUNNING, "wg-a", 1420);
+        let m = link(AddressFamily::Unspec, 7, LinkFlags::Up | LinkFlags::Running, "wg-a", 1420);
         assert_eq!(
-            decode_link(RTM_NEWLINK, &p),
+            via_bytes(RouteNetlinkMessage::NewLink(m)),
             Some(Update::Link(LinkInfo {
                 ifindex: 7,
                 name: "wg-a".into(),
@@ -328,37 +315,45 @@ mod tests {
                 mtu: 1420
             }))
         );
-        let p = link_msg(AF_UNSPEC, 7, IFF_UP, "veth0", 1500);
-        let Some(Update::Link(l)) = decode_link(RTM_NEWLINK, &p) else { panic!() };
+        let m = link(AddressFamily::Unspec, 7, LinkFlags::Up, "veth0", 1500);
+        let Some(Update::Link(l)) = via_bytes(RouteNetlinkMessage::NewLink(m.clone())) else { panic!() };
         assert!(l.admin_up && !l.running && !l.is_up());
-        assert_eq!(decode_link(RTM_DELLINK, &p), Some(Update::LinkGone(7)));
+        assert_eq!(via_bytes(RouteNetlinkMessage::DelLink(m)), Some(Update::LinkGone(7)));
         // a bridge port message is not about the link itself
-        let p = link_msg(libc::AF_BRIDGE as u8, 7, 0, "veth0", 1500);
-        assert_eq!(decode_link(RTM_DELLINK, &p), None);
-        assert_eq!(decode_link(RTM_NEWLINK, &p[..10]), None);
+        let m = link(AddressFamily::Bridge, 7, LinkFlags::empty(), "veth0", 1500);
+        assert_eq!(via_bytes(RouteNetlinkMessage::DelLink(m.clone())), None);
+        assert_eq!(via_bytes(RouteNetlinkMessage::NewLink(m)), None);
     }
 
     #[test]
     fn address_decoding() {
         let ll: Ipv6Addr = "fe80::1".parse().unwrap();
         let a = IfAddr { ifindex: 4, addr: IpAddr::V6(ll), prefix_len: 64 };
-        let p = addr_msg(AF_INET6, 4, 64, &[(IFA_ADDRESS, ll.octets().to_vec())]);
-        assert_eq!(decode_addr(RTM_NEWADDR, &p), Some(Update::Addr(a)));
-        assert_eq!(decode_addr(RTM_DELADDR, &p), Some(Update::AddrGone(a)));
-        // tentative (DAD running): not usable yet
-        let p = addr_msg(
-            AF_INET6,
-            4,
-            64,
-            &[(IFA_ADDRESS, ll.octets().to_vec()), (IFA_FLAGS, IFA_F_TENTATIVE.to_ne_bytes().to_vec())],
-        );
-        assert_eq!(decode_addr(RTM_NEWADDR, &p), Some(Update::AddrGone(a)));
+        let m = addr(AddressFamily::Inet6, 4, 64, vec![AddressAttribute::Address(ll.into())]);
+        assert_eq!(via_bytes(RouteNetlinkMessage::NewAddress(m.clone())), Some(Update::Addr(a)));
+        assert_eq!(via_bytes(RouteNetlinkMessage::DelAddress(m.clone())), Some(Update::AddrGone(a)));
+        // tentative (DAD running): not usable yet, in the attribute or the header
+        let mut t = m.clone();
+        t.attributes.push(AddressAttribute::Flags(AddressFlags::Tentative));
+        assert_eq!(via_bytes(RouteNetlinkMessage::NewAddress(t)), Some(Update::AddrGone(a)));
+        let mut t = m;
+        t.header.flags = AddressHeaderFlags::Dadfailed;
+        assert_eq!(via_bytes(RouteNetlinkMessage::NewAddress(t)), Some(Update::AddrGone(a)));
         // point-to-point IPv4: IFA_LOCAL is ours, IFA_ADDRESS the peer
-        let p = addr_msg(AF_INET, 5, 32, &[(IFA_ADDRESS, vec![10, 0, 0, 2]), (IFA_LOCAL, vec![10, 0, 0, 1])]);
-        let Some(Update::Addr(a)) = decode_addr(RTM_NEWADDR, &p) else { panic!() };
+        let p2p = vec![
+            AddressAttribute::Address([10, 0, 0, 2].into()),
+            AddressAttribute::Local([10, 0, 0, 1].into()),
+        ];
+        let Some(Update::Addr(a)) =
+            via_bytes(RouteNetlinkMessage::NewAddress(addr(AddressFamily::Inet, 5, 32, p2p)))
+        else {
+            panic!()
+        };
         assert_eq!(a.addr, "10.0.0.1".parse::<IpAddr>().unwrap());
-        // no address at all, or a wrong size: nothing
-        assert_eq!(decode_addr(RTM_NEWADDR, &addr_msg(AF_INET6, 4, 64, &[])), None);
-        assert_eq!(decode_addr(RTM_NEWADDR, &addr_msg(AF_INET6, 4, 64, &[(IFA_ADDRESS, vec![1, 2])])), None);
+        // no address at all: nothing
+        assert_eq!(
+            via_bytes(RouteNetlinkMessage::NewAddress(addr(AddressFamily::Inet6, 4, 64, vec![]))),
+            None
+        );
     }
 }
