@@ -375,17 +375,18 @@ impl Fib for RtnlFib {
         let mut first_error = None;
         // Each dumped message goes back as RTM_DELROUTE (as `ip route flush`
         // does), so routes of ours that weft's model cannot express go too.
-        for chunk in all.chunks(self.batch) {
-            let base = self.sock.reserve_seqs(chunk.len() as u32);
+        let mut msgs = all.into_iter().map(|(_, m)| m).peekable();
+        while msgs.peek().is_some() {
+            let chunk: Vec<RouteMessage> = msgs.by_ref().take(self.batch).collect();
+            let n = chunk.len();
+            let base = self.sock.reserve_seqs(n as u32);
             self.out.clear();
-            for (k, (_, msg)) in chunk.iter().enumerate() {
-                let last = k + 1 == chunk.len();
-                let flags = if last { NLM_F_ACK } else { 0 };
-                let seq = base.wrapping_add(k as u32);
+            for (k, msg) in chunk.into_iter().enumerate() {
+                let flags = if k + 1 == n { NLM_F_ACK } else { 0 };
                 // header and attributes as dumped
-                self.out.push(RouteNetlinkMessage::DelRoute(msg.clone()), flags, seq);
+                self.out.push(RouteNetlinkMessage::DelRoute(msg), flags, base.wrapping_add(k as u32));
             }
-            for outcome in self.exchange(base, chunk.len()) {
+            for outcome in self.exchange(base, n) {
                 match outcome {
                     Outcome::Done(Ok(())) => removed += 1,
                     // gone meanwhile (its link went down): fine
