@@ -16,15 +16,17 @@ use std::collections::HashSet;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use netlink_packet_core::{NetlinkPayload, NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP, NLM_F_EXCL, NLM_F_REPLACE};
-use netlink_packet_route::route::{
-    RouteAddress, RouteAttribute, RouteFlags, RouteHeader, RouteMessage, RouteProtocol, RouteScope,
-    RouteType, RouteVia,
-};
-use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
+use linux_raw_sys::netlink::{rtattr_type_t, rtvia, RTNH_F_ONLINK};
+use neli::consts::nl::NlmF;
+use neli::consts::rtnl::{RtAddrFamily, RtScope, RtTable, Rta, Rtm, RtmF, Rtn, Rtprot};
+use neli::rtnl::{Rtmsg, RtmsgBuilder};
+use neli::types::{Buffer, RtBuffer};
 
 use super::fib::{Fib, FibConfig, FibError, FibFailure, FibOp, FibRoute, RouteKey};
-use super::netlink::{frames, Batch, NlSocket, NLM_F_DUMP_INTR};
+use super::netlink::{
+    attr, family_of, frames, ip_from, ip_octets, u32_of, Batch, Body, NlSocket, Request, RtMsg,
+    NLM_F_DUMP_INTR,
+};
 use crate::babel::Prefix;
 
 /// Route requests per datagram. The kernel handles a datagram in one go, so
@@ -43,64 +45,74 @@ pub struct RtnlFib {
     batch: usize,
 }
 
-fn family_of(prefix: &Prefix) -> AddressFamily {
-    if prefix.is_ipv4() {
-        AddressFamily::Inet
-    } else {
-        AddressFamily::Inet6
-    }
-}
-
 /// A route message for weft's table and protocol. Tables past 255 do not fit
-/// the header's byte; RTA_TABLE carries them (and always goes along).
-fn route_message(cfg: FibConfig, family: AddressFamily) -> RouteMessage {
-    let mut m = RouteMessage::default();
-    m.header.address_family = family;
-    m.header.table = u8::try_from(cfg.table()).unwrap_or(RouteHeader::RT_TABLE_UNSPEC);
-    m.header.protocol = RouteProtocol::from(cfg.protocol());
-    m
+/// the header's byte: RTA_TABLE carries them.
+fn rtmsg(
+    cfg: FibConfig,
+    family: RtAddrFamily,
+    dst_len: u8,
+    scope: RtScope,
+    kind: Rtn,
+    attrs: RtBuffer<Rta, Buffer>,
+) -> Rtmsg {
+    // Babel next hops are neighbours on the link by definition: onlink, as
+    // babeld sets it, so no connected route is needed for the gateway.
+    let flags = if kind == Rtn::Unicast { RtmF::from_bits_retain(RTNH_F_ONLINK) } else { RtmF::empty() };
+    RtmsgBuilder::default()
+        .rtm_family(family)
+        .rtm_dst_len(dst_len)
+        .rtm_src_len(0)
+        .rtm_tos(0)
+        .rtm_table(RtTable::from(u8::try_from(cfg.table()).unwrap_or(libc::RT_TABLE_UNSPEC)))
+        .rtm_protocol(Rtprot::from(cfg.protocol()))
+        .rtm_scope(scope)
+        .rtm_type(kind)
+        .rtm_flags(flags)
+        .rtattrs(attrs)
+        .build()
+        .expect("every rtmsg field has a value")
 }
 
-/// Appends the request for `op` to `out`: pure, so the message can be
-/// checked without a kernel. `owned` says whether an install may replace in
-/// place.
-pub(crate) fn encode_op(out: &mut Batch, cfg: FibConfig, op: &FibOp, owned: bool, seq: u32, ack: bool) {
-    let (msg, flags) = route_request(cfg, op, owned);
-    out.push(msg, flags | if ack { NLM_F_ACK } else { 0 }, seq);
+/// RTA_VIA: neli names it only when built for glibc, and routers run musl.
+fn rta_via() -> Rta {
+    Rta::from(rtattr_type_t::RTA_VIA as u16)
 }
 
-/// The request for `op` and its flags (NLM_F_ACK aside).
-pub(crate) fn route_request(cfg: FibConfig, op: &FibOp, owned: bool) -> (RouteNetlinkMessage, u16) {
+/// `struct rtvia` for an IPv6 next hop: the family, then the address.
+fn via_inet6(g: Ipv6Addr) -> Vec<u8> {
+    let family = rtvia { rtvia_family: libc::AF_INET6 as _, rtvia_addr: Default::default() };
+    let mut v = family.rtvia_family.to_ne_bytes().to_vec();
+    v.extend_from_slice(&g.octets());
+    v
+}
+
+/// The request for `op` (pure, so it can be checked without a kernel).
+/// `owned` says whether an install may replace in place.
+pub(crate) fn route_request(cfg: FibConfig, op: &FibOp, owned: bool) -> Request {
     let r = op.route();
-    let mut m = route_message(cfg, family_of(&r.prefix));
-    m.header.destination_prefix_length = r.prefix.len();
-    let attrs = &mut m.attributes;
-    attrs.push(RouteAttribute::Table(cfg.table()));
-    attrs.push(RouteAttribute::Destination(RouteAddress::from(r.prefix.addr())));
-    attrs.push(RouteAttribute::Priority(r.kernel_metric()));
-    if r.is_unreachable() {
-        m.header.kind = RouteType::Unreachable;
+    let mut attrs = RtBuffer::new();
+    attrs.push(attr(Rta::Table, &cfg.table().to_ne_bytes()));
+    attrs.push(attr(Rta::Dst, &ip_octets(r.prefix.addr())));
+    attrs.push(attr(Rta::Priority, &r.kernel_metric().to_ne_bytes()));
+    let kind = if r.is_unreachable() {
+        Rtn::Unreachable
     } else {
-        // Babel next hops are neighbours on the link by definition: onlink,
-        // as babeld sets it, so no connected route is needed for the gateway.
-        m.header.kind = RouteType::Unicast;
-        m.header.flags = RouteFlags::Onlink;
-        attrs.push(RouteAttribute::Oif(r.ifindex));
+        attrs.push(attr(Rta::Oif, &r.ifindex.to_ne_bytes()));
         attrs.push(match (r.prefix.is_ipv4(), r.next_hop) {
             // An IPv4 route via an IPv6 neighbour (RFC 9229): RTA_VIA.
-            (true, IpAddr::V6(g)) => RouteAttribute::Via(RouteVia::Inet6(g)),
-            (_, g) => RouteAttribute::Gateway(RouteAddress::from(g)),
+            (true, IpAddr::V6(g)) => attr(rta_via(), &via_inet6(g)),
+            (_, g) => attr(Rta::Gateway, &ip_octets(g)),
         });
-    }
-    match op {
-        FibOp::Replace(_) if owned => (RouteNetlinkMessage::NewRoute(m), NLM_F_CREATE | NLM_F_REPLACE),
-        FibOp::Replace(_) => (RouteNetlinkMessage::NewRoute(m), NLM_F_CREATE | NLM_F_EXCL),
-        FibOp::Remove(_) => {
-            // NOWHERE matches a route of any scope, as `ip route del` does.
-            m.header.scope = RouteScope::NoWhere;
-            (RouteNetlinkMessage::DelRoute(m), 0)
-        }
-    }
+        Rtn::Unicast
+    };
+    let (ty, flags, scope) = match op {
+        FibOp::Replace(_) if owned => (Rtm::Newroute, NlmF::CREATE | NlmF::REPLACE, RtScope::Universe),
+        FibOp::Replace(_) => (Rtm::Newroute, NlmF::CREATE | NlmF::EXCL, RtScope::Universe),
+        // NOWHERE matches a route of any scope, as `ip route del` does.
+        FibOp::Remove(_) => (Rtm::Delroute, NlmF::empty(), RtScope::Nowhere),
+    };
+    let family = family_of(r.prefix.addr());
+    (ty, RtMsg::Route(rtmsg(cfg, family, r.prefix.len(), scope, kind, attrs)), flags)
 }
 
 /// A route from a dump, as far as weft's model can say.
@@ -114,52 +126,52 @@ pub(crate) struct DumpedRoute {
     pub route: Option<FibRoute>,
 }
 
-fn ip_of(a: &RouteAddress) -> Option<IpAddr> {
-    match a {
-        RouteAddress::Inet(a) => Some(IpAddr::V4(*a)),
-        RouteAddress::Inet6(a) => Some(IpAddr::V6(*a)),
-        _ => None,
-    }
-}
-
 /// What weft's model makes of a route message (pure).
-pub(crate) fn decode_route(m: &RouteMessage) -> DumpedRoute {
-    let h = &m.header;
-    let mut table = u32::from(h.table);
-    let mut dst: Option<IpAddr> = None;
-    let mut gateway: Option<IpAddr> = None;
-    let mut oif = 0;
-    let mut metric = 0;
-    let mut multipath = false;
-    for a in &m.attributes {
-        match a {
-            RouteAttribute::Table(t) => table = *t,
-            RouteAttribute::Destination(d) => dst = ip_of(d),
-            RouteAttribute::Gateway(g) => gateway = ip_of(g),
-            RouteAttribute::Via(RouteVia::Inet(g)) => gateway = Some(IpAddr::V4(*g)),
-            RouteAttribute::Via(RouteVia::Inet6(g)) => gateway = Some(IpAddr::V6(*g)),
-            RouteAttribute::Oif(i) => oif = *i,
-            RouteAttribute::Priority(p) => metric = *p,
-            RouteAttribute::MultiPath(_) => multipath = true,
+pub(crate) fn decode_route(m: &Rtmsg) -> DumpedRoute {
+    let family = *m.rtm_family();
+    let mut table = u32::from(u8::from(*m.rtm_table()));
+    let (mut dst, mut gateway, mut oif, mut metric, mut multipath) = (None, None, 0, 0, false);
+    for a in m.rtattrs().iter() {
+        let v = a.rta_payload().as_ref();
+        match *a.rta_type() {
+            t if t == rta_via() => {
+                let at = std::mem::size_of::<rtvia>();
+                if let Some(f) = v.get(..at).and_then(|f| <[u8; 2]>::try_from(f).ok()) {
+                    let f = RtAddrFamily::from(u16::from_ne_bytes(f) as u8);
+                    gateway = ip_from(f, &v[at..]);
+                }
+            }
+            Rta::Table => table = u32_of(v).unwrap_or(table),
+            Rta::Dst => dst = ip_from(family, v),
+            Rta::Gateway => gateway = ip_from(family, v),
+            Rta::Oif => oif = u32_of(v).unwrap_or(0),
+            Rta::Priority => metric = u32_of(v).unwrap_or(0),
+            Rta::Multipath => multipath = true,
             _ => {}
         }
     }
-    let dst = dst.or(match h.address_family {
-        AddressFamily::Inet => Some(IpAddr::V4(Ipv4Addr::UNSPECIFIED)),
-        AddressFamily::Inet6 => Some(IpAddr::V6(Ipv6Addr::UNSPECIFIED)),
+    let dst = dst.or(match family {
+        RtAddrFamily::Inet => Some(IpAddr::V4(Ipv4Addr::UNSPECIFIED)),
+        RtAddrFamily::Inet6 => Some(IpAddr::V6(Ipv6Addr::UNSPECIFIED)),
         _ => None,
     });
-    let plain = !multipath && h.source_prefix_length == 0;
-    let route = match (dst.and_then(|d| Prefix::new(d, h.destination_prefix_length)), gateway) {
-        (Some(prefix), Some(next_hop)) if plain && h.kind == RouteType::Unicast && oif != 0 => {
+    let plain = !multipath && *m.rtm_src_len() == 0;
+    let kind = *m.rtm_type();
+    let route = match (dst.and_then(|d| Prefix::new(d, *m.rtm_dst_len())), gateway) {
+        (Some(prefix), Some(next_hop)) if plain && kind == Rtn::Unicast && oif != 0 => {
             Some(FibRoute { prefix, next_hop, ifindex: oif, metric })
         }
-        (Some(prefix), None) if plain && h.kind == RouteType::Unreachable => {
+        (Some(prefix), None) if plain && kind == Rtn::Unreachable => {
             Some(FibRoute::unreachable(prefix, metric))
         }
         _ => None,
     };
-    DumpedRoute { table, protocol: u8::from(h.protocol), cloned: h.flags.contains(RouteFlags::Cloned), route }
+    DumpedRoute {
+        table,
+        protocol: u8::from(*m.rtm_protocol()),
+        cloned: m.rtm_flags().contains(RtmF::CLONED),
+        route,
+    }
 }
 
 /// How one request of a batch ended.
@@ -217,8 +229,8 @@ impl RtnlFib {
                     return outcomes;
                 }
             };
-            for frame in frames(datagram).flatten() {
-                let Some(Ok(ack)) = frame.ack() else { continue };
+            for frame in frames(datagram).into_iter().flatten() {
+                let Body::Ack(ack) = frame.body else { continue };
                 let i = ack.seq.wrapping_sub(base) as usize;
                 if i >= n {
                     continue; // a stale answer to an earlier exchange
@@ -242,47 +254,43 @@ impl RtnlFib {
 
     /// Dumps one family's routes in our table with our protocol: what
     /// weft's model makes of each, and the message itself.
-    async fn dump_family(
-        &mut self,
-        family: AddressFamily,
-    ) -> Result<Vec<(DumpedRoute, RouteMessage)>, FibError> {
+    async fn dump_family(&mut self, family: RtAddrFamily) -> Result<Vec<(DumpedRoute, Rtmsg)>, FibError> {
         // A dump interrupted by a concurrent change may be inconsistent:
         // the kernel flags it, and we retry a few times.
         for _attempt in 0..4 {
             let cfg = self.config;
-            // With strict checking the kernel filters on table and protocol.
-            let mut m = route_message(cfg, family);
+            let mut attrs: RtBuffer<Rta, Buffer> = RtBuffer::new();
             if cfg.table() > u32::from(u8::MAX) {
-                m.attributes.push(RouteAttribute::Table(cfg.table()));
+                attrs.push(attr(Rta::Table, &cfg.table().to_ne_bytes()));
             }
-            let seq = self.sock.send_one((RouteNetlinkMessage::GetRoute(m), NLM_F_DUMP))?;
+            // With strict checking the kernel filters on table and protocol.
+            let m = rtmsg(cfg, family, 0, RtScope::Universe, Rtn::Unspec, attrs);
+            let seq = self.sock.send_one((Rtm::Getroute, RtMsg::Route(m), NlmF::DUMP))?;
             let mut found = Vec::new();
             let mut interrupted = false;
             'recv: loop {
                 let datagram = self.sock.recv().await?;
-                for frame in frames(datagram) {
-                    let frame = frame.map_err(|e| FibError::Io(format!("bad netlink message: {e}")))?;
-                    if frame.header.sequence_number != seq {
+                for frame in
+                    frames(datagram).map_err(|e| FibError::Io(format!("bad netlink message: {e}")))?
+                {
+                    if frame.seq != seq {
                         continue;
                     }
-                    interrupted |= frame.header.flags & NLM_F_DUMP_INTR != 0;
-                    match frame.ack() {
+                    interrupted |= frame.flags & NLM_F_DUMP_INTR != 0;
+                    let m = match frame.body {
                         // A table with no routes of any family does not exist
                         // (yet): the filtered dump ends with ENOENT.
-                        Some(Ok(ack)) if ack.errno == libc::ENOENT => break 'recv,
-                        Some(Ok(ack)) if ack.errno != 0 => {
+                        Body::Ack(ack) if ack.errno == libc::ENOENT => break 'recv,
+                        Body::Ack(ack) if ack.errno != 0 => {
                             return Err(FibError::kernel(ack.errno, ack.message))
                         }
-                        Some(Ok(_)) => break 'recv,
-                        Some(Err(e)) => return Err(FibError::Io(format!("bad netlink answer: {e}"))),
-                        None => {}
-                    }
-                    if let Ok(NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewRoute(m))) = frame.parse()
-                    {
-                        let d = decode_route(&m);
-                        if d.table == cfg.table() && d.protocol == cfg.protocol() && !d.cloned {
-                            found.push((d, m));
-                        }
+                        Body::Ack(_) => break 'recv,
+                        Body::Msg(RtMsg::Route(m)) => m,
+                        _ => continue,
+                    };
+                    let d = decode_route(&m);
+                    if d.table == cfg.table() && d.protocol == cfg.protocol() && !d.cloned {
+                        found.push((d, m));
                     }
                 }
             }
@@ -293,9 +301,9 @@ impl RtnlFib {
         Err(FibError::Io("route dump kept being interrupted by changes".into()))
     }
 
-    async fn dump_raw(&mut self) -> Result<Vec<(DumpedRoute, RouteMessage)>, FibError> {
-        let mut all = self.dump_family(AddressFamily::Inet).await?;
-        all.extend(self.dump_family(AddressFamily::Inet6).await?);
+    async fn dump_raw(&mut self) -> Result<Vec<(DumpedRoute, Rtmsg)>, FibError> {
+        let mut all = self.dump_family(RtAddrFamily::Inet).await?;
+        all.extend(self.dump_family(RtAddrFamily::Inet6).await?);
         Ok(all)
     }
 }
@@ -330,7 +338,7 @@ impl Fib for RtnlFib {
                 let op = &ops[idx];
                 let owned = self.owned.contains(&op.route().key());
                 let last = k + 1 == sent.len();
-                encode_op(&mut self.out, self.config, op, owned, base.wrapping_add(k as u32), last);
+                self.out.push(route_request(self.config, op, owned), base.wrapping_add(k as u32), last);
             }
             let outcomes = self.exchange(base, sent.len());
             for (k, outcome) in outcomes.into_iter().enumerate() {
@@ -377,14 +385,14 @@ impl Fib for RtnlFib {
         // does), so routes of ours that weft's model cannot express go too.
         let mut msgs = all.into_iter().map(|(_, m)| m).peekable();
         while msgs.peek().is_some() {
-            let chunk: Vec<RouteMessage> = msgs.by_ref().take(self.batch).collect();
+            let chunk: Vec<Rtmsg> = msgs.by_ref().take(self.batch).collect();
             let n = chunk.len();
             let base = self.sock.reserve_seqs(n as u32);
             self.out.clear();
             for (k, msg) in chunk.into_iter().enumerate() {
-                let flags = if k + 1 == n { NLM_F_ACK } else { 0 };
                 // header and attributes as dumped
-                self.out.push(RouteNetlinkMessage::DelRoute(msg), flags, base.wrapping_add(k as u32));
+                let req = (Rtm::Delroute, RtMsg::Route(msg), NlmF::empty());
+                self.out.push(req, base.wrapping_add(k as u32), k + 1 == n);
             }
             for outcome in self.exchange(base, n) {
                 match outcome {
@@ -404,113 +412,6 @@ impl Fib for RtnlFib {
         match first_error {
             Some(e) => Err(e),
             None => Ok(removed),
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use netlink_packet_core::NLM_F_REQUEST;
-
-    use super::*;
-
-    fn route(prefix: &str, nh: &str, ifindex: u32, metric: u32) -> FibRoute {
-        FibRoute { prefix: prefix.parse().unwrap(), next_hop: nh.parse().unwrap(), ifindex, metric }
-    }
-
-    /// Encodes `op` and parses the bytes back: header flags and the message.
-    fn round_trip(op: FibOp, owned: bool) -> (u16, RouteNetlinkMessage) {
-        let mut b = Batch::default();
-        let cfg = FibConfig::new(1000, 119).unwrap();
-        encode_op(&mut b, cfg, &op, owned, 5, true);
-        let mut it = frames(b.as_bytes());
-        let frame = it.next().unwrap().unwrap();
-        assert!(it.next().is_none());
-        assert_eq!(frame.header.sequence_number, 5);
-        let NetlinkPayload::InnerMessage(m) = frame.parse().unwrap() else { panic!("not a route message") };
-        (frame.header.flags, m)
-    }
-
-    #[test]
-    fn encoded_route_decodes_to_itself() {
-        for r in [
-            route("2001:db8:1::/48", "fe80::1", 7, 10),
-            route("192.0.2.0/24", "10.1.1.1", 7, 10),
-            route("192.0.2.12/32", "fe80::2", 9, 0),
-            route("0.0.0.0/0", "fe80::2", 9, 3),
-            route("::/0", "fe80::2", 9, 3),
-            FibRoute::unreachable("2001:db8:9::/48".parse().unwrap(), 7),
-        ] {
-            let (flags, m) = round_trip(FibOp::Replace(r), false);
-            assert_eq!(flags, NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL);
-            let RouteNetlinkMessage::NewRoute(m) = m else { panic!("{m:?}") };
-            let d = decode_route(&m);
-            assert_eq!((d.table, d.protocol, d.cloned), (1000, 119, false));
-            assert_eq!(d.route, Some(r), "{r:?}");
-        }
-    }
-
-    #[test]
-    fn v4_via_v6_uses_rta_via_and_onlink() {
-        let (flags, m) = round_trip(FibOp::Replace(route("192.0.2.12/32", "fe80::2", 9, 0)), true);
-        assert_eq!(flags, NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_REPLACE);
-        let RouteNetlinkMessage::NewRoute(m) = m else { panic!("{m:?}") };
-        assert_eq!(m.header.address_family, AddressFamily::Inet);
-        assert!(m.header.flags.contains(RouteFlags::Onlink));
-        let nh: Ipv6Addr = "fe80::2".parse().unwrap();
-        assert!(m.attributes.contains(&RouteAttribute::Via(RouteVia::Inet6(nh))), "{m:?}");
-        assert!(!m.attributes.iter().any(|a| matches!(a, RouteAttribute::Gateway(_))));
-    }
-
-    #[test]
-    fn remove_matches_any_scope_and_asks_no_create() {
-        let (flags, m) = round_trip(FibOp::Remove(route("2001:db8::/32", "fe80::1", 2, 1)), true);
-        assert_eq!(flags, NLM_F_REQUEST | NLM_F_ACK);
-        let RouteNetlinkMessage::DelRoute(m) = m else { panic!("{m:?}") };
-        assert_eq!(m.header.scope, RouteScope::NoWhere);
-    }
-
-    #[test]
-    fn batch_holds_many_requests_and_only_asked_ones_ack() {
-        let cfg = FibConfig::new(100, 119).unwrap();
-        let mut b = Batch::default();
-        for i in 0..3u32 {
-            let op = FibOp::Replace(route("2001:db8::/32", "fe80::1", 2, i));
-            encode_op(&mut b, cfg, &op, false, 10 + i, i == 2);
-        }
-        let headers: Vec<_> = frames(b.as_bytes()).map(|f| f.unwrap().header).collect();
-        assert_eq!(headers.iter().map(|h| h.sequence_number).collect::<Vec<_>>(), [10, 11, 12]);
-        let acks: Vec<_> = headers.iter().map(|h| h.flags & NLM_F_ACK != 0).collect();
-        assert_eq!(acks, [false, false, true]);
-    }
-
-    #[test]
-    fn decode_leaves_out_what_the_model_cannot_express() {
-        let mut m = route_message(FibConfig::default(), AddressFamily::Inet6);
-        m.header.destination_prefix_length = 200; // no such prefix
-        m.header.kind = RouteType::Unicast;
-        m.attributes.push(RouteAttribute::Oif(3));
-        m.attributes.push(RouteAttribute::Gateway(RouteAddress::Inet6("fe80::1".parse().unwrap())));
-        assert_eq!(decode_route(&m).route, None);
-        m.header.destination_prefix_length = 64;
-        m.header.source_prefix_length = 48; // source-specific
-        assert_eq!(decode_route(&m).route, None);
-        m.header.source_prefix_length = 0;
-        assert!(decode_route(&m).route.is_some());
-        // Truncated bytes: an error, never a panic.
-        let mut b = Batch::default();
-        encode_op(
-            &mut b,
-            FibConfig::default(),
-            &FibOp::Replace(route("::/0", "fe80::2", 9, 3)),
-            false,
-            1,
-            true,
-        );
-        for cut in 0..b.as_bytes().len() {
-            for f in frames(&b.as_bytes()[..cut]).flatten() {
-                let _ = f.parse();
-            }
         }
     }
 }

@@ -12,73 +12,70 @@
 use std::collections::VecDeque;
 use std::io;
 
-use netlink_packet_core::NetlinkPayload;
-use netlink_packet_route::address::{AddressAttribute, AddressFlags, AddressMessage};
-use netlink_packet_route::link::{LinkAttribute, LinkFlags, LinkMessage};
-use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
+use neli::consts::rtnl::{Ifa, IfaF, Ifla, RtAddrFamily, Rtm};
+use neli::rtnl::{Ifaddrmsg, Ifinfomsg};
 
 use super::monitor::{IfAddr, LinkInfo, LinkMonitor, LinkTable, MonitorEvent, Update};
 use super::netlink::{
-    addr_unusable, dump_addrs_request, dump_links_request, frames, is_overrun, NlSocket, NLM_F_DUMP_INTR,
+    dump_addrs_request, dump_links_request, frames, invalid, ip_from, is_overrun, link_up_running, str_of,
+    u32_of, Body, NlSocket, RtMsg, NLM_F_DUMP_INTR,
 };
 
-/// What a link or address message says (pure); `None` for other messages.
-pub(crate) fn decode(msg: &RouteNetlinkMessage) -> Option<Update> {
+/// What a link or address message of type `ty` says (pure); `None` for
+/// other messages.
+pub(crate) fn decode(ty: u16, msg: &RtMsg) -> Option<Update> {
+    let ty = Rtm::from(ty);
     match msg {
-        RouteNetlinkMessage::NewLink(m) => decode_link(m, false),
-        RouteNetlinkMessage::DelLink(m) => decode_link(m, true),
-        RouteNetlinkMessage::NewAddress(m) => decode_addr(m, false),
-        RouteNetlinkMessage::DelAddress(m) => decode_addr(m, true),
-        _ => None,
+        RtMsg::Link(m) => decode_link(m, ty == Rtm::Dellink),
+        RtMsg::Addr(m) => decode_addr(m, ty == Rtm::Deladdr),
+        RtMsg::Route(_) => None,
     }
 }
 
 /// `None` for messages that are not about a whole link (bridge port
 /// messages carry AF_BRIDGE).
-fn decode_link(m: &LinkMessage, gone: bool) -> Option<Update> {
-    if m.header.interface_family != AddressFamily::Unspec {
+fn decode_link(m: &Ifinfomsg, gone: bool) -> Option<Update> {
+    if *m.ifi_family() != RtAddrFamily::Unspecified {
         return None;
     }
-    let ifindex = m.header.index;
+    let ifindex = *m.ifi_index() as u32;
     if gone {
         return Some(Update::LinkGone(ifindex));
     }
     let mut name = String::new();
     let mut mtu = 0;
-    for a in &m.attributes {
-        match a {
-            LinkAttribute::IfName(n) => name.clone_from(n),
-            LinkAttribute::Mtu(v) => mtu = *v,
+    for a in m.rtattrs().iter() {
+        let v = a.rta_payload().as_ref();
+        match *a.rta_type() {
+            Ifla::Ifname => name = str_of(v),
+            Ifla::Mtu => mtu = u32_of(v).unwrap_or(0),
             _ => {}
         }
     }
-    let flags = m.header.flags;
-    Some(Update::Link(LinkInfo {
-        ifindex,
-        name,
-        admin_up: flags.contains(LinkFlags::Up),
-        running: flags.contains(LinkFlags::Running),
-        mtu,
-    }))
+    let (admin_up, running) = link_up_running(m);
+    Some(Update::Link(LinkInfo { ifindex, name, admin_up, running, mtu }))
 }
 
 /// A tentative or DAD-failed address is not usable and decodes as a removal.
-fn decode_addr(m: &AddressMessage, gone: bool) -> Option<Update> {
-    let mut flags = AddressFlags::from_bits_retain(u32::from(m.header.flags.bits()));
+fn decode_addr(m: &Ifaddrmsg, gone: bool) -> Option<Update> {
+    let family = *m.ifa_family();
+    let mut flags = u32::from(m.ifa_flags().bits());
     let (mut address, mut local) = (None, None);
-    for a in &m.attributes {
-        match a {
-            AddressAttribute::Address(ip) => address = Some(*ip),
-            AddressAttribute::Local(ip) => local = Some(*ip),
+    for a in m.rtattrs().iter() {
+        let v = a.rta_payload().as_ref();
+        match *a.rta_type() {
+            Ifa::Address => address = ip_from(family, v),
+            Ifa::Local => local = ip_from(family, v),
             // the full 32-bit flags, when present, supersede the header's 8
-            AddressAttribute::Flags(f) => flags = *f,
+            Ifa::Flags => flags = u32_of(v).unwrap_or(flags),
             _ => {}
         }
     }
     // For point-to-point links IFA_ADDRESS is the peer and IFA_LOCAL ours.
     let addr = local.or(address)?;
-    let a = IfAddr { ifindex: m.header.index, addr, prefix_len: m.header.prefix_len };
-    if gone || addr_unusable(flags) {
+    let a = IfAddr { ifindex: *m.ifa_index(), addr, prefix_len: *m.ifa_prefixlen() };
+    let unusable = u32::from((IfaF::TENTATIVE | IfaF::DADFAILED).bits());
+    if gone || flags & unusable != 0 {
         Some(Update::AddrGone(a))
     } else {
         Some(Update::Addr(a))
@@ -170,19 +167,16 @@ impl RtnlMonitor {
         }
     }
 
-    /// Handles one received datagram, queueing events.
     fn process(&mut self, datagram: &[u8]) -> io::Result<()> {
-        for frame in frames(datagram) {
-            let Ok(frame) = frame else { break };
-            let (seq, flags) = (frame.header.sequence_number, frame.header.flags);
+        for frame in frames(datagram).map_err(invalid)? {
+            let (seq, flags) = (frame.seq, frame.flags);
             let mut dump_done = false;
-            let update = match frame.ack() {
-                Some(ack) => {
+            let update = match &frame.body {
+                Body::Ack(ack) => {
                     let Some(r) = &mut self.resync else { continue };
                     if seq != r.seq {
                         continue;
                     }
-                    let ack = ack.map_err(super::netlink::invalid)?;
                     if ack.errno != 0 {
                         // Start over, so the monitor recovers if the cause
                         // was passing; the caller logs the error.
@@ -190,17 +184,15 @@ impl RtnlMonitor {
                         self.start_resync()?;
                         return Err(io::Error::from_raw_os_error(ack.errno));
                     }
-                    // The end of a dump (NLMSG_DONE) or a bare ack.
-                    dump_done = frame.header.message_type == netlink_packet_core::NLMSG_DONE;
+                    // The end of a dump (NLMSG_DONE), not a bare ack.
+                    dump_done = frame.is_done();
                     if !dump_done {
                         continue;
                     }
                     None
                 }
-                None => match frame.parse() {
-                    Ok(NetlinkPayload::InnerMessage(m)) => decode(&m),
-                    _ => None,
-                },
+                Body::Msg(m) => decode(frame.ty, m),
+                Body::Other => None,
             };
             if let Some(r) = &mut self.resync {
                 if seq == r.seq && flags & NLM_F_DUMP_INTR != 0 {
@@ -262,98 +254,5 @@ impl LinkMonitor for RtnlMonitor {
             };
             self.process(&datagram)?;
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use std::net::{IpAddr, Ipv6Addr};
-
-    use netlink_packet_route::address::AddressHeaderFlags;
-
-    use super::super::netlink::Batch;
-    use super::*;
-
-    /// Serializes `msg` and parses it back, as the kernel's bytes would be.
-    fn via_bytes(msg: RouteNetlinkMessage) -> Option<Update> {
-        let mut b = Batch::default();
-        b.push(msg, 0, 0);
-        let frame = frames(b.as_bytes()).next().unwrap().unwrap();
-        let NetlinkPayload::InnerMessage(m) = frame.parse().unwrap() else { panic!() };
-        decode(&m)
-    }
-
-    fn link(family: AddressFamily, index: u32, flags: LinkFlags, name: &str, mtu: u32) -> LinkMessage {
-        let mut m = LinkMessage::default();
-        m.header.interface_family = family;
-        m.header.index = index;
-        m.header.flags = flags;
-        m.attributes.push(LinkAttribute::IfName(name.into()));
-        m.attributes.push(LinkAttribute::Mtu(mtu));
-        m
-    }
-
-    fn addr(family: AddressFamily, index: u32, plen: u8, attrs: Vec<AddressAttribute>) -> AddressMessage {
-        let mut m = AddressMessage::default();
-        m.header.family = family;
-        m.header.index = index;
-        m.header.prefix_len = plen;
-        m.attributes = attrs;
-        m
-    }
-
-    #[test]
-    fn link_decoding() {
-        let m = link(AddressFamily::Unspec, 7, LinkFlags::Up | LinkFlags::Running, "wg-a", 1420);
-        assert_eq!(
-            via_bytes(RouteNetlinkMessage::NewLink(m)),
-            Some(Update::Link(LinkInfo {
-                ifindex: 7,
-                name: "wg-a".into(),
-                admin_up: true,
-                running: true,
-                mtu: 1420
-            }))
-        );
-        let m = link(AddressFamily::Unspec, 7, LinkFlags::Up, "veth0", 1500);
-        let Some(Update::Link(l)) = via_bytes(RouteNetlinkMessage::NewLink(m.clone())) else { panic!() };
-        assert!(l.admin_up && !l.running && !l.is_up());
-        assert_eq!(via_bytes(RouteNetlinkMessage::DelLink(m)), Some(Update::LinkGone(7)));
-        // a bridge port message is not about the link itself
-        let m = link(AddressFamily::Bridge, 7, LinkFlags::empty(), "veth0", 1500);
-        assert_eq!(via_bytes(RouteNetlinkMessage::DelLink(m.clone())), None);
-        assert_eq!(via_bytes(RouteNetlinkMessage::NewLink(m)), None);
-    }
-
-    #[test]
-    fn address_decoding() {
-        let ll: Ipv6Addr = "fe80::1".parse().unwrap();
-        let a = IfAddr { ifindex: 4, addr: IpAddr::V6(ll), prefix_len: 64 };
-        let m = addr(AddressFamily::Inet6, 4, 64, vec![AddressAttribute::Address(ll.into())]);
-        assert_eq!(via_bytes(RouteNetlinkMessage::NewAddress(m.clone())), Some(Update::Addr(a)));
-        assert_eq!(via_bytes(RouteNetlinkMessage::DelAddress(m.clone())), Some(Update::AddrGone(a)));
-        // tentative (DAD running): not usable yet, in the attribute or the header
-        let mut t = m.clone();
-        t.attributes.push(AddressAttribute::Flags(AddressFlags::Tentative));
-        assert_eq!(via_bytes(RouteNetlinkMessage::NewAddress(t)), Some(Update::AddrGone(a)));
-        let mut t = m;
-        t.header.flags = AddressHeaderFlags::Dadfailed;
-        assert_eq!(via_bytes(RouteNetlinkMessage::NewAddress(t)), Some(Update::AddrGone(a)));
-        // point-to-point IPv4: IFA_LOCAL is ours, IFA_ADDRESS the peer
-        let p2p = vec![
-            AddressAttribute::Address([10, 0, 0, 2].into()),
-            AddressAttribute::Local([10, 0, 0, 1].into()),
-        ];
-        let Some(Update::Addr(a)) =
-            via_bytes(RouteNetlinkMessage::NewAddress(addr(AddressFamily::Inet, 5, 32, p2p)))
-        else {
-            panic!()
-        };
-        assert_eq!(a.addr, "10.0.0.1".parse::<IpAddr>().unwrap());
-        // no address at all: nothing
-        assert_eq!(
-            via_bytes(RouteNetlinkMessage::NewAddress(addr(AddressFamily::Inet6, 4, 64, vec![]))),
-            None
-        );
     }
 }

@@ -1,114 +1,105 @@
-//! rtnetlink on maintained crates: `netlink-packet-route` for the message
-//! types (routes, links, addresses), `netlink-packet-core` for the netlink
-//! header, acks and framing, and `netlink-sys` for the socket, which this
-//! module registers with tokio itself (no `rtnetlink` handle: the FIB sends
-//! many requests per datagram and waits once, which a request/response
-//! handle cannot express).
+//! rtnetlink with neli's rtnetlink types: `Rtmsg`, `Ifinfomsg`, `Ifaddrmsg`
+//! and their `Rtattr` attributes, neli's netlink header and ack parsing,
+//! and neli's socket, registered with tokio here. The same crate speaks the
+//! WireGuard generic netlink family (`wg::netlink`), so weft has one netlink
+//! stack. Chosen by measurement over netlink-packet-route (with or without
+//! the rtnetlink handle): see docs/BENCHMARKS.md, "Netlink stack".
 //!
-//! Nothing here spells out a message layout or an attribute number: requests
-//! are built from the crates' types and answers parsed by them.
+//! Message layouts, attribute numbers and alignment are neli's; the few
+//! constants neli lacks come from linux-raw-sys (the kernel's UAPI headers).
 
-use std::io;
+use std::io::{self, Cursor};
 use std::net::IpAddr;
+use std::os::fd::AsRawFd;
 
-use netlink_packet_core::{
-    DecodeError, Emitable, ErrorMessage, NetlinkBuffer, NetlinkHeader, NetlinkMessage, NetlinkPayload,
-    NlasIterator, Parseable, NLMSG_DONE, NLMSG_ERROR, NLM_F_ACK, NLM_F_ACK_TLVS, NLM_F_CAPPED, NLM_F_CREATE,
-    NLM_F_DUMP, NLM_F_EXCL, NLM_F_REQUEST,
-};
-use netlink_packet_route::address::{AddressAttribute, AddressFlags, AddressHeaderFlags, AddressMessage};
-use netlink_packet_route::link::{InfoKind, LinkAttribute, LinkExtentMask, LinkFlags, LinkInfo, LinkMessage};
-use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
-use netlink_sys::{protocols::NETLINK_ROUTE, Socket, SocketAddr};
+use neli::consts::nl::{NlmF, Nlmsg, NlmsgerrAttr};
+use neli::consts::rtnl::{Ifa, IfaF, Iff, Ifla, IflaInfo, RtAddrFamily, RtScope, RtaType, Rtm};
+use neli::consts::socket::NlFamily;
+use neli::nl::{NlPayload, Nlmsghdr, NlmsghdrBuilder};
+use neli::rtnl::{Ifaddrmsg, IfaddrmsgBuilder, Ifinfomsg, IfinfomsgBuilder, Rtattr, RtattrBuilder, Rtmsg};
+use neli::socket::NlSocket as RawSocket;
+use neli::types::{Buffer, NlBuffer, RtBuffer};
+use neli::utils::Groups;
+use neli::{FromBytesWithInput, Size, ToBytes};
+use nix::sys::socket::{recvmsg, sendto, MsgFlags, NetlinkAddr};
 use tokio::io::unix::AsyncFd;
 use tokio::io::Interest;
 
-pub(crate) use netlink_packet_core::NLM_F_DUMP_INTR;
+/// In a dump answer: the dump was interrupted by a change (retry it).
+pub(crate) const NLM_F_DUMP_INTR: u16 = linux_raw_sys::netlink::NLM_F_DUMP_INTR as u16;
 
-/// A whole rtnetlink message, header and payload.
-pub(crate) type RtnlMessage = NetlinkMessage<RouteNetlinkMessage>;
+/// A route, link or address message.
+#[derive(Debug, Clone)]
+pub(crate) enum RtMsg {
+    Route(Rtmsg),
+    Link(Ifinfomsg),
+    Addr(Ifaddrmsg),
+}
+
+/// A request: message type, message, and flags (NLM_F_REQUEST is added).
+pub(crate) type Request = (Rtm, RtMsg, NlmF);
+
+/// Why a datagram or message does not parse: the kernel never sends one, so
+/// it means a bug here or in the crate; callers skip it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct DecodeError(pub String);
+
+impl std::fmt::Display for DecodeError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+pub(crate) fn invalid(e: DecodeError) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, e.0)
+}
+
+/// One attribute; an attribute value neli cannot serialize is a bug.
+pub(crate) fn attr<T: RtaType>(ty: T, value: &[u8]) -> Rtattr<T, Buffer> {
+    RtattrBuilder::default()
+        .rta_type(ty)
+        .rta_payload(Buffer::from(value))
+        .build()
+        .expect("an attribute with a byte payload always builds")
+}
+
+fn emit<P: ToBytes + Size>(ty: Rtm, flags: NlmF, seq: u32, payload: P, out: &mut Cursor<Vec<u8>>) {
+    let msg: Nlmsghdr<Rtm, P> = NlmsghdrBuilder::default()
+        .nl_type(ty)
+        .nl_flags(flags | NlmF::REQUEST)
+        .nl_seq(seq)
+        .nl_payload(NlPayload::Payload(payload))
+        .build()
+        .expect("a header with every field set always builds");
+    msg.to_bytes(out).expect("serializing into a Vec cannot fail");
+}
 
 /// Requests serialized back to back, so that many go to the kernel in a
 /// single datagram.
 #[derive(Default)]
 pub(crate) struct Batch {
-    buf: Vec<u8>,
+    buf: Cursor<Vec<u8>>,
 }
 
 impl Batch {
     pub fn clear(&mut self) {
-        self.buf.clear();
+        self.buf.get_mut().clear();
+        self.buf.set_position(0);
     }
 
     pub fn as_bytes(&self) -> &[u8] {
-        &self.buf
+        self.buf.get_ref()
     }
 
-    /// Appends `msg` with `flags` (NLM_F_REQUEST is added) and `seq`.
-    pub fn push(&mut self, msg: RouteNetlinkMessage, flags: u16, seq: u32) {
-        let mut header = NetlinkHeader::default();
-        header.flags = flags | NLM_F_REQUEST;
-        header.sequence_number = seq;
-        let mut msg = NetlinkMessage::new(header, NetlinkPayload::InnerMessage(msg));
-        msg.finalize();
-        let at = self.buf.len();
-        self.buf.resize(at + msg.buffer_len(), 0);
-        msg.serialize(&mut self.buf[at..]);
-    }
-}
-
-/// One message of a datagram: its header, and its bytes for parsing.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Frame<'a> {
-    pub header: NetlinkHeader,
-    bytes: &'a [u8],
-}
-
-impl Frame<'_> {
-    /// Parses the whole message. Fails for a message the crate cannot
-    /// parse; the kernel never sends one, so callers skip it.
-    pub fn parse(&self) -> Result<NetlinkPayload<RouteNetlinkMessage>, DecodeError> {
-        RtnlMessage::deserialize(self.bytes).map(|m| m.payload)
-    }
-
-    /// The kernel's answer if this is an ack / error (NLMSG_ERROR) or the end
-    /// of a dump (NLMSG_DONE); `None` for any other message, without
-    /// parsing it.
-    pub fn ack(&self) -> Option<Result<Ack, DecodeError>> {
-        if !matches!(self.header.message_type, NLMSG_ERROR | NLMSG_DONE) {
-            return None;
+    /// Appends a request with sequence number `seq`; `ack` adds NLM_F_ACK.
+    pub fn push(&mut self, (ty, msg, flags): Request, seq: u32, ack: bool) {
+        let flags = if ack { flags | NlmF::ACK } else { flags };
+        match msg {
+            RtMsg::Route(m) => emit(ty, flags, seq, m, &mut self.buf),
+            RtMsg::Link(m) => emit(ty, flags, seq, m, &mut self.buf),
+            RtMsg::Addr(m) => emit(ty, flags, seq, m, &mut self.buf),
         }
-        Some(self.parse().map(|p| {
-            let (errno, message) = match p {
-                NetlinkPayload::Error(e) => (errno_of(e.raw_code()), ext_ack_message(&self.header, &e)),
-                NetlinkPayload::Done(d) => (errno_of(d.code), None),
-                _ => (0, None),
-            };
-            Ack { seq: self.header.sequence_number, errno, message }
-        }))
     }
-}
-
-/// The messages of one datagram, split as netlink-proto's codec does (each
-/// at its header's length). Stops at the first header that does not fit.
-pub(crate) fn frames(datagram: &[u8]) -> impl Iterator<Item = Result<Frame<'_>, DecodeError>> {
-    let mut rest = datagram;
-    std::iter::from_fn(move || {
-        if rest.is_empty() {
-            return None;
-        }
-        let parsed = NetlinkBuffer::new_checked(rest).and_then(|b| NetlinkHeader::parse(&b));
-        let header = match parsed {
-            Ok(h) => h,
-            Err(e) => {
-                rest = &[];
-                return Some(Err(e));
-            }
-        };
-        let (bytes, tail) = rest.split_at(header.length as usize);
-        rest = tail;
-        Some(Ok(Frame { header, bytes }))
-    })
 }
 
 /// The kernel's answer to one request: `errno` is positive (0 = success).
@@ -120,129 +111,232 @@ pub(crate) struct Ack {
     pub message: Option<String>,
 }
 
-fn errno_of(code: i32) -> i32 {
+/// What one message of a datagram is.
+#[derive(Debug)]
+pub(crate) enum Body {
+    /// An ack or error (NLMSG_ERROR), or the end of a dump (NLMSG_DONE).
+    Ack(Ack),
+    /// A route, link or address message.
+    Msg(RtMsg),
+    /// Any other message, or one that did not parse (skipped).
+    Other,
+}
+
+/// One message of a datagram.
+#[derive(Debug)]
+pub(crate) struct Frame {
+    pub ty: u16,
+    pub flags: u16,
+    pub seq: u32,
+    pub body: Body,
+}
+
+impl Frame {
+    /// The end of a dump (rather than an ack or error).
+    pub fn is_done(&self) -> bool {
+        self.ty == u16::from(Nlmsg::Done)
+    }
+}
+
+fn errno_of(code: libc::c_int) -> i32 {
     code.checked_neg().unwrap_or(i32::MAX)
 }
 
-/// The NLMSGERR_ATTR_MSG text of an ack, which netlink-packet-core leaves in
-/// the bytes after the error code: the echoed request (only its header with
-/// NETLINK_CAP_ACK), then the extended-ack attributes.
-fn ext_ack_message(header: &NetlinkHeader, e: &ErrorMessage) -> Option<String> {
-    if header.flags & NLM_F_ACK_TLVS == 0 {
-        return None;
+fn typed(ty: Rtm, p: &Buffer) -> Option<RtMsg> {
+    let mut c = Cursor::new(p.as_ref());
+    let len = p.len();
+    match ty {
+        Rtm::Newroute | Rtm::Delroute => Rtmsg::from_bytes_with_input(&mut c, len).ok().map(RtMsg::Route),
+        Rtm::Newlink | Rtm::Dellink => Ifinfomsg::from_bytes_with_input(&mut c, len).ok().map(RtMsg::Link),
+        Rtm::Newaddr | Rtm::Deladdr => Ifaddrmsg::from_bytes_with_input(&mut c, len).ok().map(RtMsg::Addr),
+        _ => None,
     }
-    let echoed = if header.flags & NLM_F_CAPPED != 0 {
-        NetlinkHeader::default().buffer_len()
-    } else {
-        NetlinkBuffer::new_checked(&e.header[..]).ok()?.length() as usize
-    };
-    let msg_kind = u16::from(neli::consts::nl::NlmsgerrAttr::Msg);
-    for nla in NlasIterator::new(e.header.get(echoed..)?) {
-        let nla = nla.ok()?;
-        if nla.kind() == msg_kind {
-            let text = nla.value().split(|b| *b == 0).next().unwrap_or_default();
-            return (!text.is_empty()).then(|| String::from_utf8_lossy(text).into_owned());
-        }
-    }
-    None
 }
 
-// Link and address requests (what the WireGuard backends need from
-// rtnetlink). Pure, so tests check them without a kernel. Links are
-// addressed by name where the kernel allows it (new, set, delete, get),
-// which saves a name -> index lookup and its race.
+/// Splits and parses one datagram. Fails as a whole only if its framing is
+/// broken; a message whose body does not parse becomes [`Body::Other`].
+pub(crate) fn frames(datagram: &[u8]) -> Result<Vec<Frame>, DecodeError> {
+    let msgs = NlBuffer::<Rtm, Buffer>::from_bytes_with_input(&mut Cursor::new(datagram), datagram.len())
+        .map_err(|e| DecodeError(format!("netlink datagram: {e}")))?;
+    Ok(msgs
+        .into_iter()
+        .map(|m| {
+            let (ty, flags, seq) = (*m.nl_type(), m.nl_flags().bits(), *m.nl_seq());
+            let ack = |errno, message| Body::Ack(Ack { seq, errno, message });
+            let body = match m.nl_payload() {
+                NlPayload::Ack(_) => ack(0, None),
+                NlPayload::Err(e) => {
+                    let msg = e.ext_ack().iter().find(|a| *a.nla_type().nla_type() == NlmsgerrAttr::Msg);
+                    let text = msg.and_then(|a| {
+                        let raw = a.nla_payload().as_ref().split(|b| *b == 0).next().unwrap_or_default();
+                        (!raw.is_empty()).then(|| String::from_utf8_lossy(raw).into_owned())
+                    });
+                    ack(errno_of(*e.error()), text)
+                }
+                NlPayload::DumpExtAck(e) => ack(errno_of(*e.error()), None),
+                NlPayload::Empty if u16::from(ty) == u16::from(Nlmsg::Done) => ack(0, None),
+                NlPayload::Payload(p) => typed(ty, p).map_or(Body::Other, Body::Msg),
+                NlPayload::Empty => Body::Other,
+            };
+            Frame { ty: ty.into(), flags, seq, body }
+        })
+        .collect())
+}
 
-fn link_named(name: &str) -> LinkMessage {
-    let mut m = LinkMessage::default();
-    m.attributes.push(LinkAttribute::IfName(name.to_string()));
-    m
+// Link and address requests (what the WireGuard backends and the monitor
+// need). Pure, so tests check them without a kernel. Links are addressed by
+// name where the kernel allows it (new, set, delete, get), which saves a
+// name -> index lookup and its race.
+
+fn nul_terminated(s: &str) -> Vec<u8> {
+    let mut v = s.as_bytes().to_vec();
+    v.push(0);
+    v
+}
+
+fn link(name: Option<&str>, up: bool, more: Vec<Rtattr<Ifla, Buffer>>) -> RtMsg {
+    let mut attrs = RtBuffer::new();
+    if let Some(n) = name {
+        attrs.push(attr(Ifla::Ifname, &nul_terminated(n)));
+    }
+    for a in more {
+        attrs.push(a);
+    }
+    let b = IfinfomsgBuilder::default().ifi_family(RtAddrFamily::Unspecified).rtattrs(attrs);
+    let b = if up { b.up() } else { b };
+    RtMsg::Link(b.build().expect("every ifinfomsg field has a value"))
+}
+
+/// IFLA_EXT_MASK without statistics: answers stay small.
+fn skip_stats() -> Rtattr<Ifla, Buffer> {
+    attr(Ifla::ExtMask, &linux_raw_sys::netlink::RTEXT_FILTER_SKIP_STATS.to_ne_bytes())
 }
 
 /// `ip link add NAME type KIND`: fails with EEXIST if NAME exists, and with
 /// EOPNOTSUPP ("Unknown device type") if the kernel lacks KIND.
-pub(crate) fn new_link_request(name: &str, kind: InfoKind) -> (RouteNetlinkMessage, u16) {
-    let mut m = link_named(name);
-    m.attributes.push(LinkAttribute::LinkInfo(vec![LinkInfo::Kind(kind)]));
-    (RouteNetlinkMessage::NewLink(m), NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL)
+pub(crate) fn new_link_request(name: &str, kind: &str) -> Request {
+    // The kind without NUL, as iproute2 sends it (the kernel takes both).
+    let info =
+        attr(Ifla::Linkinfo, &[]).nest(&attr(IflaInfo::Kind, kind.as_bytes())).expect("nesting into a Vec");
+    (Rtm::Newlink, link(Some(name), false, vec![info]), NlmF::ACK | NlmF::CREATE | NlmF::EXCL)
 }
 
 /// `ip link del NAME`: ENODEV if there is no such link.
-pub(crate) fn del_link_request(name: &str) -> (RouteNetlinkMessage, u16) {
-    (RouteNetlinkMessage::DelLink(link_named(name)), NLM_F_ACK)
+pub(crate) fn del_link_request(name: &str) -> Request {
+    (Rtm::Dellink, link(Some(name), false, vec![]), NlmF::ACK)
 }
 
 /// `ip link set NAME mtu MTU up`: RTM_NEWLINK without NLM_F_CREATE changes
 /// an existing link (ENODEV if there is none), as current iproute2 does.
-pub(crate) fn set_mtu_up_request(name: &str, mtu: u32) -> (RouteNetlinkMessage, u16) {
-    let mut m = link_named(name);
-    m.header.flags = LinkFlags::Up;
-    m.header.change_mask = LinkFlags::Up;
-    m.attributes.push(LinkAttribute::Mtu(mtu));
-    (RouteNetlinkMessage::NewLink(m), NLM_F_ACK)
+pub(crate) fn set_mtu_up_request(name: &str, mtu: u32) -> Request {
+    (Rtm::Newlink, link(Some(name), true, vec![attr(Ifla::Mtu, &mtu.to_ne_bytes())]), NlmF::ACK)
 }
 
 /// `ip link show NAME`: one RTM_NEWLINK answer then the ack, or ENODEV.
-pub(crate) fn get_link_request(name: &str) -> (RouteNetlinkMessage, u16) {
-    let mut m = link_named(name);
-    m.attributes.push(LinkAttribute::ExtMask(vec![LinkExtentMask::SkipStats]));
-    (RouteNetlinkMessage::GetLink(m), NLM_F_ACK)
+pub(crate) fn get_link_request(name: &str) -> Request {
+    (Rtm::Getlink, link(Some(name), false, vec![skip_stats()]), NlmF::ACK)
 }
 
 /// `ip link show`: a dump of every link, without statistics.
-pub(crate) fn dump_links_request() -> (RouteNetlinkMessage, u16) {
-    let mut m = LinkMessage::default();
-    m.attributes.push(LinkAttribute::ExtMask(vec![LinkExtentMask::SkipStats]));
-    (RouteNetlinkMessage::GetLink(m), NLM_F_DUMP)
+pub(crate) fn dump_links_request() -> Request {
+    (Rtm::Getlink, link(None, false, vec![skip_stats()]), NlmF::DUMP)
+}
+
+fn addr_msg(
+    family: RtAddrFamily,
+    prefix: u8,
+    flags: IfaF,
+    index: u32,
+    attrs: RtBuffer<Ifa, Buffer>,
+) -> RtMsg {
+    RtMsg::Addr(
+        IfaddrmsgBuilder::default()
+            .ifa_family(family)
+            .ifa_prefixlen(prefix)
+            .ifa_flags(flags)
+            .ifa_scope(RtScope::Universe)
+            .ifa_index(index)
+            .rtattrs(attrs)
+            .build()
+            .expect("every ifaddrmsg field has a value"),
+    )
 }
 
 /// `ip addr show`: a dump of every address.
-pub(crate) fn dump_addrs_request() -> (RouteNetlinkMessage, u16) {
-    (RouteNetlinkMessage::GetAddress(AddressMessage::default()), NLM_F_DUMP)
+pub(crate) fn dump_addrs_request() -> Request {
+    (Rtm::Getaddr, addr_msg(RtAddrFamily::Unspecified, 0, IfaF::empty(), 0, RtBuffer::new()), NlmF::DUMP)
 }
 
 /// `ip addr add ADDR/PREFIX dev IFINDEX [nodad]` (EEXIST if present). Like
 /// `ip`, IFA_LOCAL and IFA_ADDRESS are both the address; IPv4 prefixes
-/// shorter than /31 also get their broadcast address (`brd +`).
-pub(crate) fn new_addr_request(
-    ifindex: u32,
-    addr: IpAddr,
-    prefix: u8,
-    nodad: bool,
-) -> (RouteNetlinkMessage, u16) {
-    let mut m = AddressMessage::default();
-    m.header.family = if addr.is_ipv4() { AddressFamily::Inet } else { AddressFamily::Inet6 };
-    m.header.prefix_len = prefix;
-    if nodad {
-        m.header.flags = AddressHeaderFlags::Nodad;
-    }
-    // scope 0 (universe): IPv6 derives the scope from the address.
-    m.header.index = ifindex;
-    m.attributes.push(AddressAttribute::Local(addr));
-    m.attributes.push(AddressAttribute::Address(addr));
+/// shorter than /31 also get their broadcast address (`brd +`). Scope 0
+/// (universe): IPv6 derives the scope from the address.
+pub(crate) fn new_addr_request(ifindex: u32, addr: IpAddr, prefix: u8, nodad: bool) -> Request {
+    let mut attrs = RtBuffer::new();
+    attrs.push(attr(Ifa::Local, &ip_octets(addr)));
+    attrs.push(attr(Ifa::Address, &ip_octets(addr)));
     if let IpAddr::V4(a) = addr {
         if prefix < 31 {
             let brd = u32::from(a) | (u32::MAX >> prefix);
-            m.attributes.push(AddressAttribute::Broadcast(brd.into()));
+            attrs.push(attr(Ifa::Broadcast, &brd.to_be_bytes()));
         }
     }
-    (RouteNetlinkMessage::NewAddress(m), NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL)
+    let flags = if nodad { IfaF::NODAD } else { IfaF::empty() };
+    let m = addr_msg(family_of(addr), prefix, flags, ifindex, attrs);
+    (Rtm::Newaddr, m, NlmF::ACK | NlmF::CREATE | NlmF::EXCL)
+}
+
+pub(crate) fn family_of(a: IpAddr) -> RtAddrFamily {
+    if a.is_ipv4() {
+        RtAddrFamily::Inet
+    } else {
+        RtAddrFamily::Inet6
+    }
+}
+
+pub(crate) fn ip_octets(a: IpAddr) -> Vec<u8> {
+    match a {
+        IpAddr::V4(a) => a.octets().to_vec(),
+        IpAddr::V6(a) => a.octets().to_vec(),
+    }
+}
+
+/// An address attribute's value of `family`; `None` for other sizes.
+pub(crate) fn ip_from(family: RtAddrFamily, v: &[u8]) -> Option<IpAddr> {
+    match family {
+        RtAddrFamily::Inet => <[u8; 4]>::try_from(v).ok().map(IpAddr::from),
+        RtAddrFamily::Inet6 => <[u8; 16]>::try_from(v).ok().map(IpAddr::from),
+        _ => None,
+    }
+}
+
+/// A `u32` attribute value, if it is exactly four bytes.
+pub(crate) fn u32_of(v: &[u8]) -> Option<u32> {
+    v.try_into().ok().map(u32::from_ne_bytes)
+}
+
+/// A string attribute value, up to its NUL.
+pub(crate) fn str_of(v: &[u8]) -> String {
+    String::from_utf8_lossy(v.split(|b| *b == 0).next().unwrap_or_default()).into_owned()
 }
 
 /// The index and name of a link message; `None` if it is not about a whole
 /// link (bridge port messages carry AF_BRIDGE) or has no name.
-pub(crate) fn link_index_and_name(m: &LinkMessage) -> Option<(u32, String)> {
-    if m.header.interface_family != AddressFamily::Unspec {
+pub(crate) fn link_index_and_name(m: &Ifinfomsg) -> Option<(u32, String)> {
+    if *m.ifi_family() != RtAddrFamily::Unspecified {
         return None;
     }
-    m.attributes.iter().find_map(|a| match a {
-        LinkAttribute::IfName(n) => Some((m.header.index, n.clone())),
-        _ => None,
-    })
+    let name = m
+        .rtattrs()
+        .iter()
+        .find(|a| *a.rta_type() == Ifla::Ifname)
+        .map(|a| str_of(a.rta_payload().as_ref()))?;
+    Some((*m.ifi_index() as u32, name))
 }
 
-/// True if an IFA_FLAGS / header flag set says the address is not usable.
-pub(crate) fn addr_unusable(flags: AddressFlags) -> bool {
-    flags.intersects(AddressFlags::Tentative | AddressFlags::Dadfailed)
+/// Whether a link is administratively up and has carrier.
+pub(crate) fn link_up_running(m: &Ifinfomsg) -> (bool, bool) {
+    (m.ifi_flags().contains(Iff::UP), m.ifi_flags().contains(Iff::RUNNING))
 }
 
 /// Largest datagram the kernel sends on rtnetlink (dumps are capped at 32 KiB).
@@ -250,32 +344,46 @@ const RECV_BUF: usize = 64 * 1024;
 
 /// An rtnetlink socket registered with the tokio reactor.
 pub(crate) struct NlSocket {
-    fd: AsyncFd<Socket>,
+    fd: AsyncFd<RawSocket>,
     seq: u32,
     buf: Vec<u8>,
     batch: Batch,
+}
+
+fn set_int_opt(fd: &impl AsRawFd, level: libc::c_int, name: libc::c_int, v: libc::c_int) -> io::Result<()> {
+    // SAFETY: `v` outlives the call and the length passed is its size.
+    let rc = unsafe {
+        libc::setsockopt(
+            fd.as_raw_fd(),
+            level,
+            name,
+            (&v as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
 }
 
 impl NlSocket {
     /// Opens a non-blocking rtnetlink socket joined to `groups`
     /// (RTNLGRP_* numbers). Must be called inside a tokio runtime.
     pub fn open(groups: &[u32]) -> io::Result<NlSocket> {
-        let mut sock = Socket::new(NETLINK_ROUTE)?;
-        sock.bind(&SocketAddr::new(0, 0))?;
-        sock.set_non_blocking(true)?;
-        for &g in groups {
-            sock.add_membership(g)?;
-        }
-        // Acks echo only the request's header, with the kernel's explanation
-        // of a refusal attached; best effort (older kernels lack them).
-        let _ = sock.set_cap_ack(true);
-        let _ = sock.set_ext_ack(true);
-        // Dump filters on table and protocol (routes): the kernel then sends
+        let sock = RawSocket::connect(NlFamily::Route, None, Groups::new_groups(groups))?;
+        sock.nonblock()?;
+        // The kernel's explanation of a refusal comes with the ack; best
+        // effort (older kernels lack it). Not NETLINK_CAP_ACK: neli parses
+        // the echoed request by its original length, so it must be whole.
+        let _ = sock.enable_ext_ack(true);
+        // Dumps filter on table and protocol (routes): the kernel then sends
         // only weft's own routes.
-        let _ = sock.set_netlink_get_strict_chk(true);
-        // SAFETY: the AsyncFd owns the Socket, which owns its descriptor and
-        // closes it only when dropped, so the descriptor stays open and the
-        // same for the AsyncFd's whole life.
+        let _ = sock.enable_strict_checking(true);
+        // SAFETY: the AsyncFd owns the socket, which closes its descriptor
+        // only when dropped, so the descriptor stays open and the same for
+        // the AsyncFd's whole life.
         let fd =
             unsafe { AsyncFd::register_with_interest(sock, Interest::READABLE) }.map_err(io::Error::from)?;
         Ok(NlSocket { fd, seq: 0, buf: vec![0; RECV_BUF], batch: Batch::default() })
@@ -284,11 +392,10 @@ impl NlSocket {
     /// Sets the receive buffer, forcing past rmem_max when privileged (a
     /// batch of acks, or a burst of link events, must fit without loss).
     pub fn set_recv_buffer(&self, bytes: usize) -> io::Result<()> {
-        use nix::sys::socket::{setsockopt, sockopt};
-        let v = bytes.min(i32::MAX as usize);
-        setsockopt(self.fd.get_ref(), sockopt::RcvBufForce, &v)
-            .or_else(|_| setsockopt(self.fd.get_ref(), sockopt::RcvBuf, &v))
-            .map_err(io::Error::from)
+        let fd = self.fd.get_ref();
+        let v = bytes.min(i32::MAX as usize) as libc::c_int;
+        set_int_opt(fd, libc::SOL_SOCKET, libc::SO_RCVBUFFORCE, v)
+            .or_else(|_| set_int_opt(fd, libc::SOL_SOCKET, libc::SO_RCVBUF, v))
     }
 
     pub fn next_seq(&mut self) -> u32 {
@@ -311,53 +418,49 @@ impl NlSocket {
     /// processes rtnetlink requests inside this call, so their acks are
     /// queued on the socket when it returns.
     pub fn send(&self, data: &[u8]) -> io::Result<()> {
-        let kernel = SocketAddr::new(0, 0);
+        let kernel = NetlinkAddr::new(0, 0);
         loop {
-            match self.fd.get_ref().send_to(data, &kernel, 0) {
+            match sendto(self.fd.get_ref().as_raw_fd(), data, &kernel, MsgFlags::empty()) {
                 Ok(n) if n == data.len() => return Ok(()),
                 Ok(_) => return Err(io::Error::new(io::ErrorKind::WriteZero, "short netlink send")),
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(e),
+                Err(nix::errno::Errno::EINTR) => continue,
+                Err(e) => return Err(e.into()),
             }
         }
     }
 
-    /// Sends one message with a fresh sequence number, which it returns.
-    pub fn send_one(&mut self, (msg, flags): (RouteNetlinkMessage, u16)) -> io::Result<u32> {
+    /// Sends one request with a fresh sequence number, which it returns.
+    pub fn send_one(&mut self, request: Request) -> io::Result<u32> {
         let seq = self.next_seq();
         self.batch.clear();
-        self.batch.push(msg, flags, seq);
+        self.batch.push(request, seq, false);
         self.send(self.batch.as_bytes())?;
         Ok(seq)
     }
 
-    /// Sends one request and reads its answer: every message carrying its
-    /// sequence number goes to `on_reply` (with its header flags), until the
-    /// ack (NLMSG_ERROR) or the end of a dump (NLMSG_DONE), whose errno is
-    /// returned. Messages for other sequence numbers (answers to a request
-    /// whose caller went away, notifications) are skipped, and so are
-    /// messages the crate cannot parse. Cancel-safe in the same way: what a
-    /// dropped call leaves queued is skipped later.
+    /// Sends one request and reads its answer: every route, link or address
+    /// message carrying its sequence number goes to `on_reply` (with its
+    /// header flags), until the ack (NLMSG_ERROR) or the end of a dump
+    /// (NLMSG_DONE), which is returned. Messages for other sequence numbers
+    /// (answers to a request whose caller went away, notifications) are
+    /// skipped. Cancel-safe in the same way: what a dropped call leaves
+    /// queued is skipped later.
     pub async fn request(
         &mut self,
-        request: (RouteNetlinkMessage, u16),
-        mut on_reply: impl FnMut(u16, RouteNetlinkMessage),
+        request: Request,
+        mut on_reply: impl FnMut(u16, RtMsg),
     ) -> io::Result<Ack> {
         let seq = self.send_one(request)?;
         loop {
             let datagram = self.recv().await?;
-            for frame in frames(datagram) {
-                let frame = frame.map_err(invalid)?;
-                if frame.header.sequence_number != seq {
+            for frame in frames(datagram).map_err(invalid)? {
+                if frame.seq != seq {
                     continue;
                 }
-                if let Some(ack) = frame.ack() {
-                    return ack.map_err(invalid);
-                }
-                match frame.parse() {
-                    Ok(NetlinkPayload::InnerMessage(m)) => on_reply(frame.header.flags, m),
-                    Ok(_) => {}
-                    Err(e) => log::debug!("skipping an rtnetlink message that does not parse: {e}"),
+                match frame.body {
+                    Body::Ack(ack) => return Ok(ack),
+                    Body::Msg(m) => on_reply(frame.flags, m),
+                    Body::Other => {}
                 }
             }
         }
@@ -390,28 +493,24 @@ impl NlSocket {
     }
 }
 
-pub(crate) fn invalid(e: DecodeError) -> io::Error {
-    io::Error::new(io::ErrorKind::InvalidData, e.to_string())
-}
-
-/// One receive: `Ok(None)` on EAGAIN; datagrams from other sockets than the
+/// One `recvmsg`: `Ok(None)` on EAGAIN; datagrams from other sockets than the
 /// kernel's (port id 0) are dropped.
-fn recv_kernel(sock: &Socket, buf: &mut [u8]) -> io::Result<Option<usize>> {
+fn recv_kernel(fd: &impl AsRawFd, buf: &mut [u8]) -> io::Result<Option<usize>> {
     loop {
-        // MSG_TRUNC: the datagram's real length, to detect truncation.
-        match sock.recv_from(&mut &mut buf[..], libc::MSG_TRUNC) {
-            Ok((n, from)) => {
-                if from.port_number() != 0 {
+        let mut iov = [io::IoSliceMut::new(buf)];
+        match recvmsg::<NetlinkAddr>(fd.as_raw_fd(), &mut iov, None, MsgFlags::empty()) {
+            Ok(m) => {
+                if m.address.map(|a| a.pid()) != Some(0) {
                     continue;
                 }
-                if n > buf.len() {
+                if m.flags.contains(MsgFlags::MSG_TRUNC) {
                     return Err(io::Error::new(io::ErrorKind::InvalidData, "netlink datagram truncated"));
                 }
-                return Ok(Some(n));
+                return Ok(Some(m.bytes));
             }
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(None),
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
+            Err(nix::errno::Errno::EAGAIN) => return Ok(None),
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(e) => return Err(e.into()),
         }
     }
 }
@@ -420,172 +519,4 @@ fn recv_kernel(sock: &Socket, buf: &mut [u8]) -> io::Result<Option<usize>> {
 /// (receive buffer overrun).
 pub(crate) fn is_overrun(e: &io::Error) -> bool {
     e.raw_os_error() == Some(libc::ENOBUFS)
-}
-
-#[cfg(test)]
-mod tests {
-    use std::net::Ipv4Addr;
-
-    use netlink_packet_core::DefaultNla;
-
-    use super::*;
-
-    /// Serializes one request and parses it back: header flags and message.
-    fn round_trip((msg, flags): (RouteNetlinkMessage, u16)) -> (u16, RouteNetlinkMessage) {
-        let mut b = Batch::default();
-        b.push(msg, flags, 9);
-        assert_eq!(b.as_bytes().len() % 4, 0, "messages stay 4-byte aligned for the next in a batch");
-        let frame = frames(b.as_bytes()).next().unwrap().unwrap();
-        assert_eq!(frame.header.sequence_number, 9);
-        assert_eq!(frame.header.length as usize, b.as_bytes().len());
-        let NetlinkPayload::InnerMessage(m) = frame.parse().unwrap() else {
-            panic!("not an rtnetlink message")
-        };
-        (frame.header.flags, m)
-    }
-
-    fn name_of(m: &LinkMessage) -> Option<&str> {
-        m.attributes.iter().find_map(|a| match a {
-            LinkAttribute::IfName(n) => Some(n.as_str()),
-            _ => None,
-        })
-    }
-
-    #[test]
-    fn link_requests() {
-        let (flags, m) = round_trip(new_link_request("wg-ab", InfoKind::Wireguard));
-        assert_eq!(flags, NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL);
-        let RouteNetlinkMessage::NewLink(m) = m else { panic!("{m:?}") };
-        assert_eq!(name_of(&m), Some("wg-ab"));
-        assert!(m.attributes.contains(&LinkAttribute::LinkInfo(vec![LinkInfo::Kind(InfoKind::Wireguard)])));
-
-        let (flags, m) = round_trip(del_link_request("wg0"));
-        assert_eq!(flags, NLM_F_REQUEST | NLM_F_ACK);
-        assert!(matches!(&m, RouteNetlinkMessage::DelLink(l) if name_of(l) == Some("wg0")), "{m:?}");
-
-        let (flags, m) = round_trip(set_mtu_up_request("wg0", 1420));
-        assert_eq!(flags, NLM_F_REQUEST | NLM_F_ACK, "no CREATE: only changes a link");
-        let RouteNetlinkMessage::NewLink(m) = m else { panic!("{m:?}") };
-        assert_eq!((m.header.flags, m.header.change_mask), (LinkFlags::Up, LinkFlags::Up));
-        assert!(m.attributes.contains(&LinkAttribute::Mtu(1420)));
-
-        let skip_stats = LinkAttribute::ExtMask(vec![LinkExtentMask::SkipStats]);
-        let (flags, m) = round_trip(get_link_request("eth0"));
-        assert_eq!(flags, NLM_F_REQUEST | NLM_F_ACK);
-        assert!(matches!(&m, RouteNetlinkMessage::GetLink(l) if name_of(l) == Some("eth0")
-            && l.attributes.contains(&skip_stats)));
-
-        let (flags, m) = round_trip(dump_links_request());
-        assert_eq!(flags, NLM_F_REQUEST | NLM_F_DUMP);
-        assert!(matches!(&m, RouteNetlinkMessage::GetLink(l) if l.attributes == vec![skip_stats.clone()]));
-        let (flags, m) = round_trip(dump_addrs_request());
-        assert_eq!(flags, NLM_F_REQUEST | NLM_F_DUMP);
-        assert!(matches!(m, RouteNetlinkMessage::GetAddress(_)));
-    }
-
-    #[test]
-    fn address_requests() {
-        let ll: IpAddr = "fe80::1:2".parse().unwrap();
-        let (flags, m) = round_trip(new_addr_request(7, ll, 64, true));
-        assert_eq!(flags, NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL);
-        let RouteNetlinkMessage::NewAddress(m) = m else { panic!("{m:?}") };
-        assert_eq!((m.header.family, m.header.prefix_len, m.header.index), (AddressFamily::Inet6, 64, 7));
-        assert_eq!(m.header.flags, AddressHeaderFlags::Nodad);
-        assert_eq!(m.attributes, vec![AddressAttribute::Local(ll), AddressAttribute::Address(ll)]);
-
-        // IPv4 /24: no NODAD, broadcast 10.1.2.255 (`brd +`)
-        let a: IpAddr = "10.1.2.3".parse().unwrap();
-        let (_, m) = round_trip(new_addr_request(7, a, 24, false));
-        let RouteNetlinkMessage::NewAddress(m) = m else { panic!("{m:?}") };
-        assert_eq!(m.header.family, AddressFamily::Inet);
-        assert!(m.header.flags.is_empty());
-        assert!(m.attributes.contains(&AddressAttribute::Broadcast(Ipv4Addr::new(10, 1, 2, 255))));
-        // /31, /32 and /0: no broadcast beyond the point-to-point cases
-        for (plen, brd) in [(31, None), (32, None), (0, Some(Ipv4Addr::BROADCAST))] {
-            let (_, m) = round_trip(new_addr_request(7, a, plen, false));
-            let RouteNetlinkMessage::NewAddress(m) = m else { panic!("{m:?}") };
-            let got = m.attributes.iter().find_map(|x| match x {
-                AddressAttribute::Broadcast(b) => Some(*b),
-                _ => None,
-            });
-            assert_eq!(got, brd, "/{plen}");
-        }
-    }
-
-    #[test]
-    fn link_index_and_name_only_for_whole_links() {
-        let (_, m) = round_trip(set_mtu_up_request("wg-peer1", 1500));
-        let RouteNetlinkMessage::NewLink(mut m) = m else { panic!("{m:?}") };
-        m.header.index = 42;
-        assert_eq!(link_index_and_name(&m), Some((42, "wg-peer1".to_string())));
-        m.header.interface_family = AddressFamily::Bridge;
-        assert_eq!(link_index_and_name(&m), None, "bridge port message");
-        assert_eq!(link_index_and_name(&LinkMessage::default()), None, "no name");
-    }
-
-    /// An NLMSG_ERROR as the kernel sends it with NETLINK_CAP_ACK and
-    /// NETLINK_EXT_ACK: the echoed request header, then the text.
-    fn error_datagram(seq: u32, code: i32, text: Option<&str>) -> Vec<u8> {
-        let mut echoed = NetlinkHeader::default();
-        echoed.sequence_number = seq;
-        let mut payload = vec![0; echoed.buffer_len()];
-        echoed.emit(&mut payload);
-        let mut flags = NLM_F_CAPPED;
-        if let Some(t) = text {
-            let mut v = t.as_bytes().to_vec();
-            v.push(0);
-            let nla = DefaultNla::new(u16::from(neli::consts::nl::NlmsgerrAttr::Msg), v);
-            let at = payload.len();
-            payload.resize(at + nla.buffer_len(), 0);
-            nla.emit(&mut payload[at..]);
-            flags |= NLM_F_ACK_TLVS;
-        }
-        let mut e = ErrorMessage::default();
-        e.code = std::num::NonZeroI32::new(code);
-        e.header = payload;
-        let mut header = NetlinkHeader::default();
-        header.flags = flags;
-        header.sequence_number = seq;
-        let mut m: RtnlMessage = NetlinkMessage::new(header, NetlinkPayload::Error(e));
-        m.finalize();
-        let mut bytes = vec![0; m.buffer_len()];
-        m.serialize(&mut bytes);
-        bytes
-    }
-
-    #[test]
-    fn acks_with_and_without_extended_text() {
-        let d = error_datagram(42, -libc::ENETDOWN, Some("Nexthop device is not up"));
-        let ack = frames(&d).next().unwrap().unwrap().ack().unwrap().unwrap();
-        let want = Ack { seq: 42, errno: libc::ENETDOWN, message: Some("Nexthop device is not up".into()) };
-        assert_eq!(ack, want);
-        let d = [error_datagram(7, 0, None), error_datagram(8, -libc::EEXIST, None)].concat();
-        let acks: Vec<_> = frames(&d).map(|f| f.unwrap().ack().unwrap().unwrap()).collect();
-        assert_eq!(acks[0], Ack { seq: 7, errno: 0, message: None });
-        assert_eq!(acks[1], Ack { seq: 8, errno: libc::EEXIST, message: None });
-        // Not an ack: None, without parsing.
-        let mut b = Batch::default();
-        b.push(dump_links_request().0, 0, 1);
-        assert!(frames(b.as_bytes()).next().unwrap().unwrap().ack().is_none());
-    }
-
-    #[test]
-    fn malformed_datagrams_are_errors_not_panics() {
-        let mut d = error_datagram(42, -libc::ENETDOWN, Some("x"));
-        let mut b = Batch::default();
-        b.push(new_addr_request(7, "10.1.2.3".parse().unwrap(), 24, false).0, 0, 1);
-        d.extend_from_slice(b.as_bytes());
-        for cut in 0..d.len() {
-            for f in frames(&d[..cut]).flatten() {
-                let _ = f.parse();
-                let _ = f.ack();
-            }
-        }
-        // A length field past the end stops the iteration with an error.
-        let mut bad = d.clone();
-        bad[0] = 0xff;
-        let r: Vec<_> = frames(&bad).collect();
-        assert_eq!(r.len(), 1);
-        assert!(r[0].is_err());
-    }
 }

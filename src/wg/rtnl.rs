@@ -1,8 +1,8 @@
 //! The rtnetlink link operations the WireGuard backends need: create and
 //! delete links, MTU and up, addresses, name → index. Never shells out to `ip`.
 //!
-//! Built on `kernel::netlink` (netlink-packet-route messages on a
-//! netlink-sys socket; the request builders there are pure and unit-tested).
+//! Built on `kernel::netlink` (neli's rtnetlink types; the request builders
+//! there are pure and unit-tested).
 //! The kernel answers
 //! these requests synchronously, so each call is one request and its ack
 //! (or one dump) on a socket that no other call uses meanwhile.
@@ -16,12 +16,10 @@ use std::sync::Arc;
 use tokio::sync::Mutex;
 
 use super::{check_ifname, netns, WgError};
-use netlink_packet_route::link::InfoKind;
-use netlink_packet_route::RouteNetlinkMessage;
 
 use crate::kernel::netlink::{
     del_link_request, dump_links_request, get_link_request, link_index_and_name, new_addr_request,
-    new_link_request, set_mtu_up_request, Ack, NlSocket, NLM_F_DUMP_INTR,
+    new_link_request, set_mtu_up_request, Ack, NlSocket, Request, RtMsg, NLM_F_DUMP_INTR,
 };
 
 /// A route-netlink connection, possibly opened in another network namespace.
@@ -41,11 +39,7 @@ const DUMP_ATTEMPTS: usize = 3;
 
 impl Conn {
     /// Sends a request and reads its answer (see [`NlSocket::request`]).
-    async fn call(
-        &mut self,
-        request: (RouteNetlinkMessage, u16),
-        on_reply: impl FnMut(u16, RouteNetlinkMessage),
-    ) -> io::Result<Ack> {
+    async fn call(&mut self, request: Request, on_reply: impl FnMut(u16, RtMsg)) -> io::Result<Ack> {
         self.sock.request(request, on_reply).await
     }
 }
@@ -93,7 +87,7 @@ impl Rtnl {
             .lock()
             .await
             .call(get_link_request(name), |_, m| {
-                if let RouteNetlinkMessage::NewLink(m) = m {
+                if let RtMsg::Link(m) = m {
                     index = index.or(link_index_and_name(&m).map(|(i, _)| i));
                 }
             })
@@ -121,7 +115,7 @@ impl Rtnl {
             let ack = conn
                 .call(dump_links_request(), |flags, m| {
                     interrupted |= flags & NLM_F_DUMP_INTR != 0;
-                    if let RouteNetlinkMessage::NewLink(m) = m {
+                    if let RtMsg::Link(m) = m {
                         if let Some((index, name)) = link_index_and_name(&m) {
                             out.insert(name, index);
                         }
@@ -146,7 +140,7 @@ impl Rtnl {
             .conn
             .lock()
             .await
-            .call(new_link_request(name, InfoKind::Wireguard), |_, _| {})
+            .call(new_link_request(name, "wireguard"), |_, _| {})
             .await
             .map_err(|e| WgError::io(format!("creating wireguard link {name}"), e))?;
         match ack.errno {
