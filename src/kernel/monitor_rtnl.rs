@@ -256,3 +256,104 @@ impl LinkMonitor for RtnlMonitor {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::net::{IpAddr, Ipv6Addr};
+
+    use neli::consts::nl::NlmF;
+    use neli::consts::rtnl::{Iff, RtScope};
+    use neli::rtnl::{IfaddrmsgBuilder, IfinfomsgBuilder};
+    use neli::types::{Buffer, RtBuffer};
+
+    use super::super::netlink::{attr, ip_octets, Batch, Request};
+    use super::*;
+
+    /// Serializes `msg` as the kernel would send it and decodes it back.
+    fn via_bytes(ty: Rtm, msg: RtMsg) -> Option<Update> {
+        let mut b = Batch::default();
+        let req: Request = (ty, msg, NlmF::empty());
+        b.push(req, 0, false);
+        let f = frames(b.as_bytes()).unwrap().remove(0);
+        let Body::Msg(m) = f.body else { panic!("{:?}", f.body) };
+        decode(f.ty, &m)
+    }
+
+    fn link(family: RtAddrFamily, index: i32, flags: Iff, name: &str, mtu: u32) -> RtMsg {
+        let mut attrs = RtBuffer::new();
+        attrs.push(attr(Ifla::Ifname, format!("{name}\0").as_bytes()));
+        attrs.push(attr(Ifla::Mtu, &mtu.to_ne_bytes()));
+        RtMsg::Link(
+            IfinfomsgBuilder::default()
+                .ifi_family(family)
+                .ifi_index(index)
+                .ifi_flags(flags)
+                .rtattrs(attrs)
+                .build()
+                .unwrap(),
+        )
+    }
+
+    fn addr(family: RtAddrFamily, index: u32, plen: u8, flags: IfaF, attrs: Vec<(Ifa, Vec<u8>)>) -> RtMsg {
+        let attrs: RtBuffer<Ifa, Buffer> = attrs.iter().map(|(t, v)| attr(*t, v)).collect();
+        RtMsg::Addr(
+            IfaddrmsgBuilder::default()
+                .ifa_family(family)
+                .ifa_prefixlen(plen)
+                .ifa_flags(flags)
+                .ifa_scope(RtScope::Universe)
+                .ifa_index(index)
+                .rtattrs(attrs)
+                .build()
+                .unwrap(),
+        )
+    }
+
+    #[test]
+    fn link_decoding() {
+        let m = link(RtAddrFamily::Unspecified, 7, Iff::UP | Iff::RUNNING, "wg-a", 1420);
+        let want = LinkInfo { ifindex: 7, name: "wg-a".into(), admin_up: true, running: true, mtu: 1420 };
+        assert_eq!(via_bytes(Rtm::Newlink, m), Some(Update::Link(want)));
+        let m = link(RtAddrFamily::Unspecified, 7, Iff::UP, "veth0", 1500);
+        let Some(Update::Link(l)) = via_bytes(Rtm::Newlink, m.clone()) else { panic!() };
+        assert!(l.admin_up && !l.running && !l.is_up());
+        assert_eq!(via_bytes(Rtm::Dellink, m), Some(Update::LinkGone(7)));
+        // a bridge port message is not about the link itself
+        let m = link(RtAddrFamily::from(libc::AF_BRIDGE as u8), 7, Iff::empty(), "veth0", 1500);
+        assert_eq!(via_bytes(Rtm::Dellink, m.clone()), None);
+        assert_eq!(via_bytes(Rtm::Newlink, m), None);
+    }
+
+    #[test]
+    fn address_decoding() {
+        let ll: Ipv6Addr = "fe80::1".parse().unwrap();
+        let a = IfAddr { ifindex: 4, addr: IpAddr::V6(ll), prefix_len: 64 };
+        let plain = vec![(Ifa::Address, ll.octets().to_vec())];
+        let m = addr(RtAddrFamily::Inet6, 4, 64, IfaF::empty(), plain.clone());
+        assert_eq!(via_bytes(Rtm::Newaddr, m.clone()), Some(Update::Addr(a)));
+        assert_eq!(via_bytes(Rtm::Deladdr, m), Some(Update::AddrGone(a)));
+        // tentative (DAD running) or DAD failed: not usable, whether the
+        // header's 8 flag bits or IFA_FLAGS say so
+        let m = addr(RtAddrFamily::Inet6, 4, 64, IfaF::TENTATIVE, plain.clone());
+        assert_eq!(via_bytes(Rtm::Newaddr, m), Some(Update::AddrGone(a)));
+        let mut flagged = plain.clone();
+        flagged.push((Ifa::Flags, u32::from(IfaF::DADFAILED.bits()).to_ne_bytes().to_vec()));
+        let m = addr(RtAddrFamily::Inet6, 4, 64, IfaF::empty(), flagged);
+        assert_eq!(via_bytes(Rtm::Newaddr, m), Some(Update::AddrGone(a)));
+        // point-to-point IPv4: IFA_LOCAL is ours, IFA_ADDRESS the peer
+        let p2p = vec![
+            (Ifa::Address, ip_octets("10.0.0.2".parse().unwrap())),
+            (Ifa::Local, ip_octets("10.0.0.1".parse().unwrap())),
+        ];
+        let Some(Update::Addr(a)) =
+            via_bytes(Rtm::Newaddr, addr(RtAddrFamily::Inet, 5, 32, IfaF::empty(), p2p))
+        else {
+            panic!()
+        };
+        assert_eq!(a.addr, "10.0.0.1".parse::<IpAddr>().unwrap());
+        // no address, or one of the wrong size: nothing
+        assert_eq!(via_bytes(Rtm::Newaddr, addr(RtAddrFamily::Inet6, 4, 64, IfaF::empty(), vec![])), None);
+        let short = vec![(Ifa::Address, vec![1, 2])];
+        assert_eq!(via_bytes(Rtm::Newaddr, addr(RtAddrFamily::Inet6, 4, 64, IfaF::empty(), short)), None);
+    }
+}

@@ -6,7 +6,8 @@
 //! the rtnetlink handle): see docs/BENCHMARKS.md, "Netlink stack".
 //!
 //! Message layouts, attribute numbers and alignment are neli's; the few
-//! constants neli lacks come from linux-raw-sys (the kernel's UAPI headers).
+//! constants neli lacks (or names only when built for glibc) come from
+//! linux-raw-sys, the kernel's UAPI headers.
 
 use std::io::{self, Cursor};
 use std::net::IpAddr;
@@ -26,7 +27,7 @@ use tokio::io::unix::AsyncFd;
 use tokio::io::Interest;
 
 /// In a dump answer: the dump was interrupted by a change (retry it).
-pub(crate) const NLM_F_DUMP_INTR: u16 = linux_raw_sys::netlink::NLM_F_DUMP_INTR as u16;
+pub(crate) const NLM_F_DUMP_INTR: u16 = NlmF::DUMP_INTR.bits();
 
 /// A route, link or address message.
 #[derive(Debug, Clone)]
@@ -146,9 +147,15 @@ fn typed(ty: Rtm, p: &Buffer) -> Option<RtMsg> {
     let mut c = Cursor::new(p.as_ref());
     let len = p.len();
     match ty {
-        Rtm::Newroute | Rtm::Delroute => Rtmsg::from_bytes_with_input(&mut c, len).ok().map(RtMsg::Route),
-        Rtm::Newlink | Rtm::Dellink => Ifinfomsg::from_bytes_with_input(&mut c, len).ok().map(RtMsg::Link),
-        Rtm::Newaddr | Rtm::Deladdr => Ifaddrmsg::from_bytes_with_input(&mut c, len).ok().map(RtMsg::Addr),
+        Rtm::Newroute | Rtm::Delroute | Rtm::Getroute => {
+            Rtmsg::from_bytes_with_input(&mut c, len).ok().map(RtMsg::Route)
+        }
+        Rtm::Newlink | Rtm::Dellink | Rtm::Getlink => {
+            Ifinfomsg::from_bytes_with_input(&mut c, len).ok().map(RtMsg::Link)
+        }
+        Rtm::Newaddr | Rtm::Deladdr | Rtm::Getaddr => {
+            Ifaddrmsg::from_bytes_with_input(&mut c, len).ok().map(RtMsg::Addr)
+        }
         _ => None,
     }
 }
@@ -519,4 +526,205 @@ fn recv_kernel(fd: &impl AsRawFd, buf: &mut [u8]) -> io::Result<Option<usize>> {
 /// (receive buffer overrun).
 pub(crate) fn is_overrun(e: &io::Error) -> bool {
     e.raw_os_error() == Some(libc::ENOBUFS)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::Ipv4Addr;
+
+    use neli::err::{NlmsgerrBuilder, NlmsghdrErrBuilder};
+    use neli::genl::{AttrTypeBuilder, NlattrBuilder};
+    use neli::types::GenlBuffer;
+
+    use super::*;
+
+    /// Serializes one request and parses it back, as the kernel would see
+    /// it: header type, flags and sequence number, and the typed message.
+    fn round_trip(req: Request) -> (Rtm, NlmF, RtMsg) {
+        let mut b = Batch::default();
+        b.push(req, 9, false);
+        assert_eq!(b.as_bytes().len() % 4, 0, "messages stay 4-byte aligned for the next in a batch");
+        let mut f = frames(b.as_bytes()).unwrap();
+        assert_eq!(f.len(), 1);
+        let f = f.remove(0);
+        assert_eq!(f.seq, 9);
+        let Body::Msg(m) = f.body else { panic!("not parsed: {:?}", f.body) };
+        (Rtm::from(f.ty), NlmF::from_bits_retain(f.flags), m)
+    }
+
+    fn link_of(m: RtMsg) -> Ifinfomsg {
+        let RtMsg::Link(l) = m else { panic!("{m:?}") };
+        l
+    }
+
+    fn link_attr(l: &Ifinfomsg, t: Ifla) -> Option<Vec<u8>> {
+        l.rtattrs().iter().find(|a| *a.rta_type() == t).map(|a| a.rta_payload().as_ref().to_vec())
+    }
+
+    #[test]
+    fn link_requests() {
+        let (ty, flags, m) = round_trip(new_link_request("wg-ab", "wireguard"));
+        assert_eq!((ty, flags), (Rtm::Newlink, NlmF::REQUEST | NlmF::ACK | NlmF::CREATE | NlmF::EXCL));
+        let l = link_of(m);
+        assert_eq!(link_index_and_name(&l), Some((0, "wg-ab".into())));
+        let info = l.rtattrs().iter().find(|a| *a.rta_type() == Ifla::Linkinfo).expect("IFLA_LINKINFO");
+        let kind = info
+            .get_attr_handle::<IflaInfo>()
+            .unwrap()
+            .get_attribute(IflaInfo::Kind)
+            .map(|a| a.rta_payload().as_ref().to_vec());
+        assert_eq!(kind.as_deref(), Some(&b"wireguard"[..]));
+
+        let (ty, flags, m) = round_trip(del_link_request("wg0"));
+        assert_eq!((ty, flags), (Rtm::Dellink, NlmF::REQUEST | NlmF::ACK));
+        assert_eq!(link_index_and_name(&link_of(m)), Some((0, "wg0".into())));
+
+        let (ty, flags, m) = round_trip(set_mtu_up_request("wg0", 1420));
+        assert_eq!((ty, flags), (Rtm::Newlink, NlmF::REQUEST | NlmF::ACK), "no CREATE: only changes a link");
+        let l = link_of(m);
+        assert_eq!((*l.ifi_flags(), *l.ifi_change()), (Iff::UP, Iff::UP));
+        assert_eq!(link_attr(&l, Ifla::Mtu), Some(1420u32.to_ne_bytes().to_vec()));
+
+        let skip = Some(linux_raw_sys::netlink::RTEXT_FILTER_SKIP_STATS.to_ne_bytes().to_vec());
+        let (ty, flags, m) = round_trip(get_link_request("eth0"));
+        assert_eq!((ty, flags), (Rtm::Getlink, NlmF::REQUEST | NlmF::ACK));
+        let l = link_of(m);
+        assert_eq!(link_index_and_name(&l), Some((0, "eth0".into())));
+        assert_eq!(link_attr(&l, Ifla::ExtMask), skip);
+
+        let (ty, flags, m) = round_trip(dump_links_request());
+        assert_eq!((ty, flags), (Rtm::Getlink, NlmF::REQUEST | NlmF::DUMP));
+        let l = link_of(m);
+        assert_eq!((link_attr(&l, Ifla::Ifname), link_attr(&l, Ifla::ExtMask)), (None, skip));
+        let (ty, flags, m) = round_trip(dump_addrs_request());
+        assert_eq!((ty, flags), (Rtm::Getaddr, NlmF::REQUEST | NlmF::DUMP));
+        assert!(matches!(m, RtMsg::Addr(_)));
+    }
+
+    fn addr_attrs(m: RtMsg) -> (Ifaddrmsg, Vec<(Ifa, Vec<u8>)>) {
+        let RtMsg::Addr(a) = m else { panic!("{m:?}") };
+        let attrs = a.rtattrs().iter().map(|x| (*x.rta_type(), x.rta_payload().as_ref().to_vec())).collect();
+        (a, attrs)
+    }
+
+    #[test]
+    fn address_requests() {
+        let ll: IpAddr = "fe80::1:2".parse().unwrap();
+        let (ty, flags, m) = round_trip(new_addr_request(7, ll, 64, true));
+        assert_eq!((ty, flags), (Rtm::Newaddr, NlmF::REQUEST | NlmF::ACK | NlmF::CREATE | NlmF::EXCL));
+        let (a, attrs) = addr_attrs(m);
+        assert_eq!((*a.ifa_family(), *a.ifa_prefixlen(), *a.ifa_index()), (RtAddrFamily::Inet6, 64, 7));
+        assert_eq!(*a.ifa_flags(), IfaF::NODAD);
+        assert_eq!(attrs, vec![(Ifa::Local, ip_octets(ll)), (Ifa::Address, ip_octets(ll))]);
+
+        // IPv4 /24: no NODAD, broadcast 10.1.2.255 (`brd +`)
+        let v4: IpAddr = "10.1.2.3".parse().unwrap();
+        let (_, _, m) = round_trip(new_addr_request(7, v4, 24, false));
+        let (a, attrs) = addr_attrs(m);
+        assert_eq!((*a.ifa_family(), *a.ifa_flags()), (RtAddrFamily::Inet, IfaF::empty()));
+        assert!(attrs.contains(&(Ifa::Broadcast, vec![10, 1, 2, 255])), "{attrs:?}");
+        // /31, /32 and /0: no broadcast beyond the point-to-point cases
+        for (plen, brd) in [(31, None), (32, None), (0, Some(Ipv4Addr::BROADCAST.octets().to_vec()))] {
+            let (_, attrs) = addr_attrs(round_trip(new_addr_request(7, v4, plen, false)).2);
+            let got = attrs.into_iter().find(|(t, _)| *t == Ifa::Broadcast).map(|(_, v)| v);
+            assert_eq!(got, brd, "/{plen}");
+        }
+    }
+
+    #[test]
+    fn link_index_and_name_only_for_whole_links() {
+        let name = vec![attr(Ifla::Ifname, &nul_terminated("wg-peer1"))];
+        let build = |family| {
+            IfinfomsgBuilder::default()
+                .ifi_family(family)
+                .ifi_index(42)
+                .rtattrs(name.clone().into_iter().collect())
+                .build()
+                .unwrap()
+        };
+        assert_eq!(link_index_and_name(&build(RtAddrFamily::Unspecified)), Some((42, "wg-peer1".into())));
+        assert_eq!(
+            link_index_and_name(&build(RtAddrFamily::from(libc::AF_BRIDGE as u8))),
+            None,
+            "bridge port message"
+        );
+        let RtMsg::Link(nameless) = link(None, false, vec![]) else { unreachable!() };
+        assert_eq!(link_index_and_name(&nameless), None);
+    }
+
+    /// An NLMSG_ERROR as the kernel sends it with NETLINK_EXT_ACK: the
+    /// code, the whole echoed request, then the text.
+    fn error_datagram(seq: u32, code: i32, text: Option<&str>) -> Vec<u8> {
+        let mut request = Batch::default();
+        request.push(del_link_request("wg0"), seq, true);
+        let echoed = NlmsghdrErrBuilder::default()
+            .nl_type(u16::from(Rtm::Dellink))
+            .nl_seq(seq)
+            .nl_payload(Buffer::from(&request.as_bytes()[16..]))
+            .build()
+            .unwrap();
+        let mut ext_ack = GenlBuffer::new();
+        if let Some(t) = text {
+            let ty = AttrTypeBuilder::default().nla_type(NlmsgerrAttr::Msg).build().unwrap();
+            ext_ack.push(
+                NlattrBuilder::default()
+                    .nla_type(ty)
+                    .nla_payload(Buffer::from(nul_terminated(t)))
+                    .build()
+                    .unwrap(),
+            );
+        }
+        let err = NlmsgerrBuilder::default().error(code).nlmsg(echoed).ext_ack(ext_ack).build().unwrap();
+        let flags = if text.is_some() { NlmF::ACK_TLVS } else { NlmF::empty() };
+        let msg: Nlmsghdr<u16, Buffer> = NlmsghdrBuilder::default()
+            .nl_type(u16::from(Nlmsg::Error))
+            .nl_flags(flags)
+            .nl_seq(seq)
+            .nl_payload(NlPayload::Err(err))
+            .build()
+            .unwrap();
+        let mut c = Cursor::new(Vec::new());
+        msg.to_bytes(&mut c).unwrap();
+        c.into_inner()
+    }
+
+    fn acks(datagram: &[u8]) -> Vec<Ack> {
+        frames(datagram)
+            .unwrap()
+            .into_iter()
+            .map(|f| match f.body {
+                Body::Ack(a) => a,
+                b => panic!("{b:?}"),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn errors_with_and_without_extended_text() {
+        let d = error_datagram(42, -libc::ENETDOWN, Some("Nexthop device is not up"));
+        let want = Ack { seq: 42, errno: libc::ENETDOWN, message: Some("Nexthop device is not up".into()) };
+        assert_eq!(acks(&d), vec![want]);
+        let d = [error_datagram(8, -libc::EEXIST, None), error_datagram(9, -libc::ENODEV, None)].concat();
+        let got = acks(&d);
+        assert_eq!(got[0], Ack { seq: 8, errno: libc::EEXIST, message: None });
+        assert_eq!(got[1], Ack { seq: 9, errno: libc::ENODEV, message: None });
+    }
+
+    #[test]
+    fn malformed_datagrams_are_errors_not_panics() {
+        let mut d = error_datagram(42, -libc::ENETDOWN, Some("x"));
+        let mut b = Batch::default();
+        b.push(new_addr_request(7, "10.1.2.3".parse().unwrap(), 24, false), 1, false);
+        b.push(new_link_request("wg0", "wireguard"), 2, false);
+        d.extend_from_slice(b.as_bytes());
+        assert_eq!(frames(&d).unwrap().len(), 3);
+        for cut in 0..d.len() {
+            let _ = frames(&d[..cut]);
+        }
+        // A length field past the end of the datagram.
+        let mut bad = d.clone();
+        bad[0] = 0xff;
+        bad[1] = 0xff;
+        assert!(frames(&bad).is_err());
+    }
 }
