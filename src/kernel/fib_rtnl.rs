@@ -24,8 +24,7 @@ use neli::types::{Buffer, RtBuffer};
 
 use super::fib::{Fib, FibConfig, FibError, FibFailure, FibOp, FibRoute, RouteKey};
 use super::netlink::{
-    attr, family_of, frames, ip_from, ip_octets, u32_of, Batch, Body, NlSocket, Request, RtMsg,
-    NLM_F_DUMP_INTR,
+    attr, family_of, frames, ip_attr, ip_from, u32_of, Batch, Body, NlSocket, Request, RtMsg, NLM_F_DUMP_INTR,
 };
 use crate::babel::Prefix;
 
@@ -79,10 +78,12 @@ fn rta_via() -> Rta {
 }
 
 /// `struct rtvia` for an IPv6 next hop: the family, then the address.
-fn via_inet6(g: Ipv6Addr) -> Vec<u8> {
+fn via_inet6(g: Ipv6Addr) -> [u8; 18] {
     let family = rtvia { rtvia_family: libc::AF_INET6 as _, rtvia_addr: Default::default() };
-    let mut v = family.rtvia_family.to_ne_bytes().to_vec();
-    v.extend_from_slice(&g.octets());
+    let mut v = [0; 18];
+    let (f, a) = v.split_at_mut(std::mem::size_of::<rtvia>());
+    f.copy_from_slice(&family.rtvia_family.to_ne_bytes());
+    a.copy_from_slice(&g.octets());
     v
 }
 
@@ -90,20 +91,19 @@ fn via_inet6(g: Ipv6Addr) -> Vec<u8> {
 /// `owned` says whether an install may replace in place.
 pub(crate) fn route_request(cfg: FibConfig, op: &FibOp, owned: bool) -> Request {
     let r = op.route();
-    let mut attrs = RtBuffer::new();
-    attrs.push(attr(Rta::Table, &cfg.table().to_ne_bytes()));
-    attrs.push(attr(Rta::Dst, &ip_octets(r.prefix.addr())));
-    attrs.push(attr(Rta::Priority, &r.kernel_metric().to_ne_bytes()));
-    let kind = if r.is_unreachable() {
-        Rtn::Unreachable
+    let table = attr(Rta::Table, cfg.table());
+    let dst = ip_attr(Rta::Dst, r.prefix.addr());
+    let priority = attr(Rta::Priority, r.kernel_metric());
+    // Built from arrays, so the attribute list is allocated once.
+    let (kind, attrs) = if r.is_unreachable() {
+        (Rtn::Unreachable, [table, dst, priority].into_iter().collect())
     } else {
-        attrs.push(attr(Rta::Oif, &r.ifindex.to_ne_bytes()));
-        attrs.push(match (r.prefix.is_ipv4(), r.next_hop) {
+        let next_hop = match (r.prefix.is_ipv4(), r.next_hop) {
             // An IPv4 route via an IPv6 neighbour (RFC 9229): RTA_VIA.
-            (true, IpAddr::V6(g)) => attr(rta_via(), &via_inet6(g)),
-            (_, g) => attr(Rta::Gateway, &ip_octets(g)),
-        });
-        Rtn::Unicast
+            (true, IpAddr::V6(g)) => attr(rta_via(), via_inet6(g)),
+            (_, g) => ip_attr(Rta::Gateway, g),
+        };
+        (Rtn::Unicast, [table, dst, priority, attr(Rta::Oif, r.ifindex), next_hop].into_iter().collect())
     };
     let (ty, flags, scope) = match op {
         FibOp::Replace(_) if owned => (Rtm::Newroute, NlmF::CREATE | NlmF::REPLACE, RtScope::Universe),
@@ -261,7 +261,7 @@ impl RtnlFib {
             let cfg = self.config;
             let mut attrs: RtBuffer<Rta, Buffer> = RtBuffer::new();
             if cfg.table() > u32::from(u8::MAX) {
-                attrs.push(attr(Rta::Table, &cfg.table().to_ne_bytes()));
+                attrs.push(attr(Rta::Table, cfg.table()));
             }
             // With strict checking the kernel filters on table and protocol.
             let m = rtmsg(cfg, family, 0, RtScope::Universe, Rtn::Unspec, attrs);
@@ -500,8 +500,8 @@ mod tests {
         let cfg = FibConfig::default();
         let with = |src_len: u8| {
             let mut attrs = RtBuffer::new();
-            attrs.push(attr(Rta::Oif, &3u32.to_ne_bytes()));
-            attrs.push(attr(Rta::Gateway, &"fe80::1".parse::<Ipv6Addr>().unwrap().octets()));
+            attrs.push(attr(Rta::Oif, 3u32));
+            attrs.push(ip_attr(Rta::Gateway, "fe80::1".parse().unwrap()));
             let m = RtmsgBuilder::default()
                 .rtm_family(RtAddrFamily::Inet6)
                 .rtm_dst_len(64)
@@ -525,7 +525,7 @@ mod tests {
         assert_eq!(with(0).route, Some(route("::/64", "fe80::1", 3, 0)));
         // A wrong-sized address: no route, and never a panic.
         let mut attrs = RtBuffer::new();
-        attrs.push(attr(Rta::Dst, &[1, 2, 3]));
+        attrs.push(attr(Rta::Dst, [1u8, 2, 3]));
         let m = rtmsg(cfg, RtAddrFamily::Inet6, 64, RtScope::Universe, Rtn::Unicast, attrs);
         assert_eq!(decode_route(&m).route, None);
     }

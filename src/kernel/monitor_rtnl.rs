@@ -281,8 +281,8 @@ mod tests {
 
     fn link(family: RtAddrFamily, index: i32, flags: Iff, name: &str, mtu: u32) -> RtMsg {
         let mut attrs = RtBuffer::new();
-        attrs.push(attr(Ifla::Ifname, format!("{name}\0").as_bytes()));
-        attrs.push(attr(Ifla::Mtu, &mtu.to_ne_bytes()));
+        attrs.push(attr(Ifla::Ifname, name));
+        attrs.push(attr(Ifla::Mtu, mtu));
         RtMsg::Link(
             IfinfomsgBuilder::default()
                 .ifi_family(family)
@@ -295,7 +295,7 @@ mod tests {
     }
 
     fn addr(family: RtAddrFamily, index: u32, plen: u8, flags: IfaF, attrs: Vec<(Ifa, Vec<u8>)>) -> RtMsg {
-        let attrs: RtBuffer<Ifa, Buffer> = attrs.iter().map(|(t, v)| attr(*t, v)).collect();
+        let attrs: RtBuffer<Ifa, Buffer> = attrs.iter().map(|(t, v)| attr(*t, &v[..])).collect();
         RtMsg::Addr(
             IfaddrmsgBuilder::default()
                 .ifa_family(family)

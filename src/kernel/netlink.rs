@@ -55,13 +55,22 @@ pub(crate) fn invalid(e: DecodeError) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, e.0)
 }
 
-/// One attribute; an attribute value neli cannot serialize is a bug.
-pub(crate) fn attr<T: RtaType>(ty: T, value: &[u8]) -> Rtattr<T, Buffer> {
+/// One attribute, its value serialized by neli (integers in host order,
+/// `&str` NUL-terminated, byte arrays as they are).
+pub(crate) fn attr<T: RtaType, P: Size + ToBytes>(ty: T, value: P) -> Rtattr<T, Buffer> {
     RtattrBuilder::default()
         .rta_type(ty)
-        .rta_payload(Buffer::from(value))
+        .rta_payload(value)
         .build()
-        .expect("an attribute with a byte payload always builds")
+        .expect("serializing an attribute value into a Vec cannot fail")
+}
+
+/// An address attribute: 4 or 16 bytes, network order.
+pub(crate) fn ip_attr<T: RtaType>(ty: T, a: IpAddr) -> Rtattr<T, Buffer> {
+    match a {
+        IpAddr::V4(a) => attr(ty, a.octets()),
+        IpAddr::V6(a) => attr(ty, a.octets()),
+    }
 }
 
 fn emit<P: ToBytes + Size>(ty: Rtm, flags: NlmF, seq: u32, payload: P, out: &mut Cursor<Vec<u8>>) {
@@ -195,16 +204,10 @@ pub(crate) fn frames(datagram: &[u8]) -> Result<Vec<Frame>, DecodeError> {
 // name where the kernel allows it (new, set, delete, get), which saves a
 // name -> index lookup and its race.
 
-fn nul_terminated(s: &str) -> Vec<u8> {
-    let mut v = s.as_bytes().to_vec();
-    v.push(0);
-    v
-}
-
 fn link(name: Option<&str>, up: bool, more: Vec<Rtattr<Ifla, Buffer>>) -> RtMsg {
     let mut attrs = RtBuffer::new();
     if let Some(n) = name {
-        attrs.push(attr(Ifla::Ifname, &nul_terminated(n)));
+        attrs.push(attr(Ifla::Ifname, n));
     }
     for a in more {
         attrs.push(a);
@@ -216,15 +219,16 @@ fn link(name: Option<&str>, up: bool, more: Vec<Rtattr<Ifla, Buffer>>) -> RtMsg 
 
 /// IFLA_EXT_MASK without statistics: answers stay small.
 fn skip_stats() -> Rtattr<Ifla, Buffer> {
-    attr(Ifla::ExtMask, &linux_raw_sys::netlink::RTEXT_FILTER_SKIP_STATS.to_ne_bytes())
+    attr(Ifla::ExtMask, linux_raw_sys::netlink::RTEXT_FILTER_SKIP_STATS)
 }
 
 /// `ip link add NAME type KIND`: fails with EEXIST if NAME exists, and with
 /// EOPNOTSUPP ("Unknown device type") if the kernel lacks KIND.
 pub(crate) fn new_link_request(name: &str, kind: &str) -> Request {
     // The kind without NUL, as iproute2 sends it (the kernel takes both).
-    let info =
-        attr(Ifla::Linkinfo, &[]).nest(&attr(IflaInfo::Kind, kind.as_bytes())).expect("nesting into a Vec");
+    let info = attr(Ifla::Linkinfo, &[][..])
+        .nest(&attr(IflaInfo::Kind, kind.as_bytes()))
+        .expect("nesting into a Vec");
     (Rtm::Newlink, link(Some(name), false, vec![info]), NlmF::ACK | NlmF::CREATE | NlmF::EXCL)
 }
 
@@ -236,7 +240,7 @@ pub(crate) fn del_link_request(name: &str) -> Request {
 /// `ip link set NAME mtu MTU up`: RTM_NEWLINK without NLM_F_CREATE changes
 /// an existing link (ENODEV if there is none), as current iproute2 does.
 pub(crate) fn set_mtu_up_request(name: &str, mtu: u32) -> Request {
-    (Rtm::Newlink, link(Some(name), true, vec![attr(Ifla::Mtu, &mtu.to_ne_bytes())]), NlmF::ACK)
+    (Rtm::Newlink, link(Some(name), true, vec![attr(Ifla::Mtu, mtu)]), NlmF::ACK)
 }
 
 /// `ip link show NAME`: one RTM_NEWLINK answer then the ack, or ENODEV.
@@ -280,12 +284,12 @@ pub(crate) fn dump_addrs_request() -> Request {
 /// (universe): IPv6 derives the scope from the address.
 pub(crate) fn new_addr_request(ifindex: u32, addr: IpAddr, prefix: u8, nodad: bool) -> Request {
     let mut attrs = RtBuffer::new();
-    attrs.push(attr(Ifa::Local, &ip_octets(addr)));
-    attrs.push(attr(Ifa::Address, &ip_octets(addr)));
+    attrs.push(ip_attr(Ifa::Local, addr));
+    attrs.push(ip_attr(Ifa::Address, addr));
     if let IpAddr::V4(a) = addr {
         if prefix < 31 {
             let brd = u32::from(a) | (u32::MAX >> prefix);
-            attrs.push(attr(Ifa::Broadcast, &brd.to_be_bytes()));
+            attrs.push(ip_attr(Ifa::Broadcast, IpAddr::from(brd.to_be_bytes())));
         }
     }
     let flags = if nodad { IfaF::NODAD } else { IfaF::empty() };
@@ -633,7 +637,7 @@ mod tests {
 
     #[test]
     fn link_index_and_name_only_for_whole_links() {
-        let name = vec![attr(Ifla::Ifname, &nul_terminated("wg-peer1"))];
+        let name = vec![attr(Ifla::Ifname, "wg-peer1")];
         let build = |family| {
             IfinfomsgBuilder::default()
                 .ifi_family(family)
@@ -666,13 +670,7 @@ mod tests {
         let mut ext_ack = GenlBuffer::new();
         if let Some(t) = text {
             let ty = AttrTypeBuilder::default().nla_type(NlmsgerrAttr::Msg).build().unwrap();
-            ext_ack.push(
-                NlattrBuilder::default()
-                    .nla_type(ty)
-                    .nla_payload(Buffer::from(nul_terminated(t)))
-                    .build()
-                    .unwrap(),
-            );
+            ext_ack.push(NlattrBuilder::default().nla_type(ty).nla_payload(t).build().unwrap());
         }
         let err = NlmsgerrBuilder::default().error(code).nlmsg(echoed).ext_ack(ext_ack).build().unwrap();
         let flags = if text.is_some() { NlmF::ACK_TLVS } else { NlmF::empty() };
