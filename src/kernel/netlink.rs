@@ -305,6 +305,7 @@ pub(crate) fn family_of(a: IpAddr) -> RtAddrFamily {
     }
 }
 
+#[cfg(test)]
 pub(crate) fn ip_octets(a: IpAddr) -> Vec<u8> {
     match a {
         IpAddr::V4(a) => a.octets().to_vec(),
