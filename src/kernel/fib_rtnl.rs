@@ -77,10 +77,11 @@ fn rta_via() -> Rta {
     Rta::from(rtattr_type_t::RTA_VIA as u16)
 }
 
-/// `struct rtvia` for an IPv6 next hop: the family, then the address.
-fn via_inet6(g: Ipv6Addr) -> [u8; 18] {
+/// `struct rtvia` (neli has no type for it) for an IPv6 next hop: the
+/// family, then the address.
+fn via_inet6(g: Ipv6Addr) -> [u8; std::mem::size_of::<rtvia>() + 16] {
     let family = rtvia { rtvia_family: libc::AF_INET6 as _, rtvia_addr: Default::default() };
-    let mut v = [0; 18];
+    let mut v = [0; std::mem::size_of::<rtvia>() + 16];
     let (f, a) = v.split_at_mut(std::mem::size_of::<rtvia>());
     f.copy_from_slice(&family.rtvia_family.to_ne_bytes());
     a.copy_from_slice(&g.octets());
@@ -469,8 +470,7 @@ mod tests {
         let nh: Ipv6Addr = "fe80::2".parse().unwrap();
         assert_eq!(via.rta_payload().as_ref(), &via_inet6(nh)[..]);
         // struct rtvia: the family in host order, then the address
-        assert_eq!(&via_inet6(nh)[..2], &(libc::AF_INET6 as u16).to_ne_bytes());
-        assert_eq!(&via_inet6(nh)[2..], &nh.octets());
+        assert_eq!(via_inet6(nh)[..], [&(libc::AF_INET6 as u16).to_ne_bytes()[..], &nh.octets()].concat());
         assert!(m.rtattrs().iter().all(|a| *a.rta_type() != Rta::Gateway));
     }
 

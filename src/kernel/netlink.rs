@@ -540,6 +540,7 @@ mod tests {
     use neli::err::{NlmsgerrBuilder, NlmsghdrErrBuilder};
     use neli::genl::{AttrTypeBuilder, NlattrBuilder};
     use neli::types::GenlBuffer;
+    use neli::Header;
 
     use super::*;
 
@@ -665,7 +666,7 @@ mod tests {
         let echoed = NlmsghdrErrBuilder::default()
             .nl_type(u16::from(Rtm::Dellink))
             .nl_seq(seq)
-            .nl_payload(Buffer::from(&request.as_bytes()[16..]))
+            .nl_payload(Buffer::from(&request.as_bytes()[Nlmsghdr::<Rtm, Buffer>::header_size()..]))
             .build()
             .unwrap();
         let mut ext_ack = GenlBuffer::new();
