@@ -17,8 +17,8 @@ use neli::rtnl::{Ifaddrmsg, Ifinfomsg};
 
 use super::monitor::{IfAddr, LinkInfo, LinkMonitor, LinkTable, MonitorEvent, Update};
 use super::netlink::{
-    dump_addrs_request, dump_links_request, frames, invalid, ip_from, is_overrun, link_up_running, str_of,
-    u32_of, Body, NlSocket, RtMsg, NLM_F_DUMP_INTR,
+    dump_addrs_request, dump_links_request, frames, ip_from, is_overrun, link_up_running, str_of, u32_of,
+    Body, NlSocket, RtMsg, NLM_F_DUMP_INTR,
 };
 
 /// What a link or address message of type `ty` says (pure); `None` for
@@ -168,7 +168,16 @@ impl RtnlMonitor {
     }
 
     fn process(&mut self, datagram: &[u8]) -> io::Result<()> {
-        for frame in frames(datagram).map_err(invalid)? {
+        let frames = match frames(datagram) {
+            Ok(f) => f,
+            Err(e) => {
+                // Whatever it said is lost: find out again, as after an
+                // overrun.
+                log::warn!("link monitor: {e}; resynchronising");
+                return self.overrun();
+            }
+        };
+        for frame in frames {
             let (seq, flags) = (frame.seq, frame.flags);
             let mut dump_done = false;
             let update = match &frame.body {
