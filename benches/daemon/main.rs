@@ -370,6 +370,10 @@ fn main() {
         settle: if full { Duration::from_secs(6) } else { Duration::from_secs(2) },
     };
     let bin = std::env::var_os("WEFT_BIN").map(PathBuf::from).unwrap_or(env!("CARGO_BIN_EXE_weft").into());
+    // A copy, so that rebuilding weft during a long run changes nothing.
+    let copy = std::env::temp_dir().join(format!("weft-bench-{}", std::process::id()));
+    std::fs::copy(&bin, &copy).unwrap_or_else(|e| panic!("copy {}: {e}", bin.display()));
+    let bin = copy;
     let d = Daemons { bin, hello_s: 1, link_type: "wired" };
     println!("# weft daemon vs babeld ({})", if full { "full run" } else { "smoke run" });
     println!("weft binary: {}", d.bin.display());
