@@ -594,12 +594,12 @@ fn a_quiet_selected_route_is_asked_for_before_it_expires() {
             })
             .count()
     };
-    b.advance(23_000);
-    assert_eq!(asks(&mut b), 0, "asked before 1.5 update intervals of silence");
+    b.advance(31_000);
+    assert_eq!(asks(&mut b), 0, "asked before 2 update intervals of silence");
     b.advance(2_000);
-    assert_eq!(asks(&mut b), 1, "not asked at 1.5 intervals (24 s)");
-    b.advance(30_000);
-    assert_eq!(asks(&mut b), 2, "two more asks before expiry (36 s and 48 s)");
+    assert_eq!(asks(&mut b), 1, "not asked at 2 intervals (32 s)");
+    b.advance(22_000);
+    assert_eq!(asks(&mut b), 2, "two more asks before expiry (40 s and 48 s)");
     assert!(b.e.installed(&p).is_some());
     b.advance(2_000);
     assert!(b.e.installed(&p).is_none(), "expired at 56 s");
