@@ -653,12 +653,13 @@ impl Engine {
             .filter(|(_, e)| e.route(id).is_some())
             .map(|(p, _)| (*p, self.snapshot(p)))
             .collect();
+        let young = self.is_young(id);
         for (p, before) in &affected {
             let installed = self.installed_smoothed(p, Some(id));
             let hl = self.half_life_ms;
             let r = self.table.get_mut(p).and_then(|e| e.route_mut(id)).expect("listed");
             let (was, will) = (r.refmetric.add(old), r.refmetric.add(new));
-            Self::change_metric(r, was, will, installed, now, hl);
+            Self::change_metric(r, was, will, installed, young, now, hl);
             let _ = before;
         }
         self.neighbour_mut(id).expect("exists").cost = new;
@@ -677,6 +678,16 @@ impl Engine {
         e.selected_smoothed(|r| self.metric_of(r), self.now, self.half_life_ms)
     }
 
+    /// A link younger than sixteen Hellos (its ETX history still filling).
+    fn is_young(&self, id: NeighbourId) -> bool {
+        let Some(n) = self.neighbour(id) else { return false };
+        let hello = match n.hello.interval_ms {
+            0 => self.ifaces.get(&n.ifindex).map_or(0, |i| i.cfg.hello_interval_ms),
+            i => i,
+        };
+        self.now.since(n.first_seen) < 16 * hello
+    }
+
     /// The metric of a route: what its neighbour advertised plus the link.
     fn metric_of(&self, r: &Route) -> Metric {
         self.neighbour(r.neighbour).map_or(Metric::INFINITY, |n| r.refmetric.add(n.cost))
@@ -685,16 +696,25 @@ impl Engine {
     /// Keeps a route's smoothed metric right across a change of its metric:
     /// time under the old metric is folded in; a route coming back from
     /// infinity starts afresh (one half-life before it can displace the
-    /// installed route: flapping routes are damped).
+    /// installed route: flapping routes are damped). Over a young link the
+    /// metric is not smoothed: a new link's ETX falls steadily while its
+    /// Hello history fills (RFC 8966 A.2.2 counts the Hellos before the
+    /// first as lost), which is no noise to damp, and smoothing it would
+    /// hold every metric of a cold start high for minutes.
+    #[allow(clippy::too_many_arguments)]
     fn change_metric(
         r: &mut Route,
         was: Metric,
         will: Metric,
         installed: Option<Metric>,
+        young: bool,
         now: Time,
         hl: u64,
     ) {
-        if was.is_infinite() && !will.is_infinite() {
+        if young {
+            r.smoothed = will;
+            r.smoothed_at = now;
+        } else if was.is_infinite() && !will.is_infinite() {
             r.smoothed = initial_smoothed(will, installed);
             r.smoothed_at = now;
         } else {
@@ -1131,6 +1151,7 @@ impl Engine {
         let expires = now.plus_ms(expiry_ms(u.interval, fallback));
         let before = self.snapshot(&u.prefix);
         let installed = self.installed_smoothed(&u.prefix, Some(id));
+        let young = self.is_young(id);
         let hl = self.half_life_ms;
 
         let entry = match self.table.get_mut(&u.prefix) {
@@ -1149,7 +1170,15 @@ impl Engine {
                     // origin for a new seqno so the route does not expire.
                     request = Some((u.router_id, u.seqno));
                 } else {
-                    Self::change_metric(r, r.refmetric.add(cost), u.metric.add(cost), installed, now, hl);
+                    Self::change_metric(
+                        r,
+                        r.refmetric.add(cost),
+                        u.metric.add(cost),
+                        installed,
+                        young,
+                        now,
+                        hl,
+                    );
                     r.router_id = u.router_id;
                     r.seqno = u.seqno;
                     r.refmetric = u.metric;
@@ -1172,7 +1201,11 @@ impl Engine {
                     refmetric: u.metric,
                     next_hop,
                     expires,
-                    smoothed: initial_smoothed(u.metric.add(cost), installed),
+                    smoothed: if young {
+                        u.metric.add(cost)
+                    } else {
+                        initial_smoothed(u.metric.add(cost), installed)
+                    },
                     smoothed_at: now,
                     refresh_asks: 0,
                 });
@@ -1746,8 +1779,9 @@ impl Engine {
                     if iface.split_horizon() && n.ifindex == ifindex {
                         return None;
                     }
-                    // The metric we announce is never below the smoothed
-                    // metric: a dip of a noisy ETX estimate announced would
+                    // Over a wireless link the metric we announce is never
+                    // below the smoothed metric: a dip of a noisy ETX
+                    // estimate announced would
                     // lower our feasibility distance for good (until the
                     // next seqno), making neighbours' routes unfeasible and
                     // costing seqno requests; announcing more than the real
@@ -1757,10 +1791,14 @@ impl Engine {
                     // an improvement spreads with the smoothing's delay, a
                     // few half-lives per hop (a lossless 150-node mesh at
                     // Hello 4 s has settled on its best paths after ~200 s;
-                    // every path works from the start).
+                    // every path works from the start). A wired link's cost
+                    // is no estimate: there its metric is announced as is,
+                    // so a detour is announced with its true metric at once.
                     let m = r.refmetric.add(n.cost);
+                    let wireless =
+                        self.ifaces.get(&n.ifindex).is_some_and(|i| i.cfg.link_type == LinkType::Wireless);
                     let sm = r.smoothed_metric(m, self.now, self.half_life_ms);
-                    (r.router_id, r.seqno, m.max(sm))
+                    (r.router_id, r.seqno, if wireless { m.max(sm) } else { m })
                 }
                 None => {
                     let r = e.retracting.as_ref()?;
