@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use weft::trust::{router_id, MeshPrefix, NodePublicKey, RevocationList};
+use weft::trust::{router_id, MeshPrefix, PublicKey, RevocationList};
 
 const WEFT: &str = env!("CARGO_BIN_EXE_weft");
 
@@ -166,7 +166,7 @@ fn ca_sign_show_and_revoke_end_to_end() {
         weft(&["cert", "show", &cert, "--json", "--ca", &ca, "--mesh-prefix", "fd00:1234:5678::/48"]),
         "cert show",
     );
-    let node: NodePublicKey = key.parse().unwrap();
+    let node: PublicKey = key.parse().unwrap();
     let mesh: MeshPrefix = "fd00:1234:5678::/48".parse().unwrap();
     assert_eq!(v["kind"], "credential");
     assert_eq!(v["name"], "kitchen");

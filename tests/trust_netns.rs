@@ -50,7 +50,7 @@ fn unix_now() -> u64 {
 /// The tunnel name prefix weft gives tunnels to the node with `public`:
 /// "weft" and the first three bytes of its key in hex.
 fn tunnel_prefix(public: &str) -> String {
-    let key: weft::trust::NodePublicKey = public.parse().expect("a WireGuard public key");
+    let key: weft::trust::PublicKey = public.parse().expect("a WireGuard public key");
     format!("weft{:02x}{:02x}{:02x}", key.0[0], key.0[1], key.0[2])
 }
 
@@ -880,14 +880,12 @@ fn an_impersonator_replaying_a_credential_gets_no_tunnel_and_moves_nothing() {
         m.write_conf(i, &conf);
         creds.push(cred);
     }
-    let bravo_key: weft::trust::NodePublicKey = ids[bravo].public.parse().unwrap();
+    let bravo_key: weft::trust::PublicKey = ids[bravo].public.parse().unwrap();
     let bravo_cred = weft::trust::Credential::from_armour(&std::fs::read_to_string(&creds[bravo]).unwrap())
         .expect("credential");
-    let beacon = weft::link::wire::LinkMessage::Beacon {
-        key: bravo_key.0,
-        credential: bravo_cred.to_bytes().to_vec(),
-    }
-    .encode();
+    let beacon =
+        weft::link::wire::LinkMessage::Beacon { key: bravo_key, credential: bravo_cred.to_bytes().to_vec() }
+            .encode();
     m.start(alpha);
     let replay = common::mesh::Replayer::start(&m.net, mallory, SEG, beacon, Duration::from_millis(500));
     // Alpha hears bravo's credential from mallory's address and offers a

@@ -82,6 +82,12 @@ pub enum Output {
         from: Ipv6Addr,
         body: Vec<u8>,
     },
+    /// The route filter did not let a received announcement be used: the
+    /// policy layer asks for the origin's credential, or counts a refusal.
+    Filtered {
+        query: RouteQuery,
+        verdict: FilterVerdict,
+    },
 }
 
 /// Counters for `weft status` and tests.
@@ -97,7 +103,10 @@ pub struct Stats {
     pub ignored_tlvs: u64,
     pub unknown_tlvs: u64,
     pub updates_in: u64,
+    /// Announcements the route filter refused (not stored).
     pub refused_by_filter: u64,
+    /// Announcements the route filter held back (stored, not used).
+    pub held_by_filter: u64,
     pub from_unknown_neighbour: u64,
     pub seqno_requests_in: u64,
     pub seqno_requests_out: u64,
@@ -230,10 +239,34 @@ fn is_martian(p: &Prefix) -> bool {
     }
 }
 
-/// Filter deciding whether a learned route may be used (zero-trust prefix
-/// authorisation plugs in here): prefix, origin, and the interface the
-/// route was learned on.
-pub type RouteFilter = Box<dyn Fn(&Prefix, &RouterId, IfIndex) -> bool>;
+/// What the route filter is asked about a learned route: the prefix, the
+/// origin it claims, and where it was learned. (Origin signatures would be
+/// added here, so that the policy can judge verified origins.)
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RouteQuery {
+    pub prefix: Prefix,
+    pub router_id: RouterId,
+    pub ifindex: IfIndex,
+    pub neighbour: Ipv6Addr,
+}
+
+/// The route filter's decision.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FilterVerdict {
+    /// The route may be selected.
+    Use,
+    /// Kept, but not selected until the filter changes (e.g. the origin's
+    /// credential is not known yet).
+    Hold,
+    /// Not authorised.
+    Refuse,
+}
+
+/// Filter deciding whether a learned route may be used: zero-trust prefix
+/// authorisation plugs in here. Pure: the engine calls it on receipt and on
+/// every re-selection.
+pub type RouteFilter = Box<dyn Fn(&RouteQuery) -> FilterVerdict>;
 
 pub struct Engine {
     router_id: RouterId,
@@ -936,9 +969,16 @@ impl Engine {
             (_, Some(IpAddr::V6(a)), _) => IpAddr::V6(a),
             _ => IpAddr::V6(src),
         };
-        if let Some(f) = &self.filter {
-            if !u.is_retraction() && !f(&u.prefix, &u.router_id, ifindex) {
-                self.stats.refused_by_filter += 1;
+        if let (Some(f), false) = (&self.filter, u.is_retraction()) {
+            let query = RouteQuery { prefix: u.prefix, router_id: u.router_id, ifindex, neighbour: src };
+            let verdict = f(&query);
+            match verdict {
+                FilterVerdict::Use => {}
+                FilterVerdict::Hold => self.stats.held_by_filter += 1,
+                FilterVerdict::Refuse => self.stats.refused_by_filter += 1,
+            }
+            if verdict != FilterVerdict::Use {
+                self.outputs.push_back(Output::Filtered { query, verdict });
             }
         }
         let fallback = self.ifaces[&ifindex].cfg.update_interval_ms;
@@ -1192,9 +1232,18 @@ impl Engine {
                     None => Metric::INFINITY,
                 },
                 |r| {
-                    let ifindex =
-                        neighbours.get(r.neighbour.0 as usize).and_then(|n| n.as_ref()).map(|n| n.ifindex);
-                    filter.as_ref().is_none_or(|f| ifindex.is_some_and(|i| f(&prefix, &r.router_id, i)))
+                    let n = neighbours.get(r.neighbour.0 as usize).and_then(|n| n.as_ref());
+                    filter.as_ref().is_none_or(|f| {
+                        n.is_some_and(|n| {
+                            let q = RouteQuery {
+                                prefix,
+                                router_id: r.router_id,
+                                ifindex: n.ifindex,
+                                neighbour: n.address,
+                            };
+                            f(&q) == FilterVerdict::Use
+                        })
+                    })
                 },
             )
         };

@@ -173,11 +173,22 @@ fn v4_via_v6_routes_use_the_neighbours_link_local_address() {
 fn route_filter_holds_routes_back_and_releases_them() {
     let mut b = Bed::new();
     let p: Prefix = "fd00:9::/64".parse().unwrap();
-    b.e.set_route_filter(b.now, Some(Box::new(|_, _, _| false)));
+    b.e.set_route_filter(b.now, Some(Box::new(|_| FilterVerdict::Hold)));
     b.recv(&pkt(&[update("fd00:9::/64", 1, 10)]));
     assert!(b.e.installed(&p).is_none(), "a filtered route was installed");
-    assert_eq!(b.e.stats().refused_by_filter, 1);
-    b.e.set_route_filter(b.now, Some(Box::new(|p, rid, _| p.len() == 64 && *rid == ORIGIN)));
+    assert_eq!(b.e.stats().held_by_filter, 1);
+    assert!(b.out.iter().any(|o| matches!(o, Output::Filtered { query, verdict: FilterVerdict::Hold }
+        if query.prefix == p && query.router_id == ORIGIN && query.neighbour == THEIRS)));
+    b.e.set_route_filter(
+        b.now,
+        Some(Box::new(|q| {
+            if q.prefix.len() == 64 && q.router_id == ORIGIN {
+                FilterVerdict::Use
+            } else {
+                FilterVerdict::Refuse
+            }
+        })),
+    );
     assert!(b.e.installed(&p).is_some(), "route not installed once allowed");
 }
 

@@ -13,6 +13,6 @@ pub mod slots;
 pub mod source;
 pub mod types;
 
-pub use engine::{Engine, EngineConfig, FibOp, FibRoute, Input, Output};
+pub use engine::{Engine, EngineConfig, FibOp, FibRoute, FilterVerdict, Input, Output, RouteQuery};
 pub use interface::{IfIndex, InterfaceConfig, LinkType};
 pub use types::{Centisecs, Metric, Prefix, RouterId, SeqNo, Time};

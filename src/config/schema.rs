@@ -18,8 +18,8 @@ use crate::babel::types::Prefix;
 use super::error::{ConfigError, ErrorKind, Warning};
 use super::uci::{Document, Section, UciValue};
 use super::value::{
-    parse_abs_path, parse_bool, parse_duration_ms, parse_ifname, parse_interval_ms, parse_uint,
-    parse_whole_seconds_ms, suggest, Endpoint, Expected, PublicKey, MAX_INTERVAL_MS,
+    parse_abs_path, parse_bool, parse_duration_ms, parse_ifname, parse_interval_ms, parse_public_key,
+    parse_uint, parse_whole_seconds_ms, suggest, Endpoint, Expected, PublicKey, MAX_INTERVAL_MS,
 };
 
 /// Kernel route protocol number weft uses unless told otherwise.
@@ -541,10 +541,6 @@ fn parse_mesh_prefix(s: &str) -> Result<Prefix, Expected> {
     }
 }
 
-fn parse_key(s: &str) -> Result<PublicKey, Expected> {
-    s.parse()
-}
-
 fn parse_rxcost(s: &str) -> Result<u16, Expected> {
     parse_uint(s, 1, 65534).map(|v| v as u16).map_err(|e| format!("{e} (65535 is infinity)"))
 }
@@ -694,7 +690,7 @@ pub fn from_document(doc: &Document, file: &str, warnings: &mut Vec<Warning>) ->
     let mut seen_keys: HashMap<PublicKey, usize> = HashMap::new();
     for s in doc.sections_of("peer") {
         let f = Fields::new(file, s, PEER_OPTIONS);
-        let (public_key, line) = f.required("public_key", parse_key)?;
+        let (public_key, line) = f.required("public_key", parse_public_key)?;
         if let Some(first) = seen_keys.insert(public_key, line) {
             return Err(ConfigError::at(
                 file,
@@ -844,8 +840,8 @@ fn read_main(
     let trust = TrustConfig {
         private_key_file: path_or(&f, "private_key_file", "/etc/weft/private.key")?,
         credential_file: path_or(&f, "credential_file", "/etc/weft/node.cred")?,
-        ca_public_keys: key_list(&f, "ca_public_key", warnings)?,
-        trusted_keys: key_list(&f, "trusted_key", warnings)?,
+        ca_public_keys: key_list(&f, "ca_public_key", parse_public_key, warnings)?,
+        trusted_keys: key_list(&f, "trusted_key", parse_public_key, warnings)?,
         revocation_file: path_or(&f, "revocation_file", "/etc/weft/revoked")?,
     };
 
@@ -859,10 +855,15 @@ fn path_or(f: &Fields<'_>, name: &str, default: &str) -> Result<PathBuf, ConfigE
 }
 
 /// A list of keys; a key given twice is kept once, with a warning.
-fn key_list(f: &Fields<'_>, name: &str, warnings: &mut Vec<Warning>) -> Result<Vec<PublicKey>, ConfigError> {
+fn key_list(
+    f: &Fields<'_>,
+    name: &str,
+    parse: fn(&str) -> Result<PublicKey, Expected>,
+    warnings: &mut Vec<Warning>,
+) -> Result<Vec<PublicKey>, ConfigError> {
     let mut keys: Vec<PublicKey> = Vec::new();
     for (v, line) in f.list(name) {
-        let k = parse_key(v).map_err(|e| f.invalid(name, v, line, e))?;
+        let k = parse(v).map_err(|e| f.invalid(name, v, line, e))?;
         if keys.contains(&k) {
             warnings.push(Warning::new(f.file, line, format!("{name} {k} is listed twice")));
         } else {

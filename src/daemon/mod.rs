@@ -3,7 +3,6 @@
 
 pub mod ifaces;
 pub mod logger;
-pub mod mesh;
 pub mod mesh_runtime;
 pub mod runner;
 pub mod state_file;
@@ -73,11 +72,11 @@ pub fn run(args: &[String]) -> ExitCode {
             let id = mesh_runtime::load_identity(&cfg)?;
             let store = mesh_runtime::build_store(&cfg)?;
             log::info!("identity: public key {}, router-id {}", id.public, id.router_id);
-            Some(mesh_runtime::MeshRuntime::start(&cfg, id, store).await?)
+            Some(mesh_runtime::MeshRuntime::start(&cfg, id, store, crate::babel::Time(0)).await?)
         } else {
             None
         };
-        let fixed_rid = mesh.as_ref().map(|m| m.id.router_id);
+        let fixed_rid = mesh.as_ref().map(|m| m.core.identity().router_id);
         let state = runner::initial_state(&cfg.main.state_file, fixed_rid);
         let monitor = RtnlMonitor::open()?;
         let sock = BabelSocket::open(cfg.main.babel_port)?;

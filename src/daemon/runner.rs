@@ -58,8 +58,6 @@ pub struct Daemon<F: Fib, M: LinkMonitor, S: BabelIo> {
     control_path: PathBuf,
     /// The zero-trust mesh (keys, tunnels, credentials), when configured.
     mesh: Option<MeshRuntime>,
-    /// Babel interfaces that are WireGuard tunnels (their routes are filtered).
-    tunnel_ifs: BTreeSet<IfIndex>,
 }
 
 fn fib_config(cfg: &Config) -> io::Result<FibConfig> {
@@ -134,7 +132,6 @@ impl<F: Fib, M: LinkMonitor, S: BabelIo> Daemon<F, M, S> {
             is_wireless,
             control_path,
             mesh,
-            tunnel_ifs: BTreeSet::new(),
         })
     }
 
@@ -243,8 +240,11 @@ impl<F: Fib, M: LinkMonitor, S: BabelIo> Daemon<F, M, S> {
                 _ = recv_signal(&mut int) => break,
                 _ = &mut stop => break,
             }
-            self.drain().await;
-            self.mesh_work().await;
+            if let Some(m) = self.mesh.as_mut() {
+                let now = Time(self.start.elapsed().as_millis() as u64);
+                m.io_work(now, &self.cfg).await;
+            }
+            self.pump().await;
             if self.engine.seqno() != self.saved_seqno {
                 self.save_state();
             }
@@ -253,10 +253,42 @@ impl<F: Fib, M: LinkMonitor, S: BabelIo> Daemon<F, M, S> {
         Ok(())
     }
 
-    /// Does what the engine asked: datagrams out, FIB changes in one batch.
-    async fn drain(&mut self) {
-        let mut ops: Vec<kernel::FibOp> = Vec::new();
+    /// Moves outputs between the engine, the mesh core and the edges until
+    /// neither has anything left. The engine's outputs are taken out before
+    /// anything is done with them, so the engine is never re-entered from
+    /// inside its own drain: what the core asks of it comes in afterwards.
+    async fn pump(&mut self) {
+        for _ in 0..64 {
+            let engine_moved = self.drain().await;
+            let now = self.now();
+            let (tunnels_changed, mesh_moved) = match self.mesh.as_mut() {
+                Some(m) => m.drain(&mut self.engine, now).await,
+                None => (false, false),
+            };
+            if tunnels_changed {
+                self.reconcile_interfaces();
+            }
+            if !engine_moved && !mesh_moved {
+                return;
+            }
+        }
+        warn!("engine and mesh core still busy after 64 rounds: continuing at the next event");
+    }
+
+    /// Does what the engine asked: datagrams out, FIB changes in one batch,
+    /// TLV 224 bodies and filter verdicts to the mesh core. Returns whether
+    /// there was anything.
+    async fn drain(&mut self) -> bool {
+        let mut outs = Vec::new();
         while let Some(o) = self.engine.poll_output() {
+            outs.push(o);
+        }
+        if outs.is_empty() {
+            return false;
+        }
+        let mut ops: Vec<kernel::FibOp> = Vec::new();
+        let now = self.now();
+        for o in outs {
             match o {
                 Output::Send { ifindex, dst, data } => {
                     let dest = match dst {
@@ -269,25 +301,29 @@ impl<F: Fib, M: LinkMonitor, S: BabelIo> Daemon<F, M, S> {
                 }
                 Output::Fib(op) => self.fib_op(op, &mut ops),
                 Output::Extension { ifindex, from, body } => {
-                    let now = self.now();
                     if let Some(m) = self.mesh.as_mut() {
-                        m.on_extension(&mut self.engine, now, ifindex, from, &body);
+                        m.on_extension(now, ifindex, from, &body);
+                    }
+                }
+                Output::Filtered { query, verdict } => {
+                    if let Some(m) = self.mesh.as_mut() {
+                        m.on_filtered(now, query, verdict);
                     }
                 }
             }
         }
-        if ops.is_empty() {
-            return;
-        }
-        for f in self.fib.apply(&ops).await {
-            self.fib_failures += 1;
-            warn!("kernel route {:?}: {}", f.op, f.error);
-            if let kernel::FibOp::Replace(r) = f.op {
-                if self.installed.get(&r.prefix) == Some(&r) {
-                    self.installed.remove(&r.prefix);
+        if !ops.is_empty() {
+            for f in self.fib.apply(&ops).await {
+                self.fib_failures += 1;
+                warn!("kernel route {:?}: {}", f.op, f.error);
+                if let kernel::FibOp::Replace(r) = f.op {
+                    if self.installed.get(&r.prefix) == Some(&r) {
+                        self.installed.remove(&r.prefix);
+                    }
                 }
             }
         }
+        true
     }
 
     fn fib_op(&mut self, op: babel::FibOp, ops: &mut Vec<kernel::FibOp>) {
@@ -354,39 +390,10 @@ impl<F: Fib, M: LinkMonitor, S: BabelIo> Daemon<F, M, S> {
             self.active.insert(ifindex, config.clone());
             self.engine.handle_input(now, Input::InterfaceUp { ifindex, config });
         }
-        let tunnels: BTreeSet<IfIndex> = match &self.mesh {
-            Some(m) => self.active.iter().filter(|(_, c)| m.is_tunnel(&c.name)).map(|(i, _)| *i).collect(),
-            None => BTreeSet::new(),
-        };
-        if tunnels != self.tunnel_ifs {
-            self.tunnel_ifs = tunnels;
-            self.refresh_filter();
-        }
-    }
-
-    /// The zero-trust side after every event: tunnels the link manager
-    /// wants, credentials to exchange, and the route filter kept current.
-    async fn mesh_work(&mut self) {
-        let now = self.now();
-        let Some(m) = self.mesh.as_mut() else { return };
-        let before: Vec<String> = m.tunnel_names().cloned().collect();
-        m.drain_link().await;
-        let after: Vec<String> = m.tunnel_names().cloned().collect();
-        m.tick(&mut self.engine, now, &self.cfg, &self.tunnel_ifs).await;
-        if before != after {
-            self.reconcile_interfaces();
-        }
-        if self.mesh.as_ref().is_some_and(|m| m.filter_stale()) {
-            self.refresh_filter();
-        }
-        self.drain().await;
-    }
-
-    fn refresh_filter(&mut self) {
-        let now = self.now();
         if let Some(m) = self.mesh.as_mut() {
-            let f = m.build_filter(self.tunnel_ifs.clone());
-            self.engine.set_route_filter(now, Some(f));
+            let tunnels: BTreeSet<IfIndex> =
+                self.active.iter().filter(|(_, c)| m.is_tunnel(&c.name)).map(|(i, _)| *i).collect();
+            m.set_tunnel_interfaces(now, tunnels);
         }
     }
 
@@ -444,7 +451,6 @@ impl<F: Fib, M: LinkMonitor, S: BabelIo> Daemon<F, M, S> {
                 m.trust_changed(now, &self.cfg);
                 m.reconcile_statics(now, &self.cfg, true);
             }
-            self.refresh_filter();
         } else if self.cfg.trust.has_trust_material() {
             warn!("trust material was added: restart weft to turn on the zero-trust mesh");
         }
@@ -502,7 +508,7 @@ impl<F: Fib, M: LinkMonitor, S: BabelIo> Daemon<F, M, S> {
         info!("stopping: retracting our routes");
         let now = self.now();
         self.engine.handle_input(now, Input::Shutdown);
-        self.drain().await;
+        self.pump().await;
         match self.fib.flush_own().await {
             Ok(n) => info!("removed {n} routes"),
             Err(e) => warn!("removing routes: {e}"),
@@ -590,7 +596,7 @@ impl<F: Fib, M: LinkMonitor, S: BabelIo> Daemon<F, M, S> {
                 "kernel_route_failures": self.fib_failures,
             },
             "babel": self.engine.stats(),
-            "trust": self.mesh.as_ref().map(|m| m.status(&self.engine, &self.tunnel_ifs)),
+            "trust": self.mesh.as_ref().map(|m| m.status(&self.engine.routes())),
         })
     }
 }

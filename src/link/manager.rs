@@ -20,15 +20,22 @@ use std::net::{IpAddr, Ipv6Addr, SocketAddr, SocketAddrV6};
 
 use super::wire::{seal, LinkMessage, PublicKey, DISCOVERY_GROUP, DISCOVERY_PORT, MAC_LEN};
 use crate::babel::{IfIndex, LinkType, Time};
+use crate::trust::TrustError;
 
-/// Cryptography and policy the manager needs, supplied by the trust layer.
+/// Cryptography and policy the manager needs, supplied by the mesh core
+/// (which owns the trust store and our private key).
 pub trait LinkAuth {
     /// A MAC over `data` keyed by the X25519 shared secret of our private
     /// key and `peer`'s public key (the same value on both sides).
-    fn mac(&self, peer: &PublicKey, data: &[u8]) -> [u8; MAC_LEN];
+    fn mac(&mut self, peer: &PublicKey, data: &[u8]) -> [u8; MAC_LEN];
     /// Whether `key`, presenting `credential` (possibly empty), may have a
-    /// tunnel at Unix time `now_unix`.
-    fn authorise(&self, key: &PublicKey, credential: &[u8], now_unix: u64) -> Result<Authorised, String>;
+    /// tunnel at Unix time `now_unix`; the trust module's verdict otherwise.
+    fn authorise(
+        &mut self,
+        key: &PublicKey,
+        credential: &[u8],
+        now_unix: u64,
+    ) -> Result<Authorised, TrustError>;
 }
 
 /// A positive verdict.
@@ -157,7 +164,7 @@ pub enum LinkOutput {
     Refused {
         key: PublicKey,
         scope: Scope,
-        reason: String,
+        reason: TrustError,
     },
 }
 
@@ -260,9 +267,9 @@ fn hex(b: &[u8]) -> String {
 /// roaming one (at most 15 characters; the firewall matches "weft+").
 pub fn tunnel_name(scope: Scope, key: &PublicKey) -> String {
     match scope {
-        Scope::Raw(i) => format!("weft{}-{}", hex(&key[..3]), i % 10_000),
-        Scope::Static(n) => format!("weft{}-s{}", hex(&key[..3]), n % 100),
-        Scope::Remote => format!("weft{}-r", hex(&key[..3])),
+        Scope::Raw(i) => format!("weft{}-{}", hex(&key.0[..3]), i % 10_000),
+        Scope::Static(n) => format!("weft{}-s{}", hex(&key.0[..3]), n % 100),
+        Scope::Remote => format!("weft{}-r", hex(&key.0[..3])),
     }
 }
 
@@ -354,7 +361,7 @@ impl LinkManager {
         t
     }
 
-    pub fn handle_input(&mut self, now: Time, unix: u64, input: LinkInput<'_>, auth: &dyn LinkAuth) {
+    pub fn handle_input(&mut self, now: Time, unix: u64, input: LinkInput<'_>, auth: &mut dyn LinkAuth) {
         self.now = now;
         self.unix = unix;
         match input {
@@ -424,7 +431,7 @@ impl LinkManager {
         }
     }
 
-    pub fn handle_timeout(&mut self, now: Time, unix: u64, auth: &dyn LinkAuth) {
+    pub fn handle_timeout(&mut self, now: Time, unix: u64, auth: &mut dyn LinkAuth) {
         self.now = now;
         self.unix = unix;
         let due: Vec<IfIndex> =
@@ -441,8 +448,10 @@ impl LinkManager {
             .map(|(k, _)| *k)
             .collect();
         for k in expired {
-            let reason = "credential expired".to_string();
-            let cred = self.peers.get(&k).map(|p| p.credential.clone()).unwrap_or_default();
+            let (cred, lapsed) =
+                self.peers.get(&k).map(|p| (p.credential.clone(), p.expires_unix)).unwrap_or_default();
+            let reason =
+                TrustError::Expired { not_after: lapsed.unwrap_or(unix).saturating_sub(1), now: unix };
             self.refuse(k.0, k.1, &cred, reason);
             self.drop_peer(k);
         }
@@ -483,7 +492,7 @@ impl LinkManager {
         self.outputs.push(LinkOutput::Send { ifindex: Some(ifindex), dst, data });
     }
 
-    fn refuse(&mut self, scope: Scope, key: PublicKey, credential: &[u8], reason: String) {
+    fn refuse(&mut self, scope: Scope, key: PublicKey, credential: &[u8], reason: TrustError) {
         self.stats.refused += 1;
         if self.refused.len() >= MAX_REFUSED {
             // Forget the entry that would expire first.
@@ -563,7 +572,7 @@ impl LinkManager {
         key: PublicKey,
         credential: &[u8],
         addr: Option<SocketAddr>,
-        auth: &dyn LinkAuth,
+        auth: &mut dyn LinkAuth,
     ) -> bool {
         if key == self.cfg.key {
             return false;
@@ -619,7 +628,7 @@ impl LinkManager {
         None
     }
 
-    fn receive(&mut self, ifindex: Option<IfIndex>, src: SocketAddr, data: &[u8], auth: &dyn LinkAuth) {
+    fn receive(&mut self, ifindex: Option<IfIndex>, src: SocketAddr, data: &[u8], auth: &mut dyn LinkAuth) {
         let (msg, covered) = match LinkMessage::decode(data) {
             Ok(x) => x,
             Err(_) => {
@@ -784,7 +793,7 @@ impl LinkManager {
         }
     }
 
-    fn send_offer(&mut self, k: (Scope, PublicKey), auth: &dyn LinkAuth) {
+    fn send_offer(&mut self, k: (Scope, PublicKey), auth: &mut dyn LinkAuth) {
         let nonce = self.nonce();
         let (me, cred, now) = (self.cfg.key, self.cfg.credential.clone(), self.now);
         let Some(p) = self.peers.get_mut(&k) else { return };
@@ -810,7 +819,7 @@ impl LinkManager {
         self.outputs.push(LinkOutput::Send { ifindex, dst, data });
     }
 
-    fn start_static(&mut self, index: u32, auth: &dyn LinkAuth) {
+    fn start_static(&mut self, index: u32, auth: &mut dyn LinkAuth) {
         let Some(s) = self.statics.get(&index).cloned() else { return };
         let scope = Scope::Static(index);
         if self.peers.contains_key(&(scope, s.key)) {
@@ -845,7 +854,7 @@ impl LinkManager {
         }
     }
 
-    fn recheck(&mut self, auth: &dyn LinkAuth) {
+    fn recheck(&mut self, auth: &mut dyn LinkAuth) {
         let keys: Vec<((Scope, PublicKey), Vec<u8>)> =
             self.peers.iter().map(|(k, p)| (*k, p.credential.clone())).collect();
         for (k, cred) in keys {

@@ -32,7 +32,7 @@ pub const MAC_LEN: usize = 16;
 /// Credentials are small; anything larger is refused before any parsing.
 pub const MAX_CREDENTIAL: usize = 1024;
 
-pub type PublicKey = [u8; 32];
+pub use crate::key::PublicKey;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum LinkMessage {
@@ -102,7 +102,7 @@ impl<'a> Reader<'a> {
         Ok(s)
     }
     fn key(&mut self) -> Result<PublicKey, WireError> {
-        Ok(self.take(32)?.try_into().expect("32 bytes"))
+        Ok(PublicKey(self.take(32)?.try_into().expect("32 bytes")))
     }
     fn u16(&mut self) -> Result<u16, WireError> {
         Ok(u16::from_be_bytes(self.take(2)?.try_into().expect("2 bytes")))
@@ -180,13 +180,13 @@ impl LinkMessage {
         match self {
             LinkMessage::Beacon { key, credential } => {
                 b.push(1);
-                b.extend_from_slice(key);
+                b.extend_from_slice(&key.0);
                 cred(&mut b, credential);
             }
             LinkMessage::Offer { from, to, nonce, port, credential, mac } => {
                 b.push(2);
-                b.extend_from_slice(from);
-                b.extend_from_slice(to);
+                b.extend_from_slice(&from.0);
+                b.extend_from_slice(&to.0);
                 b.extend_from_slice(&nonce.to_be_bytes());
                 b.extend_from_slice(&port.to_be_bytes());
                 cred(&mut b, credential);
@@ -194,8 +194,8 @@ impl LinkMessage {
             }
             LinkMessage::Answer { from, to, echo, nonce, port, credential, mac } => {
                 b.push(3);
-                b.extend_from_slice(from);
-                b.extend_from_slice(to);
+                b.extend_from_slice(&from.0);
+                b.extend_from_slice(&to.0);
                 b.extend_from_slice(&echo.to_be_bytes());
                 b.extend_from_slice(&nonce.to_be_bytes());
                 b.extend_from_slice(&port.to_be_bytes());
@@ -204,8 +204,8 @@ impl LinkMessage {
             }
             LinkMessage::Confirm { from, to, echo, port, mac } => {
                 b.push(4);
-                b.extend_from_slice(from);
-                b.extend_from_slice(to);
+                b.extend_from_slice(&from.0);
+                b.extend_from_slice(&to.0);
                 b.extend_from_slice(&echo.to_be_bytes());
                 b.extend_from_slice(&port.to_be_bytes());
                 b.extend_from_slice(mac);
@@ -235,25 +235,31 @@ mod tests {
     #[test]
     fn round_trips_and_rejects_garbage() {
         let msgs = [
-            LinkMessage::Beacon { key: [1; 32], credential: vec![9; 40] },
+            LinkMessage::Beacon { key: PublicKey([1; 32]), credential: vec![9; 40] },
             LinkMessage::Offer {
-                from: [1; 32],
-                to: [2; 32],
+                from: PublicKey([1; 32]),
+                to: PublicKey([2; 32]),
                 nonce: 7,
                 port: 51820,
                 credential: vec![],
                 mac: [3; 16],
             },
             LinkMessage::Answer {
-                from: [2; 32],
-                to: [1; 32],
+                from: PublicKey([2; 32]),
+                to: PublicKey([1; 32]),
                 echo: 7,
                 nonce: 8,
                 port: 51821,
                 credential: vec![5; 3],
                 mac: [4; 16],
             },
-            LinkMessage::Confirm { from: [1; 32], to: [2; 32], echo: 8, port: 51820, mac: [6; 16] },
+            LinkMessage::Confirm {
+                from: PublicKey([1; 32]),
+                to: PublicKey([2; 32]),
+                echo: 8,
+                port: 51820,
+                mac: [6; 16],
+            },
         ];
         for m in &msgs {
             let b = m.encode();
@@ -272,14 +278,20 @@ mod tests {
         assert_eq!(LinkMessage::decode(b"WEFX\x01\x01").unwrap_err(), WireError::BadMagic);
         assert_eq!(LinkMessage::decode(b"WEFT\x02\x01").unwrap_err(), WireError::BadVersion(2));
         assert_eq!(LinkMessage::decode(b"WEFT\x01\x09").unwrap_err(), WireError::UnknownType(9));
-        let mut huge = LinkMessage::Beacon { key: [1; 32], credential: vec![] }.encode();
+        let mut huge = LinkMessage::Beacon { key: PublicKey([1; 32]), credential: vec![] }.encode();
         huge[38..40].copy_from_slice(&2000u16.to_be_bytes());
         assert_eq!(LinkMessage::decode(&huge).unwrap_err(), WireError::CredentialTooLong(2000));
     }
 
     #[test]
     fn seal_fills_the_mac_over_the_covered_bytes() {
-        let m = LinkMessage::Confirm { from: [1; 32], to: [2; 32], echo: 8, port: 1, mac: [0; 16] };
+        let m = LinkMessage::Confirm {
+            from: PublicKey([1; 32]),
+            to: PublicKey([2; 32]),
+            echo: 8,
+            port: 1,
+            mac: [0; 16],
+        };
         let b = seal(&m, |covered| {
             let mut x = [0u8; 16];
             x[0] = covered.len() as u8;

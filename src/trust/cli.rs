@@ -14,7 +14,7 @@ use std::process::ExitCode;
 use super::armour;
 use super::credential::{Credential, CredentialBody, Validity};
 use super::derive::{mesh_interface_id, router_id, MeshPrefix};
-use super::keys::{CaPublicKey, CaSecretKey, NodePrivateKey, NodePublicKey, KEY_LEN};
+use super::keys::{CaPublicKey, CaSecretKey, NodePrivateKey, PublicKey, KEY_LEN};
 use super::revocation::{self, RevocationList};
 use super::time::{iso8601, parse_duration, parse_time};
 use crate::babel::Prefix;
@@ -313,7 +313,7 @@ fn load_ca_public(dir: &str) -> Result<CaPublicKey, CliError> {
     text.parse().map_err(|e| failed(format!("{}: CA public {e}", path.display())))
 }
 
-fn parse_node_key(s: &str) -> Result<NodePublicKey, CliError> {
+fn parse_node_key(s: &str) -> Result<PublicKey, CliError> {
     s.parse().map_err(|e| usage(format!("--public-key {s:?}: {e}")))
 }
 

@@ -8,7 +8,7 @@ use std::net::Ipv6Addr;
 
 use super::credential::{self, Credential, Validity};
 use super::derive::{self, MeshPrefix};
-use super::keys::{CaKeyId, CaPublicKey, NodePublicKey};
+use super::keys::{CaKeyId, CaPublicKey, PublicKey};
 use super::revocation::RevocationList;
 use super::wire::DecodeError;
 use crate::babel::{Prefix, RouterId};
@@ -36,11 +36,11 @@ pub enum TrustError {
     },
     /// The credential is for another key than the peer presented.
     KeyMismatch {
-        peer: NodePublicKey,
-        credential: NodePublicKey,
+        peer: PublicKey,
+        credential: PublicKey,
     },
     /// No credential and not on the allow-list.
-    NotAuthorised(NodePublicKey),
+    NotAuthorised(PublicKey),
     /// A revocation list older than (or conflicting with) the one held.
     StaleRevocationList {
         held: u64,
@@ -49,6 +49,22 @@ pub enum TrustError {
 }
 
 impl TrustError {
+    /// A short name of the kind of error, without the times or keys it
+    /// carries: what logs and counters group refusals by.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            TrustError::Malformed(_) => "malformed",
+            TrustError::UnknownCa(_) => "unknown-ca",
+            TrustError::BadSignature(_) => "bad-signature",
+            TrustError::NotYetValid { .. } => "not-yet-valid",
+            TrustError::Expired { .. } => "expired",
+            TrustError::Revoked { .. } => "revoked",
+            TrustError::KeyMismatch { .. } => "key-mismatch",
+            TrustError::NotAuthorised(_) => "not-authorised",
+            TrustError::StaleRevocationList { .. } => "stale-revocation-list",
+        }
+    }
+
     /// When a retry could succeed without anything else changing: the
     /// not-before of a credential that is not yet valid. The daemon keeps it
     /// as a timer.
@@ -114,7 +130,7 @@ pub enum Authority {
 /// A node that passed verification, with what it is granted.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct VerifiedNode {
-    pub public_key: NodePublicKey,
+    pub public_key: PublicKey,
     pub router_id: RouterId,
     pub name: Option<String>,
     /// Prefixes granted by the credential or the allow-list entry.
@@ -168,7 +184,7 @@ pub enum RevocationUpdate {
 #[derive(Clone, Debug, Default)]
 pub struct TrustStore {
     cas: BTreeMap<CaKeyId, CaPublicKey>,
-    allowed: BTreeMap<NodePublicKey, AllowEntry>,
+    allowed: BTreeMap<PublicKey, AllowEntry>,
     revocations: BTreeMap<CaKeyId, RevocationList>,
     mesh_prefix: Option<MeshPrefix>,
 }
@@ -204,11 +220,11 @@ impl TrustStore {
         self.cas.iter()
     }
 
-    pub fn allow_key(&mut self, key: NodePublicKey, entry: AllowEntry) {
+    pub fn allow_key(&mut self, key: PublicKey, entry: AllowEntry) {
         self.allowed.insert(key, entry);
     }
 
-    pub fn disallow_key(&mut self, key: &NodePublicKey) -> bool {
+    pub fn disallow_key(&mut self, key: &PublicKey) -> bool {
         self.allowed.remove(key).is_some()
     }
 
@@ -238,7 +254,7 @@ impl TrustStore {
     /// The CA whose list revokes `key`, if any. A revocation by any trusted
     /// CA counts for every credential and for the allow-list: the key is the
     /// identity, and a compromised key is compromised everywhere.
-    pub fn revoked_by(&self, key: &NodePublicKey) -> Option<CaKeyId> {
+    pub fn revoked_by(&self, key: &PublicKey) -> Option<CaKeyId> {
         self.revocations.iter().find(|(_, l)| l.contains(key)).map(|(id, _)| *id)
     }
 
@@ -283,7 +299,7 @@ impl TrustStore {
     }
 
     /// Verifies a key by the allow-list alone.
-    pub fn verify_allow_listed(&self, key: &NodePublicKey) -> Result<VerifiedNode, TrustError> {
+    pub fn verify_allow_listed(&self, key: &PublicKey) -> Result<VerifiedNode, TrustError> {
         let entry = self.allowed.get(key).ok_or(TrustError::NotAuthorised(*key))?;
         if let Some(by) = self.revoked_by(key) {
             return Err(TrustError::Revoked { by });
@@ -305,7 +321,7 @@ impl TrustStore {
     /// `NotAuthorised` without one) is the answer. Revocation beats both.
     pub fn authorise_peer(
         &self,
-        peer: &NodePublicKey,
+        peer: &PublicKey,
         cred: Option<&Credential>,
         now: u64,
     ) -> Result<VerifiedNode, TrustError> {
