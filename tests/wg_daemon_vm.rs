@@ -25,7 +25,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use weft::daemon::mesh_runtime::link_local_for;
+use weft::mesh::tunnel_link_local as link_local_for;
 use weft::trust::{MeshPrefix, PublicKey};
 
 const WEFT: &str = env!("CARGO_BIN_EXE_weft");

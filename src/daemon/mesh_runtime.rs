@@ -397,7 +397,7 @@ impl MeshRuntime {
                 warn!("cannot create tunnel {name}: {e}");
                 return false;
             }
-            let ll = link_local_for(&self.public);
+            let ll = crate::mesh::tunnel_link_local(&self.public);
             if let Err(e) = self.wg.add_address(&name, IpAddr::V6(ll), 64).await {
                 warn!("tunnel {name}: adding {ll}: {e}");
             }
@@ -506,13 +506,6 @@ pub fn is_tunnel_name(name: &str) -> bool {
             let digits = t.strip_prefix('s').unwrap_or(t);
             t == "r" || (!digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()))
         })
-}
-
-/// The link-local address of our tunnel interfaces: fe80::/64 with the
-/// key-derived interface identifier (stable across restarts).
-pub fn link_local_for(key: &PublicKey) -> Ipv6Addr {
-    let iid = derive::mesh_interface_id(key);
-    Ipv6Addr::from((0xfe80u128 << 112) | iid as u128)
 }
 
 #[cfg(test)]

@@ -52,6 +52,26 @@ pub struct MeshConfig {
     pub seed: u64,
 }
 
+impl MeshConfig {
+    /// Defaults for everything but the identity and the trust store.
+    pub fn new(
+        key: NodePrivateKey,
+        credential: Option<Credential>,
+        store: TrustStore,
+        seed: u64,
+    ) -> MeshConfig {
+        MeshConfig {
+            key,
+            credential,
+            store,
+            trusted_keys: Vec::new(),
+            listen_port: crate::config::schema::DEFAULT_LISTEN_PORT,
+            listen_port_range: crate::config::schema::DEFAULT_LISTEN_PORT_RANGE,
+            seed,
+        }
+    }
+}
+
 /// Something that happened, for the core.
 #[derive(Debug)]
 pub enum MeshInput<'a> {
@@ -498,4 +518,11 @@ impl MeshCore {
         // Every tunnel neighbour gets the new one at the next tick.
         self.announced_to.clear();
     }
+}
+
+/// The link-local address of a node's tunnel interfaces: fe80::/64 with the
+/// key-derived interface identifier (stable across restarts).
+pub fn tunnel_link_local(key: &PublicKey) -> Ipv6Addr {
+    let iid = derive::mesh_interface_id(key);
+    Ipv6Addr::from((0xfe80u128 << 112) | iid as u128)
 }

@@ -30,6 +30,7 @@ pub use derive::{mesh_interface_id, router_id, MeshPrefix};
 pub use keys::{CaKeyId, CaPublicKey, CaSecretKey, KeyError, NodePrivateKey, PublicKey};
 pub use revocation::RevocationList;
 pub use store::{
-    authorise_prefix, AllowEntry, Authority, RevocationUpdate, TrustError, TrustStore, VerifiedNode,
+    authorise_prefix, check_window, AllowEntry, Authority, RevocationUpdate, TrustError, TrustStore,
+    TrustTime, VerifiedNode,
 };
 pub use wire::{DecodeError, ValueError};

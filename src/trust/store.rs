@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::net::Ipv6Addr;
 
-use super::credential::{self, Credential, Validity};
+use super::credential::{self, Credential};
 use super::derive::{self, MeshPrefix};
 use super::keys::{CaKeyId, CaPublicKey, PublicKey};
 use super::revocation::RevocationList;
@@ -109,6 +109,37 @@ impl fmt::Display for TrustError {
 }
 
 impl std::error::Error for TrustError {}
+
+/// The times a verdict is reached at. A router whose wall clock cannot be
+/// believed (see `mesh::clock`) checks expiry against a lower bound of the
+/// time and may not check not-before at all.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TrustTime {
+    /// Not-before is checked against this; `None`: not enforced.
+    pub not_before_at: Option<u64>,
+    /// Not-after is checked against this.
+    pub expiry_at: u64,
+}
+
+impl TrustTime {
+    /// Both ends of the window checked against one time.
+    pub fn exact(t: u64) -> TrustTime {
+        TrustTime { not_before_at: Some(t), expiry_at: t }
+    }
+}
+
+/// Whether a credential's validity window holds at `at` (both ends inclusive).
+pub fn check_window(body: &super::CredentialBody, at: TrustTime) -> Result<(), TrustError> {
+    if let Some(t) = at.not_before_at {
+        if t < body.not_before {
+            return Err(TrustError::NotYetValid { not_before: body.not_before, now: t });
+        }
+    }
+    if at.expiry_at > body.not_after {
+        return Err(TrustError::Expired { not_after: body.not_after, now: at.expiry_at });
+    }
+    Ok(())
+}
 
 /// An allow-list entry: a key trusted without a credential. It may carry
 /// prefix grants of its own (from local configuration), so that a small
@@ -261,6 +292,20 @@ impl TrustStore {
     /// Verifies a credential at `now`. Checks, in this order: known CA,
     /// signature, revocation, not-before, not-after (both ends inclusive).
     pub fn verify(&self, cred: &Credential, now: u64) -> Result<VerifiedNode, TrustError> {
+        self.verify_at(cred, TrustTime::exact(now))
+    }
+
+    /// [`Self::verify`] with the window checked at `at`.
+    pub fn verify_at(&self, cred: &Credential, at: TrustTime) -> Result<VerifiedNode, TrustError> {
+        let v = self.verify_signature(cred)?;
+        check_window(cred.body(), at)?;
+        Ok(v)
+    }
+
+    /// Everything but the validity window: known CA, signature, revocation.
+    /// The verdict holds until the trust material changes; the window is
+    /// checked (cheaply) as time passes.
+    pub fn verify_signature(&self, cred: &Credential) -> Result<VerifiedNode, TrustError> {
         let id = cred.ca_key_id();
         let ca = self.cas.get(&id).ok_or(TrustError::UnknownCa(id))?;
         if !cred.signature_valid(ca) {
@@ -269,13 +314,6 @@ impl TrustStore {
         let body = cred.body();
         if let Some(by) = self.revoked_by(&body.public_key) {
             return Err(TrustError::Revoked { by });
-        }
-        match body.validity_at(now) {
-            Validity::NotYetValid => {
-                return Err(TrustError::NotYetValid { not_before: body.not_before, now })
-            }
-            Validity::Expired => return Err(TrustError::Expired { not_after: body.not_after, now }),
-            Validity::Valid => {}
         }
         Ok(VerifiedNode {
             public_key: body.public_key,
@@ -325,11 +363,21 @@ impl TrustStore {
         cred: Option<&Credential>,
         now: u64,
     ) -> Result<VerifiedNode, TrustError> {
+        self.authorise_peer_at(peer, cred, TrustTime::exact(now))
+    }
+
+    /// [`Self::authorise_peer`] with the window checked at `at`.
+    pub fn authorise_peer_at(
+        &self,
+        peer: &PublicKey,
+        cred: Option<&Credential>,
+        at: TrustTime,
+    ) -> Result<VerifiedNode, TrustError> {
         let by_credential = cred.map(|c| {
             if c.public_key() != peer {
                 Err(TrustError::KeyMismatch { peer: *peer, credential: *c.public_key() })
             } else {
-                self.verify(c, now)
+                self.verify_at(c, at)
             }
         });
         match by_credential {
