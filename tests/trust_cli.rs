@@ -295,3 +295,20 @@ fn usage_errors_exit_2_and_failures_exit_1() {
     assert_eq!(code(&out), 1);
     assert!(stderr(&out).contains("BEGIN WEFT CREDENTIAL"), "{}", stderr(&out));
 }
+
+#[test]
+fn ca_sign_refuses_a_low_order_key() {
+    let dir = TempDir::new("loworder");
+    let ca = dir.s("ca");
+    ok(weft(&["ca", "init", "--out", &ca]), "ca init");
+    // The all-zero key and 1 (small order): anyone "shares" a secret with them.
+    for key in
+        ["AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=", "AQAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="]
+    {
+        let out =
+            weft(&["ca", "sign", "--ca", &ca, "--name", "n", "--public-key", key, "--out", &dir.s("c")]);
+        assert_eq!(code(&out), 2, "{key}: {}", stderr(&out));
+        assert!(stderr(&out).contains("small order"), "{}", stderr(&out));
+        assert!(!dir.path("c").exists());
+    }
+}

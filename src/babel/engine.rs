@@ -107,6 +107,9 @@ pub struct Stats {
     pub refused_by_filter: u64,
     /// Announcements the route filter held back (stored, not used).
     pub held_by_filter: u64,
+    /// Announcements not stored: their neighbour had its share of routes
+    /// or distinct origins already.
+    pub over_neighbour_limit: u64,
     pub from_unknown_neighbour: u64,
     pub seqno_requests_in: u64,
     pub seqno_requests_out: u64,
@@ -263,6 +266,46 @@ pub enum FilterVerdict {
     Refuse,
 }
 
+/// How much of our route table one neighbour may fill: a neighbour that
+/// announces more routes, or routes from more distinct origins, than this
+/// gets the rest ignored (and counted). Plenty for a mesh of thousands of
+/// nodes, but bounded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NeighbourLimits {
+    pub max_routes: usize,
+    pub max_origins: usize,
+}
+
+impl Default for NeighbourLimits {
+    fn default() -> Self {
+        NeighbourLimits { max_routes: 16_384, max_origins: 4096 }
+    }
+}
+
+/// Routes and distinct origins a neighbour has in our table.
+#[derive(Clone, Debug, Default)]
+struct NeighbourLoad {
+    routes: usize,
+    origins: BTreeMap<RouterId, u32>,
+}
+
+impl NeighbourLoad {
+    fn add(&mut self, rid: RouterId) {
+        self.routes += 1;
+        *self.origins.entry(rid).or_insert(0) += 1;
+    }
+
+    fn remove(&mut self, rid: RouterId) {
+        self.routes = self.routes.saturating_sub(1);
+        if let Some(n) = self.origins.get_mut(&rid) {
+            *n -= 1;
+            if *n == 0 {
+                self.origins.remove(&rid);
+            }
+        }
+    }
+}
+
 /// Filter deciding whether a learned route may be used: zero-trust prefix
 /// authorisation plugs in here. Pure: the engine calls it on receipt and on
 /// every re-selection.
@@ -281,6 +324,8 @@ pub struct Engine {
     xroutes: BTreeMap<Prefix, Metric>,
     requests: RequestTable,
     filter: Option<RouteFilter>,
+    limits: NeighbourLimits,
+    loads: BTreeMap<NeighbourId, NeighbourLoad>,
     outputs: VecDeque<Output>,
     next_sweep: Time,
     stats: Stats,
@@ -306,6 +351,8 @@ impl Engine {
             xroutes: BTreeMap::new(),
             requests: RequestTable::default(),
             filter: None,
+            limits: NeighbourLimits::default(),
+            loads: BTreeMap::new(),
             outputs: VecDeque::new(),
             next_sweep: Time(SWEEP_MS),
             stats: Stats::default(),
@@ -323,6 +370,12 @@ impl Engine {
 
     pub fn stats(&self) -> &Stats {
         &self.stats
+    }
+
+    /// Sets how much of the table one neighbour may fill (routes already
+    /// stored stay).
+    pub fn set_neighbour_limits(&mut self, limits: NeighbourLimits) {
+        self.limits = limits;
     }
 
     /// Installs the filter deciding which learned routes may be used, and
@@ -579,6 +632,7 @@ impl Engine {
         self.by_addr.remove(&key);
         self.neighbours[id.0 as usize] = None;
         self.free_ids.push(id.0);
+        self.loads.remove(&id);
         self.requests.forget_neighbour(id);
         for (p, before) in affected {
             self.reselect(p, before, Urgency::Urgent);
@@ -787,6 +841,7 @@ impl Engine {
         }
         self.flush_due();
         // Forget every neighbour so nothing gets reinstalled.
+        self.loads.clear();
         for (_, id) in std::mem::take(&mut self.by_addr) {
             self.neighbours[id.0 as usize] = None;
             self.free_ids.push(id.0);
@@ -954,7 +1009,7 @@ impl Engine {
         }
     }
 
-    fn handle_update(&mut self, ifindex: IfIndex, id: NeighbourId, u: Update) {
+    fn handle_update(&mut self, ifindex: IfIndex, id: NeighbourId, mut u: Update) {
         let now = self.now;
         if u.router_id == self.router_id || is_martian(&u.prefix) {
             return;
@@ -980,6 +1035,28 @@ impl Engine {
             if verdict != FilterVerdict::Use {
                 self.outputs.push_back(Output::Filtered { query, verdict });
             }
+            if verdict == FilterVerdict::Refuse {
+                // Not stored. A route this neighbour had for the prefix is
+                // not what it announces any more: retracted.
+                if self.table.get(&u.prefix).is_none_or(|e| e.route(id).is_none()) {
+                    return;
+                }
+                u.metric = Metric::INFINITY;
+            }
+        }
+        // What the neighbour may still add to the table.
+        let held = self.table.get(&u.prefix).and_then(|e| e.route(id)).map(|r| r.router_id);
+        if !u.is_retraction() && held != Some(u.router_id) {
+            let load = self.loads.get(&id);
+            let routes = load.map_or(0, |l| l.routes);
+            let new_origin = !load.is_some_and(|l| l.origins.contains_key(&u.router_id));
+            let origins = load.map_or(0, |l| l.origins.len());
+            if (held.is_none() && routes >= self.limits.max_routes)
+                || (new_origin && origins >= self.limits.max_origins)
+            {
+                self.stats.over_neighbour_limit += 1;
+                return;
+            }
         }
         let fallback = self.ifaces[&ifindex].cfg.update_interval_ms;
         let expires = now.plus_ms(expiry_ms(u.interval, fallback));
@@ -1002,6 +1079,11 @@ impl Engine {
                     // origin for a new seqno so the route does not expire.
                     request = Some((u.router_id, u.seqno));
                 } else {
+                    if r.router_id != u.router_id {
+                        let load = self.loads.entry(id).or_default();
+                        load.remove(r.router_id);
+                        load.add(u.router_id);
+                    }
                     r.router_id = u.router_id;
                     r.seqno = u.seqno;
                     r.refmetric = u.metric;
@@ -1016,6 +1098,7 @@ impl Engine {
             }
             None if u.is_retraction() => return,
             None => {
+                self.loads.entry(id).or_default().add(u.router_id);
                 entry.routes.push(Route {
                     neighbour: id,
                     router_id: u.router_id,
@@ -1397,6 +1480,7 @@ impl Engine {
                 changed.push((*p, self.snapshot(p)));
             }
         }
+        let mut gone: Vec<(NeighbourId, RouterId)> = Vec::new();
         for (p, _) in &changed {
             let e = self.table.get_mut(p).expect("listed");
             e.routes.retain_mut(|r| {
@@ -1404,6 +1488,7 @@ impl Engine {
                     return true;
                 }
                 if r.refmetric.is_infinite() {
+                    gone.push((r.neighbour, r.router_id));
                     return false;
                 }
                 // Expired: becomes a retraction, kept a little longer so a
@@ -1414,6 +1499,11 @@ impl Engine {
             });
             if e.selected.is_some_and(|n| e.route(n).is_none()) {
                 e.selected = None;
+            }
+        }
+        for (n, rid) in gone {
+            if let Some(l) = self.loads.get_mut(&n) {
+                l.remove(rid);
             }
         }
         for (p, before) in changed {

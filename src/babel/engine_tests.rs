@@ -363,3 +363,39 @@ fn ihu_for_our_current_address_wins_over_one_for_an_old_address() {
     }
     assert_eq!(e.neighbours()[0].cost, 96);
 }
+
+/// An update for `prefix` from origin `rid`.
+fn update_from(prefix: Prefix, rid: RouterId) -> Message {
+    Message::Update(Update {
+        prefix,
+        router_id: rid,
+        next_hop: None,
+        v4_via_v6: false,
+        seqno: SeqNo(1),
+        metric: Metric(10),
+        interval: Centisecs(1600),
+    })
+}
+
+#[test]
+fn a_neighbour_cannot_make_us_store_more_than_its_share_of_routes_and_origins() {
+    let mut b = Bed::new();
+    // Every origin unknown: routes are held, waiting for credentials.
+    b.e.set_route_filter(b.now, Some(Box::new(|_| FilterVerdict::Hold)));
+    let msgs: Vec<Message> = (0..20_000u32)
+        .map(|i| {
+            let prefix = Prefix::V6(Ipv6Addr::from((0xfd77u128 << 112) | u128::from(i) << 64), 64);
+            let mut rid = [2, 0, 0, 0, 0, 0, 0, 0];
+            rid[4..].copy_from_slice(&i.to_be_bytes());
+            update_from(prefix, RouterId(rid))
+        })
+        .collect();
+    for chunk in msgs.chunks(40) {
+        b.recv(&pkt(chunk));
+    }
+    let stored = b.e.route_count();
+    let origins: std::collections::BTreeSet<RouterId> = b.e.routes().iter().map(|r| r.router_id).collect();
+    assert!(stored <= 16_384, "{stored} routes stored from one neighbour");
+    assert!(origins.len() <= 4096, "{} origins stored from one neighbour", origins.len());
+    assert!(b.e.stats().over_neighbour_limit >= 20_000 - 4096);
+}

@@ -13,6 +13,8 @@ pub mod slots;
 pub mod source;
 pub mod types;
 
-pub use engine::{Engine, EngineConfig, FibOp, FibRoute, FilterVerdict, Input, Output, RouteQuery};
+pub use engine::{
+    Engine, EngineConfig, FibOp, FibRoute, FilterVerdict, Input, NeighbourLimits, Output, RouteQuery,
+};
 pub use interface::{IfIndex, InterfaceConfig, LinkType};
 pub use types::{Centisecs, Metric, Prefix, RouterId, SeqNo, Time};

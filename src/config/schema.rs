@@ -18,8 +18,9 @@ use crate::babel::types::Prefix;
 use super::error::{ConfigError, ErrorKind, Warning};
 use super::uci::{Document, Section, UciValue};
 use super::value::{
-    parse_abs_path, parse_bool, parse_duration_ms, parse_ifname, parse_interval_ms, parse_public_key,
-    parse_uint, parse_whole_seconds_ms, suggest, Endpoint, Expected, PublicKey, MAX_INTERVAL_MS,
+    parse_abs_path, parse_bool, parse_duration_ms, parse_ifname, parse_interval_ms, parse_node_key,
+    parse_public_key, parse_uint, parse_whole_seconds_ms, suggest, Endpoint, Expected, PublicKey,
+    MAX_INTERVAL_MS,
 };
 
 /// Kernel route protocol number weft uses unless told otherwise.
@@ -120,6 +121,13 @@ pub struct MainConfig {
     /// Hellos already cross every tunnel every few seconds, so it matters
     /// mostly for a peer behind NAT that must stay reachable.
     pub keepalive_ms: u64,
+    /// `max_routes_per_neighbour` (default 16384): most routes one
+    /// neighbour may put in our table; announcements beyond are ignored and
+    /// counted (`weft status`: `babel.over_neighbour_limit`).
+    pub max_routes_per_neighbour: usize,
+    /// `max_origins_per_neighbour` (default 4096): most distinct origins
+    /// (router-ids) among one neighbour's routes.
+    pub max_origins_per_neighbour: usize,
 }
 
 /// Trust material from the `config weft` section. Kept apart because a
@@ -141,6 +149,16 @@ pub struct TrustConfig {
     /// `revocation_file` (default `/etc/weft/revoked`): the revocation list
     /// the trust module reads. Only the path is checked here.
     pub revocation_file: PathBuf,
+}
+
+impl MainConfig {
+    /// The per-neighbour limits the engine enforces.
+    pub fn neighbour_limits(&self) -> crate::babel::NeighbourLimits {
+        crate::babel::NeighbourLimits {
+            max_routes: self.max_routes_per_neighbour,
+            max_origins: self.max_origins_per_neighbour,
+        }
+    }
 }
 
 impl TrustConfig {
@@ -316,6 +334,8 @@ const MAIN_OPTIONS: &[&str] = &[
     "listen_port",
     "listen_port_range",
     "keepalive",
+    "max_routes_per_neighbour",
+    "max_origins_per_neighbour",
 ];
 const INTERFACE_OPTIONS: &[&str] = &[
     "ifname",
@@ -690,7 +710,7 @@ pub fn from_document(doc: &Document, file: &str, warnings: &mut Vec<Warning>) ->
     let mut seen_keys: HashMap<PublicKey, usize> = HashMap::new();
     for s in doc.sections_of("peer") {
         let f = Fields::new(file, s, PEER_OPTIONS);
-        let (public_key, line) = f.required("public_key", parse_public_key)?;
+        let (public_key, line) = f.required("public_key", parse_node_key)?;
         if let Some(first) = seen_keys.insert(public_key, line) {
             return Err(ConfigError::at(
                 file,
@@ -835,13 +855,19 @@ fn read_main(
         listen_port,
         listen_port_range,
         keepalive_ms: f.value("keepalive", parse_keepalive)?.unwrap_or(0),
+        max_routes_per_neighbour: f
+            .value("max_routes_per_neighbour", |v| parse_uint(v, 1, 1_000_000).map(|v| v as usize))?
+            .unwrap_or(crate::babel::NeighbourLimits::default().max_routes),
+        max_origins_per_neighbour: f
+            .value("max_origins_per_neighbour", |v| parse_uint(v, 1, 1_000_000).map(|v| v as usize))?
+            .unwrap_or(crate::babel::NeighbourLimits::default().max_origins),
     };
 
     let trust = TrustConfig {
         private_key_file: path_or(&f, "private_key_file", "/etc/weft/private.key")?,
         credential_file: path_or(&f, "credential_file", "/etc/weft/node.cred")?,
         ca_public_keys: key_list(&f, "ca_public_key", parse_public_key, warnings)?,
-        trusted_keys: key_list(&f, "trusted_key", parse_public_key, warnings)?,
+        trusted_keys: key_list(&f, "trusted_key", parse_node_key, warnings)?,
         revocation_file: path_or(&f, "revocation_file", "/etc/weft/revoked")?,
     };
 

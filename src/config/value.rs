@@ -115,6 +115,18 @@ pub fn parse_public_key(s: &str) -> Result<PublicKey, Expected> {
         .map_err(|_| "a 32-byte key in base64 (44 characters ending in '=', as `wg pubkey` prints)".into())
 }
 
+/// A WireGuard key of a node (trusted key, static peer): a key of small
+/// order is refused, since the "secret" agreed with it is public.
+pub fn parse_node_key(s: &str) -> Result<PublicKey, Expected> {
+    let k = parse_public_key(s)?;
+    if k.is_low_order() {
+        return Err(
+            "a WireGuard public key (this one is of small order: no secret can be agreed with it)".into()
+        );
+    }
+    Ok(k)
+}
+
 /// The host part of an endpoint: an address, or a name the daemon resolves.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Host {
@@ -298,6 +310,7 @@ mod tests {
         let zero = PublicKey([0; 32]);
         assert_eq!(zero.to_string(), "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=");
         assert_eq!(parse_public_key(&zero.to_string()), Ok(zero));
+        assert!(parse_node_key(&zero.to_string()).unwrap_err().contains("small order"));
         let ff = PublicKey([0xFF; 32]);
         assert_eq!(parse_public_key(&ff.to_string()), Ok(ff));
         for bad in [

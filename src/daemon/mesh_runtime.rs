@@ -119,7 +119,15 @@ const HANDSHAKE_POLL_MS: u64 = 10_000;
 const RESOLVE_MS: u64 = 60_000;
 
 impl MeshRuntime {
-    pub async fn start(cfg: &Config, id: Identity, store: TrustStore, now: Time) -> io::Result<MeshRuntime> {
+    /// `time_floor`: the latest of the floor the last run saved and the
+    /// build time.
+    pub async fn start(
+        cfg: &Config,
+        id: Identity,
+        store: TrustStore,
+        time_floor: u64,
+        now: Time,
+    ) -> io::Result<MeshRuntime> {
         let to_io = |e: crate::wg::WgError| io::Error::other(e.to_string());
         let mut opts = crate::wg::uapi_socket::UserspaceOptions::wireguard_go();
         opts.program = cfg.main.userspace_implementation.clone().into();
@@ -138,8 +146,7 @@ impl MeshRuntime {
         };
         info!("wireguard backend: {}", wg.kind());
         let disc = DiscoverySocket::open(crate::link::wire::DISCOVERY_PORT)?;
-        let mut seed = [0u8; 8];
-        let _ = getrandom::fill(&mut seed);
+        let seed = nonce_seed(getrandom::fill)?;
         let private = *id.key.as_bytes();
         let core = MeshCore::new(
             MeshConfig {
@@ -149,7 +156,8 @@ impl MeshRuntime {
                 trusted_keys: cfg.trust.trusted_keys.clone(),
                 listen_port: cfg.main.listen_port,
                 listen_port_range: cfg.main.listen_port_range,
-                seed: u64::from_le_bytes(seed),
+                seed,
+                time_floor,
             },
             now,
             wall_clock(),
@@ -495,6 +503,17 @@ impl MeshRuntime {
     }
 }
 
+/// The link manager's seed, from the OS random source. Without one the
+/// mesh does not start: predictable nonces would let old handshake
+/// messages be replayed.
+pub fn nonce_seed<E: std::fmt::Display>(
+    fill: impl FnOnce(&mut [u8]) -> Result<(), E>,
+) -> io::Result<[u8; 32]> {
+    let mut seed = [0u8; 32];
+    fill(&mut seed).map_err(|e| io::Error::other(format!("no random numbers for handshake nonces: {e}")))?;
+    Ok(seed)
+}
+
 /// Names made by [`crate::link::manager::tunnel_name`]: "weft", 6 hex
 /// digits, '-', then digits, "s<digits>" or "r".
 pub fn is_tunnel_name(name: &str) -> bool {
@@ -511,6 +530,18 @@ pub fn is_tunnel_name(name: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn without_random_numbers_the_mesh_does_not_start() {
+        let e = nonce_seed(|_| Err("getrandom: ENOSYS")).unwrap_err();
+        assert!(e.to_string().contains("no random numbers"), "{e}");
+        let seed = nonce_seed(|b| {
+            b.fill(7);
+            Ok::<(), String>(())
+        })
+        .unwrap();
+        assert_eq!(seed, [7; 32]);
+    }
 
     #[test]
     fn tunnel_names_are_recognised() {

@@ -17,6 +17,12 @@ use crate::kernel::{RtnlFib, RtnlMonitor};
 use crate::net::BabelSocket;
 pub use runner::Daemon;
 
+/// When this binary was built (Unix seconds; `SOURCE_DATE_EPOCH` if the
+/// build set it): the time is at least that, whatever the clock says.
+pub fn build_time() -> u64 {
+    env!("WEFT_BUILD_TIME").parse().unwrap_or(0)
+}
+
 const USAGE: &str = "usage: weft daemon [-c FILE]   (default /etc/config/weft)";
 
 /// `weft daemon [-c FILE]`: runs in the foreground (procd supervises it),
@@ -72,7 +78,8 @@ pub fn run(args: &[String]) -> ExitCode {
             let id = mesh_runtime::load_identity(&cfg)?;
             let store = mesh_runtime::build_store(&cfg)?;
             log::info!("identity: public key {}, router-id {}", id.public, id.router_id);
-            Some(mesh_runtime::MeshRuntime::start(&cfg, id, store, crate::babel::Time(0)).await?)
+            let floor = state_file::load_time_floor(&cfg.main.state_file).unwrap_or(0).max(build_time());
+            Some(mesh_runtime::MeshRuntime::start(&cfg, id, store, floor, crate::babel::Time(0)).await?)
         } else {
             None
         };

@@ -53,6 +53,8 @@ pub struct Daemon<F: Fib, M: LinkMonitor, S: BabelIo> {
     installed: BTreeMap<Prefix, kernel::FibRoute>,
     start: Instant,
     saved_seqno: SeqNo,
+    /// The time floor last saved.
+    saved_floor: u64,
     fib_failures: u64,
     is_wireless: fn(&str) -> bool,
     control_path: PathBuf,
@@ -76,7 +78,7 @@ pub fn initial_state(path: &Path, fixed_router_id: Option<RouterId>) -> Persiste
     // Start above the saved seqno: whatever we announced before a crash
     // may still be remembered, and must not be newer than what we say now.
     let seqno = seqno.map_or(SeqNo(random_u64() as u16), |s| s.add(1));
-    PersistentState { router_id, seqno }
+    PersistentState { router_id, seqno, time_floor: None }
 }
 
 fn random_u64() -> u64 {
@@ -113,6 +115,8 @@ impl<F: Fib, M: LinkMonitor, S: BabelIo> Daemon<F, M, S> {
             seqno: state.seqno,
             seed: random_u64(),
         });
+        let mut engine = engine;
+        engine.set_neighbour_limits(cfg.main.neighbour_limits());
         let control_path = cfg.main.control_socket.clone();
         Ok(Daemon {
             config_path,
@@ -128,6 +132,7 @@ impl<F: Fib, M: LinkMonitor, S: BabelIo> Daemon<F, M, S> {
             installed: BTreeMap::new(),
             start: Instant::now(),
             saved_seqno: SeqNo(state.seqno.0.wrapping_sub(1)),
+            saved_floor: 0,
             fib_failures: 0,
             is_wireless,
             control_path,
@@ -245,7 +250,10 @@ impl<F: Fib, M: LinkMonitor, S: BabelIo> Daemon<F, M, S> {
                 m.io_work(now, &self.cfg).await;
             }
             self.pump().await;
-            if self.engine.seqno() != self.saved_seqno {
+            // The time floor is saved hourly (and at every seqno change).
+            let floor_moved =
+                self.mesh.as_ref().is_some_and(|m| m.core.time_floor() >= self.saved_floor + 3600);
+            if self.engine.seqno() != self.saved_seqno || floor_moved {
                 self.save_state();
             }
         }
@@ -436,6 +444,7 @@ impl<F: Fib, M: LinkMonitor, S: BabelIo> Daemon<F, M, S> {
         info!("reloading {}", self.config_path.display());
         let old = std::mem::replace(&mut self.cfg, new);
         super::logger::set_level(self.cfg.main.log_level.as_str());
+        self.engine.set_neighbour_limits(self.cfg.main.neighbour_limits());
         if (old.main.table, old.main.protocol, old.main.kernel_priority)
             != (self.cfg.main.table, self.cfg.main.protocol, self.cfg.main.kernel_priority)
         {
@@ -522,7 +531,10 @@ impl<F: Fib, M: LinkMonitor, S: BabelIo> Daemon<F, M, S> {
     }
 
     fn save_state(&mut self) {
-        let st = PersistentState { router_id: self.engine.router_id(), seqno: self.engine.seqno() };
+        let time_floor = self.mesh.as_ref().map(|m| m.core.time_floor());
+        self.saved_floor = time_floor.unwrap_or(0);
+        let st =
+            PersistentState { router_id: self.engine.router_id(), seqno: self.engine.seqno(), time_floor };
         match state_file::save(&self.cfg.main.state_file, &st) {
             Ok(()) => self.saved_seqno = st.seqno,
             Err(e) => {

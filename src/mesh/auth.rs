@@ -1,121 +1,131 @@
 //! What the link manager asks of the trust layer, answered from our private
-//! key and the trust store: handshake MACs keyed by the pair's X25519 shared
-//! secret, and verdicts on the credentials neighbours present.
+//! key, the trust store and the known-node table: X25519 shared secrets,
+//! and verdicts on the credentials neighbours present. A credential already
+//! in the known-node table with a good signature ("known good") is judged
+//! without checking its signature again.
 
-use std::collections::HashMap;
-
-use ed25519_compact::sha512::Hash as Sha512;
-
-use crate::link::wire::MAC_LEN;
 use crate::link::{Authorised, LinkAuth};
-use crate::trust::{Credential, NodePrivateKey, PublicKey, TrustError, TrustStore};
+use crate::trust::{derive, Credential, NodePrivateKey, PublicKey, TrustError, TrustStore, TrustTime};
 
-const LINK_MAC_CONTEXT: &[u8] = b"weft link handshake v1";
+use super::known::{KnownNodes, Learned};
 
-/// HMAC-SHA-512 (RFC 2104), truncated by the caller.
-pub(crate) fn hmac_sha512(key: &[u8], data: &[&[u8]]) -> [u8; 64] {
-    let mut k = [0u8; 128];
-    if key.len() > 128 {
-        k[..64].copy_from_slice(&Sha512::hash(key));
-    } else {
-        k[..key.len()].copy_from_slice(key);
-    }
-    let mut inner = Sha512::new();
-    inner.update(k.map(|b| b ^ 0x36));
-    for d in data {
-        inner.update(d);
-    }
-    let ih = inner.finalize();
-    let mut outer = Sha512::new();
-    outer.update(k.map(|b| b ^ 0x5c));
-    outer.update(ih);
-    outer.finalize()
+/// Expensive operations done, for `weft status` and for tests that bound
+/// what an attacker can make us compute.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct CryptoCounters {
+    /// X25519 shared secrets computed.
+    pub x25519: u64,
+    /// Credential signatures checked (Ed25519).
+    pub signature_checks: u64,
 }
 
-/// Our key, the trust store, and what they have computed so far.
+/// Our key, the trust store, the known-node table, and what they computed.
 pub struct TrustContext {
     pub key: NodePrivateKey,
     pub store: TrustStore,
-    /// X25519 secrets by peer key (`None`: a low-order key).
-    secrets: HashMap<PublicKey, Option<[u8; 32]>>,
-    /// Credentials that passed [`LinkAuth::authorise`], in the order seen,
-    /// for the known-node table (drained by the core after every input).
-    verified: Vec<Vec<u8>>,
+    pub known: KnownNodes,
+    counters: CryptoCounters,
+    /// CA-signed times seen by the link layer (credential not-before), for
+    /// the time floor; drained by the core after every input.
+    signed_times: Vec<u64>,
+    /// Whether the link layer's verdicts changed the known-node table.
+    known_changed: bool,
 }
-
-/// Secrets kept for at most this many peers (each costs an X25519 to redo).
-const MAX_SECRETS: usize = 512;
 
 impl TrustContext {
     pub fn new(key: NodePrivateKey, store: TrustStore) -> TrustContext {
-        TrustContext { key, store, secrets: HashMap::new(), verified: Vec::new() }
+        TrustContext {
+            key,
+            store,
+            known: KnownNodes::default(),
+            counters: CryptoCounters::default(),
+            signed_times: Vec::new(),
+            known_changed: false,
+        }
     }
 
-    /// Trust material changed: verdicts and secrets are computed afresh.
-    pub fn replace_store(&mut self, store: TrustStore) {
-        self.store = store;
-        self.secrets.clear();
+    pub fn counters(&self) -> CryptoCounters {
+        let mut c = self.counters;
+        c.signature_checks += self.known.signature_checks;
+        c
     }
 
-    /// The credentials verified since the last call.
-    pub fn take_verified(&mut self) -> Vec<Vec<u8>> {
-        std::mem::take(&mut self.verified)
+    /// Records a credential in the known-node table (see [`KnownNodes::learn`]).
+    pub fn learn(&mut self, router_id: crate::babel::RouterId, bytes: &[u8], at: TrustTime) -> Learned {
+        let l = self.known.learn(&self.store, router_id, bytes, at);
+        if let Learned::Taken { signed_time: Some(t) } = l {
+            self.signed_times.push(t);
+        }
+        l
+    }
+
+    /// CA-signed times seen since the last call, and whether the known-node
+    /// table changed.
+    pub fn take_news(&mut self) -> (Vec<u64>, bool) {
+        (std::mem::take(&mut self.signed_times), std::mem::take(&mut self.known_changed))
     }
 }
 
 impl LinkAuth for TrustContext {
-    fn mac(&mut self, peer: &PublicKey, data: &[u8]) -> [u8; MAC_LEN] {
-        if self.secrets.len() >= MAX_SECRETS && !self.secrets.contains_key(peer) {
-            self.secrets.clear();
+    fn shared_secret(&mut self, peer: &PublicKey) -> Option<[u8; 32]> {
+        if peer.is_low_order() {
+            return None;
         }
-        let key = &self.key;
-        let secret = *self.secrets.entry(*peer).or_insert_with(|| key.shared_secret(peer));
-        let mut out = [0u8; MAC_LEN];
-        // A low-order key gives no secret: produce a MAC nobody can match.
-        let Some(secret) = secret else { return out };
-        out.copy_from_slice(&hmac_sha512(&secret, &[LINK_MAC_CONTEXT, data])[..MAC_LEN]);
-        out
+        self.counters.x25519 += 1;
+        self.key.shared_secret(peer)
+    }
+
+    fn is_known_good(&self, key: &PublicKey, credential: &[u8]) -> bool {
+        !credential.is_empty() && self.known.known_good(key, credential).is_some()
+    }
+
+    fn is_newer(&self, new: &[u8], current: &[u8]) -> bool {
+        let Ok(new) = Credential::from_bytes(new) else { return false };
+        match Credential::from_bytes(current) {
+            Ok(cur) => new.body().not_before > cur.body().not_before,
+            // An allow-listed neighbour (no credential) showing one.
+            Err(_) => true,
+        }
     }
 
     fn authorise(
         &mut self,
         key: &PublicKey,
         credential: &[u8],
-        now_unix: u64,
+        at: TrustTime,
     ) -> Result<Authorised, TrustError> {
-        let cred = if credential.is_empty() {
-            None
-        } else {
-            Some(Credential::from_bytes(credential).map_err(TrustError::Malformed)?)
-        };
-        let v = self.store.authorise_peer(key, cred.as_ref(), now_unix)?;
-        // Bounded: beacons repeat; the core drains this after every input.
-        if cred.is_some() && self.verified.len() < 64 && !self.verified.iter().any(|b| b == credential) {
-            self.verified.push(credential.to_vec());
+        let name = |v: &crate::trust::VerifiedNode| v.name.clone().unwrap_or_else(|| key.to_string());
+        if credential.is_empty() {
+            let v = self.store.authorise_peer_at(key, None, at)?;
+            return Ok(Authorised { name: name(&v), expires_unix: v.recheck_at() });
         }
-        Ok(Authorised {
-            name: v.name.clone().unwrap_or_else(|| key.to_string()),
-            expires_unix: v.recheck_at(),
-        })
+        let cred = Credential::from_bytes(credential).map_err(TrustError::Malformed)?;
+        if let Some(v) = self.known.known_good(key, credential) {
+            if crate::trust::check_window(cred.body(), at).is_ok() {
+                return Ok(Authorised { name: name(v), expires_unix: v.recheck_at() });
+            }
+        }
+        self.counters.signature_checks += 1;
+        let v = self.store.authorise_peer_at(key, Some(&cred), at)?;
+        // A neighbour's credential counts for its routes at once, without a
+        // TLV 224 exchange (a renewal, too).
+        if v.authority != crate::trust::Authority::AllowList {
+            let rid = derive::router_id(key);
+            if let Learned::Taken { .. } = self.learn(rid, credential, at) {
+                self.known_changed = true;
+            }
+        }
+        Ok(Authorised { name: name(&v), expires_unix: v.recheck_at() })
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::link::wire::mac;
 
     #[test]
-    fn hmac_sha512_matches_rfc4231_case_2() {
-        let mac = hmac_sha512(b"Jefe", &[b"what do ya want ", b"for nothing?"]);
-        assert_eq!(
-            mac[..8],
-            [0x16, 0x4b, 0x7a, 0x7b, 0xfc, 0xf8, 0x19, 0xe2],
-            "RFC 4231 test case 2 (HMAC-SHA-512)"
-        );
-    }
-
-    #[test]
-    fn link_macs_agree_between_the_two_ends_only() {
+    fn shared_secrets_agree_between_the_two_ends_only() {
         let (a, b, c) = (
             NodePrivateKey::from_random([1; 32]),
             NodePrivateKey::from_random([2; 32]),
@@ -125,11 +135,12 @@ mod tests {
         let mut auth_a = TrustContext::new(a, TrustStore::new());
         let mut auth_b = TrustContext::new(b, TrustStore::new());
         let mut auth_c = TrustContext::new(c, TrustStore::new());
-        let m = auth_a.mac(&pb, b"offer");
-        assert_eq!(m, auth_b.mac(&pa, b"offer"));
-        assert_ne!(m, auth_c.mac(&pa, b"offer"));
-        assert_ne!(m, auth_a.mac(&pb, b"offer!"));
-        // A low-order key (all zeros) gives no usable secret.
-        assert_eq!(auth_a.mac(&PublicKey([0; 32]), b"x"), [0; 16]);
+        let m = mac(&auth_a.shared_secret(&pb).unwrap(), b"offer");
+        assert_eq!(m, mac(&auth_b.shared_secret(&pa).unwrap(), b"offer"));
+        assert_ne!(m, mac(&auth_c.shared_secret(&pa).unwrap(), b"offer"));
+        // A low-order key gives no secret, and costs no X25519.
+        let before = auth_a.counters().x25519;
+        assert_eq!(auth_a.shared_secret(&PublicKey([0; 32])), None);
+        assert_eq!(auth_a.counters().x25519, before);
     }
 }

@@ -4,8 +4,9 @@
 //!
 //! It owns the link manager (who may be a neighbour, and the tunnels that
 //! follow), the known-node table (every credential seen, with its verdict),
-//! the credential exchange in TLV 224, the route filter and the refusal
-//! bookkeeping. Like the engine it is sans-IO: inputs arrive with `now` (the
+//! the credential exchange in TLV 224, the route filter, the refusal
+//! bookkeeping, and the judgement of what time it is ([`clock`]: a router
+//! whose wall clock is wrong at boot still joins the mesh). Like the engine it is sans-IO: inputs arrive with `now` (the
 //! monotonic clock) and `wall` (the wall clock, Unix seconds), outputs are
 //! data drained with [`MeshCore::poll_output`], and [`MeshCore::poll_timeout`]
 //! says when it next needs [`MeshCore::handle_timeout`]. It never reads a
@@ -15,14 +16,21 @@
 //! credential to its tunnel neighbours, and asks the neighbour that
 //! advertised a route for the credential of an origin it does not know. A
 //! route learned over a tunnel is used only if its origin's credential is
-//! known, valid now, and grants the prefix.
+//! known, valid now, and grants the prefix. Credentials arriving on plain
+//! Babel interfaces (babeld/BIRD compatibility) are ignored: nobody there
+//! is authenticated, so they are neither trusted nor worth a signature
+//! check; on tunnels, signature checks are budgeted per interface.
 
 pub mod auth;
+pub mod clock;
 pub mod filter;
 pub mod known;
 pub mod refusals;
 pub mod tlv;
 pub mod views;
+
+#[cfg(test)]
+mod tests;
 
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::net::{Ipv6Addr, SocketAddr};
@@ -30,11 +38,12 @@ use std::net::{Ipv6Addr, SocketAddr};
 use crate::babel::packet::Destination;
 use crate::babel::{FilterVerdict, IfIndex, LinkType, RouteQuery, RouterId, Time};
 use crate::link::{LinkConfig, LinkInput, LinkManager, LinkOutput, TunnelSpec};
-use crate::trust::{derive, Credential, NodePrivateKey, PublicKey, TrustStore};
+use crate::trust::{derive, Credential, NodePrivateKey, PublicKey, TrustStore, TrustTime};
 
-pub use auth::TrustContext;
+pub use auth::{CryptoCounters, TrustContext};
+pub use clock::{ClockEvent, ClockState, TrustClock};
 pub use filter::{RouteFilter, RouteVerdict};
-pub use known::{KnownNode, KnownNodes};
+pub use known::{KnownNode, KnownNodes, Learned};
 use refusals::Refusals;
 use tlv::{credential_chunks, MeshTlv, Reassembly};
 
@@ -48,17 +57,22 @@ pub struct MeshConfig {
     /// WireGuard listen ports: `listen_port .. listen_port + listen_port_range`.
     pub listen_port: u16,
     pub listen_port_range: u16,
-    /// Seed of the link manager's nonces (from the OS random source).
-    pub seed: u64,
+    /// 32 bytes from the OS random source: the link manager's nonces.
+    pub seed: [u8; 32],
+    /// The latest of the time floor persisted by the last run and the
+    /// binary's build time (Unix seconds): the time is at least that.
+    pub time_floor: u64,
 }
 
 impl MeshConfig {
-    /// Defaults for everything but the identity and the trust store.
+    /// Defaults for everything but the identity, the trust store, the seed
+    /// and the time floor.
     pub fn new(
         key: NodePrivateKey,
         credential: Option<Credential>,
         store: TrustStore,
-        seed: u64,
+        seed: [u8; 32],
+        time_floor: u64,
     ) -> MeshConfig {
         MeshConfig {
             key,
@@ -68,6 +82,7 @@ impl MeshConfig {
             listen_port: crate::config::schema::DEFAULT_LISTEN_PORT,
             listen_port_range: crate::config::schema::DEFAULT_LISTEN_PORT_RANGE,
             seed,
+            time_floor,
         }
     }
 }
@@ -161,6 +176,10 @@ pub struct MeshStats {
     pub refused_neighbours: u64,
     pub credentials_received: u64,
     pub credentials_rejected: u64,
+    /// TLV 224 bodies from plain Babel interfaces, ignored.
+    pub credentials_from_plain_interfaces: u64,
+    /// Credentials received on a tunnel beyond its verification budget.
+    pub credentials_over_budget: u64,
 }
 
 /// Our own identity as the core sees it.
@@ -173,30 +192,33 @@ pub struct Identity {
 const TICK_MS: u64 = 1000;
 const CREDENTIAL_REQUEST_MS: u64 = 5000;
 const CREDENTIAL_REANNOUNCE_MS: u64 = 60_000;
+/// Credentials verified per second per tunnel (a burst of twice that),
+/// received in TLV 224: a neighbour may relay a whole mesh's, but not make
+/// us check signatures as fast as it can send.
+const TUNNEL_VERIFY_PER_S: u64 = 20;
 
 pub struct MeshCore {
     id: Identity,
     auth: TrustContext,
     trusted_keys: Vec<PublicKey>,
     link: LinkManager,
-    known: KnownNodes,
+    clock: TrustClock,
     reassembly: Reassembly,
     tunnel_ifs: BTreeSet<IfIndex>,
+    /// Signature checks left per tunnel interface, and when last refilled.
+    tunnel_budget: HashMap<IfIndex, (u64, Time)>,
     /// Origins whose credential we asked for, and when.
     requested: HashMap<RouterId, Time>,
     /// Tunnel interfaces that got our credential, and when.
     announced_to: HashMap<IfIndex, Time>,
     next_tick: Time,
-    /// The Unix second at which the filter must be rebuilt (a verdict
-    /// lapses); `None`: now.
-    filter_at: Option<u64>,
+    filter_stale: bool,
     filter: RouteFilter,
     mesh_address: Option<Ipv6Addr>,
     stats: MeshStats,
     refusals: Refusals,
     outputs: VecDeque<MeshOutput>,
     now: Time,
-    wall: u64,
 }
 
 impl MeshCore {
@@ -210,29 +232,33 @@ impl MeshCore {
         lc.port_base = cfg.listen_port;
         lc.port_count = cfg.listen_port_range.max(1);
         let mesh_address = cfg.store.mesh_prefix().map(|m| m.address_for(&public));
+        let (clock, events) = TrustClock::new(now, wall, cfg.time_floor);
         let mut core = MeshCore {
             id: Identity { public, router_id, credential: cfg.credential },
             auth: TrustContext::new(cfg.key, cfg.store),
             trusted_keys: cfg.trusted_keys,
             link: LinkManager::new(lc, cfg.seed),
-            known: KnownNodes::default(),
+            clock,
             reassembly: Reassembly::default(),
             tunnel_ifs: BTreeSet::new(),
+            tunnel_budget: HashMap::new(),
             requested: HashMap::new(),
             announced_to: HashMap::new(),
             next_tick: now,
-            filter_at: None,
+            filter_stale: true,
             filter: RouteFilter::default(),
             mesh_address,
             stats: MeshStats::default(),
             refusals: Refusals::default(),
             outputs: VecDeque::new(),
             now,
-            wall,
         };
+        core.clock_events(events);
+        core.revocation_times();
         if let Some(c) = core.id.credential.clone() {
-            core.known.learn(&core.auth.store, router_id, c.to_bytes(), wall);
-            match core.auth.store.verify(&c, wall) {
+            let at = core.at();
+            core.auth.learn(router_id, c.to_bytes(), at);
+            match core.auth.store.verify_at(&c, core.at()) {
                 Ok(v) => core.log(
                     log::Level::Info,
                     format!(
@@ -248,8 +274,9 @@ impl MeshCore {
             }
         }
         for k in core.trusted_keys.clone() {
-            core.known.learn_allowed(&core.auth.store, &k);
+            core.auth.known.learn_allowed(&core.auth.store, &k);
         }
+        core.take_news();
         core.refresh_filter();
         core
     }
@@ -257,8 +284,7 @@ impl MeshCore {
     // ----- sans-IO interface -------------------------------------------
 
     pub fn handle_input(&mut self, now: Time, wall: u64, input: MeshInput<'_>) {
-        self.now = now;
-        self.wall = wall;
+        self.observe(now, wall);
         match input {
             MeshInput::RawUp { ifindex, name, link_type, mtu } => {
                 self.link_input(LinkInput::RawUp { ifindex, name, link_type, mtu })
@@ -278,7 +304,8 @@ impl MeshCore {
                 if set != self.tunnel_ifs {
                     self.tunnel_ifs = set;
                     self.announced_to.retain(|i, _| self.tunnel_ifs.contains(i));
-                    self.filter_at = None;
+                    self.tunnel_budget.retain(|i, _| self.tunnel_ifs.contains(i));
+                    self.filter_stale = true;
                 }
             }
             MeshInput::TrustChanged { store, trusted_keys, credential } => {
@@ -289,9 +316,9 @@ impl MeshCore {
     }
 
     pub fn handle_timeout(&mut self, now: Time, wall: u64) {
-        self.now = now;
-        self.wall = wall;
-        self.link.handle_timeout(now, wall, &mut self.auth);
+        self.observe(now, wall);
+        let at = self.at();
+        self.link.handle_timeout(now, at, &mut self.auth);
         self.absorb_link();
         if now >= self.next_tick {
             self.next_tick = now.plus_ms(TICK_MS);
@@ -320,11 +347,20 @@ impl MeshCore {
     }
 
     pub fn known(&self) -> &KnownNodes {
-        &self.known
+        &self.auth.known
     }
 
     pub fn link(&self) -> &LinkManager {
         &self.link
+    }
+
+    pub fn clock(&self) -> &TrustClock {
+        &self.clock
+    }
+
+    /// The time floor now: what the daemon persists for the next run.
+    pub fn time_floor(&self) -> u64 {
+        self.clock.floor()
     }
 
     pub fn stats(&self) -> &MeshStats {
@@ -336,6 +372,16 @@ impl MeshCore {
         &self.filter
     }
 
+    /// Expensive operations done so far.
+    pub fn crypto(&self) -> CryptoCounters {
+        self.auth.counters()
+    }
+
+    /// Entries the refusal bookkeeping holds.
+    pub fn refusal_entries(&self) -> usize {
+        self.refusals.len()
+    }
+
     /// Distinct refused (origin, prefix) pairs heard recently.
     pub fn refused_announcements(&self) -> usize {
         self.refusals.refused_announcements(self.now)
@@ -343,29 +389,68 @@ impl MeshCore {
 
     // ----- internals ---------------------------------------------------
 
+    fn at(&self) -> TrustTime {
+        self.clock.trust_time()
+    }
+
     fn log(&mut self, level: log::Level, message: String) {
         self.outputs.push_back(MeshOutput::Log { level, message });
     }
 
+    /// A reading of both clocks: a change in the clock's judgement makes
+    /// every verdict be looked at again.
+    fn observe(&mut self, now: Time, wall: u64) {
+        self.now = self.now.max(now);
+        let events = self.clock.observe(now, wall);
+        self.clock_events(events);
+    }
+
+    fn clock_events(&mut self, events: Vec<ClockEvent>) {
+        if events.is_empty() {
+            return;
+        }
+        for e in events {
+            let level = match e {
+                ClockEvent::Unsynchronised { .. } | ClockEvent::JumpedForward { .. } => log::Level::Warn,
+                _ => log::Level::Info,
+            };
+            self.log(level, e.to_string());
+        }
+        if self.auth.known.recheck_times(self.at()) {
+            self.filter_stale = true;
+        }
+    }
+
+    /// Revocation lists' issue times are CA-signed times.
+    fn revocation_times(&mut self) {
+        let times: Vec<u64> = self.auth.store.revocation_issue_times().collect();
+        for t in times {
+            let events = self.clock.signed_time(t);
+            self.clock_events(events);
+        }
+    }
+
+    fn take_news(&mut self) {
+        let (times, changed) = self.auth.take_news();
+        if changed {
+            self.filter_stale = true;
+        }
+        for t in times {
+            let events = self.clock.signed_time(t);
+            self.clock_events(events);
+        }
+    }
+
     fn link_input(&mut self, input: LinkInput<'_>) {
-        self.link.handle_input(self.now, self.wall, input, &mut self.auth);
+        let at = self.at();
+        self.link.handle_input(self.now, at, input, &mut self.auth);
         self.absorb_link();
     }
 
-    /// Takes what the link manager produced: its outputs, and the
-    /// credentials it verified (they go into the known-node table at once,
-    /// so a renewed neighbour's routes do not wait for a TLV 224 exchange).
+    /// Takes what the link manager produced: its outputs, and what its
+    /// verdicts taught the known-node table and the clock.
     fn absorb_link(&mut self) {
-        for bytes in self.auth.take_verified() {
-            let Ok(c) = Credential::from_bytes(&bytes) else { continue };
-            let rid = derive::router_id(&c.body().public_key);
-            if self.known.credential_bytes(&rid) != Some(&bytes[..])
-                && self.known.learn(&self.auth.store, rid, &bytes, self.wall)
-            {
-                self.log(log::Level::Debug, format!("credential for {rid} learned from the link layer"));
-                self.filter_at = None;
-            }
-        }
+        self.take_news();
         while let Some(o) = self.link.poll_output() {
             match o {
                 LinkOutput::Send { dst, data, .. } => self.outputs.push_back(MeshOutput::Send { dst, data }),
@@ -373,7 +458,7 @@ impl MeshCore {
                 LinkOutput::TunnelDown { name } => self.outputs.push_back(MeshOutput::TunnelDown { name }),
                 LinkOutput::Refused { key, scope, reason } => {
                     self.stats.refused_neighbours += 1;
-                    if let Some(line) = self.refusals.neighbour(&key, scope, &reason) {
+                    for line in self.refusals.neighbour(self.now, &key, scope, &reason) {
                         self.log(log::Level::Info, line);
                     }
                 }
@@ -385,25 +470,54 @@ impl MeshCore {
         self.outputs.push_back(MeshOutput::Extension { ifindex, dst, body: tlv.encode() });
     }
 
+    /// One signature check on tunnel `ifindex`, if its budget allows.
+    fn tunnel_token(&mut self, ifindex: IfIndex) -> bool {
+        let now = self.now;
+        let (tokens, at) = self.tunnel_budget.entry(ifindex).or_insert((2 * TUNNEL_VERIFY_PER_S, now));
+        let refill = now.since(*at) * TUNNEL_VERIFY_PER_S / 1000;
+        if refill > 0 {
+            *tokens = (*tokens + refill).min(2 * TUNNEL_VERIFY_PER_S);
+            *at = now;
+        }
+        if *tokens == 0 {
+            return false;
+        }
+        *tokens -= 1;
+        true
+    }
+
     /// A weft TLV arrived on a Babel interface.
     fn on_extension(&mut self, ifindex: IfIndex, from: Ipv6Addr, body: &[u8]) {
+        if !self.tunnel_ifs.contains(&ifindex) {
+            self.stats.credentials_from_plain_interfaces += 1;
+            return;
+        }
         match MeshTlv::decode(body) {
             Some(MeshTlv::CredentialRequest { router_id }) => {
-                if let Some(bytes) = self.known.credential_bytes(&router_id).map(<[u8]>::to_vec) {
+                if let Some(bytes) = self.auth.known.credential_bytes(&router_id).map(<[u8]>::to_vec) {
                     for c in credential_chunks(router_id, &bytes) {
                         self.send_extension(ifindex, Destination::Unicast(from), &c);
                     }
                 }
             }
             Some(MeshTlv::CredentialChunk { router_id, index, count, data }) => {
-                if let Some(bytes) = self.reassembly.add(ifindex, router_id, index, count, data) {
-                    self.stats.credentials_received += 1;
-                    if self.known.learn(&self.auth.store, router_id, &bytes, self.wall) {
+                let Some(bytes) = self.reassembly.add(ifindex, router_id, index, count, data) else { return };
+                self.stats.credentials_received += 1;
+                if self.auth.known.credential_bytes(&router_id) == Some(&bytes[..]) {
+                    return;
+                }
+                if !self.tunnel_token(ifindex) {
+                    self.stats.credentials_over_budget += 1;
+                    return;
+                }
+                match self.auth.learn(router_id, &bytes, self.at()) {
+                    Learned::Taken { .. } => {
                         self.log(log::Level::Debug, format!("credential for {router_id} learned"));
-                        self.filter_at = None;
-                    } else if !self.known.nodes.contains_key(&router_id) {
-                        self.stats.credentials_rejected += 1;
+                        self.filter_stale = true;
+                        self.take_news();
                     }
+                    Learned::Same => {}
+                    Learned::Refused => self.stats.credentials_rejected += 1,
                 }
             }
             None => {}
@@ -421,7 +535,7 @@ impl MeshCore {
         if verdict == FilterVerdict::Refuse {
             self.refusals.announcement(self.now, q.router_id, q.prefix);
         }
-        let valid = self.known.nodes.get(&q.router_id).is_some_and(|k| k.verdict.is_ok());
+        let valid = self.auth.known.nodes.get(&q.router_id).is_some_and(|k| k.verdict.is_ok());
         if valid {
             return;
         }
@@ -456,19 +570,18 @@ impl MeshCore {
                 }
             }
         }
-        if self.filter_at.is_some_and(|t| t <= self.wall) {
-            self.known.recheck(&self.auth.store, self.wall);
-            self.filter_at = None;
+        if self.auth.known.recheck_times(self.at()) {
+            self.filter_stale = true;
         }
     }
 
     /// Builds a new route filter if it is stale, and hands it out.
     fn refresh_filter(&mut self) {
-        if self.filter_at.is_some() {
+        if !self.filter_stale {
             return;
         }
-        self.filter_at = Some(self.known.next_change(self.wall).unwrap_or(u64::MAX));
-        self.filter = RouteFilter::new(self.known.grants(), self.tunnel_ifs.clone());
+        self.filter_stale = false;
+        self.filter = RouteFilter::new(self.auth.known.grants(), self.tunnel_ifs.clone());
         self.outputs.push_back(MeshOutput::Filter(self.filter.clone()));
     }
 
@@ -478,16 +591,18 @@ impl MeshCore {
         trusted_keys: Vec<PublicKey>,
         credential: Option<Credential>,
     ) {
-        self.auth.replace_store(store);
+        self.auth.store = store;
+        self.revocation_times();
         self.mesh_address = self.auth.store.mesh_prefix().map(|m| m.address_for(&self.id.public));
         self.trusted_keys = trusted_keys;
+        let at = self.at();
+        self.auth.known.recheck_signatures(&self.auth.store, at);
         for k in self.trusted_keys.clone() {
-            self.known.learn_allowed(&self.auth.store, &k);
+            self.auth.known.learn_allowed(&self.auth.store, &k);
         }
         self.set_own_credential(credential);
-        self.known.recheck(&self.auth.store, self.wall);
         self.link_input(LinkInput::TrustChanged);
-        self.filter_at = None;
+        self.filter_stale = true;
     }
 
     /// Our credential renewed (same key, new contents): beacons, handshakes
@@ -507,7 +622,9 @@ impl MeshCore {
                         crate::trust::time::iso8601(c.body().not_after)
                     ),
                 );
-                self.known.learn(&self.auth.store, self.id.router_id, c.to_bytes(), self.wall);
+                let at = self.at();
+                self.auth.learn(self.id.router_id, c.to_bytes(), at);
+                self.take_news();
             }
             None => {
                 self.log(log::Level::Warn, "our credential file is gone: neighbours will refuse us".into())

@@ -59,6 +59,21 @@ impl MeshCore {
             "known_nodes": self.known().nodes.len(),
             "mesh": self.stats(),
             "link": self.link().stats(),
+            "crypto": self.crypto(),
+            "clock": self.clock_status(),
+        })
+    }
+
+    /// What the core makes of the wall clock (see [`super::clock`]).
+    pub fn clock_status(&self) -> Value {
+        let c = self.clock();
+        let at = c.trust_time();
+        json!({
+            "state": c.state(),
+            "wall": iso8601(c.wall()),
+            "floor": iso8601(c.floor()),
+            "expiry_judged_at": iso8601(at.expiry_at),
+            "not_before_checked": at.not_before_at.is_some(),
         })
     }
 

@@ -45,6 +45,9 @@ use crate::trust::{
 
 /// The scenario's wall-clock time at the start (2026-09-02).
 pub const DEFAULT_EPOCH: u64 = 1_788_000_000;
+/// Every node's binary was built this long before the epoch (its time
+/// floor at the start).
+pub const BUILT_BEFORE_EPOCH: u64 = 30 * 86_400;
 /// Every node's mesh addresses live here.
 pub const MESH_PREFIX: &str = "fd42:77:1::/48";
 
@@ -261,9 +264,9 @@ impl MeshSim {
                 let signer = if c.ca == CaChoice::Main { &ca } else { &other_ca };
                 Credential::sign(body, signer).expect("credential")
             });
-            let nonce_seed =
-                u64::from_le_bytes(seeded(scn.seed, "nonce", i)[..8].try_into().expect("8 bytes"));
-            let cfg = MeshConfig::new(key, credential.clone(), store.clone(), nonce_seed);
+            let floor = scn.epoch - BUILT_BEFORE_EPOCH;
+            let cfg =
+                MeshConfig::new(key, credential.clone(), store.clone(), seeded(scn.seed, "nonce", i), floor);
             let core = MeshCore::new(cfg, Time(0), spec.wall);
             let engine = Engine::new(EngineConfig {
                 router_id: derive::router_id(&public),

@@ -313,8 +313,14 @@ fn load_ca_public(dir: &str) -> Result<CaPublicKey, CliError> {
     text.parse().map_err(|e| failed(format!("{}: CA public {e}", path.display())))
 }
 
+/// A node's WireGuard key; one of small order would let anyone "share" its
+/// secret, so no credential is ever signed for it.
 fn parse_node_key(s: &str) -> Result<PublicKey, CliError> {
-    s.parse().map_err(|e| usage(format!("--public-key {s:?}: {e}")))
+    let k: PublicKey = s.trim().parse().map_err(|e| usage(format!("--public-key {s:?}: {e}")))?;
+    if k.is_low_order() {
+        return Err(usage(format!("--public-key {s:?} is of small order: not a usable WireGuard key")));
+    }
+    Ok(k)
 }
 
 fn ca_sign(args: &[String]) -> Result<ExitCode, CliError> {

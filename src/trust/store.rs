@@ -128,6 +128,12 @@ impl TrustTime {
     }
 }
 
+impl From<u64> for TrustTime {
+    fn from(t: u64) -> TrustTime {
+        TrustTime::exact(t)
+    }
+}
+
 /// Whether a credential's validity window holds at `at` (both ends inclusive).
 pub fn check_window(body: &super::CredentialBody, at: TrustTime) -> Result<(), TrustError> {
     if let Some(t) = at.not_before_at {
@@ -280,6 +286,11 @@ impl TrustStore {
         };
         self.revocations.insert(id, list);
         Ok(update)
+    }
+
+    /// The issue times of the revocation lists held (CA-signed times).
+    pub fn revocation_issue_times(&self) -> impl Iterator<Item = u64> + '_ {
+        self.revocations.values().map(RevocationList::issued)
     }
 
     /// The CA whose list revokes `key`, if any. A revocation by any trusted
