@@ -5,7 +5,7 @@ CARGO ?= cargo
 export CARGO_TERM_COLOR ?= never
 
 .PHONY: all build release test test-unit lint fmt bench deps clean demo
-.PHONY: cross cross-setup cross-check test-cross ipk size need-arch
+.PHONY: cross cross-setup cross-check test-cross ipk apk size need-arch
 
 all: build
 
@@ -82,6 +82,13 @@ test-cross:
 # opkg packages without the SDK: dist/weft_<version>_<arch>.ipk.
 ipk: cross
 	@for a in $(ARCHES); do sh scripts/build-ipk.sh $$a || exit 1; done
+
+# apk packages (OpenWrt 25.12+) without the SDK: dist/<arch>/weft-<version>.apk,
+# the same files, conffiles, dependencies and scripts as the .ipk, packed by
+# apk-tools 3: APK=/path/to/apk (default: apk in PATH).
+APK ?= apk
+apk: cross
+	@for a in $(ARCHES); do APK="$(APK)" sh scripts/build-apk.sh $$a || exit 1; done
 
 # Sizes of every built binary and .ipk; fails over the flash budget.
 size:

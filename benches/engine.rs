@@ -100,8 +100,7 @@ fn dump() -> Vec<Vec<u8>> {
 }
 
 fn engine_with_neighbour(now: Time) -> Engine {
-    let mut e =
-        Engine::new(EngineConfig { router_id: RouterId([2, 9, 9, 9, 9, 9, 9, 9]), seqno: SeqNo(1), seed: 1 });
+    let mut e = Engine::new(EngineConfig::new(RouterId([2, 9, 9, 9, 9, 9, 9, 9]), SeqNo(1), 1));
     let mut cfg = InterfaceConfig::new("eth0", LinkType::Wired, OURS);
     cfg.ipv4 = None;
     e.handle_input(now, Input::InterfaceUp { ifindex: 1, config: cfg });

@@ -42,4 +42,10 @@ fn main() {
         sim.traffic().bytes,
         sim.loops()
     );
+    // Under `cargo test` this is the smoke run: it must show something that
+    // can fail. A lossless grid converges, without a loop, with traffic.
+    assert!(converged.is_some(), "grid {w}x{h} did not converge");
+    assert_eq!(sim.loops(), 0, "forwarding loops on a lossless grid");
+    assert!(sim.traffic().packets > 0, "no control traffic counted");
+    assert!(sim.fully_correct(), "converged, but some forwarding path does not reach its destination");
 }

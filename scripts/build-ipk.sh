@@ -9,8 +9,9 @@
 #   scripts/build-ipk.sh ARCH
 #
 # The binary is $WEFT_BIN, default dist/ARCH/weft (make cross ARCH=...).
-# Name, version, release, licence, section, dependencies, conffiles and
-# description come from openwrt-package/Makefile, as in an SDK build.
+# Files, name, version, release, licence, section, dependencies, conffiles
+# and description come from openwrt-package/Makefile, as in an SDK build
+# (scripts/package-common.sh).
 # The time stamp is $SOURCE_DATE_EPOCH, default the last commit's time.
 # Output goes to $DIST (default dist/).
 # shellcheck shell=dash
@@ -21,61 +22,28 @@ ARCH=${1:-}
 [ -n "$ARCH" ] || { echo "usage: $0 ARCH" >&2; exit 2; }
 DIST=${DIST:-$ROOT/dist}
 BIN=${WEFT_BIN:-$ROOT/dist/$ARCH/weft}
-PKGMK=$ROOT/openwrt-package/Makefile
 
 die() { echo "build-ipk: $*" >&2; exit 1; }
 [ -f "$BIN" ] || die "$BIN is missing: run 'make cross ARCH=$ARCH' first"
 tar --version 2>/dev/null | grep -q 'GNU tar' || die "GNU tar is needed"
 
-# mk_var NAME: the value of "NAME:=value" in the package Makefile.
-mk_var() { sed -n "s/^[[:space:]]*$1:=[[:space:]]*//p" "$PKGMK" | head -n 1; }
-# mk_define NAME: the lines of "define NAME" ... "endef".
-mk_define() { sed -n "\\|^define $1\$|,/^endef\$/p" "$PKGMK" | sed '1d;$d'; }
-
-NAME=$(mk_var PKG_NAME)
-VERSION="$(mk_var PKG_VERSION)-r$(mk_var PKG_RELEASE)"
-LICENSE=$(mk_var PKG_LICENSE)
-MAINTAINER=$(mk_var PKG_MAINTAINER)
-SECTION=$(mk_define "Package/$NAME" | sed -n 's/^[[:space:]]*SECTION:=//p')
-# "+pkg" entries of DEPENDS (conditions and @-symbols are build-time only);
-# OpenWrt adds libc to every package that is not a kernel module.
-DEPENDS="libc"
-for dep in $(mk_define "Package/$NAME" | sed -n 's/^[[:space:]]*DEPENDS:=//p'); do
-	case "$dep" in
-	+*) DEPENDS="$DEPENDS, ${dep#+}" ;;
-	esac
-done
-if [ -z "$NAME" ] || [ -z "$SECTION" ] || [ -z "$LICENSE" ]; then die "could not read $PKGMK"; fi
-
-EPOCH=${SOURCE_DATE_EPOCH:-$(git -C "$ROOT" log -1 --format=%ct 2>/dev/null || echo 0)}
-case "$EPOCH" in '' | *[!0-9]*) die "bad SOURCE_DATE_EPOCH '$EPOCH'" ;; esac
-
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/weft-ipk.XXXXXX")
 trap 'rm -rf "$WORK"' EXIT
 umask 022
+# shellcheck source-path=SCRIPTDIR source=package-common.sh
+. "$ROOT/scripts/package-common.sh"
+pkg_read
+EPOCH=$(pkg_epoch)
 DATA=$WORK/data CONTROL=$WORK/control
 mkdir -p "$CONTROL"
 
-# --- data: the same files and modes as Package/weft/install -----------------
-install -d -m0755 "$DATA/usr/sbin" "$DATA/etc/init.d" "$DATA/etc/config" "$DATA/etc/uci-defaults"
-install -m0755 "$BIN" "$DATA/usr/sbin/weft"
-install -m0755 "$ROOT/init.d/weft" "$DATA/etc/init.d/weft"
-install -m0600 "$ROOT/openwrt-package/files/weft.config" "$DATA/etc/config/weft"
-install -m0755 "$ROOT/uci-defaults/90-weft" "$DATA/etc/uci-defaults/90-weft"
-
-# Conffiles that are files of the package go to control/conffiles; the others
-# (such as /etc/weft/, where the key lives) to /lib/upgrade/keep.d/ so that
-# sysupgrade keeps them, as package-pack.mk does.
-for f in $(mk_define "Package/$NAME/conffiles"); do
-	if [ -f "$DATA$f" ]; then
-		echo "$f" >>"$CONTROL/conffiles"
-	else
-		install -d -m0755 "$DATA/lib/upgrade/keep.d"
-		echo "$f" >>"$DATA/lib/upgrade/keep.d/$NAME"
-	fi
+# --- data: Package/weft/install, and keep.d for the key directory -----------
+pkg_stage "$DATA"
+# Conffiles that are files of the package go to control/conffiles.
+for f in $CONFFILES; do
+	if [ -f "$DATA$f" ]; then echo "$f" >>"$CONTROL/conffiles"; fi
 done
-[ -f "$DATA/lib/upgrade/keep.d/$NAME" ] && chmod 0644 "$DATA/lib/upgrade/keep.d/$NAME"
-[ -f "$CONTROL/conffiles" ] && LC_ALL=C sort -o "$CONTROL/conffiles" "$CONTROL/conffiles"
+if [ -f "$CONTROL/conffiles" ]; then LC_ALL=C sort -o "$CONTROL/conffiles" "$CONTROL/conffiles"; fi
 
 pack() { # DIR [MEMBER...]: a reproducible GNU tar of DIR on stdout
 	dir=$1
@@ -93,7 +61,7 @@ INSTALLED_SIZE=$(gzip -dc "$WORK/data.tar.gz" | wc -c)
 {
 	echo "Package: $NAME"
 	echo "Version: $VERSION"
-	echo "Depends: $DEPENDS"
+	echo "Depends: $(echo "$DEPENDS" | sed 's/ /, /g')"
 	echo "Source: feeds/weft/$NAME"
 	echo "SourceName: $NAME"
 	echo "License: $LICENSE"
@@ -103,7 +71,7 @@ INSTALLED_SIZE=$(gzip -dc "$WORK/data.tar.gz" | wc -c)
 	echo "Architecture: $ARCH"
 	echo "Installed-Size: $INSTALLED_SIZE"
 	printf 'Description: '
-	mk_define "Package/$NAME/description" | sed -e 's/^[[:space:]]*/ /' -e '1s/^ //'
+	echo "$DESCRIPTION" | sed -e 's/^[[:space:]]*/ /' -e '1s/^ //'
 } >"$CONTROL/control"
 
 # The maintainer scripts every OpenWrt package gets: default_postinst runs the

@@ -137,7 +137,6 @@ step_topology() {
 	for n in $ALL; do
 		ip netns add "$(ns "$n")"
 		in_ns "$n" ip link set lo up
-		in_ns "$n" sysctl -qw net.ipv6.conf.all.forwarding=1 net.ipv4.ip_forward=1
 		in_ns "$n" ip addr add "$(v6 "$n")/128" dev lo
 		in_ns "$n" ip addr add "$(v4 "$n")/32" dev lo
 		mkdir -p "$WORK/$n"
@@ -181,7 +180,7 @@ cable() {
 	for end in "$1:$2" "$2:$1"; do
 		here=${end%:*}; there=${end#*:}
 		in_ns "$here" sysctl -qw "net.ipv6.conf.to-$there.addr_gen_mode=1"
-		in_ns "$here" ip addr add "fe80::$(num "$here")/64" dev "to-$there" nodad
+		in_ns "$here" ip addr add "fe80::$(num "$here")/64" dev "to-$there"
 		in_ns "$here" ip link set "to-$there" up
 	done
 }
@@ -193,6 +192,8 @@ config weft 'main'
 	option hello_interval '$HELLO'
 	option state_file '$WORK/$1/state'
 	option control_socket '$(sock "$1")'
+	option metrics_file '$WORK/$1/weft.prom'
+	option hosts_file '0'
 	option private_key_file '$WORK/$1/private.key'
 	option credential_file '$WORK/$1/node.cred'
 	list ca_public_key '$(cat "$WORK/ca/ca.pub")'
@@ -389,7 +390,7 @@ step_restore() {
 	for end in a:c c:a; do
 		here=${end%:*}; there=${end#*:}
 		in_ns "$here" ip link set "to-$there" up
-		in_ns "$here" ip addr replace "fe80::$(num "$here")/64" dev "to-$there" nodad
+		in_ns "$here" ip addr replace "fe80::$(num "$here")/64" dev "to-$there"
 	done
 	deadline=$(($(date +%s) + 45))
 	until [ "$(via a "$(v6 c)")" = c ]; do

@@ -16,6 +16,8 @@ pub mod kernel;
 pub mod key;
 pub mod link;
 pub mod mesh;
+pub mod metrics;
+pub mod names;
 pub mod net;
 pub mod sim;
 pub mod trust;

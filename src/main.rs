@@ -8,12 +8,17 @@ commands:
   --version             print the version
   check-config [-c FILE]
                         validate a configuration (default /etc/config/weft)
-  help                  this text
+  help                  this text; every command takes --help (-h)
   daemon [-c FILE]      run the routing daemon (foreground; procd supervises it)
-  status [--json]       the daemon's state (-s SOCKET selects the control socket)
+  status [--json]       the running daemon's state
   neighbours [--json]   neighbours with their link costs
   routes [--json]       learned routes, selected and installed
   nodes [--json]        every known node and its credential
+  rpcd list|call METHOD
+                        the rpcd exec plugin behind `ubus call weft`
+  metrics               Prometheus metrics of the running daemon
+                        (the views take -s SOCKET, or -c FILE whose
+                        control_socket names it; default /etc/config/weft)
   simulate FILE ...     run a topology in the deterministic simulator
   genkey | pubkey       WireGuard private key / its public key (stdin)
   ca init|sign|revoke   network CA: create, issue credentials, revoke keys
@@ -21,9 +26,18 @@ commands:
 ";
 
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
+    let mut argv = std::env::args();
+    // rpcd runs /usr/libexec/rpcd/weft, a symlink to this binary.
+    if argv.next().is_some_and(|a| weft::control::rpcd::invoked_as_plugin(&a)) {
+        return weft::control::rpcd::run(&argv.collect::<Vec<_>>());
+    }
+    let args: Vec<String> = argv.collect();
     match args.first().map(String::as_str) {
         Some("--version") | Some("version") => {
+            if args[1..].iter().any(|a| a == "-h" || a == "--help") {
+                println!("usage: weft --version   print the version (also: weft version)");
+                return ExitCode::SUCCESS;
+            }
             println!("weft {}", env!("CARGO_PKG_VERSION"));
             ExitCode::SUCCESS
         }
@@ -39,6 +53,8 @@ fn main() -> ExitCode {
         }
         Some("routes") => weft::control::run_cli(weft::control::Request::Routes, &args[1..]),
         Some("nodes") => weft::control::run_cli(weft::control::Request::Nodes, &args[1..]),
+        Some("rpcd") => weft::control::rpcd::run(&args[1..]),
+        Some("metrics") => weft::control::run_cli(weft::control::Request::Metrics, &args[1..]),
         Some("simulate") => weft::sim::report::run(&args[1..]),
         Some("genkey") | Some("pubkey") | Some("ca") | Some("cert") => weft::trust::cli::run(&args),
         Some(other) => {

@@ -5,6 +5,11 @@
 //! - packets from our encoder (AE 0–3) are read by tshark without any
 //!   malformed/expert complaint and with the same field values.
 
+// The one skip rule (require_netns!, require_cmd!, cannot_run!).
+#[path = "common/require.rs"]
+#[macro_use]
+mod require;
+
 use std::fmt::Write as _;
 use std::net::{IpAddr, Ipv6Addr};
 use std::path::PathBuf;
@@ -552,10 +557,7 @@ fn assert_in_order(text: &str, want: &[String], what: &str) {
 
 #[test]
 fn tshark_reads_our_packets() {
-    if Command::new("tshark").arg("-v").output().is_err() {
-        eprintln!("SKIPPED tshark_reads_our_packets: tshark is not installed");
-        return;
-    }
+    require_cmd!("tshark");
     let msgs = tshark_messages();
     let items: Vec<(Message, Vec<SubTlv>)> = msgs.iter().map(|m| (m.clone(), vec![])).collect();
     // Small packets, so that several are needed and state resets between.

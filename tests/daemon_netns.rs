@@ -177,8 +177,10 @@ fn ring_reroute(silent: bool, bound: Duration) {
 #[test]
 fn ring_reroutes_around_carrier_loss_and_restores() {
     require_netns!();
-    // Carrier loss is an event: no Hello needs to be missed.
-    ring_reroute(false, Duration::from_secs(5));
+    // Carrier loss is an event: no Hello needs to be missed. A generous
+    // bound for two loaded cores; the figure itself is measured by
+    // `cargo bench --bench daemon` (reconverge, ring of 6, carrier).
+    ring_reroute(false, Duration::from_secs(15));
 }
 
 #[test]
@@ -186,7 +188,9 @@ fn ring_reroutes_around_silent_failure_and_restores() {
     require_netns!();
     // Silent failure shows only as missing Hellos (1 s interval here):
     // detection takes a few intervals, then a seqno request round trip.
-    ring_reroute(true, Duration::from_secs(12));
+    // Route expiry (3.5 update intervals = 14 s) must not be what saves it:
+    // the bound stays below. The figure: `cargo bench --bench daemon`.
+    ring_reroute(true, Duration::from_secs(13));
 }
 
 /// Node 0's kernel routes whose gateway is `gw`.
@@ -300,9 +304,9 @@ fn clean_stop_removes_routes_and_neighbours_drop_them_at_once() {
     let mut net = Net::new(&Topology::line(3));
     for i in 0..3 {
         let mut cfg = net.weft_config(i);
-        // Slow Hellos: losing the neighbour would take several seconds, so
-        // a quick drop can only be the retraction.
-        cfg.hello = "2".into();
+        // Slow Hellos: losing the neighbour would take two missed Hellos
+        // (6 s) or more, so a drop within 5 s can only be the retraction.
+        cfg.hello = "3".into();
         net.write_config(i, &cfg);
         net.start_weft(i);
     }
@@ -333,7 +337,9 @@ fn clean_stop_removes_routes_and_neighbours_drop_them_at_once() {
         n["neighbours"].as_array().unwrap().iter().any(|x| x["address"] == ll(0, 1)),
         "node 1 already forgot node 0, so this does not prove a retraction: {n}"
     );
-    assert!(dropped < Duration::from_secs(2), "retraction took {dropped:?}");
+    // Generous for two loaded cores (a retraction is one datagram); what
+    // proves it was not the neighbour timing out is the check above.
+    assert!(dropped < Duration::from_secs(5), "retraction took {dropped:?}");
     // The rest of the mesh is untouched.
     let mut rest = node_prefixes(2).to_vec();
     rest.sort();
@@ -377,9 +383,15 @@ fn reload_refuses_an_invalid_file_and_applies_a_valid_difference() {
         refusal.contains("weft.conf:2") && refusal.contains("hello_interval") && refusal.contains("fast"),
         "the error does not say what is wrong where: {refusal}"
     );
-    // Absence of change has no event to wait for: give it two Hello
-    // intervals, then check the daemon and every table.
-    std::thread::sleep(Duration::from_secs(2));
+    // Absence of change has no event of its own: wait for node 0 to send
+    // two more datagrams (Hellos, 1 s apart) after the refusal, so that the
+    // daemon demonstrably went on with the old configuration; then check
+    // the daemon and every table.
+    let sent = |net: &Net| net.weft_json(0, "status")["babel"]["packets_out"].as_u64().expect("packets_out");
+    let base = sent(&net);
+    Net::wait_until(Duration::from_secs(10), || sent(&net) >= base + 2).unwrap_or_else(|| {
+        panic!("node 0 sent nothing after a refused reload\n{}", tail(&net.weft_log(0), 20))
+    });
     assert!(net.weft_running(0), "daemon died on an invalid reload");
     assert_eq!(net.weft_pid(0), pid);
     let st = net.weft_json(0, "status");
@@ -412,11 +424,16 @@ fn reload_refuses_an_invalid_file_and_applies_a_valid_difference() {
     });
     eprintln!("reload applied on both neighbours after {:?} ({applied:?} polling)", t0.elapsed());
     assert!(net.ping(2, &node_v6(0)), "unchanged prefix unreachable after reload");
-    // Let any late withdrawal show up before reading the monitors.
-    std::thread::sleep(Duration::from_secs(1));
     for (k, m) in monitors.into_iter().enumerate() {
-        let lines = m.finish();
         let i = k + 1;
+        // The kernel reports route changes in order: once a probe route
+        // made now shows up, every change before it has too.
+        let dev = net.devices(i)[0].clone();
+        assert!(
+            m.prove_live(&net, i, &dev, &format!("203.0.113.{}", 10 + i)),
+            "route monitor in node {i} stopped"
+        );
+        let lines = m.finish();
         // Withdrawn: deleted, or replaced by an unreachable hold route.
         let dropped_at = format!("{} ", node_v4(0));
         assert!(
@@ -563,13 +580,23 @@ fn link_local_address_loss_stops_babel_and_its_return_restarts_it() {
     };
     assert_eq!(neighbour_addrs(&net), vec![ll(0, 1)]);
 
-    // Losing the address weft uses while the kernel's EUI-64 one remains:
-    // Babel carries on under the other address.
-    let auto = net
-        .kernel_link_locals(0, "to1")
-        .into_iter()
-        .find(|a| *a != ll(0, 1))
-        .expect("the kernel's own link-local address on to1");
+    // A second link-local address that appears later (and goes through
+    // duplicate address detection) does not move weft off the one in use...
+    // Lower than ll(0, 1): picking the lowest would move to it.
+    let auto = "fe80::1:1".to_string();
+    net.exec_ok(0, &["ip", "addr", "add", &format!("{auto}/64"), "dev", "to1"]);
+    let usable = || {
+        let out = net.exec_ok(0, &["ip", "-6", "addr", "show", "dev", "to1"]);
+        let text = String::from_utf8_lossy(&out.stdout).to_string();
+        text.lines().any(|l| l.contains(&format!("inet6 {auto}/64")) && !l.contains("tentative"))
+    };
+    Net::wait_until(Duration::from_secs(10), usable).expect("the second address leaves DAD");
+    let packets = |net: &Net| net.weft_json(1, "status")["babel"]["packets_in"].as_u64().unwrap();
+    let base = packets(&net);
+    Net::wait_until(Duration::from_secs(10), || packets(&net) >= base + 2).expect("node 1 hears node 0");
+    assert_eq!(neighbour_addrs(&net), vec![ll(0, 1)], "the source address moved");
+    // ...and losing the address weft uses while another remains: Babel
+    // carries on under the other address.
     net.exec_ok(0, &["ip", "addr", "del", &format!("{}/64", ll(0, 1)), "dev", "to1"]);
     Net::wait_until(Duration::from_secs(10), || neighbour_addrs(&net) == vec![auto.clone()]).unwrap_or_else(
         || {
@@ -609,7 +636,7 @@ fn link_local_address_loss_stops_babel_and_its_return_restarts_it() {
     eprintln!("no link-local: node 1 dropped node 0's routes after {:?}", t0.elapsed());
 
     // The address comes back: so do Babel and the routes.
-    net.exec_ok(0, &["ip", "addr", "add", &format!("{}/64", ll(0, 1)), "dev", "to1", "nodad"]);
+    net.exec_ok(0, &["ip", "addr", "add", &format!("{}/64", ll(0, 1)), "dev", "to1"]);
     let t0 = Instant::now();
     net.wait_full_mesh(Duration::from_secs(15));
     assert!(babel_on(&net));
@@ -706,10 +733,25 @@ fn cli_views_have_the_documented_fields() {
             "interfaces",
             "counts",
             "babel",
+            "forwarding",
             "trust"
         ]),
         "{st}"
     );
+    // The node turned forwarding on by itself (the test bed leaves the
+    // kernel's default, off) and says it routes for others.
+    let fwd = &st["forwarding"];
+    assert_eq!(
+        keys(fwd),
+        sorted(&["set_forwarding", "ipv6", "ipv4", "ipv4_routes", "routes_for_others", "note"]),
+        "{st}"
+    );
+    assert_eq!(
+        (&fwd["set_forwarding"], &fwd["ipv6"], &fwd["ipv4"], &fwd["ipv4_routes"], &fwd["routes_for_others"]),
+        (&true.into(), &"on".into(), &"on".into(), &true.into(), &true.into()),
+        "{st}"
+    );
+    assert!(fwd["note"].is_null(), "{st}");
     assert_eq!(st["version"], env!("CARGO_PKG_VERSION"));
     assert_eq!(st["config"].as_str().map(std::path::PathBuf::from), Some(net.config_path(0)));
     assert_eq!((st["table"].as_u64(), st["protocol"].as_u64()), (Some(254), Some(119)));
@@ -738,10 +780,8 @@ fn cli_views_have_the_documented_fields() {
     // neighbours
     let n = net.weft_json(0, "neighbours");
     let list = n["neighbours"].as_array().unwrap();
-    // Each device has two link-local addresses (the test bed's and the
-    // kernel's EUI-64 one): a neighbour must still be one neighbour, with
-    // finite costs (regression: weft sent from the kernel's choice of source
-    // and never recognised IHUs addressed to it).
+    // One neighbour, under one address, with finite costs (the source
+    // address pinning with several link-local addresses is net_source.rs's).
     assert_eq!(list.len(), 1, "one neighbour, under one address: {n}");
     let nb = &list[0];
     assert_eq!(

@@ -15,10 +15,7 @@ fn script() -> std::path::PathBuf {
 
 #[test]
 fn demo_script_is_clean_shell() {
-    if !common::netns::have("shellcheck") {
-        eprintln!("SKIPPED: shellcheck not installed");
-        return;
-    }
+    require_cmd!("shellcheck");
     let out = Command::new("shellcheck").arg(script()).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
 }

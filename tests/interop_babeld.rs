@@ -249,17 +249,20 @@ fn weft_drops_routes_of_a_babeld_that_vanished() {
     let b6 = node_v6(BABELD_NODE);
     let weft =
         Weft::start(&mut net, WEFT_NODE, &[WeftIf::wired(&wdev)], &[&format!("{}/128", node_v6(WEFT_NODE))]);
-    let mut babeld = Babeld::start(&net, BABELD_NODE, &babeld_conf(&bdev));
-    Net::wait_until(Duration::from_secs(20), || {
+    // Hellos every second, updates every 20 s: babeld's routes would expire
+    // after 3.5 x 20 = 70 s, so a drop within the bound below can only be
+    // weft noticing that the neighbour is gone.
+    let conf = babeld_conf(&bdev).replace("update-interval 4", "update-interval 20");
+    let mut babeld = Babeld::start(&net, BABELD_NODE, &conf);
+    Net::wait_until(Duration::from_secs(30), || {
         find_route(&kernel_routes(&net, WEFT_NODE, "119"), &b6).is_some()
     })
     .unwrap_or_else(|| panic!("weft did not learn {b6} from babeld:\n{}", net.log(WEFT_NODE, "weft.log")));
     let t = Instant::now();
     babeld.child.kill().expect("kill babeld");
     let _ = babeld.child.wait();
-    // Hellos every second: babeld's update interval is 4 s, so its routes
-    // expire after 14 s at the latest; the neighbour is gone long before.
-    let gone = Net::wait_until(Duration::from_secs(16), || {
+    // Generous for two loaded cores, far below the 70 s route expiry.
+    let gone = Net::wait_until(Duration::from_secs(15), || {
         find_route(&kernel_routes(&net, WEFT_NODE, "119"), &b6).is_none()
     });
     assert!(gone.is_some(), "weft kept the route of a dead babeld:\n{}", net.log(WEFT_NODE, "weft.log"));

@@ -27,8 +27,10 @@ fn babeld_and_bird_ping_each_other_through_weft() {
     add_v4(&net, WEFT, &w_to_bird, &format!("{w_link4}/24"));
     add_v4(&net, BIRD, &bird_dev, &format!("{bird_link4}/24"));
 
+    // A fresh host: nothing forwards until weft turns it on by itself.
+    assert_eq!(forwarding(&net, WEFT), "0 0", "a fresh namespace forwards already");
     let t0 = Instant::now();
-    let _weft = Weft::start(
+    let weft = Weft::start(
         &mut net,
         WEFT,
         &[WeftIf::wired(&w_to_babeld), WeftIf::wired(&w_to_bird).option("v4_via_v6", "0")],
@@ -107,8 +109,20 @@ fn babeld_and_bird_ping_each_other_through_weft() {
         let r = bird.birdc(&format!("show route for {p} all"));
         assert!(r.contains("Babel.metric: 192"), "BIRD's route to {p}:\n{r}");
     }
+    // weft did it (IPv6 at start, IPv4 with its first IPv4 route) and says so.
+    assert_eq!(forwarding(&net, WEFT), "1 1", "IPv6 and IPv4 forwarding in weft's node");
+    let st = weft.query("status");
+    assert_eq!(st["forwarding"]["routes_for_others"], true, "{:#}", st["forwarding"]);
+    assert_eq!(st["forwarding"]["note"], serde_json::Value::Null, "{:#}", st["forwarding"]);
     eprintln!(
         "babeld-weft-BIRD: converged after {converged:?}; pings both ways in both families took {:?}",
         t_ping.elapsed()
     );
+}
+
+/// Node `i`'s IPv6 and IPv4 forwarding switches, as "0 1".
+fn forwarding(net: &Net, i: usize) -> String {
+    let read =
+        |k: &str| String::from_utf8_lossy(&net.exec_ok(i, &["sysctl", "-n", k]).stdout).trim().to_string();
+    format!("{} {}", read("net.ipv6.conf.all.forwarding"), read("net.ipv4.conf.all.forwarding"))
 }

@@ -2,6 +2,11 @@
 //! network namespace (root required). Routes are checked both with the FIB's
 //! own dump and with `ip -j route` run inside the namespace.
 
+// The one skip rule (require_netns!, require_cmd!, cannot_run!).
+#[path = "common/require.rs"]
+#[macro_use]
+mod require;
+
 use std::net::IpAddr;
 
 use serde_json::Value;
@@ -50,6 +55,7 @@ fn sorted(mut v: Vec<FibRoute>) -> Vec<FibRoute> {
 
 #[test]
 fn v6_route_with_link_local_next_hop_install_replace_remove() {
+    require_netns!();
     let (ns, d0) = setup();
     ns.block_on(|| async {
         let mut fib = RtnlFib::open(cfg()).unwrap();
@@ -92,6 +98,7 @@ fn v6_route_with_link_local_next_hop_install_replace_remove() {
 
 #[test]
 fn v4_routes_with_v4_and_v6_next_hops() {
+    require_netns!();
     let (ns, d0) = setup();
     ns.block_on(|| async {
         let mut fib = RtnlFib::open(cfg()).unwrap();
@@ -134,6 +141,7 @@ fn v4_routes_with_v4_and_v6_next_hops() {
 
 #[test]
 fn table_and_protocol_are_honoured_and_flush_removes_only_ours() {
+    require_netns!();
     let (ns, d0) = setup();
     // Others' routes: static and babeld's in our table, ours-by-number in
     // another table, and one of ours (by number) weft's model cannot express.
@@ -178,6 +186,7 @@ fn table_and_protocol_are_honoured_and_flush_removes_only_ours() {
 
 #[test]
 fn replace_never_clobbers_a_foreign_route_with_the_same_prefix_and_metric() {
+    require_netns!();
     let (ns, d0) = setup();
     ns.ip(&format!("-6 route add 2001:db8:5::/48 via fe80::9 dev d0 table {TABLE} metric 10 proto static"))
         .unwrap();
@@ -204,6 +213,7 @@ fn replace_never_clobbers_a_foreign_route_with_the_same_prefix_and_metric() {
 
 #[test]
 fn a_batch_of_1000_routes() {
+    require_netns!();
     let (ns, d0) = setup();
     ns.block_on(|| async {
         let mut fib = RtnlFib::open(cfg()).unwrap();
@@ -238,6 +248,7 @@ fn a_batch_of_1000_routes() {
 
 #[test]
 fn errors_are_reported_per_route_batched_and_one_at_a_time() {
+    require_netns!();
     let (ns, d0) = setup();
     let down = ns.add_veth("d1").unwrap();
     ns.ip("link set d1 down").unwrap();
@@ -276,6 +287,7 @@ fn errors_are_reported_per_route_batched_and_one_at_a_time() {
 
 #[test]
 fn nsenter_sees_the_namespace_by_path() {
+    require_netns!();
     // How another process (or the lead's tests) can look into a Netns.
     let (ns, d0) = setup();
     ns.block_on(|| async {
@@ -293,12 +305,15 @@ fn nsenter_sees_the_namespace_by_path() {
 
 #[test]
 fn routes_follow_their_link_down_and_back_up() {
+    require_netns!();
     let (ns, d0) = setup();
     ns.block_on(|| async {
         let mut fib = RtnlFib::open(cfg()).unwrap();
         let r6 = route("2001:db8:1::/48", "fe80::2", d0, 1);
         let r4 = route("192.0.2.0/24", "fe80::2", d0, 1);
-        fib.apply(&[FibOp::Replace(r6), FibOp::Replace(r4)]).await;
+        let failed = fib.apply(&[FibOp::Replace(r6), FibOp::Replace(r4)]).await;
+        assert!(failed.is_empty(), "installing on a working link: {failed:?}");
+        assert_eq!(sorted(fib.dump_own().await.unwrap()), sorted(vec![r6, r4]));
 
         // carrier loss: the kernel keeps the routes, marked linkdown, and
         // flush still removes them. The kernel handles carrier changes
@@ -325,7 +340,9 @@ fn routes_follow_their_link_down_and_back_up() {
 
         // admin down: the kernel deletes them itself; once the link is back,
         // replace installs them again
-        fib.apply(&[FibOp::Replace(r6), FibOp::Replace(r4)]).await;
+        let failed = fib.apply(&[FibOp::Replace(r6), FibOp::Replace(r4)]).await;
+        assert!(failed.is_empty(), "reinstalling once the carrier is back: {failed:?}");
+        assert_eq!(sorted(fib.dump_own().await.unwrap()), sorted(vec![r6, r4]));
         ns.ip("link set d0 down").unwrap();
         assert!(fib.dump_own().await.unwrap().is_empty());
         let e = fib.replace(&r6).await.unwrap_err();
@@ -343,6 +360,7 @@ fn routes_follow_their_link_down_and_back_up() {
 /// when the prefix comes back, and goes with flush_own.
 #[test]
 fn unreachable_hold_routes_shadow_covering_routes_and_are_replaced_in_place() {
+    require_netns!();
     let (ns, d0) = setup();
     ns.block_on(|| async {
         let mut fib = RtnlFib::open(cfg()).unwrap();

@@ -1,6 +1,11 @@
 //! The rtnetlink link/address monitor against the real kernel, each test in
 //! its own private network namespace (root required).
 
+// The one skip rule (require_netns!, require_cmd!, cannot_run!).
+#[path = "common/require.rs"]
+#[macro_use]
+mod require;
+
 use std::net::IpAddr;
 use std::time::Duration;
 
@@ -45,6 +50,7 @@ fn addr(ifindex: u32, a: &str, len: u8) -> IfAddr {
 
 #[test]
 fn initial_dump_reports_existing_links_and_addresses() {
+    require_netns!();
     let ns = Netns::new().expect("private network namespace (tests must run as root)");
     let v0 = ns.add_veth("v0").unwrap();
     ns.ip("addr add fe80::1/64 dev v0 nodad").unwrap();
@@ -72,6 +78,7 @@ fn initial_dump_reports_existing_links_and_addresses() {
 
 #[test]
 fn link_appearing_going_up_and_down_losing_its_link_local_and_going_away() {
+    require_netns!();
     let ns = Netns::new().expect("private network namespace (tests must run as root)");
     ns.block_on(|| async {
         let mut mon = RtnlMonitor::open().unwrap();
@@ -149,6 +156,7 @@ fn link_appearing_going_up_and_down_losing_its_link_local_and_going_away() {
 
 #[test]
 fn lost_notifications_are_recovered_by_a_resync() {
+    require_netns!();
     let ns = Netns::new().expect("private network namespace (tests must run as root)");
     const N: usize = 60;
     ns.block_on(|| async {
@@ -179,6 +187,7 @@ fn lost_notifications_are_recovered_by_a_resync() {
 
 #[test]
 fn a_tentative_address_is_reported_only_once_dad_succeeds() {
+    require_netns!();
     let ns = Netns::new().expect("private network namespace (tests must run as root)");
     let t0 = ns.add_veth("t0").unwrap();
     ns.block_on(|| async {

@@ -1,6 +1,11 @@
 //! The Babel UDP socket between two private network namespaces joined by
 //! veth pairs (root required).
 
+// The one skip rule (require_netns!, require_cmd!, cannot_run!).
+#[path = "common/require.rs"]
+#[macro_use]
+mod require;
+
 use std::net::{Ipv6Addr, SocketAddrV6, UdpSocket};
 use std::time::Duration;
 
@@ -102,6 +107,7 @@ fn ll(s: &str) -> Ipv6Addr {
 
 #[test]
 fn multicast_and_unicast_carry_interface_source_and_destination() {
+    require_netns!();
     let (a, b, [va, vb, vc, vd]) = pair();
     a.block_on(|| async {
         let mut sa = BabelSocket::open(BABEL_PORT).unwrap();
@@ -138,6 +144,7 @@ fn multicast_and_unicast_carry_interface_source_and_destination() {
 
 #[test]
 fn datagrams_from_non_link_local_sources_wrong_ports_or_unjoined_links_are_dropped() {
+    require_netns!();
     let (a, b, [va, vb, vc, vd]) = pair();
     a.block_on(|| async {
         // The assertions rely on datagrams reaching B's socket in the order
@@ -205,6 +212,7 @@ fn datagrams_from_non_link_local_sources_wrong_ports_or_unjoined_links_are_dropp
 
 #[test]
 fn a_second_socket_on_the_babel_port_fails_loudly() {
+    require_netns!();
     let (a, _b, _) = pair();
     a.block_on(|| async {
         let _first = BabelSocket::open(BABEL_PORT).unwrap();

@@ -5,6 +5,11 @@
 //! also took IHUs for any of its link-local addresses, neighbours addressed
 //! their IHUs to the kernel's choice and no link ever came up.
 
+// The one skip rule (require_netns!, require_cmd!, cannot_run!).
+#[path = "common/require.rs"]
+#[macro_use]
+mod require;
+
 use std::net::Ipv6Addr;
 use std::time::Duration;
 
@@ -13,10 +18,7 @@ use weft::net::{BabelIo, BabelSocket, Dest, BABEL_PORT};
 
 #[test]
 fn datagrams_come_from_the_pinned_link_local_address() {
-    if unsafe { libc::geteuid() } != 0 {
-        eprintln!("SKIPPED: needs root for network namespaces");
-        return;
-    }
+    require_netns!();
     let a = Netns::new().unwrap();
     let b = Netns::new().unwrap();
     a.ip(&format!("link add va type veth peer name vb netns {}", b.path())).unwrap();

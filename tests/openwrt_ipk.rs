@@ -102,6 +102,8 @@ struct Entry {
     uname: String,
     gname: String,
     mtime: u64,
+    /// Target of a symbolic link.
+    link: String,
     data: Vec<u8>,
 }
 
@@ -146,6 +148,7 @@ fn untar(data: &[u8]) -> Vec<Entry> {
             uname: cstr(&header[265..297]),
             gname: cstr(&header[297..329]),
             mtime: octal(&header[136..148]),
+            link: cstr(&header[157..257]),
             data: content,
         });
         at = body + size.div_ceil(512) * 512;
@@ -349,10 +352,15 @@ fn data_files_modes_and_contents() {
             ("./lib/upgrade/keep.d/", dir, 0o755),
             ("./lib/upgrade/keep.d/weft", file, 0o644),
             ("./usr/", dir, 0o755),
+            ("./usr/libexec/", dir, 0o755),
+            ("./usr/libexec/rpcd/", dir, 0o755),
+            ("./usr/libexec/rpcd/weft", b'2', 0o777),
             ("./usr/sbin/", dir, 0o755),
             ("./usr/sbin/weft", file, 0o755),
         ]
     );
+    // rpcd runs it as its "weft" exec plugin; the binary tells by argv[0].
+    assert_eq!(member(&ipk.data, "./usr/libexec/rpcd/weft").link, "../../sbin/weft");
 
     let same = |entry: &str, source: &str| {
         let want = std::fs::read(repo().join(source)).expect(source);

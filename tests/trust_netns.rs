@@ -201,10 +201,7 @@ fn three_credentialed_nodes_in_a_line_route_only_through_tunnels() {
 /// frame of a real babeld-to-babeld capture is "other".
 #[test]
 fn raw_link_check_flags_babel_in_clear() {
-    if !common::netns::have("tshark") {
-        eprintln!("SKIPPED: needs tshark");
-        return;
-    }
+    require_cmd!("tshark");
     let frames = common::mesh::read_frames(Path::new(concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/tests/data/babeld-babeld.pcap"
@@ -704,9 +701,10 @@ fn static_peers_over_a_routed_internet(v6: bool) {
         (b, &pb, ["198.51.100.1/24", "2001:db8:b::1/64"]),
     ] {
         for addr in addrs {
-            m.net.exec_ok(node, &["ip", "addr", "add", addr, "dev", dev, "nodad"]);
+            m.net.exec_ok(node, &["ip", "addr", "add", addr, "dev", dev]);
         }
     }
+    m.net.plain_ip_router(router);
     for (node, gw4, gw6) in [(a, "192.0.2.254", "2001:db8:a::fe"), (b, "198.51.100.254", "2001:db8:b::fe")] {
         m.net.exec_ok(node, &["ip", "route", "add", "default", "via", gw4]);
         m.net.exec_ok(node, &["ip", "-6", "route", "add", "default", "via", gw6]);

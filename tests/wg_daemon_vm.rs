@@ -39,6 +39,7 @@ const CHECKS: &[&str] = &[
     "tunnel-kernel-wireguard",
     "tunnel-up-mtu-link-local",
     "routes-proto-119",
+    "daemon-turned-on-forwarding",
     "ping-mesh-address",
     "ping-granted-prefix",
     "ungranted-prefix-refused",

@@ -22,7 +22,7 @@ use weft::wg::uapi_socket::UserspaceOptions;
 use weft::wg::{reconcile, sync_device, AnyBackend, WgBackend, WgError};
 
 mod wg_common;
-use wg_common::{is_root, key, ll, ping_until, run, Topology, PRIV, PUB};
+use wg_common::{key, ll, ping_until, run, Topology, PRIV, PUB};
 
 /// Every check the guest must report.
 const CHECKS: &[&str] = &[
@@ -45,10 +45,8 @@ fn pass(name: &str, detail: impl std::fmt::Display) {
 
 #[test]
 fn kernel_backend_in_vm() {
-    if !is_root() {
-        eprintln!("SKIP: needs root (installs qemu, downloads the kernel package)");
-        return;
-    }
+    // Root: installs qemu, downloads the kernel package.
+    require_netns!();
     let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
     let exe = std::env::current_exe().expect("test executable");
     let payload = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("vm-payload-{}", std::process::id()));

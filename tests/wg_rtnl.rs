@@ -3,6 +3,11 @@
 //! per test (root required). Each result is checked with iproute2, so the
 //! test does not trust the code it tests to read back what it wrote.
 
+// The one skip rule (require_netns!, require_cmd!, cannot_run!).
+#[path = "common/require.rs"]
+#[macro_use]
+mod require;
+
 use std::net::IpAddr;
 
 use weft::kernel::netns::Netns;
@@ -18,6 +23,7 @@ const EEXIST: i32 = 17;
 
 #[test]
 fn lookups_mtu_up_addresses_and_delete() {
+    require_netns!();
     let ns = ns();
     let v0 = ns.add_veth("v0").unwrap();
     ns.ip("link set v0 down").unwrap();
@@ -78,6 +84,7 @@ fn lookups_mtu_up_addresses_and_delete() {
 
 #[test]
 fn create_wireguard_link_or_a_clear_refusal() {
+    require_netns!();
     let ns = ns();
     let path = ns.path();
     ns.block_on(|| async {

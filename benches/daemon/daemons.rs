@@ -48,6 +48,9 @@ pub enum Announce {
 pub struct Daemons {
     pub bin: PathBuf,
     pub hello_s: u32,
+    /// Link type both daemons run their interfaces as: "wired" or
+    /// "wireless" (ETX).
+    pub link_type: &'static str,
 }
 
 /// A started daemon (the `ip netns exec` process execs it: same pid).
@@ -136,11 +139,15 @@ impl Daemons {
     fn weft_config(&self, bed: &Bed, i: usize, announce: Announce) -> String {
         let dir = bed.net.dir(i).display().to_string();
         let mut c = format!(
-            "config weft 'main'\n\toption hello_interval '{}'\n\toption state_file '{dir}/weft.state'\n\toption control_socket '{dir}/weft.sock'\n\toption log_level 'warn'\n",
+            "config weft 'main'\n\toption hello_interval '{}'\n\toption state_file '{dir}/weft.state'\n\toption control_socket '{dir}/weft.sock'\n\toption metrics_file '{dir}/weft.prom'\n\toption hosts_file '0'\n\toption log_level 'warn'\n",
             self.hello_s
         );
         for dev in bed.net.devices(i) {
-            let _ = write!(c, "config interface '{dev}'\n\toption ifname '{dev}'\n\toption type 'wired'\n");
+            let _ = write!(
+                c,
+                "config interface '{dev}'\n\toption ifname '{dev}'\n\toption type '{}'\n",
+                self.link_type
+            );
         }
         let mut prefixes = vec![format!("{}/128", node_v6(i))];
         match announce {
@@ -158,7 +165,7 @@ impl Daemons {
         // link-detect: carrier sensing, as weft always does.
         let mut c = String::from("link-detect true\n");
         for dev in bed.net.devices(i) {
-            let _ = writeln!(c, "interface {dev} type wired hello-interval {}", self.hello_s);
+            let _ = writeln!(c, "interface {dev} type {} hello-interval {}", self.link_type, self.hello_s);
         }
         let _ = writeln!(c, "redistribute local ip {}/128 allow", node_v6(i));
         match announce {

@@ -14,7 +14,9 @@
 //!
 //! `cargo bench --bench daemon` runs everything (about 25 minutes).
 //! Environment: `WEFT_BENCH_REPS` (default 5), `WEFT_BENCH_ONLY` (comma list
-//! of `reconverge`, `coldstart`, `table`), `WEFT_BENCH_ROUTES` (default
+//! of `reconverge`, `coldstart`, `table`, `table-babeld`, `lossy`),
+//! `WEFT_BENCH_LOSS` (lossy: comma list of percentages, default 5,10,20),
+//! `WEFT_BENCH_ROUTES` (default
 //! 10000), `WEFT_BIN` (the weft binary to measure; default the one cargo
 //! built for this bench). Under `cargo test --all-targets` (no `--bench`) it
 //! runs a quick smoke pass on a ring of 3 and a 200-route table.
@@ -24,6 +26,7 @@ mod common;
 
 mod bed;
 mod daemons;
+mod lossy;
 mod rtnl;
 mod speaker;
 mod table;
@@ -130,7 +133,7 @@ pub fn summary(mut v: Vec<f64>, unit: &str, decimals: usize) -> String {
 }
 
 /// Removes routes a daemon left behind (it should leave none) and says so.
-fn clean_up_routes(bed: &mut Bed, kind: Kind) -> usize {
+pub fn clean_up_routes(bed: &mut Bed, kind: Kind) -> usize {
     let mut left = 0;
     for i in 0..bed.len() {
         let n = bed.count_routes(i, kind.protocol());
@@ -367,7 +370,7 @@ fn main() {
         settle: if full { Duration::from_secs(6) } else { Duration::from_secs(2) },
     };
     let bin = std::env::var_os("WEFT_BIN").map(PathBuf::from).unwrap_or(env!("CARGO_BIN_EXE_weft").into());
-    let d = Daemons { bin, hello_s: 1 };
+    let d = Daemons { bin, hello_s: 1, link_type: "wired" };
     println!("# weft daemon vs babeld ({})", if full { "full run" } else { "smoke run" });
     println!("weft binary: {}", d.bin.display());
     println!("babeld: {}", babeld.as_deref().unwrap_or("not installed: weft only"));
@@ -389,6 +392,9 @@ fn main() {
     }
     if s.wants("table") {
         table::from_speaker(&d, &s);
+    }
+    if s.wants("lossy") {
+        lossy::lossy(&s, d.hello_s, &d.bin);
     }
     if s.full && s.wants("table-babeld") {
         table::from_babeld(&d, &s);

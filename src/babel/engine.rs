@@ -9,12 +9,13 @@
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::net::{IpAddr, Ipv6Addr};
 
+use super::budget::Budget;
 use super::interface::{IfIndex, InterfaceConfig, LinkType};
 use super::neighbour::{Neighbour, NeighbourId};
 use super::output::{pack, OutQueue};
 use super::packet::{self, Destination, Message, Update};
-use super::request::{PendingRequest, RequestTable, DEFAULT_HOP_COUNT, MAX_SENDS, RESEND_MS};
-use super::route::{PrefixEntry, Retraction, Route, RouteTable};
+use super::request::{PendingRequest, RequestTable, DEFAULT_HOP_COUNT};
+use super::route::{initial_smoothed, PrefixEntry, Retraction, Route, RouteTable};
 use super::types::{Centisecs, Metric, Prefix, RouterId, SeqNo, Time};
 
 /// Settings of the engine as a whole.
@@ -25,6 +26,19 @@ pub struct EngineConfig {
     pub seqno: SeqNo,
     /// Seed of the jitter generator.
     pub seed: u64,
+    /// Half-life of the smoothed metric used for route selection
+    /// (babeld's `smoothing-half-life`); 0 turns smoothing off.
+    pub smoothing_half_life_ms: u64,
+}
+
+/// babeld's default `smoothing-half-life`.
+pub const DEFAULT_SMOOTHING_HALF_LIFE_MS: u64 = 4000;
+
+impl EngineConfig {
+    /// A configuration with babeld's defaults.
+    pub fn new(router_id: RouterId, seqno: SeqNo, seed: u64) -> EngineConfig {
+        EngineConfig { router_id, seqno, seed, smoothing_half_life_ms: DEFAULT_SMOOTHING_HALF_LIFE_MS }
+    }
 }
 
 /// Something that happened to the engine.
@@ -113,6 +127,12 @@ pub struct Stats {
     pub from_unknown_neighbour: u64,
     pub seqno_requests_in: u64,
     pub seqno_requests_out: u64,
+    /// Requests from a neighbour beyond what it may cost us per second.
+    pub requests_over_budget: u64,
+    /// Triggered updates queued (not counting periodic dumps), and those
+    /// queued to be repeated (retractions and changes of origin).
+    pub triggered_updates: u64,
+    pub repeated_updates: u64,
 }
 
 /// A view of a neighbour for the CLI and tests.
@@ -137,6 +157,8 @@ pub struct RouteView {
     pub seqno: u16,
     pub refmetric: u16,
     pub metric: u16,
+    /// The smoothed metric selection compares (hysteresis).
+    pub smoothed_metric: u16,
     pub next_hop: IpAddr,
     pub ifindex: IfIndex,
     pub interface: String,
@@ -161,9 +183,25 @@ struct Iface {
     next_update: Time,
     last_full_dump: Option<Time>,
     out: OutQueue,
-    /// Urgent updates are sent twice: these go out again at `resend_at`.
+    /// Retractions and changes of origin are repeated: these prefixes go
+    /// out again at `resend_at`, `resends_left` more times, the delay
+    /// doubling each time (babeld's send_update_resend).
     resend: BTreeSet<Prefix>,
     resend_at: Option<Time>,
+    resend_delay_ms: u64,
+    resends_left: u8,
+    /// Extra Hellos still to send for neighbours that just appeared, and
+    /// when the next goes out (two, so that 2-out-of-3 holds at once).
+    extra_hellos: u8,
+    extra_hello_at: Option<Time>,
+    extra_budget: Budget,
+}
+
+impl Iface {
+    /// babeld's resend delay: half a Hello interval, within 20 ms..2 s.
+    fn resend_delay_ms(&self) -> u64 {
+        (self.cfg.hello_interval_ms / 2).clamp(20, 2000)
+    }
 }
 
 /// The selected route of a prefix as it was before a change.
@@ -177,12 +215,40 @@ struct Selected {
     ifindex: IfIndex,
 }
 
-/// How soon a triggered update must go out.
+/// How a triggered update goes out (babeld's `urgent` 0, 1 and 2).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-enum Urgency {
+enum Trigger {
+    /// Within about a Hello interval (at most 4 s), batched with others.
     Normal,
-    Urgent,
+    /// Within a few tens of milliseconds: a new route, an answer to a
+    /// request, a route getting much worse.
+    Quick,
+    /// Quickly, and repeated: a retraction or a change of origin, whose
+    /// loss would leave a black hole or a loop until the next dump.
+    Repeat,
 }
+
+/// Repeats of a `Trigger::Repeat` update after the first send.
+const UPDATE_REPEATS: u8 = 2;
+/// What a neighbour may make us do per second (seqno requests handled,
+/// requests for prefixes we do not have answered), and in a burst.
+const REQUEST_RATE: u32 = 20;
+const REQUEST_BURST: u32 = 100;
+/// A requestor asking for more prefixes than this at once gets a full
+/// dump instead (bounded, and one packet train instead of many).
+const SPECIFIC_REQUESTS_BEFORE_DUMP: usize = 64;
+/// Our seqno is raised for a request at most this often.
+const SEQNO_BUMP_MIN_MS: u64 = 500;
+/// Extra Hellos for new neighbours, per interface: per second and burst
+/// (a flood of forged new neighbours must not become a flood of Hellos).
+const EXTRA_HELLO_RATE: u32 = 4;
+const EXTRA_HELLO_BURST: u32 = 8;
+/// When a selected route not refreshed is asked for again: this many
+/// quarter update intervals before it expires (it expires 14 quarters
+/// after its last update).
+const REFRESH_BEFORE_EXPIRY: [u64; 3] = [8, 5, 2];
+/// Gap between the two extra Hellos of a pair.
+const EXTRA_HELLO_GAP_MS: u64 = 20;
 
 /// Small, seedable PRNG (xorshift64*): jitter only, not cryptography.
 #[derive(Clone, Debug)]
@@ -206,6 +272,14 @@ impl Rng {
             0
         } else {
             self.next() % (max + 1)
+        }
+    }
+    /// `value` give or take a quarter (babeld's `roughly`).
+    fn roughly(&mut self, value: u64) -> u64 {
+        if value <= 1 {
+            value
+        } else {
+            value * 3 / 4 + self.upto(value / 2)
         }
     }
 }
@@ -329,6 +403,12 @@ pub struct Engine {
     outputs: VecDeque<Output>,
     next_sweep: Time,
     stats: Stats,
+    half_life_ms: u64,
+    /// Prefixes where a route with a lower metric waits for its smoothed
+    /// metric to catch up: selection runs again for them at `next_improve`.
+    improving: BTreeSet<Prefix>,
+    next_improve: Option<Time>,
+    last_seqno_bump: Option<Time>,
 }
 
 /// How long a lost prefix keeps being announced as a retraction.
@@ -356,6 +436,10 @@ impl Engine {
             outputs: VecDeque::new(),
             next_sweep: Time(SWEEP_MS),
             stats: Stats::default(),
+            half_life_ms: cfg.smoothing_half_life_ms,
+            improving: BTreeSet::new(),
+            next_improve: None,
+            last_seqno_bump: None,
         }
     }
 
@@ -386,8 +470,14 @@ impl Engine {
         let prefixes: Vec<Prefix> = self.table.keys().copied().collect();
         for p in prefixes {
             let before = self.snapshot(&p);
-            self.reselect(p, before, Urgency::Normal);
+            self.reselect(p, before);
         }
+    }
+
+    /// Changes the smoothing half-life (a reload). Smoothed metrics keep
+    /// their values and decay at the new rate from now on.
+    pub fn set_smoothing_half_life(&mut self, half_life_ms: u64) {
+        self.half_life_ms = half_life_ms;
     }
 
     // ----- sans-IO interface -------------------------------------------
@@ -428,7 +518,9 @@ impl Engine {
             take(Some(i.next_update));
             take(i.out.flush_at);
             take(i.resend_at);
+            take(i.extra_hello_at);
         }
+        take(self.next_improve);
         for n in self.neighbours.iter().flatten() {
             take(n.check_at);
         }
@@ -444,6 +536,19 @@ impl Engine {
         for ifindex in due {
             self.send_hello(ifindex, false);
         }
+        let due: Vec<IfIndex> = self
+            .ifaces
+            .iter()
+            .filter(|(_, i)| i.extra_hello_at.is_some_and(|t| t <= now))
+            .map(|(k, _)| *k)
+            .collect();
+        for ifindex in due {
+            self.send_hello(ifindex, true);
+            let gap = self.rng.roughly(EXTRA_HELLO_GAP_MS);
+            let iface = self.ifaces.get_mut(&ifindex).expect("listed");
+            iface.extra_hellos = iface.extra_hellos.saturating_sub(1);
+            iface.extra_hello_at = (iface.extra_hellos > 0).then(|| now.plus_ms(gap));
+        }
         let due: Vec<IfIndex> =
             self.ifaces.iter().filter(|(_, i)| i.next_update <= now).map(|(k, _)| *k).collect();
         for ifindex in due {
@@ -455,10 +560,24 @@ impl Engine {
         }
         for iface in self.ifaces.values_mut() {
             if iface.resend_at.is_some_and(|t| t <= now) {
-                iface.resend_at = None;
-                let again = std::mem::take(&mut iface.resend);
+                iface.resends_left = iface.resends_left.saturating_sub(1);
+                iface.resend_delay_ms *= 2;
+                iface.resend_at =
+                    if iface.resends_left > 0 { Some(now.plus_ms(iface.resend_delay_ms)) } else { None };
+                let again = if iface.resends_left > 0 {
+                    iface.resend.clone()
+                } else {
+                    std::mem::take(&mut iface.resend)
+                };
                 iface.out.updates.extend(again);
                 iface.out.flush_by(now);
+            }
+        }
+        if self.next_improve.is_some_and(|t| t <= now) {
+            self.next_improve = None;
+            for p in std::mem::take(&mut self.improving) {
+                let before = self.snapshot(&p);
+                self.reselect(p, before);
             }
         }
         for (prefix, req) in self.requests.due(now) {
@@ -506,12 +625,14 @@ impl Engine {
                 let Some(n) = self.neighbour(r.neighbour) else {
                     continue;
                 };
+                let metric = r.refmetric.add(n.cost);
                 out.push(RouteView {
                     prefix: *prefix,
                     router_id: r.router_id,
                     seqno: r.seqno.0,
                     refmetric: r.refmetric.0,
-                    metric: r.refmetric.add(n.cost).0,
+                    metric: metric.0,
+                    smoothed_metric: r.smoothed_metric(metric, now, self.half_life_ms).0,
                     next_hop: r.next_hop,
                     ifindex: n.ifindex,
                     interface: self.ifaces[&n.ifindex].cfg.name.clone(),
@@ -573,7 +694,8 @@ impl Engine {
         if let Some(id) = self.by_addr.get(&(ifindex, addr)) {
             return (*id, false);
         }
-        let n = Neighbour::new(ifindex, addr, self.now);
+        let mut n = Neighbour::new(ifindex, addr, self.now);
+        n.requests = Budget::new(self.now, REQUEST_BURST);
         let id = match self.free_ids.pop() {
             Some(i) => {
                 self.neighbours[i as usize] = Some(n);
@@ -589,7 +711,9 @@ impl Engine {
     }
 
     /// Recomputes a neighbour's link cost; if it changed, every route via
-    /// the neighbour is reconsidered.
+    /// the neighbour is reconsidered (babeld's update_neighbour_metric).
+    /// A change of cost is never urgent by itself: the triggered-update
+    /// policy decides from the selected route's metric.
     fn update_cost(&mut self, id: NeighbourId) {
         let now = self.now;
         let Some(n) = self.neighbours.get_mut(id.0 as usize).and_then(|n| n.as_mut()) else { return };
@@ -608,10 +732,52 @@ impl Engine {
             .filter(|(_, e)| e.route(id).is_some())
             .map(|(p, _)| (*p, self.snapshot(p)))
             .collect();
+        for (p, before) in &affected {
+            let installed = self.installed_smoothed(p, Some(id));
+            let hl = self.half_life_ms;
+            let r = self.table.get_mut(p).and_then(|e| e.route_mut(id)).expect("listed");
+            let (was, will) = (r.refmetric.add(old), r.refmetric.add(new));
+            Self::change_metric(r, was, will, installed, now, hl);
+            let _ = before;
+        }
         self.neighbour_mut(id).expect("exists").cost = new;
-        let urgency = if new > old { Urgency::Urgent } else { Urgency::Normal };
         for (p, before) in affected {
-            self.reselect(p, before, urgency);
+            self.reselect(p, before);
+        }
+    }
+
+    /// The smoothed metric of the prefix's selected route, unless that
+    /// route is the one via `except` (the route being changed).
+    fn installed_smoothed(&self, prefix: &Prefix, except: Option<NeighbourId>) -> Option<Metric> {
+        let e = self.table.get(prefix)?;
+        if e.selected.is_some() && e.selected == except {
+            return None;
+        }
+        e.selected_smoothed(|r| self.metric_of(r), self.now, self.half_life_ms)
+    }
+
+    /// The metric of a route: what its neighbour advertised plus the link.
+    fn metric_of(&self, r: &Route) -> Metric {
+        self.neighbour(r.neighbour).map_or(Metric::INFINITY, |n| r.refmetric.add(n.cost))
+    }
+
+    /// Keeps a route's smoothed metric right across a change of its metric:
+    /// time under the old metric is folded in; a route coming back from
+    /// infinity starts afresh (one half-life before it can displace the
+    /// installed route: flapping routes are damped).
+    fn change_metric(
+        r: &mut Route,
+        was: Metric,
+        will: Metric,
+        installed: Option<Metric>,
+        now: Time,
+        hl: u64,
+    ) {
+        if was.is_infinite() && !will.is_infinite() {
+            r.smoothed = initial_smoothed(will, installed);
+            r.smoothed_at = now;
+        } else {
+            r.commit_smoothing(was, now, hl);
         }
     }
 
@@ -635,7 +801,7 @@ impl Engine {
         self.loads.remove(&id);
         self.requests.forget_neighbour(id);
         for (p, before) in affected {
-            self.reselect(p, before, Urgency::Urgent);
+            self.reselect(p, before);
         }
     }
 
@@ -700,6 +866,11 @@ impl Engine {
             out: OutQueue::default(),
             resend: BTreeSet::new(),
             resend_at: None,
+            resend_delay_ms: 0,
+            resends_left: 0,
+            extra_hellos: 0,
+            extra_hello_at: None,
+            extra_budget: Budget::new(now, EXTRA_HELLO_BURST),
         };
         // Ask the link for everything it knows, and tell it what we know.
         iface.out.control.push(Message::RouteRequest { prefix: None });
@@ -783,8 +954,8 @@ impl Engine {
         if let Some(e) = self.table.get_mut(&prefix) {
             e.retracting = None;
         }
-        self.reselect(prefix, before, Urgency::Normal);
-        self.trigger_update(prefix, Urgency::Normal);
+        self.reselect(prefix, before);
+        self.trigger_update(prefix, Trigger::Quick);
     }
 
     fn withdraw(&mut self, prefix: Prefix) {
@@ -795,8 +966,8 @@ impl Engine {
         let e = self.table.entry(prefix).or_default();
         e.retracting = Some(Box::new(Retraction { router_id: rid, seqno, until, unreachable: false }));
         // A learned route for the prefix may now be used.
-        self.reselect(prefix, None, Urgency::Urgent);
-        self.trigger_update(prefix, Urgency::Urgent);
+        self.reselect(prefix, None);
+        self.trigger_update(prefix, Trigger::Repeat);
     }
 
     fn shutdown(&mut self) {
@@ -954,7 +1125,7 @@ impl Engine {
                     // restarted: tell it its link cost too.
                     self.queue_ihus(ifindex, false);
                 }
-                self.handle_route_request(ifindex, prefix)
+                self.handle_route_request(ifindex, neigh, prefix)
             }
             Message::SeqnoRequest { seqno, hop_count, router_id, prefix } => {
                 self.stats.seqno_requests_in += 1;
@@ -976,21 +1147,27 @@ impl Engine {
         }
     }
 
-    /// A neighbour was just heard for the first time: answer at once with a
-    /// Hello and IHUs (so the link becomes bidirectional within a round
-    /// trip instead of a Hello interval) and ask it for its routes.
+    /// A neighbour was just heard for the first time: ask it for its
+    /// routes, and send two extra Hellos with IHUs a few milliseconds
+    /// apart. It has heard none of our earlier Hellos, and 2-out-of-3
+    /// needs two: this makes the link bidirectional within a round trip
+    /// instead of a Hello interval (babeld sends two Hellos at boot for
+    /// the same reason).
     fn new_neighbour(&mut self, ifindex: IfIndex, id: NeighbourId) {
         let now = self.now;
         let addr = self.neighbour(id).expect("new").address;
+        let jitter = self.rng.upto(5);
         let iface = self.ifaces.get_mut(&ifindex).expect("checked");
-        let quarter = iface.cfg.hello_interval_ms / 4;
-        let recent = iface.last_hello.is_some_and(|t| now.since(t) < quarter);
         iface.out.unicast.entry(addr).or_default().push(Message::RouteRequest { prefix: None });
         iface.out.flush_by(now.plus_ms(self.rng.upto(10)));
-        if recent {
+        if iface.extra_hellos < 2 && iface.extra_budget.take(now, EXTRA_HELLO_RATE, EXTRA_HELLO_BURST) {
+            iface.extra_hellos = 2;
+            if iface.extra_hello_at.is_none() {
+                iface.extra_hello_at = Some(now.plus_ms(jitter));
+            }
+        } else if iface.extra_hellos == 0 {
+            // Over budget: IHUs at least, so its cost is known.
             self.queue_ihus(ifindex, true);
-        } else {
-            self.send_hello(ifindex, true);
         }
     }
 
@@ -1004,8 +1181,10 @@ impl Engine {
         for (p, before) in affected {
             if let Some(r) = self.table.get_mut(&p).and_then(|e| e.route_mut(id)) {
                 r.refmetric = Metric::INFINITY;
+                r.smoothed = Metric::INFINITY;
+                r.smoothed_at = self.now;
             }
-            self.reselect(p, before, Urgency::Urgent);
+            self.reselect(p, before);
         }
     }
 
@@ -1061,7 +1240,8 @@ impl Engine {
         let fallback = self.ifaces[&ifindex].cfg.update_interval_ms;
         let expires = now.plus_ms(expiry_ms(u.interval, fallback));
         let before = self.snapshot(&u.prefix);
-        let answered = !u.is_retraction() && self.requests.satisfy(&u.prefix, &u.router_id, u.seqno);
+        let installed = self.installed_smoothed(&u.prefix, Some(id));
+        let hl = self.half_life_ms;
 
         let entry = match self.table.get_mut(&u.prefix) {
             Some(e) => e,
@@ -1084,12 +1264,14 @@ impl Engine {
                         load.remove(r.router_id);
                         load.add(u.router_id);
                     }
+                    Self::change_metric(r, r.refmetric.add(cost), u.metric.add(cost), installed, now, hl);
                     r.router_id = u.router_id;
                     r.seqno = u.seqno;
                     r.refmetric = u.metric;
                     r.next_hop = next_hop;
                     if !u.is_retraction() {
                         r.expires = expires;
+                        r.refresh_asks = 0;
                     }
                     if !feasible {
                         request = Some((u.router_id, u.seqno));
@@ -1106,6 +1288,9 @@ impl Engine {
                     refmetric: u.metric,
                     next_hop,
                     expires,
+                    smoothed: initial_smoothed(u.metric.add(cost), installed),
+                    smoothed_at: now,
+                    refresh_asks: 0,
                 });
                 if !feasible {
                     request = Some((u.router_id, u.seqno));
@@ -1113,8 +1298,7 @@ impl Engine {
             }
         }
         self.next_sweep = self.next_sweep.min(expires);
-        let urgency = if answered { Urgency::Urgent } else { Urgency::Normal };
-        self.reselect(u.prefix, before, urgency);
+        self.reselect(u.prefix, before);
         if let Some((rid, seqno)) = request {
             // §3.8.2.2: ask the neighbour with the unfeasible route for a
             // newer seqno, if that route would be worth having.
@@ -1128,6 +1312,9 @@ impl Engine {
         }
     }
 
+    /// §3.8.2.2: a neighbour's unfeasible route that would be worth having:
+    /// ask it (unicast) for a newer seqno of the origin. Not resent, as
+    /// babeld: the neighbour's next update will ask again if need be.
     fn send_unfeasible_request(&mut self, id: NeighbourId, prefix: Prefix, rid: RouterId, seqno: SeqNo) {
         let now = self.now;
         let Some(fd) = self.table.get(&prefix).and_then(|e| e.source(&rid)).copied() else {
@@ -1137,40 +1324,85 @@ impl Engine {
             // A source that lost its seqno: let the old state time out.
             return;
         }
-        let want = fd.seqno.next();
+        let want = if fd.metric.is_infinite() { fd.seqno } else { fd.seqno.next() };
         if self.requests.is_redundant(&prefix, &rid, want, now) {
             return;
         }
-        let req = PendingRequest {
-            router_id: rid,
-            seqno: want,
-            hop_count: DEFAULT_HOP_COUNT,
-            target: Some(id),
-            requestor: None,
-            sent_at: now,
-            resend_at: now.plus_ms(RESEND_MS),
-            sends_left: MAX_SENDS - 1,
-        };
+        let req = PendingRequest::new(rid, want, DEFAULT_HOP_COUNT, Some(id), None, now, 0);
         self.emit_seqno_request(prefix, &req);
         self.requests.record(prefix, req);
     }
 
-    fn handle_route_request(&mut self, ifindex: IfIndex, prefix: Option<Prefix>) {
+    /// May this neighbour make us do one more piece of request work now?
+    fn request_budget(&mut self, from: Option<NeighbourId>) -> bool {
         let now = self.now;
-        let iface = self.ifaces.get_mut(&ifindex).expect("checked");
+        let ok = match from.and_then(|id| self.neighbour_mut(id)) {
+            Some(n) => n.requests.take(now, REQUEST_RATE, REQUEST_BURST),
+            // Not a neighbour yet: nothing it asks for is worth work.
+            None => false,
+        };
+        if !ok {
+            self.stats.requests_over_budget += 1;
+        }
+        ok
+    }
+
+    fn handle_route_request(&mut self, ifindex: IfIndex, from: Option<NeighbourId>, prefix: Option<Prefix>) {
+        let now = self.now;
+        let jitter = self.update_jitter(ifindex, Trigger::Normal);
         match prefix {
             None => {
-                // Nodes that boot together all ask at once: one dump per
-                // second per interface answers them all. Deferred, not
-                // dropped: the last dump may predate the requester.
-                let earliest = iface.last_full_dump.map_or(now, |t| t.plus_ms(1000)).max(now);
+                let last = self.ifaces[&ifindex].last_full_dump;
+                // A neighbour that appeared after our last multicast dump
+                // and asks within a second of it gets a unicast dump at
+                // once (at most one a second): a cold start must not wait
+                // for the next multicast slot.
+                let fresh = from.and_then(|id| self.neighbour_mut(id)).filter(|n| {
+                    last.is_some_and(|t| now.since(t) < 1000 && n.first_seen > t)
+                        && n.last_dump.is_none_or(|d| now.since(d) >= 1000)
+                });
+                if let Some(n) = fresh {
+                    n.last_dump = Some(now);
+                    let addr = n.address;
+                    let at = now.plus_ms(self.rng.upto(10));
+                    let iface = self.ifaces.get_mut(&ifindex).expect("checked");
+                    iface.out.dump_to.insert(addr);
+                    iface.out.flush_by(at);
+                    return;
+                }
+                // Nodes that boot together all ask at once: one multicast
+                // dump per second per interface answers them all.
+                // Deferred, not dropped: the last dump may predate them.
+                let earliest = last.map_or(now, |t| t.plus_ms(1000)).max(now);
+                let at = earliest.plus_ms(self.rng.upto(20));
+                let iface = self.ifaces.get_mut(&ifindex).expect("checked");
                 iface.out.full_dump = true;
-                iface.out.flush_by(earliest.plus_ms(self.rng.upto(20)));
+                iface.out.flush_by(at);
             }
             Some(p) => {
+                // A neighbour asking for many prefixes at once gets a full
+                // dump instead; one asking for prefixes we cannot route
+                // gets retractions only within its budget.
+                let many = from.and_then(|id| self.neighbour_mut(id)).is_some_and(|n| {
+                    if now.since(n.route_requests.1) >= 1000 {
+                        n.route_requests = (0, now);
+                    }
+                    n.route_requests.0 += 1;
+                    n.route_requests.0 as usize > SPECIFIC_REQUESTS_BEFORE_DUMP
+                });
+                if many {
+                    return self.handle_route_request(ifindex, from, None);
+                }
+                let known = self.xroutes.contains_key(&p) || self.table.contains_key(&p);
+                if !known && !self.request_budget(from) {
+                    return;
+                }
+                let iface = self.ifaces.get_mut(&ifindex).expect("checked");
                 iface.out.updates.insert(p);
                 iface.out.requested.insert(p);
-                iface.out.flush_by(now.plus_ms(self.rng.upto(20)));
+                // Not urgent (babeld): requests come when a route got much
+                // worse, and the answers batch with other updates.
+                iface.out.flush_by(now.plus_ms(jitter));
             }
         }
     }
@@ -1185,7 +1417,7 @@ impl Engine {
         hop_count: u8,
     ) {
         let now = self.now;
-        if hop_count == 0 {
+        if hop_count == 0 || !self.request_budget(from) {
             return;
         }
         if self.xroutes.contains_key(&prefix) {
@@ -1193,19 +1425,20 @@ impl Engine {
                 if seqno.distance(self.seqno) > 100 {
                     return; // hopelessly out of date
                 }
-                self.seqno = self.seqno.next();
+                // Raising our seqno costs everyone an update wave: at most
+                // one raise per interval, whoever asks.
+                if self.last_seqno_bump.is_none_or(|t| now.since(t) >= SEQNO_BUMP_MIN_MS) {
+                    self.seqno = self.seqno.next();
+                    self.last_seqno_bump = Some(now);
+                }
             }
-            let iface = self.ifaces.get_mut(&ifindex).expect("checked");
-            iface.out.updates.insert(prefix);
-            iface.out.flush_by(now);
+            self.queue_update(ifindex, prefix, Trigger::Quick);
             return;
         }
         let sel = self.snapshot(&prefix);
         if let Some(s) = sel {
             if s.router_id != rid || s.seqno.newer_or_equal(seqno) {
-                let iface = self.ifaces.get_mut(&ifindex).expect("checked");
-                iface.out.updates.insert(prefix);
-                iface.out.flush_by(now);
+                self.queue_update(ifindex, prefix, Trigger::Quick);
                 return;
             }
             if seqno.distance(s.seqno) > 100 {
@@ -1215,9 +1448,11 @@ impl Engine {
         if hop_count <= 1 || self.requests.is_redundant(&prefix, &rid, seqno, now) {
             return;
         }
-        // Forward towards the origin: our successor, or failing that any
-        // neighbour with a finite route that is not the requestor.
-        let mut successor = sel.map(|s| s.neighbour).filter(|n| Some(*n) != from);
+        // Forward towards the origin: our successor, or failing that the
+        // best neighbour with a finite route (feasible or not) that is not
+        // the requestor.
+        let mut successor =
+            sel.filter(|s| !s.metric.is_infinite()).map(|s| s.neighbour).filter(|n| Some(*n) != from);
         if successor.is_none() {
             if let Some(e) = self.table.get(&prefix) {
                 successor = e
@@ -1225,8 +1460,7 @@ impl Engine {
                     .iter()
                     .filter(|r| Some(r.neighbour) != from && !r.refmetric.is_infinite())
                     .filter_map(|r| {
-                        let c = self.neighbour(r.neighbour)?.cost;
-                        let m = r.refmetric.add(c);
+                        let m = self.metric_of(r);
                         (!m.is_infinite()).then_some((m, r.neighbour))
                     })
                     .min()
@@ -1234,18 +1468,29 @@ impl Engine {
             }
         }
         let Some(succ) = successor else { return };
-        let req = PendingRequest {
-            router_id: rid,
-            seqno,
-            hop_count: hop_count - 1,
-            target: Some(succ),
-            requestor: from,
-            sent_at: now,
-            resend_at: now.plus_ms(RESEND_MS),
-            sends_left: MAX_SENDS - 1,
-        };
+        let req = PendingRequest::new(rid, seqno, hop_count - 1, Some(succ), from, now, 0);
         self.emit_seqno_request(prefix, &req);
         self.requests.record(prefix, req);
+    }
+
+    /// Queues an update for one prefix on one interface (an answer).
+    fn queue_update(&mut self, ifindex: IfIndex, prefix: Prefix, trigger: Trigger) {
+        let at = self.now.plus_ms(self.update_jitter(ifindex, trigger));
+        if let Some(iface) = self.ifaces.get_mut(&ifindex) {
+            iface.out.updates.insert(prefix);
+            iface.out.flush_by(at);
+        }
+    }
+
+    /// How long a triggered update may wait on an interface (babeld's
+    /// update_jitter): quick ones a few tens of milliseconds, the others
+    /// about a Hello interval (at most 4 s), so that they batch.
+    fn update_jitter(&mut self, ifindex: IfIndex, trigger: Trigger) -> u64 {
+        let hello = self.ifaces.get(&ifindex).map_or(4000, |i| i.cfg.hello_interval_ms);
+        match trigger {
+            Trigger::Normal => self.rng.roughly(hello.min(4000)),
+            Trigger::Quick | Trigger::Repeat => self.rng.roughly((hello / 20).clamp(1, 20)),
+        }
     }
 
     fn emit_seqno_request(&mut self, prefix: Prefix, req: &PendingRequest) {
@@ -1294,7 +1539,7 @@ impl Engine {
     /// Re-runs selection for one prefix after something changed, and does
     /// what the change calls for: FIB operations, triggered updates, and
     /// seqno requests when the prefix is lost (§3.8.2.1).
-    fn reselect(&mut self, prefix: Prefix, before: Option<Selected>, hint: Urgency) {
+    fn reselect(&mut self, prefix: Prefix, before: Option<Selected>) {
         let now = self.now;
         let own = self.xroutes.contains_key(&prefix);
         let Some(entry) = self.table.get(&prefix) else {
@@ -1305,15 +1550,17 @@ impl Engine {
         };
         let neighbours = &self.neighbours;
         let filter = &self.filter;
+        let hl = self.half_life_ms;
         let choice = if own {
             None
         } else {
-            entry.choose(
+            let c = entry.choose(
                 now,
                 |r| match neighbours.get(r.neighbour.0 as usize).and_then(|n| n.as_ref()) {
                     Some(n) => r.refmetric.add(n.cost),
                     None => Metric::INFINITY,
                 },
+                |r, m| r.smoothed_metric(m, now, hl),
                 |r| {
                     let n = neighbours.get(r.neighbour.0 as usize).and_then(|n| n.as_ref());
                     filter.as_ref().is_none_or(|f| {
@@ -1328,7 +1575,15 @@ impl Engine {
                         })
                     })
                 },
-            )
+            );
+            if c.pending {
+                self.improving.insert(prefix);
+                // Look again when the smoothed metrics have moved a
+                // quarter of a half-life.
+                let at = now.plus_ms((hl / 4).max(250));
+                self.next_improve = Some(self.next_improve.map_or(at, |t| t.min(at)));
+            }
+            c.selected
         };
         self.table.get_mut(&prefix).expect("present").selected = choice;
         let after = self.snapshot(&prefix);
@@ -1339,18 +1594,13 @@ impl Engine {
                 // Replaces an unreachable hold route, if any.
                 self.install(prefix, &a);
                 self.table.get_mut(&prefix).expect("present").retracting = None;
-                let urgency = if self.requests.would_satisfy(&prefix, &a.router_id, a.seqno) {
-                    Urgency::Urgent
-                } else {
-                    hint.min(Urgency::Normal)
-                };
-                self.trigger_update(prefix, urgency);
+                self.trigger_update(prefix, Trigger::Quick);
             }
             (Some(b), Some(a)) => {
                 if (a.next_hop, a.ifindex) != (b.next_hop, b.ifindex) {
                     self.install(prefix, &a);
                 }
-                self.triggered_update_policy(prefix, &b, &a, hint);
+                self.triggered_update_policy(prefix, &b, &a);
             }
             (Some(b), None) => {
                 if own {
@@ -1367,7 +1617,10 @@ impl Engine {
                     unreachable: true,
                 }));
                 self.next_sweep = self.next_sweep.min(until);
-                self.trigger_update(prefix, Urgency::Urgent);
+                // A retraction: a black hole if it is lost, so repeated.
+                self.trigger_update(prefix, Trigger::Repeat);
+                // If the route was usable enough, ask for an alternative;
+                // near infinity it may just be oscillating (babeld).
                 if b.metric.0 <= 0x7FFF {
                     self.request_lost(prefix, b.router_id, b.seqno);
                 }
@@ -1376,7 +1629,8 @@ impl Engine {
     }
 
     /// The prefix was lost: ask everyone for a newer seqno of its origin, so
-    /// that an unfeasible route can become feasible (§3.8.2.1).
+    /// that an unfeasible route can become feasible (§3.8.2.1). Resent with
+    /// backoff until answered.
     fn request_lost(&mut self, prefix: Prefix, rid: RouterId, seqno: SeqNo) {
         let now = self.now;
         let fd = self.table.get(&prefix).and_then(|e| e.source(&rid)).copied();
@@ -1388,45 +1642,36 @@ impl Engine {
         if self.requests.is_redundant(&prefix, &rid, want, now) {
             return;
         }
-        let req = PendingRequest {
-            router_id: rid,
-            seqno: want,
-            hop_count: DEFAULT_HOP_COUNT,
-            target: None,
-            requestor: None,
-            sent_at: now,
-            resend_at: now.plus_ms(RESEND_MS),
-            sends_left: MAX_SENDS - 1,
-        };
+        let delay = self.ifaces.values().map(|i| i.resend_delay_ms()).min().unwrap_or(2000);
+        let req = PendingRequest::new(rid, want, DEFAULT_HOP_COUNT, None, None, now, delay);
         self.emit_seqno_request(prefix, &req);
         self.requests.record(prefix, req);
     }
 
-    /// babeld's triggered-update policy: changes that can cause loops or
-    /// black holes go out urgently, small improvements wait for the next
-    /// periodic update (announcing them would only tighten feasibility
+    /// babeld's triggered-update policy (send_triggered_update) for a
+    /// selected route that changed: a change of origin is repeated (a loop
+    /// may be forming), a sharp rise and an answer to a pending request go
+    /// out quickly, and small changes wait for the next periodic update
+    /// (announcing a transient improvement would only tighten feasibility
     /// distances and make later increases unfeasible).
-    fn triggered_update_policy(&mut self, prefix: Prefix, b: &Selected, a: &Selected, hint: Urgency) {
+    fn triggered_update_policy(&mut self, prefix: Prefix, b: &Selected, a: &Selected) {
         let (old, new) = (b.metric.0 as u32, a.metric.0 as u32);
         let diff = old.abs_diff(new);
-        let getting_much_worse = new > old && old < 6 * 256 && diff >= 512;
-        let urgency = if a.router_id != b.router_id || getting_much_worse {
-            // A new origin may be a loop in formation; a sharp rise may be a
-            // black hole: tell the neighbours now.
-            Some(Urgency::Urgent)
-        } else if hint == Urgency::Urgent {
-            // It answers a pending request: pass it on quickly.
-            Some(Urgency::Urgent)
+        let trigger = if a.router_id != b.router_id {
+            Some(Trigger::Repeat)
+        } else if (new > old && old < 6 * 256 && diff >= 512)
+            || self.requests.would_satisfy(&prefix, &a.router_id, a.seqno)
+        {
+            // Getting much worse (maybe a black hole), or the answer to a
+            // pending seqno request: pass it on quickly.
+            Some(Trigger::Quick)
         } else if (new < old && diff < 1024) || diff < 384 {
-            // Small improvements may be transient, and announcing them
-            // would tighten feasibility distances; trivia wait for the
-            // next periodic update.
             None
         } else {
-            Some(Urgency::Normal)
+            Some(Trigger::Normal)
         };
-        if let Some(u) = urgency {
-            self.trigger_update(prefix, u);
+        if let Some(t) = trigger {
+            self.trigger_update(prefix, t);
         }
         if new >= old + 288 && new < 0xFFFF {
             // Getting much worse: maybe a neighbour has a better route.
@@ -1447,22 +1692,25 @@ impl Engine {
         })));
     }
 
-    fn trigger_update(&mut self, prefix: Prefix, urgency: Urgency) {
+    fn trigger_update(&mut self, prefix: Prefix, trigger: Trigger) {
         let now = self.now;
-        for iface in self.ifaces.values_mut() {
+        self.stats.triggered_updates += 1;
+        if trigger == Trigger::Repeat {
+            self.stats.repeated_updates += 1;
+        }
+        let ifindexes: Vec<IfIndex> = self.ifaces.keys().copied().collect();
+        for ifindex in ifindexes {
+            let delay = self.update_jitter(ifindex, trigger);
+            let iface = self.ifaces.get_mut(&ifindex).expect("listed");
             iface.out.updates.insert(prefix);
-            let delay = match urgency {
-                Urgency::Urgent => self.rng.upto(5),
-                Urgency::Normal => 20 + self.rng.upto(80),
-            };
             iface.out.flush_by(now.plus_ms(delay));
-            if urgency == Urgency::Urgent {
-                // A lost urgent update (retraction, new origin) would leave
-                // a black hole or a loop until the next full dump: repeat it.
+            if trigger == Trigger::Repeat {
                 iface.resend.insert(prefix);
                 if iface.resend_at.is_none() {
-                    iface.resend_at = Some(now.plus_ms(300 + self.rng.upto(200)));
+                    iface.resend_delay_ms = iface.resend_delay_ms();
+                    iface.resend_at = Some(now.plus_ms(iface.resend_delay_ms));
                 }
+                iface.resends_left = UPDATE_REPEATS;
             }
         }
     }
@@ -1494,6 +1742,8 @@ impl Engine {
                 // Expired: becomes a retraction, kept a little longer so a
                 // late update from the same neighbour is recognised.
                 r.refmetric = Metric::INFINITY;
+                r.smoothed = Metric::INFINITY;
+                r.smoothed_at = now;
                 r.expires = now.plus_ms(SWEEP_MS);
                 true
             });
@@ -1507,8 +1757,9 @@ impl Engine {
             }
         }
         for (p, before) in changed {
-            self.reselect(p, before, Urgency::Urgent);
+            self.reselect(p, before);
         }
+        self.refresh_routes(&mut next);
         for (p, e) in self.table.iter_mut() {
             if let Some(r) = e.retracting.as_ref() {
                 if r.until <= now && r.unreachable && e.selected.is_none() {
@@ -1528,6 +1779,44 @@ impl Engine {
             self.table.remove(&p);
         }
         self.next_sweep = next.max(now.plus_ms(1));
+    }
+
+    /// A selected route whose neighbour has been silent for one and a half
+    /// update intervals has probably lost a periodic update or two to a
+    /// lossy link, not gone away: ask the neighbour for it (unicast), and
+    /// again if the answer is lost too, before the route expires at 3.5
+    /// intervals (babeld asks once, at 7/8 of a longer hold time). A
+    /// neighbour that no longer has the route answers with a retraction,
+    /// which ends the wait early.
+    fn refresh_routes(&mut self, next: &mut Time) {
+        let now = self.now;
+        let mut ask: Vec<(Prefix, NeighbourId)> = Vec::new();
+        for (p, e) in &self.table {
+            let Some(r) = e.selected_route() else { continue };
+            let Some(&before_expiry) = REFRESH_BEFORE_EXPIRY.get(r.refresh_asks as usize) else { continue };
+            if r.refmetric.is_infinite() {
+                continue;
+            }
+            let Some(n) = self.neighbour(r.neighbour) else { continue };
+            let interval = self.ifaces.get(&n.ifindex).map_or(0, |i| i.cfg.update_interval_ms);
+            let at = Time(r.expires.millis().saturating_sub(interval * before_expiry / 4));
+            if at <= now {
+                ask.push((*p, r.neighbour));
+            } else {
+                *next = (*next).min(at);
+            }
+        }
+        for (p, id) in ask {
+            if let Some(r) = self.table.get_mut(&p).and_then(|e| e.route_mut(id)) {
+                r.refresh_asks += 1;
+            }
+            let Some((ifindex, addr)) = self.neighbour(id).map(|n| (n.ifindex, n.address)) else { continue };
+            let at = now.plus_ms(self.rng.upto(20));
+            if let Some(iface) = self.ifaces.get_mut(&ifindex) {
+                iface.out.unicast.entry(addr).or_default().push(Message::RouteRequest { prefix: Some(p) });
+                iface.out.flush_by(at);
+            }
+        }
     }
 
     // ----- sending --------------------------------------------------------
@@ -1602,6 +1891,13 @@ impl Engine {
         let mut advertised: Vec<(Prefix, RouterId, SeqNo, Metric)> = Vec::new();
         let mut updates: Vec<Update> = Vec::with_capacity(prefixes.len());
         for p in &prefixes {
+            // Announcing our selected route answers requests for it, even
+            // where split horizon keeps it off this link (babeld).
+            if let Some(s) = self.snapshot(p) {
+                if !s.metric.is_infinite() {
+                    self.requests.satisfy(p, &s.router_id, s.seqno);
+                }
+            }
             if let Some(u) = self.advert(p, ifindex, &cfg) {
                 if u.router_id != self.router_id {
                     advertised.push((*p, u.router_id, u.seqno, u.metric));
@@ -1640,6 +1936,32 @@ impl Engine {
         for (addr, msgs) in out.unicast {
             for data in pack(max, &msgs) {
                 self.push_send(ifindex, Destination::Unicast(addr), data);
+            }
+        }
+        if !out.dump_to.is_empty() && !out.full_dump {
+            self.unicast_dumps(ifindex, &cfg, out.dump_to);
+        }
+    }
+
+    /// Sends everything we announce to each of `to`, by unicast.
+    fn unicast_dumps(&mut self, ifindex: IfIndex, cfg: &InterfaceConfig, to: BTreeSet<Ipv6Addr>) {
+        let now = self.now;
+        let mut all: BTreeSet<Prefix> = self.xroutes.keys().copied().collect();
+        all.extend(self.table.keys().copied());
+        let mut updates: Vec<Update> = all.iter().filter_map(|p| self.advert(p, ifindex, cfg)).collect();
+        updates.sort_by_key(|u| (u.router_id, u.prefix));
+        for u in &updates {
+            if u.router_id != self.router_id {
+                if let Some(e) = self.table.get_mut(&u.prefix) {
+                    e.note_advertised(u.router_id, u.seqno, u.metric, now);
+                }
+            }
+        }
+        let msgs: Vec<Message> = updates.into_iter().map(Message::Update).collect();
+        let packets = pack(cfg.max_packet(), &msgs);
+        for addr in to {
+            for data in &packets {
+                self.push_send(ifindex, Destination::Unicast(addr), data.clone());
             }
         }
     }

@@ -30,11 +30,7 @@ impl Bed {
     /// An engine with one wired interface and one neighbour whose link is up.
     fn new() -> Bed {
         let mut b = Bed {
-            e: Engine::new(EngineConfig {
-                router_id: RouterId([2, 1, 1, 1, 1, 1, 1, 1]),
-                seqno: SeqNo(100),
-                seed: 5,
-            }),
+            e: Engine::new(EngineConfig::new(RouterId([2, 1, 1, 1, 1, 1, 1, 1]), SeqNo(100), 5)),
             now: Time(1000),
             out: Vec::new(),
             hello_seqno: 0,
@@ -349,8 +345,7 @@ fn ihu_for_our_current_address_wins_over_one_for_an_old_address() {
 
     // While a neighbour knows us only under another of our addresses, its
     // IHUs for it are ours (a fresh engine: no IHU for OURS yet).
-    let mut e =
-        Engine::new(EngineConfig { router_id: RouterId([2, 1, 1, 1, 1, 1, 1, 1]), seqno: SeqNo(1), seed: 5 });
+    let mut e = Engine::new(EngineConfig::new(RouterId([2, 1, 1, 1, 1, 1, 1, 1]), SeqNo(1), 5));
     let mut cfg = InterfaceConfig::new("eth0", LinkType::Wired, OURS);
     cfg.other_link_locals = vec![OLD];
     e.handle_input(Time(0), Input::InterfaceUp { ifindex: 3, config: cfg });

@@ -1,5 +1,6 @@
 //! The Babel routing protocol (RFC 8966) as a pure state machine.
 
+pub mod budget;
 pub mod engine;
 #[cfg(test)]
 mod engine_tests;

@@ -4,6 +4,8 @@
 
 use std::net::Ipv6Addr;
 
+use super::budget::Budget;
+
 use super::interface::{IfIndex, LinkType};
 use super::types::{Metric, SeqNo, Time};
 
@@ -175,6 +177,14 @@ pub struct Neighbour {
     pub first_seen: Time,
     /// When the engine must look at this neighbour again (a timer as data).
     pub check_at: Option<Time>,
+    /// What this neighbour's requests may still cost us (the engine sets
+    /// the rate).
+    pub requests: Budget,
+    /// Specific route requests from this neighbour answered in the current
+    /// second, and when that second started.
+    pub route_requests: (u32, Time),
+    /// When we last sent this neighbour a unicast full dump.
+    pub last_dump: Option<Time>,
 }
 
 impl Neighbour {
@@ -192,6 +202,9 @@ impl Neighbour {
             last_hello: now,
             first_seen: now,
             check_at: Some(now.plus_ms(NO_HELLO_MS + 1)),
+            requests: Budget::new(now, 0),
+            route_requests: (0, now),
+            last_dump: None,
         }
     }
 

@@ -21,6 +21,9 @@ pub struct OutQueue {
     pub requested: BTreeSet<Prefix>,
     /// Announce everything (periodic or requested full dump).
     pub full_dump: bool,
+    /// Neighbours that get everything by unicast (a new neighbour's
+    /// wildcard request, shortly after our last multicast dump).
+    pub dump_to: BTreeSet<Ipv6Addr>,
     pub flush_at: Option<Time>,
 }
 
@@ -31,7 +34,11 @@ impl OutQueue {
     }
 
     pub fn is_empty(&self) -> bool {
-        self.control.is_empty() && self.unicast.is_empty() && self.updates.is_empty() && !self.full_dump
+        self.control.is_empty()
+            && self.unicast.is_empty()
+            && self.updates.is_empty()
+            && !self.full_dump
+            && self.dump_to.is_empty()
     }
 
     pub fn clear(&mut self) {

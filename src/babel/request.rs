@@ -1,16 +1,21 @@
 //! Pending seqno requests (RFC 8966 §3.8): the ones we originated to end a
-//! starvation and the ones we forwarded for a neighbour, with duplicate
-//! suppression and a bounded number of resends.
+//! starvation and the ones we forwarded for a neighbour, as babeld keeps
+//! them: a record per prefix, remembered for a while so that duplicates
+//! are not forwarded again and an update answering one goes out quickly;
+//! only requests we originated after losing a route are resent.
 
 use std::collections::BTreeMap;
 
 use super::neighbour::NeighbourId;
 use super::types::{Prefix, RouterId, SeqNo, Time};
 
-/// Delay before an unsatisfied request is sent again.
-pub const RESEND_MS: u64 = 2000;
-/// Sends of one request in all (the first one included).
-pub const MAX_SENDS: u8 = 3;
+/// How long a request is remembered (babeld's REQUEST_TIMEOUT).
+pub const REQUEST_TIMEOUT_MS: u64 = 65_000;
+/// Resends of a request we originated after losing a route, with the delay
+/// doubling each time (babeld's RESEND_MAX).
+pub const MAX_RESENDS: u8 = 3;
+/// A request forwarded this recently is not forwarded again.
+pub const RECENT_MS: u64 = 1000;
 /// Hop count of the requests we originate: above any sane mesh diameter.
 pub const DEFAULT_HOP_COUNT: u8 = 64;
 
@@ -24,9 +29,43 @@ pub struct PendingRequest {
     pub target: Option<NeighbourId>,
     /// Who asked us, for forwarded requests (never forward back to them).
     pub requestor: Option<NeighbourId>,
+    pub created: Time,
     pub sent_at: Time,
-    pub resend_at: Time,
-    pub sends_left: u8,
+    /// Next resend, for the requests that are resent.
+    pub resend_at: Option<Time>,
+    pub resend_delay_ms: u64,
+    pub resends_left: u8,
+}
+
+impl PendingRequest {
+    /// A request sent now; `resend_delay_ms` 0 means it is never resent.
+    pub fn new(
+        router_id: RouterId,
+        seqno: SeqNo,
+        hop_count: u8,
+        target: Option<NeighbourId>,
+        requestor: Option<NeighbourId>,
+        now: Time,
+        resend_delay_ms: u64,
+    ) -> PendingRequest {
+        let resends = resend_delay_ms > 0;
+        PendingRequest {
+            router_id,
+            seqno,
+            hop_count,
+            target,
+            requestor,
+            created: now,
+            sent_at: now,
+            resend_at: resends.then(|| now.plus_ms(resend_delay_ms)),
+            resend_delay_ms,
+            resends_left: if resends { MAX_RESENDS } else { 0 },
+        }
+    }
+
+    fn expired(&self, now: Time) -> bool {
+        now.since(self.created) >= REQUEST_TIMEOUT_MS
+    }
 }
 
 #[derive(Clone, Debug, Default)]
@@ -47,11 +86,14 @@ impl RequestTable {
         self.pending.get(prefix)
     }
 
-    /// A request for this (prefix, router-id, seqno) went out recently
-    /// enough that sending or forwarding another would only duplicate it.
+    /// A request for (prefix, router-id, at least this seqno) is in flight:
+    /// it will be resent, or it went out too recently to send another.
     pub fn is_redundant(&self, prefix: &Prefix, rid: &RouterId, seqno: SeqNo, now: Time) -> bool {
         self.pending.get(prefix).is_some_and(|p| {
-            p.router_id == *rid && p.seqno.newer_or_equal(seqno) && now.since(p.sent_at) < RESEND_MS
+            !p.expired(now)
+                && p.router_id == *rid
+                && p.seqno.newer_or_equal(seqno)
+                && (p.resend_at.is_some() || now.since(p.sent_at) < RECENT_MS)
         })
     }
 
@@ -60,9 +102,11 @@ impl RequestTable {
         self.pending.insert(prefix, req);
     }
 
-    /// An update arrived: a request it answers is satisfied.
+    /// We are announcing a route (router-id, seqno) for the prefix: a
+    /// request it answers is satisfied (a different origin answers it too:
+    /// the starving route is gone).
     pub fn satisfy(&mut self, prefix: &Prefix, rid: &RouterId, seqno: SeqNo) -> bool {
-        if self.pending.get(prefix).is_some_and(|p| p.router_id == *rid && seqno.newer_or_equal(p.seqno)) {
+        if self.would_satisfy(prefix, rid, seqno) {
             self.pending.remove(prefix);
             true
         } else {
@@ -70,9 +114,10 @@ impl RequestTable {
         }
     }
 
-    /// Is there an unsatisfied request that an update (rid, seqno) answers?
+    /// Is there a request that announcing (router-id, seqno) would answer?
+    /// Then the update must go out quickly.
     pub fn would_satisfy(&self, prefix: &Prefix, rid: &RouterId, seqno: SeqNo) -> bool {
-        self.pending.get(prefix).is_some_and(|p| p.router_id == *rid && seqno.newer_or_equal(p.seqno))
+        self.pending.get(prefix).is_some_and(|p| p.router_id != *rid || seqno.newer_or_equal(p.seqno))
     }
 
     /// Forgets every request sent to or on behalf of a neighbour that went away.
@@ -80,20 +125,22 @@ impl RequestTable {
         self.pending.retain(|_, p| p.target != Some(n) && p.requestor != Some(n));
     }
 
-    /// Requests due for a resend at `now`; they are rescheduled (or dropped
-    /// once their sends are used up).
+    /// Requests due for a resend at `now` (rescheduled with the delay
+    /// doubled, or no longer resent once their resends are used up);
+    /// expired records are dropped.
     pub fn due(&mut self, now: Time) -> Vec<(Prefix, PendingRequest)> {
         let mut out = Vec::new();
         self.pending.retain(|prefix, p| {
-            if p.resend_at > now {
-                return true;
-            }
-            if p.sends_left == 0 {
+            if p.expired(now) {
                 return false;
             }
-            p.sends_left -= 1;
+            if p.resend_at.is_none_or(|t| t > now) {
+                return true;
+            }
+            p.resends_left -= 1;
             p.sent_at = now;
-            p.resend_at = now.plus_ms(RESEND_MS);
+            p.resend_delay_ms *= 2;
+            p.resend_at = (p.resends_left > 0).then(|| now.plus_ms(p.resend_delay_ms));
             out.push((*prefix, p.clone()));
             true
         });
@@ -101,7 +148,7 @@ impl RequestTable {
     }
 
     pub fn next_deadline(&self) -> Option<Time> {
-        self.pending.values().map(|p| p.resend_at).min()
+        self.pending.values().filter_map(|p| p.resend_at).min()
     }
 }
 
@@ -109,36 +156,48 @@ impl RequestTable {
 mod tests {
     use super::*;
 
-    fn req(seqno: u16, now: Time) -> PendingRequest {
-        PendingRequest {
-            router_id: RouterId([7; 8]),
-            seqno: SeqNo(seqno),
-            hop_count: 64,
-            target: None,
-            requestor: None,
-            sent_at: now,
-            resend_at: now.plus_ms(RESEND_MS),
-            sends_left: MAX_SENDS - 1,
-        }
+    const RID: RouterId = RouterId([7; 8]);
+
+    #[test]
+    fn originated_requests_are_resent_with_backoff_then_remembered() {
+        let p: Prefix = "10.0.0.0/24".parse().unwrap();
+        let mut t = RequestTable::default();
+        t.record(p, PendingRequest::new(RID, SeqNo(5), 64, None, None, Time(0), 500));
+        assert!(t.is_redundant(&p, &RID, SeqNo(5), Time(100)));
+        assert!(t.is_redundant(&p, &RID, SeqNo(4), Time(100)));
+        assert!(!t.is_redundant(&p, &RID, SeqNo(6), Time(100)));
+        assert!(t.due(Time(499)).is_empty());
+        assert_eq!(t.due(Time(500)).len(), 1);
+        assert!(t.due(Time(1499)).is_empty());
+        assert_eq!(t.due(Time(1500)).len(), 1);
+        assert_eq!(t.due(Time(3500)).len(), 1);
+        assert_eq!(t.next_deadline(), None, "three resends, no more");
+        // Still remembered: an update answering it is urgent, but a new
+        // request for it is no longer redundant after a while.
+        assert!(t.would_satisfy(&p, &RID, SeqNo(5)));
+        assert!(!t.is_redundant(&p, &RID, SeqNo(5), Time(5000)));
+        assert!(t.due(Time(REQUEST_TIMEOUT_MS)).is_empty());
+        assert!(t.is_empty());
     }
 
     #[test]
-    fn resends_are_bounded_and_satisfaction_clears() {
+    fn forwarded_requests_are_not_resent_and_satisfaction_follows_babeld() {
         let p: Prefix = "10.0.0.0/24".parse().unwrap();
         let mut t = RequestTable::default();
-        t.record(p, req(5, Time(0)));
-        assert!(t.is_redundant(&p, &RouterId([7; 8]), SeqNo(5), Time(100)));
-        assert!(t.is_redundant(&p, &RouterId([7; 8]), SeqNo(4), Time(100)));
-        assert!(!t.is_redundant(&p, &RouterId([7; 8]), SeqNo(6), Time(100)));
-        assert!(t.due(Time(1999)).is_empty());
-        assert_eq!(t.due(Time(2000)).len(), 1);
-        assert_eq!(t.due(Time(4000)).len(), 1);
-        assert!(t.due(Time(6000)).is_empty());
+        t.record(
+            p,
+            PendingRequest::new(RID, SeqNo(5), 10, Some(NeighbourId(1)), Some(NeighbourId(2)), Time(0), 0),
+        );
+        assert!(t.is_redundant(&p, &RID, SeqNo(5), Time(999)));
+        assert!(!t.is_redundant(&p, &RID, SeqNo(5), Time(1000)));
+        assert!(t.due(Time(10_000)).is_empty());
+        assert!(!t.satisfy(&p, &RID, SeqNo(4)), "an older seqno answers nothing");
+        assert!(t.satisfy(&p, &RouterId([8; 8]), SeqNo(1)), "another origin makes it moot");
+        t.record(p, PendingRequest::new(RID, SeqNo(5), 10, None, None, Time(0), 0));
+        assert!(t.satisfy(&p, &RID, SeqNo(5)));
         assert!(t.is_empty());
-        t.record(p, req(5, Time(0)));
-        assert!(!t.satisfy(&p, &RouterId([7; 8]), SeqNo(4)));
-        assert!(!t.satisfy(&p, &RouterId([8; 8]), SeqNo(5)));
-        assert!(t.satisfy(&p, &RouterId([7; 8]), SeqNo(5)));
+        t.record(p, PendingRequest::new(RID, SeqNo(5), 10, Some(NeighbourId(1)), None, Time(0), 0));
+        t.forget_neighbour(NeighbourId(1));
         assert!(t.is_empty());
     }
 }

@@ -26,6 +26,80 @@ pub struct Route {
     /// When the route expires unless refreshed (a retracted route is
     /// dropped then).
     pub expires: Time,
+    /// The smoothed metric as of `smoothed_at` (see [`smooth`]); the
+    /// route's metric has not changed since then.
+    pub smoothed: Metric,
+    pub smoothed_at: Time,
+    /// How often we asked the neighbour to refresh this route since its
+    /// last update (see the engine's refresh_routes).
+    pub refresh_asks: u8,
+}
+
+impl Route {
+    /// The smoothed metric at `now`, given the metric the route has had
+    /// since `smoothed_at`.
+    pub fn smoothed_metric(&self, metric: Metric, now: Time, half_life_ms: u64) -> Metric {
+        smooth(self.smoothed, self.smoothed_at, metric, now, half_life_ms)
+    }
+
+    /// Folds the time elapsed under the old metric into the smoothed
+    /// metric: call it before the route's metric changes.
+    pub fn commit_smoothing(&mut self, old_metric: Metric, now: Time, half_life_ms: u64) {
+        self.smoothed = self.smoothed_metric(old_metric, now, half_life_ms);
+        self.smoothed_at = now;
+    }
+}
+
+/// Exponential smoothing of a route's metric (RFC 8966 §3.6 suggests it;
+/// babeld's `smoothing-half-life`): the smoothed value moves towards the
+/// current metric, halving the gap every `half_life_ms`. A retracted route
+/// is infinite at once (it must not be used a moment longer). Within a
+/// half-life the decay is interpolated linearly, which keeps it integer,
+/// monotone and exact at every half-life.
+pub fn smooth(prev: Metric, since: Time, metric: Metric, now: Time, half_life_ms: u64) -> Metric {
+    if half_life_ms == 0 || metric.is_infinite() || prev == metric {
+        return metric;
+    }
+    let dt = now.since(since);
+    let halvings = dt / half_life_ms;
+    if halvings >= 16 {
+        return metric;
+    }
+    let gap = (prev.0 as i64 - metric.0 as i64) >> halvings;
+    let rest = (dt % half_life_ms) as i64;
+    let span = 2 * half_life_ms as i64;
+    let gap = gap * (span - rest) / span;
+    // Close enough: snap, so that equal links compare equal (as babeld).
+    if gap.abs() < 4 {
+        metric
+    } else {
+        Metric((metric.0 as i64 + gap).clamp(0, 0xFFFF) as u16)
+    }
+}
+
+/// The smoothed metric a brand-new route starts from when another route is
+/// installed: high enough that the newcomer needs one half-life of
+/// stability before it can displace a working route (babeld starts new
+/// routes at half of infinity, which takes minutes to decay on a path
+/// that is only a little better).
+pub fn initial_smoothed(metric: Metric, installed_smoothed: Option<Metric>) -> Metric {
+    match installed_smoothed {
+        Some(s) if s.0 > metric.0 => Metric((2 * s.0 as u32 - metric.0 as u32).min(0xFFFE) as u16),
+        _ => metric,
+    }
+}
+
+/// A better route must beat the current one's smoothed metric by this
+/// fraction (1/16) to replace it.
+const SWITCH_MARGIN: u32 = 16;
+
+/// What route selection decided for a prefix.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Choice {
+    pub selected: Option<NeighbourId>,
+    /// A usable route with a lower metric than the selected one waits for
+    /// its smoothed metric to catch up: look again later.
+    pub pending: bool,
 }
 
 /// A prefix we lost and keep retracting until `until`.
@@ -98,41 +172,72 @@ impl PrefixEntry {
         }
     }
 
-    /// Picks the best usable route: finite metric, feasible, accepted by the
-    /// filter. The current choice is kept unless another is better by more
-    /// than a small hysteresis (1/16 of the current metric), so that noisy
-    /// ETX estimates do not make routes flap; switching between feasible
-    /// routes is always loop-free, so hysteresis costs no safety.
+    /// Route selection with babeld's strong ordering: among usable routes
+    /// (finite metric, feasible, accepted by the filter) the one with the
+    /// lowest smoothed metric is the candidate; it replaces the current
+    /// choice only if it is no worse now *and* better smoothed, by a
+    /// sixteenth of the current smoothed metric (babeld needs only
+    /// "better": on lossy radios with many near-equal paths that margin
+    /// halves the route churn, measured in the simulator). The order is
+    /// not total, which is the hysteresis: noisy ETX estimates do not make
+    /// routes flap, and switching between feasible routes is always
+    /// loop-free, so the hysteresis costs no safety. An unusable current
+    /// route is replaced at once.
     pub fn choose(
         &self,
         now: Time,
         metric_of: impl Fn(&Route) -> Metric,
+        smoothed_of: impl Fn(&Route, Metric) -> Metric,
         accept: impl Fn(&Route) -> bool,
-    ) -> Option<NeighbourId> {
-        let usable = |r: &Route| {
-            let m = metric_of(r);
+    ) -> Choice {
+        let usable = |r: &Route, m: Metric| {
             !m.is_infinite() && !r.refmetric.is_infinite() && self.is_feasible(r, now) && accept(r)
         };
-        let mut best: Option<(&Route, Metric)> = None;
-        for r in self.routes.iter().filter(|r| usable(r)) {
+        let mut best: Option<(&Route, Metric, Metric)> = None;
+        let mut lowest: Option<Metric> = None;
+        let mut current: Option<(&Route, Metric, Metric)> = None;
+        for r in self.routes.iter() {
             let m = metric_of(r);
-            // Ties go to the lower neighbour id for determinism.
-            let better = match best {
-                None => true,
-                Some((b, bm)) => m < bm || (m == bm && r.neighbour < b.neighbour),
-            };
+            if !usable(r, m) {
+                continue;
+            }
+            let sm = smoothed_of(r, m);
+            if Some(r.neighbour) == self.selected {
+                current = Some((r, m, sm));
+            }
+            lowest = Some(lowest.map_or(m, |l| l.min(m)));
+            // Ties go to the lower metric, then the lower neighbour id.
+            let better = best.is_none_or(|(b, bm, bs)| (sm, m, r.neighbour) < (bs, bm, b.neighbour));
             if better {
-                best = Some((r, m));
+                best = Some((r, m, sm));
             }
         }
-        let (best, best_metric) = best?;
-        if let Some(cur) = self.selected_route().filter(|r| usable(r)) {
-            let cm = metric_of(cur);
-            if cur.neighbour == best.neighbour || best_metric.0 as u32 + cm.0 as u32 / 16 >= cm.0 as u32 {
-                return Some(cur.neighbour);
-            }
+        let Some((best, bm, bs)) = best else {
+            return Choice { selected: None, pending: false };
+        };
+        let Some((cur, cm, cs)) = current else {
+            return Choice { selected: Some(best.neighbour), pending: false };
+        };
+        if best.neighbour != cur.neighbour
+            && bm <= cm
+            && (bs.0 as u32) + cs.0 as u32 / SWITCH_MARGIN < cs.0 as u32
+        {
+            return Choice { selected: Some(best.neighbour), pending: false };
         }
-        Some(best.neighbour)
+        Choice { selected: Some(cur.neighbour), pending: lowest.is_some_and(|l| l < cm) }
+    }
+
+    /// The smoothed metric of the selected route, if it is usable enough to
+    /// be compared with (finite).
+    pub fn selected_smoothed(
+        &self,
+        metric_of: impl Fn(&Route) -> Metric,
+        now: Time,
+        half_life_ms: u64,
+    ) -> Option<Metric> {
+        let r = self.selected_route()?;
+        let m = metric_of(r);
+        (!m.is_infinite()).then(|| r.smoothed_metric(m, now, half_life_ms))
     }
 
     /// Drops sources not advertised for a long time. Returns true if the
@@ -162,7 +267,19 @@ mod tests {
             refmetric: Metric(refmetric),
             next_hop: IpAddr::V6(Ipv6Addr::LOCALHOST),
             expires: Time(100_000),
+            smoothed: Metric(refmetric),
+            smoothed_at: Time(0),
+            refresh_asks: 0,
         }
+    }
+
+    /// Selection with smoothing off (smoothed = metric).
+    fn pick(
+        e: &PrefixEntry,
+        metric: impl Fn(&Route) -> Metric,
+        accept: impl Fn(&Route) -> bool,
+    ) -> Option<NeighbourId> {
+        e.choose(Time(0), &metric, |_, m| m, accept).selected
     }
 
     #[test]
@@ -171,26 +288,69 @@ mod tests {
         e.routes.push(route(1, 9, 5, 100));
         e.routes.push(route(2, 9, 5, 50));
         let cost = |_: &Route| Metric(96);
-        assert_eq!(e.choose(Time(0), |r| r.refmetric.add(cost(r)), |_| true), Some(NeighbourId(2)));
+        assert_eq!(pick(&e, |r| r.refmetric.add(cost(r)), |_| true), Some(NeighbourId(2)));
         // FD (seqno 5, metric 60) makes the metric-100 route unfeasible and
         // leaves the metric-50 one.
         e.note_advertised(RouterId([9; 8]), SeqNo(5), Metric(60), Time(0));
         e.routes.as_mut_slice()[1].refmetric = Metric(70);
-        assert_eq!(e.choose(Time(0), |r| r.refmetric.add(cost(r)), |_| true), None);
+        assert_eq!(pick(&e, |r| r.refmetric.add(cost(r)), |_| true), None);
         e.routes.as_mut_slice()[0].seqno = SeqNo(6);
-        assert_eq!(e.choose(Time(0), |r| r.refmetric.add(cost(r)), |_| true), Some(NeighbourId(1)));
+        assert_eq!(pick(&e, |r| r.refmetric.add(cost(r)), |_| true), Some(NeighbourId(1)));
     }
 
     #[test]
-    fn hysteresis_keeps_current_route_for_small_gains() {
+    fn strong_ordering_needs_better_now_and_better_smoothed() {
         let mut e = PrefixEntry::default();
         e.routes.push(route(1, 9, 5, 1000));
-        e.routes.push(route(2, 9, 5, 980));
+        e.routes.push(route(2, 9, 5, 900));
         e.selected = Some(NeighbourId(1));
         let m = |r: &Route| r.refmetric;
-        assert_eq!(e.choose(Time(0), m, |_| true), Some(NeighbourId(1)));
-        e.routes.as_mut_slice()[1].refmetric = Metric(900);
-        assert_eq!(e.choose(Time(0), m, |_| true), Some(NeighbourId(2)));
+        // Route 2 is better now, but its smoothed metric is still worse:
+        // keep route 1, and say a better one is pending.
+        e.routes.as_mut_slice()[1].smoothed = Metric(1100);
+        let c = e.choose(Time(0), m, |r, m| r.smoothed_metric(m, Time(0), 4000), |_| true);
+        assert_eq!(c, Choice { selected: Some(NeighbourId(1)), pending: true });
+        // Two half-lives later its smoothed metric (950) is below 1000, but
+        // not by the margin (1/16 of 1000); four half-lives later (912) it is.
+        let c = e.choose(Time(8000), m, |r, m| r.smoothed_metric(m, Time(8000), 4000), |_| true);
+        assert_eq!(c, Choice { selected: Some(NeighbourId(1)), pending: true });
+        let c = e.choose(Time(16000), m, |r, m| r.smoothed_metric(m, Time(16000), 4000), |_| true);
+        assert_eq!(c, Choice { selected: Some(NeighbourId(2)), pending: false });
+        // Better smoothed but worse right now: no switch.
+        e.routes.as_mut_slice()[1].refmetric = Metric(1010);
+        e.routes.as_mut_slice()[1].smoothed = Metric(500);
+        let c = e.choose(Time(0), m, |r, _| r.smoothed, |_| true);
+        assert_eq!(c, Choice { selected: Some(NeighbourId(1)), pending: false });
+        // An unusable current route is replaced at once.
+        e.routes.as_mut_slice()[0].refmetric = Metric::INFINITY;
+        assert_eq!(e.choose(Time(0), m, |r, _| r.smoothed, |_| true).selected, Some(NeighbourId(2)));
+    }
+
+    #[test]
+    fn smoothing_halves_the_gap_every_half_life() {
+        let hl = 4000;
+        let s = |dt| smooth(Metric(1256), Time(0), Metric(256), Time(dt), hl).0;
+        assert_eq!(s(0), 1256);
+        assert_eq!(s(4000), 756);
+        assert_eq!(s(8000), 506);
+        assert!(s(2000) < 1256 && s(2000) > 756, "{}", s(2000));
+        assert!((1..8000).step_by(97).all(|t| s(t) >= s(t + 97)), "monotone");
+        assert_eq!(s(64_000), 256);
+        // Rising metrics are smoothed too; retractions are not.
+        assert_eq!(smooth(Metric(256), Time(0), Metric(1256), Time(4000), hl), Metric(756));
+        assert!(smooth(Metric(256), Time(0), Metric::INFINITY, Time(1), hl).is_infinite());
+        // No smoothing configured.
+        assert_eq!(smooth(Metric(900), Time(0), Metric(256), Time(1), 0), Metric(256));
+    }
+
+    #[test]
+    fn a_new_route_needs_a_half_life_to_displace_a_working_one() {
+        assert_eq!(initial_smoothed(Metric(300), None), Metric(300));
+        let s0 = initial_smoothed(Metric(300), Some(Metric(500)));
+        assert_eq!(s0, Metric(700));
+        assert_eq!(smooth(s0, Time(0), Metric(300), Time(4000), 4000), Metric(500));
+        // A worse newcomer starts at its own metric.
+        assert_eq!(initial_smoothed(Metric(900), Some(Metric(500))), Metric(900));
     }
 
     #[test]
@@ -198,6 +358,6 @@ mod tests {
         let mut e = PrefixEntry::default();
         e.routes.push(route(1, 9, 5, 10));
         e.routes.push(route(2, 8, 5, 0xFFFF));
-        assert_eq!(e.choose(Time(0), |r| r.refmetric, |r| r.router_id != RouterId([9; 8])), None);
+        assert_eq!(pick(&e, |r| r.refmetric, |r| r.router_id != RouterId([9; 8])), None);
     }
 }

@@ -143,6 +143,10 @@ fn diff_main(old: &MainConfig, new: &MainConfig) -> Vec<&'static str> {
         keepalive_ms,
         max_routes_per_neighbour,
         max_origins_per_neighbour,
+        set_forwarding,
+        domain,
+        hosts_file,
+        metrics_file,
     } = old;
     let mut out = Vec::new();
     let mut check = |changed: bool, name: &'static str| {
@@ -170,6 +174,10 @@ fn diff_main(old: &MainConfig, new: &MainConfig) -> Vec<&'static str> {
     check(*keepalive_ms != new.keepalive_ms, "keepalive");
     check(*max_routes_per_neighbour != new.max_routes_per_neighbour, "max_routes_per_neighbour");
     check(*max_origins_per_neighbour != new.max_origins_per_neighbour, "max_origins_per_neighbour");
+    check(*set_forwarding != new.set_forwarding, "set_forwarding");
+    check(*domain != new.domain, "domain");
+    check(*hosts_file != new.hosts_file, "hosts_file");
+    check(*metrics_file != new.metrics_file, "metrics_file");
     out
 }
 

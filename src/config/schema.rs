@@ -42,6 +42,11 @@ pub const DEFAULT_LISTEN_PORT_RANGE: u16 = 80;
 pub const RXCOST_WIRED: u16 = 96;
 pub const RXCOST_WIRELESS: u16 = 256;
 pub const RXCOST_TUNNEL: u16 = 96;
+pub const DEFAULT_DOMAIN: &str = "mesh";
+/// OpenWrt's dnsmasq reads every file in /tmp/hosts (`--addn-hosts`).
+pub const DEFAULT_HOSTS_FILE: &str = "/tmp/hosts/weft";
+/// The directory of node-exporter's textfile collector on OpenWrt.
+pub const DEFAULT_METRICS_FILE: &str = "/var/prometheus/weft.prom";
 
 /// The whole configuration. `==` compares exactly, including the order of
 /// sections; [`super::diff`] ignores order and says what changed.
@@ -128,6 +133,23 @@ pub struct MainConfig {
     /// `max_origins_per_neighbour` (default 4096): most distinct origins
     /// (router-ids) among one neighbour's routes.
     pub max_origins_per_neighbour: usize,
+    /// `set_forwarding` (bool, default 1): weft turns on IPv6 forwarding at
+    /// start, and IPv4 forwarding once it installs an IPv4 route, as babeld
+    /// does; 0 leaves the kernel's forwarding switches to the system (weft
+    /// then reports whether this node routes for others).
+    pub set_forwarding: bool,
+    /// `domain` (default `mesh`): the DNS domain of node names in the hosts
+    /// file: a node named `node2` is `node2.mesh`. Lower-cased.
+    pub domain: String,
+    /// `hosts_file` (default `/tmp/hosts/weft`, where OpenWrt's dnsmasq
+    /// reads extra hosts files; `0` disables): every valid node's
+    /// `<name>.<domain>` and mesh address, in hosts format. (Not ''
+    /// disables: UCI drops empty values, so '' is the default.)
+    pub hosts_file: Option<PathBuf>,
+    /// `metrics_file` (default `/var/prometheus/weft.prom`, node-exporter's
+    /// textfile directory; `0` disables): Prometheus metrics, rewritten
+    /// every update interval.
+    pub metrics_file: Option<PathBuf>,
 }
 
 /// Trust material from the `config weft` section. Kept apart because a
@@ -336,6 +358,10 @@ const MAIN_OPTIONS: &[&str] = &[
     "keepalive",
     "max_routes_per_neighbour",
     "max_origins_per_neighbour",
+    "set_forwarding",
+    "domain",
+    "hosts_file",
+    "metrics_file",
 ];
 const INTERFACE_OPTIONS: &[&str] = &[
     "ifname",
@@ -602,6 +628,25 @@ fn parse_keepalive(s: &str) -> Result<u64, Expected> {
     parse_whole_seconds_ms(s, 65535)
 }
 
+/// A DNS domain (RFC 1123 labels), lower-cased.
+fn parse_domain(s: &str) -> Result<String, Expected> {
+    crate::names::parse_dns_name(s).ok_or_else(|| {
+        "a DNS domain such as 'mesh' or 'mesh.example.org': labels of letters, digits and '-', \
+         separated by '.'"
+            .into()
+    })
+}
+
+/// An absolute path, or a false boolean ('0', 'off', ...) for "none". Not
+/// '': libuci drops an empty value (`uci set` deletes the option), so ''
+/// could only ever mean the default.
+fn parse_optional_path(s: &str) -> Result<Option<PathBuf>, Expected> {
+    match parse_bool(s) {
+        Ok(false) => Ok(None),
+        _ => parse_abs_path(s).map(Some).map_err(|e| format!("{e}, or '0' to disable")),
+    }
+}
+
 /// Intervals a link section (interface, peer) may override.
 struct Intervals {
     hello_ms: u64,
@@ -861,6 +906,14 @@ fn read_main(
         max_origins_per_neighbour: f
             .value("max_origins_per_neighbour", |v| parse_uint(v, 1, 1_000_000).map(|v| v as usize))?
             .unwrap_or(crate::babel::NeighbourLimits::default().max_origins),
+        set_forwarding: f.value("set_forwarding", parse_bool)?.unwrap_or(true),
+        domain: f.value("domain", parse_domain)?.unwrap_or_else(|| DEFAULT_DOMAIN.into()),
+        hosts_file: f
+            .value("hosts_file", parse_optional_path)?
+            .unwrap_or_else(|| Some(PathBuf::from(DEFAULT_HOSTS_FILE))),
+        metrics_file: f
+            .value("metrics_file", parse_optional_path)?
+            .unwrap_or_else(|| Some(PathBuf::from(DEFAULT_METRICS_FILE))),
     };
 
     let trust = TrustConfig {

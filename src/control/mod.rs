@@ -2,16 +2,21 @@
 //! rendering of the daemon's JSON views as tables for people.
 //!
 //! Protocol: the client connects to the Unix socket, writes one request line
-//! (`status`, `neighbours`, `routes`, `nodes`) and reads one JSON document
-//! until the daemon closes the connection: `{"ok":true,"data":…}` or
-//! `{"ok":false,"error":"…"}`. The same JSON is what `--json` prints, so
-//! LuCI/rpcd and scripts see exactly what the tables are made from.
+//! (`status`, `neighbours`, `routes`, `nodes`, `metrics`) and reads one JSON
+//! document until the daemon closes the connection: `{"ok":true,"data":…}`
+//! or `{"ok":false,"error":"…"}`. The same JSON is what `--json` prints, so
+//! LuCI/rpcd and scripts see exactly what the tables are made from
+//! (`metrics` answers with the Prometheus text as a JSON string).
+//!
+//! The CLI finds the socket as `-s` says, else as `control_socket` in the
+//! configuration (`-c`, default /etc/config/weft) says, else at the default.
 
 pub mod render;
+pub mod rpcd;
 
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -26,6 +31,7 @@ pub enum Request {
     Neighbours,
     Routes,
     Nodes,
+    Metrics,
 }
 
 impl Request {
@@ -35,6 +41,7 @@ impl Request {
             "neighbours" | "neighbors" => Ok(Request::Neighbours),
             "routes" => Ok(Request::Routes),
             "nodes" => Ok(Request::Nodes),
+            "metrics" => Ok(Request::Metrics),
             other => Err(format!("unknown request {other:?}")),
         }
     }
@@ -45,6 +52,7 @@ impl Request {
             Request::Neighbours => "neighbours",
             Request::Routes => "routes",
             Request::Nodes => "nodes",
+            Request::Metrics => "metrics",
         }
     }
 }
@@ -79,39 +87,96 @@ pub fn query(socket: &Path, req: Request) -> Result<Value, String> {
     }
 }
 
-/// `weft status|neighbours|routes|nodes [--json] [-s PATH]`.
+/// The control socket the configuration file at `path` names: `Ok(None)`
+/// when the file or the option is absent. Only the file's syntax matters:
+/// a running daemon must stay reachable while its file has a mistake that
+/// `weft check-config` would refuse.
+pub fn socket_from_config(path: &Path) -> Result<Option<PathBuf>, String> {
+    let text = match std::fs::read(path) {
+        Ok(b) if b.len() > crate::config::MAX_FILE_SIZE => return Err("file too large".into()),
+        Ok(b) => String::from_utf8_lossy(&b).into_owned(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e.to_string()),
+    };
+    let (doc, _) =
+        crate::config::uci::parse(&text, &path.display().to_string()).map_err(|e| e.to_string())?;
+    let value = doc.sections_of("weft").next().and_then(|s| s.option("control_socket")).map(|o| &o.value);
+    match value {
+        Some(crate::config::uci::UciValue::Single(v)) if v.starts_with('/') => Ok(Some(PathBuf::from(v))),
+        Some(_) => Err("control_socket is not an absolute path".into()),
+        None => Ok(None),
+    }
+}
+
+/// `-s SOCKET` if given, else the configuration's `control_socket` (a
+/// missing default file is no error; one named with `-c` must exist), else
+/// the default.
+fn resolve_socket(socket: Option<String>, config: Option<String>) -> Result<PathBuf, String> {
+    if let Some(s) = socket {
+        return Ok(PathBuf::from(s));
+    }
+    let (path, explicit) = match &config {
+        Some(c) => (Path::new(c.as_str()), true),
+        None => (Path::new(crate::config::DEFAULT_PATH), false),
+    };
+    match socket_from_config(path) {
+        Ok(Some(s)) => Ok(s),
+        Ok(None) if explicit && !path.exists() => Err(format!("{}: no such file", path.display())),
+        Ok(None) => Ok(PathBuf::from(DEFAULT_SOCKET)),
+        Err(e) if explicit => Err(format!("{}: {e}", path.display())),
+        Err(e) => {
+            eprintln!("weft: ignoring {}: {e}; using {DEFAULT_SOCKET}", path.display());
+            Ok(PathBuf::from(DEFAULT_SOCKET))
+        }
+    }
+}
+
+fn cli_usage(req: Request) -> String {
+    let json = if req == Request::Metrics { "" } else { " [--json]" };
+    format!(
+        "usage: weft {}{json} [-s SOCKET] [-c FILE]\n  \
+         -s SOCKET  the daemon's control socket (default: control_socket in FILE, else {DEFAULT_SOCKET})\n  \
+         -c FILE    the configuration that names the socket (default {})",
+        req.as_str(),
+        crate::config::DEFAULT_PATH
+    )
+}
+
+/// `weft status|neighbours|routes|nodes [--json]`, `weft metrics`; both
+/// take `-s SOCKET` and `-c FILE`.
 pub fn run_cli(req: Request, args: &[String]) -> ExitCode {
     let mut json = false;
-    let mut socket = DEFAULT_SOCKET.to_string();
+    let (mut socket, mut config) = (None, None);
     let mut it = args.iter();
     while let Some(a) = it.next() {
         match a.as_str() {
-            "--json" | "-j" => json = true,
+            "--json" | "-j" if req != Request::Metrics => json = true,
             "-h" | "--help" => {
-                println!(
-                    "usage: weft {} [--json] [-s SOCKET]  (default socket {DEFAULT_SOCKET})",
-                    req.as_str()
-                );
+                println!("{}", cli_usage(req));
                 return ExitCode::SUCCESS;
             }
-            "-s" | "--socket" => match it.next() {
-                Some(p) => socket = p.clone(),
-                None => {
-                    eprintln!("weft {}: {a} needs a path", req.as_str());
+            "-s" | "--socket" | "-c" | "--config" => {
+                let Some(p) = it.next() else {
+                    eprintln!("weft {}: {a} needs a path\n{}", req.as_str(), cli_usage(req));
                     return ExitCode::from(2);
-                }
-            },
+                };
+                let slot = if matches!(a.as_str(), "-s" | "--socket") { &mut socket } else { &mut config };
+                *slot = Some(p.clone());
+            }
             other => {
-                eprintln!(
-                    "weft {}: unknown option {other:?}\nusage: weft {} [--json] [-s SOCKET]",
-                    req.as_str(),
-                    req.as_str()
-                );
+                eprintln!("weft {}: unknown option {other:?}\n{}", req.as_str(), cli_usage(req));
                 return ExitCode::from(2);
             }
         }
     }
-    match query(Path::new(&socket), req) {
+    let socket = match resolve_socket(socket, config) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("weft {}: {e}", req.as_str());
+            return ExitCode::from(1);
+        }
+    };
+    match query(&socket, req) {
         Ok(v) if json => {
             println!("{}", serde_json::to_string_pretty(&v).expect("serialisable"));
             ExitCode::SUCCESS
@@ -133,7 +198,7 @@ mod tests {
 
     #[test]
     fn requests_parse_and_round_trip() {
-        for r in [Request::Status, Request::Neighbours, Request::Routes, Request::Nodes] {
+        for r in [Request::Status, Request::Neighbours, Request::Routes, Request::Nodes, Request::Metrics] {
             assert_eq!(Request::parse(r.as_str()), Ok(r));
         }
         assert_eq!(Request::parse("neighbors\n"), Ok(Request::Neighbours));
@@ -144,5 +209,31 @@ mod tests {
     fn query_reports_a_missing_daemon_clearly() {
         let e = query(Path::new("/nonexistent/weft.sock"), Request::Status).unwrap_err();
         assert!(e.contains("cannot reach the weft daemon"), "{e}");
+    }
+
+    #[test]
+    fn the_socket_comes_from_s_then_the_configuration_then_the_default() {
+        let dir = std::env::temp_dir().join(format!("weft-ctl-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let conf = dir.join("weft");
+        let s = |p: &str| p.to_string();
+        std::fs::write(&conf, "config weft 'main'\n\toption control_socket '/run/x.sock'\n").unwrap();
+        let c = Some(conf.display().to_string());
+        assert_eq!(resolve_socket(Some(s("/a.sock")), c.clone()), Ok(PathBuf::from("/a.sock")));
+        assert_eq!(resolve_socket(None, c.clone()), Ok(PathBuf::from("/run/x.sock")));
+        // Semantic mistakes elsewhere do not hide the socket.
+        std::fs::write(&conf, "config weft 'main'\n\toption protocol '42'\n\toption control_socket '/y'\n")
+            .unwrap();
+        assert_eq!(resolve_socket(None, c.clone()), Ok(PathBuf::from("/y")));
+        std::fs::write(&conf, "config weft 'main'\n\toption log_level 'info'\n").unwrap();
+        assert_eq!(resolve_socket(None, c.clone()), Ok(PathBuf::from(DEFAULT_SOCKET)));
+        std::fs::write(&conf, "config weft 'main'\n\toption control_socket 'relative'\n").unwrap();
+        assert!(resolve_socket(None, c.clone()).unwrap_err().contains("absolute"));
+        std::fs::write(&conf, "config weft 'main\n").unwrap();
+        assert!(resolve_socket(None, c.clone()).is_err(), "a syntax error in a file named with -c");
+        let missing = Some(dir.join("absent").display().to_string());
+        assert!(resolve_socket(None, missing).unwrap_err().contains("no such file"));
+        assert_eq!(socket_from_config(&dir.join("absent")), Ok(None));
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -92,15 +92,24 @@ pub fn render(req: Request, v: &Value) -> String {
                 ("status", "CREDENTIAL"),
                 ("expires", "EXPIRES"),
                 ("prefixes", "PREFIXES"),
+                ("groups", "GROUPS"),
+                ("tunnel", "TUNNEL"),
                 ("public_key", "KEY"),
             ],
         ),
         Request::Status => render_status(v),
+        // Already text: the Prometheus exposition.
+        Request::Metrics => v.as_str().unwrap_or_default().to_string(),
     }
 }
 
 fn render_status(v: &Value) -> String {
     let mut out = String::new();
+    // What the operator must not miss comes first (e.g. "this node will not
+    // route packets for others: ...").
+    if let Some(note) = v.pointer("/forwarding/note").and_then(Value::as_str) {
+        out.push_str(&format!("WARNING: {note}\n"));
+    }
     if let Some(o) = v.as_object() {
         for (k, val) in o {
             match val {
@@ -153,5 +162,15 @@ mod tests {
         let s = render(Request::Status, &v);
         assert!(s.contains("router_id: 02:00:00:00:00:00:00:01"));
         assert!(s.contains("  routes: 3"));
+        assert!(!s.contains("WARNING"), "{s}");
+    }
+
+    #[test]
+    fn status_leads_with_a_node_that_will_not_route_for_others() {
+        let v = json!({"router_id": "x", "forwarding": {"routes_for_others": false,
+            "note": "this node will not route packets for others: IPv6 forwarding is off"}});
+        let s = render(Request::Status, &v);
+        assert!(s.starts_with("WARNING: this node will not route packets for others: "), "{s}");
+        assert!(s.contains("  routes_for_others: no"), "{s}");
     }
 }

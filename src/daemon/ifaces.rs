@@ -134,6 +134,21 @@ pub fn desired_plain_interfaces(
         .collect()
 }
 
+/// Keeps speaking from `current` while the interface still has it: a second
+/// link-local address that appears (or finishes duplicate address
+/// detection) later must not change our source address under running
+/// neighbours, who know us by it. Returns true if `e` was changed.
+pub fn keep_link_local(e: &mut EngineIface, current: Ipv6Addr) -> bool {
+    if e.link_local == current || !e.other_link_locals.contains(&current) {
+        return false;
+    }
+    e.other_link_locals.retain(|a| *a != current);
+    e.other_link_locals.push(e.link_local);
+    e.other_link_locals.sort();
+    e.link_local = current;
+    true
+}
+
 /// Linux marks radios in sysfs; used for `type auto`.
 pub fn sysfs_is_wireless(ifname: &str) -> bool {
     let base = std::path::Path::new("/sys/class/net").join(ifname);
@@ -183,6 +198,33 @@ mod tests {
         // Losing its link-local address takes an interface out.
         k.apply(&MonitorEvent::AddressRemoved(addr(2, "fe80::2", 64)));
         assert!(!desired_plain_interfaces(&cfg, &k, |_| false).contains_key(&2));
+    }
+
+    #[test]
+    fn a_later_link_local_address_does_not_replace_the_one_in_use() {
+        let (cfg, _) = crate::config::parse_str(
+            "config interface 'a'\n\toption ifname 'eth1'\n\toption type 'wired'\n",
+            "test",
+        )
+        .unwrap();
+        let mut k = KernelView::default();
+        k.apply(&MonitorEvent::LinkAdded(link(2, "eth1", true)));
+        // The MAC-derived address finishes DAD first; a configured, lower one later.
+        k.apply(&MonitorEvent::AddressAdded(addr(2, "fe80::77:ff:fe00:1", 64)));
+        let first = desired_plain_interfaces(&cfg, &k, |_| false)[&2].link_local;
+        assert_eq!(first, "fe80::77:ff:fe00:1".parse::<Ipv6Addr>().unwrap());
+        k.apply(&MonitorEvent::AddressAdded(addr(2, "fe80::1:2", 64)));
+        let mut e = desired_plain_interfaces(&cfg, &k, |_| false)[&2].clone();
+        assert_eq!(e.link_local, "fe80::1:2".parse::<Ipv6Addr>().unwrap(), "the lowest, left alone");
+        assert!(keep_link_local(&mut e, first));
+        assert_eq!(e.link_local, first);
+        assert_eq!(e.other_link_locals, vec!["fe80::1:2".parse::<Ipv6Addr>().unwrap()]);
+        assert!(!keep_link_local(&mut e, first), "nothing more to change");
+        // Once the address in use is gone, the interface takes what is left.
+        k.apply(&MonitorEvent::AddressRemoved(addr(2, "fe80::77:ff:fe00:1", 64)));
+        let mut e = desired_plain_interfaces(&cfg, &k, |_| false)[&2].clone();
+        assert!(!keep_link_local(&mut e, first));
+        assert_eq!(e.link_local, "fe80::1:2".parse::<Ipv6Addr>().unwrap());
     }
 
     #[test]

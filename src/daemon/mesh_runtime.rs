@@ -99,6 +99,19 @@ pub fn build_store(cfg: &Config) -> io::Result<TrustStore> {
     Ok(store)
 }
 
+/// What carrying out the core's outputs did.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Drained {
+    /// There were outputs.
+    pub moved: bool,
+    /// A tunnel was created or removed: the daemon reconciles its Babel
+    /// interfaces.
+    pub tunnels_changed: bool,
+    /// The route filter changed (a node's verdict did): the hosts file
+    /// follows.
+    pub filter_changed: bool,
+}
+
 pub struct MeshRuntime {
     pub core: MeshCore,
     public: PublicKey,
@@ -113,6 +126,9 @@ pub struct MeshRuntime {
     next_resolve: Time,
     keepalive: Option<u16>,
     tunnel_errors: u64,
+    /// Discovery and handshake datagrams' payload bytes, in and out.
+    discovery_bytes_in: u64,
+    discovery_bytes_out: u64,
 }
 
 const HANDSHAKE_POLL_MS: u64 = 10_000;
@@ -176,6 +192,8 @@ impl MeshRuntime {
             next_resolve: now,
             keepalive,
             tunnel_errors: 0,
+            discovery_bytes_in: 0,
+            discovery_bytes_out: 0,
         };
         if let Some(a) = rt.core.mesh_address() {
             // Our own address must exist on this node for the mesh to reach it.
@@ -285,6 +303,7 @@ impl MeshRuntime {
     }
 
     pub fn on_datagram(&mut self, now: Time, origin: Origin, data: &[u8]) {
+        self.discovery_bytes_in += data.len() as u64;
         self.input(now, MeshInput::Datagram { ifindex: origin.ifindex, src: origin.addr, data });
     }
 
@@ -361,25 +380,23 @@ impl MeshRuntime {
         }
     }
 
-    /// Carries out what the core asked for. Returns whether the set of
-    /// tunnels changed (the daemon then reconciles its interfaces). The
-    /// engine gets TLVs and filters here, never from inside its own drain.
-    pub async fn drain(&mut self, engine: &mut Engine, now: Time) -> (bool, bool) {
-        let (mut tunnels_changed, mut moved) = (false, false);
+    /// Carries out what the core asked for (see [`Drained`]). The engine
+    /// gets TLVs and filters here, never from inside its own drain.
+    pub async fn drain(&mut self, engine: &mut Engine, now: Time) -> Drained {
+        let mut d = Drained::default();
         while let Some(o) = self.core.poll_output() {
-            moved = true;
+            d.moved = true;
             match o {
-                MeshOutput::Send { dst, data } => {
-                    if let Err(e) = self.disc.send(dst, &data).await {
-                        debug!("discovery send to {dst}: {e}");
-                    }
-                }
+                MeshOutput::Send { dst, data } => match self.disc.send(dst, &data).await {
+                    Ok(_) => self.discovery_bytes_out += data.len() as u64,
+                    Err(e) => debug!("discovery send to {dst}: {e}"),
+                },
                 MeshOutput::TunnelUp(spec) => {
-                    tunnels_changed |= self.tunnel_up(spec).await;
+                    d.tunnels_changed |= self.tunnel_up(spec).await;
                 }
                 MeshOutput::TunnelDown { name } => {
                     info!("tunnel {name} goes down");
-                    tunnels_changed |= self.tunnels.remove(&name).is_some();
+                    d.tunnels_changed |= self.tunnels.remove(&name).is_some();
                     if let Err(e) = self.wg.delete_interface(&name).await {
                         warn!("deleting tunnel {name}: {e}");
                     }
@@ -387,11 +404,14 @@ impl MeshRuntime {
                 MeshOutput::Extension { ifindex, dst, body } => {
                     engine.handle_input(now, Input::SendExtension { ifindex, dst, body });
                 }
-                MeshOutput::Filter(f) => engine.set_route_filter(now, Some(f.boxed())),
+                MeshOutput::Filter(f) => {
+                    engine.set_route_filter(now, Some(f.boxed()));
+                    d.filter_changed = true;
+                }
                 MeshOutput::Log { level, message } => log::log!(level, "{message}"),
             }
         }
-        (tunnels_changed, moved)
+        d
     }
 
     /// Creates or reconfigures a tunnel; true if a new one exists.
@@ -475,6 +495,44 @@ impl MeshRuntime {
         out
     }
 
+    /// Discovery and handshake payload bytes received and sent.
+    pub fn discovery_bytes(&self) -> (u64, u64) {
+        (self.discovery_bytes_in, self.discovery_bytes_out)
+    }
+
+    /// Announcements refused now (distinct origin/prefix pairs heard
+    /// recently) and routes held for an unknown origin.
+    pub fn refused(&self, engine: &Engine) -> (usize, usize) {
+        (self.core.refused_announcements(), self.core.routes_pending_credential(&engine.routes()))
+    }
+
+    /// Each tunnel's peer and counters as its WireGuard backend reports
+    /// them now (for the metrics).
+    pub async fn tunnel_counters(&mut self) -> Vec<crate::metrics::Tunnel> {
+        let mut out = Vec::new();
+        let specs: Vec<(String, String, PublicKey)> =
+            self.tunnels.iter().map(|(n, s)| (n.clone(), s.peer_name.clone(), s.peer_key)).collect();
+        for (dev, peer, key) in specs {
+            let Ok(d) = self.wg.get(&dev).await else { continue };
+            let Some(p) = d.peers.iter().find(|p| p.public_key == key) else { continue };
+            let latest_handshake =
+                p.last_handshake.and_then(|t| t.duration_since(UNIX_EPOCH).ok()).map(|d| d.as_secs());
+            out.push(crate::metrics::Tunnel {
+                peer,
+                dev,
+                rx_bytes: p.rx_bytes,
+                tx_bytes: p.tx_bytes,
+                latest_handshake,
+            });
+        }
+        out
+    }
+
+    /// The name of the peer at the other end of tunnel `ifname`.
+    pub fn tunnel_peer(&self, ifname: &str) -> Option<&str> {
+        self.tunnels.get(ifname).map(|s| s.peer_name.as_str())
+    }
+
     /// Extra fields for `weft neighbours` rows on tunnels.
     pub fn tunnel_info(&self, ifname: &str) -> Option<Value> {
         let spec = self.tunnels.get(ifname)?;
@@ -486,6 +544,8 @@ impl MeshRuntime {
         v["wireguard_backend"] = self.wg.kind().into();
         v["tunnels"] = self.tunnels.len().into();
         v["mesh"]["tunnel_errors"] = self.tunnel_errors.into();
+        v["mesh"]["discovery_bytes_in"] = self.discovery_bytes_in.into();
+        v["mesh"]["discovery_bytes_out"] = self.discovery_bytes_out.into();
         v
     }
 

@@ -1,9 +1,12 @@
 //! The daemon: the one event loop that wires the pure engine to the edges
 //! (sockets, netlink, WireGuard, control socket, signals).
 
+pub mod forwarding;
 pub mod ifaces;
+pub mod kernel_switches;
 pub mod logger;
 pub mod mesh_runtime;
+pub mod publish;
 pub mod runner;
 pub mod state_file;
 pub mod views;

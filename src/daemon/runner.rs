@@ -17,7 +17,9 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
 use super::ifaces::{desired_plain_interfaces, KernelView};
-use super::mesh_runtime::MeshRuntime;
+use super::kernel_switches::KernelSwitches;
+use super::mesh_runtime::{wall_clock, MeshRuntime};
+use super::publish::{self, Publisher};
 use super::state_file::{self, PersistentState};
 use super::views;
 use crate::babel::packet::Destination;
@@ -60,6 +62,10 @@ pub struct Daemon<F: Fib, M: LinkMonitor, S: BabelIo> {
     control_path: PathBuf,
     /// The zero-trust mesh (keys, tunnels, credentials), when configured.
     mesh: Option<MeshRuntime>,
+    /// Forwarding and reverse-path switches (`set_forwarding`).
+    switches: KernelSwitches,
+    /// The hosts file for dnsmasq and the Prometheus textfile.
+    publisher: Publisher,
 }
 
 fn fib_config(cfg: &Config) -> io::Result<FibConfig> {
@@ -114,10 +120,13 @@ impl<F: Fib, M: LinkMonitor, S: BabelIo> Daemon<F, M, S> {
             router_id: state.router_id,
             seqno: state.seqno,
             seed: random_u64(),
+            smoothing_half_life_ms: cfg.main.smoothing_half_life_ms,
         });
         let mut engine = engine;
         engine.set_neighbour_limits(cfg.main.neighbour_limits());
         let control_path = cfg.main.control_socket.clone();
+        let switches = KernelSwitches::new(kernel::sysctl::Sysctl::system(), cfg.main.set_forwarding);
+        let publisher = Publisher::new(&cfg.main);
         Ok(Daemon {
             config_path,
             cfg,
@@ -137,7 +146,13 @@ impl<F: Fib, M: LinkMonitor, S: BabelIo> Daemon<F, M, S> {
             is_wireless,
             control_path,
             mesh,
+            switches,
+            publisher,
         })
+    }
+
+    fn babel_if_names(&self) -> Vec<String> {
+        self.active.values().map(|c| c.name.clone()).collect()
     }
 
     fn now(&self) -> Time {
@@ -159,6 +174,9 @@ impl<F: Fib, M: LinkMonitor, S: BabelIo> Daemon<F, M, S> {
             Err(e) => warn!("could not remove stale routes: {e}"),
         }
         self.save_state();
+        // Before any route: a node that installs routes but does not forward
+        // would draw its neighbours' traffic into a black hole.
+        self.switches.apply(self.cfg.main.set_forwarding, &[]);
         let (ctl_tx, mut ctl_rx) = mpsc::channel::<ControlRequest>(16);
         let mut listener = bind_control(&self.control_path)?;
         let mut hup = if signals { Some(signal(SignalKind::hangup())?) } else { None };
@@ -180,10 +198,14 @@ impl<F: Fib, M: LinkMonitor, S: BabelIo> Daemon<F, M, S> {
             self.cfg.main.protocol
         );
         loop {
-            let next = [self.engine.poll_timeout(), self.mesh.as_ref().and_then(|m| m.poll_timeout())]
-                .into_iter()
-                .flatten()
-                .min();
+            let next = [
+                self.engine.poll_timeout(),
+                self.mesh.as_ref().and_then(|m| m.poll_timeout()),
+                self.publisher.metrics_deadline(),
+            ]
+            .into_iter()
+            .flatten()
+            .min();
             let deadline = next.map(|t| self.start + Duration::from_millis(t.millis()));
             let sleep = tokio::time::sleep_until(
                 deadline.unwrap_or_else(|| Instant::now() + Duration::from_secs(3600)),
@@ -234,7 +256,11 @@ impl<F: Fib, M: LinkMonitor, S: BabelIo> Daemon<F, M, S> {
                     Err(e) => warn!("control socket: {e}"),
                 },
                 Some((req, reply)) = ctl_rx.recv() => {
-                    let _ = reply.send(self.answer(req));
+                    let answer = match req {
+                        Request::Metrics => reply_ok(Value::String(self.metrics_text().await)),
+                        _ => self.answer(req),
+                    };
+                    let _ = reply.send(answer);
                 }
                 _ = recv_signal(&mut hup) => {
                     if let Some(l) = self.reload().await {
@@ -256,6 +282,11 @@ impl<F: Fib, M: LinkMonitor, S: BabelIo> Daemon<F, M, S> {
             if self.engine.seqno() != self.saved_seqno || floor_moved {
                 self.save_state();
             }
+            let now = self.now();
+            if self.publisher.metrics_due(now) {
+                let text = self.metrics_text().await;
+                self.publisher.write_metrics(now, &text);
+            }
         }
         self.shutdown().await;
         Ok(())
@@ -269,14 +300,17 @@ impl<F: Fib, M: LinkMonitor, S: BabelIo> Daemon<F, M, S> {
         for _ in 0..64 {
             let engine_moved = self.drain().await;
             let now = self.now();
-            let (tunnels_changed, mesh_moved) = match self.mesh.as_mut() {
+            let d = match self.mesh.as_mut() {
                 Some(m) => m.drain(&mut self.engine, now).await,
-                None => (false, false),
+                None => Default::default(),
             };
-            if tunnels_changed {
+            if d.tunnels_changed {
                 self.reconcile_interfaces();
             }
-            if !engine_moved && !mesh_moved {
+            if d.filter_changed {
+                self.update_hosts();
+            }
+            if !engine_moved && !d.moved {
                 return;
             }
         }
@@ -337,6 +371,8 @@ impl<F: Fib, M: LinkMonitor, S: BabelIo> Daemon<F, M, S> {
     fn fib_op(&mut self, op: babel::FibOp, ops: &mut Vec<kernel::FibOp>) {
         match op {
             babel::FibOp::Install(r) => {
+                let names = self.babel_if_names();
+                self.switches.route_installed(matches!(r.prefix, Prefix::V4(..)), &names);
                 let kr = kernel::FibRoute {
                     prefix: r.prefix,
                     next_hop: r.next_hop,
@@ -367,6 +403,11 @@ impl<F: Fib, M: LinkMonitor, S: BabelIo> Daemon<F, M, S> {
         if let Some(m) = self.mesh.as_mut() {
             m.reconcile_raws(now, &self.cfg, &self.kernel);
             desired.extend(m.tunnel_interfaces(&self.cfg, &self.kernel));
+        }
+        for (ifindex, config) in desired.iter_mut() {
+            if let Some(cur) = self.active.get(ifindex) {
+                super::ifaces::keep_link_local(config, cur.link_local);
+            }
         }
         let gone: Vec<IfIndex> = self.active.keys().filter(|i| !desired.contains_key(i)).copied().collect();
         for ifindex in gone {
@@ -403,6 +444,25 @@ impl<F: Fib, M: LinkMonitor, S: BabelIo> Daemon<F, M, S> {
                 self.active.iter().filter(|(_, c)| m.is_tunnel(&c.name)).map(|(i, _)| *i).collect();
             m.set_tunnel_interfaces(now, tunnels);
         }
+        let names = self.babel_if_names();
+        self.switches.interfaces_changed(&names);
+    }
+
+    /// The hosts file follows the nodes whose credentials verify.
+    fn update_hosts(&mut self) {
+        if let Some(m) = self.mesh.as_ref() {
+            self.publisher.update_hosts(publish::verified_nodes(m), wall_clock());
+        }
+    }
+
+    /// The Prometheus exposition of the daemon's state now.
+    async fn metrics_text(&mut self) -> String {
+        let tunnels = match self.mesh.as_mut() {
+            Some(m) => m.tunnel_counters().await,
+            None => Vec::new(),
+        };
+        let snap = publish::snapshot(&self.engine, self.mesh.as_ref(), tunnels);
+        crate::metrics::render(&snap)
     }
 
     fn reconcile_announces(&mut self) {
@@ -445,6 +505,8 @@ impl<F: Fib, M: LinkMonitor, S: BabelIo> Daemon<F, M, S> {
         let old = std::mem::replace(&mut self.cfg, new);
         super::logger::set_level(self.cfg.main.log_level.as_str());
         self.engine.set_neighbour_limits(self.cfg.main.neighbour_limits());
+        self.engine.set_smoothing_half_life(self.cfg.main.smoothing_half_life_ms);
+        self.publisher.reconfigure(&self.cfg.main);
         if (old.main.table, old.main.protocol, old.main.kernel_priority)
             != (self.cfg.main.table, self.cfg.main.protocol, self.cfg.main.kernel_priority)
         {
@@ -465,6 +527,8 @@ impl<F: Fib, M: LinkMonitor, S: BabelIo> Daemon<F, M, S> {
         }
         self.reconcile_interfaces();
         self.reconcile_announces();
+        let names = self.babel_if_names();
+        self.switches.apply(self.cfg.main.set_forwarding, &names);
         if old.main.control_socket != self.cfg.main.control_socket {
             match bind_control(&self.cfg.main.control_socket) {
                 Ok(l) => {
@@ -526,6 +590,8 @@ impl<F: Fib, M: LinkMonitor, S: BabelIo> Daemon<F, M, S> {
         if let Some(m) = self.mesh.as_mut() {
             m.shutdown().await;
         }
+        self.switches.restore();
+        self.publisher.shutdown();
         self.save_state();
         let _ = std::fs::remove_file(&self.control_path);
     }
@@ -569,6 +635,8 @@ impl<F: Fib, M: LinkMonitor, S: BabelIo> Daemon<F, M, S> {
                 Some(m) => m.nodes(),
                 None => json!({ "nodes": [] }),
             }),
+            // Answered in the loop: reading tunnel counters is async.
+            Request::Metrics => reply_err("internal: metrics are answered by the event loop"),
         }
     }
 
@@ -608,6 +676,7 @@ impl<F: Fib, M: LinkMonitor, S: BabelIo> Daemon<F, M, S> {
                 "kernel_route_failures": self.fib_failures,
             },
             "babel": self.engine.stats(),
+            "forwarding": self.switches.status(),
             "trust": self.mesh.as_ref().map(|m| m.status(&self.engine.routes())),
         })
     }

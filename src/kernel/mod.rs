@@ -5,6 +5,7 @@
 //!   and [`FakeFib`].
 //! - [`LinkMonitor`]: links up/down/added/removed and their addresses;
 //!   [`RtnlMonitor`] and [`FakeMonitor`].
+//! - [`sysctl`]: forwarding and reverse-path switches under /proc/sys.
 //! - [`netns::Netns`]: private network namespaces for tests and benchmarks.
 
 mod fib;
@@ -13,6 +14,7 @@ mod monitor;
 mod monitor_rtnl;
 pub(crate) mod netlink;
 pub mod netns;
+pub mod sysctl;
 
 pub use fib::{
     FakeFib, Fib, FibConfig, FibConfigError, FibError, FibFailure, FibOp, FibRoute, RouteKey,

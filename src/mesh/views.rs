@@ -90,42 +90,52 @@ impl MeshCore {
             "public_key": spec.peer_key.to_string(),
             "credential_expires": expires.map(credential_expiry_text),
             "tunnel": format!("{} up, endpoint {}", ifname, spec.endpoint),
+            "endpoint": spec.endpoint.to_string(),
         })
     }
 
     /// `weft nodes`: every node we know, with its credential.
     pub fn nodes(&self) -> Value {
+        let tunnels = self.link().tunnels();
         let list: Vec<Value> = self
             .known()
             .nodes
             .iter()
             .map(|(rid, k)| {
-                let (status, name, key, prefixes, expires, address) = match (&k.verdict, &k.credential) {
-                    (Ok(v), c) => (
-                        "valid".to_string(),
-                        v.name.clone(),
-                        v.public_key.to_string(),
-                        v.prefixes.iter().map(|p| p.to_string()).collect::<Vec<_>>(),
-                        c.as_ref().map(|c| iso8601(c.body().not_after)),
-                        v.mesh_address.map(|a| a.to_string()),
-                    ),
-                    (Err(e), Some(c)) => (
-                        e.to_string(),
-                        Some(c.body().name.clone()),
-                        c.public_key().to_string(),
-                        c.body().prefixes.iter().map(|p| p.to_string()).collect(),
-                        Some(iso8601(c.body().not_after)),
-                        None,
-                    ),
-                    (Err(e), None) => (e.to_string(), None, String::new(), vec![], None, None),
-                };
+                let (status, name, key, prefixes, groups, expires, address) =
+                    match (&k.verdict, &k.credential) {
+                        (Ok(v), c) => (
+                            "valid".to_string(),
+                            v.name.clone(),
+                            Some(v.public_key),
+                            v.prefixes.iter().map(|p| p.to_string()).collect::<Vec<_>>(),
+                            v.groups.clone(),
+                            c.as_ref().map(|c| iso8601(c.body().not_after)),
+                            v.mesh_address.map(|a| a.to_string()),
+                        ),
+                        (Err(e), Some(c)) => (
+                            e.to_string(),
+                            Some(c.body().name.clone()),
+                            Some(*c.public_key()),
+                            c.body().prefixes.iter().map(|p| p.to_string()).collect(),
+                            c.body().groups.clone(),
+                            Some(iso8601(c.body().not_after)),
+                            None,
+                        ),
+                        (Err(e), None) => (e.to_string(), None, None, vec![], vec![], None, None),
+                    };
+                // The tunnel(s) to this node when it is a direct neighbour.
+                let to_it: Vec<&str> =
+                    tunnels.iter().filter(|t| Some(t.peer_key) == key).map(|t| t.name.as_str()).collect();
                 json!({
                     "router_id": rid.to_string(),
                     "name": name,
-                    "public_key": key,
+                    "public_key": key.map(|k| k.to_string()).unwrap_or_default(),
                     "status": status,
                     "expires": expires,
                     "prefixes": prefixes.join(","),
+                    "groups": groups.join(","),
+                    "tunnel": (!to_it.is_empty()).then(|| to_it.join(",")),
                     "address": address,
                     "self": *rid == self.identity().router_id,
                 })

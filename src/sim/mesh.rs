@@ -268,11 +268,11 @@ impl MeshSim {
             let cfg =
                 MeshConfig::new(key, credential.clone(), store.clone(), seeded(scn.seed, "nonce", i), floor);
             let core = MeshCore::new(cfg, Time(0), spec.wall);
-            let engine = Engine::new(EngineConfig {
-                router_id: derive::router_id(&public),
-                seqno: SeqNo(i as u16),
-                seed: scn.seed.wrapping_mul(1_000_003).wrapping_add(i as u64),
-            });
+            let engine = Engine::new(EngineConfig::new(
+                derive::router_id(&public),
+                SeqNo(i as u16),
+                scn.seed.wrapping_mul(1_000_003).wrapping_add(i as u64),
+            ));
             nodes.push(MeshNode {
                 engine,
                 core,

@@ -89,6 +89,35 @@ pub struct Traffic {
     pub lost: u64,
 }
 
+/// Reachability tracked over time: which pairs have a working forwarding
+/// path, integrated so that a lossy mesh gets a time-averaged figure
+/// besides the strict "every pair at one instant".
+struct Reachability {
+    bad: Vec<usize>,
+    total_bad: usize,
+    since: Time,
+    bad_pair_ms: u128,
+    full_ms: u64,
+    full_losses: u64,
+}
+
+/// What a measurement window saw (see [`Sim::measure`]).
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize)]
+pub struct Window {
+    pub ms: u64,
+    pub bytes: u64,
+    pub packets: u64,
+    /// FIB operations (route installs, switches, removals), all nodes.
+    pub route_changes: u64,
+    /// Time-averaged fraction of ordered pairs whose forwarding path
+    /// worked.
+    pub reachability: f64,
+    /// Fraction of the time every pair's path worked at once.
+    pub full_reachability_time: f64,
+    /// Times full reachability was lost during the window.
+    pub full_reachability_losses: u64,
+}
+
 pub struct Sim {
     cfg: SimConfig,
     now: Time,
@@ -104,9 +133,15 @@ pub struct Sim {
     loops: u64,
     loop_log: Vec<String>,
     traffic: Traffic,
-    /// Per destination: nodes whose forwarding path does not reach it.
-    bad_pairs: Option<Vec<usize>>,
+    /// FIB operations applied, per node (what would be kernel route
+    /// rewrites on a router).
+    route_changes: Vec<u64>,
+    /// Per destination: nodes whose forwarding path does not reach it,
+    /// while reachability is being tracked.
+    reach: Option<Reachability>,
     dirty: BTreeSet<usize>,
+    /// (lower node, higher node) -> link index.
+    link_at: HashMap<(usize, usize), usize>,
     /// Node timers, lazily deleted: an entry counts only if it matches
     /// `deadline[node]`.
     timers: BinaryHeap<Reverse<(Time, usize)>>,
@@ -118,11 +153,11 @@ impl Sim {
         let n = topo.len();
         let mut nodes: Vec<Node> = (0..n)
             .map(|i| Node {
-                engine: Engine::new(EngineConfig {
-                    router_id: sim_router_id(i),
-                    seqno: SeqNo((cfg.seed as u16).wrapping_mul(31).wrapping_add(i as u16)),
-                    seed: cfg.seed.wrapping_mul(1_000_003).wrapping_add(i as u64),
-                }),
+                engine: Engine::new(EngineConfig::new(
+                    sim_router_id(i),
+                    SeqNo((cfg.seed as u16).wrapping_mul(31).wrapping_add(i as u16)),
+                    cfg.seed.wrapping_mul(1_000_003).wrapping_add(i as u64),
+                )),
                 links: HashMap::new(),
                 fib: vec![None; n],
                 other_routes: 0,
@@ -140,6 +175,11 @@ impl Sim {
             links.push(Link { spec: spec.clone(), if_a, if_b, up: true, silent: false });
         }
         let prefix_index = (0..n).map(|i| (sim_prefix(i), i)).collect();
+        let link_at = links
+            .iter()
+            .enumerate()
+            .map(|(i, l)| ((l.spec.a.min(l.spec.b), l.spec.a.max(l.spec.b)), i))
+            .collect();
         let mut sim = Sim {
             rng: cfg.seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1,
             cfg,
@@ -154,8 +194,10 @@ impl Sim {
             loops: 0,
             loop_log: Vec::new(),
             traffic: Traffic::default(),
-            bad_pairs: None,
+            route_changes: vec![0; n],
+            reach: None,
             dirty: BTreeSet::new(),
+            link_at,
             timers: BinaryHeap::new(),
             deadline: vec![None; n],
         };
@@ -245,7 +287,7 @@ impl Sim {
     }
 
     fn link_between(&self, a: usize, b: usize) -> Option<&Link> {
-        self.links.iter().find(|l| (l.spec.a == a && l.spec.b == b) || (l.spec.a == b && l.spec.b == a))
+        self.link_index(a, b).map(|i| &self.links[i])
     }
 
     fn link_usable(&self, a: usize, b: usize) -> bool {
@@ -292,7 +334,56 @@ impl Sim {
     /// Starts tracking, incrementally, whether every pair can reach.
     fn track_correctness(&mut self) {
         let n = self.nodes.len();
-        self.bad_pairs = Some((0..n).map(|to| self.bad_count(to)).collect());
+        let bad: Vec<usize> = (0..n).map(|to| self.bad_count(to)).collect();
+        let total_bad = bad.iter().sum();
+        self.reach = Some(Reachability {
+            bad,
+            total_bad,
+            since: self.now,
+            bad_pair_ms: 0,
+            full_ms: 0,
+            full_losses: 0,
+        });
+    }
+
+    /// Accounts for reachability up to `t` (before time moves on).
+    fn integrate_reachability(&mut self, t: Time) {
+        if let Some(r) = self.reach.as_mut() {
+            let dt = t.since(r.since);
+            r.bad_pair_ms += r.total_bad as u128 * dt as u128;
+            if r.total_bad == 0 {
+                r.full_ms += dt;
+            }
+            r.since = t;
+        }
+    }
+
+    /// FIB operations applied at each node so far.
+    pub fn route_changes(&self) -> &[u64] {
+        &self.route_changes
+    }
+
+    /// Runs for `ms` and reports traffic, route changes and reachability
+    /// over that window.
+    pub fn measure(&mut self, ms: u64) -> Window {
+        let (bytes0, packets0) = (self.traffic.bytes, self.traffic.packets);
+        let changes0: u64 = self.route_changes.iter().sum();
+        self.track_correctness();
+        self.run_for(ms);
+        self.integrate_reachability(self.now);
+        let r = self.reach.take().expect("tracking");
+        let n = self.nodes.len() as u128;
+        let pairs = n * n.saturating_sub(1);
+        let span = ms.max(1) as u128;
+        Window {
+            ms,
+            bytes: self.traffic.bytes - bytes0,
+            packets: self.traffic.packets - packets0,
+            route_changes: self.route_changes.iter().sum::<u64>() - changes0,
+            reachability: if pairs == 0 { 1.0 } else { 1.0 - r.bad_pair_ms as f64 / (pairs * span) as f64 },
+            full_reachability_time: r.full_ms as f64 / span as f64,
+            full_reachability_losses: r.full_losses,
+        }
     }
 
     fn rand_unit(&mut self) -> f64 {
@@ -378,6 +469,7 @@ impl Sim {
             // reachability go, the node has no route.
             FibOp::Remove(p) | FibOp::Unreachable(p) => (p, None),
         };
+        self.route_changes[node] += 1;
         let Some(&to) = self.prefix_index.get(&prefix) else {
             match new {
                 Some(_) => self.nodes[node].other_routes += 1,
@@ -407,7 +499,7 @@ impl Sim {
         if self.cfg.check_loops && new.is_some() {
             self.check_loop_from(node, to);
         }
-        if self.bad_pairs.is_some() {
+        if self.reach.is_some() {
             self.dirty.insert(to);
         }
     }
@@ -470,6 +562,7 @@ impl Sim {
         if t > limit {
             return false;
         }
+        self.integrate_reachability(t.max(self.now));
         self.now = self.now.max(t);
         if next_delivery == Some(t) {
             let Reverse((_, seq, _)) = self.events.pop().expect("peeked");
@@ -498,10 +591,23 @@ impl Sim {
         }
         let dirty = std::mem::take(&mut self.dirty);
         let counts: Vec<(usize, usize)> = dirty.iter().map(|to| (*to, self.bad_count(*to))).collect();
-        if let Some(bad) = self.bad_pairs.as_mut() {
+        if let Some(r) = self.reach.as_mut() {
+            let was_full = r.total_bad == 0;
             for (to, c) in counts {
-                bad[to] = c;
+                r.total_bad = r.total_bad + c - r.bad[to];
+                r.bad[to] = c;
             }
+            if was_full && r.total_bad > 0 {
+                r.full_losses += 1;
+            }
+        }
+    }
+
+    /// Link usability changed: every destination must be re-checked.
+    fn all_dirty(&mut self) {
+        if self.reach.is_some() {
+            self.dirty.extend(0..self.nodes.len());
+            self.refresh_dirty();
         }
     }
 
@@ -534,19 +640,19 @@ impl Sim {
         let limit = self.now.plus_ms(max_ms);
         self.track_correctness();
         loop {
-            if self.bad_pairs.as_ref().expect("tracking").iter().all(|c| *c == 0) {
-                self.bad_pairs = None;
+            if self.reach.as_ref().expect("tracking").total_bad == 0 {
+                self.reach = None;
                 return Some(self.now);
             }
             if !self.step(limit) {
-                self.bad_pairs = None;
+                self.reach = None;
                 return None;
             }
         }
     }
 
     fn link_index(&self, a: usize, b: usize) -> Option<usize> {
-        self.links.iter().position(|l| (l.spec.a == a && l.spec.b == b) || (l.spec.a == b && l.spec.b == a))
+        self.link_at.get(&(a.min(b), a.max(b))).copied()
     }
 
     /// Takes a link down. With `silent`, datagrams just stop (no event);
@@ -555,6 +661,7 @@ impl Sim {
         let Some(li) = self.link_index(a, b) else { return false };
         if silent {
             self.links[li].silent = true;
+            self.all_dirty();
         } else {
             self.links[li].up = false;
             let (na, ia, nb, ib) = {
@@ -563,6 +670,7 @@ impl Sim {
             };
             self.input(na, Input::InterfaceDown { ifindex: ia });
             self.input(nb, Input::InterfaceDown { ifindex: ib });
+            self.all_dirty();
         }
         true
     }
@@ -571,6 +679,7 @@ impl Sim {
     pub fn restore_link(&mut self, a: usize, b: usize) -> bool {
         let Some(li) = self.link_index(a, b) else { return false };
         self.links[li].silent = false;
+        self.all_dirty();
         if !self.links[li].up {
             self.links[li].up = true;
             let (na, ia, nb, ib) = {

@@ -6,7 +6,8 @@ use std::time::Instant;
 
 use serde::Serialize;
 
-use super::{Sim, SimConfig, Topology};
+use super::{Sim, SimConfig, Topology, Window};
+use crate::babel::LinkType;
 
 #[derive(Clone, Debug, Serialize)]
 pub struct NodeConvergence {
@@ -14,10 +15,43 @@ pub struct NodeConvergence {
     pub convergence_ms: Option<u64>,
 }
 
+/// How many links of each type the topology has.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct LinkTypes {
+    pub wired: usize,
+    pub wireless: usize,
+    pub tunnel: usize,
+    /// Lossy links the topology gave no type: taken as wireless.
+    pub lossy_without_type_taken_as_wireless: usize,
+}
+
+/// Steady state after convergence: per-node rates over a window.
+#[derive(Clone, Debug, Serialize)]
+pub struct Steady {
+    #[serde(flatten)]
+    pub window: Window,
+    pub control_bytes_per_node_per_s: f64,
+    pub control_packets_per_node_per_s: f64,
+    pub route_changes_per_node_per_s: f64,
+}
+
+impl Steady {
+    pub fn new(window: Window, nodes: usize) -> Steady {
+        let per = |x: u64| x as f64 * 1000.0 / window.ms.max(1) as f64 / nodes.max(1) as f64;
+        Steady {
+            control_bytes_per_node_per_s: per(window.bytes),
+            control_packets_per_node_per_s: per(window.packets),
+            route_changes_per_node_per_s: per(window.route_changes),
+            window,
+        }
+    }
+}
+
 #[derive(Clone, Debug, Serialize)]
 pub struct SimReport {
     pub nodes: usize,
     pub links: usize,
+    pub link_types: LinkTypes,
     pub seed: u64,
     pub hello_interval_ms: u64,
     pub update_interval_ms: u64,
@@ -37,6 +71,9 @@ pub struct SimReport {
     pub control_packets: u64,
     /// Babel payload bytes sent until cold-start convergence.
     pub convergence_control_bytes: u64,
+    /// The steady-state window that follows convergence (or the time
+    /// limit, for a mesh that never has every pair routed at one instant).
+    pub steady: Option<Steady>,
     /// Wall-clock time the simulation took.
     pub wall_ms: u64,
 }
@@ -46,6 +83,35 @@ pub struct SimOptions {
     pub fail_link: Option<(usize, usize)>,
     pub silent: bool,
     pub max_ms: u64,
+    /// Length of the steady-state window (0: none).
+    pub steady_ms: u64,
+}
+
+impl Default for SimOptions {
+    fn default() -> Self {
+        SimOptions {
+            cfg: SimConfig::default(),
+            fail_link: None,
+            silent: false,
+            max_ms: 600_000,
+            steady_ms: 120_000,
+        }
+    }
+}
+
+fn link_types(topo: &Topology) -> LinkTypes {
+    let mut t = LinkTypes::default();
+    for l in &topo.links {
+        match l.link_type {
+            LinkType::Wired => t.wired += 1,
+            LinkType::Wireless => t.wireless += 1,
+            LinkType::Tunnel => t.tunnel += 1,
+        }
+        if l.type_defaulted {
+            t.lossy_without_type_taken_as_wireless += 1;
+        }
+    }
+    t
 }
 
 /// Runs the scenario and builds the report.
@@ -54,6 +120,13 @@ pub fn simulate(topo: &Topology, opts: &SimOptions) -> SimReport {
     let mut sim = Sim::new(topo, opts.cfg.clone());
     let converged_at = sim.run_until_converged(opts.max_ms);
     let convergence_control_bytes = sim.traffic().bytes;
+    let mut steady = None;
+    if opts.steady_ms > 0 {
+        // Past the cold start's transient: two full update rounds, and
+        // long enough for ETX's 16-Hello histories to fill.
+        sim.run_for((2 * opts.cfg.update_interval_ms).max(20 * opts.cfg.hello_interval_ms));
+        steady = Some(Steady::new(sim.measure(opts.steady_ms), topo.len()));
+    }
     let mut reconvergence_ms = None;
     let mut failed_link = None;
     if let (Some((a, b)), Some(_)) = (opts.fail_link, converged_at) {
@@ -72,6 +145,7 @@ pub fn simulate(topo: &Topology, opts: &SimOptions) -> SimReport {
     SimReport {
         nodes: topo.len(),
         links: topo.links.len(),
+        link_types: link_types(topo),
         seed: opts.cfg.seed,
         hello_interval_ms: opts.cfg.hello_interval_ms,
         update_interval_ms: opts.cfg.update_interval_ms,
@@ -89,6 +163,7 @@ pub fn simulate(topo: &Topology, opts: &SimOptions) -> SimReport {
         control_bytes: sim.traffic().bytes,
         control_packets: sim.traffic().packets,
         convergence_control_bytes,
+        steady,
         wall_ms: started.elapsed().as_millis() as u64,
     }
 }
@@ -96,9 +171,22 @@ pub fn simulate(topo: &Topology, opts: &SimOptions) -> SimReport {
 fn print_human(r: &SimReport) {
     let ms = |v: Option<u64>| v.map_or("never".to_string(), |v| format!("{:.3} s", v as f64 / 1000.0));
     println!(
-        "topology: {} nodes, {} links; seed {}; hello {} ms, update {} ms",
-        r.nodes, r.links, r.seed, r.hello_interval_ms, r.update_interval_ms
+        "topology: {} nodes, {} links ({} wired, {} wireless, {} tunnel); seed {}; hello {} ms, update {} ms",
+        r.nodes,
+        r.links,
+        r.link_types.wired,
+        r.link_types.wireless,
+        r.link_types.tunnel,
+        r.seed,
+        r.hello_interval_ms,
+        r.update_interval_ms
     );
+    if r.link_types.lossy_without_type_taken_as_wireless > 0 {
+        println!(
+            "note: {} lossy links had no \"type\" and were taken as wireless (ETX)",
+            r.link_types.lossy_without_type_taken_as_wireless
+        );
+    }
     println!("{:<16} {:>14}", "node", "converged at");
     for n in &r.per_node {
         println!("{:<16} {:>14}", n.node, ms(n.convergence_ms));
@@ -111,13 +199,33 @@ fn print_human(r: &SimReport) {
         "control traffic: {} bytes in {} datagrams ({} bytes until convergence)",
         r.control_bytes, r.control_packets, r.convergence_control_bytes
     );
+    if let Some(s) = &r.steady {
+        println!(
+            "steady state ({:.0} s): {:.0} control bytes/node/s, {:.2} datagrams/node/s, {:.3} route changes/node/s",
+            s.window.ms as f64 / 1000.0,
+            s.control_bytes_per_node_per_s,
+            s.control_packets_per_node_per_s,
+            s.route_changes_per_node_per_s
+        );
+        println!(
+            "  reachability {:.4} (time-averaged over pairs); every pair at once {:.1} % of the time, lost {} times",
+            s.window.reachability,
+            100.0 * s.window.full_reachability_time,
+            s.window.full_reachability_losses
+        );
+    }
     println!("forwarding loops seen: {}", r.loops);
     println!("wall time: {} ms", r.wall_ms);
 }
 
-const USAGE: &str = "usage: weft simulate FILE [--seed N] [--fail-link A,B] [--silent] [--json]
+const USAGE: &str = "usage: weft simulate (FILE | --line N | --ring N | --grid WxH | --random N[:DEGREE])
+                     [--loss P|LO-HI] [--type wired|wireless|tunnel] [--topology-seed N]
+                     [--seed N] [--fail-link A,B] [--silent] [--json] [--write-topology FILE]
                      [--hello-interval SECONDS] [--update-interval SECONDS] [--max-time SECONDS]
-FILE is a JSON topology: {\"links\":[{\"source\":\"a\",\"target\":\"b\",\"loss\":0.1,\"delay_ms\":5}]}";
+                     [--steady SECONDS]
+FILE is a JSON topology: {\"links\":[{\"source\":\"a\",\"target\":\"b\",\"loss\":0.1,\"delay_ms\":5,\"type\":\"wireless\"}]}
+(a lossy link without a type is taken as wireless, and so are generated links given --loss;
+generated nodes are named n0, n1, ...; --steady 0 skips the steady-state window)";
 
 fn seconds_to_ms(flag: &str, v: &str) -> Result<u64, String> {
     let s: f64 = v.parse().map_err(|_| format!("{flag}: {v:?} is not a number of seconds"))?;
@@ -127,81 +235,205 @@ fn seconds_to_ms(flag: &str, v: &str) -> Result<u64, String> {
     Ok((s * 1000.0).round() as u64)
 }
 
-/// Parsed command line: file, options, --json, --fail-link names.
-type Parsed = (String, SimOptions, bool, Option<(String, String)>);
+/// Where the topology comes from.
+#[derive(Debug, PartialEq)]
+enum Source {
+    File(String),
+    Line(usize),
+    Ring(usize),
+    Grid(usize, usize),
+    Random(usize, f64),
+}
 
-fn parse_args(args: &[String]) -> Result<Parsed, String> {
-    let mut file = None;
-    let mut opts = SimOptions { cfg: SimConfig::default(), fail_link: None, silent: false, max_ms: 600_000 };
-    let mut json = false;
-    let mut fail = None;
-    let mut it = args.iter();
-    while let Some(a) = it.next() {
-        let mut value = |flag: &str| it.next().cloned().ok_or_else(|| format!("{flag} needs a value"));
-        match a.as_str() {
-            "--seed" => {
-                let v = value("--seed")?;
-                opts.cfg.seed = v.parse().map_err(|_| format!("--seed: {v:?} is not a whole number"))?;
-            }
-            "--fail-link" => {
-                let v = value("--fail-link")?;
-                let (x, y) =
-                    v.split_once(',').ok_or_else(|| format!("--fail-link: expected A,B, got {v:?}"))?;
-                fail = Some((x.to_string(), y.to_string()));
-            }
-            "--silent" => opts.silent = true,
-            "--json" => json = true,
-            "--hello-interval" => opts.cfg.hello_interval_ms = seconds_to_ms(a, &value(a)?)?,
-            "--update-interval" => opts.cfg.update_interval_ms = seconds_to_ms(a, &value(a)?)?,
-            "--max-time" => opts.max_ms = seconds_to_ms(a, &value(a)?)?,
-            s if s.starts_with('-') => return Err(format!("unknown option {s:?}")),
-            s => {
-                if file.replace(s.to_string()).is_some() {
-                    return Err("only one topology file may be given".into());
-                }
+/// The parsed command line.
+struct Args {
+    source: Source,
+    opts: SimOptions,
+    json: bool,
+    fail: Option<(String, String)>,
+    loss: Option<(f64, f64)>,
+    link_type: Option<LinkType>,
+    topology_seed: Option<u64>,
+    write_topology: Option<String>,
+}
+
+fn count(flag: &str, v: &str) -> Result<usize, String> {
+    v.parse()
+        .ok()
+        .filter(|n| (2..=100_000).contains(n))
+        .ok_or_else(|| format!("{flag}: {v:?} is not a node count (2..100000)"))
+}
+
+fn parse_source(flag: &str, v: &str) -> Result<Source, String> {
+    Ok(match flag {
+        "--line" => Source::Line(count(flag, v)?),
+        "--ring" => Source::Ring(count(flag, v)?),
+        "--grid" => {
+            let (w, h) = v.split_once('x').ok_or_else(|| format!("--grid: expected WxH, got {v:?}"))?;
+            let side = |x: &str| x.parse::<usize>().ok().filter(|n| (1..=1000).contains(n));
+            match (side(w), side(h)) {
+                (Some(w), Some(h)) if w * h >= 2 => Source::Grid(w, h),
+                _ => return Err(format!("--grid: {v:?} is not WxH with sides 1..1000")),
             }
         }
+        _ => {
+            let (n, d) = v.split_once(':').unwrap_or((v, "8"));
+            let degree: f64 = d
+                .parse()
+                .ok()
+                .filter(|d: &f64| (1.0..=100.0).contains(d))
+                .ok_or_else(|| format!("--random: degree {d:?} is not in 1..100"))?;
+            Source::Random(count(flag, n)?, degree)
+        }
+    })
+}
+
+fn parse_loss(v: &str) -> Result<(f64, f64), String> {
+    let p = |x: &str| x.parse::<f64>().ok().filter(|x| (0.0..=1.0).contains(x));
+    let (lo, hi) = match v.split_once('-') {
+        Some((a, b)) => (p(a), p(b)),
+        None => (p(v), p(v)),
+    };
+    match (lo, hi) {
+        (Some(lo), Some(hi)) if lo <= hi => Ok((lo, hi)),
+        _ => Err(format!("--loss: {v:?} is not a probability P or a range LO-HI within 0..1")),
     }
-    let file = file.ok_or("a topology FILE is required")?;
-    Ok((file, opts, json, fail))
+}
+
+fn parse_args(args: &[String]) -> Result<Args, String> {
+    let mut source = None;
+    let mut a = Args {
+        source: Source::Line(2),
+        opts: SimOptions::default(),
+        json: false,
+        fail: None,
+        loss: None,
+        link_type: None,
+        topology_seed: None,
+        write_topology: None,
+    };
+    let mut it = args.iter();
+    while let Some(arg) = it.next() {
+        let mut value = |flag: &str| it.next().cloned().ok_or_else(|| format!("{flag} needs a value"));
+        let mut set_source = |s: Source| match source.replace(s) {
+            Some(_) => {
+                Err("give one topology: a FILE or one of --line, --ring, --grid, --random".to_string())
+            }
+            None => Ok(()),
+        };
+        match arg.as_str() {
+            "--seed" => {
+                let v = value(arg)?;
+                a.opts.cfg.seed = v.parse().map_err(|_| format!("--seed: {v:?} is not a whole number"))?;
+            }
+            "--topology-seed" => {
+                let v = value(arg)?;
+                a.topology_seed =
+                    Some(v.parse().map_err(|_| format!("--topology-seed: {v:?} is not a whole number"))?);
+            }
+            "--fail-link" => {
+                let v = value(arg)?;
+                let (x, y) =
+                    v.split_once(',').ok_or_else(|| format!("--fail-link: expected A,B, got {v:?}"))?;
+                a.fail = Some((x.to_string(), y.to_string()));
+            }
+            "--silent" => a.opts.silent = true,
+            "--json" => a.json = true,
+            "--hello-interval" => a.opts.cfg.hello_interval_ms = seconds_to_ms(arg, &value(arg)?)?,
+            "--update-interval" => a.opts.cfg.update_interval_ms = seconds_to_ms(arg, &value(arg)?)?,
+            "--max-time" => a.opts.max_ms = seconds_to_ms(arg, &value(arg)?)?,
+            "--steady" => {
+                let v = value(arg)?;
+                a.opts.steady_ms = if v == "0" { 0 } else { seconds_to_ms(arg, &v)? };
+            }
+            "--line" | "--ring" | "--grid" | "--random" => {
+                let v = value(arg)?;
+                set_source(parse_source(arg, &v)?)?;
+            }
+            "--loss" => a.loss = Some(parse_loss(&value(arg)?)?),
+            "--type" => {
+                let v = value(arg)?;
+                a.link_type = Some(match v.as_str() {
+                    "wired" => LinkType::Wired,
+                    "wireless" => LinkType::Wireless,
+                    "tunnel" => LinkType::Tunnel,
+                    _ => return Err(format!("--type: {v:?} is not wired, wireless or tunnel")),
+                });
+            }
+            "--write-topology" => a.write_topology = Some(value(arg)?),
+            s if s.starts_with('-') => return Err(format!("unknown option {s:?}")),
+            s => set_source(Source::File(s.to_string()))?,
+        }
+    }
+    a.source = source.ok_or("a topology is required: a FILE or one of --line, --ring, --grid, --random")?;
+    Ok(a)
+}
+
+/// Builds the topology the arguments describe.
+fn topology(a: &Args) -> Result<Topology, String> {
+    let seed = a.topology_seed.unwrap_or(a.opts.cfg.seed);
+    let mut t = match &a.source {
+        Source::File(f) => {
+            let text = std::fs::read_to_string(f).map_err(|e| format!("cannot read {f}: {e}"))?;
+            Topology::from_json(&text).map_err(|e| format!("{f}: {e}"))?
+        }
+        Source::Line(n) => Topology::line(*n),
+        Source::Ring(n) => Topology::ring(*n),
+        Source::Grid(w, h) => Topology::grid(*w, *h),
+        Source::Random(n, d) => Topology::random_geometric_degree(*n, *d, seed),
+    };
+    if let Some((lo, hi)) = a.loss {
+        // Lossy generated links are radios unless --type says otherwise.
+        if lo > 0.0 && a.link_type.is_none() && !matches!(a.source, Source::File(_)) {
+            t = t.with_type(LinkType::Wireless);
+        }
+        t = t.with_loss(lo, hi, seed);
+    }
+    if let Some(ty) = a.link_type {
+        t = t.with_type(ty);
+    }
+    Ok(t)
 }
 
 /// Entry point of `weft simulate`.
 pub fn run(args: &[String]) -> ExitCode {
-    let (file, mut opts, json, fail) = match parse_args(args) {
+    if args.iter().any(|a| a == "-h" || a == "--help") {
+        println!("{USAGE}");
+        return ExitCode::SUCCESS;
+    }
+    let mut a = match parse_args(args) {
         Ok(x) => x,
         Err(e) => {
             eprintln!("weft simulate: {e}\n{USAGE}");
             return ExitCode::from(2);
         }
     };
-    let text = match std::fs::read_to_string(&file) {
+    let topo = match topology(&a) {
         Ok(t) => t,
         Err(e) => {
-            eprintln!("weft simulate: cannot read {file}: {e}");
+            eprintln!("weft simulate: {e}");
             return ExitCode::from(1);
         }
     };
-    let topo = match Topology::from_json(&text) {
-        Ok(t) => t,
-        Err(e) => {
-            eprintln!("weft simulate: {file}: {e}");
+    if let Some(path) = &a.write_topology {
+        if let Err(e) = std::fs::write(path, topo.to_json()) {
+            eprintln!("weft simulate: cannot write {path}: {e}");
             return ExitCode::from(1);
         }
-    };
-    if let Some((a, b)) = fail {
-        let (Some(ia), Some(ib)) = (topo.index_of(&a), topo.index_of(&b)) else {
-            eprintln!("weft simulate: --fail-link {a},{b}: no such node in {file}");
+    }
+    if let Some((x, y)) = a.fail.take() {
+        let (Some(ia), Some(ib)) = (topo.index_of(&x), topo.index_of(&y)) else {
+            eprintln!("weft simulate: --fail-link {x},{y}: no such node");
             return ExitCode::from(1);
         };
         if !topo.links.iter().any(|l| (l.a, l.b) == (ia, ib) || (l.a, l.b) == (ib, ia)) {
-            eprintln!("weft simulate: --fail-link {a},{b}: these nodes are not linked in {file}");
+            eprintln!("weft simulate: --fail-link {x},{y}: these nodes are not linked");
             return ExitCode::from(1);
         }
-        opts.fail_link = Some((ia, ib));
+        a.opts.fail_link = Some((ia, ib));
     }
-    let report = simulate(&topo, &opts);
-    if json {
+    let report = simulate(&topo, &a.opts);
+    if a.json {
         println!("{}", serde_json::to_string(&report).expect("serialisable"));
     } else {
         print_human(&report);

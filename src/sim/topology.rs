@@ -20,6 +20,10 @@ pub struct LinkSpec {
     pub loss: f64,
     pub delay_ms: u64,
     pub link_type: LinkType,
+    /// The JSON gave no `type` and the link is lossy, so it was taken as
+    /// wireless: loss is what radios do, and 2-out-of-3 on a lossy "wired"
+    /// link declares it down for whole Hello intervals.
+    pub type_defaulted: bool,
 }
 
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -59,7 +63,58 @@ impl Topology {
     }
 
     pub fn add_link(&mut self, a: usize, b: usize, link_type: LinkType) {
-        self.links.push(LinkSpec { a, b, loss: 0.0, delay_ms: 1, link_type });
+        self.links.push(LinkSpec { a, b, loss: 0.0, delay_ms: 1, link_type, type_defaulted: false });
+    }
+
+    /// Gives every link a loss drawn uniformly from `lo..=hi` (seeded).
+    pub fn with_loss(mut self, lo: f64, hi: f64, seed: u64) -> Topology {
+        let mut rnd = unit_rng(seed ^ 0x105_5E5);
+        for l in &mut self.links {
+            l.loss = lo + (hi - lo) * rnd();
+        }
+        self
+    }
+
+    /// Makes every link of the given type.
+    pub fn with_type(mut self, t: LinkType) -> Topology {
+        for l in &mut self.links {
+            l.link_type = t;
+            l.type_defaulted = false;
+        }
+        self
+    }
+
+    /// Links per node, on average.
+    pub fn average_degree(&self) -> f64 {
+        if self.names.is_empty() {
+            return 0.0;
+        }
+        2.0 * self.links.len() as f64 / self.names.len() as f64
+    }
+
+    /// The largest number of links at one node.
+    pub fn max_degree(&self) -> usize {
+        let mut d = vec![0usize; self.names.len()];
+        for l in &self.links {
+            d[l.a] += 1;
+            d[l.b] += 1;
+        }
+        d.into_iter().max().unwrap_or(0)
+    }
+
+    /// A connected random geometric graph whose radius is chosen so that
+    /// the average degree is close to `degree` (wireless links).
+    pub fn random_geometric_degree(n: usize, degree: f64, seed: u64) -> Topology {
+        let (mut lo, mut hi) = (0.0f64, 1.5f64);
+        for _ in 0..30 {
+            let mid = (lo + hi) / 2.0;
+            if Topology::random_geometric(n, mid, seed).average_degree() < degree {
+                lo = mid;
+            } else {
+                hi = mid;
+            }
+        }
+        Topology::random_geometric(n, hi, seed)
     }
 
     /// Parses the JSON topology format. Errors name what is wrong.
@@ -97,15 +152,21 @@ impl Topology {
                 None | Some(Value::Null) => 1,
                 Some(x) => x.as_u64().ok_or_else(|| format!("links[{i}].delay_ms must be a whole number"))?,
             };
-            let link_type = match l.get("type").and_then(Value::as_str) {
-                None | Some("wired") => LinkType::Wired,
-                Some("wireless") => LinkType::Wireless,
-                Some("tunnel") => LinkType::Tunnel,
-                Some(other) => {
-                    return Err(format!("links[{i}].type {other:?}: expected wired|wireless|tunnel"))
-                }
+            let (link_type, type_defaulted) = match l.get("type") {
+                None | Some(Value::Null) if loss > 0.0 => (LinkType::Wireless, true),
+                None | Some(Value::Null) => (LinkType::Wired, false),
+                Some(v) => match v.as_str() {
+                    Some("wired") => (LinkType::Wired, false),
+                    Some("wireless") => (LinkType::Wireless, false),
+                    Some("tunnel") => (LinkType::Tunnel, false),
+                    _ => {
+                        return Err(format!(
+                            "links[{i}].type {v}: expected \"wired\", \"wireless\" or \"tunnel\""
+                        ))
+                    }
+                },
             };
-            t.links.push(LinkSpec { a, b, loss, delay_ms, link_type });
+            t.links.push(LinkSpec { a, b, loss, delay_ms, link_type, type_defaulted });
         }
         Ok(t)
     }
@@ -166,13 +227,7 @@ impl Topology {
     /// closest pairs so that the graph is connected.
     pub fn random_geometric(n: usize, radius: f64, seed: u64) -> Topology {
         let mut t = Topology::named(n);
-        let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-        let mut rnd = move || {
-            s ^= s << 13;
-            s ^= s >> 7;
-            s ^= s << 17;
-            (s >> 11) as f64 / (1u64 << 53) as f64
-        };
+        let mut rnd = unit_rng(seed);
         let pts: Vec<(f64, f64)> = (0..n).map(|_| (rnd(), rnd())).collect();
         let d = |i: usize, j: usize| ((pts[i].0 - pts[j].0).powi(2) + (pts[i].1 - pts[j].1).powi(2)).sqrt();
         let mut comp: Vec<usize> = (0..n).collect();
@@ -210,6 +265,17 @@ impl Topology {
     }
 }
 
+/// A seeded xorshift generator of uniform numbers in `0..1`.
+fn unit_rng(seed: u64) -> impl FnMut() -> f64 {
+    let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    move || {
+        s ^= s << 13;
+        s ^= s >> 7;
+        s ^= s << 17;
+        (s >> 11) as f64 / (1u64 << 53) as f64
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -231,6 +297,26 @@ mod tests {
     }
 
     #[test]
+    fn lossy_links_without_a_type_are_wireless_and_say_so() {
+        let t = Topology::from_json(
+            r#"{"links":[{"source":"a","target":"b","loss":0.1},{"source":"b","target":"c"},
+                         {"source":"c","target":"d","loss":0.1,"type":"wired"}]}"#,
+        )
+        .unwrap();
+        assert_eq!((t.links[0].link_type, t.links[0].type_defaulted), (LinkType::Wireless, true));
+        assert_eq!((t.links[1].link_type, t.links[1].type_defaulted), (LinkType::Wired, false));
+        assert_eq!((t.links[2].link_type, t.links[2].type_defaulted), (LinkType::Wired, false));
+    }
+
+    #[test]
+    fn degree_targeted_graphs_and_loss_ranges() {
+        let g = Topology::random_geometric_degree(150, 8.0, 3).with_loss(0.0, 0.2, 3);
+        assert!((g.average_degree() - 8.0).abs() < 0.5, "{}", g.average_degree());
+        assert!(g.links.iter().all(|l| (0.0..=0.2).contains(&l.loss)));
+        assert!(g.links.iter().any(|l| l.loss > 0.1));
+    }
+
+    #[test]
     fn rejects_bad_topologies_with_reasons() {
         for (text, want) in [
             ("{", "not valid JSON"),
@@ -239,6 +325,7 @@ mod tests {
             (r#"{"links":[{"source":"a","target":"a"}]}"#, "itself"),
             (r#"{"links":[{"source":"a","target":"b","loss":2}]}"#, "loss"),
             (r#"{"links":[{"source":"a","target":"b"},{"source":"b","target":"a"}]}"#, "twice"),
+            (r#"{"links":[{"source":"a","target":"b","type":"radio"}]}"#, "expected"),
         ] {
             let e = Topology::from_json(text).unwrap_err();
             assert!(e.contains(want), "{text}: {e}");

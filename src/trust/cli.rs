@@ -47,18 +47,36 @@ const NOT_BEFORE_BACKDATE: u64 = 300;
 /// Largest key or certificate file read (a revocation list is the largest).
 const MAX_FILE_LEN: usize = 512 * 1024;
 
-/// A failed command: a usage error (exit 2) or a failure (exit 1).
+/// A command that did not run: a usage error (exit 2), a failure (exit 1),
+/// or `--help` asked for (its usage on stdout, exit 0).
 #[derive(Debug)]
 pub enum CliError {
     Usage(String),
     Failed(String),
+    Help,
 }
 
 impl fmt::Display for CliError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             CliError::Usage(m) | CliError::Failed(m) => f.write_str(m),
+            CliError::Help => f.write_str("help"),
         }
+    }
+}
+
+/// The lines of [`USAGE`] about `weft COMMAND` (all of it if none are).
+fn synopsis(command: &str) -> String {
+    let own = format!("weft {command}");
+    let lines: Vec<&str> = USAGE
+        .lines()
+        .skip_while(|l| !l.trim_start().starts_with(&own))
+        .take_while(|l| !l.contains("  weft ") || l.contains(&own))
+        .collect();
+    if lines.is_empty() {
+        USAGE.to_string()
+    } else {
+        format!("usage:\n{}\n", lines.join("\n"))
     }
 }
 
@@ -82,7 +100,7 @@ pub fn run(args: &[String]) -> ExitCode {
         ("ca", Some("revoke")) => ("ca revoke", ca_revoke(&args[2..])),
         ("cert", Some("show")) => ("cert show", cert_show(&args[2..])),
         ("ca" | "cert", Some("help" | "--help" | "-h")) => {
-            print!("{USAGE}");
+            print!("{}", synopsis(first));
             return ExitCode::SUCCESS;
         }
         ("ca", _) => ("ca", Err(usage("ca needs a command: init, sign or revoke"))),
@@ -93,17 +111,12 @@ pub fn run(args: &[String]) -> ExitCode {
         Ok(code) => code,
         Err(CliError::Usage(m)) => {
             eprintln!("weft {command}: {m}");
-            let synopsis: Vec<&str> = USAGE
-                .lines()
-                .skip_while(|l| !l.trim_start().starts_with(&format!("weft {command}")))
-                .take_while(|l| !l.contains("  weft ") || l.contains(&format!("weft {command}")))
-                .collect();
-            if synopsis.is_empty() {
-                eprint!("{USAGE}");
-            } else {
-                eprintln!("usage:\n{}", synopsis.join("\n"));
-            }
+            eprint!("{}", synopsis(command));
             ExitCode::from(2)
+        }
+        Err(CliError::Help) => {
+            print!("{}", synopsis(command));
+            ExitCode::SUCCESS
         }
         Err(CliError::Failed(m)) => {
             eprintln!("weft {command}: {m}");
@@ -128,6 +141,9 @@ impl Options {
         let mut o = Options { values: BTreeMap::new(), flags: Vec::new(), positional: Vec::new() };
         let mut it = args.iter();
         while let Some(a) = it.next() {
+            if a == "--help" || a == "-h" {
+                return Err(CliError::Help);
+            }
             if !a.starts_with("--") {
                 o.positional.push(a.clone());
                 continue;

@@ -39,15 +39,13 @@ fn stdout_line(out: &Output) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
-/// Skips the calling test unless it can run (root for namespaces); a
-/// missing tool is a failure, since scripts/install-deps.sh installs them.
+/// Ends the calling test unless it can run: root for namespaces and the
+/// tools the mesh beds use (the one rule of [`super::require`]).
 #[macro_export]
 macro_rules! require_mesh_tools {
     () => {
         $crate::require_netns!();
-        for tool in ["wireguard-go", "dumpcap", "tshark", "nft", "ping"] {
-            assert!($crate::common::netns::have(tool), "{tool} is needed: run scripts/install-deps.sh");
-        }
+        $crate::require_cmd!("wireguard-go", "dumpcap", "tshark", "nft", "ping");
     };
 }
 
@@ -171,6 +169,8 @@ pub struct NodeConf {
     pub peers: Vec<PeerConf>,
     /// Seconds; the update interval is four of them.
     pub hello_interval: u32,
+    /// The hosts file for dnsmasq; `None`: off (the default one is global).
+    pub hosts_file: Option<PathBuf>,
 }
 
 /// The mesh prefix the tests' nodes derive their addresses in.
@@ -190,6 +190,7 @@ impl NodeConf {
             announces: Vec::new(),
             peers: Vec::new(),
             hello_interval: 1,
+            hosts_file: None,
         }
     }
 
@@ -202,6 +203,11 @@ impl NodeConf {
         writeln!(s, "\toption state_file '{}'", p(&dir.join("state"))).unwrap();
         writeln!(s, "\toption control_socket '{}'", p(&dir.join("weft.sock"))).unwrap();
         writeln!(s, "\toption log_level 'debug'").unwrap();
+        writeln!(s, "\toption metrics_file '{}'", p(&dir.join("weft.prom"))).unwrap();
+        match &self.hosts_file {
+            Some(h) => writeln!(s, "\toption hosts_file '{}'", p(h)).unwrap(),
+            None => writeln!(s, "\toption hosts_file '0'").unwrap(),
+        }
         writeln!(s, "\toption wireguard_backend 'userspace'").unwrap();
         writeln!(s, "\toption private_key_file '{}'", p(&self.key_file)).unwrap();
         writeln!(s, "\toption credential_file '{}'", p(&self.credential_file)).unwrap();
@@ -243,6 +249,13 @@ impl Mesh {
         Mesh { net: Net::new(topo) }
     }
 
+    /// Daemons on a test bed built some other way (e.g.
+    /// [`Net::with_kernel_addresses`]).
+    pub fn on(net: Net) -> Mesh {
+        std::fs::create_dir_all("/run/wireguard").expect("/run/wireguard");
+        Mesh { net }
+    }
+
     /// A mesh of `names` nodes and no links (add segments or links later).
     pub fn with_nodes(names: &[&str]) -> Mesh {
         let topo = Topology { names: names.iter().map(|s| s.to_string()).collect(), links: Vec::new() };
@@ -268,10 +281,19 @@ impl Mesh {
     /// Starts node `i`'s daemon in a private mount namespace and waits
     /// until its control socket answers.
     pub fn start(&mut self, i: usize) {
+        self.start_with(i, "true");
+    }
+
+    /// As [`Mesh::start`], running the shell command `prelude` first in the
+    /// daemon's mount namespace (e.g. to start a program beside it).
+    pub fn start_with(&mut self, i: usize, prelude: &str) {
         assert!(self.net.nodes[i].daemon.is_none(), "node {i} already runs a daemon");
         let conf = self.conf_path(i);
-        let script =
-            format!("mount -t tmpfs tmpfs /run/wireguard && exec {} daemon -c {}", weft(), path_str(&conf));
+        let script = format!(
+            "mount -t tmpfs tmpfs /run/wireguard && {prelude} && exec {} daemon -c {}",
+            weft(),
+            path_str(&conf)
+        );
         let child = self.net.spawn(i, &["sh", "-c", &script], "weft.log");
         self.net.nodes[i].daemon = Some(child);
         let mut exited = None;

@@ -1,8 +1,15 @@
 //! Network-namespace test beds built from the simulator's JSON topology
-//! format: one namespace per node, one veth pair per link, link-local
-//! addresses without DAD, and helpers to run programs inside, break links
-//! (carrier down or silent nftables drop), add loss, and wait for
-//! conditions. Everything is torn down on drop, including after a panic.
+//! format: one namespace per node, one veth pair per link, and helpers to
+//! run programs inside, break links (carrier down or silent nftables drop),
+//! add loss, and wait for conditions. Everything is torn down on drop,
+//! including after a panic.
+//!
+//! A node is a plain Linux host: the bed leaves the kernel's defaults alone
+//! (forwarding off, duplicate address detection on), because turning
+//! forwarding on and waiting for DAD are the daemon's job. Each link end
+//! gets one fixed link-local address ([`ll`]) instead of the kernel's
+//! MAC-derived one (`addrgenmode none`), so that tests can name next hops;
+//! it is tentative for a second or two after the link comes up, like any.
 
 #![allow(dead_code)]
 
@@ -42,18 +49,6 @@ extern "C" {
 
 pub fn have(cmd: &str) -> bool {
     Command::new("sh").args(["-c", &format!("command -v {cmd}")]).output().is_ok_and(|o| o.status.success())
-}
-
-/// Skips the calling test (returns early) with a message when the test bed
-/// cannot be built here.
-#[macro_export]
-macro_rules! require_netns {
-    () => {
-        if !$crate::common::netns::have_netns() {
-            eprintln!("SKIPPED: needs root and iproute2 for network namespaces");
-            return;
-        }
-    };
 }
 
 pub struct Node {
@@ -114,6 +109,16 @@ pub fn node_v4(i: usize) -> String {
 impl Net {
     /// Builds the namespaces and links of a topology.
     pub fn new(topo: &Topology) -> Net {
+        Net::build(topo, true)
+    }
+
+    /// Like [`Net::new`], but each link end keeps the link-local address
+    /// the kernel derives from its MAC, as on a router fresh out of the box.
+    pub fn with_kernel_addresses(topo: &Topology) -> Net {
+        Net::build(topo, false)
+    }
+
+    fn build(topo: &Topology, bed_addresses: bool) -> Net {
         let n = COUNTER.fetch_add(1, Ordering::SeqCst);
         let tag = format!("w{:x}x{n}", std::process::id());
         let root = std::env::temp_dir().join(format!("weft-test-{tag}"));
@@ -135,9 +140,6 @@ impl Net {
             net.nodes.push(Node { name: name.clone(), ns: ns.clone(), index: i, dir, daemon: None });
             sh(&["ip", "netns", "add", &ns]);
             net.exec_ok(i, &["ip", "link", "set", "lo", "up"]);
-            net.exec_ok(i, &["sysctl", "-qw", "net.ipv6.conf.all.forwarding=1"]);
-            net.exec_ok(i, &["sysctl", "-qw", "net.ipv4.ip_forward=1"]);
-            net.exec_ok(i, &["sysctl", "-qw", "net.ipv6.conf.default.accept_dad=0"]);
             net.exec_ok(i, &["ip", "addr", "add", &format!("{}/128", node_v6(i)), "dev", "lo"]);
             net.exec_ok(i, &["ip", "addr", "add", &format!("{}/32", node_v4(i)), "dev", "lo"]);
         }
@@ -148,13 +150,10 @@ impl Net {
             sh(&["ip", "link", "set", &ta, "netns", &net.nodes[l.a].ns, "name", &dev_a]);
             sh(&["ip", "link", "set", &tb, "netns", &net.nodes[l.b].ns, "name", &dev_b]);
             for (node, dev, peer) in [(l.a, &dev_a, l.b), (l.b, &dev_b, l.a)] {
-                net.exec_ok(node, &["sysctl", "-qw", &format!("net.ipv6.conf.{dev}.accept_dad=0")]);
                 net.exec_ok(node, &["ip", "link", "set", dev, "address", &mac(node, peer)]);
-                net.exec_ok(node, &["ip", "addr", "flush", "dev", dev]);
-                net.exec_ok(
-                    node,
-                    &["ip", "addr", "add", &format!("{}/64", ll(node, peer)), "dev", dev, "nodad"],
-                );
+                if bed_addresses {
+                    net.set_link_local(node, dev, &ll(node, peer));
+                }
                 net.exec_ok(node, &["ip", "link", "set", dev, "up"]);
             }
             net.links.push(Link { a: l.a, b: l.b, dev_a, dev_b });
@@ -164,6 +163,44 @@ impl Net {
 
     pub fn len(&self) -> usize {
         self.nodes.len()
+    }
+
+    /// Makes node `i` a plain IP router, one that runs no routing daemon
+    /// (an ISP's, between sites): turning on forwarding is that router's
+    /// own configuration. Never for a node that runs weft, which must turn
+    /// forwarding on by itself (nor babeld, which does too).
+    pub fn plain_ip_router(&self, i: usize) {
+        for switch in ["net.ipv6.conf.all.forwarding", "net.ipv4.conf.all.forwarding"] {
+            self.exec_ok(i, &["sysctl", "-qw", &format!("{switch}=1")]);
+        }
+    }
+
+    /// Gives a (down) device of node `i` the link-local address `addr` as
+    /// its only one: no MAC-derived address when it comes up. Duplicate
+    /// address detection stays on: the address is tentative for a while
+    /// after the link comes up, and the daemon must wait for it.
+    pub fn set_link_local(&self, i: usize, dev: &str, addr: &str) {
+        self.exec_ok(i, &["ip", "link", "set", dev, "addrgenmode", "none"]);
+        self.exec_ok(i, &["ip", "addr", "flush", "dev", dev]);
+        self.exec_ok(i, &["ip", "addr", "add", &format!("{addr}/64"), "dev", dev]);
+    }
+
+    /// Waits until node `i`'s device `dev` has a link-local address that
+    /// finished duplicate address detection (for tests that use the link
+    /// themselves, not through a daemon).
+    pub fn wait_link_local(&self, i: usize, dev: &str, timeout: Duration) {
+        let usable = || {
+            let out = self.exec(i, &["ip", "-6", "addr", "show", "dev", dev, "scope", "link"]);
+            let text = String::from_utf8_lossy(&out.stdout).to_string();
+            text.contains("inet6 fe80:") && !text.contains("tentative")
+        };
+        if Net::wait_until(timeout, usable).is_none() {
+            let out = self.exec(i, &["ip", "-6", "addr", "show", "dev", dev]);
+            panic!(
+                "node {i}: {dev} has no usable link-local address after {timeout:?}:\n{}",
+                String::from_utf8_lossy(&out.stdout)
+            );
+        }
     }
 
     /// Joins `members` to one shared Ethernet segment: a bridge in a
@@ -183,10 +220,8 @@ impl Net {
             sh(&["ip", "link", "set", &tmp, "netns", &self.nodes[m].ns, "name", dev]);
             sh(&["ip", "-n", &ns, "link", "set", &port, "master", "br0"]);
             sh(&["ip", "-n", &ns, "link", "set", &port, "up"]);
-            self.exec_ok(m, &["sysctl", "-qw", &format!("net.ipv6.conf.{dev}.accept_dad=0")]);
             self.exec_ok(m, &["ip", "link", "set", dev, "address", &mac(m, 0xff00 + k)]);
-            self.exec_ok(m, &["ip", "addr", "flush", "dev", dev]);
-            self.exec_ok(m, &["ip", "addr", "add", &format!("{}/64", seg_ll(m, k)), "dev", dev, "nodad"]);
+            self.set_link_local(m, dev, &seg_ll(m, k));
             self.exec_ok(m, &["ip", "link", "set", dev, "up"]);
         }
         k
@@ -237,13 +272,14 @@ impl Net {
             let dev = self.dev(x, y);
             self.exec_ok(x, &["ip", "link", "set", &dev, "up"]);
             // Setting a device down flushes its IPv6 addresses (sysctl
-            // keep_addr_on_down is 0), and the kernel regenerates only its
-            // EUI-64 link-local: put the test bed's one back.
-            let _ = self.exec(x, &["ip", "addr", "add", &format!("{}/64", ll(x, y)), "dev", &dev, "nodad"]);
+            // keep_addr_on_down is 0): put the test bed's one back (it goes
+            // through duplicate address detection again, as after a real
+            // cable cut).
+            let _ = self.exec(x, &["ip", "addr", "add", &format!("{}/64", ll(x, y)), "dev", &dev]);
         }
     }
 
-    fn nft(&self, i: usize, script: &str) {
+    pub fn nft(&self, i: usize, script: &str) {
         let mut c = self.in_ns(i, &["nft", "-f", "-"]);
         c.stdin(Stdio::piped()).stdout(Stdio::null()).stderr(Stdio::piped());
         let mut child = c.spawn().expect("nft");
@@ -300,6 +336,23 @@ impl Net {
     pub fn ping_from(&self, i: usize, src: &str, addr: &str) -> bool {
         let family = if addr.contains(':') { "-6" } else { "-4" };
         self.exec(i, &["ping", family, "-c", "1", "-W", "1", "-I", src, addr]).status.success()
+    }
+
+    /// `ip -j ARGS` in node `i`, parsed: a list. Output that is not a JSON
+    /// list fails the test, so that an absence check can never pass on a
+    /// listing it could not read (`ip` prints `[]` for nothing).
+    pub fn ip_json(&self, i: usize, args: &[&str]) -> Vec<serde_json::Value> {
+        let mut cmd = vec!["ip", "-j"];
+        cmd.extend_from_slice(args);
+        let out = self.exec_ok(i, &cmd);
+        match serde_json::from_slice(&out.stdout) {
+            Ok(serde_json::Value::Array(v)) => v,
+            other => panic!(
+                "node {i}: `{}` printed no JSON list ({other:?}): {:?}",
+                cmd.join(" "),
+                String::from_utf8_lossy(&out.stdout)
+            ),
+        }
     }
 
     /// Routes of node `i` as `ip -j route` shows them (both families).

@@ -21,20 +21,6 @@ use super::netns::Net;
 /// The weft binary cargo built for this test run.
 pub const WEFT: &str = env!("CARGO_BIN_EXE_weft");
 
-/// Skips the calling test (returns early) with a message when a program it
-/// needs is not installed.
-#[macro_export]
-macro_rules! require_cmd {
-    ($($cmd:expr),+) => {
-        $(
-            if !$crate::common::netns::have($cmd) {
-                eprintln!("SKIPPED: needs {} (scripts/install-deps.sh installs it)", $cmd);
-                return;
-            }
-        )+
-    };
-}
-
 /// Sends `sig` (e.g. "TERM") to a process.
 pub fn signal(pid: u32, sig: &str) {
     let _ = Command::new("kill").args([&format!("-{sig}"), &pid.to_string()]).status();
@@ -83,9 +69,11 @@ impl Weft {
         let socket = dir.join("weft.sock");
         let mut conf = format!(
             "config weft 'main'\n\toption hello_interval '1'\n\toption state_file '{}'\n\
-             \toption control_socket '{}'\n\toption log_level 'debug'\n",
+             \toption control_socket '{}'\n\toption log_level 'debug'\n\
+             \toption metrics_file '{}'\n\toption hosts_file '0'\n",
             dir.join("weft.state").display(),
-            socket.display()
+            socket.display(),
+            dir.join("weft.prom").display()
         );
         for (k, f) in ifaces.iter().enumerate() {
             conf.push_str(&format!(
@@ -352,11 +340,7 @@ pub struct KRoute {
 pub fn kernel_routes(net: &Net, i: usize, proto: &str) -> Vec<KRoute> {
     let mut out = Vec::new();
     for fam in ["-4", "-6"] {
-        let v: Value = serde_json::from_slice(
-            &net.exec_ok(i, &["ip", fam, "-j", "route", "show", "proto", proto]).stdout,
-        )
-        .unwrap_or(Value::Array(Vec::new()));
-        for r in v.as_array().cloned().unwrap_or_default() {
+        for r in net.ip_json(i, &[fam, "route", "show", "proto", proto]) {
             if r["type"].as_str().is_some_and(|t| t != "unicast") {
                 continue;
             }
@@ -407,10 +391,8 @@ pub fn add_v4(net: &Net, i: usize, dev: &str, addr: &str) {
 /// the test bed gives it and the one the kernel derives from its MAC, and a
 /// Babel speaker may send from either (the kernel picks the source).
 pub fn link_locals(net: &Net, i: usize, dev: &str) -> Vec<String> {
-    let out = net.exec_ok(i, &["ip", "-6", "-j", "addr", "show", "dev", dev, "scope", "link"]);
-    let v: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
     let mut lls = Vec::new();
-    for link in v.as_array().cloned().unwrap_or_default() {
+    for link in net.ip_json(i, &["-6", "addr", "show", "dev", dev, "scope", "link"]) {
         for a in link["addr_info"].as_array().cloned().unwrap_or_default() {
             if let Some(l) = a["local"].as_str() {
                 lls.push(l.to_string());

@@ -38,10 +38,12 @@ impl WeftConfig {
     pub fn render(&self) -> String {
         let mut s = format!(
             "config weft 'main'\n\toption hello_interval '{}'\n\toption state_file '{}'\n\
-             \toption control_socket '{}'\n\toption log_level 'debug'\n",
+             \toption control_socket '{}'\n\toption log_level 'debug'\n\
+             \toption metrics_file '{}'\n\toption hosts_file '0'\n",
             self.hello,
             self.state_file.display(),
-            self.control_socket.display()
+            self.control_socket.display(),
+            self.state_file.with_file_name("weft.prom").display()
         );
         for i in &self.interfaces {
             s += &format!("\nconfig interface '{i}'\n\toption ifname '{i}'\n\toption type 'wired'\n");
@@ -254,9 +256,7 @@ impl Net {
     pub fn kernel_routes_all(&self, i: usize) -> Vec<Value> {
         let mut v = Vec::new();
         for fam in ["-6", "-4"] {
-            let text = self.routes_json(i, fam, PROTO);
-            let parsed: Value = serde_json::from_str(&text).unwrap_or(Value::Array(Vec::new()));
-            v.extend(parsed.as_array().cloned().unwrap_or_default());
+            v.extend(self.ip_json(i, &[fam, "route", "show", "proto", PROTO]));
         }
         v
     }
@@ -291,11 +291,15 @@ impl Net {
     /// `ip -j route get ADDR` in node `i`: the route the kernel would use.
     pub fn route_get(&self, i: usize, addr: &str) -> Option<Value> {
         let out = self.exec(i, &["ip", "-j", "route", "get", addr]);
+        // No route: `ip` fails ("Network is unreachable"). Anything else it
+        // prints must parse, or "no route" would be read from garbage.
         if !out.status.success() {
             return None;
         }
-        let v: Value = serde_json::from_slice(&out.stdout).ok()?;
-        v.as_array()?.first().cloned()
+        match serde_json::from_slice(&out.stdout) {
+            Ok(Value::Array(v)) => v.first().cloned(),
+            other => panic!("node {i}: `ip -j route get {addr}` printed no JSON list: {other:?}"),
+        }
     }
 
     /// The device node `i` would send to `addr` through (`None`: no route).
@@ -365,12 +369,7 @@ impl Net {
         super::netns::sh(&["ip", "link", "set", &ta, "netns", &self.nodes[a].ns, "name", &dev_a]);
         super::netns::sh(&["ip", "link", "set", &tb, "netns", &self.nodes[b].ns, "name", &dev_b]);
         for (node, dev, peer) in [(a, &dev_a, b), (b, &dev_b, a)] {
-            self.exec_ok(node, &["sysctl", "-qw", &format!("net.ipv6.conf.{dev}.accept_dad=0")]);
-            self.exec_ok(node, &["ip", "addr", "flush", "dev", dev]);
-            self.exec_ok(
-                node,
-                &["ip", "addr", "add", &format!("{}/64", ll(node, peer)), "dev", dev, "nodad"],
-            );
+            self.set_link_local(node, dev, &ll(node, peer));
             self.exec_ok(node, &["ip", "link", "set", dev, "up"]);
         }
         self.links.push(super::netns::Link { a, b, dev_a, dev_b });
@@ -450,11 +449,8 @@ impl Drop for RouteMonitor {
 impl Net {
     /// The IPv6 link-local addresses on node `i`'s device `dev`.
     pub fn kernel_link_locals(&self, i: usize, dev: &str) -> Vec<String> {
-        let out = self.exec_ok(i, &["ip", "-j", "-6", "addr", "show", "dev", dev, "scope", "link"]);
-        let v: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
-        v.as_array()
+        self.ip_json(i, &["-6", "addr", "show", "dev", dev, "scope", "link"])
             .into_iter()
-            .flatten()
             .flat_map(|l| l["addr_info"].as_array().cloned().unwrap_or_default())
             .filter_map(|a| a["local"].as_str().map(str::to_string))
             .collect()

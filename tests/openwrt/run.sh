@@ -179,7 +179,9 @@ lint() {
 	local f sc_args
 	# Every shell file this project ships or runs for OpenWrt.
 	set -- "$INIT" "$DEFAULTS" "$HERE/run.sh" "$FAKES"/* \
-		"$REPO/scripts/cross.sh" "$REPO/scripts/build-ipk.sh" "$REPO/scripts/size-report.sh"
+		"$REPO/scripts/cross.sh" "$REPO/scripts/build-ipk.sh" "$REPO/scripts/size-report.sh" \
+		"$REPO/scripts/openwrt-components.sh" \
+		"$REPO/scripts/build-apk.sh" "$REPO/scripts/package-common.sh" "$HERE/apk-tools.sh"
 	for f in "$@"; do
 		check "sh -n ${f#"$REPO"/}" sh -n "$f"
 		check "busybox ash -n ${f#"$REPO"/}" "$BUSYBOX" sh -n "$f"
@@ -360,14 +362,22 @@ test_defaults_fresh() {
 
 	zone=$(fw_section "$r" zone mesh)
 	check "fresh: firewall zone 'mesh' added" test -n "$zone"
-	check_eq "fresh: zone input/output/forward" "REJECT ACCEPT ACCEPT" \
+	check_eq "fresh: mesh zone input/output/forward (nothing routed in clear)" "REJECT ACCEPT REJECT" \
 		"$(uci_get "$r" "firewall.@zone[$zone].input") $(uci_get "$r" "firewall.@zone[$zone].output") $(uci_get "$r" "firewall.@zone[$zone].forward")"
-	check_eq "fresh: zone covers the mesh network and weft's tunnels" "mesh weft+" \
-		"$(uci_get "$r" "firewall.@zone[$zone].network") $(uci_get "$r" "firewall.@zone[$zone].device")"
+	check_eq "fresh: mesh zone covers the raw mesh network only" "mesh -" \
+		"$(uci_get "$r" "firewall.@zone[$zone].network") $(uci_get "$r" "firewall.@zone[$zone].device" || echo -)"
+	zone=$(fw_section "$r" zone weft)
+	check "fresh: firewall zone 'weft' added" test -n "$zone"
+	check_eq "fresh: weft zone input/output/forward" "REJECT ACCEPT ACCEPT" \
+		"$(uci_get "$r" "firewall.@zone[$zone].input") $(uci_get "$r" "firewall.@zone[$zone].output") $(uci_get "$r" "firewall.@zone[$zone].forward")"
+	check_eq "fresh: weft zone covers weft's tunnels" "weft+" "$(uci_get "$r" "firewall.@zone[$zone].device")"
 
 	rule=$(fw_section "$r" rule Allow-Weft-Babel)
-	check_eq "fresh: Babel rule (src proto dest_port target family)" "mesh udp 6696 ACCEPT ipv6" \
+	check_eq "fresh: Babel rule, tunnels only (src proto dest_port target family)" "weft udp 6696 ACCEPT ipv6" \
 		"$(for o in src proto dest_port target family; do uci_get "$r" "firewall.@rule[$rule].$o"; done | xargs)"
+	rule=$(fw_section "$r" rule Allow-Weft-Tunnel-ICMPv6)
+	check_eq "fresh: ICMPv6 rule inside the tunnels" "weft icmp ACCEPT ipv6 packet-too-big echo-request" \
+		"$(for o in src proto target family icmp_type; do uci_get "$r" "firewall.@rule[$rule].$o"; done | xargs)"
 	rule=$(fw_section "$r" rule Allow-Weft-Discovery)
 	check_eq "fresh: discovery rule (src proto dest_port target family)" "mesh udp 6698 ACCEPT ipv6" \
 		"$(for o in src proto dest_port target family; do uci_get "$r" "firewall.@rule[$rule].$o"; done | xargs)"
@@ -503,6 +513,7 @@ INSTALL_DIR:=install -d -m0755
 INSTALL_BIN:=install -m0755
 INSTALL_DATA:=install -m0644
 INSTALL_CONF:=install -m0600
+LN:=ln -sf
 EOF
 	cat >"$t/include/package.mk" <<'EOF'
 define BuildPackage
@@ -552,6 +563,8 @@ EOF
 		"$(cd "$t/stage" && find . -type f | sed 's|^\./||' | LC_ALL=C sort | while read -r f; do
 			echo "$(stat -c %a "$f") $f"
 		done)"
+	check_eq "feed Makefile: rpcd plugin is the binary under /usr/libexec/rpcd" "../../sbin/weft" \
+		"$(readlink "$t/stage/usr/libexec/rpcd/weft")"
 	check "feed Makefile: installs the files of this tree" \
 		cmp -s "$t/stage/etc/init.d/weft" "$INIT"
 }

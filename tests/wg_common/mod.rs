@@ -2,6 +2,11 @@
 //! by a veth pair, names unique per process and tag, removed on drop.
 #![allow(dead_code)] // each test file uses its own subset
 
+// The one skip rule (require_netns!, require_cmd!, cannot_run!).
+#[path = "../common/require.rs"]
+#[macro_use]
+pub mod require;
+
 use std::net::Ipv6Addr;
 use std::path::PathBuf;
 use std::process::Command;
@@ -51,7 +56,7 @@ pub fn ll(last: u16) -> Ipv6Addr {
     Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0, last)
 }
 
-/// Namespaces `ns[i]` joined by `veth[i]` (fe80::a and fe80::b, no DAD);
+/// Namespaces `ns[i]` joined by `veth[i]` (fe80::a and fe80::b, added without DAD);
 /// `wg[i]` names the WireGuard interface a test makes there (deleted on drop,
 /// with a userspace implementation's socket).
 pub struct Topology {
@@ -73,17 +78,6 @@ impl Topology {
         }
         for ns in &t.ns {
             run(&["ip", "netns", "add", ns])?;
-            // Link-local addresses usable at once (no duplicate detection).
-            run(&[
-                "ip",
-                "netns",
-                "exec",
-                ns,
-                "sh",
-                "-c",
-                "echo 0 > /proc/sys/net/ipv6/conf/all/accept_dad; \
-                 echo 0 > /proc/sys/net/ipv6/conf/default/accept_dad",
-            ])?;
             run(&["ip", "-n", ns, "link", "set", "lo", "up"])?;
         }
         run(&[
@@ -91,6 +85,9 @@ impl Topology {
             "netns", &t.ns[1],
         ])?;
         for i in 0..2 {
+            // The test's own WireGuard endpoint address (no daemon here):
+            // usable at once, so that the first handshake is not lost to
+            // duplicate address detection (which stays on for the rest).
             let addr = format!("{}/64", ll(0xa + i as u16));
             run(&["ip", "-n", &t.ns[i], "addr", "add", &addr, "dev", &t.veth[i], "nodad"])?;
             run(&["ip", "-n", &t.ns[i], "link", "set", &t.veth[i], "up"])?;

@@ -236,6 +236,10 @@ fn every_main_and_trust_option_is_diffed() {
             "keepalive",
             "max_routes_per_neighbour",
             "max_origins_per_neighbour",
+            "set_forwarding",
+            "domain",
+            "hosts_file",
+            "metrics_file",
         ],
         "all but 'enabled', which the fixture leaves at 1"
     );

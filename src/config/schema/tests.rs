@@ -56,6 +56,10 @@ fn defaults() {
     assert_eq!(m.listen_port, 51820);
     assert_eq!(m.listen_port_range, 80);
     assert_eq!(m.keepalive_ms, 0);
+    assert!(m.set_forwarding);
+    assert_eq!(m.domain, "mesh");
+    assert_eq!(m.hosts_file.as_deref(), Some(Path::new("/tmp/hosts/weft")));
+    assert_eq!(m.metrics_file.as_deref(), Some(Path::new("/var/prometheus/weft.prom")));
     let t = &c.trust;
     assert_eq!(t.private_key_file, Path::new("/etc/weft/private.key"));
     assert_eq!(t.credential_file, Path::new("/etc/weft/node.cred"));
@@ -105,6 +109,10 @@ fn fixture_sets_every_option_without_warnings() {
     assert_eq!(m.listen_port, 52000);
     assert_eq!(m.listen_port_range, 40);
     assert_eq!(m.keepalive_ms, 30_000);
+    assert!(!m.set_forwarding);
+    assert_eq!(m.domain, "mesh.example.org", "lower-cased");
+    assert_eq!(m.hosts_file.as_deref(), Some(Path::new("/tmp/hosts/weft-test")));
+    assert_eq!(m.metrics_file, None, "'off' disables");
     let t = &c.trust;
     assert_eq!(t.private_key_file, Path::new("/etc/weft/test.key"));
     assert_eq!(t.credential_file, Path::new("/etc/weft/test.cred"));
@@ -181,6 +189,20 @@ fn fixture_covers_every_known_option() {
 }
 
 #[test]
+fn published_files_are_disabled_by_a_false_word_and_empty_means_default() {
+    for off in ["0", "off", "no", "false", "disabled"] {
+        let (c, w) = ok(&format!(
+            "config weft 'main'\n\toption hosts_file '{off}'\n\toption metrics_file '{off}'\n{IFACE}"
+        ));
+        assert!(w.is_empty(), "{w:?}");
+        assert_eq!((c.main.hosts_file, c.main.metrics_file), (None, None), "{off}");
+    }
+    // libuci drops an empty value: the default stays.
+    let (c, _) = ok(&format!("config weft 'main'\n\toption metrics_file ''\n{IFACE}"));
+    assert_eq!(c.main.metrics_file.as_deref(), Some(Path::new(DEFAULT_METRICS_FILE)));
+}
+
+#[test]
 fn no_main_section_means_defaults_with_a_warning() {
     let (c, w) = ok("config interface\n\toption ifname eth0\n");
     assert_eq!(c.main.protocol, DEFAULT_PROTOCOL);
@@ -246,6 +268,13 @@ fn invalid_main_values_are_refused_with_line_and_option() {
         ("listen_port_range", "0", "1 to 65535"),
         ("keepalive", "2.5", "whole seconds"),
         ("keepalive", "65536", "whole seconds from 0 to 65535"),
+        ("set_forwarding", "auto", "a boolean"),
+        ("domain", "mesh.", "labels of letters"),
+        ("domain", "my mesh", "a DNS domain"),
+        ("domain", "-mesh", "a DNS domain"),
+        ("hosts_file", "hosts/weft", "an absolute path (starting with '/'), or '0' to disable"),
+        ("metrics_file", "weft.prom", "or '0' to disable"),
+        ("metrics_file", "1", "or '0' to disable"),
     ];
     for (option, value, expected) in cases {
         let text = format!("config weft 'main'\n\toption log_level info\n\toption {option} '{value}'\n");
