@@ -287,10 +287,16 @@ impl Mesh {
     /// As [`Mesh::start`], running the shell command `prelude` first in the
     /// daemon's mount namespace (e.g. to start a program beside it).
     pub fn start_with(&mut self, i: usize, prelude: &str) {
+        self.start_wrapped(i, prelude, "");
+    }
+
+    /// As [`Mesh::start_with`], the daemon run by the command `wrapper`
+    /// (e.g. `faketime ...`; empty: run directly).
+    pub fn start_wrapped(&mut self, i: usize, prelude: &str, wrapper: &str) {
         assert!(self.net.nodes[i].daemon.is_none(), "node {i} already runs a daemon");
         let conf = self.conf_path(i);
         let script = format!(
-            "mount -t tmpfs tmpfs /run/wireguard && {prelude} && exec {} daemon -c {}",
+            "mount -t tmpfs tmpfs /run/wireguard && {prelude} && exec {wrapper} {} daemon -c {}",
             weft(),
             path_str(&conf)
         );
