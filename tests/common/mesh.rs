@@ -165,6 +165,8 @@ pub struct NodeConf {
     pub mesh_prefix: Option<String>,
     /// Raw interfaces with `wireguard '1'` (discovery, one tunnel per neighbour).
     pub mesh_ifaces: Vec<String>,
+    /// Interfaces with plain Babel (`wireguard '0'`, babeld/BIRD compatible).
+    pub plain_ifaces: Vec<String>,
     pub announces: Vec<String>,
     pub peers: Vec<PeerConf>,
     /// Seconds; the update interval is four of them.
@@ -187,6 +189,7 @@ impl NodeConf {
             revocation_file: id.dir.join("revoked"),
             mesh_prefix: Some(MESH_PREFIX.to_string()),
             mesh_ifaces: ifaces.iter().map(|s| s.to_string()).collect(),
+            plain_ifaces: Vec::new(),
             announces: Vec::new(),
             peers: Vec::new(),
             hello_interval: 1,
@@ -220,6 +223,9 @@ impl NodeConf {
         }
         for i in &self.mesh_ifaces {
             writeln!(s, "config interface '{i}'\n\toption ifname '{i}'\n\toption wireguard '1'").unwrap();
+        }
+        for i in &self.plain_ifaces {
+            writeln!(s, "config interface '{i}'\n\toption ifname '{i}'\n\toption wireguard '0'").unwrap();
         }
         for a in &self.announces {
             writeln!(s, "config announce\n\toption prefix '{a}'").unwrap();
