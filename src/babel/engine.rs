@@ -356,25 +356,34 @@ impl Default for NeighbourLimits {
     }
 }
 
-/// Routes and distinct origins a neighbour has in our table.
+/// Routes and distinct origins a neighbour has in our table. The origins
+/// are a sorted `Vec` (a new origin of a neighbour is rare; lookups are
+/// binary searches), which costs less code than another map type.
 #[derive(Clone, Debug, Default)]
 struct NeighbourLoad {
     routes: usize,
-    origins: BTreeMap<RouterId, u32>,
+    origins: Vec<(RouterId, u32)>,
 }
 
 impl NeighbourLoad {
+    fn has_origin(&self, rid: &RouterId) -> bool {
+        self.origins.binary_search_by(|(r, _)| r.cmp(rid)).is_ok()
+    }
+
     fn add(&mut self, rid: RouterId) {
         self.routes += 1;
-        *self.origins.entry(rid).or_insert(0) += 1;
+        match self.origins.binary_search_by(|(r, _)| r.cmp(&rid)) {
+            Ok(i) => self.origins[i].1 += 1,
+            Err(i) => self.origins.insert(i, (rid, 1)),
+        }
     }
 
     fn remove(&mut self, rid: RouterId) {
         self.routes = self.routes.saturating_sub(1);
-        if let Some(n) = self.origins.get_mut(&rid) {
-            *n -= 1;
-            if *n == 0 {
-                self.origins.remove(&rid);
+        if let Ok(i) = self.origins.binary_search_by(|(r, _)| r.cmp(&rid)) {
+            self.origins[i].1 -= 1;
+            if self.origins[i].1 == 0 {
+                self.origins.remove(i);
             }
         }
     }
@@ -399,7 +408,8 @@ pub struct Engine {
     requests: RequestTable,
     filter: Option<RouteFilter>,
     limits: NeighbourLimits,
-    loads: BTreeMap<NeighbourId, NeighbourLoad>,
+    /// By neighbour slab index.
+    loads: Vec<NeighbourLoad>,
     outputs: VecDeque<Output>,
     next_sweep: Time,
     stats: Stats,
@@ -432,7 +442,7 @@ impl Engine {
             requests: RequestTable::default(),
             filter: None,
             limits: NeighbourLimits::default(),
-            loads: BTreeMap::new(),
+            loads: Vec::new(),
             outputs: VecDeque::new(),
             next_sweep: Time(SWEEP_MS),
             stats: Stats::default(),
@@ -454,6 +464,14 @@ impl Engine {
 
     pub fn stats(&self) -> &Stats {
         &self.stats
+    }
+
+    fn load_of(loads: &mut Vec<NeighbourLoad>, id: NeighbourId) -> &mut NeighbourLoad {
+        let i = id.0 as usize;
+        if loads.len() <= i {
+            loads.resize_with(i + 1, NeighbourLoad::default);
+        }
+        &mut loads[i]
     }
 
     /// Sets how much of the table one neighbour may fill (routes already
@@ -798,7 +816,9 @@ impl Engine {
         self.by_addr.remove(&key);
         self.neighbours[id.0 as usize] = None;
         self.free_ids.push(id.0);
-        self.loads.remove(&id);
+        if let Some(l) = self.loads.get_mut(id.0 as usize) {
+            *l = NeighbourLoad::default();
+        }
         self.requests.forget_neighbour(id);
         for (p, before) in affected {
             self.reselect(p, before);
@@ -1226,9 +1246,9 @@ impl Engine {
         // What the neighbour may still add to the table.
         let held = self.table.get(&u.prefix).and_then(|e| e.route(id)).map(|r| r.router_id);
         if !u.is_retraction() && held != Some(u.router_id) {
-            let load = self.loads.get(&id);
+            let load = self.loads.get(id.0 as usize);
             let routes = load.map_or(0, |l| l.routes);
-            let new_origin = !load.is_some_and(|l| l.origins.contains_key(&u.router_id));
+            let new_origin = !load.is_some_and(|l| l.has_origin(&u.router_id));
             let origins = load.map_or(0, |l| l.origins.len());
             if (held.is_none() && routes >= self.limits.max_routes)
                 || (new_origin && origins >= self.limits.max_origins)
@@ -1260,7 +1280,7 @@ impl Engine {
                     request = Some((u.router_id, u.seqno));
                 } else {
                     if r.router_id != u.router_id {
-                        let load = self.loads.entry(id).or_default();
+                        let load = Self::load_of(&mut self.loads, id);
                         load.remove(r.router_id);
                         load.add(u.router_id);
                     }
@@ -1280,7 +1300,7 @@ impl Engine {
             }
             None if u.is_retraction() => return,
             None => {
-                self.loads.entry(id).or_default().add(u.router_id);
+                Self::load_of(&mut self.loads, id).add(u.router_id);
                 entry.routes.push(Route {
                     neighbour: id,
                     router_id: u.router_id,
@@ -1752,7 +1772,7 @@ impl Engine {
             }
         }
         for (n, rid) in gone {
-            if let Some(l) = self.loads.get_mut(&n) {
+            if let Some(l) = self.loads.get_mut(n.0 as usize) {
                 l.remove(rid);
             }
         }

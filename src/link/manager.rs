@@ -251,11 +251,11 @@ struct Peer {
     their_port: Option<u16>,
     /// Our Offers in flight (nonce, stamp), newest last: an Answer to any
     /// of them counts (a late one, too).
-    offers: VecDeque<(u64, u64)>,
+    offers: Vec<(u64, u64)>,
     /// The highest Offer stamp taken from it (same-run replays are stale).
     last_stamp: Option<u64>,
     /// Its runs (stamps' high halves), when each was first heard of.
-    runs: VecDeque<(u32, Time)>,
+    runs: Vec<(u32, Time)>,
     /// The stamp of the last handshake it completed as initiator (its
     /// Confirm), and when.
     confirmed: Option<(u64, Time)>,
@@ -366,8 +366,8 @@ pub struct LinkManager {
     /// were refused with: the same credential is not looked at again before
     /// then, a different one (a renewal) is, within the admission budget.
     refused: BTreeMap<(Scope, PublicKey), (Time, u64)>,
-    /// Admission budget per source address.
-    sources: BTreeMap<(Option<IfIndex>, IpAddr), Bucket>,
+    /// Admission budget per source address (a small table, searched in place).
+    sources: Vec<((Option<IfIndex>, IpAddr), Bucket)>,
     outputs: VecDeque<LinkOutput>,
     stats: LinkStats,
 }
@@ -423,7 +423,7 @@ impl LinkManager {
             statics: BTreeMap::new(),
             peers: BTreeMap::new(),
             refused: BTreeMap::new(),
-            sources: BTreeMap::new(),
+            sources: Vec::new(),
             outputs: VecDeque::new(),
             stats: LinkStats::default(),
         };
@@ -543,7 +543,7 @@ impl LinkManager {
             }
             LinkInput::RawDown { ifindex } => {
                 self.raws.remove(&ifindex);
-                self.sources.retain(|(i, _), _| *i != Some(ifindex));
+                self.sources.retain(|((i, _), _)| *i != Some(ifindex));
                 let gone: Vec<(Scope, PublicKey)> =
                     self.peers.keys().filter(|(s, _)| *s == Scope::Raw(ifindex)).copied().collect();
                 for k in gone {
@@ -682,16 +682,25 @@ impl LinkManager {
             Scope::Static(_) | Scope::Remote => None,
         };
         let source = (iface, src.ip());
-        if !self.sources.contains_key(&source) && self.sources.len() >= MAX_SOURCES {
-            // Forget the source heard from longest ago.
-            if let Some(k) = self.sources.iter().min_by_key(|(_, b)| b.at).map(|(k, _)| *k) {
-                self.sources.remove(&k);
-            }
-        }
         // A source may spend twice its rate at once (a neighbour's beacon
         // and Offer arrive together).
         let (rate, burst) = (self.cfg.source_budget_per_s, 2 * self.cfg.source_budget_per_s);
-        if !self.sources.entry(source).or_insert(Bucket::full(burst, now)).take(rate, burst, now) {
+        let i = match self.sources.iter().position(|(k, _)| *k == source) {
+            Some(i) => i,
+            None => {
+                if self.sources.len() >= MAX_SOURCES {
+                    // Forget the source heard from longest ago.
+                    if let Some(i) =
+                        self.sources.iter().enumerate().min_by_key(|(_, (_, b))| b.at).map(|(i, _)| i)
+                    {
+                        self.sources.swap_remove(i);
+                    }
+                }
+                self.sources.push((source, Bucket::full(burst, now)));
+                self.sources.len() - 1
+            }
+        };
+        if !self.sources[i].1.take(rate, burst, now) {
             return false;
         }
         let Some(i) = iface else { return true };
@@ -755,9 +764,9 @@ impl LinkManager {
                 port: None,
                 tentative_port: None,
                 their_port: None,
-                offers: VecDeque::new(),
+                offers: Vec::new(),
                 last_stamp: None,
-                runs: VecDeque::new(),
+                runs: Vec::new(),
                 confirmed: None,
                 next_offer: self.now,
                 retry_ms: self.cfg.retry_ms,
@@ -1014,9 +1023,9 @@ impl LinkManager {
         let run = (stamp >> 32) as u32;
         if !p.runs.iter().any(|(r, _)| *r == run) {
             if p.runs.len() >= MAX_RUNS {
-                p.runs.pop_front();
+                p.runs.remove(0);
             }
-            p.runs.push_back((run, now));
+            p.runs.push((run, now));
         }
         let port = match p.port.or(p.tentative_port).or(free) {
             Some(port) => port,
@@ -1145,9 +1154,9 @@ impl LinkManager {
         // Each copy has its own nonce and stamp; an Answer to any of the
         // last few counts (it may be late).
         if p.offers.len() >= 4 {
-            p.offers.pop_front();
+            p.offers.remove(0);
         }
-        p.offers.push_back((nonce, stamp));
+        p.offers.push((nonce, stamp));
         p.next_offer = now.plus_ms(p.retry_ms);
         p.retry_ms = (p.retry_ms * 2).min(max_retry);
         let offer =

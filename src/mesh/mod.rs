@@ -206,7 +206,7 @@ pub struct MeshCore {
     reassembly: Reassembly,
     tunnel_ifs: BTreeSet<IfIndex>,
     /// Signature checks left per tunnel interface, and when last refilled.
-    tunnel_budget: HashMap<IfIndex, (u64, Time)>,
+    tunnel_budget: Vec<(IfIndex, u64, Time)>,
     /// Origins whose credential we asked for, and when.
     requested: HashMap<RouterId, Time>,
     /// Tunnel interfaces that got our credential, and when.
@@ -241,7 +241,7 @@ impl MeshCore {
             clock,
             reassembly: Reassembly::default(),
             tunnel_ifs: BTreeSet::new(),
-            tunnel_budget: HashMap::new(),
+            tunnel_budget: Vec::new(),
             requested: HashMap::new(),
             announced_to: HashMap::new(),
             next_tick: now,
@@ -304,7 +304,7 @@ impl MeshCore {
                 if set != self.tunnel_ifs {
                     self.tunnel_ifs = set;
                     self.announced_to.retain(|i, _| self.tunnel_ifs.contains(i));
-                    self.tunnel_budget.retain(|i, _| self.tunnel_ifs.contains(i));
+                    self.tunnel_budget.retain(|(i, _, _)| self.tunnel_ifs.contains(i));
                     self.filter_stale = true;
                 }
             }
@@ -473,7 +473,14 @@ impl MeshCore {
     /// One signature check on tunnel `ifindex`, if its budget allows.
     fn tunnel_token(&mut self, ifindex: IfIndex) -> bool {
         let now = self.now;
-        let (tokens, at) = self.tunnel_budget.entry(ifindex).or_insert((2 * TUNNEL_VERIFY_PER_S, now));
+        let i = match self.tunnel_budget.iter().position(|(i, _, _)| *i == ifindex) {
+            Some(i) => i,
+            None => {
+                self.tunnel_budget.push((ifindex, 2 * TUNNEL_VERIFY_PER_S, now));
+                self.tunnel_budget.len() - 1
+            }
+        };
+        let (_, tokens, at) = &mut self.tunnel_budget[i];
         let refill = now.since(*at) * TUNNEL_VERIFY_PER_S / 1000;
         if refill > 0 {
             *tokens = (*tokens + refill).min(2 * TUNNEL_VERIFY_PER_S);

@@ -4,8 +4,6 @@
 //! beacons from fresh keys cost at most a fixed number of entries and a
 //! rate-limited trickle of log lines.
 
-use std::collections::BTreeMap;
-
 use crate::babel::{Prefix, RouterId, Time};
 use crate::link::Scope;
 use crate::trust::{PublicKey, TrustError};
@@ -26,10 +24,11 @@ const SUMMARY_MS: u64 = 60_000;
 #[derive(Default)]
 pub struct Refusals {
     /// Refusals logged, by key and kind of reason (never a time: a
-    /// refusal repeated as the clock moves is the same refusal), and when.
-    logged: BTreeMap<(PublicKey, &'static str), Time>,
-    /// Refused announcements, by origin and prefix, when last heard.
-    announcements: BTreeMap<(RouterId, Prefix), Time>,
+    /// refusal repeated as the clock moves is the same refusal), and when
+    /// last heard of. A small table: searched in place.
+    logged: Vec<((PublicKey, &'static str), Time)>,
+    /// Refused announcements, by origin and prefix (sorted), when last heard.
+    announcements: Vec<((RouterId, Prefix), Time)>,
     tokens: Option<(u32, Time)>,
     /// Lines held back since the last summary, and when that was.
     suppressed: u64,
@@ -48,16 +47,16 @@ impl Refusals {
     ) -> Vec<String> {
         let mut lines = Vec::new();
         let entry = (*key, reason.kind());
-        if self.logged.contains_key(&entry) {
-            self.logged.insert(entry, now);
+        if let Some(e) = self.logged.iter_mut().find(|(k, _)| *k == entry) {
+            e.1 = now;
         } else {
             if self.logged.len() >= MAX_LOGGED {
                 // Forget the refusal heard of longest ago.
-                if let Some(k) = self.logged.iter().min_by_key(|(_, t)| **t).map(|(k, _)| *k) {
-                    self.logged.remove(&k);
+                if let Some(i) = self.logged.iter().enumerate().min_by_key(|(_, (_, t))| *t).map(|(i, _)| i) {
+                    self.logged.swap_remove(i);
                 }
             }
-            self.logged.insert(entry, now);
+            self.logged.push((entry, now));
             if self.take_token(now) {
                 lines.push(format!("refused a tunnel to {key} ({scope:?}): {reason}"));
             } else {
@@ -101,20 +100,24 @@ impl Refusals {
 
     /// The route filter refused an announcement.
     pub fn announcement(&mut self, now: Time, origin: RouterId, prefix: Prefix) {
-        if self.announcements.len() >= MAX_ANNOUNCEMENTS
-            && !self.announcements.contains_key(&(origin, prefix))
-        {
-            self.announcements.retain(|_, t| now.since(*t) < ANNOUNCEMENT_WINDOW_MS);
+        let key = (origin, prefix);
+        if let Ok(i) = self.announcements.binary_search_by(|(k, _)| k.cmp(&key)) {
+            self.announcements[i].1 = now;
+            return;
+        }
+        if self.announcements.len() >= MAX_ANNOUNCEMENTS {
+            self.announcements.retain(|(_, t)| now.since(*t) < ANNOUNCEMENT_WINDOW_MS);
             if self.announcements.len() >= MAX_ANNOUNCEMENTS {
                 return;
             }
         }
-        self.announcements.insert((origin, prefix), now);
+        let at = self.announcements.binary_search_by(|(k, _)| k.cmp(&key)).unwrap_or_else(|i| i);
+        self.announcements.insert(at, (key, now));
     }
 
     /// Distinct (origin, prefix) pairs refused within the window.
     pub fn refused_announcements(&self, now: Time) -> usize {
-        self.announcements.values().filter(|t| now.since(**t) < ANNOUNCEMENT_WINDOW_MS).count()
+        self.announcements.iter().filter(|(_, t)| now.since(*t) < ANNOUNCEMENT_WINDOW_MS).count()
     }
 }
 
