@@ -38,6 +38,9 @@ all_checks() {
 	check depmod kmod
 	check objdump binutils
 	check python3 python3
+	# The radio VM test (tests/radio_vm.rs) copies these into the VM.
+	check iw iw
+	check batctl batctl
 	# OpenWrt's ubusd/rpcd/uhttpd/uci built from source (scripts/openwrt-components.sh),
 	# LuCI in a real browser, lime-proto-weft under Lua 5.1.
 	check cmake cmake

@@ -174,3 +174,79 @@ fn same_seed_replays_exactly() {
     };
     assert_eq!(run(9), run(9));
 }
+
+/// Steady state of a lossy mesh after a cold start, as `weft simulate`
+/// reports it: every pair must have been routed at one instant (the strict
+/// criterion, which lossy radios reach because ETX links stay up and
+/// unrefreshed routes are asked for before they expire), and afterwards
+/// reachability, control traffic and route churn must stay bounded.
+struct Lossy {
+    converged_ms: u64,
+    steady: weft::sim::report::Steady,
+}
+
+fn run_lossy(topo: &Topology, hello: u64, seed: u64, warmup_hellos: u64, steady_ms: u64) -> Lossy {
+    let cfg = SimConfig { seed, hello_interval_ms: hello, update_interval_ms: 4 * hello, check_loops: true };
+    let mut sim = Sim::new(topo, cfg);
+    let converged_ms = converge(&mut sim, 300_000);
+    // Past the transient: ETX histories (16 Hellos) fill, and the smoothed
+    // metrics that follow them.
+    sim.run_for(warmup_hellos * hello);
+    let steady = weft::sim::report::Steady::new(sim.measure(steady_ms), topo.len());
+    assert_eq!(sim.loops(), 0, "loops: {:?}", sim.loop_log());
+    Lossy { converged_ms, steady }
+}
+
+fn assert_bounded(what: &str, r: &Lossy, max_bytes: f64, max_changes: f64) {
+    let s = &r.steady;
+    println!(
+        "{what}: converged at {} ms; {:.0} B/node/s, {:.2} datagrams/node/s, {:.3} route changes/node/s; reachability {:.5}, full {:.4} of the time, lost {} times",
+        r.converged_ms,
+        s.control_bytes_per_node_per_s,
+        s.control_packets_per_node_per_s,
+        s.route_changes_per_node_per_s,
+        s.window.reachability,
+        s.window.full_reachability_time,
+        s.window.full_reachability_losses
+    );
+    assert!(s.window.reachability >= 0.999, "{what}: reachability {}", s.window.reachability);
+    assert!(
+        s.control_bytes_per_node_per_s <= max_bytes,
+        "{what}: {} control B/node/s",
+        s.control_bytes_per_node_per_s
+    );
+    assert!(
+        s.route_changes_per_node_per_s <= max_changes,
+        "{what}: {} route changes/node/s",
+        s.route_changes_per_node_per_s
+    );
+}
+
+/// A random mesh of radios whose links lose 0-30 % of frames each way
+/// (the case that never converged when every cost change was urgent).
+#[test]
+fn lossy_random_geometric_graph_converges_with_bounded_traffic_and_churn() {
+    let topo = Topology::random_geometric_degree(120, 8.0, 21).with_loss(0.0, 0.3, 21);
+    assert!(topo.links.iter().all(|l| l.link_type == LinkType::Wireless));
+    let r = run_lossy(&topo, HELLO, 21, 20, 60_000);
+    assert_bounded("RGG-120, loss 0-30 %", &r, 2000.0, 2.0);
+}
+
+/// Grids of radios with uniform loss: 5, 10 and 20 % each way.
+#[test]
+fn lossy_grids_converge_with_bounded_traffic_and_churn() {
+    for (loss, max_changes) in [(0.05, 0.8), (0.10, 0.9), (0.20, 1.0)] {
+        let topo = Topology::grid(8, 8).with_type(LinkType::Wireless).with_loss(loss, loss, 3);
+        let r = run_lossy(&topo, 1000, 31, 20, 60_000);
+        assert_bounded(&format!("8x8 grid, {} % loss", loss * 100.0), &r, 1500.0, max_changes);
+    }
+}
+
+/// Without losses nothing changes in the steady state: not one route.
+#[test]
+fn a_lossless_mesh_is_quiet_once_converged() {
+    let topo = Topology::random_geometric_degree(60, 6.0, 5);
+    let r = run_lossy(&topo, HELLO, 5, 40, 60_000);
+    assert_bounded("RGG-60 lossless", &r, 800.0, 0.0);
+    assert_eq!(r.steady.window.full_reachability_losses, 0);
+}

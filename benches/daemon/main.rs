@@ -14,7 +14,7 @@
 //!
 //! `cargo bench --bench daemon` runs everything (about 25 minutes).
 //! Environment: `WEFT_BENCH_REPS` (default 5), `WEFT_BENCH_ONLY` (comma list
-//! of `reconverge`, `coldstart`, `table`, `table-babeld`, `lossy`),
+//! of `reconverge`, `coldstart`, `table`, `table-babeld`, `lossy`, `scale`),
 //! `WEFT_BENCH_LOSS` (lossy: comma list of percentages, default 5,10,20),
 //! `WEFT_BENCH_ROUTES` (default
 //! 10000), `WEFT_BIN` (the weft binary to measure; default the one cargo
@@ -28,6 +28,7 @@ mod bed;
 mod daemons;
 mod lossy;
 mod rtnl;
+mod scale;
 mod speaker;
 mod table;
 
@@ -370,6 +371,10 @@ fn main() {
         settle: if full { Duration::from_secs(6) } else { Duration::from_secs(2) },
     };
     let bin = std::env::var_os("WEFT_BIN").map(PathBuf::from).unwrap_or(env!("CARGO_BIN_EXE_weft").into());
+    // A copy, so that rebuilding weft during a long run changes nothing.
+    let copy = std::env::temp_dir().join(format!("weft-bench-{}", std::process::id()));
+    std::fs::copy(&bin, &copy).unwrap_or_else(|e| panic!("copy {}: {e}", bin.display()));
+    let bin = copy;
     let d = Daemons { bin, hello_s: 1, link_type: "wired" };
     println!("# weft daemon vs babeld ({})", if full { "full run" } else { "smoke run" });
     println!("weft binary: {}", d.bin.display());
@@ -395,6 +400,9 @@ fn main() {
     }
     if s.wants("lossy") {
         lossy::lossy(&s, d.hello_s, &d.bin);
+    }
+    if s.wants("scale") {
+        scale::scale(&s, &d);
     }
     if s.full && s.wants("table-babeld") {
         table::from_babeld(&d, &s);

@@ -54,6 +54,39 @@ impl Bed {
         self.recv(&p);
     }
 
+    /// A datagram from another neighbour on the same interface.
+    fn recv_from(&mut self, src: Ipv6Addr, data: &[u8]) {
+        self.recv_on(3, src, data);
+    }
+
+    fn recv_on(&mut self, ifindex: u32, src: Ipv6Addr, data: &[u8]) {
+        self.e.handle_input(self.now, Input::Datagram { ifindex, src, data });
+        self.drain();
+    }
+
+    /// Runs the engine's timers until `ms` from now, without Hellos from the
+    /// neighbour.
+    fn idle(&mut self, ms: u64) {
+        let end = self.now.plus_ms(ms);
+        while let Some(t) = self.e.poll_timeout().filter(|t| *t <= end) {
+            self.now = self.now.max(t);
+            self.e.handle_timeout(self.now);
+            self.drain();
+        }
+        self.now = end;
+    }
+
+    /// Updates for `p` sent since the output was last cleared.
+    fn updates_for(&mut self, p: Prefix) -> Vec<(Destination, Update)> {
+        self.sent_messages()
+            .into_iter()
+            .filter_map(|(d, m)| match m {
+                Message::Update(u) if u.prefix == p => Some((d, u)),
+                _ => None,
+            })
+            .collect()
+    }
+
     fn recv(&mut self, data: &[u8]) {
         self.now = self.now.plus_ms(10);
         self.e.handle_input(self.now, Input::Datagram { ifindex: 3, src: THEIRS, data });
@@ -393,4 +426,273 @@ fn a_neighbour_cannot_make_us_store_more_than_its_share_of_routes_and_origins() 
     assert!(stored <= 16_384, "{stored} routes stored from one neighbour");
     assert!(origins.len() <= 4096, "{} origins stored from one neighbour", origins.len());
     assert!(b.e.stats().over_neighbour_limit >= 20_000 - 4096);
+}
+
+/// The second interface of a node that relays: routes learned on eth0 are
+/// announced on eth1 (split horizon keeps them off eth0).
+fn with_second_interface(b: &mut Bed) {
+    let cfg = InterfaceConfig::new("eth1", LinkType::Wired, "fe80::99".parse().unwrap());
+    b.e.handle_input(b.now, Input::InterfaceUp { ifindex: 4, config: cfg });
+    b.drain();
+}
+
+fn ihu(rxcost: u16) -> Message {
+    Message::Ihu { rxcost: Metric(rxcost), interval: Centisecs(1200), address: Some(IpAddr::V6(OURS)) }
+}
+
+/// A link whose cost moves (ETX on a lossy radio does with every Hello)
+/// makes no triggered update unless the selected route's metric moves by
+/// what babeld calls significant; a sharp rise goes out at once, but only
+/// once: only retractions and changes of origin are repeated.
+#[test]
+fn link_cost_changes_trigger_updates_only_when_significant() {
+    let mut b = Bed::new();
+    with_second_interface(&mut b);
+    let p: Prefix = "fd00:9::/64".parse().unwrap();
+    b.recv(&pkt(&[update("fd00:9::/64", 1, 100)]));
+    b.idle(6000);
+    b.out.clear();
+    let before = b.e.stats().triggered_updates;
+    // Small rises and falls of the link cost: nothing is triggered.
+    for rxcost in [150, 110, 200, 96] {
+        b.recv(&pkt(&[ihu(rxcost)]));
+    }
+    assert_eq!(b.e.stats().triggered_updates, before, "trivial cost changes triggered updates");
+    b.idle(200);
+    assert!(b.updates_for(p).is_empty(), "an update went out for a trivial change");
+    // A sharp rise (96 -> 700: the route's metric 196 -> 800) goes out within
+    // tens of milliseconds, once.
+    b.recv(&pkt(&[ihu(700)]));
+    b.idle(100);
+    let sent = b.updates_for(p);
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    assert_eq!(sent[0].1.metric, Metric(800));
+    b.idle(3000);
+    assert!(b.updates_for(p).is_empty(), "a metric change was repeated");
+    assert_eq!(b.e.stats().repeated_updates, 0);
+}
+
+/// Losing the only route is a retraction: it goes out at once and twice
+/// more, half a Hello interval and one Hello interval later (a lost
+/// retraction is a black hole until the next dump).
+#[test]
+fn a_retraction_is_repeated() {
+    let mut b = Bed::new();
+    with_second_interface(&mut b);
+    let p: Prefix = "fd00:a::/64".parse().unwrap();
+    b.recv(&pkt(&[update("fd00:a::/64", 1, 100)]));
+    b.idle(6000);
+    b.out.clear();
+    b.recv(&pkt(&[update("fd00:a::/64", 1, 0xFFFF)]));
+    b.idle(6500);
+    let on_eth1 = b
+        .out
+        .iter()
+        .filter_map(|o| match o {
+            Output::Send { ifindex: 4, data, .. } => Some(packet::decode(data).unwrap().messages),
+            _ => None,
+        })
+        .flatten()
+        .filter(|m| matches!(m, Message::Update(u) if u.prefix == p && u.is_retraction()))
+        .count();
+    // (A periodic dump in the window may carry it once more.)
+    assert!((3..=4).contains(&on_eth1), "retraction sent {on_eth1} times on eth1");
+    assert_eq!(b.e.stats().repeated_updates, 1);
+}
+
+/// A seqno request we forwarded is satisfied only when the route we select
+/// carries the seqno (babeld), not by any neighbour's update with it: the
+/// answer must still go out at once when the selected route gets it.
+#[test]
+fn a_forwarded_seqno_request_waits_for_the_selected_route() {
+    const OTHER: Ipv6Addr = Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0, 3);
+    const ASKER: Ipv6Addr = Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0, 4);
+    let mut b = Bed::new();
+    // ASKER is on eth1: routes from eth0 are announced there.
+    with_second_interface(&mut b);
+    let p: Prefix = "fd00:b::/64".parse().unwrap();
+    for k in 1..=2 {
+        let h =
+            |k| pkt(&[Message::Hello { unicast: false, seqno: SeqNo(k), interval: Centisecs(400) }, ihu(96)]);
+        b.recv_on(3, OTHER, &h(k));
+        b.recv_on(
+            4,
+            ASKER,
+            &pkt(&[Message::Hello { unicast: false, seqno: SeqNo(k), interval: Centisecs(400) }]),
+        );
+    }
+    // Selected via THEIRS (metric 100); OTHER has a worse one (300).
+    b.recv(&pkt(&[update("fd00:b::/64", 5, 100)]));
+    b.recv_from(OTHER, &pkt(&[update("fd00:b::/64", 5, 300)]));
+    assert_eq!(b.e.installed(&p).unwrap().next_hop, IpAddr::V6(THEIRS));
+    b.idle(6000);
+    b.out.clear();
+    // ASKER wants seqno 6: forwarded to our successor, THEIRS.
+    b.recv_on(
+        4,
+        ASKER,
+        &pkt(&[Message::SeqnoRequest { seqno: SeqNo(6), hop_count: 10, router_id: ORIGIN, prefix: p }]),
+    );
+    b.idle(50);
+    let sent = b.sent_messages();
+    assert!(
+        sent.iter().any(|(d, m)| *d == Destination::Unicast(THEIRS)
+            && matches!(m, Message::SeqnoRequest { seqno: SeqNo(6), .. })),
+        "request not forwarded to the successor: {sent:?}"
+    );
+    // OTHER's route gets seqno 6 first; it is not selected: nothing answers.
+    b.recv_from(OTHER, &pkt(&[update("fd00:b::/64", 6, 300)]));
+    b.idle(50);
+    assert!(b.updates_for(p).is_empty(), "a non-selected route's update answered the request");
+    // The selected route gets it: the answer goes out quickly.
+    b.recv(&pkt(&[update("fd00:b::/64", 6, 100)]));
+    b.idle(60);
+    let sent = b.updates_for(p);
+    assert!(sent.iter().any(|(_, u)| u.seqno == SeqNo(6)), "the answer waited: {sent:?}");
+}
+
+/// A neighbour heard for the first time gets two Hellos with IHUs within
+/// tens of milliseconds, so that 2-out-of-3 holds at its end at once.
+#[test]
+fn a_new_neighbour_gets_two_hellos_at_once() {
+    let mut e = Engine::new(EngineConfig::new(RouterId([2, 1, 1, 1, 1, 1, 1, 1]), SeqNo(1), 5));
+    let cfg = InterfaceConfig::new("eth0", LinkType::Wired, OURS);
+    e.handle_input(Time(0), Input::InterfaceUp { ifindex: 3, config: cfg });
+    // Past our own first Hello.
+    while let Some(t) = e.poll_timeout().filter(|t| *t <= Time(500)) {
+        e.handle_timeout(t);
+    }
+    while e.poll_output().is_some() {}
+    let mut now = Time(600);
+    let hello = pkt(&[Message::Hello { unicast: false, seqno: SeqNo(7), interval: Centisecs(400) }]);
+    e.handle_input(now, Input::Datagram { ifindex: 3, src: THEIRS, data: &hello });
+    let end = now.plus_ms(100);
+    let mut hellos = 0;
+    let mut ihus = 0;
+    loop {
+        while let Some(o) = e.poll_output() {
+            if let Output::Send { data, .. } = o {
+                for m in packet::decode(&data).unwrap().messages {
+                    match m {
+                        Message::Hello { .. } => hellos += 1,
+                        Message::Ihu { address: Some(IpAddr::V6(a)), .. } if a == THEIRS => ihus += 1,
+                        _ => {}
+                    }
+                }
+            }
+        }
+        match e.poll_timeout().filter(|t| *t <= end) {
+            Some(t) => {
+                now = t;
+                e.handle_timeout(now);
+            }
+            None => break,
+        }
+    }
+    assert_eq!((hellos, ihus), (2, 2), "hellos and IHUs within 100 ms of a new neighbour");
+}
+
+/// A neighbour that appears just after our last multicast dump and asks for
+/// everything gets a unicast dump at once, not the next multicast slot.
+#[test]
+fn a_new_neighbours_wildcard_request_gets_a_unicast_dump_at_once() {
+    const NEW: Ipv6Addr = Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0, 5);
+    let mut b = Bed::new();
+    let p: Prefix = "2001:db8:2::/48".parse().unwrap();
+    b.e.handle_input(b.now, Input::Announce { prefix: p, metric: Metric(0) });
+    // The interface's first multicast dump goes out.
+    b.idle(60);
+    assert!(!b.updates_for(p).is_empty());
+    b.recv_from(
+        NEW,
+        &pkt(&[
+            Message::Hello { unicast: false, seqno: SeqNo(1), interval: Centisecs(400) },
+            Message::RouteRequest { prefix: None },
+        ]),
+    );
+    b.idle(30);
+    let sent = b.updates_for(p);
+    assert!(
+        sent.iter().any(|(d, _)| *d == Destination::Unicast(NEW)),
+        "no unicast dump to the newcomer: {sent:?}"
+    );
+    // Only one per second: a repeated request waits for the multicast slot.
+    b.out.clear();
+    b.recv_from(NEW, &pkt(&[Message::RouteRequest { prefix: None }]));
+    b.idle(30);
+    assert!(b.updates_for(p).iter().all(|(d, _)| *d != Destination::Unicast(NEW)));
+}
+
+/// A selected route whose neighbour has gone quiet is asked for (unicast)
+/// before it expires, at most three times; an update ends the asking.
+#[test]
+fn a_quiet_selected_route_is_asked_for_before_it_expires() {
+    let mut b = Bed::new();
+    let p: Prefix = "fd00:c::/64".parse().unwrap();
+    // Announced with a 16 s interval: expires 56 s after the last update.
+    b.recv(&pkt(&[update("fd00:c::/64", 1, 100)]));
+    b.out.clear();
+    let asks = |b: &mut Bed| {
+        b.sent_messages()
+            .into_iter()
+            .filter(|(d, m)| {
+                *d == Destination::Unicast(THEIRS)
+                    && matches!(m, Message::RouteRequest { prefix: Some(x) } if *x == p)
+            })
+            .count()
+    };
+    b.advance(31_000);
+    assert_eq!(asks(&mut b), 0, "asked before 2 update intervals of silence");
+    b.advance(2_000);
+    assert_eq!(asks(&mut b), 1, "not asked at 2 intervals (32 s)");
+    b.advance(22_000);
+    assert_eq!(asks(&mut b), 2, "two more asks before expiry (40 s and 48 s)");
+    assert!(b.e.installed(&p).is_some());
+    b.advance(2_000);
+    assert!(b.e.installed(&p).is_none(), "expired at 56 s");
+    // Refreshed routes are not asked for.
+    b.recv(&pkt(&[update("fd00:c::/64", 2, 100)]));
+    b.out.clear();
+    for _ in 0..4 {
+        b.advance(15_000);
+        b.recv(&pkt(&[update("fd00:c::/64", 2, 100)]));
+    }
+    assert_eq!(asks(&mut b), 0);
+}
+
+/// What one neighbour's requests can make us do is bounded: a flood of seqno
+/// requests costs at most the burst plus the rate, and raises our seqno at
+/// most once per half second.
+#[test]
+fn a_neighbours_requests_cost_a_bounded_amount() {
+    let mut b = Bed::new();
+    let p: Prefix = "fd00:d::/64".parse().unwrap();
+    b.e.handle_input(b.now, Input::Announce { prefix: p, metric: Metric(0) });
+    let rid = b.e.router_id();
+    let start = b.e.seqno();
+    let mut asked = start;
+    for _ in 0..1000 {
+        asked = asked.next();
+        let req = Message::SeqnoRequest { seqno: asked, hop_count: 5, router_id: rid, prefix: p };
+        // All at one instant: a flood.
+        b.e.handle_input(b.now, Input::Datagram { ifindex: 3, src: THEIRS, data: &pkt(&[req]) });
+    }
+    b.drain();
+    assert_eq!(b.e.seqno(), start.next(), "seqno raised more than once in an instant");
+    let over = b.e.stats().requests_over_budget;
+    assert!(over >= 1000 - 100, "only {over} of 1000 requests were over budget");
+    // Requests for prefixes we do not have cost a retraction each, within
+    // the same budget; beyond 64 in a second the requester gets a dump.
+    b.out.clear();
+    for k in 0..200u16 {
+        let q: Prefix = format!("fd00:e:{k:x}::/64").parse().unwrap();
+        b.recv(&pkt(&[Message::RouteRequest { prefix: Some(q) }]));
+    }
+    b.idle(2000);
+    let retractions = b
+        .sent_messages()
+        .into_iter()
+        .filter(|(_, m)| matches!(m, Message::Update(u) if u.is_retraction()))
+        .count();
+    assert!(retractions <= 64, "{retractions} retractions for one neighbour's requests");
 }

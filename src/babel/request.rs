@@ -14,7 +14,7 @@ pub const REQUEST_TIMEOUT_MS: u64 = 65_000;
 /// Resends of a request we originated after losing a route, with the delay
 /// doubling each time (babeld's RESEND_MAX).
 pub const MAX_RESENDS: u8 = 3;
-/// A request forwarded this recently is not forwarded again.
+/// A request forwarded this recently is not forwarded again (by default).
 pub const RECENT_MS: u64 = 1000;
 /// Hop count of the requests we originate: above any sane mesh diameter.
 pub const DEFAULT_HOP_COUNT: u8 = 64;
@@ -35,6 +35,9 @@ pub struct PendingRequest {
     pub resend_at: Option<Time>,
     pub resend_delay_ms: u64,
     pub resends_left: u8,
+    /// How long after sending it another request for the same thing would
+    /// be redundant (when it is not resent).
+    pub quiet_ms: u64,
 }
 
 impl PendingRequest {
@@ -60,7 +63,14 @@ impl PendingRequest {
             resend_at: resends.then(|| now.plus_ms(resend_delay_ms)),
             resend_delay_ms,
             resends_left: if resends { MAX_RESENDS } else { 0 },
+            quiet_ms: RECENT_MS,
         }
+    }
+
+    /// Keeps another request for the same thing from going out for `ms`.
+    pub fn quiet_for(mut self, ms: u64) -> PendingRequest {
+        self.quiet_ms = ms.max(RECENT_MS);
+        self
     }
 
     fn expired(&self, now: Time) -> bool {
@@ -93,7 +103,7 @@ impl RequestTable {
             !p.expired(now)
                 && p.router_id == *rid
                 && p.seqno.newer_or_equal(seqno)
-                && (p.resend_at.is_some() || now.since(p.sent_at) < RECENT_MS)
+                && (p.resend_at.is_some() || now.since(p.sent_at) < p.quiet_ms)
         })
     }
 
@@ -196,6 +206,9 @@ mod tests {
         t.record(p, PendingRequest::new(RID, SeqNo(5), 10, None, None, Time(0), 0));
         assert!(t.satisfy(&p, &RID, SeqNo(5)));
         assert!(t.is_empty());
+        t.record(p, PendingRequest::new(RID, SeqNo(5), 10, None, None, Time(0), 0).quiet_for(4000));
+        assert!(t.is_redundant(&p, &RID, SeqNo(5), Time(3999)));
+        assert!(!t.is_redundant(&p, &RID, SeqNo(5), Time(4000)));
         t.record(p, PendingRequest::new(RID, SeqNo(5), 10, Some(NeighbourId(1)), None, Time(0), 0));
         t.forget_neighbour(NeighbourId(1));
         assert!(t.is_empty());

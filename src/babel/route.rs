@@ -115,7 +115,7 @@ pub struct Retraction {
 }
 
 /// Everything known about one prefix.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct PrefixEntry {
     pub routes: Slots<Route>,
     pub sources: Slots<Source>,
@@ -124,6 +124,21 @@ pub struct PrefixEntry {
     /// After losing the prefix we keep announcing a retraction (§3.5.4,
     /// hold time). Boxed: rare, and the table is large.
     pub retracting: Option<Box<Retraction>>,
+    /// The metric we last announced for our selected route (what the
+    /// neighbours believe), infinite before the first announcement.
+    pub announced: Metric,
+}
+
+impl Default for PrefixEntry {
+    fn default() -> Self {
+        PrefixEntry {
+            routes: Slots::default(),
+            sources: Slots::default(),
+            selected: None,
+            retracting: None,
+            announced: Metric::INFINITY,
+        }
+    }
 }
 
 impl PrefixEntry {
@@ -163,6 +178,7 @@ impl PrefixEntry {
 
     /// Records an advertisement we are sending for a learned route.
     pub fn note_advertised(&mut self, rid: RouterId, seqno: SeqNo, metric: Metric, now: Time) {
+        self.announced = metric;
         if metric.is_infinite() {
             return;
         }

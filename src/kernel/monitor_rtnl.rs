@@ -11,87 +11,74 @@
 
 use std::collections::VecDeque;
 use std::io;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use neli::consts::rtnl::{Ifa, IfaF, Ifla, RtAddrFamily, Rtm};
+use neli::rtnl::{Ifaddrmsg, Ifinfomsg};
 
 use super::monitor::{IfAddr, LinkInfo, LinkMonitor, LinkTable, MonitorEvent, Update};
 use super::netlink::{
-    attr_u32, attrs, dump_links_request, is_overrun, messages, parse_ack, u32_at, MsgBuilder, NlSocket,
-    AF_INET, AF_INET6, AF_UNSPEC, IFADDRMSG_LEN, IFA_ADDRESS, IFA_FLAGS, IFA_F_DADFAILED, IFA_F_TENTATIVE,
-    IFA_LOCAL, IFF_RUNNING, IFF_UP, IFINFOMSG_LEN, IFLA_IFNAME, IFLA_MTU, NLMSG_DONE, NLMSG_ERROR,
-    NLM_F_DUMP, NLM_F_DUMP_INTR, NLM_F_REQUEST, RTM_DELADDR, RTM_DELLINK, RTM_GETADDR, RTM_NEWADDR,
-    RTM_NEWLINK, RTNLGRP_IPV4_IFADDR, RTNLGRP_IPV6_IFADDR, RTNLGRP_LINK,
+    dump_addrs_request, dump_links_request, frames, ip_from, is_overrun, link_up_running, str_of, u32_of,
+    Body, NlSocket, RtMsg, NLM_F_DUMP_INTR,
 };
 
-/// Decodes an RTM_NEWLINK / RTM_DELLINK payload (pure). `None` for messages
-/// that are not about a whole link (bridge port messages carry AF_BRIDGE).
-pub(crate) fn decode_link(ty: u16, p: &[u8]) -> Option<Update> {
-    if p.len() < IFINFOMSG_LEN || p[0] != AF_UNSPEC {
+/// What a link or address message of type `ty` says (pure); `None` for
+/// other messages.
+pub(crate) fn decode(ty: u16, msg: &RtMsg) -> Option<Update> {
+    let ty = Rtm::from(ty);
+    match msg {
+        RtMsg::Link(m) => decode_link(m, ty == Rtm::Dellink),
+        RtMsg::Addr(m) => decode_addr(m, ty == Rtm::Deladdr),
+        RtMsg::Route(_) => None,
+    }
+}
+
+/// `None` for messages that are not about a whole link (bridge port
+/// messages carry AF_BRIDGE).
+fn decode_link(m: &Ifinfomsg, gone: bool) -> Option<Update> {
+    if *m.ifi_family() != RtAddrFamily::Unspecified {
         return None;
     }
-    let ifindex = u32_at(p, 4);
-    if ty == RTM_DELLINK {
+    let ifindex = *m.ifi_index() as u32;
+    if gone {
         return Some(Update::LinkGone(ifindex));
     }
-    let flags = u32_at(p, 8);
     let mut name = String::new();
     let mut mtu = 0;
-    for (t, v) in attrs(&p[IFINFOMSG_LEN..]) {
-        match t {
-            IFLA_IFNAME => {
-                let raw = v.split(|b| *b == 0).next().unwrap_or_default();
-                name = String::from_utf8_lossy(raw).into_owned();
-            }
-            IFLA_MTU => mtu = attr_u32(v).unwrap_or(0),
+    for a in m.rtattrs().iter() {
+        let v = a.rta_payload().as_ref();
+        match *a.rta_type() {
+            Ifla::Ifname => name = str_of(v),
+            Ifla::Mtu => mtu = u32_of(v).unwrap_or(0),
             _ => {}
         }
     }
-    Some(Update::Link(LinkInfo {
-        ifindex,
-        name,
-        admin_up: flags & IFF_UP != 0,
-        running: flags & IFF_RUNNING != 0,
-        mtu,
-    }))
+    let (admin_up, running) = link_up_running(m);
+    Some(Update::Link(LinkInfo { ifindex, name, admin_up, running, mtu }))
 }
 
-/// Decodes an RTM_NEWADDR / RTM_DELADDR payload (pure). A tentative or
-/// DAD-failed address is not usable and decodes as a removal.
-pub(crate) fn decode_addr(ty: u16, p: &[u8]) -> Option<Update> {
-    if p.len() < IFADDRMSG_LEN {
-        return None;
-    }
-    let (family, prefix_len) = (p[0], p[1]);
-    let mut flags = p[2] as u32;
-    let ifindex = u32_at(p, 4);
+/// A tentative or DAD-failed address is not usable and decodes as a removal.
+fn decode_addr(m: &Ifaddrmsg, gone: bool) -> Option<Update> {
+    let family = *m.ifa_family();
+    let mut flags = u32::from(m.ifa_flags().bits());
     let (mut address, mut local) = (None, None);
-    for (t, v) in attrs(&p[IFADDRMSG_LEN..]) {
-        match t {
-            IFA_ADDRESS => address = ip_from(family, v),
-            IFA_LOCAL => local = ip_from(family, v),
+    for a in m.rtattrs().iter() {
+        let v = a.rta_payload().as_ref();
+        match *a.rta_type() {
+            Ifa::Address => address = ip_from(family, v),
+            Ifa::Local => local = ip_from(family, v),
             // the full 32-bit flags, when present, supersede the header's 8
-            IFA_FLAGS => flags = attr_u32(v).unwrap_or(flags),
+            Ifa::Flags => flags = u32_of(v).unwrap_or(flags),
             _ => {}
         }
     }
     // For point-to-point links IFA_ADDRESS is the peer and IFA_LOCAL ours.
     let addr = local.or(address)?;
-    let a = IfAddr { ifindex, addr, prefix_len };
-    if ty == RTM_DELADDR || flags & (IFA_F_TENTATIVE | IFA_F_DADFAILED) != 0 {
+    let a = IfAddr { ifindex: *m.ifa_index(), addr, prefix_len: *m.ifa_prefixlen() };
+    let unusable = u32::from((IfaF::TENTATIVE | IfaF::DADFAILED).bits());
+    if gone || flags & unusable != 0 {
         Some(Update::AddrGone(a))
     } else {
         Some(Update::Addr(a))
-    }
-}
-
-fn ip_from(family: u8, v: &[u8]) -> Option<IpAddr> {
-    match (family, v.len()) {
-        (AF_INET, 4) => Some(IpAddr::V4(Ipv4Addr::new(v[0], v[1], v[2], v[3]))),
-        (AF_INET6, 16) => {
-            let mut o = [0u8; 16];
-            o.copy_from_slice(v);
-            Some(IpAddr::V6(Ipv6Addr::from(o)))
-        }
-        _ => None,
     }
 }
 
@@ -114,7 +101,6 @@ struct Resync {
 /// The rtnetlink link and address monitor.
 pub struct RtnlMonitor {
     sock: NlSocket,
-    out: MsgBuilder,
     reported: LinkTable,
     resync: Option<Resync>,
     events: VecDeque<MonitorEvent>,
@@ -125,13 +111,13 @@ impl RtnlMonitor {
     /// Subscribes and starts the initial dump; its results come as events.
     /// Must be called inside a tokio runtime.
     pub fn open() -> io::Result<RtnlMonitor> {
-        let sock = NlSocket::open(&[RTNLGRP_LINK, RTNLGRP_IPV4_IFADDR, RTNLGRP_IPV6_IFADDR])?;
+        let sock =
+            NlSocket::open(&[libc::RTNLGRP_LINK, libc::RTNLGRP_IPV4_IFADDR, libc::RTNLGRP_IPV6_IFADDR])?;
         // Bursts (boot, many tunnels coming up) should not overrun it; an
         // overrun is still handled, by a resync.
         let _ = sock.set_recv_buffer(1 << 20);
         let mut m = RtnlMonitor {
             sock,
-            out: MsgBuilder::default(),
             reported: LinkTable::default(),
             resync: None,
             events: VecDeque::new(),
@@ -164,17 +150,10 @@ impl RtnlMonitor {
     }
 
     fn request_dump(&mut self, phase: Phase) -> io::Result<u32> {
-        let seq = self.sock.next_seq();
-        self.out.clear();
-        match phase {
-            Phase::Links => dump_links_request(&mut self.out, seq),
-            Phase::Addrs => {
-                self.out.begin(RTM_GETADDR, NLM_F_REQUEST | NLM_F_DUMP, seq, &[0u8; IFADDRMSG_LEN]);
-                self.out.end();
-            }
-        }
-        self.sock.send(self.out.as_bytes())?;
-        Ok(seq)
+        self.sock.send_one(match phase {
+            Phase::Links => dump_links_request(),
+            Phase::Addrs => dump_addrs_request(),
+        })
     }
 
     fn overrun(&mut self) -> io::Result<()> {
@@ -188,38 +167,44 @@ impl RtnlMonitor {
         }
     }
 
-    /// Handles one received datagram, queueing events.
     fn process(&mut self, datagram: &[u8]) -> io::Result<()> {
-        let mut dump_done = false;
-        for msg in messages(datagram) {
-            let Ok(msg) = msg else { break };
-            let update = match msg.ty {
-                RTM_NEWLINK | RTM_DELLINK => decode_link(msg.ty, msg.payload),
-                RTM_NEWADDR | RTM_DELADDR => decode_addr(msg.ty, msg.payload),
-                NLMSG_DONE | NLMSG_ERROR => {
+        let frames = match frames(datagram) {
+            Ok(f) => f,
+            Err(e) => {
+                // Whatever it said is lost: find out again, as after an
+                // overrun.
+                log::warn!("link monitor: {e}; resynchronising");
+                return self.overrun();
+            }
+        };
+        for frame in frames {
+            let (seq, flags) = (frame.seq, frame.flags);
+            let mut dump_done = false;
+            let update = match &frame.body {
+                Body::Ack(ack) => {
                     let Some(r) = &mut self.resync else { continue };
-                    if msg.seq != r.seq {
+                    if seq != r.seq {
                         continue;
                     }
-                    if msg.ty == NLMSG_ERROR {
-                        let ack =
-                            parse_ack(&msg).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.0))?;
-                        if ack.errno != 0 {
-                            // Start over, so the monitor recovers if the
-                            // cause was passing; the caller logs the error.
-                            self.resync = None;
-                            self.start_resync()?;
-                            return Err(io::Error::from_raw_os_error(ack.errno));
-                        }
+                    if ack.errno != 0 {
+                        // Start over, so the monitor recovers if the cause
+                        // was passing; the caller logs the error.
+                        self.resync = None;
+                        self.start_resync()?;
+                        return Err(io::Error::from_raw_os_error(ack.errno));
+                    }
+                    // The end of a dump (NLMSG_DONE), not a bare ack.
+                    dump_done = frame.is_done();
+                    if !dump_done {
                         continue;
                     }
-                    dump_done = true;
                     None
                 }
-                _ => None,
+                Body::Msg(m) => decode(frame.ty, m),
+                Body::Other => None,
             };
             if let Some(r) = &mut self.resync {
-                if msg.seq == r.seq && msg.flags & NLM_F_DUMP_INTR != 0 {
+                if seq == r.seq && flags & NLM_F_DUMP_INTR != 0 {
                     r.again = true;
                 }
             }
@@ -230,7 +215,6 @@ impl RtnlMonitor {
                 }
             }
             if dump_done {
-                dump_done = false;
                 self.dump_finished()?;
             }
         }
@@ -284,81 +268,101 @@ impl LinkMonitor for RtnlMonitor {
 
 #[cfg(test)]
 mod tests {
+    use std::net::{IpAddr, Ipv6Addr};
+
+    use neli::consts::nl::NlmF;
+    use neli::consts::rtnl::{Iff, RtScope};
+    use neli::rtnl::{IfaddrmsgBuilder, IfinfomsgBuilder};
+    use neli::types::{Buffer, RtBuffer};
+
+    use super::super::netlink::{attr, ip_octets, Batch, Request};
     use super::*;
 
-    fn link_msg(family: u8, index: u32, flags: u32, name: &str, mtu: u32) -> Vec<u8> {
-        let mut hdr = [0u8; IFINFOMSG_LEN];
-        hdr[0] = family;
-        hdr[4..8].copy_from_slice(&index.to_ne_bytes());
-        hdr[8..12].copy_from_slice(&flags.to_ne_bytes());
-        let mut b = MsgBuilder::default();
-        b.begin(RTM_NEWLINK, 0, 0, &hdr);
-        let mut n = name.as_bytes().to_vec();
-        n.push(0);
-        b.attr(IFLA_IFNAME, &n);
-        b.attr_u32(IFLA_MTU, mtu);
-        b.end();
-        b.as_bytes()[16..].to_vec()
+    /// Serializes `msg` as the kernel would send it and decodes it back.
+    fn via_bytes(ty: Rtm, msg: RtMsg) -> Option<Update> {
+        let mut b = Batch::default();
+        let req: Request = (ty, msg, NlmF::empty());
+        b.push(req, 0, false);
+        let f = frames(b.as_bytes()).unwrap().remove(0);
+        let Body::Msg(m) = f.body else { panic!("{:?}", f.body) };
+        decode(f.ty, &m)
     }
 
-    fn addr_msg(family: u8, index: u32, plen: u8, attrs_: &[(u16, Vec<u8>)]) -> Vec<u8> {
-        let mut hdr = [0u8; IFADDRMSG_LEN];
-        hdr[0] = family;
-        hdr[1] = plen;
-        hdr[4..8].copy_from_slice(&index.to_ne_bytes());
-        let mut b = MsgBuilder::default();
-        b.begin(RTM_NEWADDR, 0, 0, &hdr);
-        for (t, v) in attrs_ {
-            b.attr(*t, v);
-        }
-        b.end();
-        b.as_bytes()[16..].to_vec()
+    fn link(family: RtAddrFamily, index: i32, flags: Iff, name: &str, mtu: u32) -> RtMsg {
+        let mut attrs = RtBuffer::new();
+        attrs.push(attr(Ifla::Ifname, name));
+        attrs.push(attr(Ifla::Mtu, mtu));
+        RtMsg::Link(
+            IfinfomsgBuilder::default()
+                .ifi_family(family)
+                .ifi_index(index)
+                .ifi_flags(flags)
+                .rtattrs(attrs)
+                .build()
+                .unwrap(),
+        )
+    }
+
+    fn addr(family: RtAddrFamily, index: u32, plen: u8, flags: IfaF, attrs: Vec<(Ifa, Vec<u8>)>) -> RtMsg {
+        let attrs: RtBuffer<Ifa, Buffer> = attrs.iter().map(|(t, v)| attr(*t, &v[..])).collect();
+        RtMsg::Addr(
+            IfaddrmsgBuilder::default()
+                .ifa_family(family)
+                .ifa_prefixlen(plen)
+                .ifa_flags(flags)
+                .ifa_scope(RtScope::Universe)
+                .ifa_index(index)
+                .rtattrs(attrs)
+                .build()
+                .unwrap(),
+        )
     }
 
     #[test]
     fn link_decoding() {
-        let p = link_msg(AF_UNSPEC, 7, IFF_UP | IFF_RUNNING, "wg-a", 1420);
-        assert_eq!(
-            decode_link(RTM_NEWLINK, &p),
-            Some(Update::Link(LinkInfo {
-                ifindex: 7,
-                name: "wg-a".into(),
-                admin_up: true,
-                running: true,
-                mtu: 1420
-            }))
-        );
-        let p = link_msg(AF_UNSPEC, 7, IFF_UP, "veth0", 1500);
-        let Some(Update::Link(l)) = decode_link(RTM_NEWLINK, &p) else { panic!() };
+        let m = link(RtAddrFamily::Unspecified, 7, Iff::UP | Iff::RUNNING, "wg-a", 1420);
+        let want = LinkInfo { ifindex: 7, name: "wg-a".into(), admin_up: true, running: true, mtu: 1420 };
+        assert_eq!(via_bytes(Rtm::Newlink, m), Some(Update::Link(want)));
+        let m = link(RtAddrFamily::Unspecified, 7, Iff::UP, "veth0", 1500);
+        let Some(Update::Link(l)) = via_bytes(Rtm::Newlink, m.clone()) else { panic!() };
         assert!(l.admin_up && !l.running && !l.is_up());
-        assert_eq!(decode_link(RTM_DELLINK, &p), Some(Update::LinkGone(7)));
+        assert_eq!(via_bytes(Rtm::Dellink, m), Some(Update::LinkGone(7)));
         // a bridge port message is not about the link itself
-        let p = link_msg(libc::AF_BRIDGE as u8, 7, 0, "veth0", 1500);
-        assert_eq!(decode_link(RTM_DELLINK, &p), None);
-        assert_eq!(decode_link(RTM_NEWLINK, &p[..10]), None);
+        let m = link(RtAddrFamily::from(libc::AF_BRIDGE as u8), 7, Iff::empty(), "veth0", 1500);
+        assert_eq!(via_bytes(Rtm::Dellink, m.clone()), None);
+        assert_eq!(via_bytes(Rtm::Newlink, m), None);
     }
 
     #[test]
     fn address_decoding() {
         let ll: Ipv6Addr = "fe80::1".parse().unwrap();
         let a = IfAddr { ifindex: 4, addr: IpAddr::V6(ll), prefix_len: 64 };
-        let p = addr_msg(AF_INET6, 4, 64, &[(IFA_ADDRESS, ll.octets().to_vec())]);
-        assert_eq!(decode_addr(RTM_NEWADDR, &p), Some(Update::Addr(a)));
-        assert_eq!(decode_addr(RTM_DELADDR, &p), Some(Update::AddrGone(a)));
-        // tentative (DAD running): not usable yet
-        let p = addr_msg(
-            AF_INET6,
-            4,
-            64,
-            &[(IFA_ADDRESS, ll.octets().to_vec()), (IFA_FLAGS, IFA_F_TENTATIVE.to_ne_bytes().to_vec())],
-        );
-        assert_eq!(decode_addr(RTM_NEWADDR, &p), Some(Update::AddrGone(a)));
+        let plain = vec![(Ifa::Address, ll.octets().to_vec())];
+        let m = addr(RtAddrFamily::Inet6, 4, 64, IfaF::empty(), plain.clone());
+        assert_eq!(via_bytes(Rtm::Newaddr, m.clone()), Some(Update::Addr(a)));
+        assert_eq!(via_bytes(Rtm::Deladdr, m), Some(Update::AddrGone(a)));
+        // tentative (DAD running) or DAD failed: not usable, whether the
+        // header's 8 flag bits or IFA_FLAGS say so
+        let m = addr(RtAddrFamily::Inet6, 4, 64, IfaF::TENTATIVE, plain.clone());
+        assert_eq!(via_bytes(Rtm::Newaddr, m), Some(Update::AddrGone(a)));
+        let mut flagged = plain.clone();
+        flagged.push((Ifa::Flags, u32::from(IfaF::DADFAILED.bits()).to_ne_bytes().to_vec()));
+        let m = addr(RtAddrFamily::Inet6, 4, 64, IfaF::empty(), flagged);
+        assert_eq!(via_bytes(Rtm::Newaddr, m), Some(Update::AddrGone(a)));
         // point-to-point IPv4: IFA_LOCAL is ours, IFA_ADDRESS the peer
-        let p = addr_msg(AF_INET, 5, 32, &[(IFA_ADDRESS, vec![10, 0, 0, 2]), (IFA_LOCAL, vec![10, 0, 0, 1])]);
-        let Some(Update::Addr(a)) = decode_addr(RTM_NEWADDR, &p) else { panic!() };
+        let p2p = vec![
+            (Ifa::Address, ip_octets("10.0.0.2".parse().unwrap())),
+            (Ifa::Local, ip_octets("10.0.0.1".parse().unwrap())),
+        ];
+        let Some(Update::Addr(a)) =
+            via_bytes(Rtm::Newaddr, addr(RtAddrFamily::Inet, 5, 32, IfaF::empty(), p2p))
+        else {
+            panic!()
+        };
         assert_eq!(a.addr, "10.0.0.1".parse::<IpAddr>().unwrap());
-        // no address at all, or a wrong size: nothing
-        assert_eq!(decode_addr(RTM_NEWADDR, &addr_msg(AF_INET6, 4, 64, &[])), None);
-        assert_eq!(decode_addr(RTM_NEWADDR, &addr_msg(AF_INET6, 4, 64, &[(IFA_ADDRESS, vec![1, 2])])), None);
+        // no address, or one of the wrong size: nothing
+        assert_eq!(via_bytes(Rtm::Newaddr, addr(RtAddrFamily::Inet6, 4, 64, IfaF::empty(), vec![])), None);
+        let short = vec![(Ifa::Address, vec![1, 2])];
+        assert_eq!(via_bytes(Rtm::Newaddr, addr(RtAddrFamily::Inet6, 4, 64, IfaF::empty(), short)), None);
     }
 }

@@ -60,7 +60,7 @@ impl WgBackend for FakeBackend {
         if self.interfaces.contains_key(name) {
             return Err(WgError::Netlink {
                 what: format!("creating {name}"),
-                errno: 17, // EEXIST, as the kernel answers
+                errno: libc::EEXIST, // as the kernel answers
             });
         }
         self.interfaces.insert(name.into(), FakeInterface { mtu, ..Default::default() });
@@ -88,7 +88,7 @@ impl WgBackend for FakeBackend {
         self.enter(FakeCall::AddAddress { name: name.into(), addr, prefix })?;
         let i = self.iface(name)?;
         if i.addresses.contains(&(addr, prefix)) {
-            return Err(WgError::Netlink { what: format!("adding {addr}/{prefix}"), errno: 17 });
+            return Err(WgError::Netlink { what: format!("adding {addr}/{prefix}"), errno: libc::EEXIST });
         }
         i.addresses.push((addr, prefix));
         Ok(())
@@ -132,7 +132,10 @@ mod tests {
             let mut b = FakeBackend::new();
             assert!(matches!(b.get("nope").await, Err(WgError::NoSuchInterface(_))));
             b.create_interface("wgx", 1420).await.unwrap();
-            assert!(matches!(b.create_interface("wgx", 1420).await, Err(WgError::Netlink { errno: 17, .. })));
+            assert!(matches!(
+                b.create_interface("wgx", 1420).await,
+                Err(WgError::Netlink { errno: libc::EEXIST, .. })
+            ));
             b.fail_next = Some(5);
             assert!(b.get("wgx").await.is_err());
             assert!(b.get("wgx").await.is_ok(), "failure is one-shot");

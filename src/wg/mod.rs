@@ -244,9 +244,9 @@ mod tests {
     #[test]
     fn create_replacing_reports_the_create_error_when_nothing_is_left() {
         let mut b = fake::FakeBackend::new();
-        b.fail_next = Some(95); // EOPNOTSUPP
+        b.fail_next = Some(libc::EOPNOTSUPP);
         let e = block_on(create_replacing(&mut b, "weft0a0b0c-2", 1420)).unwrap_err();
-        assert!(matches!(e, WgError::Netlink { errno: 95, .. }), "{e}");
+        assert!(matches!(e, WgError::Netlink { errno: libc::EOPNOTSUPP, .. }), "{e}");
         assert!(b.interfaces.is_empty());
         // Fresh names need one call only.
         b.calls.clear();

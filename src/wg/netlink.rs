@@ -19,13 +19,15 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV
 use std::path::Path;
 use std::time::{Duration, UNIX_EPOCH};
 
-use neli::consts::nl::NlmF;
+use neli::consts::genl::{CtrlAttr, CtrlCmd};
+use neli::consts::nl::{GenlId, NlmF, Nlmsg};
 use neli::consts::socket::{Msg, NlFamily};
 use neli::genl::{AttrTypeBuilder, Genlmsghdr, GenlmsghdrBuilder, Nlattr, NlattrBuilder};
+use neli::nl::{NlPayload, Nlmsghdr, NlmsghdrBuilder};
 use neli::socket::NlSocket;
-use neli::types::{Buffer, GenlBuffer};
+use neli::types::{Buffer, GenlBuffer, NlBuffer};
 use neli::utils::Groups;
-use neli::{FromBytesWithInput, Size, ToBytes};
+use neli::{FromBytesWithInput, Header, Size, ToBytes};
 
 use super::model::{AllowedIp, Device, DeviceUpdate, Key, PeerState, PeerUpdate, PrivateKey};
 use super::rtnl::Rtnl;
@@ -65,22 +67,9 @@ pub const WGALLOWEDIP_A_FAMILY: u16 = 1;
 pub const WGALLOWEDIP_A_IPADDR: u16 = 2;
 pub const WGALLOWEDIP_A_CIDR_MASK: u16 = 3;
 
-// include/uapi/linux/genetlink.h, netlink.h
-const GENL_ID_CTRL: u16 = 0x10;
-const CTRL_CMD_GETFAMILY: u8 = 3;
-const CTRL_ATTR_FAMILY_ID: u16 = 1;
-const CTRL_ATTR_FAMILY_NAME: u16 = 2;
-const NLMSG_ERROR: u16 = 2;
-const NLMSG_DONE: u16 = 3;
-const NLMSG_HDRLEN: usize = 16;
-const GENL_HDRLEN: usize = 4;
-const NLA_HDRLEN: usize = 4;
-
-const AF_INET: u16 = 2;
-const AF_INET6: u16 = 10;
-const ENOENT: i32 = 2;
-const ENODEV: i32 = 19;
-const EOPNOTSUPP: i32 = 95;
+// sockaddr and allowed-IP families, as the kernel's u16 fields carry them.
+const AF_INET: u16 = libc::AF_INET as u16;
+const AF_INET6: u16 = libc::AF_INET6 as u16;
 
 /// Bytes one request message may take. wireguard-tools builds its messages in
 /// libmnl's ideal socket buffer, min(page size, 8192), i.e. 4096 on the
@@ -91,6 +80,8 @@ pub const MESSAGE_BUDGET: usize = 4096;
 /// A generic netlink message body: command, version, attributes.
 pub type GenlMsg = Genlmsghdr<u8, u16>;
 type Attr = Nlattr<u16, Buffer>;
+/// A whole generic netlink message (the family id is the message type).
+type GenlNlmsg = Nlmsghdr<u16, GenlMsg>;
 
 fn enc(what: &str, e: impl std::fmt::Display) -> WgError {
     WgError::NetlinkDecode(format!("building {what}: {e}"))
@@ -266,11 +257,12 @@ pub fn set_device_messages(
     let mut base = first;
     let mut peers: Vec<Attr> = Vec::new();
     // Size of the message as it stands, with the peers nest if it has peers.
+    let nla_hdrlen = Attr::header_size();
     let used = |base: &[Attr], peers: &[Attr]| {
-        NLMSG_HDRLEN
-            + GENL_HDRLEN
+        GenlNlmsg::header_size()
+            + GenlMsg::header_size()
             + padded(base)
-            + if peers.is_empty() { 0 } else { NLA_HDRLEN + padded(peers) }
+            + if peers.is_empty() { 0 } else { nla_hdrlen + padded(peers) }
     };
     let too_small = || WgError::NetlinkDecode(format!("message budget {budget} fits no peer"));
     let flush = |base: &mut Vec<Attr>, peers: &mut Vec<Attr>, out: &mut Vec<GenlMsg>| {
@@ -293,8 +285,8 @@ pub fn set_device_messages(
         let mut first_part = true;
         loop {
             let head = if first_part { peer_head(p)? } else { peer_continuation(p)? };
-            let peers_nest = if peers.is_empty() { NLA_HDRLEN } else { 0 };
-            let fixed = used(&base, &peers) + peers_nest + NLA_HDRLEN + padded(&head);
+            let peers_nest = if peers.is_empty() { nla_hdrlen } else { 0 };
+            let fixed = used(&base, &peers) + peers_nest + nla_hdrlen + padded(&head);
             if fixed > budget {
                 if peers.is_empty() {
                     return Err(too_small());
@@ -305,8 +297,8 @@ pub fn set_device_messages(
             let mut room = budget - fixed;
             let mut take = 0;
             if next < ips.len() {
-                if room >= NLA_HDRLEN {
-                    room -= NLA_HDRLEN;
+                if room >= nla_hdrlen {
+                    room -= nla_hdrlen;
                     while next + take < ips.len() && ips[next + take].padded_size() <= room {
                         room -= ips[next + take].padded_size();
                         take += 1;
@@ -345,20 +337,18 @@ pub fn get_device_message(ifname: &str) -> Result<GenlMsg, WgError> {
     genl(WG_CMD_GET_DEVICE, WG_GENL_VERSION, vec![ifname_attr(ifname)?])
 }
 
-/// A whole netlink message: header (length, type, flags, seq, port 0) + body.
+/// A whole netlink message: header (type, flags, seq, port 0) + body.
 pub fn to_bytes(nl_type: u16, flags: u16, seq: u32, body: &GenlMsg) -> Result<Vec<u8>, WgError> {
+    let msg: GenlNlmsg = NlmsghdrBuilder::default()
+        .nl_type(nl_type)
+        .nl_flags(NlmF::from_bits_retain(flags))
+        .nl_seq(seq)
+        .nl_payload(NlPayload::Payload(body.clone()))
+        .build()
+        .map_err(|e| enc("netlink header", e))?;
     let mut c = Cursor::new(Vec::new());
-    body.to_bytes(&mut c).map_err(|e| enc("genl body", e))?;
-    let payload = c.into_inner();
-    let len = u32::try_from(NLMSG_HDRLEN + payload.len()).map_err(|e| enc("message", e))?;
-    let mut b = Vec::with_capacity(len as usize);
-    b.extend_from_slice(&len.to_ne_bytes());
-    b.extend_from_slice(&nl_type.to_ne_bytes());
-    b.extend_from_slice(&flags.to_ne_bytes());
-    b.extend_from_slice(&seq.to_ne_bytes());
-    b.extend_from_slice(&0u32.to_ne_bytes());
-    b.extend_from_slice(&payload);
-    Ok(b)
+    msg.to_bytes(&mut c).map_err(|e| enc("message", e))?;
+    Ok(c.into_inner())
 }
 
 fn dec(what: &str) -> WgError {
@@ -532,19 +522,21 @@ impl GenlSocket {
     pub fn open(netns: Option<&Path>) -> Result<Option<Self>, WgError> {
         let sock = netns::run_in(netns, || NlSocket::connect(NlFamily::Generic, None, Groups::empty()))?
             .map_err(|e| WgError::io("opening generic netlink socket", e))?;
-        let mut s = GenlSocket { sock, family: GENL_ID_CTRL, seq: 0, buf: vec![0; 64 * 1024] };
+        let ctrl = u16::from(GenlId::Ctrl);
+        let mut s = GenlSocket { sock, family: ctrl, seq: 0, buf: vec![0; 64 * 1024] };
         let mut name = WG_GENL_NAME.as_bytes().to_vec();
         name.push(0);
-        let q = genl(CTRL_CMD_GETFAMILY, 1, vec![attr(CTRL_ATTR_FAMILY_NAME, &name)?])?;
-        let bodies = match s.request(GENL_ID_CTRL, &q, false) {
+        let q = genl(CtrlCmd::Getfamily.into(), 1, vec![attr(CtrlAttr::FamilyName.into(), &name)?])?;
+        let bodies = match s.request(ctrl, &q, false) {
             Ok(Reply::Bodies(b)) => b,
             Ok(Reply::Ack) => return Err(dec("family lookup answered with a bare ack")),
-            Err(WgError::Netlink { errno: ENOENT, .. }) => return Ok(None),
+            Err(WgError::Netlink { errno: libc::ENOENT, .. }) => return Ok(None),
             Err(e) => return Err(e),
         };
+        let family_id = u16::from(CtrlAttr::FamilyId);
         for b in &bodies {
             for a in b.attrs().iter() {
-                if atype(a) == CTRL_ATTR_FAMILY_ID {
+                if atype(a) == family_id {
                     s.family = u16::from_ne_bytes(fixed(a, "family id")?);
                     return Ok(Some(s));
                 }
@@ -565,58 +557,45 @@ impl GenlSocket {
         flags |= if dump { NlmF::DUMP.bits() } else { NlmF::ACK.bits() };
         let msg = to_bytes(nl_type, flags, seq, body)?;
         self.sock.send(&msg, Msg::empty()).map_err(|e| WgError::io("sending generic netlink request", e))?;
+        let ctrl = nl_type == u16::from(GenlId::Ctrl);
         let what = if body.cmd() == &WG_CMD_SET_DEVICE {
             "WG_CMD_SET_DEVICE"
-        } else if nl_type == GENL_ID_CTRL {
+        } else if ctrl {
             "resolving generic netlink family"
         } else {
             "WG_CMD_GET_DEVICE"
         };
+        let failed = |errno: i32| WgError::Netlink { what: what.into(), errno: errno.saturating_abs() };
         let mut bodies = Vec::new();
         loop {
             let (n, _) = self
                 .sock
                 .recv(&mut self.buf[..], Msg::empty())
                 .map_err(|e| WgError::io("reading generic netlink answer", e))?;
-            let mut off = 0;
-            while off + NLMSG_HDRLEN <= n {
-                let b = &self.buf[off..n];
-                let len = u32::from_ne_bytes(b[0..4].try_into().unwrap_or_default()) as usize;
-                let ty = u16::from_ne_bytes(b[4..6].try_into().unwrap_or_default());
-                let mseq = u32::from_ne_bytes(b[8..12].try_into().unwrap_or_default());
-                if len < NLMSG_HDRLEN || len > b.len() {
-                    return Err(dec("netlink message length out of range"));
-                }
-                off += (len + 3) & !3;
-                if mseq != seq {
+            let datagram = &self.buf[..n];
+            let msgs = NlBuffer::<u16, GenlMsg>::from_bytes_with_input(&mut Cursor::new(datagram), n)
+                .map_err(|e| WgError::NetlinkDecode(format!("{what}: {e}")))?;
+            for m in msgs {
+                if *m.nl_seq() != seq {
                     continue; // a late answer to an earlier request
                 }
-                let body = &b[NLMSG_HDRLEN..len];
-                match ty {
-                    NLMSG_ERROR | NLMSG_DONE => {
-                        let code = body
-                            .get(0..4)
-                            .map(|c| i32::from_ne_bytes(c.try_into().unwrap_or_default()))
-                            .unwrap_or(0);
-                        if code != 0 {
-                            return Err(WgError::Netlink { what: what.into(), errno: code.saturating_abs() });
-                        }
-                        return Ok(if ty == NLMSG_DONE || !bodies.is_empty() {
+                let done = *m.nl_type() == u16::from(Nlmsg::Done);
+                match m.nl_payload() {
+                    NlPayload::Err(e) => return Err(failed(*e.error())),
+                    NlPayload::DumpExtAck(e) if *e.error() != 0 => return Err(failed(*e.error())),
+                    NlPayload::Ack(_) | NlPayload::DumpExtAck(_) | NlPayload::Empty => {
+                        return Ok(if done || !bodies.is_empty() {
                             Reply::Bodies(bodies)
                         } else {
                             Reply::Ack
                         });
                     }
-                    _ => {
-                        let g = GenlMsg::from_bytes_with_input(&mut Cursor::new(body), body.len())
-                            .map_err(|e| WgError::NetlinkDecode(format!("{what}: {e}")))?;
-                        bodies.push(g);
-                        if !dump {
-                            // Answers to non-dump requests are one message,
-                            // followed by an ack only if ACK was asked for.
-                            if nl_type == GENL_ID_CTRL {
-                                return Ok(Reply::Bodies(bodies));
-                            }
+                    NlPayload::Payload(g) => {
+                        bodies.push(g.clone());
+                        // Answers to non-dump requests are one message,
+                        // followed by an ack only if ACK was asked for.
+                        if !dump && ctrl {
+                            return Ok(Reply::Bodies(bodies));
                         }
                     }
                 }
@@ -647,7 +626,9 @@ impl GenlSocket {
 fn map_dev_err(ifname: &str, e: WgError) -> WgError {
     match e {
         // ENODEV: no such link; EOPNOTSUPP: a link that is not WireGuard.
-        WgError::Netlink { errno: ENODEV | EOPNOTSUPP, .. } => WgError::NoSuchInterface(ifname.to_string()),
+        WgError::Netlink { errno: libc::ENODEV | libc::EOPNOTSUPP, .. } => {
+            WgError::NoSuchInterface(ifname.to_string())
+        }
         e => e,
     }
 }
@@ -735,7 +716,7 @@ mod tests {
         msgs.iter()
             .map(|m| {
                 let b = bytes(m);
-                let body = &b[NLMSG_HDRLEN..];
+                let body = &b[GenlNlmsg::header_size()..];
                 let g = GenlMsg::from_bytes_with_input(&mut Cursor::new(body), body.len()).unwrap();
                 parse_device(&g).unwrap()
             })

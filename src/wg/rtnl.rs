@@ -1,8 +1,9 @@
 //! The rtnetlink link operations the WireGuard backends need: create and
 //! delete links, MTU and up, addresses, name → index. Never shells out to `ip`.
 //!
-//! Built on `kernel::netlink`, weft's own small rtnetlink codec and socket
-//! (the message builders there are pure and unit-tested). The kernel answers
+//! Built on `kernel::netlink` (neli's rtnetlink types; the request builders
+//! there are pure and unit-tested).
+//! The kernel answers
 //! these requests synchronously, so each call is one request and its ack
 //! (or one dump) on a socket that no other call uses meanwhile.
 
@@ -15,9 +16,10 @@ use std::sync::Arc;
 use tokio::sync::Mutex;
 
 use super::{check_ifname, netns, WgError};
+
 use crate::kernel::netlink::{
     del_link_request, dump_links_request, get_link_request, link_index_and_name, new_addr_request,
-    new_link_request, set_mtu_up_request, Ack, MsgBuilder, NlMsg, NlSocket, NLM_F_DUMP_INTR, RTM_NEWLINK,
+    new_link_request, set_mtu_up_request, Ack, NlSocket, Request, RtMsg, NLM_F_DUMP_INTR,
 };
 
 /// A route-netlink connection, possibly opened in another network namespace.
@@ -29,26 +31,16 @@ pub struct Rtnl {
 
 struct Conn {
     sock: NlSocket,
-    out: MsgBuilder,
 }
 
-const ENODEV: i32 = 19;
 /// A link dump that the kernel marks interrupted (links changed meanwhile)
 /// is run again, this many times at most; the last one is used regardless.
 const DUMP_ATTEMPTS: usize = 3;
 
 impl Conn {
-    /// Builds a request with a fresh sequence number, sends it and reads its
-    /// answer (see [`NlSocket::request`]).
-    async fn call(
-        &mut self,
-        build: impl FnOnce(&mut MsgBuilder, u32),
-        on_reply: impl FnMut(&NlMsg<'_>),
-    ) -> io::Result<Ack> {
-        let seq = self.sock.next_seq();
-        self.out.clear();
-        build(&mut self.out, seq);
-        self.sock.request(self.out.as_bytes(), seq, on_reply).await
+    /// Sends a request and reads its answer (see [`NlSocket::request`]).
+    async fn call(&mut self, request: Request, on_reply: impl FnMut(u16, RtMsg)) -> io::Result<Ack> {
+        self.sock.request(request, on_reply).await
     }
 }
 
@@ -66,7 +58,7 @@ fn refused(what: String, ack: Ack) -> WgError {
 fn expect_ok(name: &str, what: impl FnOnce() -> String, ack: Ack) -> Result<(), WgError> {
     match ack.errno {
         0 => Ok(()),
-        ENODEV => Err(WgError::NoSuchInterface(name.to_string())),
+        libc::ENODEV => Err(WgError::NoSuchInterface(name.to_string())),
         _ => Err(refused(what(), ack)),
     }
 }
@@ -83,7 +75,7 @@ impl Rtnl {
             NlSocket::open(&[])
         })?
         .map_err(|e| WgError::io("opening rtnetlink socket", e))?;
-        Ok(Rtnl { conn: Arc::new(Mutex::new(Conn { sock, out: MsgBuilder::default() })) })
+        Ok(Rtnl { conn: Arc::new(Mutex::new(Conn { sock })) })
     }
 
     /// The interface index of `name`, or `None` if there is no such link.
@@ -94,20 +86,17 @@ impl Rtnl {
             .conn
             .lock()
             .await
-            .call(
-                |b, seq| get_link_request(b, seq, name),
-                |m| {
-                    if m.ty == RTM_NEWLINK {
-                        index = index.or(link_index_and_name(m.payload).map(|(i, _)| i));
-                    }
-                },
-            )
+            .call(get_link_request(name), |_, m| {
+                if let RtMsg::Link(m) = m {
+                    index = index.or(link_index_and_name(&m).map(|(i, _)| i));
+                }
+            })
             .await
             .map_err(|e| WgError::io(format!("looking up link {name}"), e))?;
         match ack.errno {
             0 if index.is_some() => Ok(index),
             0 => Err(WgError::NetlinkDecode(format!("looking up link {name}: no link in the answer"))),
-            ENODEV => Ok(None),
+            libc::ENODEV => Ok(None),
             _ => Err(refused(format!("looking up link {name}"), ack)),
         }
     }
@@ -124,10 +113,10 @@ impl Rtnl {
             out.clear();
             let mut interrupted = false;
             let ack = conn
-                .call(dump_links_request, |m| {
-                    interrupted |= m.flags & NLM_F_DUMP_INTR != 0;
-                    if m.ty == RTM_NEWLINK {
-                        if let Some((index, name)) = link_index_and_name(m.payload) {
+                .call(dump_links_request(), |flags, m| {
+                    interrupted |= flags & NLM_F_DUMP_INTR != 0;
+                    if let RtMsg::Link(m) = m {
+                        if let Some((index, name)) = link_index_and_name(&m) {
                             out.insert(name, index);
                         }
                     }
@@ -151,7 +140,7 @@ impl Rtnl {
             .conn
             .lock()
             .await
-            .call(|b, seq| new_link_request(b, seq, name, "wireguard"), |_| {})
+            .call(new_link_request(name, "wireguard"), |_, _| {})
             .await
             .map_err(|e| WgError::io(format!("creating wireguard link {name}"), e))?;
         match ack.errno {
@@ -168,7 +157,7 @@ impl Rtnl {
             .conn
             .lock()
             .await
-            .call(|b, seq| del_link_request(b, seq, name), |_| {})
+            .call(del_link_request(name), |_, _| {})
             .await
             .map_err(|e| WgError::io(what(), e))?;
         expect_ok(name, what, ack)
@@ -182,7 +171,7 @@ impl Rtnl {
             .conn
             .lock()
             .await
-            .call(|b, seq| set_mtu_up_request(b, seq, name, mtu), |_| {})
+            .call(set_mtu_up_request(name, mtu), |_, _| {})
             .await
             .map_err(|e| WgError::io(what(), e))?;
         expect_ok(name, what, ack)
@@ -198,7 +187,7 @@ impl Rtnl {
             .conn
             .lock()
             .await
-            .call(|b, seq| new_addr_request(b, seq, idx, addr, prefix, addr.is_ipv6()), |_| {})
+            .call(new_addr_request(idx, addr, prefix, addr.is_ipv6()), |_, _| {})
             .await
             .map_err(|e| WgError::io(what(), e))?;
         expect_ok(name, what, ack)

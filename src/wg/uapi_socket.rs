@@ -201,14 +201,12 @@ impl UserspaceBackend {
     }
 }
 
-const EEXIST: i32 = 17;
-
 impl WgBackend for UserspaceBackend {
     async fn create_interface(&mut self, name: &str, mtu: u32) -> Result<(), WgError> {
         check_ifname(name)?;
         self.reap_exited();
         if self.rtnl.index_of(name).await?.is_some() || self.socket_answers(name).await {
-            return Err(WgError::Netlink { what: format!("creating {name}"), errno: EEXIST });
+            return Err(WgError::Netlink { what: format!("creating {name}"), errno: libc::EEXIST });
         }
         let mut child = self.spawn(name)?;
         let deadline = Instant::now() + self.opts.start_timeout;
