@@ -30,6 +30,8 @@ all_checks() {
 	check birdc bird2
 	check sysctl procps
 	check nsenter util-linux
+	# A daemon with a wrong wall clock (trust_netns: a router at 1970).
+	check faketime faketime
 	# The qemu VM tests (real kernel WireGuard): qemu, and what builds the initramfs.
 	check qemu-system-x86_64 qemu-system-x86
 	check cpio cpio

@@ -34,7 +34,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-use weft::trust::{MeshPrefix, NodePublicKey};
+use weft::trust::{MeshPrefix, PublicKey};
 
 const WEFT: &str = env!("CARGO_BIN_EXE_weft");
 const MESH_PREFIX: &str = "fd88:7777:1::/48";
@@ -149,7 +149,7 @@ fn make_node(dir: &Path, ca: &Path, ca_pub: &str, tag: &str) -> String {
     let check =
         Command::new(WEFT).args(["check-config", "-c", config_file.to_str().unwrap()]).output().unwrap();
     assert!(check.status.success(), "check-config: {}", text(&check));
-    let key: NodePublicKey = public.parse().unwrap();
+    let key: PublicKey = public.parse().unwrap();
     let prefix: MeshPrefix = MESH_PREFIX.parse().unwrap();
     prefix.address_for(&key).to_string()
 }

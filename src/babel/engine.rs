@@ -96,6 +96,12 @@ pub enum Output {
         from: Ipv6Addr,
         body: Vec<u8>,
     },
+    /// The route filter did not let a received announcement be used: the
+    /// policy layer asks for the origin's credential, or counts a refusal.
+    Filtered {
+        query: RouteQuery,
+        verdict: FilterVerdict,
+    },
 }
 
 /// Counters for `weft status` and tests.
@@ -111,7 +117,13 @@ pub struct Stats {
     pub ignored_tlvs: u64,
     pub unknown_tlvs: u64,
     pub updates_in: u64,
+    /// Announcements the route filter refused (not stored).
     pub refused_by_filter: u64,
+    /// Announcements the route filter held back (stored, not used).
+    pub held_by_filter: u64,
+    /// Announcements not stored: their neighbour had its share of routes
+    /// or distinct origins already.
+    pub over_neighbour_limit: u64,
     pub from_unknown_neighbour: u64,
     pub seqno_requests_in: u64,
     pub seqno_requests_out: u64,
@@ -304,10 +316,83 @@ fn is_martian(p: &Prefix) -> bool {
     }
 }
 
-/// Filter deciding whether a learned route may be used (zero-trust prefix
-/// authorisation plugs in here): prefix, origin, and the interface the
-/// route was learned on.
-pub type RouteFilter = Box<dyn Fn(&Prefix, &RouterId, IfIndex) -> bool>;
+/// What the route filter is asked about a learned route: the prefix, the
+/// origin it claims, and where it was learned. (Origin signatures would be
+/// added here, so that the policy can judge verified origins.)
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RouteQuery {
+    pub prefix: Prefix,
+    pub router_id: RouterId,
+    pub ifindex: IfIndex,
+    pub neighbour: Ipv6Addr,
+}
+
+/// The route filter's decision.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FilterVerdict {
+    /// The route may be selected.
+    Use,
+    /// Kept, but not selected until the filter changes (e.g. the origin's
+    /// credential is not known yet).
+    Hold,
+    /// Not authorised.
+    Refuse,
+}
+
+/// How much of our route table one neighbour may fill: a neighbour that
+/// announces more routes, or routes from more distinct origins, than this
+/// gets the rest ignored (and counted). Plenty for a mesh of thousands of
+/// nodes, but bounded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NeighbourLimits {
+    pub max_routes: usize,
+    pub max_origins: usize,
+}
+
+impl Default for NeighbourLimits {
+    fn default() -> Self {
+        NeighbourLimits { max_routes: 16_384, max_origins: 4096 }
+    }
+}
+
+/// Routes and distinct origins a neighbour has in our table. The origins
+/// are a sorted `Vec` (a new origin of a neighbour is rare; lookups are
+/// binary searches), which costs less code than another map type.
+#[derive(Clone, Debug, Default)]
+struct NeighbourLoad {
+    routes: usize,
+    origins: Vec<(RouterId, u32)>,
+}
+
+impl NeighbourLoad {
+    fn has_origin(&self, rid: &RouterId) -> bool {
+        self.origins.binary_search_by(|(r, _)| r.cmp(rid)).is_ok()
+    }
+
+    fn add(&mut self, rid: RouterId) {
+        self.routes += 1;
+        match self.origins.binary_search_by(|(r, _)| r.cmp(&rid)) {
+            Ok(i) => self.origins[i].1 += 1,
+            Err(i) => self.origins.insert(i, (rid, 1)),
+        }
+    }
+
+    fn remove(&mut self, rid: RouterId) {
+        self.routes = self.routes.saturating_sub(1);
+        if let Ok(i) = self.origins.binary_search_by(|(r, _)| r.cmp(&rid)) {
+            self.origins[i].1 -= 1;
+            if self.origins[i].1 == 0 {
+                self.origins.remove(i);
+            }
+        }
+    }
+}
+
+/// Filter deciding whether a learned route may be used: zero-trust prefix
+/// authorisation plugs in here. Pure: the engine calls it on receipt and on
+/// every re-selection.
+pub type RouteFilter = Box<dyn Fn(&RouteQuery) -> FilterVerdict>;
 
 pub struct Engine {
     router_id: RouterId,
@@ -322,6 +407,9 @@ pub struct Engine {
     xroutes: BTreeMap<Prefix, Metric>,
     requests: RequestTable,
     filter: Option<RouteFilter>,
+    limits: NeighbourLimits,
+    /// By neighbour slab index.
+    loads: Vec<NeighbourLoad>,
     outputs: VecDeque<Output>,
     next_sweep: Time,
     stats: Stats,
@@ -356,6 +444,8 @@ impl Engine {
             xroutes: BTreeMap::new(),
             requests: RequestTable::default(),
             filter: None,
+            limits: NeighbourLimits::default(),
+            loads: Vec::new(),
             outputs: VecDeque::new(),
             next_sweep: Time(SWEEP_MS),
             stats: Stats::default(),
@@ -378,6 +468,20 @@ impl Engine {
 
     pub fn stats(&self) -> &Stats {
         &self.stats
+    }
+
+    fn load_of(loads: &mut Vec<NeighbourLoad>, id: NeighbourId) -> &mut NeighbourLoad {
+        let i = id.0 as usize;
+        if loads.len() <= i {
+            loads.resize_with(i + 1, NeighbourLoad::default);
+        }
+        &mut loads[i]
+    }
+
+    /// Sets how much of the table one neighbour may fill (routes already
+    /// stored stay).
+    pub fn set_neighbour_limits(&mut self, limits: NeighbourLimits) {
+        self.limits = limits;
     }
 
     /// Installs the filter deciding which learned routes may be used, and
@@ -739,6 +843,9 @@ impl Engine {
         self.by_addr.remove(&key);
         self.neighbours[id.0 as usize] = None;
         self.free_ids.push(id.0);
+        if let Some(l) = self.loads.get_mut(id.0 as usize) {
+            *l = NeighbourLoad::default();
+        }
         self.requests.forget_neighbour(id);
         for (p, before) in affected {
             self.reselect(p, before);
@@ -952,6 +1059,7 @@ impl Engine {
         }
         self.flush_due();
         // Forget every neighbour so nothing gets reinstalled.
+        self.loads.clear();
         for (_, id) in std::mem::take(&mut self.by_addr) {
             self.neighbours[id.0 as usize] = None;
             self.free_ids.push(id.0);
@@ -1127,7 +1235,7 @@ impl Engine {
         }
     }
 
-    fn handle_update(&mut self, ifindex: IfIndex, id: NeighbourId, u: Update) {
+    fn handle_update(&mut self, ifindex: IfIndex, id: NeighbourId, mut u: Update) {
         let now = self.now;
         if u.router_id == self.router_id || is_martian(&u.prefix) {
             return;
@@ -1142,9 +1250,38 @@ impl Engine {
             (_, Some(IpAddr::V6(a)), _) => IpAddr::V6(a),
             _ => IpAddr::V6(src),
         };
-        if let Some(f) = &self.filter {
-            if !u.is_retraction() && !f(&u.prefix, &u.router_id, ifindex) {
-                self.stats.refused_by_filter += 1;
+        if let (Some(f), false) = (&self.filter, u.is_retraction()) {
+            let query = RouteQuery { prefix: u.prefix, router_id: u.router_id, ifindex, neighbour: src };
+            let verdict = f(&query);
+            match verdict {
+                FilterVerdict::Use => {}
+                FilterVerdict::Hold => self.stats.held_by_filter += 1,
+                FilterVerdict::Refuse => self.stats.refused_by_filter += 1,
+            }
+            if verdict != FilterVerdict::Use {
+                self.outputs.push_back(Output::Filtered { query, verdict });
+            }
+            if verdict == FilterVerdict::Refuse {
+                // Not stored. A route this neighbour had for the prefix is
+                // not what it announces any more: retracted.
+                if self.table.get(&u.prefix).is_none_or(|e| e.route(id).is_none()) {
+                    return;
+                }
+                u.metric = Metric::INFINITY;
+            }
+        }
+        // What the neighbour may still add to the table.
+        let held = self.table.get(&u.prefix).and_then(|e| e.route(id)).map(|r| r.router_id);
+        if !u.is_retraction() && held != Some(u.router_id) {
+            let load = self.loads.get(id.0 as usize);
+            let routes = load.map_or(0, |l| l.routes);
+            let new_origin = !load.is_some_and(|l| l.has_origin(&u.router_id));
+            let origins = load.map_or(0, |l| l.origins.len());
+            if (held.is_none() && routes >= self.limits.max_routes)
+                || (new_origin && origins >= self.limits.max_origins)
+            {
+                self.stats.over_neighbour_limit += 1;
+                return;
             }
         }
         let fallback = self.ifaces[&ifindex].cfg.update_interval_ms;
@@ -1170,6 +1307,11 @@ impl Engine {
                     // origin for a new seqno so the route does not expire.
                     request = Some((u.router_id, u.seqno));
                 } else {
+                    if r.router_id != u.router_id {
+                        let load = Self::load_of(&mut self.loads, id);
+                        load.remove(r.router_id);
+                        load.add(u.router_id);
+                    }
                     Self::change_metric(
                         r,
                         r.refmetric.add(cost),
@@ -1194,6 +1336,7 @@ impl Engine {
             }
             None if u.is_retraction() => return,
             None => {
+                Self::load_of(&mut self.loads, id).add(u.router_id);
                 entry.routes.push(Route {
                     neighbour: id,
                     router_id: u.router_id,
@@ -1489,9 +1632,18 @@ impl Engine {
                 },
                 |r, m| r.smoothed_metric(m, now, hl),
                 |r| {
-                    let ifindex =
-                        neighbours.get(r.neighbour.0 as usize).and_then(|n| n.as_ref()).map(|n| n.ifindex);
-                    filter.as_ref().is_none_or(|f| ifindex.is_some_and(|i| f(&prefix, &r.router_id, i)))
+                    let n = neighbours.get(r.neighbour.0 as usize).and_then(|n| n.as_ref());
+                    filter.as_ref().is_none_or(|f| {
+                        n.is_some_and(|n| {
+                            let q = RouteQuery {
+                                prefix,
+                                router_id: r.router_id,
+                                ifindex: n.ifindex,
+                                neighbour: n.address,
+                            };
+                            f(&q) == FilterVerdict::Use
+                        })
+                    })
                 },
             );
             if c.pending {
@@ -1664,6 +1816,7 @@ impl Engine {
                 changed.push((*p, self.snapshot(p)));
             }
         }
+        let mut gone: Vec<(NeighbourId, RouterId)> = Vec::new();
         for (p, _) in &changed {
             let e = self.table.get_mut(p).expect("listed");
             e.routes.retain_mut(|r| {
@@ -1671,6 +1824,7 @@ impl Engine {
                     return true;
                 }
                 if r.refmetric.is_infinite() {
+                    gone.push((r.neighbour, r.router_id));
                     return false;
                 }
                 // Expired: becomes a retraction, kept a little longer so a
@@ -1683,6 +1837,11 @@ impl Engine {
             });
             if e.selected.is_some_and(|n| e.route(n).is_none()) {
                 e.selected = None;
+            }
+        }
+        for (n, rid) in gone {
+            if let Some(l) = self.loads.get_mut(n.0 as usize) {
+                l.remove(rid);
             }
         }
         for (p, before) in changed {
