@@ -448,7 +448,7 @@ impl Sim {
 
     fn apply_fib(&mut self, node: usize, op: FibOp) {
         let (prefix, new) = match op {
-            FibOp::Install(r) => {
+            FibOp::Install(r) | FibOp::Replace(r) => {
                 let li = self.nodes[node].links.get(&r.ifindex).copied();
                 let peer = li.map(|li| {
                     let l = &self.links[li];
