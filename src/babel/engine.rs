@@ -607,7 +607,7 @@ impl Engine {
     /// Approximate heap bytes held by routing state (for benchmarks).
     pub fn table_memory_estimate(&self) -> usize {
         use std::mem::size_of;
-        let per_entry = size_of::<Prefix>() + size_of::<PrefixEntry>();
+        let per_entry = size_of::<Prefix>() + size_of::<Box<PrefixEntry>>() + size_of::<PrefixEntry>();
         self.table
             .values()
             .map(|e| {
