@@ -4,7 +4,7 @@
 CARGO ?= cargo
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: all build release test test-unit lint fmt bench deps clean demo
+.PHONY: all build release test test-unit test-vm lint fmt bench deps clean demo
 .PHONY: cross cross-setup cross-check test-cross ipk apk size need-arch
 
 all: build
@@ -24,6 +24,15 @@ test: deps lint
 
 test-unit:
 	$(CARGO) test --lib
+
+# Long VM runs kept out of `make test` (root; builds and caches the VM in
+# target/vm): weft (the release build), babeld and batman-adv on the same
+# emulated 802.11s radios (about 12 min; figures in docs/BENCHMARKS.md,
+# "Real radios").
+test-vm: deps
+	$(CARGO) build --release
+	WEFT_RADIO_BIN=$(CURDIR)/target/release/weft \
+		$(CARGO) test --test radio_vm -- --ignored --nocapture --test-threads=1
 
 lint:
 	$(CARGO) fmt --check

@@ -30,12 +30,17 @@ all_checks() {
 	check birdc bird2
 	check sysctl procps
 	check nsenter util-linux
+	# A daemon with a wrong wall clock (trust_netns: a router at 1970).
+	check faketime faketime
 	# The qemu VM tests (real kernel WireGuard): qemu, and what builds the initramfs.
 	check qemu-system-x86_64 qemu-system-x86
 	check cpio cpio
 	check depmod kmod
 	check objdump binutils
 	check python3 python3
+	# The radio VM test (tests/radio_vm.rs) copies these into the VM.
+	check iw iw
+	check batctl batctl
 	# OpenWrt's ubusd/rpcd/uhttpd/uci built from source (scripts/openwrt-components.sh),
 	# LuCI in a real browser, lime-proto-weft under Lua 5.1.
 	check cmake cmake

@@ -214,7 +214,7 @@ pub fn render(s: &Snapshot) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::trust::{CaKeyId, NodePublicKey};
+    use crate::trust::{CaKeyId, PublicKey};
 
     fn sample() -> Snapshot {
         Snapshot {
@@ -319,7 +319,7 @@ mod tests {
     #[test]
     fn verdicts_are_counted_by_state() {
         let ok = VerifiedNode {
-            public_key: NodePublicKey([1; 32]),
+            public_key: PublicKey([1; 32]),
             router_id: crate::babel::RouterId([1; 8]),
             name: None,
             prefixes: vec![],

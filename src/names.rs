@@ -91,11 +91,11 @@ pub fn render(hosts: &Hosts) -> String {
 mod tests {
     use super::*;
     use crate::babel::RouterId;
-    use crate::trust::{CaKeyId, NodePublicKey};
+    use crate::trust::{CaKeyId, PublicKey};
 
     fn node(name: Option<&str>, last: u8, window: Option<(u64, u64)>) -> VerifiedNode {
         VerifiedNode {
-            public_key: NodePublicKey([last; 32]),
+            public_key: PublicKey([last; 32]),
             router_id: RouterId([last; 8]),
             name: name.map(str::to_string),
             prefixes: Vec::new(),

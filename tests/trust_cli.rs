@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use weft::trust::{router_id, MeshPrefix, NodePublicKey, RevocationList};
+use weft::trust::{router_id, MeshPrefix, PublicKey, RevocationList};
 
 const WEFT: &str = env!("CARGO_BIN_EXE_weft");
 
@@ -166,7 +166,7 @@ fn ca_sign_show_and_revoke_end_to_end() {
         weft(&["cert", "show", &cert, "--json", "--ca", &ca, "--mesh-prefix", "fd00:1234:5678::/48"]),
         "cert show",
     );
-    let node: NodePublicKey = key.parse().unwrap();
+    let node: PublicKey = key.parse().unwrap();
     let mesh: MeshPrefix = "fd00:1234:5678::/48".parse().unwrap();
     assert_eq!(v["kind"], "credential");
     assert_eq!(v["name"], "kitchen");
@@ -294,4 +294,21 @@ fn usage_errors_exit_2_and_failures_exit_1() {
     let out = weft(&["cert", "show", &dir.s("junk")]);
     assert_eq!(code(&out), 1);
     assert!(stderr(&out).contains("BEGIN WEFT CREDENTIAL"), "{}", stderr(&out));
+}
+
+#[test]
+fn ca_sign_refuses_a_low_order_key() {
+    let dir = TempDir::new("loworder");
+    let ca = dir.s("ca");
+    ok(weft(&["ca", "init", "--out", &ca]), "ca init");
+    // The all-zero key and 1 (small order): anyone "shares" a secret with them.
+    for key in
+        ["AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=", "AQAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="]
+    {
+        let out =
+            weft(&["ca", "sign", "--ca", &ca, "--name", "n", "--public-key", key, "--out", &dir.s("c")]);
+        assert_eq!(code(&out), 2, "{key}: {}", stderr(&out));
+        assert!(stderr(&out).contains("small order"), "{}", stderr(&out));
+        assert!(!dir.path("c").exists());
+    }
 }

@@ -50,7 +50,7 @@ fn unix_now() -> u64 {
 /// The tunnel name prefix weft gives tunnels to the node with `public`:
 /// "weft" and the first three bytes of its key in hex.
 fn tunnel_prefix(public: &str) -> String {
-    let key: weft::trust::NodePublicKey = public.parse().expect("a WireGuard public key");
+    let key: weft::trust::PublicKey = public.parse().expect("a WireGuard public key");
     format!("weft{:02x}{:02x}{:02x}", key.0[0], key.0[1], key.0[2])
 }
 
@@ -878,14 +878,12 @@ fn an_impersonator_replaying_a_credential_gets_no_tunnel_and_moves_nothing() {
         m.write_conf(i, &conf);
         creds.push(cred);
     }
-    let bravo_key: weft::trust::NodePublicKey = ids[bravo].public.parse().unwrap();
+    let bravo_key: weft::trust::PublicKey = ids[bravo].public.parse().unwrap();
     let bravo_cred = weft::trust::Credential::from_armour(&std::fs::read_to_string(&creds[bravo]).unwrap())
         .expect("credential");
-    let beacon = weft::link::wire::LinkMessage::Beacon {
-        key: bravo_key.0,
-        credential: bravo_cred.to_bytes().to_vec(),
-    }
-    .encode();
+    let beacon =
+        weft::link::wire::LinkMessage::Beacon { key: bravo_key, credential: bravo_cred.to_bytes().to_vec() }
+            .encode();
     m.start(alpha);
     let replay = common::mesh::Replayer::start(&m.net, mallory, SEG, beacon, Duration::from_millis(500));
     // Alpha hears bravo's credential from mallory's address and offers a
@@ -932,4 +930,81 @@ fn an_impersonator_replaying_a_credential_gets_no_tunnel_and_moves_nothing() {
     let sent = replay.stop();
     assert!(sent >= 10, "the replay sent only {sent} beacons");
     eprintln!("mallory replayed {sent} beacons in {:?}", t0.elapsed());
+}
+
+/// A router whose wall clock reads 1970 (no RTC, no NTP yet: `faketime`
+/// runs the real binary with a fake wall clock and the true monotonic one)
+/// sits in the middle of a credentialed line: the ends reach each other
+/// through it. A node whose credential has expired is still refused by a
+/// node with a good clock.
+#[test]
+fn a_router_at_1970_in_the_middle_of_a_line_joins_and_an_expired_credential_stays_refused() {
+    require_mesh_tools!();
+    require_cmd!("faketime");
+    let topo = Topology::from_json(
+        r#"{"links":[{"source":"a","target":"b"},{"source":"b","target":"c"},{"source":"c","target":"x"}]}"#,
+    )
+    .unwrap();
+    let (a, b, c, x) = (0, 1, 2, 3);
+    let mut m = Mesh::new(&topo);
+    let ca = Ca::init(m.net.root.join("ca"));
+    let ids: Vec<NodeId> =
+        ["a", "b", "c", "x"].iter().enumerate().map(|(i, n)| NodeId::new(m.dir(i), n)).collect();
+    let mut mesh = BTreeMap::new();
+    let mut expired = None;
+    for (i, id) in ids.iter().enumerate() {
+        let cred = if i == x {
+            let e = ca.sign(id, &[], Some("1s"));
+            expired = Some(e.clone());
+            e
+        } else {
+            ca.sign(id, &[], None)
+        };
+        let ifaces: Vec<String> = m.net.devices(i);
+        let ifaces: Vec<&str> = ifaces.iter().map(String::as_str).collect();
+        m.write_conf(i, &NodeConf::new(&ca, id, &cred, &ifaces));
+        mesh.insert(i, mesh_address_of(&cred));
+    }
+    m.start(a);
+    m.start_wrapped(b, "true", "env FAKETIME_DONT_FAKE_MONOTONIC=1 faketime -f '@1970-01-01 00:00:00'");
+    m.start(c);
+    let clock = m.status(b)["trust"]["clock"].clone();
+    assert_eq!(clock["state"], "unsynchronised", "b's clock: {clock:#}");
+    assert!(clock["wall"].as_str().is_some_and(|w| w.starts_with("1970-")), "b's clock: {clock:#}");
+    let through_b = |from: usize, to: usize| {
+        m.routes(from)
+            .get(&format!("{}/128", mesh[&to]))
+            .is_some_and(|d| tunnels_to(&m, from, &ids[b].public).contains(d))
+    };
+    await_or_fail(&m, CONVERGE, "a and c route to each other through b (clock at 1970)", &[a, b, c], || {
+        through_b(a, c) && through_b(c, a)
+    });
+    for (p, q) in [(a, c), (c, a)] {
+        await_or_fail(
+            &m,
+            Duration::from_secs(10),
+            &format!("ping {} -> {}", mesh[&p], mesh[&q]),
+            &[p, b, q],
+            || m.net.ping_from(p, &mesh[&p], &mesh[&q]),
+        );
+    }
+    let said = m.log(b).lines().filter(|l| l.contains("unsynchronised")).count();
+    assert_eq!(said, 1, "b said its clock was unsynchronised {said} times:\n{}", m.log_tail(b, 40));
+    // The expired node arrives next to c, whose clock is good.
+    let expired = expired.expect("signed");
+    await_or_fail(&m, Duration::from_secs(10), "x's 1 s credential expires", &[], || {
+        cert_info(&expired)["validity"] == "expired"
+    });
+    m.start(x);
+    await_or_fail(&m, Duration::from_secs(20), "c refuses x: expired", &[c, x], || {
+        refusal_line(&m, c, &ids[x].public).is_some_and(|l| l.contains("expired at"))
+    });
+    // For two update intervals after the refusal, nothing of x's gets in.
+    let until = Instant::now() + 2 * UPDATE_INTERVAL;
+    while Instant::now() < until {
+        assert!(tunnels_to(&m, c, &ids[x].public).is_empty(), "c has a tunnel to the expired x");
+        assert!(m.tunnels(x).is_empty(), "x got a tunnel: {:?}", m.tunnels(x));
+        assert!(!m.routes(a).contains_key(&format!("{}/128", mesh[&x])), "a routes to the expired x");
+        std::thread::sleep(Duration::from_millis(250));
+    }
 }

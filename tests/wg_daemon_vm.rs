@@ -25,8 +25,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use weft::daemon::mesh_runtime::link_local_for;
-use weft::trust::{MeshPrefix, NodePublicKey};
+use weft::mesh::tunnel_link_local as link_local_for;
+use weft::trust::{MeshPrefix, PublicKey};
 
 const WEFT: &str = env!("CARGO_BIN_EXE_weft");
 const MESH_PREFIX: &str = "fd88:8888:8888::/48";
@@ -158,7 +158,7 @@ fn make_node(dir: &Path, ca: &str, tag: &'static str, n: u8, extra_announce: Opt
         Command::new(WEFT).args(["check-config", "-c", config_file.to_str().unwrap()]).output().unwrap();
     assert!(check.status.success(), "check-config: {}", String::from_utf8_lossy(&check.stderr));
 
-    let key: NodePublicKey = public.parse().unwrap();
+    let key: PublicKey = public.parse().unwrap();
     let mesh_prefix: MeshPrefix = MESH_PREFIX.parse().unwrap();
     Node {
         tag,

@@ -132,6 +132,11 @@ impl Bed {
         self.net.len()
     }
 
+    /// Checks only the IPv6 addresses (for daemons announcing only those).
+    pub fn ipv6_targets_only(&mut self) {
+        self.targets.retain(|(a, _)| a.is_ipv6());
+    }
+
     pub fn ns(&self, i: usize) -> &str {
         &self.net.nodes[i].ns
     }
@@ -234,5 +239,43 @@ impl Bed {
             }
         }
         self.failed.remove(&self.net.link_index(a, b));
+    }
+
+    /// (Re)creates a counter of the Babel datagrams (to UDP 6696) each node
+    /// sends, as sent (IPv6 datagrams, before any loss on the link).
+    pub fn reset_babel_counters(&self) {
+        for i in 0..self.len() {
+            let _ = self.net.exec(i, &["nft", "delete", "table", "inet", "benchcount"]);
+            self.net.nft(
+                i,
+                "table inet benchcount {\n chain o { type filter hook output priority 0; policy accept; udp dport 6696 counter; }\n}\n",
+            );
+        }
+    }
+
+    /// (datagrams, bytes) each node sent since [`Bed::reset_babel_counters`].
+    pub fn babel_counters(&self) -> Vec<(u64, u64)> {
+        (0..self.len())
+            .map(|i| {
+                let out = self.net.exec_ok(i, &["nft", "list", "table", "inet", "benchcount"]);
+                let text = String::from_utf8_lossy(&out.stdout);
+                let words: Vec<&str> = text.split_whitespace().collect();
+                words
+                    .windows(4)
+                    .find(|w| w[0] == "packets" && w[2] == "bytes")
+                    .map(|w| (w[1].parse().unwrap_or(0), w[3].parse().unwrap_or(0)))
+                    .unwrap_or((0, 0))
+            })
+            .collect()
+    }
+
+    /// UDP datagrams node `i`'s kernel dropped because a socket's receive
+    /// buffer was full (IPv6: Babel's), since the namespace was made.
+    pub fn udp_rcvbuf_errors(&self, i: usize) -> u64 {
+        let out = self.net.exec_ok(i, &["cat", "/proc/net/snmp6"]);
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .find_map(|l| l.strip_prefix("Udp6RcvbufErrors").map(|v| v.trim().parse().unwrap_or(0)))
+            .unwrap_or(0)
     }
 }

@@ -62,34 +62,6 @@ fn set_loss(bed: &Bed, per_10k: u32) {
     }
 }
 
-/// (Re)creates the Babel traffic counter in every node.
-fn reset_counters(bed: &Bed) {
-    for i in 0..bed.len() {
-        let _ = bed.net.exec(i, &["nft", "delete", "table", "inet", "benchcount"]);
-        bed.net.nft(
-            i,
-            "table inet benchcount {\n chain o { type filter hook output priority 0; policy accept; udp dport 6696 counter; }\n}\n",
-        );
-    }
-}
-
-/// (packets, bytes) counted so far, all nodes.
-fn read_counters(bed: &Bed) -> (u64, u64) {
-    let mut total = (0, 0);
-    for i in 0..bed.len() {
-        let out = bed.net.exec_ok(i, &["nft", "list", "table", "inet", "benchcount"]);
-        let text = String::from_utf8_lossy(&out.stdout);
-        let words: Vec<&str> = text.split_whitespace().collect();
-        for w in words.windows(4) {
-            if w[0] == "packets" && w[2] == "bytes" {
-                total.0 += w[1].parse::<u64>().unwrap_or(0);
-                total.1 += w[3].parse::<u64>().unwrap_or(0);
-            }
-        }
-    }
-    total
-}
-
 /// Pairs of nodes farthest apart in hops (the longest paths), up to `k`.
 fn far_pairs(topo: &Topology, k: usize) -> Vec<(usize, usize, usize)> {
     let n = topo.len();
@@ -183,7 +155,7 @@ fn run(bed: &mut Bed, d: &Daemons, kind: Kind, topo: &Topology, plan: &Plan) -> 
     std::thread::sleep(plan.warmup.saturating_sub(t0.elapsed()));
     let mut listeners: Vec<Listener> =
         (0..n).map(|i| Listener::open(bed.ns(i)).expect("route listener")).collect();
-    reset_counters(bed);
+    bed.reset_babel_counters();
     let pairs = far_pairs(topo, 4);
     let pings_each = (plan.window.as_millis() / 200) as u32;
     let pingers: Vec<Child> = pairs.iter().map(|&(a, b, _)| start_pings(bed, a, b, pings_each)).collect();
@@ -210,7 +182,7 @@ fn run(bed: &mut Bed, d: &Daemons, kind: Kind, topo: &Topology, plan: &Plan) -> 
         std::thread::sleep(plan.probe.saturating_sub(started.elapsed()));
     }
     let window = w0.elapsed();
-    let (packets, bytes) = read_counters(bed);
+    let (packets, bytes) = bed.babel_counters().iter().fold((0, 0), |(p, b), (p2, b2)| (p + p2, b + b2));
     let (mut sent, mut received) = (0, 0);
     for c in pingers {
         let (s, r) = ping_result(c);

@@ -14,7 +14,7 @@
 //!
 //! `cargo bench --bench daemon` runs everything (about 25 minutes).
 //! Environment: `WEFT_BENCH_REPS` (default 5), `WEFT_BENCH_ONLY` (comma list
-//! of `reconverge`, `coldstart`, `table`, `table-babeld`, `lossy`),
+//! of `reconverge`, `coldstart`, `table`, `table-babeld`, `lossy`, `scale`),
 //! `WEFT_BENCH_LOSS` (lossy: comma list of percentages, default 5,10,20),
 //! `WEFT_BENCH_ROUTES` (default
 //! 10000), `WEFT_BIN` (the weft binary to measure; default the one cargo
@@ -28,6 +28,7 @@ mod bed;
 mod daemons;
 mod lossy;
 mod rtnl;
+mod scale;
 mod speaker;
 mod table;
 
@@ -399,6 +400,9 @@ fn main() {
     }
     if s.wants("lossy") {
         lossy::lossy(&s, d.hello_s, &d.bin);
+    }
+    if s.wants("scale") {
+        scale::scale(&s, &d);
     }
     if s.full && s.wants("table-babeld") {
         table::from_babeld(&d, &s);

@@ -86,14 +86,6 @@ fn await_routes(
 
 /// The kernel's count of UDP datagrams dropped for a full socket receive
 /// buffer in node `i` (IPv6).
-fn udp_rcvbuf_errors(bed: &Bed, i: usize) -> u64 {
-    let out = bed.net.exec_ok(i, &["cat", "/proc/net/snmp6"]);
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .find_map(|l| l.strip_prefix("Udp6RcvbufErrors").map(|v| v.trim().parse().unwrap_or(0)))
-        .unwrap_or(0)
-}
-
 /// Waits until node 1 has a route of `protocol` to `addr` (the neighbour's
 /// loopback): the link is up both ways.
 fn await_neighbour(bed: &mut Bed, protocol: u8, addr: IpAddr, who: &str) {
@@ -134,7 +126,7 @@ fn measure(
     announce: &mut dyn FnMut() -> Instant,
 ) -> (Run, Proc) {
     let p = kind.protocol();
-    let drops0 = udp_rcvbuf_errors(bed, 1);
+    let drops0 = bed.udp_rcvbuf_errors(1);
     let m = d.start(bed, kind, 1, Announce::V6Loopback);
     await_neighbour(bed, p, node_v6(0).parse().unwrap(), kind.as_str());
     std::thread::sleep(Duration::from_secs(2));
@@ -147,7 +139,7 @@ fn measure(
     std::thread::sleep(Duration::from_secs(3));
     let (rss1, hwm1) = m.memory_kb();
     let cpu = m.cpu() - cpu0;
-    let drops = udp_rcvbuf_errors(bed, 1) - drops0;
+    let drops = bed.udp_rcvbuf_errors(1) - drops0;
     (Run { kind, rss0, rss1, hwm1, first, all, cpu, stop: Duration::ZERO, left: 0, drops }, m)
 }
 

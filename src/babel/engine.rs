@@ -104,6 +104,12 @@ pub enum Output {
         from: Ipv6Addr,
         body: Vec<u8>,
     },
+    /// The route filter did not let a received announcement be used: the
+    /// policy layer asks for the origin's credential, or counts a refusal.
+    Filtered {
+        query: RouteQuery,
+        verdict: FilterVerdict,
+    },
 }
 
 /// Counters for `weft status` and tests.
@@ -119,7 +125,13 @@ pub struct Stats {
     pub ignored_tlvs: u64,
     pub unknown_tlvs: u64,
     pub updates_in: u64,
+    /// Announcements the route filter refused (not stored).
     pub refused_by_filter: u64,
+    /// Announcements the route filter held back (stored, not used).
+    pub held_by_filter: u64,
+    /// Announcements not stored: their neighbour had its share of routes
+    /// or distinct origins already.
+    pub over_neighbour_limit: u64,
     pub from_unknown_neighbour: u64,
     pub seqno_requests_in: u64,
     pub seqno_requests_out: u64,
@@ -242,7 +254,7 @@ const EXTRA_HELLO_BURST: u32 = 8;
 /// When a selected route not refreshed is asked for again: this many
 /// quarter update intervals before it expires (it expires 14 quarters
 /// after its last update).
-const REFRESH_BEFORE_EXPIRY: [u64; 3] = [8, 5, 2];
+const REFRESH_BEFORE_EXPIRY: [u64; 3] = [6, 4, 2];
 /// Gap between the two extra Hellos of a pair.
 const EXTRA_HELLO_GAP_MS: u64 = 20;
 
@@ -312,10 +324,83 @@ fn is_martian(p: &Prefix) -> bool {
     }
 }
 
-/// Filter deciding whether a learned route may be used (zero-trust prefix
-/// authorisation plugs in here): prefix, origin, and the interface the
-/// route was learned on.
-pub type RouteFilter = Box<dyn Fn(&Prefix, &RouterId, IfIndex) -> bool>;
+/// What the route filter is asked about a learned route: the prefix, the
+/// origin it claims, and where it was learned. (Origin signatures would be
+/// added here, so that the policy can judge verified origins.)
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RouteQuery {
+    pub prefix: Prefix,
+    pub router_id: RouterId,
+    pub ifindex: IfIndex,
+    pub neighbour: Ipv6Addr,
+}
+
+/// The route filter's decision.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FilterVerdict {
+    /// The route may be selected.
+    Use,
+    /// Kept, but not selected until the filter changes (e.g. the origin's
+    /// credential is not known yet).
+    Hold,
+    /// Not authorised.
+    Refuse,
+}
+
+/// How much of our route table one neighbour may fill: a neighbour that
+/// announces more routes, or routes from more distinct origins, than this
+/// gets the rest ignored (and counted). Plenty for a mesh of thousands of
+/// nodes, but bounded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NeighbourLimits {
+    pub max_routes: usize,
+    pub max_origins: usize,
+}
+
+impl Default for NeighbourLimits {
+    fn default() -> Self {
+        NeighbourLimits { max_routes: 16_384, max_origins: 4096 }
+    }
+}
+
+/// Routes and distinct origins a neighbour has in our table. The origins
+/// are a sorted `Vec` (a new origin of a neighbour is rare; lookups are
+/// binary searches), which costs less code than another map type.
+#[derive(Clone, Debug, Default)]
+struct NeighbourLoad {
+    routes: usize,
+    origins: Vec<(RouterId, u32)>,
+}
+
+impl NeighbourLoad {
+    fn has_origin(&self, rid: &RouterId) -> bool {
+        self.origins.binary_search_by(|(r, _)| r.cmp(rid)).is_ok()
+    }
+
+    fn add(&mut self, rid: RouterId) {
+        self.routes += 1;
+        match self.origins.binary_search_by(|(r, _)| r.cmp(&rid)) {
+            Ok(i) => self.origins[i].1 += 1,
+            Err(i) => self.origins.insert(i, (rid, 1)),
+        }
+    }
+
+    fn remove(&mut self, rid: RouterId) {
+        self.routes = self.routes.saturating_sub(1);
+        if let Ok(i) = self.origins.binary_search_by(|(r, _)| r.cmp(&rid)) {
+            self.origins[i].1 -= 1;
+            if self.origins[i].1 == 0 {
+                self.origins.remove(i);
+            }
+        }
+    }
+}
+
+/// Filter deciding whether a learned route may be used: zero-trust prefix
+/// authorisation plugs in here. Pure: the engine calls it on receipt and on
+/// every re-selection.
+pub type RouteFilter = Box<dyn Fn(&RouteQuery) -> FilterVerdict>;
 
 pub struct Engine {
     router_id: RouterId,
@@ -330,6 +415,9 @@ pub struct Engine {
     xroutes: BTreeMap<Prefix, Metric>,
     requests: RequestTable,
     filter: Option<RouteFilter>,
+    limits: NeighbourLimits,
+    /// By neighbour slab index.
+    loads: Vec<NeighbourLoad>,
     outputs: VecDeque<Output>,
     next_sweep: Time,
     stats: Stats,
@@ -364,6 +452,8 @@ impl Engine {
             xroutes: BTreeMap::new(),
             requests: RequestTable::default(),
             filter: None,
+            limits: NeighbourLimits::default(),
+            loads: Vec::new(),
             outputs: VecDeque::new(),
             next_sweep: Time(SWEEP_MS),
             stats: Stats::default(),
@@ -386,6 +476,20 @@ impl Engine {
 
     pub fn stats(&self) -> &Stats {
         &self.stats
+    }
+
+    fn load_of(loads: &mut Vec<NeighbourLoad>, id: NeighbourId) -> &mut NeighbourLoad {
+        let i = id.0 as usize;
+        if loads.len() <= i {
+            loads.resize_with(i + 1, NeighbourLoad::default);
+        }
+        &mut loads[i]
+    }
+
+    /// Sets how much of the table one neighbour may fill (routes already
+    /// stored stay).
+    pub fn set_neighbour_limits(&mut self, limits: NeighbourLimits) {
+        self.limits = limits;
     }
 
     /// Installs the filter deciding which learned routes may be used, and
@@ -675,12 +779,13 @@ impl Engine {
             .filter(|(_, e)| e.route(id).is_some())
             .map(|(p, _)| (*p, self.snapshot(p)))
             .collect();
+        let young = self.is_young(id);
         for (p, before) in &affected {
             let installed = self.installed_smoothed(p, Some(id));
             let hl = self.half_life_ms;
             let r = self.table.get_mut(p).and_then(|e| e.route_mut(id)).expect("listed");
             let (was, will) = (r.refmetric.add(old), r.refmetric.add(new));
-            Self::change_metric(r, was, will, installed, now, hl);
+            Self::change_metric(r, was, will, installed, young, now, hl);
             let _ = before;
         }
         self.neighbour_mut(id).expect("exists").cost = new;
@@ -699,6 +804,16 @@ impl Engine {
         e.selected_smoothed(|r| self.metric_of(r), self.now, self.half_life_ms)
     }
 
+    /// A link younger than sixteen Hellos (its ETX history still filling).
+    fn is_young(&self, id: NeighbourId) -> bool {
+        let Some(n) = self.neighbour(id) else { return false };
+        let hello = match n.hello.interval_ms {
+            0 => self.ifaces.get(&n.ifindex).map_or(0, |i| i.cfg.hello_interval_ms),
+            i => i,
+        };
+        self.now.since(n.first_seen) < 16 * hello
+    }
+
     /// The metric of a route: what its neighbour advertised plus the link.
     fn metric_of(&self, r: &Route) -> Metric {
         self.neighbour(r.neighbour).map_or(Metric::INFINITY, |n| r.refmetric.add(n.cost))
@@ -707,16 +822,25 @@ impl Engine {
     /// Keeps a route's smoothed metric right across a change of its metric:
     /// time under the old metric is folded in; a route coming back from
     /// infinity starts afresh (one half-life before it can displace the
-    /// installed route: flapping routes are damped).
+    /// installed route: flapping routes are damped). Over a young link the
+    /// metric is not smoothed: a new link's ETX falls steadily while its
+    /// Hello history fills (RFC 8966 A.2.2 counts the Hellos before the
+    /// first as lost), which is no noise to damp, and smoothing it would
+    /// hold every metric of a cold start high for minutes.
+    #[allow(clippy::too_many_arguments)]
     fn change_metric(
         r: &mut Route,
         was: Metric,
         will: Metric,
         installed: Option<Metric>,
+        young: bool,
         now: Time,
         hl: u64,
     ) {
-        if was.is_infinite() && !will.is_infinite() {
+        if young {
+            r.smoothed = will;
+            r.smoothed_at = now;
+        } else if was.is_infinite() && !will.is_infinite() {
             r.smoothed = initial_smoothed(will, installed);
             r.smoothed_at = now;
         } else {
@@ -741,6 +865,9 @@ impl Engine {
         self.by_addr.remove(&key);
         self.neighbours[id.0 as usize] = None;
         self.free_ids.push(id.0);
+        if let Some(l) = self.loads.get_mut(id.0 as usize) {
+            *l = NeighbourLoad::default();
+        }
         self.requests.forget_neighbour(id);
         for (p, before) in affected {
             self.reselect(p, before);
@@ -957,6 +1084,7 @@ impl Engine {
         }
         self.flush_due();
         // Forget every neighbour so nothing gets reinstalled.
+        self.loads.clear();
         for (_, id) in std::mem::take(&mut self.by_addr) {
             self.neighbours[id.0 as usize] = None;
             self.free_ids.push(id.0);
@@ -1132,7 +1260,7 @@ impl Engine {
         }
     }
 
-    fn handle_update(&mut self, ifindex: IfIndex, id: NeighbourId, u: Update) {
+    fn handle_update(&mut self, ifindex: IfIndex, id: NeighbourId, mut u: Update) {
         let now = self.now;
         if u.router_id == self.router_id || is_martian(&u.prefix) {
             return;
@@ -1147,15 +1275,45 @@ impl Engine {
             (_, Some(IpAddr::V6(a)), _) => IpAddr::V6(a),
             _ => IpAddr::V6(src),
         };
-        if let Some(f) = &self.filter {
-            if !u.is_retraction() && !f(&u.prefix, &u.router_id, ifindex) {
-                self.stats.refused_by_filter += 1;
+        if let (Some(f), false) = (&self.filter, u.is_retraction()) {
+            let query = RouteQuery { prefix: u.prefix, router_id: u.router_id, ifindex, neighbour: src };
+            let verdict = f(&query);
+            match verdict {
+                FilterVerdict::Use => {}
+                FilterVerdict::Hold => self.stats.held_by_filter += 1,
+                FilterVerdict::Refuse => self.stats.refused_by_filter += 1,
+            }
+            if verdict != FilterVerdict::Use {
+                self.outputs.push_back(Output::Filtered { query, verdict });
+            }
+            if verdict == FilterVerdict::Refuse {
+                // Not stored. A route this neighbour had for the prefix is
+                // not what it announces any more: retracted.
+                if self.table.get(&u.prefix).is_none_or(|e| e.route(id).is_none()) {
+                    return;
+                }
+                u.metric = Metric::INFINITY;
+            }
+        }
+        // What the neighbour may still add to the table.
+        let held = self.table.get(&u.prefix).and_then(|e| e.route(id)).map(|r| r.router_id);
+        if !u.is_retraction() && held != Some(u.router_id) {
+            let load = self.loads.get(id.0 as usize);
+            let routes = load.map_or(0, |l| l.routes);
+            let new_origin = !load.is_some_and(|l| l.has_origin(&u.router_id));
+            let origins = load.map_or(0, |l| l.origins.len());
+            if (held.is_none() && routes >= self.limits.max_routes)
+                || (new_origin && origins >= self.limits.max_origins)
+            {
+                self.stats.over_neighbour_limit += 1;
+                return;
             }
         }
         let fallback = self.ifaces[&ifindex].cfg.update_interval_ms;
         let expires = now.plus_ms(expiry_ms(u.interval, fallback));
         let before = self.snapshot(&u.prefix);
         let installed = self.installed_smoothed(&u.prefix, Some(id));
+        let young = self.is_young(id);
         let hl = self.half_life_ms;
 
         let entry = match self.table.get_mut(&u.prefix) {
@@ -1174,7 +1332,20 @@ impl Engine {
                     // origin for a new seqno so the route does not expire.
                     request = Some((u.router_id, u.seqno));
                 } else {
-                    Self::change_metric(r, r.refmetric.add(cost), u.metric.add(cost), installed, now, hl);
+                    if r.router_id != u.router_id {
+                        let load = Self::load_of(&mut self.loads, id);
+                        load.remove(r.router_id);
+                        load.add(u.router_id);
+                    }
+                    Self::change_metric(
+                        r,
+                        r.refmetric.add(cost),
+                        u.metric.add(cost),
+                        installed,
+                        young,
+                        now,
+                        hl,
+                    );
                     r.router_id = u.router_id;
                     r.seqno = u.seqno;
                     r.refmetric = u.metric;
@@ -1190,6 +1361,7 @@ impl Engine {
             }
             None if u.is_retraction() => return,
             None => {
+                Self::load_of(&mut self.loads, id).add(u.router_id);
                 entry.routes.push(Route {
                     neighbour: id,
                     router_id: u.router_id,
@@ -1197,7 +1369,11 @@ impl Engine {
                     refmetric: u.metric,
                     next_hop,
                     expires,
-                    smoothed: initial_smoothed(u.metric.add(cost), installed),
+                    smoothed: if young {
+                        u.metric.add(cost)
+                    } else {
+                        initial_smoothed(u.metric.add(cost), installed)
+                    },
                     smoothed_at: now,
                     refresh_asks: 0,
                 });
@@ -1481,9 +1657,18 @@ impl Engine {
                 },
                 |r, m| r.smoothed_metric(m, now, hl),
                 |r| {
-                    let ifindex =
-                        neighbours.get(r.neighbour.0 as usize).and_then(|n| n.as_ref()).map(|n| n.ifindex);
-                    filter.as_ref().is_none_or(|f| ifindex.is_some_and(|i| f(&prefix, &r.router_id, i)))
+                    let n = neighbours.get(r.neighbour.0 as usize).and_then(|n| n.as_ref());
+                    filter.as_ref().is_none_or(|f| {
+                        n.is_some_and(|n| {
+                            let q = RouteQuery {
+                                prefix,
+                                router_id: r.router_id,
+                                ifindex: n.ifindex,
+                                neighbour: n.address,
+                            };
+                            f(&q) == FilterVerdict::Use
+                        })
+                    })
                 },
             );
             if c.pending {
@@ -1654,6 +1839,7 @@ impl Engine {
                 changed.push((*p, self.snapshot(p)));
             }
         }
+        let mut gone: Vec<(NeighbourId, RouterId)> = Vec::new();
         for (p, _) in &changed {
             let e = self.table.get_mut(p).expect("listed");
             e.routes.retain_mut(|r| {
@@ -1661,6 +1847,7 @@ impl Engine {
                     return true;
                 }
                 if r.refmetric.is_infinite() {
+                    gone.push((r.neighbour, r.router_id));
                     return false;
                 }
                 // Expired: becomes a retraction, kept a little longer so a
@@ -1673,6 +1860,11 @@ impl Engine {
             });
             if e.selected.is_some_and(|n| e.route(n).is_none()) {
                 e.selected = None;
+            }
+        }
+        for (n, rid) in gone {
+            if let Some(l) = self.loads.get_mut(n.0 as usize) {
+                l.remove(rid);
             }
         }
         for (p, before) in changed {
@@ -1702,11 +1894,12 @@ impl Engine {
         self.next_sweep = next.max(now.plus_ms(1));
     }
 
-    /// A selected route whose neighbour has been silent for one and a half
-    /// update intervals has probably lost a periodic update or two to a
+    /// A selected route whose neighbour has been silent for two update
+    /// intervals has probably lost a periodic update or two to a
     /// lossy link, not gone away: ask the neighbour for it (unicast), and
     /// again if the answer is lost too, before the route expires at 3.5
-    /// intervals (babeld asks once, at 7/8 of a longer hold time). A
+    /// intervals (babeld asks once, at 7/8 of a longer hold time); asked
+    /// at 2, 2.5 and 3 intervals of silence. A
     /// neighbour that no longer has the route answers with a retraction,
     /// which ends the wait early.
     fn refresh_routes(&mut self, next: &mut Time) {
@@ -1768,16 +1961,26 @@ impl Engine {
                     if iface.split_horizon() && n.ifindex == ifindex {
                         return None;
                     }
-                    // The metric we announce is never below the smoothed
-                    // metric: a dip of a noisy ETX estimate announced would
+                    // Over a wireless link the metric we announce is never
+                    // below the smoothed metric: a dip of a noisy ETX
+                    // estimate announced would
                     // lower our feasibility distance for good (until the
                     // next seqno), making neighbours' routes unfeasible and
                     // costing seqno requests; announcing more than the real
                     // metric is always loop-safe (the distance follows what
                     // we announce). Halves route churn and control traffic
-                    // on 10-20 % lossy grids in the simulator.
+                    // on 10-20 % lossy grids in the simulator. The price:
+                    // an improvement spreads with the smoothing's delay, a
+                    // few half-lives per hop (a lossless 150-node mesh at
+                    // Hello 4 s has settled on its best paths after ~200 s;
+                    // every path works from the start). A wired link's cost
+                    // is no estimate: there its metric is announced as is,
+                    // so a detour is announced with its true metric at once.
                     let m = r.refmetric.add(n.cost);
-                    (r.router_id, r.seqno, m.max(r.smoothed_metric(m, self.now, self.half_life_ms)))
+                    let wireless =
+                        self.ifaces.get(&n.ifindex).is_some_and(|i| i.cfg.link_type == LinkType::Wireless);
+                    let sm = r.smoothed_metric(m, self.now, self.half_life_ms);
+                    (r.router_id, r.seqno, if wireless { m.max(sm) } else { m })
                 }
                 None => {
                     let r = e.retracting.as_ref()?;

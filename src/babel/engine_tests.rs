@@ -202,11 +202,22 @@ fn v4_via_v6_routes_use_the_neighbours_link_local_address() {
 fn route_filter_holds_routes_back_and_releases_them() {
     let mut b = Bed::new();
     let p: Prefix = "fd00:9::/64".parse().unwrap();
-    b.e.set_route_filter(b.now, Some(Box::new(|_, _, _| false)));
+    b.e.set_route_filter(b.now, Some(Box::new(|_| FilterVerdict::Hold)));
     b.recv(&pkt(&[update("fd00:9::/64", 1, 10)]));
     assert!(b.e.installed(&p).is_none(), "a filtered route was installed");
-    assert_eq!(b.e.stats().refused_by_filter, 1);
-    b.e.set_route_filter(b.now, Some(Box::new(|p, rid, _| p.len() == 64 && *rid == ORIGIN)));
+    assert_eq!(b.e.stats().held_by_filter, 1);
+    assert!(b.out.iter().any(|o| matches!(o, Output::Filtered { query, verdict: FilterVerdict::Hold }
+        if query.prefix == p && query.router_id == ORIGIN && query.neighbour == THEIRS)));
+    b.e.set_route_filter(
+        b.now,
+        Some(Box::new(|q| {
+            if q.prefix.len() == 64 && q.router_id == ORIGIN {
+                FilterVerdict::Use
+            } else {
+                FilterVerdict::Refuse
+            }
+        })),
+    );
     assert!(b.e.installed(&p).is_some(), "route not installed once allowed");
 }
 
@@ -379,6 +390,42 @@ fn ihu_for_our_current_address_wins_over_one_for_an_old_address() {
         e.handle_input(Time(k as u64 * 10), Input::Datagram { ifindex: 3, src: THEIRS, data: &p });
     }
     assert_eq!(e.neighbours()[0].cost, 96);
+}
+
+/// An update for `prefix` from origin `rid`.
+fn update_from(prefix: Prefix, rid: RouterId) -> Message {
+    Message::Update(Update {
+        prefix,
+        router_id: rid,
+        next_hop: None,
+        v4_via_v6: false,
+        seqno: SeqNo(1),
+        metric: Metric(10),
+        interval: Centisecs(1600),
+    })
+}
+
+#[test]
+fn a_neighbour_cannot_make_us_store_more_than_its_share_of_routes_and_origins() {
+    let mut b = Bed::new();
+    // Every origin unknown: routes are held, waiting for credentials.
+    b.e.set_route_filter(b.now, Some(Box::new(|_| FilterVerdict::Hold)));
+    let msgs: Vec<Message> = (0..20_000u32)
+        .map(|i| {
+            let prefix = Prefix::V6(Ipv6Addr::from((0xfd77u128 << 112) | u128::from(i) << 64), 64);
+            let mut rid = [2, 0, 0, 0, 0, 0, 0, 0];
+            rid[4..].copy_from_slice(&i.to_be_bytes());
+            update_from(prefix, RouterId(rid))
+        })
+        .collect();
+    for chunk in msgs.chunks(40) {
+        b.recv(&pkt(chunk));
+    }
+    let stored = b.e.route_count();
+    let origins: std::collections::BTreeSet<RouterId> = b.e.routes().iter().map(|r| r.router_id).collect();
+    assert!(stored <= 16_384, "{stored} routes stored from one neighbour");
+    assert!(origins.len() <= 4096, "{} origins stored from one neighbour", origins.len());
+    assert!(b.e.stats().over_neighbour_limit >= 20_000 - 4096);
 }
 
 /// The second interface of a node that relays: routes learned on eth0 are
@@ -594,12 +641,12 @@ fn a_quiet_selected_route_is_asked_for_before_it_expires() {
             })
             .count()
     };
-    b.advance(23_000);
-    assert_eq!(asks(&mut b), 0, "asked before 1.5 update intervals of silence");
+    b.advance(31_000);
+    assert_eq!(asks(&mut b), 0, "asked before 2 update intervals of silence");
     b.advance(2_000);
-    assert_eq!(asks(&mut b), 1, "not asked at 1.5 intervals (24 s)");
-    b.advance(30_000);
-    assert_eq!(asks(&mut b), 2, "two more asks before expiry (36 s and 48 s)");
+    assert_eq!(asks(&mut b), 1, "not asked at 2 intervals (32 s)");
+    b.advance(22_000);
+    assert_eq!(asks(&mut b), 2, "two more asks before expiry (40 s and 48 s)");
     assert!(b.e.installed(&p).is_some());
     b.advance(2_000);
     assert!(b.e.installed(&p).is_none(), "expired at 56 s");

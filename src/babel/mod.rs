@@ -14,6 +14,8 @@ pub mod slots;
 pub mod source;
 pub mod types;
 
-pub use engine::{Engine, EngineConfig, FibOp, FibRoute, Input, Output};
+pub use engine::{
+    Engine, EngineConfig, FibOp, FibRoute, FilterVerdict, Input, NeighbourLimits, Output, RouteQuery,
+};
 pub use interface::{IfIndex, InterfaceConfig, LinkType};
 pub use types::{Centisecs, Metric, Prefix, RouterId, SeqNo, Time};

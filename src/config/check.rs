@@ -152,7 +152,7 @@ mod tests {
     #[test]
     fn summary_counts_enabled_things() {
         let (c, _) = super::super::parse_str(
-            "config weft 'main'\n list trusted_key 'AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA='\n\
+            "config weft 'main'\n list trusted_key 'hSDwCYkwp1R0i33ctD73Wg2/Og0mOBr066SpjqqbTmo='\n\
              config interface\n option ifname a\n\
              config interface\n option ifname b\n option wireguard 0\n\
              config interface\n option ifname c\n option enabled 0\n\

@@ -141,6 +141,8 @@ fn diff_main(old: &MainConfig, new: &MainConfig) -> Vec<&'static str> {
         listen_port,
         listen_port_range,
         keepalive_ms,
+        max_routes_per_neighbour,
+        max_origins_per_neighbour,
         set_forwarding,
         domain,
         hosts_file,
@@ -170,6 +172,8 @@ fn diff_main(old: &MainConfig, new: &MainConfig) -> Vec<&'static str> {
     check(*listen_port != new.listen_port, "listen_port");
     check(*listen_port_range != new.listen_port_range, "listen_port_range");
     check(*keepalive_ms != new.keepalive_ms, "keepalive");
+    check(*max_routes_per_neighbour != new.max_routes_per_neighbour, "max_routes_per_neighbour");
+    check(*max_origins_per_neighbour != new.max_origins_per_neighbour, "max_origins_per_neighbour");
     check(*set_forwarding != new.set_forwarding, "set_forwarding");
     check(*domain != new.domain, "domain");
     check(*hosts_file != new.hosts_file, "hosts_file");

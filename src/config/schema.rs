@@ -18,8 +18,9 @@ use crate::babel::types::Prefix;
 use super::error::{ConfigError, ErrorKind, Warning};
 use super::uci::{Document, Section, UciValue};
 use super::value::{
-    parse_abs_path, parse_bool, parse_duration_ms, parse_ifname, parse_interval_ms, parse_uint,
-    parse_whole_seconds_ms, suggest, Endpoint, Expected, PublicKey, MAX_INTERVAL_MS,
+    parse_abs_path, parse_bool, parse_duration_ms, parse_ifname, parse_interval_ms, parse_node_key,
+    parse_public_key, parse_uint, parse_whole_seconds_ms, suggest, Endpoint, Expected, PublicKey,
+    MAX_INTERVAL_MS,
 };
 
 /// Kernel route protocol number weft uses unless told otherwise.
@@ -125,6 +126,13 @@ pub struct MainConfig {
     /// Hellos already cross every tunnel every few seconds, so it matters
     /// mostly for a peer behind NAT that must stay reachable.
     pub keepalive_ms: u64,
+    /// `max_routes_per_neighbour` (default 16384): most routes one
+    /// neighbour may put in our table; announcements beyond are ignored and
+    /// counted (`weft status`: `babel.over_neighbour_limit`).
+    pub max_routes_per_neighbour: usize,
+    /// `max_origins_per_neighbour` (default 4096): most distinct origins
+    /// (router-ids) among one neighbour's routes.
+    pub max_origins_per_neighbour: usize,
     /// `set_forwarding` (bool, default 1): weft turns on IPv6 forwarding at
     /// start, and IPv4 forwarding once it installs an IPv4 route, as babeld
     /// does; 0 leaves the kernel's forwarding switches to the system (weft
@@ -163,6 +171,16 @@ pub struct TrustConfig {
     /// `revocation_file` (default `/etc/weft/revoked`): the revocation list
     /// the trust module reads. Only the path is checked here.
     pub revocation_file: PathBuf,
+}
+
+impl MainConfig {
+    /// The per-neighbour limits the engine enforces.
+    pub fn neighbour_limits(&self) -> crate::babel::NeighbourLimits {
+        crate::babel::NeighbourLimits {
+            max_routes: self.max_routes_per_neighbour,
+            max_origins: self.max_origins_per_neighbour,
+        }
+    }
 }
 
 impl TrustConfig {
@@ -338,6 +356,8 @@ const MAIN_OPTIONS: &[&str] = &[
     "listen_port",
     "listen_port_range",
     "keepalive",
+    "max_routes_per_neighbour",
+    "max_origins_per_neighbour",
     "set_forwarding",
     "domain",
     "hosts_file",
@@ -567,10 +587,6 @@ fn parse_mesh_prefix(s: &str) -> Result<Prefix, Expected> {
     }
 }
 
-fn parse_key(s: &str) -> Result<PublicKey, Expected> {
-    s.parse()
-}
-
 fn parse_rxcost(s: &str) -> Result<u16, Expected> {
     parse_uint(s, 1, 65534).map(|v| v as u16).map_err(|e| format!("{e} (65535 is infinity)"))
 }
@@ -739,7 +755,7 @@ pub fn from_document(doc: &Document, file: &str, warnings: &mut Vec<Warning>) ->
     let mut seen_keys: HashMap<PublicKey, usize> = HashMap::new();
     for s in doc.sections_of("peer") {
         let f = Fields::new(file, s, PEER_OPTIONS);
-        let (public_key, line) = f.required("public_key", parse_key)?;
+        let (public_key, line) = f.required("public_key", parse_node_key)?;
         if let Some(first) = seen_keys.insert(public_key, line) {
             return Err(ConfigError::at(
                 file,
@@ -884,6 +900,12 @@ fn read_main(
         listen_port,
         listen_port_range,
         keepalive_ms: f.value("keepalive", parse_keepalive)?.unwrap_or(0),
+        max_routes_per_neighbour: f
+            .value("max_routes_per_neighbour", |v| parse_uint(v, 1, 1_000_000).map(|v| v as usize))?
+            .unwrap_or(crate::babel::NeighbourLimits::default().max_routes),
+        max_origins_per_neighbour: f
+            .value("max_origins_per_neighbour", |v| parse_uint(v, 1, 1_000_000).map(|v| v as usize))?
+            .unwrap_or(crate::babel::NeighbourLimits::default().max_origins),
         set_forwarding: f.value("set_forwarding", parse_bool)?.unwrap_or(true),
         domain: f.value("domain", parse_domain)?.unwrap_or_else(|| DEFAULT_DOMAIN.into()),
         hosts_file: f
@@ -897,8 +919,8 @@ fn read_main(
     let trust = TrustConfig {
         private_key_file: path_or(&f, "private_key_file", "/etc/weft/private.key")?,
         credential_file: path_or(&f, "credential_file", "/etc/weft/node.cred")?,
-        ca_public_keys: key_list(&f, "ca_public_key", warnings)?,
-        trusted_keys: key_list(&f, "trusted_key", warnings)?,
+        ca_public_keys: key_list(&f, "ca_public_key", parse_public_key, warnings)?,
+        trusted_keys: key_list(&f, "trusted_key", parse_node_key, warnings)?,
         revocation_file: path_or(&f, "revocation_file", "/etc/weft/revoked")?,
     };
 
@@ -912,10 +934,15 @@ fn path_or(f: &Fields<'_>, name: &str, default: &str) -> Result<PathBuf, ConfigE
 }
 
 /// A list of keys; a key given twice is kept once, with a warning.
-fn key_list(f: &Fields<'_>, name: &str, warnings: &mut Vec<Warning>) -> Result<Vec<PublicKey>, ConfigError> {
+fn key_list(
+    f: &Fields<'_>,
+    name: &str,
+    parse: fn(&str) -> Result<PublicKey, Expected>,
+    warnings: &mut Vec<Warning>,
+) -> Result<Vec<PublicKey>, ConfigError> {
     let mut keys: Vec<PublicKey> = Vec::new();
     for (v, line) in f.list(name) {
-        let k = parse_key(v).map_err(|e| f.invalid(name, v, line, e))?;
+        let k = parse(v).map_err(|e| f.invalid(name, v, line, e))?;
         if keys.contains(&k) {
             warnings.push(Warning::new(f.file, line, format!("{name} {k} is listed twice")));
         } else {

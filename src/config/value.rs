@@ -6,6 +6,8 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 use std::str::FromStr;
 
+pub use crate::key::PublicKey;
+
 /// Describes the expected form of a value, for error messages.
 pub type Expected = String;
 
@@ -105,86 +107,24 @@ pub fn parse_ifname(s: &str) -> Result<String, Expected> {
     }
 }
 
-/// A 32-byte public key: an Ed25519 CA key or a WireGuard (X25519) key.
-/// Only the encoding is checked here; what the bytes mean is the trust
-/// module's business.
-#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct PublicKey(pub [u8; 32]);
-
-const B64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
-fn b64_digit(c: u8) -> Option<u32> {
-    let d = match c {
-        b'A'..=b'Z' => c - b'A',
-        b'a'..=b'z' => c - b'a' + 26,
-        b'0'..=b'9' => c - b'0' + 52,
-        b'+' => 62,
-        b'/' => 63,
-        _ => return None,
-    };
-    Some(u32::from(d))
+/// A 32-byte public key as `wg pubkey` prints it (44 characters of
+/// canonical base64), so that one key has one spelling and comparing strings
+/// compares keys. What the bytes mean is the trust module's business.
+pub fn parse_public_key(s: &str) -> Result<PublicKey, Expected> {
+    s.parse()
+        .map_err(|_| "a 32-byte key in base64 (44 characters ending in '=', as `wg pubkey` prints)".into())
 }
 
-impl FromStr for PublicKey {
-    type Err = Expected;
-
-    /// Exactly what `wg pubkey` prints: 44 characters of standard base64,
-    /// the last one `=`, canonical (unused low bits zero), so that one key
-    /// has one spelling and comparing strings compares keys.
-    fn from_str(s: &str) -> Result<PublicKey, Expected> {
-        let expected =
-            || "a 32-byte key in base64 (44 characters ending in '=', as `wg pubkey` prints)".into();
-        let b = s.as_bytes();
-        if b.len() != 44 || b[43] != b'=' {
-            return Err(expected());
-        }
-        let mut out = [0u8; 32];
-        let mut acc: u32 = 0;
-        let mut bits = 0;
-        let mut n = 0;
-        for &c in &b[..43] {
-            let d = b64_digit(c).ok_or_else(expected)?;
-            acc = (acc << 6) | d;
-            bits += 6;
-            if bits >= 8 {
-                bits -= 8;
-                if n < 32 {
-                    out[n] = (acc >> bits) as u8;
-                    n += 1;
-                }
-                acc &= (1 << bits) - 1;
-            }
-        }
-        // 43 digits carry 258 bits: 256 for the key and 2 that must be zero.
-        if n != 32 || acc != 0 {
-            return Err(expected());
-        }
-        Ok(PublicKey(out))
+/// A WireGuard key of a node (trusted key, static peer): a key of small
+/// order is refused, since the "secret" agreed with it is public.
+pub fn parse_node_key(s: &str) -> Result<PublicKey, Expected> {
+    let k = parse_public_key(s)?;
+    if k.is_low_order() {
+        return Err(
+            "a WireGuard public key (this one is of small order: no secret can be agreed with it)".into()
+        );
     }
-}
-
-impl fmt::Display for PublicKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut s = String::with_capacity(44);
-        for chunk in self.0.chunks(3) {
-            let v = chunk.iter().enumerate().fold(0u32, |v, (i, &b)| v | (u32::from(b) << (16 - 8 * i)));
-            let digits = chunk.len() + 1;
-            for i in 0..4 {
-                if i < digits {
-                    s.push(B64[((v >> (18 - 6 * i)) & 63) as usize] as char);
-                } else {
-                    s.push('=');
-                }
-            }
-        }
-        f.write_str(&s)
-    }
-}
-
-impl fmt::Debug for PublicKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "PublicKey({self})")
-    }
+    Ok(k)
 }
 
 /// The host part of an endpoint: an address, or a name the daemon resolves.
@@ -364,14 +304,15 @@ mod tests {
 
     #[test]
     fn keys_round_trip_and_are_canonical() {
-        let k: PublicKey = "HIgo9xNzJMWLKASShiTqIybxZ0U3wGLiUeJ1PKf8ykw=".parse().unwrap();
+        let k = parse_public_key("HIgo9xNzJMWLKASShiTqIybxZ0U3wGLiUeJ1PKf8ykw=").unwrap();
         assert_eq!(k.to_string(), "HIgo9xNzJMWLKASShiTqIybxZ0U3wGLiUeJ1PKf8ykw=");
         assert_eq!(k.0[0], 0x1c);
         let zero = PublicKey([0; 32]);
         assert_eq!(zero.to_string(), "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=");
-        assert_eq!(zero.to_string().parse::<PublicKey>(), Ok(zero));
+        assert_eq!(parse_public_key(&zero.to_string()), Ok(zero));
+        assert!(parse_node_key(&zero.to_string()).unwrap_err().contains("small order"));
         let ff = PublicKey([0xFF; 32]);
-        assert_eq!(ff.to_string().parse::<PublicKey>(), Ok(ff));
+        assert_eq!(parse_public_key(&ff.to_string()), Ok(ff));
         for bad in [
             "",
             "HIgo9xNzJMWLKASShiTqIybxZ0U3wGLiUeJ1PKf8ykw", // no padding
@@ -380,7 +321,7 @@ mod tests {
             "HIgo9xNzJMWLKASShiTqIybxZ0U3wGLiUeJ1PKf8ykw==", // 45 chars
             "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA==", // 31 bytes
         ] {
-            assert!(bad.parse::<PublicKey>().is_err(), "{bad:?}");
+            assert!(parse_public_key(bad).is_err(), "{bad:?}");
         }
     }
 

@@ -1,41 +1,40 @@
-//! The zero-trust mesh at run time: our key and credential, the trust store,
-//! the link manager and its discovery socket, the WireGuard tunnels it asks
-//! for, and the credential exchange that feeds the route filter.
+//! The zero-trust mesh's edges: it moves bytes between the pure mesh core
+//! ([`crate::mesh::MeshCore`]) and the world: the discovery socket, the
+//! WireGuard backend, the files our identity and trust material live in,
+//! DNS for static peers, and the clocks. Every decision is the core's.
 
-use std::cell::RefCell;
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::io;
 use std::net::{IpAddr, Ipv6Addr, SocketAddr, ToSocketAddrs};
-use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use log::{debug, info, warn};
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use super::ifaces::KernelView;
-use super::mesh::{credential_chunks, judge, KnownNodes, MeshAuth, MeshTlv, Reassembly, RouteVerdict};
-use crate::babel::packet::Destination;
+use crate::babel::engine::RouteView;
 use crate::babel::{
     Engine, IfIndex, Input, InterfaceConfig as EngineIface, LinkType, Prefix, RouterId, Time,
 };
 use crate::config::{Config, Host, InterfaceType, WireguardBackend};
-use crate::link::{LinkConfig, LinkInput, LinkManager, LinkOutput, Scope, TunnelSpec};
+use crate::link::{Scope, TunnelSpec};
+use crate::mesh::{MeshConfig, MeshCore, MeshInput, MeshOutput};
 use crate::net::{DiscoverySocket, Origin};
-use crate::trust::{
-    derive, AllowEntry, CaPublicKey, Credential, MeshPrefix, NodePrivateKey, NodePublicKey, RevocationList,
-    TrustStore,
-};
+use crate::trust::{derive, AllowEntry, CaPublicKey, Credential, MeshPrefix, NodePrivateKey, PublicKey};
+use crate::trust::{RevocationList, TrustStore};
 use crate::wg::model::{AllowedIp, DeviceConfig, Key, PeerConfig, PrivateKey};
 use crate::wg::{sync_device, AnyBackend, WgBackend};
 
-pub fn unix_now() -> u64 {
+/// The wall clock, Unix seconds: read here and only here, once per event,
+/// and handed to the core as an input.
+pub fn wall_clock() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
 }
 
 /// Our identity, read from the configured files.
 pub struct Identity {
     pub key: NodePrivateKey,
-    pub public: NodePublicKey,
+    pub public: PublicKey,
     pub router_id: RouterId,
     pub credential: Option<Credential>,
 }
@@ -77,11 +76,11 @@ pub fn build_store(cfg: &Config) -> io::Result<TrustStore> {
     let bad = |m: String| io::Error::new(io::ErrorKind::InvalidData, m);
     let mut store = TrustStore::new();
     for k in &cfg.trust.ca_public_keys {
-        let ca = CaPublicKey::from_bytes(k.0).map_err(|e| bad(format!("ca_public_key: {e}")))?;
+        let ca = CaPublicKey::from_key(*k).map_err(|e| bad(format!("ca_public_key: {e}")))?;
         store.add_ca(ca);
     }
     for k in &cfg.trust.trusted_keys {
-        store.allow_key(NodePublicKey(k.0), AllowEntry::default());
+        store.allow_key(*k, AllowEntry::default());
     }
     if let Some(p) = cfg.main.mesh_prefix {
         store.set_mesh_prefix(Some(MeshPrefix::new(p).map_err(|e| bad(format!("mesh_prefix: {e}")))?));
@@ -100,65 +99,51 @@ pub fn build_store(cfg: &Config) -> io::Result<TrustStore> {
     Ok(store)
 }
 
-/// Counters for `weft status`.
-#[derive(Default, Clone, Debug, serde::Serialize)]
-pub struct MeshStats {
-    pub refused_neighbours: u64,
-    pub tunnel_errors: u64,
-    pub credentials_received: u64,
-    pub credentials_rejected: u64,
-    /// Discovery and handshake datagrams' payload bytes.
-    pub discovery_bytes_in: u64,
-    pub discovery_bytes_out: u64,
+/// What carrying out the core's outputs did.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Drained {
+    /// There were outputs.
+    pub moved: bool,
+    /// A tunnel was created or removed: the daemon reconciles its Babel
+    /// interfaces.
+    pub tunnels_changed: bool,
+    /// The route filter changed (a node's verdict did): the hosts file
+    /// follows.
+    pub filter_changed: bool,
 }
 
 pub struct MeshRuntime {
-    pub id: Identity,
-    pub store: TrustStore,
-    link: LinkManager,
-    secrets: RefCell<HashMap<[u8; 32], Option<[u8; 32]>>>,
-    /// Credentials the link manager has just verified (beacons, handshakes),
-    /// for the known-node table: a neighbour's renewed credential then
-    /// counts for its routes at once, without a TLV 224 round trip.
-    verified: RefCell<Vec<Vec<u8>>>,
-    pub known: KnownNodes,
-    reassembly: Reassembly,
+    pub core: MeshCore,
+    public: PublicKey,
+    private: [u8; 32],
     disc: DiscoverySocket,
     wg: AnyBackend,
     /// Tunnels that exist, by interface name.
     tunnels: BTreeMap<String, TunnelSpec>,
-    /// Raw interfaces the link manager runs on.
+    /// Raw interfaces discovery runs on.
     raws: BTreeMap<IfIndex, String>,
-    requested: HashMap<RouterId, Time>,
-    /// Tunnel interfaces that got our credential, and when.
-    announced_to: HashMap<IfIndex, Time>,
-    next_tick: Time,
     next_handshake_poll: Time,
     next_resolve: Time,
-    filter_at: Option<u64>,
-    pub mesh_address: Option<Ipv6Addr>,
-    pub stats: MeshStats,
-    refused_log: BTreeMap<String, u64>,
     keepalive: Option<u16>,
+    tunnel_errors: u64,
+    /// Discovery and handshake datagrams' payload bytes, in and out.
+    discovery_bytes_in: u64,
+    discovery_bytes_out: u64,
 }
 
-/// The link manager's [`MeshAuth`] over the runtime's trust fields. A macro
-/// rather than a method: it borrows only those fields, so `self.link` can
-/// still be borrowed mutably beside it.
-macro_rules! link_auth {
-    ($rt:expr) => {
-        MeshAuth { store: &$rt.store, key: &$rt.id.key, secrets: &$rt.secrets, verified: &$rt.verified }
-    };
-}
-
-const TICK_MS: u64 = 1000;
 const HANDSHAKE_POLL_MS: u64 = 10_000;
 const RESOLVE_MS: u64 = 60_000;
-const CREDENTIAL_REQUEST_MS: u64 = 5000;
-const CREDENTIAL_REANNOUNCE_MS: u64 = 60_000;
 
 impl MeshRuntime {
-    pub async fn start(cfg: &Config, id: Identity, store: TrustStore) -> io::Result<MeshRuntime> {
+    /// `time_floor`: the latest of the floor the last run saved and the
+    /// build time.
+    pub async fn start(
+        cfg: &Config,
+        id: Identity,
+        store: TrustStore,
+        time_floor: u64,
+        now: Time,
+    ) -> io::Result<MeshRuntime> {
         let to_io = |e: crate::wg::WgError| io::Error::other(e.to_string());
         let mut opts = crate::wg::uapi_socket::UserspaceOptions::wireguard_go();
         opts.program = cfg.main.userspace_implementation.clone().into();
@@ -177,58 +162,40 @@ impl MeshRuntime {
         };
         info!("wireguard backend: {}", wg.kind());
         let disc = DiscoverySocket::open(crate::link::wire::DISCOVERY_PORT)?;
-        let mut lc = LinkConfig::new(
-            id.public.0,
-            id.credential.as_ref().map(|c| c.to_bytes().to_vec()).unwrap_or_default(),
+        let seed = nonce_seed(getrandom::fill)?;
+        let private = *id.key.as_bytes();
+        let core = MeshCore::new(
+            MeshConfig {
+                key: id.key,
+                credential: id.credential,
+                store,
+                trusted_keys: cfg.trust.trusted_keys.clone(),
+                listen_port: cfg.main.listen_port,
+                listen_port_range: cfg.main.listen_port_range,
+                seed,
+                time_floor,
+            },
+            now,
+            wall_clock(),
         );
-        lc.port_base = cfg.main.listen_port;
-        lc.port_count = cfg.main.listen_port_range.max(1);
-        let mut seed = [0u8; 8];
-        let _ = getrandom::fill(&mut seed);
-        let link = LinkManager::new(lc, u64::from_le_bytes(seed));
-        let mut known = KnownNodes::default();
-        let now = unix_now();
-        if let Some(c) = &id.credential {
-            known.learn(&store, id.router_id, c.to_bytes(), now);
-            match store.verify(c, now) {
-                Ok(v) => info!(
-                    "our credential: {} (expires {})",
-                    v.name.as_deref().unwrap_or("?"),
-                    crate::trust::time::iso8601(c.body().not_after)
-                ),
-                Err(e) => warn!("our own credential does not verify: {e} (neighbours will refuse us)"),
-            }
-        }
-        for k in &cfg.trust.trusted_keys {
-            known.learn_allowed(&store, &NodePublicKey(k.0));
-        }
-        let mesh_address = store.mesh_prefix().map(|m| m.address_for(&id.public));
         let keepalive =
             (cfg.main.keepalive_ms > 0).then(|| (cfg.main.keepalive_ms / 1000).clamp(1, 65535) as u16);
         let mut rt = MeshRuntime {
-            id,
-            store,
-            link,
-            secrets: RefCell::new(HashMap::new()),
-            verified: RefCell::new(Vec::new()),
-            known,
-            reassembly: Reassembly::default(),
+            core,
+            public: id.public,
+            private,
             disc,
             wg,
             tunnels: BTreeMap::new(),
             raws: BTreeMap::new(),
-            requested: HashMap::new(),
-            announced_to: HashMap::new(),
-            next_tick: Time(0),
-            next_handshake_poll: Time(HANDSHAKE_POLL_MS),
-            next_resolve: Time(0),
-            filter_at: None,
-            mesh_address,
-            stats: MeshStats::default(),
-            refused_log: BTreeMap::new(),
+            next_handshake_poll: now.plus_ms(HANDSHAKE_POLL_MS),
+            next_resolve: now,
             keepalive,
+            tunnel_errors: 0,
+            discovery_bytes_in: 0,
+            discovery_bytes_out: 0,
         };
-        if let Some(a) = mesh_address {
+        if let Some(a) = rt.core.mesh_address() {
             // Our own address must exist on this node for the mesh to reach it.
             match rt.wg.add_address("lo", IpAddr::V6(a), 128).await {
                 // Already there from a previous run: the same address.
@@ -239,9 +206,13 @@ impl MeshRuntime {
         Ok(rt)
     }
 
+    fn input(&mut self, now: Time, input: MeshInput<'_>) {
+        self.core.handle_input(now, wall_clock(), input);
+    }
+
     /// The prefix this node announces for itself (its key-derived /128).
     pub fn own_prefix(&self) -> Option<Prefix> {
-        self.mesh_address.map(|a| Prefix::V6(a, 128))
+        self.core.mesh_address().map(|a| Prefix::V6(a, 128))
     }
 
     pub fn is_tunnel(&self, name: &str) -> bool {
@@ -262,16 +233,12 @@ impl MeshRuntime {
         }
     }
 
-    pub fn tunnel_names(&self) -> impl Iterator<Item = &String> {
-        self.tunnels.keys()
-    }
-
     pub fn poll_timeout(&self) -> Option<Time> {
-        [self.link.poll_timeout(), Some(self.next_tick)].into_iter().flatten().min()
+        self.core.poll_timeout()
     }
 
     /// Raw mesh interfaces (wireguard '1') that exist, are up, have a
-    /// link-local address: the link manager discovers neighbours there.
+    /// link-local address: the core discovers neighbours there.
     pub fn reconcile_raws(&mut self, now: Time, cfg: &Config, kernel: &KernelView) {
         let mut desired: BTreeMap<IfIndex, (String, LinkType, u32)> = BTreeMap::new();
         for ic in cfg.interfaces.iter().filter(|i| i.enabled && i.wireguard) {
@@ -288,14 +255,12 @@ impl MeshRuntime {
                 if wireless || ic.link_quality == Some(true) { LinkType::Wireless } else { LinkType::Wired };
             desired.insert(l.ifindex, (ic.ifname.clone(), lt, l.mtu));
         }
-        let unix = unix_now();
         let gone: Vec<IfIndex> = self.raws.keys().filter(|i| !desired.contains_key(i)).copied().collect();
         for i in gone {
             info!("neighbour discovery stops on {}", self.raws[&i]);
             self.raws.remove(&i);
             self.disc.leave(i);
-            let auth = link_auth!(self);
-            self.link.handle_input(now, unix, LinkInput::RawDown { ifindex: i }, &auth);
+            self.input(now, MeshInput::RawDown { ifindex: i });
         }
         for (i, (name, link_type, mtu)) in desired {
             if !self.raws.contains_key(&i) {
@@ -306,8 +271,7 @@ impl MeshRuntime {
                 info!("neighbour discovery runs on {name} (ifindex {i})");
             }
             self.raws.insert(i, name.clone());
-            let auth = link_auth!(self);
-            self.link.handle_input(now, unix, LinkInput::RawUp { ifindex: i, name, link_type, mtu }, &auth);
+            self.input(now, MeshInput::RawUp { ifindex: i, name, link_type, mtu });
         }
     }
 
@@ -317,12 +281,10 @@ impl MeshRuntime {
             return;
         }
         self.next_resolve = now.plus_ms(RESOLVE_MS);
-        let unix = unix_now();
         for (i, p) in cfg.peers.iter().enumerate() {
             let index = i as u32;
-            let auth = link_auth!(self);
             if !p.enabled {
-                self.link.handle_input(now, unix, LinkInput::RemoveStaticPeer { index }, &auth);
+                self.input(now, MeshInput::RemoveStaticPeer { index });
                 continue;
             }
             let addr = p.endpoint.as_ref().and_then(|e| match &e.host {
@@ -332,12 +294,7 @@ impl MeshRuntime {
                 Host::Name(n) => (n.as_str(), e.port).to_socket_addrs().ok().and_then(|mut a| a.next()),
             });
             let name = p.name.clone().unwrap_or_else(|| format!("peer{i}"));
-            self.link.handle_input(
-                now,
-                unix,
-                LinkInput::StaticPeer { index, name, key: p.public_key.0, addr },
-                &auth,
-            );
+            self.input(now, MeshInput::StaticPeer { index, name, key: p.public_key, addr });
         }
     }
 
@@ -346,123 +303,134 @@ impl MeshRuntime {
     }
 
     pub fn on_datagram(&mut self, now: Time, origin: Origin, data: &[u8]) {
-        self.stats.discovery_bytes_in += data.len() as u64;
-        let auth = link_auth!(self);
-        self.link.handle_input(
-            now,
-            unix_now(),
-            LinkInput::Datagram { ifindex: origin.ifindex, src: origin.addr, data },
-            &auth,
-        );
+        self.discovery_bytes_in += data.len() as u64;
+        self.input(now, MeshInput::Datagram { ifindex: origin.ifindex, src: origin.addr, data });
+    }
+
+    /// A TLV 224 body the engine received.
+    pub fn on_extension(&mut self, now: Time, ifindex: IfIndex, from: Ipv6Addr, body: &[u8]) {
+        self.input(now, MeshInput::Extension { ifindex, from, body });
+    }
+
+    pub fn on_filtered(
+        &mut self,
+        now: Time,
+        query: crate::babel::RouteQuery,
+        verdict: crate::babel::FilterVerdict,
+    ) {
+        self.input(now, MeshInput::Filtered { query, verdict });
+    }
+
+    /// Which Babel interfaces are our tunnels.
+    pub fn set_tunnel_interfaces(&mut self, now: Time, set: BTreeSet<IfIndex>) {
+        self.input(now, MeshInput::TunnelInterfaces(set));
     }
 
     pub fn on_timeout(&mut self, now: Time) {
-        let auth = link_auth!(self);
-        self.link.handle_timeout(now, unix_now(), &auth);
+        self.core.handle_timeout(now, wall_clock());
     }
 
-    /// Trust material changed (reload): re-check neighbours and origins.
+    /// Trust material changed (reload): the files are read again and the
+    /// core judges every neighbour and origin anew.
     pub fn trust_changed(&mut self, now: Time, cfg: &Config) {
-        match build_store(cfg) {
-            Ok(store) => self.store = store,
+        let store = match build_store(cfg) {
+            Ok(store) => store,
             Err(e) => {
                 warn!("keeping the previous trust material: {e}");
                 return;
             }
-        }
-        for k in &cfg.trust.trusted_keys {
-            self.known.learn_allowed(&self.store, &NodePublicKey(k.0));
-        }
-        self.reload_own_credential(cfg);
-        self.known.recheck(&self.store, unix_now());
-        self.secrets.borrow_mut().clear();
-        let auth = link_auth!(self);
-        self.link.handle_input(now, unix_now(), LinkInput::TrustChanged, &auth);
-        self.filter_at = None;
-    }
-
-    /// Our credential renewed (same key, new file contents): beacons,
-    /// handshakes and TLV 224 carry the new one from now on, so neighbours
-    /// keep our tunnels and routes past the old expiry without a restart.
-    fn reload_own_credential(&mut self, cfg: &Config) {
-        let id = match load_identity(cfg) {
-            Ok(id) => id,
+        };
+        let credential = match load_identity(cfg) {
+            Ok(id) if id.public != self.public => {
+                warn!(
+                    "private_key_file now holds another key ({}): restart weft to change identity",
+                    id.public
+                );
+                self.core.identity().credential.clone()
+            }
+            Ok(id) => id.credential,
             Err(e) => {
                 warn!("keeping our credential: {e}");
-                return;
+                self.core.identity().credential.clone()
             }
         };
-        if id.public != self.id.public {
-            warn!("private_key_file now holds another key ({}): restart weft to change identity", id.public);
-            return;
-        }
-        let bytes = |c: &Option<Credential>| c.as_ref().map(|c| c.to_bytes().to_vec());
-        if bytes(&id.credential) == bytes(&self.id.credential) {
-            return;
-        }
-        match &id.credential {
-            Some(c) => {
-                info!(
-                    "our credential is renewed (expires {})",
-                    crate::trust::time::iso8601(c.body().not_after)
-                );
-                self.known.learn(&self.store, self.id.router_id, c.to_bytes(), unix_now());
-            }
-            None => warn!("our credential file is gone: neighbours will refuse us"),
-        }
-        self.link.set_credential(bytes(&id.credential).unwrap_or_default());
-        self.id.credential = id.credential;
-        // Every tunnel neighbour gets the new one at the next tick.
-        self.announced_to.clear();
+        let trusted_keys = cfg.trust.trusted_keys.clone();
+        self.input(now, MeshInput::TrustChanged { store: Box::new(store), trusted_keys, credential });
     }
 
-    /// Carries out what the link manager asked for.
-    pub async fn drain_link(&mut self) {
-        self.learn_verified();
-        while let Some(o) = self.link.poll_output() {
+    /// IO-side periodic work: WireGuard liveness and DNS.
+    pub async fn io_work(&mut self, now: Time, cfg: &Config) {
+        if now >= self.next_handshake_poll {
+            self.next_handshake_poll = now.plus_ms(HANDSHAKE_POLL_MS);
+            self.poll_handshakes(now).await;
+        }
+        self.reconcile_statics(now, cfg, false);
+    }
+
+    async fn poll_handshakes(&mut self, now: Time) {
+        let names: Vec<String> = self.tunnels.keys().cloned().collect();
+        for name in names {
+            let Ok(dev) = self.wg.get(&name).await else { continue };
+            let recent = dev.peers.iter().filter_map(|p| p.last_handshake).any(|t| {
+                SystemTime::now().duration_since(t).unwrap_or(Duration::ZERO) < Duration::from_secs(180)
+            });
+            if recent {
+                self.input(now, MeshInput::TunnelAlive { name });
+            }
+        }
+    }
+
+    /// Carries out what the core asked for (see [`Drained`]). The engine
+    /// gets TLVs and filters here, never from inside its own drain.
+    pub async fn drain(&mut self, engine: &mut Engine, now: Time) -> Drained {
+        let mut d = Drained::default();
+        while let Some(o) = self.core.poll_output() {
+            d.moved = true;
             match o {
-                LinkOutput::Send { dst, data, .. } => match self.disc.send(dst, &data).await {
-                    Ok(_) => self.stats.discovery_bytes_out += data.len() as u64,
+                MeshOutput::Send { dst, data } => match self.disc.send(dst, &data).await {
+                    Ok(_) => self.discovery_bytes_out += data.len() as u64,
                     Err(e) => debug!("discovery send to {dst}: {e}"),
                 },
-                LinkOutput::TunnelUp(spec) => self.tunnel_up(spec).await,
-                LinkOutput::TunnelDown { name } => {
+                MeshOutput::TunnelUp(spec) => {
+                    d.tunnels_changed |= self.tunnel_up(spec).await;
+                }
+                MeshOutput::TunnelDown { name } => {
                     info!("tunnel {name} goes down");
-                    self.tunnels.remove(&name);
+                    d.tunnels_changed |= self.tunnels.remove(&name).is_some();
                     if let Err(e) = self.wg.delete_interface(&name).await {
                         warn!("deleting tunnel {name}: {e}");
                     }
                 }
-                LinkOutput::Refused { key, scope, reason } => {
-                    self.stats.refused_neighbours += 1;
-                    let k = NodePublicKey(key).to_string();
-                    // One log line per key and reason change, not per beacon.
-                    let n = self.refused_log.entry(format!("{k} {reason}")).or_insert(0);
-                    if *n == 0 {
-                        info!("refused a tunnel to {k} ({scope:?}): {reason}");
-                    }
-                    *n += 1;
+                MeshOutput::Extension { ifindex, dst, body } => {
+                    engine.handle_input(now, Input::SendExtension { ifindex, dst, body });
                 }
+                MeshOutput::Filter(f) => {
+                    engine.set_route_filter(now, Some(f.boxed()));
+                    d.filter_changed = true;
+                }
+                MeshOutput::Log { level, message } => log::log!(level, "{message}"),
             }
         }
+        d
     }
 
-    async fn tunnel_up(&mut self, spec: TunnelSpec) {
+    /// Creates or reconfigures a tunnel; true if a new one exists.
+    async fn tunnel_up(&mut self, spec: TunnelSpec) -> bool {
         let name = spec.name.clone();
         let fresh = !self.tunnels.contains_key(&name);
         if fresh {
             // A tunnel of this name left by a run that crashed is replaced.
             if let Err(e) = crate::wg::create_replacing(&mut self.wg, &name, spec.mtu).await {
-                self.stats.tunnel_errors += 1;
+                self.tunnel_errors += 1;
                 warn!("cannot create tunnel {name}: {e}");
-                return;
+                return false;
             }
-            let ll = link_local_for(&self.id.public);
+            let ll = crate::mesh::tunnel_link_local(&self.public);
             if let Err(e) = self.wg.add_address(&name, IpAddr::V6(ll), 64).await {
                 warn!("tunnel {name}: adding {ll}: {e}");
             }
         }
-        let mut peer = PeerConfig::new(Key(spec.peer_key));
+        let mut peer = PeerConfig::new(spec.peer_key);
         peer.endpoint = Some(spec.endpoint);
         peer.allowed_ips = vec![AllowedIp::any_v6(), AllowedIp::any_v4()];
         peer.persistent_keepalive = match spec.scope {
@@ -470,7 +438,7 @@ impl MeshRuntime {
             _ => self.keepalive.or(Some(25)),
         };
         let desired = DeviceConfig {
-            private_key: PrivateKey(Key(*self.id.key.as_bytes())),
+            private_key: PrivateKey(Key(self.private)),
             listen_port: Some(spec.listen_port),
             fwmark: None,
             peers: vec![peer],
@@ -479,16 +447,15 @@ impl MeshRuntime {
             Ok(_) => {
                 info!(
                     "tunnel {name} to {} ({}) via {} listening on {}",
-                    spec.peer_name,
-                    NodePublicKey(spec.peer_key),
-                    spec.endpoint,
-                    spec.listen_port
+                    spec.peer_name, spec.peer_key, spec.endpoint, spec.listen_port
                 );
                 self.tunnels.insert(name, spec);
+                fresh
             }
             Err(e) => {
-                self.stats.tunnel_errors += 1;
+                self.tunnel_errors += 1;
                 warn!("configuring tunnel {name}: {e}");
+                false
             }
         }
     }
@@ -528,146 +495,26 @@ impl MeshRuntime {
         out
     }
 
-    /// Moves credentials the link manager verified into the known-node table.
-    fn learn_verified(&mut self) {
-        let verified = std::mem::take(&mut *self.verified.borrow_mut());
-        let now = unix_now();
-        for bytes in verified {
-            let Ok(c) = Credential::from_bytes(&bytes) else { continue };
-            let rid = crate::trust::derive::router_id(&c.body().public_key);
-            if self.known.credential_bytes(&rid) != Some(&bytes[..])
-                && self.known.learn(&self.store, rid, &bytes, now)
-            {
-                debug!("credential for {rid} learned from the link layer");
-                self.filter_at = None;
-            }
-        }
+    /// Discovery and handshake payload bytes received and sent.
+    pub fn discovery_bytes(&self) -> (u64, u64) {
+        (self.discovery_bytes_in, self.discovery_bytes_out)
     }
 
-    /// A weft TLV arrived on a Babel interface.
-    pub fn on_extension(
-        &mut self,
-        engine: &mut Engine,
-        now: Time,
-        ifindex: IfIndex,
-        from: Ipv6Addr,
-        body: &[u8],
-    ) {
-        match MeshTlv::decode(body) {
-            Some(MeshTlv::CredentialRequest { router_id }) => {
-                if let Some(bytes) = self.known.credential_bytes(&router_id).map(<[u8]>::to_vec) {
-                    for c in credential_chunks(router_id, &bytes) {
-                        engine.handle_input(
-                            now,
-                            Input::SendExtension {
-                                ifindex,
-                                dst: Destination::Unicast(from),
-                                body: c.encode(),
-                            },
-                        );
-                    }
-                }
-            }
-            Some(MeshTlv::CredentialChunk { router_id, index, count, data }) => {
-                if let Some(bytes) = self.reassembly.add(ifindex, router_id, index, count, data) {
-                    self.stats.credentials_received += 1;
-                    if self.known.learn(&self.store, router_id, &bytes, unix_now()) {
-                        debug!("credential for {router_id} learned");
-                        self.filter_at = None;
-                    } else if !self.known.nodes.contains_key(&router_id) {
-                        self.stats.credentials_rejected += 1;
-                    }
-                }
-            }
-            None => {}
-        }
-    }
-
-    /// Periodic work: credentials for unknown origins, our credential to
-    /// new tunnel neighbours, WireGuard liveness, DNS, filter refresh.
-    pub async fn tick(
-        &mut self,
-        engine: &mut Engine,
-        now: Time,
-        cfg: &Config,
-        tunnel_ifs: &BTreeSet<IfIndex>,
-    ) {
-        if now < self.next_tick {
-            return;
-        }
-        self.next_tick = now.plus_ms(TICK_MS);
-        // Ask for credentials of origins we do not know, or know only with
-        // a credential that is not valid (it may have been renewed), from
-        // the neighbour that advertised them.
-        for r in engine.routes() {
-            let valid = self.known.nodes.get(&r.router_id).is_some_and(|k| k.verdict.is_ok());
-            if !tunnel_ifs.contains(&r.ifindex) || valid {
-                continue;
-            }
-            if self.requested.get(&r.router_id).is_some_and(|t| now.since(*t) < CREDENTIAL_REQUEST_MS) {
-                continue;
-            }
-            self.requested.insert(r.router_id, now);
-            let body = MeshTlv::CredentialRequest { router_id: r.router_id }.encode();
-            engine.handle_input(
-                now,
-                Input::SendExtension { ifindex: r.ifindex, dst: Destination::Unicast(r.neighbour), body },
-            );
-        }
-        self.requested.retain(|_, t| now.since(*t) < 10 * CREDENTIAL_REQUEST_MS);
-        // Our own credential to each tunnel neighbour, now and then.
-        if let Some(c) = &self.id.credential {
-            let chunks = credential_chunks(self.id.router_id, c.to_bytes());
-            for i in tunnel_ifs {
-                if self.announced_to.get(i).is_some_and(|t| now.since(*t) < CREDENTIAL_REANNOUNCE_MS) {
-                    continue;
-                }
-                self.announced_to.insert(*i, now);
-                for ch in &chunks {
-                    engine.handle_input(
-                        now,
-                        Input::SendExtension { ifindex: *i, dst: Destination::Multicast, body: ch.encode() },
-                    );
-                }
-            }
-        }
-        self.announced_to.retain(|i, _| tunnel_ifs.contains(i));
-        // Verdicts that lapse by themselves (expiry) while running.
-        let unix = unix_now();
-        if self.filter_at.is_some_and(|t| t <= unix) {
-            self.known.recheck(&self.store, unix);
-            self.filter_at = None;
-        }
-        if now >= self.next_handshake_poll {
-            self.next_handshake_poll = now.plus_ms(HANDSHAKE_POLL_MS);
-            self.poll_handshakes(now).await;
-        }
-        self.reconcile_statics(now, cfg, false);
-    }
-
-    async fn poll_handshakes(&mut self, now: Time) {
-        let names: Vec<String> = self.tunnels.keys().cloned().collect();
-        for name in names {
-            let Ok(dev) = self.wg.get(&name).await else { continue };
-            let recent = dev.peers.iter().filter_map(|p| p.last_handshake).any(|t| {
-                SystemTime::now().duration_since(t).unwrap_or(Duration::ZERO) < Duration::from_secs(180)
-            });
-            if recent {
-                let auth = link_auth!(self);
-                self.link.handle_input(now, unix_now(), LinkInput::TunnelAlive { name }, &auth);
-            }
-        }
+    /// Announcements refused now (distinct origin/prefix pairs heard
+    /// recently) and routes held for an unknown origin.
+    pub fn refused(&self, engine: &Engine) -> (usize, usize) {
+        (self.core.refused_announcements(), self.core.routes_pending_credential(&engine.routes()))
     }
 
     /// Each tunnel's peer and counters as its WireGuard backend reports
     /// them now (for the metrics).
     pub async fn tunnel_counters(&mut self) -> Vec<crate::metrics::Tunnel> {
         let mut out = Vec::new();
-        let specs: Vec<(String, String, [u8; 32])> =
+        let specs: Vec<(String, String, PublicKey)> =
             self.tunnels.iter().map(|(n, s)| (n.clone(), s.peer_name.clone(), s.peer_key)).collect();
         for (dev, peer, key) in specs {
             let Ok(d) = self.wg.get(&dev).await else { continue };
-            let Some(p) = d.peers.iter().find(|p| p.public_key == Key(key)) else { continue };
+            let Some(p) = d.peers.iter().find(|p| p.public_key == key) else { continue };
             let latest_handshake =
                 p.last_handshake.and_then(|t| t.duration_since(UNIX_EPOCH).ok()).map(|d| d.as_secs());
             out.push(crate::metrics::Tunnel {
@@ -686,145 +533,24 @@ impl MeshRuntime {
         self.tunnels.get(ifname).map(|s| s.peer_name.as_str())
     }
 
-    /// True when the route filter must be rebuilt (credentials or time).
-    pub fn filter_stale(&self) -> bool {
-        self.filter_at.is_none()
-    }
-
-    /// The route filter: routes learned over tunnels must come from an
-    /// origin whose credential grants the prefix; plain Babel interfaces
-    /// (babeld/BIRD compatibility) are not filtered.
-    pub fn build_filter(&mut self, tunnel_ifs: BTreeSet<IfIndex>) -> crate::babel::engine::RouteFilter {
-        let unix = unix_now();
-        self.filter_at = Some(self.known.next_change(unix).unwrap_or(u64::MAX));
-        let grants = self.known.grants();
-        let tunnels = Arc::new(tunnel_ifs);
-        Box::new(move |prefix: &Prefix, rid: &RouterId, ifindex: IfIndex| {
-            !tunnels.contains(&ifindex) || judge(&grants, prefix, rid) == RouteVerdict::Allowed
-        })
-    }
-
-    /// Announcements refused: known, valid origins announcing prefixes they
-    /// were not granted (distinct origin/prefix pairs), and routes held
-    /// back because their origin's credential is unknown.
-    pub fn refused(&self, engine: &Engine, tunnel_ifs: &BTreeSet<IfIndex>) -> (usize, usize) {
-        let grants = self.known.grants();
-        let mut refused = BTreeSet::new();
-        let mut unknown = BTreeSet::new();
-        for r in engine.routes().into_iter().filter(|r| tunnel_ifs.contains(&r.ifindex)) {
-            match judge(&grants, &r.prefix, &r.router_id) {
-                RouteVerdict::NotGranted => {
-                    refused.insert((r.router_id, r.prefix));
-                }
-                RouteVerdict::UnknownOrigin => {
-                    unknown.insert((r.router_id, r.prefix));
-                }
-                RouteVerdict::Allowed => {}
-            }
-        }
-        (refused.len(), unknown.len())
-    }
-
     /// Extra fields for `weft neighbours` rows on tunnels.
     pub fn tunnel_info(&self, ifname: &str) -> Option<Value> {
         let spec = self.tunnels.get(ifname)?;
-        let expires =
-            self.link.neighbours().into_iter().find(|n| n.key == spec.peer_key).and_then(|n| n.expires_unix);
-        Some(json!({
-            "name": spec.peer_name,
-            "public_key": NodePublicKey(spec.peer_key).to_string(),
-            "credential_expires": expires.map(credential_expiry_text),
-            "tunnel": format!("{} up, endpoint {}", ifname, spec.endpoint),
-            "endpoint": spec.endpoint.to_string(),
-        }))
+        Some(self.core.tunnel_info(ifname, spec))
     }
 
-    pub fn status(&self, engine: &Engine, tunnel_ifs: &BTreeSet<IfIndex>) -> Value {
-        let (refused, unknown) = self.refused(engine, tunnel_ifs);
-        let link_neighbours: Vec<Value> = self
-            .link
-            .neighbours()
-            .into_iter()
-            .map(|n| {
-                json!({
-                    "name": n.name,
-                    "public_key": NodePublicKey(n.key).to_string(),
-                    "scope": format!("{:?}", n.scope),
-                    "verified": n.verified,
-                    "credential_expires": n.expires_unix.map(credential_expiry_text),
-                    "tunnel": n.tunnel,
-                })
-            })
-            .collect();
-        json!({
-            "public_key": self.id.public.to_string(),
-            "mesh_address": self.mesh_address.map(|a| a.to_string()),
-            "credential": self.id.credential.as_ref().map(|c| json!({
-                "name": c.body().name,
-                "expires": crate::trust::time::iso8601(c.body().not_after),
-            })),
-            "wireguard_backend": self.wg.kind(),
-            "tunnels": self.tunnels.len(),
-            "link_neighbours": link_neighbours,
-            "refused_announcements": refused,
-            "routes_pending_credential": unknown,
-            "known_nodes": self.known.nodes.len(),
-            "mesh": self.stats,
-            "link": self.link.stats(),
-        })
+    pub fn status(&self, routes: &[RouteView]) -> Value {
+        let mut v = self.core.status(routes);
+        v["wireguard_backend"] = self.wg.kind().into();
+        v["tunnels"] = self.tunnels.len().into();
+        v["mesh"]["tunnel_errors"] = self.tunnel_errors.into();
+        v["mesh"]["discovery_bytes_in"] = self.discovery_bytes_in.into();
+        v["mesh"]["discovery_bytes_out"] = self.discovery_bytes_out.into();
+        v
     }
 
-    /// `weft nodes`: every node we know, with its credential.
     pub fn nodes(&self) -> Value {
-        let list: Vec<Value> = self
-            .known
-            .nodes
-            .iter()
-            .map(|(rid, k)| {
-                let (status, name, key, prefixes, groups, expires, address) =
-                    match (&k.verdict, &k.credential) {
-                        (Ok(v), c) => (
-                            "valid".to_string(),
-                            v.name.clone(),
-                            v.public_key.to_string(),
-                            v.prefixes.iter().map(|p| p.to_string()).collect::<Vec<_>>(),
-                            v.groups.clone(),
-                            c.as_ref().map(|c| crate::trust::time::iso8601(c.body().not_after)),
-                            v.mesh_address.map(|a| a.to_string()),
-                        ),
-                        (Err(e), Some(c)) => (
-                            e.to_string(),
-                            Some(c.body().name.clone()),
-                            c.public_key().to_string(),
-                            c.body().prefixes.iter().map(|p| p.to_string()).collect(),
-                            c.body().groups.clone(),
-                            Some(crate::trust::time::iso8601(c.body().not_after)),
-                            None,
-                        ),
-                        (Err(e), None) => (e.to_string(), None, String::new(), vec![], vec![], None, None),
-                    };
-                // The tunnel(s) to this node when it is a direct neighbour.
-                let tunnels: Vec<&str> = self
-                    .tunnels
-                    .iter()
-                    .filter(|(_, t)| !key.is_empty() && NodePublicKey(t.peer_key).to_string() == key)
-                    .map(|(name, _)| name.as_str())
-                    .collect();
-                json!({
-                    "router_id": rid.to_string(),
-                    "name": name,
-                    "public_key": key,
-                    "status": status,
-                    "expires": expires,
-                    "prefixes": prefixes.join(","),
-                    "groups": groups.join(","),
-                    "tunnel": (!tunnels.is_empty()).then(|| tunnels.join(",")),
-                    "address": address,
-                    "self": *rid == self.id.router_id,
-                })
-            })
-            .collect();
-        json!({ "nodes": list })
+        self.core.nodes()
     }
 
     /// Removes every tunnel (clean stop).
@@ -835,6 +561,17 @@ impl MeshRuntime {
         }
         self.tunnels.clear();
     }
+}
+
+/// The link manager's seed, from the OS random source. Without one the
+/// mesh does not start: predictable nonces would let old handshake
+/// messages be replayed.
+pub fn nonce_seed<E: std::fmt::Display>(
+    fill: impl FnOnce(&mut [u8]) -> Result<(), E>,
+) -> io::Result<[u8; 32]> {
+    let mut seed = [0u8; 32];
+    fill(&mut seed).map_err(|e| io::Error::other(format!("no random numbers for handshake nonces: {e}")))?;
+    Ok(seed)
 }
 
 /// Names made by [`crate::link::manager::tunnel_name`]: "weft", 6 hex
@@ -850,23 +587,21 @@ pub fn is_tunnel_name(name: &str) -> bool {
         })
 }
 
-/// A neighbour's credential expiry as shown to users: the link manager keeps
-/// the second its verdict lapses (`not_after + 1`, the window is inclusive);
-/// users compare with the credential's `not_after` (`weft cert show`).
-fn credential_expiry_text(lapses_at: u64) -> String {
-    crate::trust::time::iso8601(lapses_at.saturating_sub(1))
-}
-
-/// The link-local address of our tunnel interfaces: fe80::/64 with the
-/// key-derived interface identifier (stable across restarts).
-pub fn link_local_for(key: &NodePublicKey) -> Ipv6Addr {
-    let iid = derive::mesh_interface_id(key);
-    Ipv6Addr::from((0xfe80u128 << 112) | iid as u128)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn without_random_numbers_the_mesh_does_not_start() {
+        let e = nonce_seed(|_| Err("getrandom: ENOSYS")).unwrap_err();
+        assert!(e.to_string().contains("no random numbers"), "{e}");
+        let seed = nonce_seed(|b| {
+            b.fill(7);
+            Ok::<(), String>(())
+        })
+        .unwrap();
+        assert_eq!(seed, [7; 32]);
+    }
 
     #[test]
     fn tunnel_names_are_recognised() {
@@ -885,8 +620,8 @@ mod tests {
         ] {
             assert!(!is_tunnel_name(n), "{n}");
         }
-        let key = NodePublicKey([0xab; 32]);
-        assert!(is_tunnel_name(&crate::link::manager::tunnel_name(Scope::Raw(9999), &key.0)));
-        assert!(is_tunnel_name(&crate::link::manager::tunnel_name(Scope::Static(3), &key.0)));
+        let key = PublicKey([0xab; 32]);
+        assert!(is_tunnel_name(&crate::link::manager::tunnel_name(Scope::Raw(9999), &key)));
+        assert!(is_tunnel_name(&crate::link::manager::tunnel_name(Scope::Static(3), &key)));
     }
 }

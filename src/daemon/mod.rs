@@ -6,7 +6,6 @@ pub mod ifaces;
 pub mod kernel_routes;
 pub mod kernel_switches;
 pub mod logger;
-pub mod mesh;
 pub mod mesh_runtime;
 pub mod publish;
 pub mod runner;
@@ -21,6 +20,12 @@ use log::{error, warn};
 use crate::kernel::{RtnlFib, RtnlMonitor};
 use crate::net::BabelSocket;
 pub use runner::Daemon;
+
+/// When this binary was built (Unix seconds; `SOURCE_DATE_EPOCH` if the
+/// build set it): the time is at least that, whatever the clock says.
+pub fn build_time() -> u64 {
+    env!("WEFT_BUILD_TIME").parse().unwrap_or(0)
+}
 
 const USAGE: &str = "usage: weft daemon [-c FILE]   (default /etc/config/weft)";
 
@@ -77,11 +82,12 @@ pub fn run(args: &[String]) -> ExitCode {
             let id = mesh_runtime::load_identity(&cfg)?;
             let store = mesh_runtime::build_store(&cfg)?;
             log::info!("identity: public key {}, router-id {}", id.public, id.router_id);
-            Some(mesh_runtime::MeshRuntime::start(&cfg, id, store).await?)
+            let floor = state_file::load_time_floor(&cfg.main.state_file).unwrap_or(0).max(build_time());
+            Some(mesh_runtime::MeshRuntime::start(&cfg, id, store, floor, crate::babel::Time(0)).await?)
         } else {
             None
         };
-        let fixed_rid = mesh.as_ref().map(|m| m.id.router_id);
+        let fixed_rid = mesh.as_ref().map(|m| m.core.identity().router_id);
         let state = runner::initial_state(&cfg.main.state_file, fixed_rid);
         let monitor = RtnlMonitor::open()?;
         let sock = BabelSocket::open(cfg.main.babel_port)?;

@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use log::{debug, info, warn};
 
 use super::mesh_runtime::MeshRuntime;
-use crate::babel::{Engine, IfIndex, Time};
+use crate::babel::{Engine, Time};
 use crate::config::MainConfig;
 use crate::metrics::{self, NodeCounts, RouteCounts, Snapshot};
 use crate::trust::VerifiedNode;
@@ -27,7 +27,7 @@ const DNSMASQ_PID_DIR: &str = "/var/run/dnsmasq";
 /// The nodes whose credentials (or allow-listing) verified: the one place
 /// that knows where the mesh keeps its node table.
 pub fn verified_nodes(mesh: &MeshRuntime) -> impl Iterator<Item = &VerifiedNode> {
-    mesh.known.nodes.values().filter_map(|k| k.verdict.as_ref().ok())
+    mesh.core.known().nodes.values().filter_map(|k| k.verdict.as_ref().ok())
 }
 
 /// Writes `bytes` to a temporary file beside `path`, then renames it over
@@ -219,12 +219,7 @@ impl Publisher {
 
 /// The metrics snapshot of the daemon's state. `tunnels` come from the
 /// WireGuard backend (async, so the caller reads them).
-pub fn snapshot(
-    engine: &Engine,
-    mesh: Option<&MeshRuntime>,
-    tunnel_ifs: &BTreeSet<IfIndex>,
-    tunnels: Vec<metrics::Tunnel>,
-) -> Snapshot {
+pub fn snapshot(engine: &Engine, mesh: Option<&MeshRuntime>, tunnels: Vec<metrics::Tunnel>) -> Snapshot {
     let neighbours = engine
         .neighbours()
         .into_iter()
@@ -245,15 +240,15 @@ pub fn snapshot(
         *slot += 1;
     }
     let stats = engine.stats();
-    let (refused, unknown) = mesh.map_or((0, 0), |m| m.refused(engine, tunnel_ifs));
-    let (disc_in, disc_out) =
-        mesh.map_or((0, 0), |m| (m.stats.discovery_bytes_in, m.stats.discovery_bytes_out));
+    let (refused, unknown) = mesh.map_or((0, 0), |m| m.refused(engine));
+    let (disc_in, disc_out) = mesh.map_or((0, 0), |m| m.discovery_bytes());
     Snapshot {
         version: env!("CARGO_PKG_VERSION").to_string(),
         neighbours,
         routes,
-        nodes: mesh
-            .map_or_else(NodeCounts::default, |m| NodeCounts::of(m.known.nodes.values().map(|k| &k.verdict))),
+        nodes: mesh.map_or_else(NodeCounts::default, |m| {
+            NodeCounts::of(m.core.known().nodes.values().map(|k| &k.verdict))
+        }),
         refused_announcements: stats.refused_by_filter,
         refused_not_granted: refused as u64,
         refused_unknown_origin: unknown as u64,

@@ -19,7 +19,7 @@ use tokio::time::Instant;
 use super::ifaces::{desired_plain_interfaces, KernelView};
 use super::kernel_routes::KernelRoutes;
 use super::kernel_switches::KernelSwitches;
-use super::mesh_runtime::{unix_now, MeshRuntime};
+use super::mesh_runtime::{wall_clock, MeshRuntime};
 use super::publish::{self, Publisher};
 use super::state_file::{self, PersistentState};
 use super::views;
@@ -57,13 +57,13 @@ pub struct Daemon<F: Fib, M: LinkMonitor, S: BabelIo> {
     routes: KernelRoutes,
     start: Instant,
     saved_seqno: SeqNo,
+    /// The time floor last saved.
+    saved_floor: u64,
     fib_failures: u64,
     is_wireless: fn(&str) -> bool,
     control_path: PathBuf,
     /// The zero-trust mesh (keys, tunnels, credentials), when configured.
     mesh: Option<MeshRuntime>,
-    /// Babel interfaces that are WireGuard tunnels (their routes are filtered).
-    tunnel_ifs: BTreeSet<IfIndex>,
     /// Forwarding and reverse-path switches (`set_forwarding`).
     switches: KernelSwitches,
     /// The hosts file for dnsmasq and the Prometheus textfile.
@@ -86,7 +86,7 @@ pub fn initial_state(path: &Path, fixed_router_id: Option<RouterId>) -> Persiste
     // Start above the saved seqno: whatever we announced before a crash
     // may still be remembered, and must not be newer than what we say now.
     let seqno = seqno.map_or(SeqNo(random_u64() as u16), |s| s.add(1));
-    PersistentState { router_id, seqno }
+    PersistentState { router_id, seqno, time_floor: None }
 }
 
 fn random_u64() -> u64 {
@@ -124,6 +124,8 @@ impl<F: Fib, M: LinkMonitor, S: BabelIo> Daemon<F, M, S> {
             seed: random_u64(),
             smoothing_half_life_ms: cfg.main.smoothing_half_life_ms,
         });
+        let mut engine = engine;
+        engine.set_neighbour_limits(cfg.main.neighbour_limits());
         let control_path = cfg.main.control_socket.clone();
         let routes = KernelRoutes::new(cfg.main.kernel_priority);
         let switches = KernelSwitches::new(kernel::sysctl::Sysctl::system(), cfg.main.set_forwarding);
@@ -142,11 +144,11 @@ impl<F: Fib, M: LinkMonitor, S: BabelIo> Daemon<F, M, S> {
             routes,
             start: Instant::now(),
             saved_seqno: SeqNo(state.seqno.0.wrapping_sub(1)),
+            saved_floor: 0,
             fib_failures: 0,
             is_wireless,
             control_path,
             mesh,
-            tunnel_ifs: BTreeSet::new(),
             switches,
             publisher,
         })
@@ -272,9 +274,15 @@ impl<F: Fib, M: LinkMonitor, S: BabelIo> Daemon<F, M, S> {
                 _ = recv_signal(&mut int) => break,
                 _ = &mut stop => break,
             }
-            self.drain().await;
-            self.mesh_work().await;
-            if self.engine.seqno() != self.saved_seqno {
+            if let Some(m) = self.mesh.as_mut() {
+                let now = Time(self.start.elapsed().as_millis() as u64);
+                m.io_work(now, &self.cfg).await;
+            }
+            self.pump().await;
+            // The time floor is saved hourly (and at every seqno change).
+            let floor_moved =
+                self.mesh.as_ref().is_some_and(|m| m.core.time_floor() >= self.saved_floor + 3600);
+            if self.engine.seqno() != self.saved_seqno || floor_moved {
                 self.save_state();
             }
             let now = self.now();
@@ -287,9 +295,44 @@ impl<F: Fib, M: LinkMonitor, S: BabelIo> Daemon<F, M, S> {
         Ok(())
     }
 
-    /// Does what the engine asked: datagrams out, FIB changes in one batch.
-    async fn drain(&mut self) {
+    /// Moves outputs between the engine, the mesh core and the edges until
+    /// neither has anything left. The engine's outputs are taken out before
+    /// anything is done with them, so the engine is never re-entered from
+    /// inside its own drain: what the core asks of it comes in afterwards.
+    async fn pump(&mut self) {
+        for _ in 0..64 {
+            let engine_moved = self.drain().await;
+            let now = self.now();
+            let d = match self.mesh.as_mut() {
+                Some(m) => m.drain(&mut self.engine, now).await,
+                None => Default::default(),
+            };
+            if d.tunnels_changed {
+                self.reconcile_interfaces();
+            }
+            if d.filter_changed {
+                self.update_hosts();
+            }
+            if !engine_moved && !d.moved {
+                return;
+            }
+        }
+        warn!("engine and mesh core still busy after 64 rounds: continuing at the next event");
+    }
+
+    /// Does what the engine asked: datagrams out, FIB changes in one batch,
+    /// TLV 224 bodies and filter verdicts to the mesh core. Returns whether
+    /// there was anything.
+    async fn drain(&mut self) -> bool {
+        let mut outs = Vec::new();
         while let Some(o) = self.engine.poll_output() {
+            outs.push(o);
+        }
+        if outs.is_empty() {
+            return false;
+        }
+        let now = self.now();
+        for o in outs {
             match o {
                 Output::Send { ifindex, dst, data } => {
                     let dest = match dst {
@@ -302,14 +345,19 @@ impl<F: Fib, M: LinkMonitor, S: BabelIo> Daemon<F, M, S> {
                 }
                 Output::Fib(op) => self.routes.push(op),
                 Output::Extension { ifindex, from, body } => {
-                    let now = self.now();
                     if let Some(m) = self.mesh.as_mut() {
-                        m.on_extension(&mut self.engine, now, ifindex, from, &body);
+                        m.on_extension(now, ifindex, from, &body);
+                    }
+                }
+                Output::Filtered { query, verdict } => {
+                    if let Some(m) = self.mesh.as_mut() {
+                        m.on_filtered(now, query, verdict);
                     }
                 }
             }
         }
         self.apply_routes().await;
+        true
     }
 
     /// Sends the batch of route changes to the kernel.
@@ -376,44 +424,19 @@ impl<F: Fib, M: LinkMonitor, S: BabelIo> Daemon<F, M, S> {
             self.active.insert(ifindex, config.clone());
             self.engine.handle_input(now, Input::InterfaceUp { ifindex, config });
         }
-        let tunnels: BTreeSet<IfIndex> = match &self.mesh {
-            Some(m) => self.active.iter().filter(|(_, c)| m.is_tunnel(&c.name)).map(|(i, _)| *i).collect(),
-            None => BTreeSet::new(),
-        };
-        if tunnels != self.tunnel_ifs {
-            self.tunnel_ifs = tunnels;
-            self.refresh_filter();
+        if let Some(m) = self.mesh.as_mut() {
+            let tunnels: BTreeSet<IfIndex> =
+                self.active.iter().filter(|(_, c)| m.is_tunnel(&c.name)).map(|(i, _)| *i).collect();
+            m.set_tunnel_interfaces(now, tunnels);
         }
         let names = self.babel_if_names();
         self.switches.interfaces_changed(&names);
     }
 
-    /// The zero-trust side after every event: tunnels the link manager
-    /// wants, credentials to exchange, and the route filter kept current.
-    async fn mesh_work(&mut self) {
-        let now = self.now();
-        let Some(m) = self.mesh.as_mut() else { return };
-        let before: Vec<String> = m.tunnel_names().cloned().collect();
-        m.drain_link().await;
-        let after: Vec<String> = m.tunnel_names().cloned().collect();
-        m.tick(&mut self.engine, now, &self.cfg, &self.tunnel_ifs).await;
-        if before != after {
-            self.reconcile_interfaces();
-        }
-        if self.mesh.as_ref().is_some_and(|m| m.filter_stale()) {
-            self.refresh_filter();
-        }
-        self.drain().await;
-    }
-
-    /// Rebuilt whenever a node's verdict may have changed (credentials,
-    /// trust material, expiry), and so is the hosts file.
-    fn refresh_filter(&mut self) {
-        let now = self.now();
-        if let Some(m) = self.mesh.as_mut() {
-            let f = m.build_filter(self.tunnel_ifs.clone());
-            self.engine.set_route_filter(now, Some(f));
-            self.publisher.update_hosts(publish::verified_nodes(m), unix_now());
+    /// The hosts file follows the nodes whose credentials verify.
+    fn update_hosts(&mut self) {
+        if let Some(m) = self.mesh.as_ref() {
+            self.publisher.update_hosts(publish::verified_nodes(m), wall_clock());
         }
     }
 
@@ -423,7 +446,7 @@ impl<F: Fib, M: LinkMonitor, S: BabelIo> Daemon<F, M, S> {
             Some(m) => m.tunnel_counters().await,
             None => Vec::new(),
         };
-        let snap = publish::snapshot(&self.engine, self.mesh.as_ref(), &self.tunnel_ifs, tunnels);
+        let snap = publish::snapshot(&self.engine, self.mesh.as_ref(), tunnels);
         crate::metrics::render(&snap)
     }
 
@@ -466,6 +489,7 @@ impl<F: Fib, M: LinkMonitor, S: BabelIo> Daemon<F, M, S> {
         info!("reloading {}", self.config_path.display());
         let old = std::mem::replace(&mut self.cfg, new);
         super::logger::set_level(self.cfg.main.log_level.as_str());
+        self.engine.set_neighbour_limits(self.cfg.main.neighbour_limits());
         self.engine.set_smoothing_half_life(self.cfg.main.smoothing_half_life_ms);
         self.publisher.reconfigure(&self.cfg.main);
         if (old.main.table, old.main.protocol, old.main.kernel_priority)
@@ -483,7 +507,6 @@ impl<F: Fib, M: LinkMonitor, S: BabelIo> Daemon<F, M, S> {
                 m.trust_changed(now, &self.cfg);
                 m.reconcile_statics(now, &self.cfg, true);
             }
-            self.refresh_filter();
         } else if self.cfg.trust.has_trust_material() {
             warn!("trust material was added: restart weft to turn on the zero-trust mesh");
         }
@@ -532,7 +555,7 @@ impl<F: Fib, M: LinkMonitor, S: BabelIo> Daemon<F, M, S> {
         info!("stopping: retracting our routes");
         let now = self.now();
         self.engine.handle_input(now, Input::Shutdown);
-        self.drain().await;
+        self.pump().await;
         match self.fib.flush_own().await {
             Ok(n) => info!("removed {n} routes"),
             Err(e) => warn!("removing routes: {e}"),
@@ -547,7 +570,10 @@ impl<F: Fib, M: LinkMonitor, S: BabelIo> Daemon<F, M, S> {
     }
 
     fn save_state(&mut self) {
-        let st = PersistentState { router_id: self.engine.router_id(), seqno: self.engine.seqno() };
+        let time_floor = self.mesh.as_ref().map(|m| m.core.time_floor());
+        self.saved_floor = time_floor.unwrap_or(0);
+        let st =
+            PersistentState { router_id: self.engine.router_id(), seqno: self.engine.seqno(), time_floor };
         match state_file::save(&self.cfg.main.state_file, &st) {
             Ok(()) => self.saved_seqno = st.seqno,
             Err(e) => {
@@ -624,7 +650,7 @@ impl<F: Fib, M: LinkMonitor, S: BabelIo> Daemon<F, M, S> {
             },
             "babel": self.engine.stats(),
             "forwarding": self.switches.status(),
-            "trust": self.mesh.as_ref().map(|m| m.status(&self.engine, &self.tunnel_ifs)),
+            "trust": self.mesh.as_ref().map(|m| m.status(&self.engine.routes())),
         })
     }
 }

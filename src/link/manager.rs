@@ -1,34 +1,66 @@
 //! The link manager: who may be a neighbour, and the tunnels that follow.
 //!
 //! Pure state machine (no sockets, no clock): it hears beacons and
-//! handshake messages, asks an [`LinkAuth`] whether a key is authorised,
+//! handshake messages, asks a [`LinkAuth`] whether a key is authorised,
 //! agrees WireGuard ports with each authorised neighbour through an
 //! authenticated three-way handshake, and outputs the desired tunnels.
 //!
 //! Handshake (initiated by either side, both may initiate at once):
-//! `Offer(nonce_a, port_a, cred_a)` → `Answer(echo nonce_a, nonce_b, port_b,
-//! cred_b)` → `Confirm(echo nonce_b, port_a)`. Every message carries a MAC
-//! keyed by the pair's X25519 shared secret; the echoed nonce proves the
-//! message is fresh. The initiator creates its tunnel on a valid Answer,
-//! the responder on a valid Confirm, so a replayed Offer creates nothing.
+//! `Offer(nonce_a, stamp_a, cred_a)` → `Answer(echo nonce_a, nonce_b,
+//! port_b, cred_b)` → `Confirm(echo nonce_b, port_a)`. Every message carries
+//! a MAC keyed by the pair's X25519 shared secret; the echoed nonce proves
+//! the Answer and the Confirm fresh, the stamp the Offer (see
+//! [`super::wire`]). The initiator creates its tunnel on a valid Answer, the
+//! responder on a valid Confirm, so a replayed Offer creates nothing; an
+//! Offer does not replace the answer a handshake in progress waits for.
 //! Beacons are unauthenticated and therefore never change an existing
 //! tunnel: a forged or replayed beacon can at most trigger an Offer that
 //! only the real key holder can answer.
+//!
+//! What an attacker on the link can cost is bounded:
+//! - a key of small order is dropped on sight;
+//! - a new neighbour (beacon or Offer) costs a signature check and an X25519
+//!   computation: admissions are rate-limited per source address, then per
+//!   interface, with a lane of its own for credentials already known to be
+//!   valid, so a flood of forged ones cannot keep a real neighbour out;
+//! - until its handshake completes a neighbour is half-open: it holds no
+//!   WireGuard port and no tunnel slot, and half-open neighbours are bounded
+//!   per interface and per source address, and time out;
+//! - an Answer or Confirm is matched to the handshake it answers (a table
+//!   lookup) before its MAC is computed, with the secret computed when that
+//!   neighbour was admitted: a forged one costs no X25519;
+//! - a credential that is not newer (by not-before) than the one a
+//!   neighbour already showed is not looked at;
+//! - tunnel names are short, but a name is never given to two neighbours.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::net::{IpAddr, Ipv6Addr, SocketAddr, SocketAddrV6};
 
-use super::wire::{seal, LinkMessage, PublicKey, DISCOVERY_GROUP, DISCOVERY_PORT, MAC_LEN};
+use super::wire::{mac, seal, LinkMessage, PublicKey, DISCOVERY_GROUP, DISCOVERY_PORT, MAC_LEN};
 use crate::babel::{IfIndex, LinkType, Time};
+use crate::trust::{TrustError, TrustTime};
 
-/// Cryptography and policy the manager needs, supplied by the trust layer.
+/// Cryptography and policy the manager needs, supplied by the mesh core
+/// (which owns the trust store and our private key).
 pub trait LinkAuth {
-    /// A MAC over `data` keyed by the X25519 shared secret of our private
-    /// key and `peer`'s public key (the same value on both sides).
-    fn mac(&self, peer: &PublicKey, data: &[u8]) -> [u8; MAC_LEN];
+    /// The X25519 shared secret of our private key and `peer` (the same on
+    /// both sides); `None` if there is none worth having.
+    fn shared_secret(&mut self, peer: &PublicKey) -> Option<[u8; 32]>;
+    /// Whether `credential` is one already verified and valid for `key`:
+    /// admitting it costs no signature check.
+    fn is_known_good(&self, key: &PublicKey, credential: &[u8]) -> bool;
+    /// Whether `new` was issued after `current` (both credentials of one
+    /// key; a credential that does not parse is not newer). Cheap: no
+    /// signature is checked.
+    fn is_newer(&self, new: &[u8], current: &[u8]) -> bool;
     /// Whether `key`, presenting `credential` (possibly empty), may have a
-    /// tunnel at Unix time `now_unix`.
-    fn authorise(&self, key: &PublicKey, credential: &[u8], now_unix: u64) -> Result<Authorised, String>;
+    /// tunnel at `at`; the trust module's verdict otherwise.
+    fn authorise(
+        &mut self,
+        key: &PublicKey,
+        credential: &[u8],
+        at: TrustTime,
+    ) -> Result<Authorised, TrustError>;
 }
 
 /// A positive verdict.
@@ -53,11 +85,14 @@ pub struct LinkConfig {
     pub peer_timeout_ms: u64,
     /// First handshake retry delay; doubles up to 16 times this.
     pub retry_ms: u64,
-    /// Most neighbours kept per interface.
+    /// Most neighbours with a tunnel per interface.
     pub max_peers_per_scope: usize,
-    /// Credential verifications allowed per second per interface, so that a
-    /// flood of forged beacons cannot eat the CPU.
+    /// Admissions (a signature check and an X25519 each) allowed per second
+    /// per interface for credentials not known yet, and again for known
+    /// ones.
     pub verify_budget_per_s: u32,
+    /// Admissions allowed per second per source address.
+    pub source_budget_per_s: u32,
     /// Accept handshakes from non-link-local addresses for keys that are
     /// not configured static peers (roaming remote workers).
     pub accept_remote: bool,
@@ -75,6 +110,7 @@ impl LinkConfig {
             retry_ms: 1000,
             max_peers_per_scope: 64,
             verify_budget_per_s: 20,
+            source_budget_per_s: 2,
             accept_remote: false,
         }
     }
@@ -157,7 +193,7 @@ pub enum LinkOutput {
     Refused {
         key: PublicKey,
         scope: Scope,
-        reason: String,
+        reason: TrustError,
     },
 }
 
@@ -178,10 +214,20 @@ pub struct LinkStats {
     pub beacons_in: u64,
     pub bad_datagrams: u64,
     pub bad_macs: u64,
+    /// Answers and Confirms matching no handshake, and Offers whose stamp
+    /// is not fresh.
     pub stale_handshakes: u64,
     pub refused: u64,
     pub rate_limited: u64,
     pub table_full: u64,
+    /// Keys of small order, dropped on sight.
+    pub low_order_keys: u64,
+    /// Neighbours turned away because too many were half-open.
+    pub half_open_full: u64,
+    /// Half-open neighbours dropped because their handshake never completed.
+    pub half_open_expired: u64,
+    /// Credentials not newer than the one a neighbour showed, not looked at.
+    pub older_credentials: u64,
 }
 
 #[derive(Clone, Debug)]
@@ -192,18 +238,80 @@ struct Peer {
     /// Its credential (or allow-listing) has been checked. Static peers are
     /// admitted before they have shown one.
     verified: bool,
+    /// The X25519 secret of the pair (computed once, at admission).
+    secret: Option<[u8; 32]>,
     /// Discovery address of the neighbour (beacon or handshake source).
     addr: Option<SocketAddr>,
-    my_port: u16,
+    /// The source address it was admitted from (half-open accounting).
+    admitted_from: Option<IpAddr>,
+    /// Our WireGuard port for this pair, once the handshake completed.
+    port: Option<u16>,
+    /// The port promised in our Answers, until a Confirm arrives.
+    tentative_port: Option<u16>,
     their_port: Option<u16>,
-    /// Nonce of our outstanding Offer.
-    offer_nonce: Option<u64>,
-    /// Nonce of our outstanding Answer (awaiting a Confirm).
-    answer_nonce: Option<u64>,
+    /// Our Offers in flight (nonce, stamp), newest last: an Answer to any
+    /// of them counts (a late one, too).
+    offers: Vec<(u64, u64)>,
+    /// The highest Offer stamp taken from it (same-run replays are stale).
+    last_stamp: Option<u64>,
+    /// Its runs (stamps' high halves), when each was first heard of.
+    runs: Vec<(u32, Time)>,
+    /// The stamp of the last handshake it completed as initiator (its
+    /// Confirm), and when.
+    confirmed: Option<(u64, Time)>,
     next_offer: Time,
     retry_ms: u64,
+    since: Time,
     last_seen: Time,
     tunnel: Option<TunnelSpec>,
+    /// The interface name given to its tunnel (kept across re-handshakes).
+    tunnel_name: Option<String>,
+}
+
+impl Peer {
+    fn half_open(&self, scope: Scope) -> bool {
+        self.tunnel.is_none() && !matches!(scope, Scope::Static(_))
+    }
+
+    /// Whether a Confirm for its Offer with `stamp` may complete a
+    /// handshake: a later Offer of the run whose handshake completed last,
+    /// or an Offer of a run first heard of after that (it restarted). An
+    /// old Confirm replayed completes nothing.
+    fn confirmable(&self, stamp: u64) -> bool {
+        let Some((last, at)) = self.confirmed else { return true };
+        let run = (stamp >> 32) as u32;
+        if run == (last >> 32) as u32 {
+            return stamp > last;
+        }
+        self.runs.iter().any(|(r, first)| *r == run && *first > at)
+    }
+}
+
+/// A token bucket.
+#[derive(Clone, Copy, Debug)]
+struct Bucket {
+    tokens: f64,
+    at: Time,
+}
+
+impl Bucket {
+    fn full(burst: u32, now: Time) -> Bucket {
+        Bucket { tokens: f64::from(burst.max(1)), at: now }
+    }
+
+    /// Takes a token if there is one; tokens come back at `rate` a second,
+    /// up to `burst`.
+    fn take(&mut self, rate: u32, burst: u32, now: Time) -> bool {
+        let dt = now.since(self.at) as f64 / 1000.0;
+        self.tokens = (self.tokens + dt * f64::from(rate.max(1))).min(f64::from(burst.max(1)));
+        self.at = now;
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -212,8 +320,9 @@ struct Raw {
     link_type: LinkType,
     mtu: u32,
     next_beacon: Time,
-    tokens: f64,
-    tokens_at: Time,
+    /// Admission budgets: credentials not known yet, and known ones.
+    unknown: Bucket,
+    known: Bucket,
 }
 
 #[derive(Clone, Debug)]
@@ -228,20 +337,38 @@ const REFUSED_HOLD_MS: u64 = 60_000;
 const MAX_REFUSED: usize = 1024;
 /// WireGuard's overhead over IPv6: outer IPv6 (40) + UDP (8) + WireGuard (32).
 const WG_OVERHEAD: u32 = 80;
+/// Half-open neighbours at most, per interface and per source address.
+const MAX_HALF_OPEN_PER_SCOPE: usize = 16;
+const MAX_HALF_OPEN_PER_SOURCE: usize = 2;
+/// A half-open neighbour whose handshake has not completed after this long
+/// is dropped (four Offers at 1, 2, 4, 8 s).
+const HALF_OPEN_MS: u64 = 15_000;
+/// Source addresses whose admission budget is remembered.
+const MAX_SOURCES: usize = 256;
+/// Runs of a neighbour remembered (it restarted that often in ours).
+const MAX_RUNS: usize = 16;
 
 pub struct LinkManager {
     cfg: LinkConfig,
     now: Time,
-    unix: u64,
-    rng: u64,
+    at: TrustTime,
+    /// Nonces: SHA-512(seed ‖ counter); Answer nonces: SHA-512(seed ‖
+    /// peer ‖ stamp).
+    seed: [u8; 32],
+    counter: u64,
+    /// Our run, in Offer stamps; and Offers sent in it.
+    run: u32,
+    offers_sent: u32,
     raws: BTreeMap<IfIndex, Raw>,
     statics: BTreeMap<u32, StaticPeer>,
     peers: BTreeMap<(Scope, PublicKey), Peer>,
     /// Refused keys, until when, and a fingerprint of the credential they
     /// were refused with: the same credential is not looked at again before
-    /// then, a different one (a renewal) is, within the verification budget.
+    /// then, a different one (a renewal) is, within the admission budget.
     refused: BTreeMap<(Scope, PublicKey), (Time, u64)>,
-    outputs: Vec<LinkOutput>,
+    /// Admission budget per source address (a small table, searched in place).
+    sources: Vec<((Option<IfIndex>, IpAddr), Bucket)>,
+    outputs: VecDeque<LinkOutput>,
     stats: LinkStats,
 }
 
@@ -258,28 +385,50 @@ fn hex(b: &[u8]) -> String {
 /// Interface name of a tunnel: "weft" + 6 hex digits of the peer's key,
 /// then the raw interface index, "s<n>" for a static peer or "r" for a
 /// roaming one (at most 15 characters; the firewall matches "weft+").
-pub fn tunnel_name(scope: Scope, key: &PublicKey) -> String {
+/// `alt` picks other bytes of the key when the first choice is taken.
+pub fn tunnel_name_alt(scope: Scope, key: &PublicKey, alt: usize) -> String {
+    let h = match alt {
+        0..=9 => hex(&key.0[3 * alt..3 * alt + 3]),
+        n => format!("{:06x}", n & 0xff_ffff),
+    };
     match scope {
-        Scope::Raw(i) => format!("weft{}-{}", hex(&key[..3]), i % 10_000),
-        Scope::Static(n) => format!("weft{}-s{}", hex(&key[..3]), n % 100),
-        Scope::Remote => format!("weft{}-r", hex(&key[..3])),
+        Scope::Raw(i) => format!("weft{h}-{}", i % 10_000),
+        Scope::Static(n) => format!("weft{h}-s{}", n % 100),
+        Scope::Remote => format!("weft{h}-r"),
     }
 }
 
+/// The first-choice tunnel name (see [`tunnel_name_alt`]).
+pub fn tunnel_name(scope: Scope, key: &PublicKey) -> String {
+    tunnel_name_alt(scope, key, 0)
+}
+
+fn is_link_local(a: &IpAddr) -> bool {
+    matches!(a, IpAddr::V6(a) if a.segments()[0] & 0xffc0 == 0xfe80)
+}
+
 impl LinkManager {
-    pub fn new(cfg: LinkConfig, seed: u64) -> LinkManager {
-        LinkManager {
+    /// `seed`: 32 bytes from the OS random source (nonces and our run id
+    /// are drawn from it; an attacker must not be able to guess them).
+    pub fn new(cfg: LinkConfig, seed: [u8; 32]) -> LinkManager {
+        let mut m = LinkManager {
             cfg,
             now: Time(0),
-            unix: 0,
-            rng: seed | 1,
+            at: TrustTime::exact(0),
+            seed,
+            counter: 0,
+            run: 0,
+            offers_sent: 0,
             raws: BTreeMap::new(),
             statics: BTreeMap::new(),
             peers: BTreeMap::new(),
             refused: BTreeMap::new(),
-            outputs: Vec::new(),
+            sources: Vec::new(),
+            outputs: VecDeque::new(),
             stats: LinkStats::default(),
-        }
+        };
+        m.run = m.nonce() as u32;
+        m
     }
 
     pub fn stats(&self) -> &LinkStats {
@@ -296,7 +445,7 @@ impl LinkManager {
         self.peers.values().filter_map(|p| p.tunnel.clone()).collect()
     }
 
-    /// Neighbours known (authorised), with their tunnel if any.
+    /// Neighbours known (authorised or half-open), with their tunnel if any.
     pub fn neighbours(&self) -> Vec<LinkNeighbour> {
         self.peers
             .iter()
@@ -312,20 +461,27 @@ impl LinkManager {
     }
 
     fn nonce(&mut self) -> u64 {
-        let mut x = self.rng;
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        self.rng = x;
-        x
+        self.counter += 1;
+        let mut h = ed25519_compact::sha512::Hash::new();
+        h.update(self.seed);
+        h.update(self.counter.to_be_bytes());
+        u64::from_be_bytes(h.finalize()[..8].try_into().expect("8 bytes"))
+    }
+
+    /// The nonce of our Answer to `peer`'s Offer with `stamp`: derived, not
+    /// stored, so that a Confirm is checked against it without keeping
+    /// anything per Offer.
+    fn answer_nonce(&self, peer: &PublicKey, stamp: u64) -> u64 {
+        let mut h = ed25519_compact::sha512::Hash::new();
+        h.update(self.seed);
+        h.update(b"answer");
+        h.update(peer.0);
+        h.update(stamp.to_be_bytes());
+        u64::from_be_bytes(h.finalize()[..8].try_into().expect("8 bytes"))
     }
 
     pub fn poll_output(&mut self) -> Option<LinkOutput> {
-        if self.outputs.is_empty() {
-            None
-        } else {
-            Some(self.outputs.remove(0))
-        }
+        self.outputs.pop_front()
     }
 
     pub fn poll_timeout(&self) -> Option<Time> {
@@ -338,6 +494,9 @@ impl LinkManager {
             if p.tunnel.is_none() || p.their_port.is_none() {
                 take(p.next_offer);
             }
+            if p.half_open(*scope) {
+                take(p.since.plus_ms(HALF_OPEN_MS + 1));
+            }
             if matches!(scope, Scope::Raw(_)) {
                 take(p.last_seen.plus_ms(self.cfg.peer_timeout_ms + 1));
             }
@@ -347,27 +506,33 @@ impl LinkManager {
                 take(self.now.plus_ms(self.cfg.retry_ms));
             }
         }
-        // Wake when a credential lapses (wall clock mapped onto our time).
+        // Wake when a credential lapses (its time mapped onto ours).
         if let Some(e) = self.peers.values().filter_map(|p| p.expires_unix).min() {
-            take(self.now.plus_ms(e.saturating_sub(self.unix).saturating_mul(1000)));
+            take(self.now.plus_ms(e.saturating_sub(self.at.expiry_at).saturating_mul(1000)));
         }
         t
     }
 
-    pub fn handle_input(&mut self, now: Time, unix: u64, input: LinkInput<'_>, auth: &dyn LinkAuth) {
+    pub fn handle_input(
+        &mut self,
+        now: Time,
+        at: impl Into<TrustTime>,
+        input: LinkInput<'_>,
+        auth: &mut dyn LinkAuth,
+    ) {
         self.now = now;
-        self.unix = unix;
+        self.at = at.into();
         match input {
             LinkInput::RawUp { ifindex, name, link_type, mtu } => {
                 let first = !self.raws.contains_key(&ifindex);
-                let burst = self.cfg.verify_budget_per_s as f64;
+                let rate = self.cfg.verify_budget_per_s;
                 let r = self.raws.entry(ifindex).or_insert(Raw {
                     name: name.clone(),
                     link_type,
                     mtu,
                     next_beacon: now,
-                    tokens: burst,
-                    tokens_at: now,
+                    unknown: Bucket::full(rate, now),
+                    known: Bucket::full(rate, now),
                 });
                 r.name = name;
                 r.link_type = link_type;
@@ -378,6 +543,7 @@ impl LinkManager {
             }
             LinkInput::RawDown { ifindex } => {
                 self.raws.remove(&ifindex);
+                self.sources.retain(|((i, _), _)| *i != Some(ifindex));
                 let gone: Vec<(Scope, PublicKey)> =
                     self.peers.keys().filter(|(s, _)| *s == Scope::Raw(ifindex)).copied().collect();
                 for k in gone {
@@ -397,9 +563,9 @@ impl LinkManager {
                     let k = (Scope::Static(index), key);
                     if let Some(p) = self.peers.get_mut(&k) {
                         p.addr = addr;
-                        p.offer_nonce = None;
+                        p.offers.clear();
                         p.retry_ms = self.cfg.retry_ms;
-                        self.send_offer(k, auth);
+                        self.send_offer(k);
                     }
                 }
                 self.start_static(index, auth);
@@ -424,26 +590,28 @@ impl LinkManager {
         }
     }
 
-    pub fn handle_timeout(&mut self, now: Time, unix: u64, auth: &dyn LinkAuth) {
+    pub fn handle_timeout(&mut self, now: Time, at: impl Into<TrustTime>, auth: &mut dyn LinkAuth) {
+        let at = at.into();
         self.now = now;
-        self.unix = unix;
+        self.at = at;
         let due: Vec<IfIndex> =
             self.raws.iter().filter(|(_, r)| r.next_beacon <= now).map(|(i, _)| *i).collect();
         for i in due {
             self.send_beacon(i);
         }
-        // Credentials lapse while running: re-check at every timeout is
-        // cheap (no signature check: the verdict's expiry is compared).
+        // Credentials lapse while running: the verdict's expiry is compared
+        // (no signature check).
         let expired: Vec<(Scope, PublicKey)> = self
             .peers
             .iter()
-            .filter(|(_, p)| p.expires_unix.is_some_and(|e| e <= unix))
+            .filter(|(_, p)| p.expires_unix.is_some_and(|e| e <= at.expiry_at))
             .map(|(k, _)| *k)
             .collect();
         for k in expired {
-            let reason = "credential expired".to_string();
-            let cred = self.peers.get(&k).map(|p| p.credential.clone()).unwrap_or_default();
-            self.refuse(k.0, k.1, &cred, reason);
+            let (cred, lapsed) =
+                self.peers.get(&k).map(|p| (p.credential.clone(), p.expires_unix)).unwrap_or_default();
+            let not_after = lapsed.unwrap_or(at.expiry_at).saturating_sub(1);
+            self.refuse(k.0, k.1, &cred, TrustError::Expired { not_after, now: at.expiry_at });
             self.drop_peer(k);
         }
         let timeout = self.cfg.peer_timeout_ms;
@@ -456,6 +624,16 @@ impl LinkManager {
         for k in dead {
             self.drop_peer(k);
         }
+        let stuck: Vec<(Scope, PublicKey)> = self
+            .peers
+            .iter()
+            .filter(|((s, _), p)| p.half_open(*s) && now.since(p.since) > HALF_OPEN_MS)
+            .map(|(k, _)| *k)
+            .collect();
+        for k in stuck {
+            self.stats.half_open_expired += 1;
+            self.drop_peer(k);
+        }
         let retry: Vec<(Scope, PublicKey)> = self
             .peers
             .iter()
@@ -463,7 +641,7 @@ impl LinkManager {
             .map(|(k, _)| *k)
             .collect();
         for k in retry {
-            self.send_offer(k, auth);
+            self.send_offer(k);
         }
         let statics: Vec<u32> = self.statics.keys().copied().collect();
         for s in statics {
@@ -480,10 +658,10 @@ impl LinkManager {
         let data =
             LinkMessage::Beacon { key: self.cfg.key, credential: self.cfg.credential.clone() }.encode();
         let dst = SocketAddr::V6(SocketAddrV6::new(DISCOVERY_GROUP, DISCOVERY_PORT, 0, ifindex));
-        self.outputs.push(LinkOutput::Send { ifindex: Some(ifindex), dst, data });
+        self.outputs.push_back(LinkOutput::Send { ifindex: Some(ifindex), dst, data });
     }
 
-    fn refuse(&mut self, scope: Scope, key: PublicKey, credential: &[u8], reason: String) {
+    fn refuse(&mut self, scope: Scope, key: PublicKey, credential: &[u8], reason: TrustError) {
         self.stats.refused += 1;
         if self.refused.len() >= MAX_REFUSED {
             // Forget the entry that would expire first.
@@ -492,48 +670,87 @@ impl LinkManager {
             }
         }
         self.refused.insert((scope, key), (self.now.plus_ms(REFUSED_HOLD_MS), fingerprint(credential)));
-        self.outputs.push(LinkOutput::Refused { key, scope, reason });
+        self.outputs.push_back(LinkOutput::Refused { key, scope, reason });
     }
 
-    /// Spends one verification token of a raw interface.
-    fn take_token(&mut self, scope: Scope) -> bool {
-        let Scope::Raw(i) = scope else { return true };
-        let (now, rate) = (self.now, self.cfg.verify_budget_per_s as f64);
+    /// Spends one admission token: the source address's, then the
+    /// interface's lane (known credentials have a lane of their own).
+    fn take_token(&mut self, scope: Scope, src: &SocketAddr, known_good: bool) -> bool {
+        let now = self.now;
+        let iface = match scope {
+            Scope::Raw(i) => Some(i),
+            Scope::Static(_) | Scope::Remote => None,
+        };
+        let source = (iface, src.ip());
+        // A source may spend twice its rate at once (a neighbour's beacon
+        // and Offer arrive together).
+        let (rate, burst) = (self.cfg.source_budget_per_s, 2 * self.cfg.source_budget_per_s);
+        let i = match self.sources.iter().position(|(k, _)| *k == source) {
+            Some(i) => i,
+            None => {
+                if self.sources.len() >= MAX_SOURCES {
+                    // Forget the source heard from longest ago.
+                    if let Some(i) =
+                        self.sources.iter().enumerate().min_by_key(|(_, (_, b))| b.at).map(|(i, _)| i)
+                    {
+                        self.sources.swap_remove(i);
+                    }
+                }
+                self.sources.push((source, Bucket::full(burst, now)));
+                self.sources.len() - 1
+            }
+        };
+        if !self.sources[i].1.take(rate, burst, now) {
+            return false;
+        }
+        let Some(i) = iface else { return true };
+        let rate = self.cfg.verify_budget_per_s;
         let Some(r) = self.raws.get_mut(&i) else { return false };
-        let dt = now.since(r.tokens_at) as f64 / 1000.0;
-        r.tokens = (r.tokens + dt * rate).min(rate.max(1.0));
-        r.tokens_at = now;
-        if r.tokens >= 1.0 {
-            r.tokens -= 1.0;
-            true
+        if known_good {
+            r.known.take(rate, rate, now)
         } else {
-            false
+            r.unknown.take(rate, rate, now)
         }
     }
 
     fn free_port(&self) -> Option<u16> {
-        let used: BTreeSet<u16> = self.peers.values().map(|p| p.my_port).collect();
+        let used: BTreeSet<u16> =
+            self.peers.values().flat_map(|p| [p.port, p.tentative_port]).flatten().collect();
         (0..self.cfg.port_count).map(|i| self.cfg.port_base.wrapping_add(i)).find(|p| !used.contains(p))
     }
 
-    /// Creates the entry of a newly authorised neighbour.
+    /// Whether another half-open neighbour fits, at `scope` and from `src`.
+    fn half_open_room(&self, scope: Scope, src: Option<&SocketAddr>) -> bool {
+        if matches!(scope, Scope::Static(_)) {
+            return true;
+        }
+        let half_open = self.peers.iter().filter(|((s, _), p)| *s == scope && p.half_open(*s));
+        let (mut here, mut from_src) = (0, 0);
+        for (_, p) in half_open {
+            here += 1;
+            if src.is_some_and(|a| p.admitted_from == Some(a.ip())) {
+                from_src += 1;
+            }
+        }
+        here < MAX_HALF_OPEN_PER_SCOPE && from_src < MAX_HALF_OPEN_PER_SOURCE
+    }
+
+    /// Creates the entry of a newly authorised neighbour: half-open, no
+    /// port, its shared secret computed.
     fn admit(
         &mut self,
-        scope: Scope,
-        key: PublicKey,
+        (scope, key): (Scope, PublicKey),
         verdict: Authorised,
         credential: Vec<u8>,
         addr: Option<SocketAddr>,
         verified: bool,
+        auth: &mut dyn LinkAuth,
     ) -> bool {
-        if self.peers.keys().filter(|(s, _)| *s == scope).count() >= self.cfg.max_peers_per_scope {
-            self.stats.table_full += 1;
+        let secret = auth.shared_secret(&key);
+        if secret.is_none() {
+            self.stats.low_order_keys += 1;
             return false;
         }
-        let Some(port) = self.free_port() else {
-            self.stats.table_full += 1;
-            return false;
-        };
         self.peers.insert(
             (scope, key),
             Peer {
@@ -541,29 +758,37 @@ impl LinkManager {
                 expires_unix: verdict.expires_unix,
                 credential,
                 verified,
+                secret,
                 addr,
-                my_port: port,
+                admitted_from: addr.map(|a| a.ip()),
+                port: None,
+                tentative_port: None,
                 their_port: None,
-                offer_nonce: None,
-                answer_nonce: None,
+                offers: Vec::new(),
+                last_stamp: None,
+                runs: Vec::new(),
+                confirmed: None,
                 next_offer: self.now,
                 retry_ms: self.cfg.retry_ms,
+                since: self.now,
                 last_seen: self.now,
                 tunnel: None,
+                tunnel_name: None,
             },
         );
         true
     }
 
     /// Looks up or admits the neighbour `key` at `scope`, authorising it
-    /// with the credential it presented. Returns false if it is refused.
+    /// with the credential it presented. Returns false if it is refused
+    /// (or must wait: no budget, no room).
     fn known_or_admitted(
         &mut self,
         scope: Scope,
         key: PublicKey,
         credential: &[u8],
-        addr: Option<SocketAddr>,
-        auth: &dyn LinkAuth,
+        src: SocketAddr,
+        auth: &mut dyn LinkAuth,
     ) -> bool {
         if key == self.cfg.key {
             return false;
@@ -573,8 +798,18 @@ impl LinkManager {
             if verified && (credential.is_empty() || p.credential == credential) {
                 return true;
             }
-            // A new credential (renewal), or a static peer's first one.
-            return match auth.authorise(&key, credential, self.unix) {
+            // Another credential: a renewal, a static peer's first one, or
+            // an older one replayed (never looked at: grants only narrow
+            // with time, never widen back).
+            if verified && !auth.is_newer(credential, &p.credential) {
+                self.stats.older_credentials += 1;
+                return true;
+            }
+            if !self.take_token(scope, &src, auth.is_known_good(&key, credential)) {
+                self.stats.rate_limited += 1;
+                return verified;
+            }
+            return match auth.authorise(&key, credential, self.at) {
                 Ok(v) => {
                     let p = self.peers.get_mut(&(scope, key)).expect("present");
                     p.credential = credential.to_vec();
@@ -595,12 +830,16 @@ impl LinkManager {
         if self.refused.get(&(scope, key)).is_some_and(|(_, f)| *f == fingerprint(credential)) {
             return false;
         }
-        if !self.take_token(scope) {
+        if !self.half_open_room(scope, Some(&src)) {
+            self.stats.half_open_full += 1;
+            return false;
+        }
+        if !self.take_token(scope, &src, auth.is_known_good(&key, credential)) {
             self.stats.rate_limited += 1;
             return false;
         }
-        match auth.authorise(&key, credential, self.unix) {
-            Ok(v) => self.admit(scope, key, v, credential.to_vec(), addr, true),
+        match auth.authorise(&key, credential, self.at) {
+            Ok(v) => self.admit((scope, key), v, credential.to_vec(), Some(src), true, auth),
             Err(reason) => {
                 self.refuse(scope, key, credential, reason);
                 false
@@ -609,8 +848,7 @@ impl LinkManager {
     }
 
     fn scope_of(&self, ifindex: Option<IfIndex>, src: &SocketAddr, key: &PublicKey) -> Option<Scope> {
-        let link_local = matches!(src.ip(), IpAddr::V6(a) if a.segments()[0] & 0xffc0 == 0xfe80);
-        if link_local {
+        if is_link_local(&src.ip()) {
             return ifindex.filter(|i| self.raws.contains_key(i)).map(Scope::Raw);
         }
         if let Some((i, _)) = self.statics.iter().find(|(_, s)| s.key == *key) {
@@ -619,7 +857,16 @@ impl LinkManager {
         None
     }
 
-    fn receive(&mut self, ifindex: Option<IfIndex>, src: SocketAddr, data: &[u8], auth: &dyn LinkAuth) {
+    /// Checks a handshake message's MAC with the pair's secret.
+    fn mac_ok(&mut self, k: (Scope, PublicKey), covered: &[u8], got: &[u8; MAC_LEN]) -> bool {
+        let ok = self.peers.get(&k).and_then(|p| p.secret).is_some_and(|s| mac(&s, covered) == *got);
+        if !ok {
+            self.stats.bad_macs += 1;
+        }
+        ok
+    }
+
+    fn receive(&mut self, ifindex: Option<IfIndex>, src: SocketAddr, data: &[u8], auth: &mut dyn LinkAuth) {
         let (msg, covered) = match LinkMessage::decode(data) {
             Ok(x) => x,
             Err(_) => {
@@ -627,25 +874,36 @@ impl LinkManager {
                 return;
             }
         };
+        let covered = &data[..covered];
         let me = self.cfg.key;
+        let sender = match &msg {
+            LinkMessage::Beacon { key, .. } => key,
+            LinkMessage::Offer { from, .. }
+            | LinkMessage::Answer { from, .. }
+            | LinkMessage::Confirm { from, .. } => from,
+        };
+        if sender.is_low_order() {
+            self.stats.low_order_keys += 1;
+            return;
+        }
         match msg {
             LinkMessage::Beacon { key, credential } => {
                 self.stats.beacons_in += 1;
                 let Some(scope @ Scope::Raw(_)) = self.scope_of(ifindex, &src, &key) else { return };
-                if !self.known_or_admitted(scope, key, &credential, Some(src), auth) {
+                if !self.known_or_admitted(scope, key, &credential, src, auth) {
                     return;
                 }
                 let now = self.now;
-                let p = self.peers.get_mut(&(scope, key)).expect("admitted");
+                let Some(p) = self.peers.get_mut(&(scope, key)) else { return };
                 p.last_seen = now;
                 if p.addr.is_none() || p.tunnel.is_none() {
                     p.addr = Some(src);
                 }
-                if p.tunnel.is_none() && p.offer_nonce.is_none() {
-                    self.send_offer((scope, key), auth);
+                if p.tunnel.is_none() && p.offers.is_empty() {
+                    self.send_offer((scope, key));
                 }
             }
-            LinkMessage::Offer { from, to, nonce, port, credential, mac } => {
+            LinkMessage::Offer { from, to, nonce, stamp, credential, mac } => {
                 if to != me {
                     return;
                 }
@@ -654,80 +912,164 @@ impl LinkManager {
                     None if self.cfg.accept_remote => Scope::Remote,
                     None => return,
                 };
-                // The MAC costs an X25519 for a key we have no secret for
-                // yet: unknown keys first pass the rate-limited admission.
-                let known = self.peers.contains_key(&(scope, from));
-                if known && auth.mac(&from, &data[..covered]) != mac {
-                    self.stats.bad_macs += 1;
-                    return;
+                let k = (scope, from);
+                if let Some(p) = self.peers.get(&k) {
+                    // Same run and not newer: a replay (or a reordered
+                    // duplicate). Dropped before any cryptography.
+                    if p.last_stamp.is_some_and(|l| l >> 32 == stamp >> 32 && stamp <= l) {
+                        self.stats.stale_handshakes += 1;
+                        return;
+                    }
+                    if !self.mac_ok(k, covered, &mac) {
+                        return;
+                    }
+                    if !self.known_or_admitted(scope, from, &credential, src, auth) {
+                        return;
+                    }
+                } else {
+                    // A new neighbour: admitted (budget, verdict, secret)
+                    // before its MAC can even be checked.
+                    if !self.known_or_admitted(scope, from, &credential, src, auth) {
+                        return;
+                    }
+                    if !self.mac_ok(k, covered, &mac) {
+                        self.drop_peer(k);
+                        return;
+                    }
                 }
-                if !self.known_or_admitted(scope, from, &credential, Some(src), auth) {
-                    return;
-                }
-                if !known && auth.mac(&from, &data[..covered]) != mac {
-                    self.stats.bad_macs += 1;
-                    self.drop_peer((scope, from));
-                    return;
-                }
-                let answer_nonce = self.nonce();
-                let cred = self.cfg.credential.clone();
-                let p = self.peers.get_mut(&(scope, from)).expect("admitted");
-                p.answer_nonce = Some(answer_nonce);
-                let my_port = p.my_port;
-                let reply = LinkMessage::Answer {
-                    from: me,
-                    to: from,
-                    echo: nonce,
-                    nonce: answer_nonce,
-                    port: my_port,
-                    credential: cred,
-                    mac: [0; MAC_LEN],
-                };
-                let _ = port; // the offerer's port is only trusted once fresh (Confirm)
-                let data = seal(&reply, |b| auth.mac(&from, b));
-                self.outputs.push(LinkOutput::Send { ifindex, dst: src, data });
+                self.answer(k, nonce, stamp, src, ifindex);
             }
-            LinkMessage::Answer { from, to, echo, nonce, port, credential, mac } => {
-                if to != me || auth.mac(&from, &data[..covered]) != mac {
-                    self.stats.bad_macs += 1;
+            LinkMessage::Answer { from, to, echo, nonce, port: their_port, credential, mac } => {
+                if to != me {
                     return;
                 }
                 let Some(scope) = self.find_scope(ifindex, &src, &from) else { return };
-                let fresh = self.peers.get(&(scope, from)).is_some_and(|p| p.offer_nonce == Some(echo));
-                if !fresh {
+                let k = (scope, from);
+                // Matched to our Offer first: a forged Answer costs a lookup.
+                let stamp =
+                    self.peers.get(&k).and_then(|p| p.offers.iter().find(|(n, _)| *n == echo)).map(|x| x.1);
+                let Some(stamp) = stamp else {
                     self.stats.stale_handshakes += 1;
                     return;
-                }
-                if !self.known_or_admitted(scope, from, &credential, Some(src), auth) {
+                };
+                if !self.mac_ok(k, covered, &mac) {
                     return;
                 }
-                let p = self.peers.get_mut(&(scope, from)).expect("known");
-                p.offer_nonce = None;
-                let my_port = p.my_port;
+                if !self.known_or_admitted(scope, from, &credential, src, auth) {
+                    return;
+                }
+                let Some(my_port) = self.commit_port(k) else { return };
+                let Some(p) = self.peers.get_mut(&k) else { return };
+                p.offers.clear();
                 let confirm = LinkMessage::Confirm {
                     from: me,
                     to: from,
                     echo: nonce,
+                    stamp,
                     port: my_port,
                     mac: [0; MAC_LEN],
                 };
-                let data = seal(&confirm, |b| auth.mac(&from, b));
-                self.outputs.push(LinkOutput::Send { ifindex, dst: src, data });
-                self.establish((scope, from), src, port);
+                let secret = p.secret.expect("admitted with a secret");
+                let data = seal(&confirm, |b| super::wire::mac(&secret, b));
+                self.outputs.push_back(LinkOutput::Send { ifindex, dst: src, data });
+                self.establish(k, src, their_port);
             }
-            LinkMessage::Confirm { from, to, echo, port, mac } => {
-                if to != me || auth.mac(&from, &data[..covered]) != mac {
-                    self.stats.bad_macs += 1;
+            LinkMessage::Confirm { from, to, echo, stamp, port, mac } => {
+                if to != me {
                     return;
                 }
                 let Some(scope) = self.find_scope(ifindex, &src, &from) else { return };
-                let fresh = self.peers.get(&(scope, from)).is_some_and(|p| p.answer_nonce == Some(echo));
-                if !fresh {
+                let k = (scope, from);
+                // Our Answer to that Offer had this nonce, and the Offer is
+                // newer than the last handshake completed: a lookup and a
+                // hash before any MAC.
+                if echo != self.answer_nonce(&from, stamp)
+                    || !self.peers.get(&k).is_some_and(|p| p.confirmable(stamp))
+                {
                     self.stats.stale_handshakes += 1;
                     return;
                 }
-                self.peers.get_mut(&(scope, from)).expect("known").answer_nonce = None;
-                self.establish((scope, from), src, port);
+                if !self.mac_ok(k, covered, &mac) {
+                    return;
+                }
+                if self.commit_port(k).is_none() {
+                    return;
+                }
+                let now = self.now;
+                if let Some(p) = self.peers.get_mut(&k) {
+                    p.confirmed = Some((stamp, now));
+                }
+                self.establish(k, src, port);
+            }
+        }
+    }
+
+    /// Answers an authenticated, fresh Offer with the port we promise (the
+    /// committed one, or a tentative one held until a Confirm). Nothing is
+    /// kept per Offer: the Answer's nonce is derived from the Offer's stamp.
+    fn answer(
+        &mut self,
+        k: (Scope, PublicKey),
+        offer_nonce: u64,
+        stamp: u64,
+        src: SocketAddr,
+        ifindex: Option<IfIndex>,
+    ) {
+        let free = self.free_port();
+        let answer_nonce = self.answer_nonce(&k.1, stamp);
+        let (me, cred, now) = (self.cfg.key, self.cfg.credential.clone(), self.now);
+        let Some(p) = self.peers.get_mut(&k) else { return };
+        p.last_stamp = Some(stamp);
+        let run = (stamp >> 32) as u32;
+        if !p.runs.iter().any(|(r, _)| *r == run) {
+            if p.runs.len() >= MAX_RUNS {
+                p.runs.remove(0);
+            }
+            p.runs.push((run, now));
+        }
+        let port = match p.port.or(p.tentative_port).or(free) {
+            Some(port) => port,
+            None => {
+                self.stats.table_full += 1;
+                return;
+            }
+        };
+        if p.port.is_none() {
+            p.tentative_port = Some(port);
+        }
+        let reply = LinkMessage::Answer {
+            from: me,
+            to: k.1,
+            echo: offer_nonce,
+            nonce: answer_nonce,
+            port,
+            credential: cred,
+            mac: [0; MAC_LEN],
+        };
+        let secret = p.secret.expect("admitted with a secret");
+        let data = seal(&reply, |b| mac(&secret, b));
+        self.outputs.push_back(LinkOutput::Send { ifindex, dst: src, data });
+    }
+
+    /// Our port for the pair, committed now that the handshake completes;
+    /// `None` if there is no room (ports or tunnel slots).
+    fn commit_port(&mut self, k: (Scope, PublicKey)) -> Option<u16> {
+        let p = self.peers.get(&k)?;
+        if let Some(port) = p.port {
+            return Some(port);
+        }
+        let with_tunnel = self.peers.iter().filter(|((s, _), p)| *s == k.0 && p.tunnel.is_some()).count();
+        let port = p.tentative_port.or_else(|| self.free_port());
+        match port {
+            Some(port) if with_tunnel < self.cfg.max_peers_per_scope => {
+                let p = self.peers.get_mut(&k).expect("present");
+                p.port = Some(port);
+                p.tentative_port = None;
+                Some(port)
+            }
+            _ => {
+                self.stats.table_full += 1;
+                None
             }
         }
     }
@@ -737,6 +1079,20 @@ impl LinkManager {
         self.scope_of(ifindex, src, key)
             .or_else(|| self.cfg.accept_remote.then_some(Scope::Remote))
             .filter(|s| self.peers.contains_key(&(*s, *key)))
+    }
+
+    /// A name for `k`'s tunnel that no other neighbour's tunnel has.
+    fn unique_name(&self, k: (Scope, PublicKey)) -> String {
+        let taken: BTreeSet<&str> = self
+            .peers
+            .iter()
+            .filter(|(pk, _)| **pk != k)
+            .filter_map(|(_, p)| p.tunnel_name.as_deref())
+            .collect();
+        (0..)
+            .map(|alt| tunnel_name_alt(k.0, &k.1, alt))
+            .find(|n| !taken.contains(n.as_str()))
+            .expect("some name is free")
     }
 
     /// A fresh, authenticated message told us the neighbour's address and
@@ -754,11 +1110,14 @@ impl LinkManager {
             },
             Scope::Static(_) | Scope::Remote => (LinkType::Tunnel, 1420),
         };
+        let name = match self.peers.get(&k) {
+            Some(p) if p.verified => p.tunnel_name.clone().unwrap_or_else(|| self.unique_name(k)),
+            _ => return,
+        };
         let now = self.now;
         let p = self.peers.get_mut(&k).expect("known");
-        if !p.verified {
-            return;
-        }
+        let Some(listen_port) = p.port else { return };
+        p.tunnel_name = Some(name.clone());
         p.their_port = Some(their_port);
         p.addr = Some(src);
         p.last_seen = now;
@@ -768,11 +1127,11 @@ impl LinkManager {
             SocketAddr::V4(a) => SocketAddr::new(IpAddr::V4(*a.ip()), their_port),
         };
         let spec = TunnelSpec {
-            name: tunnel_name(scope, &key),
+            name,
             scope,
             peer_key: key,
             peer_name: p.name.clone(),
-            listen_port: p.my_port,
+            listen_port,
             endpoint,
             mtu,
             link_type,
@@ -780,52 +1139,50 @@ impl LinkManager {
         };
         if p.tunnel.as_ref() != Some(&spec) {
             p.tunnel = Some(spec.clone());
-            self.outputs.push(LinkOutput::TunnelUp(spec));
+            self.outputs.push_back(LinkOutput::TunnelUp(spec));
         }
     }
 
-    fn send_offer(&mut self, k: (Scope, PublicKey), auth: &dyn LinkAuth) {
+    fn send_offer(&mut self, k: (Scope, PublicKey)) {
         let nonce = self.nonce();
+        self.offers_sent = self.offers_sent.wrapping_add(1);
+        let stamp = u64::from(self.run) << 32 | u64::from(self.offers_sent);
         let (me, cred, now) = (self.cfg.key, self.cfg.credential.clone(), self.now);
+        let max_retry = self.cfg.retry_ms * 16;
         let Some(p) = self.peers.get_mut(&k) else { return };
-        let Some(dst) = p.addr else { return };
-        // Keep the nonce of an offer in flight so that a late Answer to it
-        // still counts; a new one is drawn once it has been answered.
-        let nonce = *p.offer_nonce.get_or_insert(nonce);
+        let (Some(dst), Some(secret)) = (p.addr, p.secret) else { return };
+        // Each copy has its own nonce and stamp; an Answer to any of the
+        // last few counts (it may be late).
+        if p.offers.len() >= 4 {
+            p.offers.remove(0);
+        }
+        p.offers.push((nonce, stamp));
         p.next_offer = now.plus_ms(p.retry_ms);
-        p.retry_ms = (p.retry_ms * 2).min(self.cfg.retry_ms * 16);
-        let offer = LinkMessage::Offer {
-            from: me,
-            to: k.1,
-            nonce,
-            port: p.my_port,
-            credential: cred,
-            mac: [0; MAC_LEN],
-        };
+        p.retry_ms = (p.retry_ms * 2).min(max_retry);
+        let offer =
+            LinkMessage::Offer { from: me, to: k.1, nonce, stamp, credential: cred, mac: [0; MAC_LEN] };
         let ifindex = match k.0 {
             Scope::Raw(i) => Some(i),
             Scope::Static(_) | Scope::Remote => None,
         };
-        let data = seal(&offer, |b| auth.mac(&k.1, b));
-        self.outputs.push(LinkOutput::Send { ifindex, dst, data });
+        let data = seal(&offer, |b| mac(&secret, b));
+        self.outputs.push_back(LinkOutput::Send { ifindex, dst, data });
     }
 
-    fn start_static(&mut self, index: u32, auth: &dyn LinkAuth) {
+    fn start_static(&mut self, index: u32, auth: &mut dyn LinkAuth) {
         let Some(s) = self.statics.get(&index).cloned() else { return };
         let scope = Scope::Static(index);
-        if self.peers.contains_key(&(scope, s.key)) {
-            if let Some(p) = self.peers.get_mut(&(scope, s.key)) {
-                if p.tunnel.is_none() && s.addr.is_some() {
-                    p.addr = s.addr;
-                }
+        if let Some(p) = self.peers.get_mut(&(scope, s.key)) {
+            if p.tunnel.is_none() && s.addr.is_some() {
+                p.addr = s.addr;
             }
             return;
         }
         // A configured static peer is admitted provisionally; its
         // credential is checked when its Answer or Offer arrives.
         let v = Authorised { name: s.name.clone(), expires_unix: None };
-        if self.admit(scope, s.key, v, Vec::new(), s.addr, false) {
-            self.send_offer((scope, s.key), auth);
+        if self.admit((scope, s.key), v, Vec::new(), s.addr, false, auth) {
+            self.send_offer((scope, s.key));
         }
     }
 
@@ -840,19 +1197,19 @@ impl LinkManager {
     fn drop_peer(&mut self, k: (Scope, PublicKey)) {
         if let Some(p) = self.peers.remove(&k) {
             if let Some(t) = p.tunnel {
-                self.outputs.push(LinkOutput::TunnelDown { name: t.name });
+                self.outputs.push_back(LinkOutput::TunnelDown { name: t.name });
             }
         }
     }
 
-    fn recheck(&mut self, auth: &dyn LinkAuth) {
+    fn recheck(&mut self, auth: &mut dyn LinkAuth) {
         let keys: Vec<((Scope, PublicKey), Vec<u8>)> =
             self.peers.iter().map(|(k, p)| (*k, p.credential.clone())).collect();
         for (k, cred) in keys {
             if !self.peers[&k].verified {
                 continue; // a static peer not yet heard from
             }
-            match auth.authorise(&k.1, &cred, self.unix) {
+            match auth.authorise(&k.1, &cred, self.at) {
                 Ok(v) => {
                     let p = self.peers.get_mut(&k).expect("listed");
                     p.name = v.name;

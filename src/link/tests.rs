@@ -1,22 +1,26 @@
 //! Link manager behaviour with a fake authoriser and a fake wire.
 
-use std::cell::Cell;
 use std::collections::hash_map::DefaultHasher;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::hash::{Hash, Hasher};
-use std::net::{Ipv6Addr, SocketAddr, SocketAddrV6};
+use std::net::{IpAddr, Ipv6Addr, SocketAddr, SocketAddrV6};
 
 use super::manager::*;
-use super::wire::{seal, LinkMessage, PublicKey, DISCOVERY_PORT, MAC_LEN};
+use super::wire::{mac, seal, LinkMessage, PublicKey, DISCOVERY_PORT, MAC_LEN};
 use crate::babel::{LinkType, Time};
+use crate::trust::{CaKeyId, TrustError, TrustTime};
 
-/// Symmetric "MAC": a hash of the two keys (sorted) and the data; only
-/// nodes constructed with `me` equal to one of the two keys produce it in
-/// these tests, which is what a shared secret gives in reality.
+/// Authorises the keys it is given; its "shared secret" is a hash of the
+/// two keys (sorted): only nodes constructed with `me` equal to one of the
+/// two keys produce it in these tests, which is what X25519 gives in
+/// reality.
 struct FakeAuth {
     me: PublicKey,
     allowed: BTreeMap<PublicKey, (String, Option<u64>)>,
-    checks: Cell<u32>,
+    /// Credentials it has verified before (checked again at no cost).
+    known_good: BTreeSet<(PublicKey, Vec<u8>)>,
+    checks: u32,
+    secrets: u32,
 }
 
 impl FakeAuth {
@@ -24,42 +28,69 @@ impl FakeAuth {
         FakeAuth {
             me,
             allowed: allowed.iter().map(|(k, n, e)| (*k, (n.to_string(), *e))).collect(),
-            checks: Cell::new(0),
+            known_good: BTreeSet::new(),
+            checks: 0,
+            secrets: 0,
         }
     }
 }
 
-fn pair_mac(a: &PublicKey, b: &PublicKey, data: &[u8]) -> [u8; MAC_LEN] {
+fn fake_secret(a: &PublicKey, b: &PublicKey) -> [u8; 32] {
     let (x, y) = if a < b { (a, b) } else { (b, a) };
-    let mut out = [0u8; MAC_LEN];
+    let mut out = [0u8; 32];
     for (i, chunk) in out.chunks_mut(8).enumerate() {
         let mut h = DefaultHasher::new();
-        (i, x, y, data).hash(&mut h);
+        (i, x, y).hash(&mut h);
         chunk.copy_from_slice(&h.finish().to_be_bytes());
     }
     out
 }
 
+fn pair_mac(a: &PublicKey, b: &PublicKey, data: &[u8]) -> [u8; MAC_LEN] {
+    mac(&fake_secret(a, b), data)
+}
+
 impl LinkAuth for FakeAuth {
-    fn mac(&self, peer: &PublicKey, data: &[u8]) -> [u8; MAC_LEN] {
-        pair_mac(&self.me, peer, data)
+    fn shared_secret(&mut self, peer: &PublicKey) -> Option<[u8; 32]> {
+        self.secrets += 1;
+        Some(fake_secret(&self.me, peer))
     }
-    fn authorise(&self, key: &PublicKey, credential: &[u8], now_unix: u64) -> Result<Authorised, String> {
-        self.checks.set(self.checks.get() + 1);
+    fn is_known_good(&self, key: &PublicKey, credential: &[u8]) -> bool {
+        self.known_good.contains(&(*key, credential.to_vec()))
+    }
+    /// Fake credentials are newer when they sort after (cred-a2 > cred-a).
+    fn is_newer(&self, new: &[u8], current: &[u8]) -> bool {
+        new > current
+    }
+    fn authorise(
+        &mut self,
+        key: &PublicKey,
+        credential: &[u8],
+        at: TrustTime,
+    ) -> Result<Authorised, TrustError> {
+        let now_unix = at.expiry_at;
+        self.checks += 1;
         if credential == b"forged" {
-            return Err("bad signature".into());
+            return Err(TrustError::BadSignature(CaKeyId([0; 8])));
         }
         match self.allowed.get(key) {
-            Some((_, Some(e))) if *e <= now_unix => Err("credential expired".into()),
+            Some((_, Some(e))) if *e <= now_unix => {
+                Err(TrustError::Expired { not_after: e - 1, now: now_unix })
+            }
             Some((name, e)) => Ok(Authorised { name: name.clone(), expires_unix: *e }),
-            None => Err("no valid credential".into()),
+            None => Err(TrustError::NotAuthorised(*key)),
         }
     }
 }
 
-const A: PublicKey = [0xA1; 32];
-const B: PublicKey = [0xB2; 32];
-const C: PublicKey = [0xC3; 32];
+/// The kind of refusal, as the assertions compare it.
+fn kind(e: &TrustError) -> &'static str {
+    e.kind()
+}
+
+const A: PublicKey = PublicKey([0xA1; 32]);
+const B: PublicKey = PublicKey([0xB2; 32]);
+const C: PublicKey = PublicKey([0xC3; 32]);
 
 fn ll(n: u16) -> Ipv6Addr {
     Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0, n)
@@ -81,8 +112,8 @@ struct Wire {
     up_b: Vec<TunnelSpec>,
     down_a: Vec<String>,
     down_b: Vec<String>,
-    refused_a: Vec<String>,
-    refused_b: Vec<String>,
+    refused_a: Vec<&'static str>,
+    refused_b: Vec<&'static str>,
     /// Drop every datagram (silent link).
     cut: bool,
 }
@@ -93,8 +124,8 @@ impl Wire {
         allowed_by_b: &[(PublicKey, &str, Option<u64>)],
     ) -> Wire {
         let mut w = Wire {
-            a: LinkManager::new(LinkConfig::new(A, b"cred-a".to_vec()), 1),
-            b: LinkManager::new(LinkConfig::new(B, b"cred-b".to_vec()), 2),
+            a: LinkManager::new(LinkConfig::new(A, b"cred-a".to_vec()), [1; 32]),
+            b: LinkManager::new(LinkConfig::new(B, b"cred-b".to_vec()), [2; 32]),
             auth_a: FakeAuth::new(A, allowed_by_a),
             auth_b: FakeAuth::new(B, allowed_by_b),
             now: Time(0),
@@ -112,13 +143,13 @@ impl Wire {
             now,
             unix,
             LinkInput::RawUp { ifindex: 1, name: "mesh0".into(), link_type: LinkType::Wireless, mtu: 1500 },
-            &w.auth_a,
+            &mut w.auth_a,
         );
         w.b.handle_input(
             now,
             unix,
             LinkInput::RawUp { ifindex: 7, name: "eth1".into(), link_type: LinkType::Wired, mtu: 1500 },
-            &w.auth_b,
+            &mut w.auth_b,
         );
         w
     }
@@ -136,13 +167,13 @@ impl Wire {
                             now,
                             unix,
                             LinkInput::Datagram { ifindex: Some(7), src: src(1, 7), data: &data },
-                            &self.auth_b,
+                            &mut self.auth_b,
                         )
                     }
                     LinkOutput::Send { .. } => {}
                     LinkOutput::TunnelUp(t) => self.up_a.push(t),
                     LinkOutput::TunnelDown { name } => self.down_a.push(name),
-                    LinkOutput::Refused { reason, .. } => self.refused_a.push(reason),
+                    LinkOutput::Refused { reason, .. } => self.refused_a.push(kind(&reason)),
                 }
             }
             while let Some(o) = self.b.poll_output() {
@@ -154,13 +185,13 @@ impl Wire {
                             now,
                             unix,
                             LinkInput::Datagram { ifindex: Some(1), src: src(2, 1), data: &data },
-                            &self.auth_a,
+                            &mut self.auth_a,
                         )
                     }
                     LinkOutput::Send { .. } => {}
                     LinkOutput::TunnelUp(t) => self.up_b.push(t),
                     LinkOutput::TunnelDown { name } => self.down_b.push(name),
-                    LinkOutput::Refused { reason, .. } => self.refused_b.push(reason),
+                    LinkOutput::Refused { reason, .. } => self.refused_b.push(kind(&reason)),
                 }
             }
             if !moved {
@@ -179,8 +210,8 @@ impl Wire {
                     self.now = self.now.max(t);
                     self.unix = 1_000_000 + self.now.millis() / 1000;
                     let (now, unix) = (self.now, self.unix);
-                    self.a.handle_timeout(now, unix, &self.auth_a);
-                    self.b.handle_timeout(now, unix, &self.auth_b);
+                    self.a.handle_timeout(now, unix, &mut self.auth_a);
+                    self.b.handle_timeout(now, unix, &mut self.auth_b);
                     self.pump();
                 }
                 _ => break,
@@ -224,9 +255,9 @@ fn a_node_without_a_credential_gets_nothing() {
     let mut w = Wire::new(&[(B, "bob", None)], &[]);
     w.advance(30_000);
     assert!(w.up_a.is_empty() && w.up_b.is_empty(), "a tunnel was built for an unauthorised node");
-    assert_eq!(w.refused_b, vec!["no valid credential".to_string()]);
+    assert_eq!(w.refused_b, vec!["not-authorised"]);
     // Its repeated beacons are not re-verified each time.
-    assert!(w.auth_b.checks.get() <= 2, "verified {} times", w.auth_b.checks.get());
+    assert!(w.auth_b.checks <= 2, "verified {} times", w.auth_b.checks);
     assert!(w.b.neighbours().is_empty());
 }
 
@@ -236,17 +267,20 @@ fn forged_and_replayed_handshakes_are_ignored() {
     w.pump();
     let tunnel = w.up_b[0].clone();
     // C, who knows A's and B's public keys but not their shared secret,
-    // forges a Confirm moving A's endpoint to its own address.
-    let forged = LinkMessage::Confirm { from: A, to: B, echo: 1, port: 9999, mac: [0; MAC_LEN] };
+    // forges a Confirm moving A's endpoint to its own address: it matches no
+    // Answer of B's (a hash), so no MAC is even computed.
+    let forged = LinkMessage::Confirm { from: A, to: B, echo: 1, stamp: 1, port: 9999, mac: [0; MAC_LEN] };
     let data = seal(&forged, |b| pair_mac(&C, &B, b));
     let (now, unix) = (w.now, w.unix);
+    let secrets = w.auth_b.secrets;
     w.b.handle_input(
         now,
         unix,
         LinkInput::Datagram { ifindex: Some(7), src: src(66, 7), data: &data },
-        &w.auth_b,
+        &mut w.auth_b,
     );
-    assert_eq!(w.b.stats().bad_macs, 1);
+    assert_eq!((w.b.stats().stale_handshakes, w.b.stats().bad_macs), (1, 0));
+    assert_eq!(w.auth_b.secrets, secrets, "a forged Confirm cost a key agreement");
     // A genuine but old Answer (right MAC, stale nonce) is replayed.
     let replay = LinkMessage::Answer {
         from: A,
@@ -262,16 +296,16 @@ fn forged_and_replayed_handshakes_are_ignored() {
         now,
         unix,
         LinkInput::Datagram { ifindex: Some(7), src: src(66, 7), data: &data },
-        &w.auth_b,
+        &mut w.auth_b,
     );
-    assert_eq!(w.b.stats().stale_handshakes, 1);
+    assert_eq!(w.b.stats().stale_handshakes, 2);
     // A forged beacon with A's key from another address.
     let beacon = LinkMessage::Beacon { key: A, credential: b"cred-a".to_vec() }.encode();
     w.b.handle_input(
         now,
         unix,
         LinkInput::Datagram { ifindex: Some(7), src: src(66, 7), data: &beacon },
-        &w.auth_b,
+        &mut w.auth_b,
     );
     w.pump();
     assert_eq!(w.b.tunnels(), vec![tunnel], "the established tunnel was disturbed");
@@ -284,19 +318,19 @@ fn a_flood_of_unknown_keys_grows_no_state_and_is_rate_limited() {
     w.pump();
     let (now, unix) = (w.now, w.unix);
     for i in 0..5000u32 {
-        let mut key = [0u8; 32];
-        key[..4].copy_from_slice(&i.to_be_bytes());
+        let mut key = PublicKey([0u8; 32]);
+        key.0[..4].copy_from_slice(&i.to_be_bytes());
         let beacon = LinkMessage::Beacon { key, credential: b"forged".to_vec() }.encode();
         w.b.handle_input(
             now,
             unix,
             LinkInput::Datagram { ifindex: Some(7), src: src(100 + (i % 500) as u16, 7), data: &beacon },
-            &w.auth_b,
+            &mut w.auth_b,
         );
     }
     assert_eq!(w.b.neighbours().len(), 1, "unknown keys were admitted");
     // Only the burst budget was spent on signature checks.
-    assert!(w.auth_b.checks.get() <= 25, "{} verifications", w.auth_b.checks.get());
+    assert!(w.auth_b.checks <= 25, "{} verifications", w.auth_b.checks);
     assert!(w.b.stats().rate_limited > 4900);
     assert_eq!(w.b.tunnels().len(), 1);
 }
@@ -311,7 +345,7 @@ fn expiry_while_running_removes_the_tunnel() {
     assert!(w.down_a.is_empty());
     w.advance(40_000);
     assert_eq!(w.down_a.len(), 1, "expired credential kept its tunnel");
-    assert!(w.refused_a.contains(&"credential expired".to_string()));
+    assert!(w.refused_a.contains(&"expired"));
     // It keeps beaconing; it gets no new tunnel.
     w.advance(60_000);
     assert_eq!(w.up_a.len(), 1);
@@ -324,7 +358,7 @@ fn revocation_on_trust_change_removes_the_tunnel() {
     w.pump();
     w.auth_a.allowed.clear(); // B's key revoked
     let (now, unix) = (w.now, w.unix);
-    w.a.handle_input(now, unix, LinkInput::TrustChanged, &w.auth_a);
+    w.a.handle_input(now, unix, LinkInput::TrustChanged, &mut w.auth_a);
     w.pump();
     assert_eq!(w.down_a.len(), 1);
     assert!(w.a.tunnels().is_empty());
@@ -366,7 +400,7 @@ fn lost_confirm_is_recovered_by_the_responder_offering() {
                         now,
                         unix,
                         LinkInput::Datagram { ifindex: Some(7), src: src(1, 7), data: &data },
-                        &w.auth_b,
+                        &mut w.auth_b,
                     );
                 }
                 LinkOutput::TunnelUp(t) => w.up_a.push(t),
@@ -381,7 +415,7 @@ fn lost_confirm_is_recovered_by_the_responder_offering() {
                         now,
                         unix,
                         LinkInput::Datagram { ifindex: Some(1), src: src(2, 1), data: &data },
-                        &w.auth_a,
+                        &mut w.auth_a,
                     );
                 }
                 LinkOutput::TunnelUp(t) => w.up_b.push(t),
@@ -396,10 +430,10 @@ fn lost_confirm_is_recovered_by_the_responder_offering() {
 
 #[test]
 fn static_peers_handshake_over_routable_addresses() {
-    let mut a = LinkManager::new(LinkConfig::new(A, b"cred-a".to_vec()), 3);
-    let mut b = LinkManager::new(LinkConfig::new(B, b"cred-b".to_vec()), 4);
-    let auth_a = FakeAuth::new(A, &[(B, "office", None)]);
-    let auth_b = FakeAuth::new(B, &[(A, "laptop", None)]);
+    let mut a = LinkManager::new(LinkConfig::new(A, b"cred-a".to_vec()), [3; 32]);
+    let mut b = LinkManager::new(LinkConfig::new(B, b"cred-b".to_vec()), [4; 32]);
+    let mut auth_a = FakeAuth::new(A, &[(B, "office", None)]);
+    let mut auth_b = FakeAuth::new(B, &[(A, "laptop", None)]);
     let addr_a: SocketAddr = "192.0.2.1:6698".parse().unwrap();
     let addr_b: SocketAddr = "198.51.100.2:6698".parse().unwrap();
     let (now, unix) = (Time(0), 1_000_000);
@@ -407,13 +441,13 @@ fn static_peers_handshake_over_routable_addresses() {
         now,
         unix,
         LinkInput::StaticPeer { index: 0, name: "office".into(), key: B, addr: Some(addr_b) },
-        &auth_a,
+        &mut auth_a,
     );
     b.handle_input(
         now,
         unix,
         LinkInput::StaticPeer { index: 0, name: "laptop".into(), key: A, addr: None },
-        &auth_b,
+        &mut auth_b,
     );
     for _ in 0..10 {
         while let Some(o) = a.poll_output() {
@@ -423,7 +457,7 @@ fn static_peers_handshake_over_routable_addresses() {
                     now,
                     unix,
                     LinkInput::Datagram { ifindex: None, src: addr_a, data: &data },
-                    &auth_b,
+                    &mut auth_b,
                 );
             }
         }
@@ -434,7 +468,7 @@ fn static_peers_handshake_over_routable_addresses() {
                     now,
                     unix,
                     LinkInput::Datagram { ifindex: None, src: addr_b, data: &data },
-                    &auth_a,
+                    &mut auth_a,
                 );
             }
         }
@@ -446,23 +480,23 @@ fn static_peers_handshake_over_routable_addresses() {
     assert!(ta[0].name.ends_with("-s0"));
     // An unconfigured key offering from the internet is ignored (no
     // accept_remote), so it gets no answer at all.
-    let offer = LinkMessage::Offer { from: C, to: B, nonce: 1, port: 1, credential: vec![], mac: [0; 16] };
+    let offer = LinkMessage::Offer { from: C, to: B, nonce: 1, stamp: 1, credential: vec![], mac: [0; 16] };
     let data = seal(&offer, |x| pair_mac(&C, &B, x));
     b.handle_input(
         now,
         unix,
         LinkInput::Datagram { ifindex: None, src: "203.0.113.9:6698".parse().unwrap(), data: &data },
-        &auth_b,
+        &mut auth_b,
     );
     assert!(b.poll_output().is_none());
 }
 
 #[test]
 fn a_static_peer_with_a_bad_credential_is_refused() {
-    let mut a = LinkManager::new(LinkConfig::new(A, b"cred-a".to_vec()), 3);
-    let mut b = LinkManager::new(LinkConfig::new(B, b"forged".to_vec()), 4);
-    let auth_a = FakeAuth::new(A, &[(B, "office", None)]);
-    let auth_b = FakeAuth::new(B, &[(A, "laptop", None)]);
+    let mut a = LinkManager::new(LinkConfig::new(A, b"cred-a".to_vec()), [3; 32]);
+    let mut b = LinkManager::new(LinkConfig::new(B, b"forged".to_vec()), [4; 32]);
+    let mut auth_a = FakeAuth::new(A, &[(B, "office", None)]);
+    let mut auth_b = FakeAuth::new(B, &[(A, "laptop", None)]);
     let addr_a: SocketAddr = "192.0.2.1:6698".parse().unwrap();
     let addr_b: SocketAddr = "198.51.100.2:6698".parse().unwrap();
     let (now, unix) = (Time(0), 1_000_000);
@@ -470,13 +504,13 @@ fn a_static_peer_with_a_bad_credential_is_refused() {
         now,
         unix,
         LinkInput::StaticPeer { index: 0, name: "office".into(), key: B, addr: Some(addr_b) },
-        &auth_a,
+        &mut auth_a,
     );
     b.handle_input(
         now,
         unix,
         LinkInput::StaticPeer { index: 0, name: "laptop".into(), key: A, addr: Some(addr_a) },
-        &auth_b,
+        &mut auth_b,
     );
     let mut refused = 0;
     for _ in 0..10 {
@@ -486,7 +520,7 @@ fn a_static_peer_with_a_bad_credential_is_refused() {
                     now,
                     unix,
                     LinkInput::Datagram { ifindex: None, src: addr_a, data: &data },
-                    &auth_b,
+                    &mut auth_b,
                 ),
                 LinkOutput::Refused { .. } => refused += 1,
                 _ => {}
@@ -498,7 +532,7 @@ fn a_static_peer_with_a_bad_credential_is_refused() {
                     now,
                     unix,
                     LinkInput::Datagram { ifindex: None, src: addr_b, data: &data },
-                    &auth_a,
+                    &mut auth_a,
                 );
             }
         }
@@ -509,10 +543,10 @@ fn a_static_peer_with_a_bad_credential_is_refused() {
 
 #[test]
 fn a_static_peer_that_moves_is_followed() {
-    let mut a = LinkManager::new(LinkConfig::new(A, b"cred-a".to_vec()), 3);
-    let mut b = LinkManager::new(LinkConfig::new(B, b"cred-b".to_vec()), 4);
-    let auth_a = FakeAuth::new(A, &[(B, "office", None)]);
-    let auth_b = FakeAuth::new(B, &[(A, "laptop", None)]);
+    let mut a = LinkManager::new(LinkConfig::new(A, b"cred-a".to_vec()), [3; 32]);
+    let mut b = LinkManager::new(LinkConfig::new(B, b"cred-b".to_vec()), [4; 32]);
+    let mut auth_a = FakeAuth::new(A, &[(B, "office", None)]);
+    let mut auth_b = FakeAuth::new(B, &[(A, "laptop", None)]);
     let addr_a: SocketAddr = "192.0.2.1:6698".parse().unwrap();
     let mut addr_b: SocketAddr = "198.51.100.2:6698".parse().unwrap();
     let (now, unix) = (Time(0), 1_000_000);
@@ -520,15 +554,19 @@ fn a_static_peer_that_moves_is_followed() {
         now,
         unix,
         LinkInput::StaticPeer { index: 0, name: "office".into(), key: B, addr: Some(addr_b) },
-        &auth_a,
+        &mut auth_a,
     );
     b.handle_input(
         now,
         unix,
         LinkInput::StaticPeer { index: 0, name: "laptop".into(), key: A, addr: None },
-        &auth_b,
+        &mut auth_b,
     );
-    let exchange = |a: &mut LinkManager, b: &mut LinkManager, addr_b: SocketAddr| {
+    let exchange = |a: &mut LinkManager,
+                    b: &mut LinkManager,
+                    auth_a: &mut FakeAuth,
+                    auth_b: &mut FakeAuth,
+                    addr_b: SocketAddr| {
         for _ in 0..10 {
             while let Some(o) = a.poll_output() {
                 if let LinkOutput::Send { dst, data, .. } = o {
@@ -537,7 +575,7 @@ fn a_static_peer_that_moves_is_followed() {
                             now,
                             unix,
                             LinkInput::Datagram { ifindex: None, src: addr_a, data: &data },
-                            &auth_b,
+                            auth_b,
                         );
                     }
                 }
@@ -548,13 +586,13 @@ fn a_static_peer_that_moves_is_followed() {
                         now,
                         unix,
                         LinkInput::Datagram { ifindex: None, src: addr_b, data: &data },
-                        &auth_a,
+                        auth_a,
                     );
                 }
             }
         }
     };
-    exchange(&mut a, &mut b, addr_b);
+    exchange(&mut a, &mut b, &mut auth_a, &mut auth_b, addr_b);
     assert_eq!(a.tunnels()[0].endpoint.ip(), addr_b.ip());
     // The office's address changes; DNS re-resolution tells A.
     addr_b = "203.0.113.7:6698".parse().unwrap();
@@ -562,9 +600,9 @@ fn a_static_peer_that_moves_is_followed() {
         now,
         unix,
         LinkInput::StaticPeer { index: 0, name: "office".into(), key: B, addr: Some(addr_b) },
-        &auth_a,
+        &mut auth_a,
     );
-    exchange(&mut a, &mut b, addr_b);
+    exchange(&mut a, &mut b, &mut auth_a, &mut auth_b, addr_b);
     assert_eq!(a.tunnels().len(), 1);
     assert_eq!(a.tunnels()[0].endpoint.ip(), addr_b.ip(), "tunnel endpoint did not follow the move");
 }
@@ -573,17 +611,271 @@ fn a_static_peer_that_moves_is_followed() {
 fn a_refused_key_with_a_renewed_credential_is_looked_at_again_at_once() {
     let mut w = Wire::new(&[(B, "bob", None)], &[]);
     w.advance(12_000);
-    assert_eq!(w.refused_b, vec!["no valid credential".to_string()]);
-    let checks = w.auth_b.checks.get();
+    assert_eq!(w.refused_b, vec!["not-authorised"]);
+    let checks = w.auth_b.checks;
     // B would accept A now, but A still shows the credential B refused:
     // it is not verified again within the hold.
     w.auth_b.allowed.insert(A, ("alice".into(), None));
     w.advance(12_000);
     assert!(w.up_b.is_empty(), "the refused credential was looked at again within the hold");
-    assert_eq!(w.auth_b.checks.get(), checks, "the refused credential was verified again");
+    assert_eq!(w.auth_b.checks, checks, "the refused credential was verified again");
     // A renewed credential is looked at with A's next message.
     w.a.set_credential(b"cred-a2".to_vec());
     w.advance(6_000);
     assert_eq!(w.up_b.len(), 1, "the renewed credential waited for the hold to end");
     assert_eq!(w.up_a.len(), 1);
+}
+
+// ----- what an attacker on the link can cost us (issue 9 §3) ---------------
+
+impl Wire {
+    /// A datagram for B from an attacker at `src` on B's link.
+    fn deliver_to_b(&mut self, src_addr: SocketAddr, data: &[u8]) {
+        let (now, unix) = (self.now, self.unix);
+        self.b.handle_input(
+            now,
+            unix,
+            LinkInput::Datagram { ifindex: Some(7), src: src_addr, data },
+            &mut self.auth_b,
+        );
+    }
+
+    /// Advances `ms` in 5 ms steps, B receiving one datagram made by
+    /// `forge(step)` before each step.
+    fn advance_flooded(&mut self, ms: u64, mut forge: impl FnMut(u64) -> (SocketAddr, Vec<u8>)) {
+        for step in 0..ms / 5 {
+            let (from, data) = forge(step);
+            self.deliver_to_b(from, &data);
+            self.pump();
+            self.advance(5);
+        }
+    }
+}
+
+fn key_n(n: u32) -> PublicKey {
+    let mut k = PublicKey([0x42; 32]);
+    k.0[..4].copy_from_slice(&n.to_be_bytes());
+    k
+}
+
+#[test]
+fn replayed_credentials_from_one_address_take_no_ports_and_a_real_neighbour_still_joins() {
+    // 80 keys whose (public) credentials B accepts, replayed by one
+    // attacker who holds none of their private keys.
+    let replayed: Vec<PublicKey> = (0..80).map(key_n).collect();
+    let mut allowed_by_b: Vec<(PublicKey, &str, Option<u64>)> =
+        replayed.iter().map(|k| (*k, "replayed", None)).collect();
+    allowed_by_b.push((A, "alice", None));
+    let mut w = Wire::new(&[(B, "bob", None)], &allowed_by_b);
+    w.cut = true;
+    let attacker = src(666, 7);
+    for round in 0..10 {
+        for k in &replayed {
+            let beacon = LinkMessage::Beacon { key: *k, credential: b"cred".to_vec() }.encode();
+            w.deliver_to_b(attacker, &beacon);
+        }
+        w.pump();
+        w.advance(1000 + round);
+    }
+    let from_attacker = w.b.neighbours().len();
+    assert!(from_attacker <= 2, "{from_attacker} half-open neighbours from one address");
+    // The real neighbour arrives.
+    w.cut = false;
+    w.advance(12_000);
+    assert_eq!(
+        w.b.tunnels().iter().filter(|t| t.peer_key == A).count(),
+        1,
+        "A got no tunnel: {:?}",
+        w.b.stats()
+    );
+    assert_eq!(w.b.stats().table_full, 0);
+    assert_eq!(w.b.tunnels().len(), 1, "a replayed key got a tunnel");
+}
+
+#[test]
+fn forged_beacons_at_200_per_second_from_one_address_do_not_keep_a_new_neighbour_out() {
+    let mut w = Wire::new(&[(B, "bob", None)], &[(A, "alice", None)]);
+    w.cut = true;
+    let attacker = src(666, 7);
+    // The flood is under way when A arrives.
+    let forge = |step: u64| {
+        let key = key_n(1_000_000 + step as u32);
+        (attacker, LinkMessage::Beacon { key, credential: b"forged".to_vec() }.encode())
+    };
+    w.advance_flooded(2_000, forge);
+    w.cut = false;
+    w.advance_flooded(10_000, forge);
+    assert_eq!(w.b.tunnels().len(), 1, "A not admitted within 10 s of a 200/s flood: {:?}", w.b.stats());
+}
+
+#[test]
+fn a_low_order_key_in_a_beacon_is_dropped_before_any_check() {
+    let mut w = Wire::new(&[(B, "bob", None)], &[]);
+    w.pump();
+    let zero = PublicKey([0; 32]);
+    let checks = w.auth_b.checks;
+    for _ in 0..10 {
+        let beacon = LinkMessage::Beacon { key: zero, credential: b"cred".to_vec() }.encode();
+        w.deliver_to_b(src(666, 7), &beacon);
+    }
+    w.pump();
+    assert_eq!(w.auth_b.checks, checks, "a low-order key was looked at");
+    assert!(w.b.neighbours().is_empty());
+    assert_eq!(w.b.stats().low_order_keys, 10);
+}
+
+#[test]
+fn tunnels_to_keys_sharing_a_prefix_get_distinct_names() {
+    // Two neighbours of B on one link whose keys share their first bytes
+    // (a key ground to match a victim's name).
+    let a2 = PublicKey({
+        let mut k = A.0;
+        k[31] ^= 1;
+        k
+    });
+    let mut b = LinkManager::new(LinkConfig::new(B, b"cred-b".to_vec()), [2; 32]);
+    let mut auth_b = FakeAuth::new(B, &[(A, "alice", None), (a2, "mallory", None)]);
+    let mut peers = [
+        (
+            LinkManager::new(LinkConfig::new(A, b"cred-a".to_vec()), [1; 32]),
+            FakeAuth::new(A, &[(B, "bob", None)]),
+            1u16,
+        ),
+        (
+            LinkManager::new(LinkConfig::new(a2, b"cred-m".to_vec()), [3; 32]),
+            FakeAuth::new(a2, &[(B, "bob", None)]),
+            3u16,
+        ),
+    ];
+    let (now, unix) = (Time(0), 1_000_000);
+    let up = |ifindex| LinkInput::RawUp { ifindex, name: "m".into(), link_type: LinkType::Wired, mtu: 1500 };
+    b.handle_input(now, unix, up(7), &mut auth_b);
+    for (m, auth, _) in peers.iter_mut() {
+        m.handle_input(now, unix, up(1), auth);
+    }
+    let mut ups_b = Vec::new();
+    for _ in 0..20 {
+        while let Some(o) = b.poll_output() {
+            match o {
+                LinkOutput::Send { dst, data, .. } => {
+                    for (m, auth, n) in peers.iter_mut() {
+                        if dst.ip().is_multicast() || dst.ip() == IpAddr::V6(ll(*n)) {
+                            m.handle_input(
+                                now,
+                                unix,
+                                LinkInput::Datagram { ifindex: Some(1), src: src(2, 1), data: &data },
+                                auth,
+                            );
+                        }
+                    }
+                }
+                LinkOutput::TunnelUp(t) => ups_b.push(t),
+                _ => {}
+            }
+        }
+        for (m, _, n) in peers.iter_mut() {
+            while let Some(o) = m.poll_output() {
+                if let LinkOutput::Send { data, .. } = o {
+                    b.handle_input(
+                        now,
+                        unix,
+                        LinkInput::Datagram { ifindex: Some(7), src: src(*n, 7), data: &data },
+                        &mut auth_b,
+                    );
+                }
+            }
+        }
+    }
+    let names: BTreeSet<String> = b.tunnels().iter().map(|t| t.name.clone()).collect();
+    assert_eq!(b.tunnels().len(), 2, "both neighbours have a tunnel");
+    assert_eq!(names.len(), 2, "two peers share one tunnel name: {names:?}");
+    assert!(names.iter().all(|n| n.len() <= 15 && n.starts_with("weft")), "{names:?}");
+}
+
+#[test]
+fn a_replayed_offer_neither_aborts_a_handshake_nor_gets_an_answer() {
+    let mut w = mutual();
+    // B's beacon reaches A (A's own beacon is lost): A offers.
+    while w.a.poll_output().is_some() {}
+    while let Some(o) = w.b.poll_output() {
+        if let LinkOutput::Send { data, .. } = o {
+            let (now, unix) = (w.now, w.unix);
+            w.a.handle_input(
+                now,
+                unix,
+                LinkInput::Datagram { ifindex: Some(1), src: src(2, 1), data: &data },
+                &mut w.auth_a,
+            );
+        }
+    }
+    let mut offer = None;
+    while let Some(o) = w.a.poll_output() {
+        if let LinkOutput::Send { data, .. } = o {
+            if matches!(LinkMessage::decode(&data), Ok((LinkMessage::Offer { .. }, _))) {
+                offer = Some(data);
+            }
+        }
+    }
+    let offer = offer.expect("A offers on B's beacon");
+    w.deliver_to_b(src(1, 7), &offer);
+    let answers = |w: &mut Wire| -> Vec<Vec<u8>> {
+        let mut v = Vec::new();
+        while let Some(o) = w.b.poll_output() {
+            if let LinkOutput::Send { data, .. } = o {
+                if matches!(LinkMessage::decode(&data), Ok((LinkMessage::Answer { .. }, _))) {
+                    v.push(data);
+                }
+            }
+        }
+        v
+    };
+    let first = answers(&mut w);
+    assert_eq!(first.len(), 1);
+    // An attacker replays the Offer while the handshake is in progress.
+    w.deliver_to_b(src(666, 7), &offer);
+    w.deliver_to_b(src(1, 7), &offer);
+    assert!(answers(&mut w).is_empty(), "a replayed Offer was answered");
+    // The genuine Answer reaches A; its Confirm completes B's side at once.
+    let (now, unix) = (w.now, w.unix);
+    w.a.handle_input(
+        now,
+        unix,
+        LinkInput::Datagram { ifindex: Some(1), src: src(2, 1), data: &first[0] },
+        &mut w.auth_a,
+    );
+    let mut confirm = None;
+    while let Some(o) = w.a.poll_output() {
+        if let LinkOutput::Send { data, .. } = o {
+            if matches!(LinkMessage::decode(&data), Ok((LinkMessage::Confirm { .. }, _))) {
+                confirm = Some(data);
+            }
+        }
+    }
+    let confirm = confirm.expect("A confirms");
+    w.deliver_to_b(src(1, 7), &confirm);
+    assert_eq!(w.b.tunnels().len(), 1, "the replayed Offer aborted the handshake: {:?}", w.b.stats());
+    assert_eq!(w.b.stats().stale_handshakes, 2, "the two replayed Offers");
+    // The Confirm replayed later completes nothing again.
+    let tunnel = w.b.tunnels();
+    w.deliver_to_b(src(666, 7), &confirm);
+    assert_eq!(w.b.stats().stale_handshakes, 3);
+    assert_eq!(w.b.tunnels(), tunnel);
+}
+
+#[test]
+fn a_known_good_neighbour_gets_in_past_a_flood_from_many_spoofed_addresses() {
+    let mut w = Wire::new(&[(B, "bob", None)], &[(A, "alice", None)]);
+    // B has seen A's credential before (relayed through the mesh, say).
+    w.auth_b.known_good.insert((A, b"cred-a".to_vec()));
+    w.cut = true;
+    let forge = |step: u64| {
+        let key = key_n(2_000_000 + step as u32);
+        let from = src(1000 + (step % 1000) as u16, 7);
+        (from, LinkMessage::Beacon { key, credential: b"forged".to_vec() }.encode())
+    };
+    w.advance_flooded(2_000, forge);
+    w.cut = false;
+    w.advance_flooded(10_000, forge);
+    assert_eq!(w.b.tunnels().len(), 1, "A not admitted within 10 s: {:?}", w.b.stats());
+    assert!(w.b.stats().rate_limited > 1000, "the flood was not rate-limited: {:?}", w.b.stats());
 }

@@ -11,20 +11,31 @@
 //! | WEFT | 1 | T | body (big-endian)                            |
 //! +------+---+---+---------------------------------------------+
 //! T=1 Beacon : key(32) cred_len(2) cred
-//! T=2 Offer  : from(32) to(32) nonce(8) port(2) cred_len(2) cred mac(16)
+//! T=2 Offer  : from(32) to(32) nonce(8) stamp(8) cred_len(2) cred mac(16)
 //! T=3 Answer : from(32) to(32) echo(8) nonce(8) port(2) cred_len(2) cred mac(16)
-//! T=4 Confirm: from(32) to(32) echo(8) port(2) mac(16)
+//! T=4 Confirm: from(32) to(32) echo(8) stamp(8) port(2) mac(16)
 //! ```
 //! `key`/`from`/`to` are WireGuard public keys; `port` is the sender's
 //! WireGuard listen port for this pair; `mac` is a 16-byte MAC over every
-//! byte before it, keyed by the pair's X25519 shared secret, so only the
-//! holders of the two private keys can produce it. `echo` returns the
-//! nonce of the message being answered, which proves freshness.
+//! byte before it ([`mac`]: HMAC-SHA-512 keyed by the pair's X25519 shared
+//! secret), so only the holders of the two private keys can produce it.
+//! `echo` returns the nonce of the message being answered, which proves the
+//! Answer and the Confirm fresh. `stamp` makes the Offer fresh: the
+//! sender's run (32 random bits, high half) and a counter of the Offers it
+//! sent in that run (low half); a receiver drops an Offer whose stamp is not
+//! above the last one it took from that key in the same run. The Confirm
+//! repeats the stamp of the Offer it completes: the responder derives its
+//! Answer's nonce from it (keeping no state per Offer, so a replayed Offer
+//! has nothing to overwrite), and takes a Confirm only for an Offer newer
+//! than the last handshake it completed with that key.
+//!
+//! Version 2: version 1 Offers carried the sender's port (never used) and
+//! no stamp, and Confirms no stamp.
 
 use std::net::Ipv6Addr;
 
 pub const MAGIC: &[u8; 4] = b"WEFT";
-pub const VERSION: u8 = 1;
+pub const VERSION: u8 = 2;
 pub const DISCOVERY_PORT: u16 = 6698;
 /// ff02::114, "any private experiment" (RFC 4291 / IANA).
 pub const DISCOVERY_GROUP: Ipv6Addr = Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 0x114);
@@ -32,7 +43,7 @@ pub const MAC_LEN: usize = 16;
 /// Credentials are small; anything larger is refused before any parsing.
 pub const MAX_CREDENTIAL: usize = 1024;
 
-pub type PublicKey = [u8; 32];
+pub use crate::key::PublicKey;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum LinkMessage {
@@ -44,7 +55,7 @@ pub enum LinkMessage {
         from: PublicKey,
         to: PublicKey,
         nonce: u64,
-        port: u16,
+        stamp: u64,
         credential: Vec<u8>,
         mac: [u8; MAC_LEN],
     },
@@ -61,6 +72,7 @@ pub enum LinkMessage {
         from: PublicKey,
         to: PublicKey,
         echo: u64,
+        stamp: u64,
         port: u16,
         mac: [u8; MAC_LEN],
     },
@@ -102,7 +114,7 @@ impl<'a> Reader<'a> {
         Ok(s)
     }
     fn key(&mut self) -> Result<PublicKey, WireError> {
-        Ok(self.take(32)?.try_into().expect("32 bytes"))
+        Ok(PublicKey(self.take(32)?.try_into().expect("32 bytes")))
     }
     fn u16(&mut self) -> Result<u16, WireError> {
         Ok(u16::from_be_bytes(self.take(2)?.try_into().expect("2 bytes")))
@@ -143,10 +155,10 @@ impl LinkMessage {
                 (LinkMessage::Beacon { key, credential }, r.pos)
             }
             2 => {
-                let (from, to, nonce, port, credential) =
-                    (r.key()?, r.key()?, r.u64()?, r.u16()?, r.credential()?);
+                let (from, to, nonce, stamp, credential) =
+                    (r.key()?, r.key()?, r.u64()?, r.u64()?, r.credential()?);
                 let covered = r.pos;
-                (LinkMessage::Offer { from, to, nonce, port, credential, mac: r.mac()? }, covered)
+                (LinkMessage::Offer { from, to, nonce, stamp, credential, mac: r.mac()? }, covered)
             }
             3 => {
                 let (from, to, echo, nonce, port, credential) =
@@ -155,9 +167,9 @@ impl LinkMessage {
                 (LinkMessage::Answer { from, to, echo, nonce, port, credential, mac: r.mac()? }, covered)
             }
             4 => {
-                let (from, to, echo, port) = (r.key()?, r.key()?, r.u64()?, r.u16()?);
+                let (from, to, echo, stamp, port) = (r.key()?, r.key()?, r.u64()?, r.u64()?, r.u16()?);
                 let covered = r.pos;
-                (LinkMessage::Confirm { from, to, echo, port, mac: r.mac()? }, covered)
+                (LinkMessage::Confirm { from, to, echo, stamp, port, mac: r.mac()? }, covered)
             }
             t => return Err(WireError::UnknownType(t)),
         };
@@ -180,39 +192,70 @@ impl LinkMessage {
         match self {
             LinkMessage::Beacon { key, credential } => {
                 b.push(1);
-                b.extend_from_slice(key);
+                b.extend_from_slice(&key.0);
                 cred(&mut b, credential);
             }
-            LinkMessage::Offer { from, to, nonce, port, credential, mac } => {
+            LinkMessage::Offer { from, to, nonce, stamp, credential, mac } => {
                 b.push(2);
-                b.extend_from_slice(from);
-                b.extend_from_slice(to);
+                b.extend_from_slice(&from.0);
+                b.extend_from_slice(&to.0);
                 b.extend_from_slice(&nonce.to_be_bytes());
-                b.extend_from_slice(&port.to_be_bytes());
+                b.extend_from_slice(&stamp.to_be_bytes());
                 cred(&mut b, credential);
                 b.extend_from_slice(mac);
             }
             LinkMessage::Answer { from, to, echo, nonce, port, credential, mac } => {
                 b.push(3);
-                b.extend_from_slice(from);
-                b.extend_from_slice(to);
+                b.extend_from_slice(&from.0);
+                b.extend_from_slice(&to.0);
                 b.extend_from_slice(&echo.to_be_bytes());
                 b.extend_from_slice(&nonce.to_be_bytes());
                 b.extend_from_slice(&port.to_be_bytes());
                 cred(&mut b, credential);
                 b.extend_from_slice(mac);
             }
-            LinkMessage::Confirm { from, to, echo, port, mac } => {
+            LinkMessage::Confirm { from, to, echo, stamp, port, mac } => {
                 b.push(4);
-                b.extend_from_slice(from);
-                b.extend_from_slice(to);
+                b.extend_from_slice(&from.0);
+                b.extend_from_slice(&to.0);
                 b.extend_from_slice(&echo.to_be_bytes());
+                b.extend_from_slice(&stamp.to_be_bytes());
                 b.extend_from_slice(&port.to_be_bytes());
                 b.extend_from_slice(mac);
             }
         }
         b
     }
+}
+
+const MAC_CONTEXT: &[u8] = b"weft link handshake v1";
+
+/// HMAC-SHA-512 (RFC 2104), truncated by the caller.
+pub fn hmac_sha512(key: &[u8], data: &[&[u8]]) -> [u8; 64] {
+    use ed25519_compact::sha512::Hash as Sha512;
+    let mut k = [0u8; 128];
+    if key.len() > 128 {
+        k[..64].copy_from_slice(&Sha512::hash(key));
+    } else {
+        k[..key.len()].copy_from_slice(key);
+    }
+    let mut inner = Sha512::new();
+    inner.update(k.map(|b| b ^ 0x36));
+    for d in data {
+        inner.update(d);
+    }
+    let ih = inner.finalize();
+    let mut outer = Sha512::new();
+    outer.update(k.map(|b| b ^ 0x5c));
+    outer.update(ih);
+    outer.finalize()
+}
+
+/// The MAC of handshake bytes under the pair's shared secret.
+pub fn mac(secret: &[u8; 32], data: &[u8]) -> [u8; MAC_LEN] {
+    let mut out = [0u8; MAC_LEN];
+    out.copy_from_slice(&hmac_sha512(secret, &[MAC_CONTEXT, data])[..MAC_LEN]);
+    out
 }
 
 /// Encodes a MAC-carrying message with its MAC computed by `mac_of` over
@@ -235,25 +278,32 @@ mod tests {
     #[test]
     fn round_trips_and_rejects_garbage() {
         let msgs = [
-            LinkMessage::Beacon { key: [1; 32], credential: vec![9; 40] },
+            LinkMessage::Beacon { key: PublicKey([1; 32]), credential: vec![9; 40] },
             LinkMessage::Offer {
-                from: [1; 32],
-                to: [2; 32],
+                from: PublicKey([1; 32]),
+                to: PublicKey([2; 32]),
                 nonce: 7,
-                port: 51820,
+                stamp: 0x1234_5678_0000_0009,
                 credential: vec![],
                 mac: [3; 16],
             },
             LinkMessage::Answer {
-                from: [2; 32],
-                to: [1; 32],
+                from: PublicKey([2; 32]),
+                to: PublicKey([1; 32]),
                 echo: 7,
                 nonce: 8,
                 port: 51821,
                 credential: vec![5; 3],
                 mac: [4; 16],
             },
-            LinkMessage::Confirm { from: [1; 32], to: [2; 32], echo: 8, port: 51820, mac: [6; 16] },
+            LinkMessage::Confirm {
+                from: PublicKey([1; 32]),
+                to: PublicKey([2; 32]),
+                echo: 8,
+                stamp: 0x1234_5678_0000_0009,
+                port: 51820,
+                mac: [6; 16],
+            },
         ];
         for m in &msgs {
             let b = m.encode();
@@ -270,16 +320,33 @@ mod tests {
             assert_eq!(LinkMessage::decode(&longer).unwrap_err(), WireError::TrailingBytes(1));
         }
         assert_eq!(LinkMessage::decode(b"WEFX\x01\x01").unwrap_err(), WireError::BadMagic);
-        assert_eq!(LinkMessage::decode(b"WEFT\x02\x01").unwrap_err(), WireError::BadVersion(2));
-        assert_eq!(LinkMessage::decode(b"WEFT\x01\x09").unwrap_err(), WireError::UnknownType(9));
-        let mut huge = LinkMessage::Beacon { key: [1; 32], credential: vec![] }.encode();
+        assert_eq!(LinkMessage::decode(b"WEFT\x01\x01").unwrap_err(), WireError::BadVersion(1));
+        assert_eq!(LinkMessage::decode(b"WEFT\x02\x09").unwrap_err(), WireError::UnknownType(9));
+        let mut huge = LinkMessage::Beacon { key: PublicKey([1; 32]), credential: vec![] }.encode();
         huge[38..40].copy_from_slice(&2000u16.to_be_bytes());
         assert_eq!(LinkMessage::decode(&huge).unwrap_err(), WireError::CredentialTooLong(2000));
     }
 
     #[test]
+    fn hmac_sha512_matches_rfc4231_case_2() {
+        let mac = hmac_sha512(b"Jefe", &[b"what do ya want ", b"for nothing?"]);
+        assert_eq!(
+            mac[..8],
+            [0x16, 0x4b, 0x7a, 0x7b, 0xfc, 0xf8, 0x19, 0xe2],
+            "RFC 4231 test case 2 (HMAC-SHA-512)"
+        );
+    }
+
+    #[test]
     fn seal_fills_the_mac_over_the_covered_bytes() {
-        let m = LinkMessage::Confirm { from: [1; 32], to: [2; 32], echo: 8, port: 1, mac: [0; 16] };
+        let m = LinkMessage::Confirm {
+            from: PublicKey([1; 32]),
+            to: PublicKey([2; 32]),
+            echo: 8,
+            stamp: 3,
+            port: 1,
+            mac: [0; 16],
+        };
         let b = seal(&m, |covered| {
             let mut x = [0u8; 16];
             x[0] = covered.len() as u8;

@@ -7,6 +7,7 @@
 //! every step the forwarding state that changed is checked for loops: a loop
 //! at any instant is a failure of the protocol implementation.
 
+pub mod mesh;
 pub mod report;
 pub mod topology;
 
@@ -411,7 +412,7 @@ impl Sim {
             match out {
                 Output::Send { ifindex, dst, data } => self.transmit(node, ifindex, dst, data),
                 Output::Fib(op) => self.apply_fib(node, op),
-                Output::Extension { .. } => {}
+                Output::Extension { .. } | Output::Filtered { .. } => {}
             }
         }
     }

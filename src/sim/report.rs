@@ -85,6 +85,9 @@ pub struct SimOptions {
     pub max_ms: u64,
     /// Length of the steady-state window (0: none).
     pub steady_ms: u64,
+    /// Time between convergence and the window; `None`: two update
+    /// intervals or twenty Hellos, whichever is longer.
+    pub warmup_ms: Option<u64>,
 }
 
 impl Default for SimOptions {
@@ -95,6 +98,7 @@ impl Default for SimOptions {
             silent: false,
             max_ms: 600_000,
             steady_ms: 120_000,
+            warmup_ms: None,
         }
     }
 }
@@ -124,7 +128,8 @@ pub fn simulate(topo: &Topology, opts: &SimOptions) -> SimReport {
     if opts.steady_ms > 0 {
         // Past the cold start's transient: two full update rounds, and
         // long enough for ETX's 16-Hello histories to fill.
-        sim.run_for((2 * opts.cfg.update_interval_ms).max(20 * opts.cfg.hello_interval_ms));
+        let warmup = (2 * opts.cfg.update_interval_ms).max(20 * opts.cfg.hello_interval_ms);
+        sim.run_for(opts.warmup_ms.unwrap_or(warmup));
         steady = Some(Steady::new(sim.measure(opts.steady_ms), topo.len()));
     }
     let mut reconvergence_ms = None;
@@ -222,7 +227,7 @@ const USAGE: &str = "usage: weft simulate (FILE | --line N | --ring N | --grid W
                      [--loss P|LO-HI] [--type wired|wireless|tunnel] [--topology-seed N]
                      [--seed N] [--fail-link A,B] [--silent] [--json] [--write-topology FILE]
                      [--hello-interval SECONDS] [--update-interval SECONDS] [--max-time SECONDS]
-                     [--steady SECONDS]
+                     [--steady SECONDS] [--warmup SECONDS]
 FILE is a JSON topology: {\"links\":[{\"source\":\"a\",\"target\":\"b\",\"loss\":0.1,\"delay_ms\":5,\"type\":\"wireless\"}]}
 (a lossy link without a type is taken as wireless, and so are generated links given --loss;
 generated nodes are named n0, n1, ...; --steady 0 skips the steady-state window)";
@@ -342,6 +347,7 @@ fn parse_args(args: &[String]) -> Result<Args, String> {
             "--hello-interval" => a.opts.cfg.hello_interval_ms = seconds_to_ms(arg, &value(arg)?)?,
             "--update-interval" => a.opts.cfg.update_interval_ms = seconds_to_ms(arg, &value(arg)?)?,
             "--max-time" => a.opts.max_ms = seconds_to_ms(arg, &value(arg)?)?,
+            "--warmup" => a.opts.warmup_ms = Some(seconds_to_ms(arg, &value(arg)?)?),
             "--steady" => {
                 let v = value(arg)?;
                 a.opts.steady_ms = if v == "0" { 0 } else { seconds_to_ms(arg, &v)? };

@@ -13,8 +13,8 @@
 
 use std::fmt;
 
-use super::base64::{self, Base64Error};
 use super::wire::DecodeError;
+use crate::base64::{self, Base64Error};
 
 const LINE_LEN: usize = 64;
 const DASHES: &str = "-----";

@@ -14,7 +14,7 @@ use std::process::ExitCode;
 use super::armour;
 use super::credential::{Credential, CredentialBody, Validity};
 use super::derive::{mesh_interface_id, router_id, MeshPrefix};
-use super::keys::{CaPublicKey, CaSecretKey, NodePrivateKey, NodePublicKey, KEY_LEN};
+use super::keys::{CaPublicKey, CaSecretKey, NodePrivateKey, PublicKey, KEY_LEN};
 use super::revocation::{self, RevocationList};
 use super::time::{iso8601, parse_duration, parse_time};
 use crate::babel::Prefix;
@@ -329,8 +329,14 @@ fn load_ca_public(dir: &str) -> Result<CaPublicKey, CliError> {
     text.parse().map_err(|e| failed(format!("{}: CA public {e}", path.display())))
 }
 
-fn parse_node_key(s: &str) -> Result<NodePublicKey, CliError> {
-    s.parse().map_err(|e| usage(format!("--public-key {s:?}: {e}")))
+/// A node's WireGuard key; one of small order would let anyone "share" its
+/// secret, so no credential is ever signed for it.
+fn parse_node_key(s: &str) -> Result<PublicKey, CliError> {
+    let k: PublicKey = s.trim().parse().map_err(|e| usage(format!("--public-key {s:?}: {e}")))?;
+    if k.is_low_order() {
+        return Err(usage(format!("--public-key {s:?} is of small order: not a usable WireGuard key")));
+    }
+    Ok(k)
 }
 
 fn ca_sign(args: &[String]) -> Result<ExitCode, CliError> {

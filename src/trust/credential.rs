@@ -7,7 +7,7 @@
 //! this version does not understand intact.
 
 use super::armour::{self, ArmourError};
-use super::keys::{CaKeyId, CaPublicKey, CaSecretKey, NodePublicKey};
+use super::keys::{CaKeyId, CaPublicKey, CaSecretKey, PublicKey};
 use super::wire::{
     self, field, DecodeError, ObjectKind, ValueError, Writer, ENVELOPE_OVERHEAD, SIGNATURE_LEN,
 };
@@ -26,7 +26,7 @@ pub const ARMOUR_LABEL: &str = "WEFT CREDENTIAL";
 /// What the CA asserts about a node.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CredentialBody {
-    pub public_key: NodePublicKey,
+    pub public_key: PublicKey,
     pub name: String,
     /// Prefixes the node may originate (a route to anything inside one is
     /// authorised too).
@@ -143,7 +143,7 @@ impl Credential {
         wire::walk_fields(signed, |t, v| {
             match t {
                 field::PUBLIC_KEY => {
-                    wire::once(&mut public_key, "public-key", NodePublicKey(wire::fixed("public-key", v)?))?
+                    wire::once(&mut public_key, "public-key", PublicKey(wire::fixed("public-key", v)?))?
                 }
                 field::NAME => {
                     let s = wire::utf8("name", v)?;
@@ -209,7 +209,7 @@ impl Credential {
         &self.body
     }
 
-    pub fn public_key(&self) -> &NodePublicKey {
+    pub fn public_key(&self) -> &PublicKey {
         &self.body.public_key
     }
 

@@ -31,8 +31,8 @@ use std::str::FromStr;
 
 use ed25519_compact::sha512;
 
-use super::keys::NodePublicKey;
 use crate::babel::{Prefix, RouterId};
+use crate::key::PublicKey;
 
 pub const ROUTER_ID_DOMAIN: &str = "weft router-id v1";
 pub const MESH_ADDRESS_DOMAIN: &str = "weft mesh-address v1";
@@ -53,7 +53,7 @@ pub(crate) fn sha512_domain(domain: &str, parts: &[&[u8]]) -> [u8; 64] {
 }
 
 /// The Babel router-id of the node with this public key.
-pub fn router_id(key: &NodePublicKey) -> RouterId {
+pub fn router_id(key: &PublicKey) -> RouterId {
     for counter in 0..=u8::MAX {
         let h = sha512_domain(ROUTER_ID_DOMAIN, &[&[counter], key.as_bytes()]);
         let mut id = [0u8; 8];
@@ -68,7 +68,7 @@ pub fn router_id(key: &NodePublicKey) -> RouterId {
     RouterId([0, 0, 0, 0, 0, 0, 0, 1])
 }
 
-fn mesh_hash(key: &NodePublicKey, counter: u8) -> u128 {
+fn mesh_hash(key: &PublicKey, counter: u8) -> u128 {
     let h = sha512_domain(MESH_ADDRESS_DOMAIN, &[&[counter], key.as_bytes()]);
     let mut b = [0u8; 16];
     b.copy_from_slice(&h[..16]);
@@ -77,7 +77,7 @@ fn mesh_hash(key: &NodePublicKey, counter: u8) -> u128 {
 
 /// The low 64 bits of the key's mesh address under any mesh prefix: what a
 /// key determines without knowing the prefix (for display).
-pub fn mesh_interface_id(key: &NodePublicKey) -> u64 {
+pub fn mesh_interface_id(key: &PublicKey) -> u64 {
     mesh_hash(key, 0) as u64
 }
 
@@ -124,7 +124,7 @@ impl MeshPrefix {
     }
 
     /// The key's own address inside this prefix.
-    pub fn address_for(&self, key: &NodePublicKey) -> Ipv6Addr {
+    pub fn address_for(&self, key: &PublicKey) -> Ipv6Addr {
         let (net, len) = match self.0 {
             Prefix::V6(a, l) => (u128::from(a), l),
             Prefix::V4(..) => unreachable!("MeshPrefix::new admits only IPv6"),
@@ -140,7 +140,7 @@ impl MeshPrefix {
     }
 
     /// The key's own address as a /128 prefix.
-    pub fn host_prefix_for(&self, key: &NodePublicKey) -> Prefix {
+    pub fn host_prefix_for(&self, key: &PublicKey) -> Prefix {
         match Prefix::new(self.address_for(key).into(), 128) {
             Some(p) => p,
             None => unreachable!("/128 is a valid IPv6 prefix length"),
@@ -166,7 +166,7 @@ mod tests {
     use super::*;
     use crate::trust::keys::NodePrivateKey;
 
-    fn test_key() -> NodePublicKey {
+    fn test_key() -> PublicKey {
         // RFC 7748 §6.1 Alice's public key: a fixed, well-known input.
         "hSDwCYkwp1R0i33ctD73Wg2/Og0mOBr066SpjqqbTmo=".parse().unwrap()
     }

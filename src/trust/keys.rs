@@ -8,11 +8,12 @@ use std::str::FromStr;
 
 use ed25519_compact as ed;
 
-use super::base64::{self, Base64DecodeLenError};
 use super::derive::sha512_domain;
+use crate::base64::{self, Base64DecodeLenError};
+pub use crate::key::PublicKey;
 
 /// Length of every key in this module, in bytes.
-pub const KEY_LEN: usize = 32;
+pub const KEY_LEN: usize = crate::key::KEY_LEN;
 
 /// Why a key text was refused.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -37,42 +38,6 @@ impl std::error::Error for KeyError {}
 
 fn parse_key_text(s: &str) -> Result<[u8; KEY_LEN], KeyError> {
     base64::decode_array::<KEY_LEN>(s.trim()).map_err(KeyError::Encoding)
-}
-
-/// A node's WireGuard public key: its identity in weft.
-#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct NodePublicKey(pub [u8; KEY_LEN]);
-
-impl NodePublicKey {
-    pub fn as_bytes(&self) -> &[u8; KEY_LEN] {
-        &self.0
-    }
-}
-
-impl fmt::Display for NodePublicKey {
-    /// The same base64 text as `wg pubkey` prints.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&base64::encode(&self.0))
-    }
-}
-
-impl fmt::Debug for NodePublicKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "NodePublicKey({self})")
-    }
-}
-
-impl FromStr for NodePublicKey {
-    type Err = KeyError;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        parse_key_text(s).map(NodePublicKey)
-    }
-}
-
-impl serde::Serialize for NodePublicKey {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(self)
-    }
 }
 
 /// A node's WireGuard private key. It never leaves the node: it has no
@@ -106,10 +71,10 @@ impl NodePrivateKey {
     }
 
     /// X25519 scalar multiplication of the base point, as `wg pubkey` does.
-    pub fn public_key(&self) -> NodePublicKey {
+    pub fn public_key(&self) -> PublicKey {
         let sk = ed::x25519::SecretKey::new(self.0);
         match sk.recover_public_key() {
-            Ok(pk) => NodePublicKey(*pk),
+            Ok(pk) => PublicKey(*pk),
             // The base point has prime order and a clamped scalar is never
             // zero modulo it, so the ladder cannot produce the identity.
             Err(_) => unreachable!("X25519 of the base point with a clamped scalar"),
@@ -121,7 +86,7 @@ impl NodePrivateKey {
     /// The X25519 shared secret with `peer` (the same on both sides), or
     /// `None` for a low-order peer key, which would give an all-zero secret
     /// that anyone can compute.
-    pub fn shared_secret(&self, peer: &NodePublicKey) -> Option<[u8; KEY_LEN]> {
+    pub fn shared_secret(&self, peer: &PublicKey) -> Option<[u8; KEY_LEN]> {
         let sk = ed::x25519::SecretKey::new(self.0);
         let pk = ed::x25519::PublicKey::new(peer.0);
         pk.dh(&sk).ok().map(|o| *o)
@@ -194,6 +159,11 @@ impl CaPublicKey {
         let pk = ed::PublicKey::new(bytes);
         pk.validate().map_err(|_| KeyError::Invalid("not an Ed25519 public key"))?;
         Ok(CaPublicKey(bytes))
+    }
+
+    /// The CA key given as a plain key (configuration), once checked.
+    pub fn from_key(key: PublicKey) -> Result<CaPublicKey, KeyError> {
+        CaPublicKey::from_bytes(key.0)
     }
 
     pub fn as_bytes(&self) -> &[u8; KEY_LEN] {
@@ -304,13 +274,13 @@ mod tests {
         let pk = NodePrivateKey::from_random([7; 32]).public_key();
         let text = pk.to_string();
         assert_eq!(text.len(), 44);
-        assert_eq!(text.parse::<NodePublicKey>().unwrap(), pk);
-        assert_eq!(format!(" {text}\n").parse::<NodePublicKey>().unwrap(), pk);
+        assert_eq!(text.parse::<PublicKey>().unwrap(), pk);
         assert!(matches!(
-            "Zm9v".parse::<NodePublicKey>(),
-            Err(KeyError::Encoding(Base64DecodeLenError::WrongLength { .. }))
+            "Zm9v".parse::<PublicKey>(),
+            Err(crate::key::KeyTextError::Base64(Base64DecodeLenError::WrongLength { .. }))
         ));
-        assert!(matches!("not base64!".parse::<NodePublicKey>(), Err(KeyError::Encoding(_))));
+        assert!("not base64!".parse::<PublicKey>().is_err());
+        assert!(matches!(" x".parse::<CaPublicKey>(), Err(KeyError::Encoding(_))));
     }
 
     #[test]

@@ -13,7 +13,6 @@
 //! seconds passed in, and key generation takes the random bytes.
 
 pub mod armour;
-pub mod base64;
 pub mod cli;
 pub mod credential;
 pub mod derive;
@@ -28,9 +27,10 @@ mod tests;
 
 pub use credential::{Credential, CredentialBody, Validity};
 pub use derive::{mesh_interface_id, router_id, MeshPrefix};
-pub use keys::{CaKeyId, CaPublicKey, CaSecretKey, KeyError, NodePrivateKey, NodePublicKey};
+pub use keys::{CaKeyId, CaPublicKey, CaSecretKey, KeyError, NodePrivateKey, PublicKey};
 pub use revocation::RevocationList;
 pub use store::{
-    authorise_prefix, AllowEntry, Authority, RevocationUpdate, TrustError, TrustStore, VerifiedNode,
+    authorise_prefix, check_window, AllowEntry, Authority, RevocationUpdate, TrustError, TrustStore,
+    TrustTime, VerifiedNode,
 };
 pub use wire::{DecodeError, ValueError};

@@ -6,7 +6,7 @@
 //! highest serial it has seen from each CA.
 
 use super::armour::{self, ArmourError};
-use super::keys::{CaKeyId, CaPublicKey, CaSecretKey, NodePublicKey};
+use super::keys::{CaKeyId, CaPublicKey, CaSecretKey, PublicKey};
 use super::wire::{self, field, DecodeError, ObjectKind, ValueError, Writer, SIGNATURE_LEN};
 
 /// Most keys in one list.
@@ -23,9 +23,9 @@ pub struct RevocationList {
     ca_key_id: CaKeyId,
     serial: u64,
     issued: u64,
-    revoked: Vec<NodePublicKey>,
+    revoked: Vec<PublicKey>,
     /// The same keys sorted, for lookups in O(log n).
-    sorted: Vec<NodePublicKey>,
+    sorted: Vec<PublicKey>,
     skipped_fields: Vec<u8>,
     bytes: Vec<u8>,
 }
@@ -35,7 +35,7 @@ impl RevocationList {
     pub fn sign(
         serial: u64,
         issued: u64,
-        revoked: Vec<NodePublicKey>,
+        revoked: Vec<PublicKey>,
         ca: &CaSecretKey,
     ) -> Result<RevocationList, ValueError> {
         if revoked.len() > MAX_REVOKED_KEYS {
@@ -61,7 +61,7 @@ impl RevocationList {
     /// gives `Ok(None)` (nothing to change).
     pub fn with_revoked(
         &self,
-        key: NodePublicKey,
+        key: PublicKey,
         issued: u64,
         ca: &CaSecretKey,
     ) -> Result<Option<RevocationList>, RevokeError> {
@@ -99,7 +99,7 @@ impl RevocationList {
                             ValueError::TooMany { field: "revoked-key", max: MAX_REVOKED_KEYS }.into()
                         );
                     }
-                    revoked.push(NodePublicKey(wire::fixed("revoked-key", v)?));
+                    revoked.push(PublicKey(wire::fixed("revoked-key", v)?));
                 }
                 _ => {
                     skipped_fields.push(t);
@@ -138,11 +138,11 @@ impl RevocationList {
     }
 
     /// The revoked keys, oldest revocation first.
-    pub fn revoked(&self) -> &[NodePublicKey] {
+    pub fn revoked(&self) -> &[PublicKey] {
         &self.revoked
     }
 
-    pub fn contains(&self, key: &NodePublicKey) -> bool {
+    pub fn contains(&self, key: &PublicKey) -> bool {
         self.sorted.binary_search(key).is_ok()
     }
 
@@ -168,7 +168,7 @@ impl RevocationList {
 }
 
 /// The keys sorted, or the first duplicate.
-fn sorted_unique(keys: &[NodePublicKey]) -> Result<Vec<NodePublicKey>, ValueError> {
+fn sorted_unique(keys: &[PublicKey]) -> Result<Vec<PublicKey>, ValueError> {
     let mut sorted = keys.to_vec();
     sorted.sort_unstable();
     match sorted.windows(2).find(|w| w[0] == w[1]) {

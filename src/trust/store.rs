@@ -6,9 +6,9 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::net::Ipv6Addr;
 
-use super::credential::{self, Credential, Validity};
+use super::credential::{self, Credential};
 use super::derive::{self, MeshPrefix};
-use super::keys::{CaKeyId, CaPublicKey, NodePublicKey};
+use super::keys::{CaKeyId, CaPublicKey, PublicKey};
 use super::revocation::RevocationList;
 use super::wire::DecodeError;
 use crate::babel::{Prefix, RouterId};
@@ -36,11 +36,11 @@ pub enum TrustError {
     },
     /// The credential is for another key than the peer presented.
     KeyMismatch {
-        peer: NodePublicKey,
-        credential: NodePublicKey,
+        peer: PublicKey,
+        credential: PublicKey,
     },
     /// No credential and not on the allow-list.
-    NotAuthorised(NodePublicKey),
+    NotAuthorised(PublicKey),
     /// A revocation list older than (or conflicting with) the one held.
     StaleRevocationList {
         held: u64,
@@ -49,6 +49,22 @@ pub enum TrustError {
 }
 
 impl TrustError {
+    /// A short name of the kind of error, without the times or keys it
+    /// carries: what logs and counters group refusals by.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            TrustError::Malformed(_) => "malformed",
+            TrustError::UnknownCa(_) => "unknown-ca",
+            TrustError::BadSignature(_) => "bad-signature",
+            TrustError::NotYetValid { .. } => "not-yet-valid",
+            TrustError::Expired { .. } => "expired",
+            TrustError::Revoked { .. } => "revoked",
+            TrustError::KeyMismatch { .. } => "key-mismatch",
+            TrustError::NotAuthorised(_) => "not-authorised",
+            TrustError::StaleRevocationList { .. } => "stale-revocation-list",
+        }
+    }
+
     /// When a retry could succeed without anything else changing: the
     /// not-before of a credential that is not yet valid. The daemon keeps it
     /// as a timer.
@@ -94,6 +110,43 @@ impl fmt::Display for TrustError {
 
 impl std::error::Error for TrustError {}
 
+/// The times a verdict is reached at. A router whose wall clock cannot be
+/// believed (see `mesh::clock`) checks expiry against a lower bound of the
+/// time and may not check not-before at all.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TrustTime {
+    /// Not-before is checked against this; `None`: not enforced.
+    pub not_before_at: Option<u64>,
+    /// Not-after is checked against this.
+    pub expiry_at: u64,
+}
+
+impl TrustTime {
+    /// Both ends of the window checked against one time.
+    pub fn exact(t: u64) -> TrustTime {
+        TrustTime { not_before_at: Some(t), expiry_at: t }
+    }
+}
+
+impl From<u64> for TrustTime {
+    fn from(t: u64) -> TrustTime {
+        TrustTime::exact(t)
+    }
+}
+
+/// Whether a credential's validity window holds at `at` (both ends inclusive).
+pub fn check_window(body: &super::CredentialBody, at: TrustTime) -> Result<(), TrustError> {
+    if let Some(t) = at.not_before_at {
+        if t < body.not_before {
+            return Err(TrustError::NotYetValid { not_before: body.not_before, now: t });
+        }
+    }
+    if at.expiry_at > body.not_after {
+        return Err(TrustError::Expired { not_after: body.not_after, now: at.expiry_at });
+    }
+    Ok(())
+}
+
 /// An allow-list entry: a key trusted without a credential. It may carry
 /// prefix grants of its own (from local configuration), so that a small
 /// network without a CA can still let a node announce a LAN.
@@ -114,7 +167,7 @@ pub enum Authority {
 /// A node that passed verification, with what it is granted.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct VerifiedNode {
-    pub public_key: NodePublicKey,
+    pub public_key: PublicKey,
     pub router_id: RouterId,
     pub name: Option<String>,
     /// Prefixes granted by the credential or the allow-list entry.
@@ -168,7 +221,7 @@ pub enum RevocationUpdate {
 #[derive(Clone, Debug, Default)]
 pub struct TrustStore {
     cas: BTreeMap<CaKeyId, CaPublicKey>,
-    allowed: BTreeMap<NodePublicKey, AllowEntry>,
+    allowed: BTreeMap<PublicKey, AllowEntry>,
     revocations: BTreeMap<CaKeyId, RevocationList>,
     mesh_prefix: Option<MeshPrefix>,
 }
@@ -204,11 +257,11 @@ impl TrustStore {
         self.cas.iter()
     }
 
-    pub fn allow_key(&mut self, key: NodePublicKey, entry: AllowEntry) {
+    pub fn allow_key(&mut self, key: PublicKey, entry: AllowEntry) {
         self.allowed.insert(key, entry);
     }
 
-    pub fn disallow_key(&mut self, key: &NodePublicKey) -> bool {
+    pub fn disallow_key(&mut self, key: &PublicKey) -> bool {
         self.allowed.remove(key).is_some()
     }
 
@@ -235,16 +288,35 @@ impl TrustStore {
         Ok(update)
     }
 
+    /// The issue times of the revocation lists held (CA-signed times).
+    pub fn revocation_issue_times(&self) -> impl Iterator<Item = u64> + '_ {
+        self.revocations.values().map(RevocationList::issued)
+    }
+
     /// The CA whose list revokes `key`, if any. A revocation by any trusted
     /// CA counts for every credential and for the allow-list: the key is the
     /// identity, and a compromised key is compromised everywhere.
-    pub fn revoked_by(&self, key: &NodePublicKey) -> Option<CaKeyId> {
+    pub fn revoked_by(&self, key: &PublicKey) -> Option<CaKeyId> {
         self.revocations.iter().find(|(_, l)| l.contains(key)).map(|(id, _)| *id)
     }
 
     /// Verifies a credential at `now`. Checks, in this order: known CA,
     /// signature, revocation, not-before, not-after (both ends inclusive).
     pub fn verify(&self, cred: &Credential, now: u64) -> Result<VerifiedNode, TrustError> {
+        self.verify_at(cred, TrustTime::exact(now))
+    }
+
+    /// [`Self::verify`] with the window checked at `at`.
+    pub fn verify_at(&self, cred: &Credential, at: TrustTime) -> Result<VerifiedNode, TrustError> {
+        let v = self.verify_signature(cred)?;
+        check_window(cred.body(), at)?;
+        Ok(v)
+    }
+
+    /// Everything but the validity window: known CA, signature, revocation.
+    /// The verdict holds until the trust material changes; the window is
+    /// checked (cheaply) as time passes.
+    pub fn verify_signature(&self, cred: &Credential) -> Result<VerifiedNode, TrustError> {
         let id = cred.ca_key_id();
         let ca = self.cas.get(&id).ok_or(TrustError::UnknownCa(id))?;
         if !cred.signature_valid(ca) {
@@ -253,13 +325,6 @@ impl TrustStore {
         let body = cred.body();
         if let Some(by) = self.revoked_by(&body.public_key) {
             return Err(TrustError::Revoked { by });
-        }
-        match body.validity_at(now) {
-            Validity::NotYetValid => {
-                return Err(TrustError::NotYetValid { not_before: body.not_before, now })
-            }
-            Validity::Expired => return Err(TrustError::Expired { not_after: body.not_after, now }),
-            Validity::Valid => {}
         }
         Ok(VerifiedNode {
             public_key: body.public_key,
@@ -283,7 +348,7 @@ impl TrustStore {
     }
 
     /// Verifies a key by the allow-list alone.
-    pub fn verify_allow_listed(&self, key: &NodePublicKey) -> Result<VerifiedNode, TrustError> {
+    pub fn verify_allow_listed(&self, key: &PublicKey) -> Result<VerifiedNode, TrustError> {
         let entry = self.allowed.get(key).ok_or(TrustError::NotAuthorised(*key))?;
         if let Some(by) = self.revoked_by(key) {
             return Err(TrustError::Revoked { by });
@@ -305,15 +370,25 @@ impl TrustStore {
     /// `NotAuthorised` without one) is the answer. Revocation beats both.
     pub fn authorise_peer(
         &self,
-        peer: &NodePublicKey,
+        peer: &PublicKey,
         cred: Option<&Credential>,
         now: u64,
+    ) -> Result<VerifiedNode, TrustError> {
+        self.authorise_peer_at(peer, cred, TrustTime::exact(now))
+    }
+
+    /// [`Self::authorise_peer`] with the window checked at `at`.
+    pub fn authorise_peer_at(
+        &self,
+        peer: &PublicKey,
+        cred: Option<&Credential>,
+        at: TrustTime,
     ) -> Result<VerifiedNode, TrustError> {
         let by_credential = cred.map(|c| {
             if c.public_key() != peer {
                 Err(TrustError::KeyMismatch { peer: *peer, credential: *c.public_key() })
             } else {
-                self.verify(c, now)
+                self.verify_at(c, at)
             }
         });
         match by_credential {

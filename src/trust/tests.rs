@@ -16,7 +16,7 @@ fn ca(n: u8) -> CaSecretKey {
     CaSecretKey::from_seed([n; 32]).unwrap()
 }
 
-fn node(n: u8) -> NodePublicKey {
+fn node(n: u8) -> PublicKey {
     NodePrivateKey::from_random([n; 32]).public_key()
 }
 
@@ -24,7 +24,7 @@ fn p(s: &str) -> Prefix {
     s.parse().unwrap()
 }
 
-fn body(key: NodePublicKey) -> CredentialBody {
+fn body(key: PublicKey) -> CredentialBody {
     CredentialBody {
         public_key: key,
         name: "kitchen".into(),
@@ -35,7 +35,7 @@ fn body(key: NodePublicKey) -> CredentialBody {
     }
 }
 
-fn cred(ca_key: &CaSecretKey, key: NodePublicKey) -> Credential {
+fn cred(ca_key: &CaSecretKey, key: PublicKey) -> Credential {
     Credential::sign(body(key), ca_key).unwrap()
 }
 
@@ -57,7 +57,7 @@ fn sign_raw(signed: Vec<u8>, ca_key: &CaSecretKey) -> Vec<u8> {
 }
 
 /// The fields of a normal credential from `ca_key`, to which tests add more.
-fn base_fields(ca_key: &CaSecretKey, key: &NodePublicKey) -> Writer {
+fn base_fields(ca_key: &CaSecretKey, key: &PublicKey) -> Writer {
     let mut w = Writer::new(ObjectKind::Credential);
     w.field(field::PUBLIC_KEY, key.as_bytes());
     w.field(field::NAME, b"n");
@@ -627,11 +627,11 @@ proptest! {
 #[test]
 fn largest_revocation_list_round_trips_and_one_more_key_is_refused() {
     let ca1 = ca(1);
-    let mut keys: Vec<NodePublicKey> = (0..revocation::MAX_REVOKED_KEYS as u32)
+    let mut keys: Vec<PublicKey> = (0..revocation::MAX_REVOKED_KEYS as u32)
         .map(|i| {
             let mut k = [0u8; 32];
             k[..4].copy_from_slice(&i.to_be_bytes());
-            NodePublicKey(k)
+            PublicKey(k)
         })
         .collect();
     let list = RevocationList::sign(1, NB, keys.clone(), &ca1).unwrap();

@@ -7,8 +7,7 @@
 //! reference semantics of such an update (what the kernel and wireguard-go do),
 //! used by the fake backend and by the property tests of [`reconcile`].
 //!
-//! Keys are local 32-byte newtypes for now; the trust module owns weft's key
-//! types and the two should be unified when both have landed.
+//! Keys are the crate's one key type ([`crate::key::PublicKey`]).
 
 use std::collections::HashSet;
 use std::fmt;
@@ -22,10 +21,6 @@ pub const KEY_LEN: usize = 32;
 /// Why a key or allowed-IP string was refused.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ParseError {
-    /// Hex keys are exactly 64 hex digits.
-    KeyHex(String),
-    /// Base64 keys are exactly 44 characters ending in one `=`.
-    KeyBase64(String),
     /// Not `ADDRESS/PREFIXLEN`, or the prefix is longer than the family allows.
     AllowedIp(String),
 }
@@ -33,8 +28,6 @@ pub enum ParseError {
 impl fmt::Display for ParseError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            ParseError::KeyHex(s) => write!(f, "not a 64-digit hex WireGuard key: {s:?}"),
-            ParseError::KeyBase64(s) => write!(f, "not a 44-character base64 WireGuard key: {s:?}"),
             ParseError::AllowedIp(s) => write!(f, "not an allowed IP (ADDRESS/PREFIXLEN): {s:?}"),
         }
     }
@@ -42,100 +35,9 @@ impl fmt::Display for ParseError {
 
 impl std::error::Error for ParseError {}
 
-/// A WireGuard public key (or any 32-byte key that may be shown).
-#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct Key(pub [u8; KEY_LEN]);
-
-impl Key {
-    /// Lower-case hex, as the UAPI wants it.
-    pub fn to_hex(&self) -> String {
-        let mut s = String::with_capacity(2 * KEY_LEN);
-        for b in self.0 {
-            s.push(char::from(HEX[usize::from(b >> 4)]));
-            s.push(char::from(HEX[usize::from(b & 15)]));
-        }
-        s
-    }
-
-    /// Parses exactly 64 hex digits (either case).
-    pub fn from_hex(s: &str) -> Result<Self, ParseError> {
-        let bad = || ParseError::KeyHex(s.to_string());
-        let b = s.as_bytes();
-        if b.len() != 2 * KEY_LEN {
-            return Err(bad());
-        }
-        let mut out = [0u8; KEY_LEN];
-        for (i, o) in out.iter_mut().enumerate() {
-            let hi = hex_val(b[2 * i]).ok_or_else(bad)?;
-            let lo = hex_val(b[2 * i + 1]).ok_or_else(bad)?;
-            *o = hi << 4 | lo;
-        }
-        Ok(Key(out))
-    }
-
-    /// Standard base64 with padding, the form `wg` prints and configs use.
-    pub fn to_base64(&self) -> String {
-        let mut s = String::with_capacity(44);
-        for chunk in self.0.chunks(3) {
-            let n = chunk.iter().enumerate().fold(0u32, |n, (i, &b)| n | u32::from(b) << (16 - 8 * i));
-            for i in 0..4 {
-                if i <= chunk.len() {
-                    s.push(char::from(B64[(n >> (18 - 6 * i) & 63) as usize]));
-                } else {
-                    s.push('=');
-                }
-            }
-        }
-        s
-    }
-
-    /// Parses the 44-character padded base64 form.
-    pub fn from_base64(s: &str) -> Result<Self, ParseError> {
-        let bad = || ParseError::KeyBase64(s.to_string());
-        let b = s.as_bytes();
-        if b.len() != 44 || b[43] != b'=' {
-            return Err(bad());
-        }
-        let mut out = [0u8; KEY_LEN];
-        let mut acc = 0u32;
-        let mut bits = 0;
-        let mut o = 0;
-        for &c in &b[..43] {
-            let v = B64.iter().position(|&x| x == c).ok_or_else(bad)? as u32;
-            acc = acc << 6 | v;
-            bits += 6;
-            if bits >= 8 {
-                bits -= 8;
-                if o < KEY_LEN {
-                    out[o] = (acc >> bits) as u8;
-                    o += 1;
-                }
-            }
-        }
-        // 43 digits carry 258 bits: the last 2 must be zero for a canonical key.
-        if acc & 3 != 0 {
-            return Err(bad());
-        }
-        Ok(Key(out))
-    }
-
-    /// The all-zero key, which WireGuard uses for "no key".
-    pub fn is_zero(&self) -> bool {
-        self.0.iter().all(|&b| b == 0)
-    }
-}
-
-impl fmt::Debug for Key {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Key({})", self.to_base64())
-    }
-}
-
-impl fmt::Display for Key {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.to_base64())
-    }
-}
+/// A WireGuard public key: the crate's one 32-byte key type, under the
+/// name WireGuard's own tools give it.
+pub use crate::key::PublicKey as Key;
 
 /// A private key: same bytes as [`Key`], but never printed by `Debug`.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -156,18 +58,6 @@ impl PrivateKey {
 impl fmt::Debug for PrivateKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("PrivateKey(<redacted>)")
-    }
-}
-
-const HEX: &[u8; 16] = b"0123456789abcdef";
-const B64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
-fn hex_val(c: u8) -> Option<u8> {
-    match c {
-        b'0'..=b'9' => Some(c - b'0'),
-        b'a'..=b'f' => Some(c - b'a' + 10),
-        b'A'..=b'F' => Some(c - b'A' + 10),
-        _ => None,
     }
 }
 

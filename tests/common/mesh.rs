@@ -165,6 +165,8 @@ pub struct NodeConf {
     pub mesh_prefix: Option<String>,
     /// Raw interfaces with `wireguard '1'` (discovery, one tunnel per neighbour).
     pub mesh_ifaces: Vec<String>,
+    /// Interfaces with plain Babel (`wireguard '0'`, babeld/BIRD compatible).
+    pub plain_ifaces: Vec<String>,
     pub announces: Vec<String>,
     pub peers: Vec<PeerConf>,
     /// Seconds; the update interval is four of them.
@@ -187,6 +189,7 @@ impl NodeConf {
             revocation_file: id.dir.join("revoked"),
             mesh_prefix: Some(MESH_PREFIX.to_string()),
             mesh_ifaces: ifaces.iter().map(|s| s.to_string()).collect(),
+            plain_ifaces: Vec::new(),
             announces: Vec::new(),
             peers: Vec::new(),
             hello_interval: 1,
@@ -220,6 +223,9 @@ impl NodeConf {
         }
         for i in &self.mesh_ifaces {
             writeln!(s, "config interface '{i}'\n\toption ifname '{i}'\n\toption wireguard '1'").unwrap();
+        }
+        for i in &self.plain_ifaces {
+            writeln!(s, "config interface '{i}'\n\toption ifname '{i}'\n\toption wireguard '0'").unwrap();
         }
         for a in &self.announces {
             writeln!(s, "config announce\n\toption prefix '{a}'").unwrap();
@@ -287,10 +293,16 @@ impl Mesh {
     /// As [`Mesh::start`], running the shell command `prelude` first in the
     /// daemon's mount namespace (e.g. to start a program beside it).
     pub fn start_with(&mut self, i: usize, prelude: &str) {
+        self.start_wrapped(i, prelude, "");
+    }
+
+    /// As [`Mesh::start_with`], the daemon run by the command `wrapper`
+    /// (e.g. `faketime ...`; empty: run directly).
+    pub fn start_wrapped(&mut self, i: usize, prelude: &str, wrapper: &str) {
         assert!(self.net.nodes[i].daemon.is_none(), "node {i} already runs a daemon");
         let conf = self.conf_path(i);
         let script = format!(
-            "mount -t tmpfs tmpfs /run/wireguard && {prelude} && exec {} daemon -c {}",
+            "mount -t tmpfs tmpfs /run/wireguard && {prelude} && exec {wrapper} {} daemon -c {}",
             weft(),
             path_str(&conf)
         );

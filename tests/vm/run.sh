@@ -15,6 +15,9 @@
 #                    kernel package, the unpacked kernel and base initramfs
 #   WEFT_VM_KPKG     kernel package (default: newest linux-image-6.1.0-N-amd64)
 #   WEFT_VM_MODULES  modules loaded at boot, deps first (default: "veth wireguard")
+#   WEFT_VM_EXTRA_MODULES  modules put into the image with their dependencies
+#                    but not loaded: the payload loads them itself, with
+#                    parameters (e.g. mac80211_hwsim radios=5)
 #   WEFT_VM_BINS     host programs copied in with their libraries
 #                    (default: /usr/sbin/ip /usr/bin/ping, and /usr/bin/wg if present)
 #   WEFT_VM_TIMEOUT  seconds before the in-VM watchdog powers off (default 240)
@@ -34,6 +37,7 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 REPO=$(cd "$HERE/../.." && pwd)
 CACHE=${WEFT_VM_CACHE:-$REPO/target/vm}
 MODULES=${WEFT_VM_MODULES:-veth wireguard}
+EXTRA_MODULES=${WEFT_VM_EXTRA_MODULES:-}
 TIMEOUT=${WEFT_VM_TIMEOUT:-240}
 MEM=${WEFT_VM_MEM:-512}
 
@@ -117,7 +121,7 @@ build_base() {
     KV=$(basename "$(find "$CACHE/kroot/lib/modules" -mindepth 1 -maxdepth 1 | head -1)")
     local bins=${WEFT_VM_BINS:-/usr/sbin/ip /usr/bin/ping $(command -v wg || true)}
     local key
-    key=$( (echo "$KV|$MODULES|$bins"; cat "$HERE/init" "$0") | sha256sum | cut -c1-16)
+    key=$( (echo "$KV|$MODULES|$EXTRA_MODULES|$bins"; cat "$HERE/init" "$0") | sha256sum | cut -c1-16)
     BASE=$CACHE/base-$key.cpio.gz
     VMLINUZ=$CACHE/kroot/boot/vmlinuz-$KV
     [ -f "$BASE" ] && return 0
@@ -155,6 +159,7 @@ build_base() {
         grep -qE "(^|/)$m\.ko" "$dep" && add_mod "$m" && load="$load $m"
     done
     for m in $MODULES; do add_mod "$m"; load="$load $m"; done
+    for m in $EXTRA_MODULES; do add_mod "$m"; done
     cp "$k"/modules.{builtin,builtin.modinfo,order} "$r/lib/modules/$KV/"
     depmod -b "$r" "$KV"
     echo "$load" > "$r/etc/vm-modules"

@@ -234,6 +234,8 @@ fn every_main_and_trust_option_is_diffed() {
             "listen_port",
             "listen_port_range",
             "keepalive",
+            "max_routes_per_neighbour",
+            "max_origins_per_neighbour",
             "set_forwarding",
             "domain",
             "hosts_file",

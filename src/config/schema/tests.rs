@@ -255,6 +255,8 @@ fn invalid_main_values_are_refused_with_line_and_option() {
         ("revocation_file", "revoked", "absolute path"),
         ("ca_public_key", "tooshort", "a 32-byte key in base64"),
         ("trusted_key", "HIgo9xNzJMWLKASShiTqIybxZ0U3wGLiUeJ1PKf8ykx=", "32-byte key"),
+        ("trusted_key", "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=", "small order"),
+        ("trusted_key", "7P///////////////////////////////////////38=", "small order"),
         ("mesh_prefix", "10.0.0.0/8", "an IPv6 prefix"),
         ("mesh_prefix", "fd00::/96", "length 64 or less"),
         ("mesh_prefix", "fd00::1/48", "host bits set"),

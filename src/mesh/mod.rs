@@ -1,0 +1,652 @@
+//! The zero-trust mesh core: everything weft decides about neighbours,
+//! credentials and routes, as one pure state machine beside the Babel
+//! engine (see `docs/ARCHITECTURE.md`).
+//!
+//! It owns the link manager (who may be a neighbour, and the tunnels that
+//! follow), the known-node table (every credential seen, with its verdict),
+//! the credential exchange in TLV 224, the route filter, the refusal
+//! bookkeeping, and the judgement of what time it is ([`clock`]: a router
+//! whose wall clock is wrong at boot still joins the mesh). Like the engine it is sans-IO: inputs arrive with `now` (the
+//! monotonic clock) and `wall` (the wall clock, Unix seconds), outputs are
+//! data drained with [`MeshCore::poll_output`], and [`MeshCore::poll_timeout`]
+//! says when it next needs [`MeshCore::handle_timeout`]. It never reads a
+//! clock, opens a socket or draws randomness (the seed is an input).
+//!
+//! Credentials of distant nodes travel in TLV 224: every node sends its own
+//! credential to its tunnel neighbours, and asks the neighbour that
+//! advertised a route for the credential of an origin it does not know. A
+//! route learned over a tunnel is used only if its origin's credential is
+//! known, valid now, and grants the prefix. Credentials arriving on plain
+//! Babel interfaces (babeld/BIRD compatibility) are ignored: nobody there
+//! is authenticated, so they are neither trusted nor worth a signature
+//! check; on tunnels, signature checks are budgeted per interface.
+
+pub mod auth;
+pub mod clock;
+pub mod filter;
+pub mod known;
+pub mod refusals;
+pub mod tlv;
+pub mod views;
+
+#[cfg(test)]
+mod tests;
+
+use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::net::{Ipv6Addr, SocketAddr};
+
+use crate::babel::packet::Destination;
+use crate::babel::{FilterVerdict, IfIndex, LinkType, RouteQuery, RouterId, Time};
+use crate::link::{LinkConfig, LinkInput, LinkManager, LinkOutput, TunnelSpec};
+use crate::trust::{derive, Credential, NodePrivateKey, PublicKey, TrustStore, TrustTime};
+
+pub use auth::{CryptoCounters, TrustContext};
+pub use clock::{ClockEvent, ClockState, TrustClock};
+pub use filter::{RouteFilter, RouteVerdict};
+pub use known::{KnownNode, KnownNodes, Learned};
+use refusals::Refusals;
+use tlv::{credential_chunks, MeshTlv, Reassembly};
+
+/// What the core starts with.
+pub struct MeshConfig {
+    pub key: NodePrivateKey,
+    pub credential: Option<Credential>,
+    pub store: TrustStore,
+    /// Keys admitted by the allow-list (`list trusted_key`).
+    pub trusted_keys: Vec<PublicKey>,
+    /// WireGuard listen ports: `listen_port .. listen_port + listen_port_range`.
+    pub listen_port: u16,
+    pub listen_port_range: u16,
+    /// 32 bytes from the OS random source: the link manager's nonces.
+    pub seed: [u8; 32],
+    /// The latest of the time floor persisted by the last run and the
+    /// binary's build time (Unix seconds): the time is at least that.
+    pub time_floor: u64,
+}
+
+impl MeshConfig {
+    /// Defaults for everything but the identity, the trust store, the seed
+    /// and the time floor.
+    pub fn new(
+        key: NodePrivateKey,
+        credential: Option<Credential>,
+        store: TrustStore,
+        seed: [u8; 32],
+        time_floor: u64,
+    ) -> MeshConfig {
+        MeshConfig {
+            key,
+            credential,
+            store,
+            trusted_keys: Vec::new(),
+            listen_port: crate::config::schema::DEFAULT_LISTEN_PORT,
+            listen_port_range: crate::config::schema::DEFAULT_LISTEN_PORT_RANGE,
+            seed,
+            time_floor,
+        }
+    }
+}
+
+/// Something that happened, for the core.
+#[derive(Debug)]
+pub enum MeshInput<'a> {
+    /// A raw mesh interface (`wireguard '1'`) is usable: discovery runs there.
+    RawUp {
+        ifindex: IfIndex,
+        name: String,
+        link_type: LinkType,
+        mtu: u32,
+    },
+    RawDown {
+        ifindex: IfIndex,
+    },
+    /// A static peer from the configuration, its address resolved.
+    StaticPeer {
+        index: u32,
+        name: String,
+        key: PublicKey,
+        addr: Option<SocketAddr>,
+    },
+    RemoveStaticPeer {
+        index: u32,
+    },
+    /// A discovery datagram (UDP 6698); `ifindex` for link-local sources.
+    Datagram {
+        ifindex: Option<IfIndex>,
+        src: SocketAddr,
+        data: &'a [u8],
+    },
+    /// A TLV 224 body the engine received on a Babel interface.
+    Extension {
+        ifindex: IfIndex,
+        from: Ipv6Addr,
+        body: &'a [u8],
+    },
+    /// The engine's route filter did not let an announcement be used.
+    Filtered {
+        query: RouteQuery,
+        verdict: FilterVerdict,
+    },
+    /// A tunnel's WireGuard handshake is recent: its neighbour is alive.
+    TunnelAlive {
+        name: String,
+    },
+    /// The Babel interfaces that are weft tunnels, now.
+    TunnelInterfaces(BTreeSet<IfIndex>),
+    /// Trust material was reloaded (CAs, allow-list, revocations, our
+    /// credential): every neighbour and origin is judged again.
+    TrustChanged {
+        store: Box<TrustStore>,
+        trusted_keys: Vec<PublicKey>,
+        credential: Option<Credential>,
+    },
+}
+
+/// Something the core wants done.
+#[derive(Clone, Debug)]
+pub enum MeshOutput {
+    /// A discovery datagram to send.
+    Send {
+        dst: SocketAddr,
+        data: Vec<u8>,
+    },
+    /// Create (or reconfigure) this tunnel.
+    TunnelUp(TunnelSpec),
+    TunnelDown {
+        name: String,
+    },
+    /// A TLV 224 body for the engine to send (`Input::SendExtension`).
+    Extension {
+        ifindex: IfIndex,
+        dst: Destination,
+        body: Vec<u8>,
+    },
+    /// The route filter changed: give the engine this one.
+    Filter(RouteFilter),
+    /// A line for the log.
+    Log {
+        level: log::Level,
+        message: String,
+    },
+}
+
+/// Counters for `weft status`.
+#[derive(Default, Clone, Debug, serde::Serialize)]
+pub struct MeshStats {
+    pub refused_neighbours: u64,
+    pub credentials_received: u64,
+    pub credentials_rejected: u64,
+    /// TLV 224 bodies from plain Babel interfaces, ignored.
+    pub credentials_from_plain_interfaces: u64,
+    /// Credentials received on a tunnel beyond its verification budget.
+    pub credentials_over_budget: u64,
+}
+
+/// Our own identity as the core sees it.
+pub struct Identity {
+    pub public: PublicKey,
+    pub router_id: RouterId,
+    pub credential: Option<Credential>,
+}
+
+const TICK_MS: u64 = 1000;
+const CREDENTIAL_REQUEST_MS: u64 = 5000;
+const CREDENTIAL_REANNOUNCE_MS: u64 = 60_000;
+/// Credentials verified per second per tunnel (a burst of twice that),
+/// received in TLV 224: a neighbour may relay a whole mesh's, but not make
+/// us check signatures as fast as it can send.
+const TUNNEL_VERIFY_PER_S: u64 = 20;
+
+pub struct MeshCore {
+    id: Identity,
+    auth: TrustContext,
+    trusted_keys: Vec<PublicKey>,
+    link: LinkManager,
+    clock: TrustClock,
+    reassembly: Reassembly,
+    tunnel_ifs: BTreeSet<IfIndex>,
+    /// Signature checks left per tunnel interface, and when last refilled.
+    tunnel_budget: Vec<(IfIndex, u64, Time)>,
+    /// Origins whose credential we asked for, and when.
+    requested: HashMap<RouterId, Time>,
+    /// Tunnel interfaces that got our credential, and when.
+    announced_to: HashMap<IfIndex, Time>,
+    next_tick: Time,
+    filter_stale: bool,
+    filter: RouteFilter,
+    mesh_address: Option<Ipv6Addr>,
+    stats: MeshStats,
+    refusals: Refusals,
+    outputs: VecDeque<MeshOutput>,
+    now: Time,
+}
+
+impl MeshCore {
+    pub fn new(cfg: MeshConfig, now: Time, wall: u64) -> MeshCore {
+        let public = cfg.key.public_key();
+        let router_id = derive::router_id(&public);
+        let mut lc = LinkConfig::new(
+            public,
+            cfg.credential.as_ref().map(|c| c.to_bytes().to_vec()).unwrap_or_default(),
+        );
+        lc.port_base = cfg.listen_port;
+        lc.port_count = cfg.listen_port_range.max(1);
+        let mesh_address = cfg.store.mesh_prefix().map(|m| m.address_for(&public));
+        let (clock, events) = TrustClock::new(now, wall, cfg.time_floor);
+        let mut core = MeshCore {
+            id: Identity { public, router_id, credential: cfg.credential },
+            auth: TrustContext::new(cfg.key, cfg.store),
+            trusted_keys: cfg.trusted_keys,
+            link: LinkManager::new(lc, cfg.seed),
+            clock,
+            reassembly: Reassembly::default(),
+            tunnel_ifs: BTreeSet::new(),
+            tunnel_budget: Vec::new(),
+            requested: HashMap::new(),
+            announced_to: HashMap::new(),
+            next_tick: now,
+            filter_stale: true,
+            filter: RouteFilter::default(),
+            mesh_address,
+            stats: MeshStats::default(),
+            refusals: Refusals::default(),
+            outputs: VecDeque::new(),
+            now,
+        };
+        core.clock_events(events);
+        core.revocation_times();
+        if let Some(c) = core.id.credential.clone() {
+            let at = core.at();
+            core.auth.learn(router_id, c.to_bytes(), at);
+            match core.auth.store.verify_at(&c, core.at()) {
+                Ok(v) => core.log(
+                    log::Level::Info,
+                    format!(
+                        "our credential: {} (expires {})",
+                        v.name.as_deref().unwrap_or("?"),
+                        crate::trust::time::iso8601(c.body().not_after)
+                    ),
+                ),
+                Err(e) => core.log(
+                    log::Level::Warn,
+                    format!("our own credential does not verify: {e} (neighbours will refuse us)"),
+                ),
+            }
+        }
+        for k in core.trusted_keys.clone() {
+            core.auth.known.learn_allowed(&core.auth.store, &k);
+        }
+        core.take_news();
+        core.refresh_filter();
+        core
+    }
+
+    // ----- sans-IO interface -------------------------------------------
+
+    pub fn handle_input(&mut self, now: Time, wall: u64, input: MeshInput<'_>) {
+        self.observe(now, wall);
+        match input {
+            MeshInput::RawUp { ifindex, name, link_type, mtu } => {
+                self.link_input(LinkInput::RawUp { ifindex, name, link_type, mtu })
+            }
+            MeshInput::RawDown { ifindex } => self.link_input(LinkInput::RawDown { ifindex }),
+            MeshInput::StaticPeer { index, name, key, addr } => {
+                self.link_input(LinkInput::StaticPeer { index, name, key, addr })
+            }
+            MeshInput::RemoveStaticPeer { index } => self.link_input(LinkInput::RemoveStaticPeer { index }),
+            MeshInput::Datagram { ifindex, src, data } => {
+                self.link_input(LinkInput::Datagram { ifindex, src, data })
+            }
+            MeshInput::TunnelAlive { name } => self.link_input(LinkInput::TunnelAlive { name }),
+            MeshInput::Extension { ifindex, from, body } => self.on_extension(ifindex, from, body),
+            MeshInput::Filtered { query, verdict } => self.on_filtered(query, verdict),
+            MeshInput::TunnelInterfaces(set) => {
+                if set != self.tunnel_ifs {
+                    self.tunnel_ifs = set;
+                    self.announced_to.retain(|i, _| self.tunnel_ifs.contains(i));
+                    self.tunnel_budget.retain(|(i, _, _)| self.tunnel_ifs.contains(i));
+                    self.filter_stale = true;
+                }
+            }
+            MeshInput::TrustChanged { store, trusted_keys, credential } => {
+                self.trust_changed(*store, trusted_keys, credential)
+            }
+        }
+        self.refresh_filter();
+    }
+
+    pub fn handle_timeout(&mut self, now: Time, wall: u64) {
+        self.observe(now, wall);
+        let at = self.at();
+        self.link.handle_timeout(now, at, &mut self.auth);
+        self.absorb_link();
+        if now >= self.next_tick {
+            self.next_tick = now.plus_ms(TICK_MS);
+            self.tick();
+        }
+        self.refresh_filter();
+    }
+
+    pub fn poll_timeout(&self) -> Option<Time> {
+        [self.link.poll_timeout(), Some(self.next_tick)].into_iter().flatten().min()
+    }
+
+    pub fn poll_output(&mut self) -> Option<MeshOutput> {
+        self.outputs.pop_front()
+    }
+
+    // ----- views -------------------------------------------------------
+
+    pub fn identity(&self) -> &Identity {
+        &self.id
+    }
+
+    /// Our key-derived address in the mesh prefix, if there is one.
+    pub fn mesh_address(&self) -> Option<Ipv6Addr> {
+        self.mesh_address
+    }
+
+    pub fn known(&self) -> &KnownNodes {
+        &self.auth.known
+    }
+
+    pub fn link(&self) -> &LinkManager {
+        &self.link
+    }
+
+    pub fn clock(&self) -> &TrustClock {
+        &self.clock
+    }
+
+    /// The time floor now: what the daemon persists for the next run.
+    pub fn time_floor(&self) -> u64 {
+        self.clock.floor()
+    }
+
+    pub fn stats(&self) -> &MeshStats {
+        &self.stats
+    }
+
+    /// The route filter now in force.
+    pub fn filter(&self) -> &RouteFilter {
+        &self.filter
+    }
+
+    /// Expensive operations done so far.
+    pub fn crypto(&self) -> CryptoCounters {
+        self.auth.counters()
+    }
+
+    /// Entries the refusal bookkeeping holds.
+    pub fn refusal_entries(&self) -> usize {
+        self.refusals.len()
+    }
+
+    /// Distinct refused (origin, prefix) pairs heard recently.
+    pub fn refused_announcements(&self) -> usize {
+        self.refusals.refused_announcements(self.now)
+    }
+
+    // ----- internals ---------------------------------------------------
+
+    fn at(&self) -> TrustTime {
+        self.clock.trust_time()
+    }
+
+    fn log(&mut self, level: log::Level, message: String) {
+        self.outputs.push_back(MeshOutput::Log { level, message });
+    }
+
+    /// A reading of both clocks: a change in the clock's judgement makes
+    /// every verdict be looked at again.
+    fn observe(&mut self, now: Time, wall: u64) {
+        self.now = self.now.max(now);
+        let events = self.clock.observe(now, wall);
+        self.clock_events(events);
+    }
+
+    fn clock_events(&mut self, events: Vec<ClockEvent>) {
+        if events.is_empty() {
+            return;
+        }
+        for e in events {
+            let level = match e {
+                ClockEvent::Unsynchronised { .. } | ClockEvent::JumpedForward { .. } => log::Level::Warn,
+                _ => log::Level::Info,
+            };
+            self.log(level, e.to_string());
+        }
+        if self.auth.known.recheck_times(self.at()) {
+            self.filter_stale = true;
+        }
+    }
+
+    /// Revocation lists' issue times are CA-signed times.
+    fn revocation_times(&mut self) {
+        let times: Vec<u64> = self.auth.store.revocation_issue_times().collect();
+        for t in times {
+            let events = self.clock.signed_time(t);
+            self.clock_events(events);
+        }
+    }
+
+    fn take_news(&mut self) {
+        let (times, changed) = self.auth.take_news();
+        if changed {
+            self.filter_stale = true;
+        }
+        for t in times {
+            let events = self.clock.signed_time(t);
+            self.clock_events(events);
+        }
+    }
+
+    fn link_input(&mut self, input: LinkInput<'_>) {
+        let at = self.at();
+        self.link.handle_input(self.now, at, input, &mut self.auth);
+        self.absorb_link();
+    }
+
+    /// Takes what the link manager produced: its outputs, and what its
+    /// verdicts taught the known-node table and the clock.
+    fn absorb_link(&mut self) {
+        self.take_news();
+        while let Some(o) = self.link.poll_output() {
+            match o {
+                LinkOutput::Send { dst, data, .. } => self.outputs.push_back(MeshOutput::Send { dst, data }),
+                LinkOutput::TunnelUp(spec) => self.outputs.push_back(MeshOutput::TunnelUp(spec)),
+                LinkOutput::TunnelDown { name } => self.outputs.push_back(MeshOutput::TunnelDown { name }),
+                LinkOutput::Refused { key, scope, reason } => {
+                    self.stats.refused_neighbours += 1;
+                    for line in self.refusals.neighbour(self.now, &key, scope, &reason) {
+                        self.log(log::Level::Info, line);
+                    }
+                }
+            }
+        }
+    }
+
+    fn send_extension(&mut self, ifindex: IfIndex, dst: Destination, tlv: &MeshTlv) {
+        self.outputs.push_back(MeshOutput::Extension { ifindex, dst, body: tlv.encode() });
+    }
+
+    /// One signature check on tunnel `ifindex`, if its budget allows.
+    fn tunnel_token(&mut self, ifindex: IfIndex) -> bool {
+        let now = self.now;
+        let i = match self.tunnel_budget.iter().position(|(i, _, _)| *i == ifindex) {
+            Some(i) => i,
+            None => {
+                self.tunnel_budget.push((ifindex, 2 * TUNNEL_VERIFY_PER_S, now));
+                self.tunnel_budget.len() - 1
+            }
+        };
+        let (_, tokens, at) = &mut self.tunnel_budget[i];
+        let refill = now.since(*at) * TUNNEL_VERIFY_PER_S / 1000;
+        if refill > 0 {
+            *tokens = (*tokens + refill).min(2 * TUNNEL_VERIFY_PER_S);
+            *at = now;
+        }
+        if *tokens == 0 {
+            return false;
+        }
+        *tokens -= 1;
+        true
+    }
+
+    /// A weft TLV arrived on a Babel interface.
+    fn on_extension(&mut self, ifindex: IfIndex, from: Ipv6Addr, body: &[u8]) {
+        if !self.tunnel_ifs.contains(&ifindex) {
+            self.stats.credentials_from_plain_interfaces += 1;
+            return;
+        }
+        match MeshTlv::decode(body) {
+            Some(MeshTlv::CredentialRequest { router_id }) => {
+                if let Some(bytes) = self.auth.known.credential_bytes(&router_id).map(<[u8]>::to_vec) {
+                    for c in credential_chunks(router_id, &bytes) {
+                        self.send_extension(ifindex, Destination::Unicast(from), &c);
+                    }
+                }
+            }
+            Some(MeshTlv::CredentialChunk { router_id, index, count, data }) => {
+                let Some(bytes) = self.reassembly.add(ifindex, router_id, index, count, data) else { return };
+                self.stats.credentials_received += 1;
+                if self.auth.known.credential_bytes(&router_id) == Some(&bytes[..]) {
+                    return;
+                }
+                if !self.tunnel_token(ifindex) {
+                    self.stats.credentials_over_budget += 1;
+                    return;
+                }
+                match self.auth.learn(router_id, &bytes, self.at()) {
+                    Learned::Taken { .. } => {
+                        self.log(log::Level::Debug, format!("credential for {router_id} learned"));
+                        self.filter_stale = true;
+                        self.take_news();
+                    }
+                    Learned::Same => {}
+                    Learned::Refused => self.stats.credentials_rejected += 1,
+                }
+            }
+            None => {}
+        }
+    }
+
+    /// The filter held or refused an announcement: ask the neighbour that
+    /// made it for the origin's credential (unknown, or known only with a
+    /// credential that is not valid: it may have been renewed), and count
+    /// refusals.
+    fn on_filtered(&mut self, q: RouteQuery, verdict: FilterVerdict) {
+        if !self.tunnel_ifs.contains(&q.ifindex) {
+            return;
+        }
+        if verdict == FilterVerdict::Refuse {
+            self.refusals.announcement(self.now, q.router_id, q.prefix);
+        }
+        let valid = self.auth.known.nodes.get(&q.router_id).is_some_and(|k| k.verdict.is_ok());
+        if valid {
+            return;
+        }
+        let now = self.now;
+        if self.requested.get(&q.router_id).is_some_and(|t| now.since(*t) < CREDENTIAL_REQUEST_MS) {
+            return;
+        }
+        self.requested.insert(q.router_id, now);
+        let req = MeshTlv::CredentialRequest { router_id: q.router_id };
+        self.send_extension(q.ifindex, Destination::Unicast(q.neighbour), &req);
+    }
+
+    /// Periodic work: our credential to tunnel neighbours now and then, and
+    /// verdicts that lapse by themselves (expiry).
+    fn tick(&mut self) {
+        let now = self.now;
+        self.requested.retain(|_, t| now.since(*t) < 10 * CREDENTIAL_REQUEST_MS);
+        if let Some(c) = &self.id.credential {
+            let chunks = credential_chunks(self.id.router_id, c.to_bytes());
+            let due: Vec<IfIndex> = self
+                .tunnel_ifs
+                .iter()
+                .filter(|i| {
+                    self.announced_to.get(i).is_none_or(|t| now.since(*t) >= CREDENTIAL_REANNOUNCE_MS)
+                })
+                .copied()
+                .collect();
+            for i in due {
+                self.announced_to.insert(i, now);
+                for ch in &chunks {
+                    self.send_extension(i, Destination::Multicast, ch);
+                }
+            }
+        }
+        if self.auth.known.recheck_times(self.at()) {
+            self.filter_stale = true;
+        }
+    }
+
+    /// Builds a new route filter if it is stale, and hands it out.
+    fn refresh_filter(&mut self) {
+        if !self.filter_stale {
+            return;
+        }
+        self.filter_stale = false;
+        self.filter = RouteFilter::new(self.auth.known.grants(), self.tunnel_ifs.clone());
+        self.outputs.push_back(MeshOutput::Filter(self.filter.clone()));
+    }
+
+    fn trust_changed(
+        &mut self,
+        store: TrustStore,
+        trusted_keys: Vec<PublicKey>,
+        credential: Option<Credential>,
+    ) {
+        self.auth.store = store;
+        self.revocation_times();
+        self.mesh_address = self.auth.store.mesh_prefix().map(|m| m.address_for(&self.id.public));
+        self.trusted_keys = trusted_keys;
+        let at = self.at();
+        self.auth.known.recheck_signatures(&self.auth.store, at);
+        for k in self.trusted_keys.clone() {
+            self.auth.known.learn_allowed(&self.auth.store, &k);
+        }
+        self.set_own_credential(credential);
+        self.link_input(LinkInput::TrustChanged);
+        self.filter_stale = true;
+    }
+
+    /// Our credential renewed (same key, new contents): beacons, handshakes
+    /// and TLV 224 carry the new one from now on, so neighbours keep our
+    /// tunnels and routes past the old expiry without a restart.
+    fn set_own_credential(&mut self, credential: Option<Credential>) {
+        let bytes = |c: &Option<Credential>| c.as_ref().map(|c| c.to_bytes().to_vec());
+        if bytes(&credential) == bytes(&self.id.credential) {
+            return;
+        }
+        match &credential {
+            Some(c) => {
+                self.log(
+                    log::Level::Info,
+                    format!(
+                        "our credential is renewed (expires {})",
+                        crate::trust::time::iso8601(c.body().not_after)
+                    ),
+                );
+                let at = self.at();
+                self.auth.learn(self.id.router_id, c.to_bytes(), at);
+                self.take_news();
+            }
+            None => {
+                self.log(log::Level::Warn, "our credential file is gone: neighbours will refuse us".into())
+            }
+        }
+        self.link.set_credential(bytes(&credential).unwrap_or_default());
+        self.id.credential = credential;
+        // Every tunnel neighbour gets the new one at the next tick.
+        self.announced_to.clear();
+    }
+}
+
+/// The link-local address of a node's tunnel interfaces: fe80::/64 with the
+/// key-derived interface identifier (stable across restarts).
+pub fn tunnel_link_local(key: &PublicKey) -> Ipv6Addr {
+    let iid = derive::mesh_interface_id(key);
+    Ipv6Addr::from((0xfe80u128 << 112) | iid as u128)
+}

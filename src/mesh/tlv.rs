@@ -1,0 +1,149 @@
+//! weft's own Babel TLV (type 224, which babeld and BIRD skip): the
+//! credentials of distant nodes travel in it, hop by hop.
+//!
+//! A body starts with a kind byte. Credential request: the router-id whose
+//! credential is wanted. Credential chunk: router-id, index, count, and up
+//! to 240 bytes of the credential (Babel TLV bodies are at most 255 bytes).
+
+use std::collections::BTreeMap;
+
+use crate::babel::{IfIndex, RouterId};
+
+/// Kinds of weft TLV bodies (first byte).
+pub const KIND_CREDENTIAL_REQUEST: u8 = 1;
+pub const KIND_CREDENTIAL_CHUNK: u8 = 2;
+/// Babel TLV bodies are at most 255 bytes: 8 (router-id) + 3 of header.
+const CHUNK_DATA: usize = 240;
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum MeshTlv {
+    /// "Send me the credential of this origin."
+    CredentialRequest { router_id: RouterId },
+    /// Part `index` of `count` of the credential of `router_id`.
+    CredentialChunk { router_id: RouterId, index: u8, count: u8, data: Vec<u8> },
+}
+
+impl MeshTlv {
+    pub fn encode(&self) -> Vec<u8> {
+        match self {
+            MeshTlv::CredentialRequest { router_id } => {
+                let mut b = vec![KIND_CREDENTIAL_REQUEST];
+                b.extend_from_slice(&router_id.0);
+                b
+            }
+            MeshTlv::CredentialChunk { router_id, index, count, data } => {
+                let mut b = vec![KIND_CREDENTIAL_CHUNK];
+                b.extend_from_slice(&router_id.0);
+                b.push(*index);
+                b.push(*count);
+                b.extend_from_slice(data);
+                b
+            }
+        }
+    }
+
+    /// `None` for anything that is not a well-formed weft TLV of a kind we
+    /// know (future kinds are ignored, not errors).
+    pub fn decode(b: &[u8]) -> Option<MeshTlv> {
+        let rid = |b: &[u8]| -> Option<RouterId> { Some(RouterId(b.get(1..9)?.try_into().ok()?)) };
+        match *b.first()? {
+            KIND_CREDENTIAL_REQUEST if b.len() == 9 => {
+                Some(MeshTlv::CredentialRequest { router_id: rid(b)? })
+            }
+            KIND_CREDENTIAL_CHUNK if b.len() > 11 => {
+                let (index, count) = (b[9], b[10]);
+                (count > 0 && index < count).then(|| MeshTlv::CredentialChunk {
+                    router_id: rid(b).expect("length checked"),
+                    index,
+                    count,
+                    data: b[11..].to_vec(),
+                })
+            }
+            _ => None,
+        }
+    }
+}
+
+/// The TLVs that carry one credential.
+pub fn credential_chunks(router_id: RouterId, cred: &[u8]) -> Vec<MeshTlv> {
+    let parts: Vec<&[u8]> = cred.chunks(CHUNK_DATA).collect();
+    let count = parts.len().min(255) as u8;
+    parts
+        .iter()
+        .take(255)
+        .enumerate()
+        .map(|(i, d)| MeshTlv::CredentialChunk { router_id, index: i as u8, count, data: d.to_vec() })
+        .collect()
+}
+
+/// Chunks received so far of one credential: the announced count, and
+/// each part once it arrives.
+type Parts = (u8, Vec<Option<Vec<u8>>>);
+
+/// Reassembles credentials from chunks, per sender; bounded.
+#[derive(Default)]
+pub struct Reassembly {
+    partial: BTreeMap<(IfIndex, RouterId), Parts>,
+}
+
+const MAX_PARTIAL: usize = 64;
+
+impl Reassembly {
+    /// Adds a chunk; returns the whole credential once complete.
+    pub fn add(
+        &mut self,
+        ifindex: IfIndex,
+        router_id: RouterId,
+        index: u8,
+        count: u8,
+        data: Vec<u8>,
+    ) -> Option<Vec<u8>> {
+        if count == 1 {
+            return Some(data);
+        }
+        if self.partial.len() >= MAX_PARTIAL && !self.partial.contains_key(&(ifindex, router_id)) {
+            self.partial.clear();
+        }
+        let e =
+            self.partial.entry((ifindex, router_id)).or_insert_with(|| (count, vec![None; count as usize]));
+        if e.0 != count {
+            *e = (count, vec![None; count as usize]);
+        }
+        e.1[index as usize] = Some(data);
+        if e.1.iter().all(Option::is_some) {
+            let (_, parts) = self.partial.remove(&(ifindex, router_id)).expect("present");
+            return Some(parts.into_iter().flatten().flatten().collect());
+        }
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tlvs_round_trip_and_chunks_reassemble() {
+        let rid = RouterId([2, 3, 4, 5, 6, 7, 8, 9]);
+        let cred: Vec<u8> = (0..600u32).map(|i| i as u8).collect();
+        let chunks = credential_chunks(rid, &cred);
+        assert_eq!(chunks.len(), 3);
+        let mut r = Reassembly::default();
+        let mut done = None;
+        for c in chunks.iter().rev() {
+            let enc = c.encode();
+            assert!(enc.len() <= 255);
+            let MeshTlv::CredentialChunk { router_id, index, count, data } = MeshTlv::decode(&enc).unwrap()
+            else {
+                panic!()
+            };
+            done = r.add(7, router_id, index, count, data);
+        }
+        assert_eq!(done.unwrap(), cred);
+        let req = MeshTlv::CredentialRequest { router_id: rid };
+        assert_eq!(MeshTlv::decode(&req.encode()), Some(req));
+        assert_eq!(MeshTlv::decode(&[9, 1, 2]), None);
+        assert_eq!(MeshTlv::decode(&[2, 0, 0, 0, 0, 0, 0, 0, 0, 5, 3, 1]), None, "index beyond count");
+        assert_eq!(MeshTlv::decode(&[]), None);
+    }
+}
