@@ -15,9 +15,14 @@
 //! `PASS name detail` / `FAIL name detail` line per check; every check in
 //! `CHECKS` must pass.
 //!
-//! Skips, with a message, only when the VM cannot be built (first use needs
+//! Skips (fails under `CI=true`) only when the VM cannot be built (first use needs
 //! root for apt-get and downloads the kernel package; the cache is
 //! `target/vm`, shared with `tests/wg_kernel_vm.rs`).
+
+// The one skip rule: under CI=true a VM that cannot be built fails the run.
+#[path = "common/require.rs"]
+#[macro_use]
+mod require;
 
 use std::net::Ipv6Addr;
 use std::os::unix::fs::PermissionsExt;
@@ -199,8 +204,7 @@ fn daemon_with_kernel_wireguard_in_vm() {
     let run_sh = repo.join("tests/vm/run.sh");
     let build = Command::new(&run_sh).arg("--build-only").output().expect("tests/vm/run.sh");
     if !build.status.success() {
-        eprintln!("SKIP: the test VM cannot be built here ({}):\n{}", build.status, text(&build));
-        return;
+        cannot_run!("the test VM cannot be built here ({}):\n{}", build.status, text(&build));
     }
 
     let ca_dir = Scratch::new("ca");
