@@ -1,13 +1,12 @@
 //! Engine benchmark: a neighbour's full dump of 10,000 routes, decoded and
 //! processed (selection, FIB operations, triggered updates), and the heap
-//! memory the routing state takes per route; also the per-route copies the
-//! daemon keeps outside the engine (its map of installed routes and the FIB
-//! edge's set of routes it owns), to explain the daemon's RSS per route.
+//! memory the routing state takes per route. The daemon keeps no per-route
+//! state of its own beside it (what is installed is the engine's to say),
+//! so this is what the daemon's RSS per route is made of.
 //!
 //! Run: `cargo bench --bench engine` (prints figures; no assertions).
 
 use std::alloc::{GlobalAlloc, Layout, System};
-use std::collections::{BTreeMap, HashSet};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::atomic::{AtomicIsize, Ordering};
 use std::time::Instant;
@@ -16,7 +15,6 @@ use weft::babel::packet::{Message, PacketBuilder, Update};
 use weft::babel::{
     Centisecs, Engine, EngineConfig, Input, InterfaceConfig, LinkType, Metric, Prefix, RouterId, SeqNo, Time,
 };
-use weft::kernel::{FibRoute, RouteKey};
 
 struct Counting;
 static LIVE: AtomicIsize = AtomicIsize::new(0);
@@ -123,7 +121,6 @@ fn main() {
     let mut times = Vec::new();
     let mut per_route = 0.0;
     let mut allocs_per_route = 0.0;
-    let mut last = None;
     let rounds = if routes() >= 10_000 { 11 } else { 2 };
     for round in 0..rounds {
         let now = Time(1000);
@@ -147,7 +144,7 @@ fn main() {
         per_route = (after - before) as f64 / routes() as f64;
         allocs_per_route = (COUNT.load(Ordering::Relaxed) - count_before) as f64 / routes() as f64;
         let _ = outputs;
-        last = Some(e);
+        drop(e);
     }
     times.sort_by(|a, b| a.partial_cmp(b).unwrap());
     println!(
@@ -160,31 +157,4 @@ fn main() {
     println!(
         "routing state heap per route: {per_route:.0} bytes in {allocs_per_route:.2} allocations (route, source, table entry, FIB-op queue drained)"
     );
-    daemon_copies(&last.expect("ran"));
-}
-
-/// The daemon's own per-route state next to the engine's: `installed`
-/// (prefix -> kernel route, in `daemon::runner`) and the FIB edge's `owned`
-/// set (`kernel::RtnlFib`), built as the daemon builds them.
-fn daemon_copies(e: &Engine) {
-    let n = routes() as f64;
-    let routes = e.installed_routes();
-    let (b0, c0) = (LIVE.load(Ordering::Relaxed), COUNT.load(Ordering::Relaxed));
-    let installed: BTreeMap<Prefix, FibRoute> = routes
-        .iter()
-        .map(|r| {
-            (r.prefix, FibRoute { prefix: r.prefix, next_hop: r.next_hop, ifindex: r.ifindex, metric: 1024 })
-        })
-        .collect();
-    let (b1, c1) = (LIVE.load(Ordering::Relaxed), COUNT.load(Ordering::Relaxed));
-    let owned: HashSet<RouteKey> = installed.values().map(FibRoute::key).collect();
-    let (b2, c2) = (LIVE.load(Ordering::Relaxed), COUNT.load(Ordering::Relaxed));
-    println!(
-        "daemon copies per route: installed map {:.0} bytes in {:.2} allocations, FIB edge's owned set {:.0} bytes in {:.4} allocations",
-        (b1 - b0) as f64 / n,
-        (c1 - c0) as f64 / n,
-        (b2 - b1) as f64 / n,
-        (c2 - c1) as f64 / n
-    );
-    drop((installed, owned));
 }

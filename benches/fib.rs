@@ -43,11 +43,12 @@ fn rate(n: usize, d: Duration) -> String {
 async fn timed(fib: &mut RtnlFib, ops: &[FibOp], per_call: bool) -> Duration {
     let t = Instant::now();
     if per_call {
-        // the daemon calling replace()/remove() route by route
+        // the daemon calling add()/replace()/remove() route by route
         for op in ops {
             let r = match op {
+                FibOp::Add(r) => fib.add(r).await,
                 FibOp::Replace(r) => fib.replace(r).await,
-                FibOp::Remove(r) => fib.remove(r).await,
+                FibOp::Remove(k) => fib.remove(k).await,
             };
             r.unwrap_or_else(|e| panic!("{op:?}: {e}"));
         }
@@ -72,9 +73,9 @@ fn main() {
         for family in ["v6", "v4-via-v6"] {
             let first = routes(n, family, d0, "fe80::2");
             let second = routes(n, family, d0, "fe80::3");
-            let install: Vec<FibOp> = first.iter().copied().map(FibOp::Replace).collect();
+            let install: Vec<FibOp> = first.iter().copied().map(FibOp::Add).collect();
             let repoint: Vec<FibOp> = second.iter().copied().map(FibOp::Replace).collect();
-            let remove: Vec<FibOp> = second.iter().copied().map(FibOp::Remove).collect();
+            let remove: Vec<FibOp> = second.iter().map(|r| FibOp::Remove(r.key())).collect();
             let mut dumps = Vec::new();
             for (label, batch, per_call) in [
                 ("one at a time (replace/remove per call)", 1, true),

@@ -60,7 +60,7 @@ fn v6_route_with_link_local_next_hop_install_replace_remove() {
     ns.block_on(|| async {
         let mut fib = RtnlFib::open(cfg()).unwrap();
         let r = route("2001:db8:1::/48", "fe80::2", d0, 10);
-        fib.replace(&r).await.unwrap();
+        fib.add(&r).await.unwrap();
         assert_eq!(fib.dump_own().await.unwrap(), vec![r]);
         let j = ip_json(&ns, &format!("-6 route show table {TABLE}"));
         let e = find(&j, "2001:db8:1::/48");
@@ -78,16 +78,21 @@ fn v6_route_with_link_local_next_hop_install_replace_remove() {
         assert_eq!(j.len(), 1, "{j:#?}");
         assert_eq!(find(&j, "2001:db8:1::/48")["gateway"], "fe80::3");
 
+        // adding at a key that holds a route (ours too) is refused
+        let e = fib.add(&r).await.unwrap_err();
+        assert_eq!(e.errno(), Some(libc::EEXIST), "{e}");
+
         // metric change, make-before-break: new metric first, then the old
         let r3 = FibRoute { metric: 20, ..r2 };
-        let failures = fib.apply(&[FibOp::Replace(r3), FibOp::Remove(r2)]).await;
+        let failures = fib.apply(&[FibOp::Add(r3), FibOp::Remove(r2.key())]).await;
         assert!(failures.is_empty(), "{failures:?}");
         assert_eq!(fib.dump_own().await.unwrap(), vec![r3]);
 
-        fib.remove(&r3).await.unwrap();
+        // removal goes by prefix and metric, whatever the next hop
+        fib.remove(&FibRoute { next_hop: "fe80::9".parse().unwrap(), ..r3 }.key()).await.unwrap();
         assert!(fib.dump_own().await.unwrap().is_empty());
         assert!(ip_json(&ns, &format!("-6 route show table {TABLE}")).is_empty());
-        let e = fib.remove(&r3).await.unwrap_err();
+        let e = fib.remove(&r3.key()).await.unwrap_err();
         assert!(e.is_not_found(), "removing twice: {e}");
     });
     // The namespace really was private: the host has none of it.
@@ -106,7 +111,7 @@ fn v4_routes_with_v4_and_v6_next_hops() {
         let via6 = route("192.0.2.12/32", "fe80::2", d0, 5);
         let default = route("0.0.0.0/0", "fe80::2", d0, 7);
         for r in [via4, via6, default] {
-            fib.replace(&r).await.unwrap_or_else(|e| panic!("{r:?}: {e}"));
+            fib.add(&r).await.unwrap_or_else(|e| panic!("{r:?}: {e}"));
         }
         assert_eq!(sorted(fib.dump_own().await.unwrap()), sorted(vec![via4, via6, default]));
         let j = ip_json(&ns, &format!("-4 route show table {TABLE}"));
@@ -133,7 +138,7 @@ fn v4_routes_with_v4_and_v6_next_hops() {
         let j = ip_json(&ns, &format!("-4 route show table {TABLE}"));
         assert_eq!(find(&j, "192.0.2.12")["via"]["host"], "fe80::3");
         for r in [via4, via6b, default] {
-            fib.remove(&r).await.unwrap_or_else(|e| panic!("{r:?}: {e}"));
+            fib.remove(&r.key()).await.unwrap_or_else(|e| panic!("{r:?}: {e}"));
         }
         assert!(ip_json(&ns, &format!("-4 route show table {TABLE}")).is_empty());
     });
@@ -163,7 +168,7 @@ fn table_and_protocol_are_honoured_and_flush_removes_only_ours() {
             route("198.51.100.0/24", "10.0.0.2", d0, 1),
         ];
         for r in &ours {
-            fib.replace(r).await.unwrap();
+            fib.add(r).await.unwrap();
         }
         // the device route of ours has no next hop: not in the model's dump
         assert_eq!(sorted(fib.dump_own().await.unwrap()), sorted(ours.clone()));
@@ -197,10 +202,14 @@ fn replace_never_clobbers_a_foreign_route_with_the_same_prefix_and_metric() {
     ns.block_on(|| async {
         let mut fib = RtnlFib::open(cfg()).unwrap();
         for r in [route("2001:db8:5::/48", "fe80::2", d0, 10), route("192.0.2.0/24", "fe80::2", d0, 10)] {
-            let e = fib.replace(&r).await.unwrap_err();
+            let e = fib.add(&r).await.unwrap_err();
             assert_eq!(e.errno(), Some(libc::EEXIST), "{r:?}: {e}");
+            // nor is it removed: the kernel matches weft's protocol
+            let e = fib.remove(&r.key()).await.unwrap_err();
+            assert!(e.is_not_found(), "{r:?}: {e}");
             // another metric is another route, and that one is ours
-            fib.replace(&FibRoute { metric: 11, ..r }).await.unwrap();
+            fib.add(&FibRoute { metric: 11, ..r }).await.unwrap();
+            fib.replace(&FibRoute { metric: 11, next_hop: "fe80::3".parse().unwrap(), ..r }).await.unwrap();
         }
         assert_eq!(fib.dump_own().await.unwrap().len(), 2);
     });
@@ -226,7 +235,7 @@ fn a_batch_of_1000_routes() {
             FibRoute { prefix, next_hop: nh.parse().unwrap(), ifindex: d0, metric: 3 }
         };
         let first: Vec<FibRoute> = (0..1000).map(|i| mk(i, "fe80::2")).collect();
-        let ops: Vec<FibOp> = first.iter().copied().map(FibOp::Replace).collect();
+        let ops: Vec<FibOp> = first.iter().copied().map(FibOp::Add).collect();
         let failures = fib.apply(&ops).await;
         assert!(failures.is_empty(), "{:?}", &failures[..failures.len().min(5)]);
         assert_eq!(sorted(fib.dump_own().await.unwrap()), sorted(first.clone()));
@@ -240,7 +249,7 @@ fn a_batch_of_1000_routes() {
         assert!(fib.apply(&ops).await.is_empty());
         assert_eq!(sorted(fib.dump_own().await.unwrap()), sorted(second.clone()));
 
-        let ops: Vec<FibOp> = second.iter().copied().map(FibOp::Remove).collect();
+        let ops: Vec<FibOp> = second.iter().map(|r| FibOp::Remove(r.key())).collect();
         assert!(fib.apply(&ops).await.is_empty());
         assert!(fib.dump_own().await.unwrap().is_empty());
     });
@@ -260,13 +269,13 @@ fn errors_are_reported_per_route_batched_and_one_at_a_time() {
             let ok2 = route("192.0.2.0/24", "fe80::2", d0, 1);
             let ok3 = route("2001:db8:3::/48", "fe80::2", d0, 1);
             let ops = [
-                FibOp::Replace(ok1),
-                FibOp::Replace(route("2001:db8:2::/48", "fe80::2", 9999, 1)), // no such interface
+                FibOp::Add(ok1),
+                FibOp::Add(route("2001:db8:2::/48", "fe80::2", 9999, 1)), // no such interface
                 FibOp::Replace(ok2),
-                FibOp::Remove(route("2001:db8:9::/48", "fe80::2", d0, 1)), // not there
-                FibOp::Replace(route("198.51.100.0/24", "fe80::2", down, 1)), // interface down
-                FibOp::Replace(route("2001:db8:4::/48", "10.0.0.1", d0, 1)), // unexpressible
-                FibOp::Replace(ok3),
+                FibOp::Remove(route("2001:db8:9::/48", "fe80::2", d0, 1).key()), // not there
+                FibOp::Add(route("198.51.100.0/24", "fe80::2", down, 1)),        // interface down
+                FibOp::Add(route("2001:db8:4::/48", "10.0.0.1", d0, 1)),         // unexpressible
+                FibOp::Add(ok3),
             ];
             let f = fib.apply(&ops).await;
             let summary: Vec<(usize, Option<i32>)> = f.iter().map(|f| (f.index, f.error.errno())).collect();
@@ -292,7 +301,7 @@ fn nsenter_sees_the_namespace_by_path() {
     let (ns, d0) = setup();
     ns.block_on(|| async {
         let mut fib = RtnlFib::open(cfg()).unwrap();
-        fib.replace(&route("2001:db8:7::/48", "fe80::2", d0, 1)).await.unwrap();
+        fib.add(&route("2001:db8:7::/48", "fe80::2", d0, 1)).await.unwrap();
     });
     let out = std::process::Command::new("nsenter")
         .arg(format!("--net={}", ns.path()))
@@ -311,7 +320,7 @@ fn routes_follow_their_link_down_and_back_up() {
         let mut fib = RtnlFib::open(cfg()).unwrap();
         let r6 = route("2001:db8:1::/48", "fe80::2", d0, 1);
         let r4 = route("192.0.2.0/24", "fe80::2", d0, 1);
-        let failed = fib.apply(&[FibOp::Replace(r6), FibOp::Replace(r4)]).await;
+        let failed = fib.apply(&[FibOp::Add(r6), FibOp::Add(r4)]).await;
         assert!(failed.is_empty(), "installing on a working link: {failed:?}");
         assert_eq!(sorted(fib.dump_own().await.unwrap()), sorted(vec![r6, r4]));
 
@@ -340,11 +349,13 @@ fn routes_follow_their_link_down_and_back_up() {
 
         // admin down: the kernel deletes them itself; once the link is back,
         // replace installs them again
-        let failed = fib.apply(&[FibOp::Replace(r6), FibOp::Replace(r4)]).await;
+        let failed = fib.apply(&[FibOp::Add(r6), FibOp::Add(r4)]).await;
         assert!(failed.is_empty(), "reinstalling once the carrier is back: {failed:?}");
         assert_eq!(sorted(fib.dump_own().await.unwrap()), sorted(vec![r6, r4]));
         ns.ip("link set d0 down").unwrap();
         assert!(fib.dump_own().await.unwrap().is_empty());
+        // the caller still believes them installed: replace installs them
+        // again once the link is back
         let e = fib.replace(&r6).await.unwrap_err();
         assert_eq!(e.errno(), Some(libc::ENETDOWN), "{e}");
         ns.ip("link set d0 up").unwrap();
@@ -365,10 +376,10 @@ fn unreachable_hold_routes_shadow_covering_routes_and_are_replaced_in_place() {
     ns.block_on(|| async {
         let mut fib = RtnlFib::open(cfg()).unwrap();
         let covering = route("2001:db8::/32", "fe80::2", d0, 10);
-        fib.replace(&covering).await.unwrap();
+        fib.add(&covering).await.unwrap();
         for p in ["2001:db8:5::/48", "10.9.0.0/16"] {
             let hold = FibRoute::unreachable(p.parse().unwrap(), 10);
-            fib.replace(&hold).await.unwrap();
+            fib.add(&hold).await.unwrap();
         }
         let j = ip_json(&ns, &format!("-6 route show table {TABLE}"));
         assert_eq!(find(&j, "2001:db8:5::/48")["type"], "unreachable");

@@ -71,13 +71,21 @@ pub struct FibRoute {
     pub metric: Metric,
 }
 
+/// A change to the forwarding table. The engine's table says what the FIB
+/// holds (the selected routes, and unreachable routes for held prefixes:
+/// see [`Engine::fib_routes`]), so each operation says whether it replaces a
+/// route of ours: the daemon keeps no copy.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum FibOp {
-    /// Install or replace the route for this prefix.
+    /// Install the route for a prefix that has none of ours in the FIB.
     Install(FibRoute),
+    /// Replace our route for this prefix (installed, or an unreachable hold
+    /// route) in place.
+    Replace(FibRoute),
     /// Remove our route for this prefix.
     Remove(Prefix),
-    /// Hold the prefix with an unreachable route while it is retracted.
+    /// Replace our installed route with an unreachable one, holding the
+    /// prefix while it is retracted.
     Unreachable(Prefix),
 }
 
@@ -686,10 +694,24 @@ impl Engine {
         self.table.keys().filter_map(|p| self.installed(p)).collect()
     }
 
+    /// What the FIB holds now, as the operations that would install it in
+    /// an empty one: every selected route, and an unreachable route for
+    /// every held prefix.
+    pub fn fib_routes(&self) -> Vec<FibOp> {
+        self.table
+            .iter()
+            .filter_map(|(p, e)| match self.installed(p) {
+                Some(r) => Some(FibOp::Install(r)),
+                None if e.retracting.as_ref().is_some_and(|r| r.unreachable) => Some(FibOp::Unreachable(*p)),
+                None => None,
+            })
+            .collect()
+    }
+
     /// Approximate heap bytes held by routing state (for benchmarks).
     pub fn table_memory_estimate(&self) -> usize {
         use std::mem::size_of;
-        let per_entry = size_of::<Prefix>() + size_of::<PrefixEntry>();
+        let per_entry = size_of::<Prefix>() + size_of::<Box<PrefixEntry>>() + size_of::<PrefixEntry>();
         self.table
             .values()
             .map(|e| {
@@ -999,7 +1021,10 @@ impl Engine {
         }
         let before = self.snapshot(&prefix);
         if let Some(e) = self.table.get_mut(&prefix) {
-            e.retracting = None;
+            // An unreachable hold route goes with the hold.
+            if e.retracting.take().is_some_and(|r| r.unreachable) && before.is_none() {
+                self.outputs.push_back(Output::Fib(FibOp::Remove(prefix)));
+            }
         }
         self.reselect(prefix, before);
         self.trigger_update(prefix, Trigger::Quick);
@@ -1662,13 +1687,14 @@ impl Engine {
             (None, None) => {}
             (None, Some(a)) => {
                 // Replaces an unreachable hold route, if any.
-                self.install(prefix, &a);
-                self.table.get_mut(&prefix).expect("present").retracting = None;
+                let entry = self.table.get_mut(&prefix).expect("present");
+                let held = entry.retracting.take().is_some_and(|r| r.unreachable);
+                self.install(prefix, &a, held);
                 self.trigger_update(prefix, Trigger::Quick);
             }
             (Some(b), Some(a)) => {
                 if (a.next_hop, a.ifindex) != (b.next_hop, b.ifindex) {
-                    self.install(prefix, &a);
+                    self.install(prefix, &a, true);
                 }
                 self.triggered_update_policy(prefix, &b, &a);
             }
@@ -1771,13 +1797,10 @@ impl Engine {
         }
     }
 
-    fn install(&mut self, prefix: Prefix, s: &Selected) {
-        self.outputs.push_back(Output::Fib(FibOp::Install(FibRoute {
-            prefix,
-            next_hop: s.next_hop,
-            ifindex: s.ifindex,
-            metric: s.metric,
-        })));
+    /// `replace`: a route of ours (installed or held) is in the FIB.
+    fn install(&mut self, prefix: Prefix, s: &Selected, replace: bool) {
+        let r = FibRoute { prefix, next_hop: s.next_hop, ifindex: s.ifindex, metric: s.metric };
+        self.outputs.push_back(Output::Fib(if replace { FibOp::Replace(r) } else { FibOp::Install(r) }));
     }
 
     fn trigger_update(&mut self, prefix: Prefix, trigger: Trigger) {

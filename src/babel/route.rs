@@ -268,7 +268,12 @@ impl PrefixEntry {
 }
 
 /// All prefixes, ordered (so that dumps and iteration are deterministic).
-pub type RouteTable = BTreeMap<Prefix, PrefixEntry>;
+/// Entries are boxed: a B-tree node holds 11 slots, and a table filled in
+/// prefix order (as neighbours send their dumps) leaves its nodes about half
+/// empty, which with the entries inline cost more than the entry itself
+/// (`cargo bench --bench engine`: 282 heap bytes per route inline, see
+/// docs/BENCHMARKS.md).
+pub type RouteTable = BTreeMap<Prefix, Box<PrefixEntry>>;
 
 #[cfg(test)]
 mod tests {

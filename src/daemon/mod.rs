@@ -3,6 +3,7 @@
 
 pub mod forwarding;
 pub mod ifaces;
+pub mod kernel_routes;
 pub mod kernel_switches;
 pub mod logger;
 pub mod mesh_runtime;

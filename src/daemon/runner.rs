@@ -17,6 +17,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
 use super::ifaces::{desired_plain_interfaces, KernelView};
+use super::kernel_routes::KernelRoutes;
 use super::kernel_switches::KernelSwitches;
 use super::mesh_runtime::{wall_clock, MeshRuntime};
 use super::publish::{self, Publisher};
@@ -51,8 +52,9 @@ pub struct Daemon<F: Fib, M: LinkMonitor, S: BabelIo> {
     /// Interfaces Babel runs on now, as given to the engine.
     active: BTreeMap<IfIndex, EngineIface>,
     announced: BTreeMap<Prefix, Metric>,
-    /// What we installed in the kernel, by prefix.
-    installed: BTreeMap<Prefix, kernel::FibRoute>,
+    /// The engine's FIB operations on their way to the kernel (what is
+    /// installed is the engine's to say).
+    routes: KernelRoutes,
     start: Instant,
     saved_seqno: SeqNo,
     /// The time floor last saved.
@@ -125,6 +127,7 @@ impl<F: Fib, M: LinkMonitor, S: BabelIo> Daemon<F, M, S> {
         let mut engine = engine;
         engine.set_neighbour_limits(cfg.main.neighbour_limits());
         let control_path = cfg.main.control_socket.clone();
+        let routes = KernelRoutes::new(cfg.main.kernel_priority);
         let switches = KernelSwitches::new(kernel::sysctl::Sysctl::system(), cfg.main.set_forwarding);
         let publisher = Publisher::new(&cfg.main);
         Ok(Daemon {
@@ -138,7 +141,7 @@ impl<F: Fib, M: LinkMonitor, S: BabelIo> Daemon<F, M, S> {
             kernel: KernelView::default(),
             active: BTreeMap::new(),
             announced: BTreeMap::new(),
-            installed: BTreeMap::new(),
+            routes,
             start: Instant::now(),
             saved_seqno: SeqNo(state.seqno.0.wrapping_sub(1)),
             saved_floor: 0,
@@ -328,7 +331,6 @@ impl<F: Fib, M: LinkMonitor, S: BabelIo> Daemon<F, M, S> {
         if outs.is_empty() {
             return false;
         }
-        let mut ops: Vec<kernel::FibOp> = Vec::new();
         let now = self.now();
         for o in outs {
             match o {
@@ -341,7 +343,7 @@ impl<F: Fib, M: LinkMonitor, S: BabelIo> Daemon<F, M, S> {
                         debug!("send on ifindex {ifindex}: {e}");
                     }
                 }
-                Output::Fib(op) => self.fib_op(op, &mut ops),
+                Output::Fib(op) => self.routes.push(op),
                 Output::Extension { ifindex, from, body } => {
                     if let Some(m) = self.mesh.as_mut() {
                         m.on_extension(now, ifindex, from, &body);
@@ -354,47 +356,30 @@ impl<F: Fib, M: LinkMonitor, S: BabelIo> Daemon<F, M, S> {
                 }
             }
         }
-        if !ops.is_empty() {
-            for f in self.fib.apply(&ops).await {
-                self.fib_failures += 1;
-                warn!("kernel route {:?}: {}", f.op, f.error);
-                if let kernel::FibOp::Replace(r) = f.op {
-                    if self.installed.get(&r.prefix) == Some(&r) {
-                        self.installed.remove(&r.prefix);
-                    }
-                }
-            }
-        }
+        self.apply_routes().await;
         true
     }
 
-    fn fib_op(&mut self, op: babel::FibOp, ops: &mut Vec<kernel::FibOp>) {
-        match op {
-            babel::FibOp::Install(r) => {
-                let names = self.babel_if_names();
-                self.switches.route_installed(matches!(r.prefix, Prefix::V4(..)), &names);
-                let kr = kernel::FibRoute {
-                    prefix: r.prefix,
-                    next_hop: r.next_hop,
-                    ifindex: r.ifindex,
-                    metric: self.cfg.main.kernel_priority,
-                };
-                ops.push(kernel::FibOp::Replace(kr));
-                self.installed.insert(r.prefix, kr);
-            }
-            babel::FibOp::Remove(p) => {
-                if let Some(kr) = self.installed.remove(&p) {
-                    ops.push(kernel::FibOp::Remove(kr));
-                }
-            }
-            // Held while retracted, so that packets are not sent back along
-            // a covering route to a neighbour still routing through us.
-            babel::FibOp::Unreachable(p) => {
-                let kr = kernel::FibRoute::unreachable(p, self.cfg.main.kernel_priority);
-                ops.push(kernel::FibOp::Replace(kr));
-                self.installed.insert(p, kr);
-            }
+    /// Sends the batch of route changes to the kernel.
+    async fn apply_routes(&mut self) {
+        if self.routes.batch().is_empty() {
+            return;
         }
+        if self.routes.has_ipv4() {
+            let names = self.babel_if_names();
+            self.switches.route_installed(true, &names);
+        }
+        let failures = self.fib.apply(self.routes.batch()).await;
+        for f in &failures {
+            // Gone already (the kernel drops a link's routes with the link).
+            if matches!(f.op, kernel::FibOp::Remove(_)) && f.error.is_not_found() {
+                debug!("kernel route {:?}: {}", f.op, f.error);
+                continue;
+            }
+            self.fib_failures += 1;
+            warn!("kernel route {:?}: {}", f.op, f.error);
+        }
+        self.routes.applied(&failures);
     }
 
     fn reconcile_interfaces(&mut self) {
@@ -562,19 +547,8 @@ impl<F: Fib, M: LinkMonitor, S: BabelIo> Daemon<F, M, S> {
             warn!("removing routes from the old table: {e}");
         }
         self.fib = new_fib;
-        let prio = self.cfg.main.kernel_priority;
-        let ops: Vec<kernel::FibOp> = self
-            .installed
-            .values_mut()
-            .map(|r| {
-                r.metric = prio;
-                kernel::FibOp::Replace(*r)
-            })
-            .collect();
-        for f in self.fib.apply(&ops).await {
-            self.fib_failures += 1;
-            warn!("kernel route {:?}: {}", f.op, f.error);
-        }
+        self.routes.reinstall(self.cfg.main.kernel_priority, self.engine.fib_routes());
+        self.apply_routes().await;
     }
 
     async fn shutdown(&mut self) {
@@ -586,7 +560,6 @@ impl<F: Fib, M: LinkMonitor, S: BabelIo> Daemon<F, M, S> {
             Ok(n) => info!("removed {n} routes"),
             Err(e) => warn!("removing routes: {e}"),
         }
-        self.installed.clear();
         if let Some(m) = self.mesh.as_mut() {
             m.shutdown().await;
         }

@@ -7,9 +7,15 @@
 //!
 //! The kernel identifies a route by (table, prefix, metric): `replace` with
 //! the same prefix and metric swaps the next hop atomically, while a route
-//! with another metric is a second route. To change a route's metric, replace
+//! with another metric is a second route. To change a route's metric, add
 //! the new one and then remove the old one (make-before-break), ideally in
 //! one [`Fib::apply`] batch.
+//!
+//! The FIB edge keeps no copy of what it installed: the caller (the daemon,
+//! from the Babel engine's table) knows which keys hold a route of weft's,
+//! and says so by asking for [`FibOp::Replace`] rather than [`FibOp::Add`].
+//! Flushing at start and stop asks the kernel (a dump filtered on weft's
+//! table and protocol).
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
@@ -100,16 +106,40 @@ pub struct RouteKey {
 /// One change to the FIB.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FibOp {
-    /// Install, or replace the route with the same prefix and metric.
+    /// Install where weft has no route at this prefix and metric. Fails
+    /// with EEXIST if anyone else has one there: never clobbers it.
+    Add(FibRoute),
+    /// Replace weft's own route at this prefix and metric in place (an
+    /// atomic change of next hop, or of an unreachable hold route to a
+    /// unicast one and back), or install it if it is gone. Only for keys
+    /// that hold weft's route: the kernel does not check whose route it
+    /// replaces.
     Replace(FibRoute),
-    Remove(FibRoute),
+    /// Remove weft's route at this prefix and metric, whatever its next hop
+    /// (the kernel matches weft's protocol: never someone else's route).
+    Remove(RouteKey),
 }
 
 impl FibOp {
-    pub fn route(&self) -> &FibRoute {
+    /// The route installed, `None` for a removal.
+    pub fn route(&self) -> Option<&FibRoute> {
         match self {
-            FibOp::Replace(r) | FibOp::Remove(r) => r,
+            FibOp::Add(r) | FibOp::Replace(r) => Some(r),
+            FibOp::Remove(_) => None,
         }
+    }
+
+    /// What the operation acts on.
+    pub fn key(&self) -> RouteKey {
+        match self {
+            FibOp::Add(r) | FibOp::Replace(r) => r.key(),
+            FibOp::Remove(k) => *k,
+        }
+    }
+
+    /// Checks what the kernel cannot express, before asking it.
+    pub fn validate(&self) -> Result<(), FibError> {
+        self.route().map_or(Ok(()), FibRoute::validate)
     }
 }
 
@@ -282,14 +312,19 @@ pub trait Fib {
     /// Applies the operations in order; returns the ones that failed.
     async fn apply(&mut self, ops: &[FibOp]) -> Vec<FibFailure>;
 
-    /// Installs `route`, or replaces the route with the same prefix and metric.
+    /// Installs `route` where weft has none ([`FibOp::Add`]).
+    async fn add(&mut self, route: &FibRoute) -> Result<(), FibError> {
+        first_error(self.apply(&[FibOp::Add(*route)]).await)
+    }
+
+    /// Replaces weft's route with the same prefix and metric ([`FibOp::Replace`]).
     async fn replace(&mut self, route: &FibRoute) -> Result<(), FibError> {
         first_error(self.apply(&[FibOp::Replace(*route)]).await)
     }
 
-    /// Removes `route` (matched by prefix, metric, next hop and interface).
-    async fn remove(&mut self, route: &FibRoute) -> Result<(), FibError> {
-        first_error(self.apply(&[FibOp::Remove(*route)]).await)
+    /// Removes weft's route at this prefix and metric ([`FibOp::Remove`]).
+    async fn remove(&mut self, key: &RouteKey) -> Result<(), FibError> {
+        first_error(self.apply(&[FibOp::Remove(*key)]).await)
     }
 
     /// Every route in our table with our protocol number.
@@ -350,22 +385,19 @@ impl FakeFib {
     }
 
     fn apply_one(&mut self, op: &FibOp) -> Result<(), FibError> {
-        let r = op.route();
-        r.validate()?;
-        if let Some(errno) = self.fail.get(&r.prefix) {
+        op.validate()?;
+        if let Some(errno) = self.fail.get(&op.key().prefix) {
             return Err(FibError::kernel(*errno, None));
         }
         match op {
-            FibOp::Replace(r) => {
+            FibOp::Add(r) if self.routes.contains_key(&r.key()) => Err(FibError::kernel(libc::EEXIST, None)),
+            FibOp::Add(r) | FibOp::Replace(r) => {
                 self.routes.insert(r.key(), *r);
                 Ok(())
             }
-            FibOp::Remove(r) => match self.routes.get(&r.key()) {
-                Some(old) if old.next_hop == r.next_hop && old.ifindex == r.ifindex => {
-                    self.routes.remove(&r.key());
-                    Ok(())
-                }
-                _ => Err(FibError::kernel(libc::ESRCH, None)),
+            FibOp::Remove(k) => match self.routes.remove(k) {
+                Some(_) => Ok(()),
+                None => Err(FibError::kernel(libc::ESRCH, None)),
             },
         }
     }
@@ -445,17 +477,20 @@ mod tests {
             let a = route("2001:db8:1::/48", "fe80::1", 10);
             let b = route("2001:db8:1::/48", "fe80::2", 10);
             let c = route("2001:db8:1::/48", "fe80::3", 20);
-            fib.replace(&a).await.unwrap();
-            fib.replace(&b).await.unwrap(); // same key: replaces a
-            fib.replace(&c).await.unwrap(); // other metric: a second route
+            fib.add(&a).await.unwrap();
+            // same key: adding fails, replacing replaces a
+            assert_eq!(fib.add(&b).await.unwrap_err().errno(), Some(libc::EEXIST));
+            fib.replace(&b).await.unwrap();
+            fib.add(&c).await.unwrap(); // other metric: a second route
             let all: Vec<_> = fib.routes().copied().collect();
             assert_eq!(all, vec![b, c]);
+            // removing goes by key, whatever the next hop
+            fib.remove(&a.key()).await.unwrap();
             // removing a route that is not there is ESRCH
-            let e = fib.remove(&a).await.unwrap_err();
+            let e = fib.remove(&b.key()).await.unwrap_err();
             assert!(e.is_not_found(), "{e}");
-            fib.remove(&b).await.unwrap();
             assert_eq!(fib.dump_own().await.unwrap(), vec![c]);
-            assert_eq!(fib.log.len(), 5);
+            assert_eq!(fib.log.len(), 6);
         })
     }
 
@@ -466,10 +501,10 @@ mod tests {
             let bad: Prefix = "2001:db8:bad::/48".parse().unwrap();
             fib.fail_prefix(bad, libc::ENETUNREACH);
             let ops = [
-                FibOp::Replace(route("2001:db8:1::/48", "fe80::1", 1)),
-                FibOp::Replace(route("2001:db8:bad::/48", "fe80::1", 1)),
+                FibOp::Add(route("2001:db8:1::/48", "fe80::1", 1)),
+                FibOp::Add(route("2001:db8:bad::/48", "fe80::1", 1)),
                 FibOp::Replace(route("2001:db8:2::/48", "10.0.0.1", 1)),
-                FibOp::Remove(route("2001:db8:3::/48", "fe80::1", 1)),
+                FibOp::Remove(route("2001:db8:3::/48", "fe80::1", 1).key()),
             ];
             let f = fib.apply(&ops).await;
             assert_eq!(f.iter().map(|f| f.index).collect::<Vec<_>>(), vec![1, 2, 3]);

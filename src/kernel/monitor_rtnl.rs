@@ -28,7 +28,6 @@ pub(crate) fn decode(ty: u16, msg: &RtMsg) -> Option<Update> {
     match msg {
         RtMsg::Link(m) => decode_link(m, ty == Rtm::Dellink),
         RtMsg::Addr(m) => decode_addr(m, ty == Rtm::Deladdr),
-        RtMsg::Route(_) => None,
     }
 }
 
@@ -201,7 +200,7 @@ impl RtnlMonitor {
                     None
                 }
                 Body::Msg(m) => decode(frame.ty, m),
-                Body::Other => None,
+                Body::Route(_) | Body::Other => None,
             };
             if let Some(r) = &mut self.resync {
                 if seq == r.seq && flags & NLM_F_DUMP_INTR != 0 {

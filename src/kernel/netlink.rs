@@ -14,14 +14,15 @@ use std::net::IpAddr;
 use std::os::fd::AsRawFd;
 
 use neli::consts::nl::{NlmF, Nlmsg, NlmsgerrAttr};
-use neli::consts::rtnl::{Ifa, IfaF, Iff, Ifla, IflaInfo, RtAddrFamily, RtScope, RtaType, Rtm};
+use neli::consts::rtnl::{Ifa, IfaF, Iff, Ifla, IflaInfo, RtAddrFamily, RtScope, Rta, RtaType, Rtm};
 use neli::consts::socket::NlFamily;
+use neli::err::{DeError, SerError};
 use neli::nl::{NlPayload, Nlmsghdr, NlmsghdrBuilder};
 use neli::rtnl::{Ifaddrmsg, IfaddrmsgBuilder, Ifinfomsg, IfinfomsgBuilder, Rtattr, RtattrBuilder, Rtmsg};
 use neli::socket::NlSocket as RawSocket;
-use neli::types::{Buffer, NlBuffer, RtBuffer};
+use neli::types::{Buffer, RtBuffer};
 use neli::utils::Groups;
-use neli::{FromBytesWithInput, Size, ToBytes};
+use neli::{FromBytes, FromBytesWithInput, Header, Size, ToBytes};
 use nix::sys::socket::{recvmsg, sendto, MsgFlags, NetlinkAddr};
 use tokio::io::unix::AsyncFd;
 use tokio::io::Interest;
@@ -29,10 +30,11 @@ use tokio::io::Interest;
 /// In a dump answer: the dump was interrupted by a change (retry it).
 pub(crate) const NLM_F_DUMP_INTR: u16 = NlmF::DUMP_INTR.bits();
 
-/// A route, link or address message.
+/// A link or address message. Route messages are the FIB's, which sends
+/// them with [`Batch::push_route`] and reads them as [`RouteMsg`] (without
+/// copying: a dump carries thousands).
 #[derive(Debug, Clone)]
 pub(crate) enum RtMsg {
-    Route(Rtmsg),
     Link(Ifinfomsg),
     Addr(Ifaddrmsg),
 }
@@ -73,6 +75,129 @@ pub(crate) fn ip_attr<T: RtaType>(ty: T, a: IpAddr) -> Rtattr<T, Buffer> {
     }
 }
 
+/// Where a field's bytes are, instead of a copy of them: neli reads the
+/// field's length and alignment as for any payload, and the caller then
+/// borrows the bytes from the buffer it parsed (no allocation per message
+/// or attribute, which neli's `Buffer` costs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Span {
+    start: usize,
+    len: usize,
+}
+
+impl Span {
+    /// The bytes of this span in `parsed`, the buffer it was read from.
+    fn of<'a>(&self, parsed: &'a [u8]) -> &'a [u8] {
+        &parsed[self.start..self.start + self.len]
+    }
+}
+
+impl Size for Span {
+    fn unpadded_size(&self) -> usize {
+        self.len
+    }
+}
+
+impl FromBytesWithInput for Span {
+    type Input = usize;
+
+    fn from_bytes_with_input(buffer: &mut Cursor<impl AsRef<[u8]>>, len: usize) -> Result<Self, DeError> {
+        let start = buffer.position() as usize;
+        match start.checked_add(len) {
+            Some(end) if end <= buffer.get_ref().as_ref().len() => {
+                buffer.set_position(end as u64);
+                Ok(Span { start, len })
+            }
+            _ => Err(DeError::InvalidInput(len)),
+        }
+    }
+}
+
+/// A route message as received: neli's `Rtmsg` header, and the attributes
+/// read in place (see [`RouteMsg::attrs`]).
+#[derive(Debug)]
+pub(crate) struct RouteMsg<'a> {
+    header: Rtmsg,
+    /// The whole message body: the header, then the attributes.
+    bytes: &'a [u8],
+}
+
+impl<'a> RouteMsg<'a> {
+    /// Reads the header of a route message body; `None` if it is too short.
+    pub fn parse(bytes: &'a [u8]) -> Option<RouteMsg<'a>> {
+        // Only the header: its attribute list parses empty, without allocating.
+        let header = Rtmsg::from_bytes_with_input(&mut Cursor::new(bytes), Rtmsg::header_size()).ok()?;
+        Some(RouteMsg { header, bytes })
+    }
+
+    /// The header fields (its own attribute list is empty).
+    pub fn header(&self) -> &Rtmsg {
+        &self.header
+    }
+
+    /// The message body as the kernel sent it.
+    pub fn bytes(&self) -> &'a [u8] {
+        self.bytes
+    }
+
+    /// The attributes, type and value, each read by neli and borrowed from
+    /// the message; an attribute that does not parse ends the list with an
+    /// error.
+    pub fn attrs(&self) -> Attrs<'a, Rta> {
+        let mut at = Cursor::new(self.bytes);
+        at.set_position(Rtmsg::header_size() as u64);
+        Attrs { at, failed: false, kind: std::marker::PhantomData }
+    }
+}
+
+/// The attributes of a message, read one by one (see [`RouteMsg::attrs`]).
+pub(crate) struct Attrs<'a, T> {
+    at: Cursor<&'a [u8]>,
+    failed: bool,
+    kind: std::marker::PhantomData<T>,
+}
+
+impl<'a, T: RtaType> Iterator for Attrs<'a, T> {
+    type Item = Result<(T, &'a [u8]), DecodeError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.failed || self.at.position() as usize >= self.at.get_ref().len() {
+            return None;
+        }
+        match Rtattr::<T, Span>::from_bytes(&mut self.at) {
+            Ok(a) => Some(Ok((*a.rta_type(), a.rta_payload().of(self.at.get_ref())))),
+            Err(e) => {
+                self.failed = true;
+                Some(Err(DecodeError(format!("route attribute: {e}"))))
+            }
+        }
+    }
+}
+
+/// A route message to send (see [`Batch::push_route`]): neli's `Rtmsg`
+/// header without attributes of its own, then neli attributes held by
+/// reference, so that the attributes many routes share (table, metric,
+/// interface, next hop) are built once instead of once per route.
+#[derive(Debug)]
+pub(crate) struct RouteBody<'a> {
+    pub header: Rtmsg,
+    pub attrs: &'a [&'a Rtattr<Rta, Buffer>],
+}
+
+impl Size for RouteBody<'_> {
+    fn unpadded_size(&self) -> usize {
+        // As neli sizes an Rtmsg with these attributes in its own list.
+        self.header.unpadded_size() + self.attrs.iter().map(|a| a.padded_size()).sum::<usize>()
+    }
+}
+
+impl ToBytes for RouteBody<'_> {
+    fn to_bytes(&self, buffer: &mut Cursor<Vec<u8>>) -> Result<(), SerError> {
+        self.header.to_bytes(buffer)?;
+        self.attrs.iter().try_for_each(|a| a.to_bytes(buffer))
+    }
+}
+
 fn emit<P: ToBytes + Size>(ty: Rtm, flags: NlmF, seq: u32, payload: P, out: &mut Cursor<Vec<u8>>) {
     let msg: Nlmsghdr<Rtm, P> = NlmsghdrBuilder::default()
         .nl_type(ty)
@@ -105,10 +230,22 @@ impl Batch {
     pub fn push(&mut self, (ty, msg, flags): Request, seq: u32, ack: bool) {
         let flags = if ack { flags | NlmF::ACK } else { flags };
         match msg {
-            RtMsg::Route(m) => emit(ty, flags, seq, m, &mut self.buf),
             RtMsg::Link(m) => emit(ty, flags, seq, m, &mut self.buf),
             RtMsg::Addr(m) => emit(ty, flags, seq, m, &mut self.buf),
         }
+    }
+
+    /// Appends a route request (NLM_F_REQUEST is added; `ack` adds NLM_F_ACK).
+    pub fn push_route(&mut self, ty: Rtm, flags: NlmF, body: RouteBody<'_>, seq: u32, ack: bool) {
+        let flags = if ack { flags | NlmF::ACK } else { flags };
+        emit(ty, flags, seq, body, &mut self.buf);
+    }
+
+    /// Appends a request whose body is a message as the kernel sent it
+    /// (`ip route flush` sends dumped routes back as deletions).
+    pub fn push_bytes(&mut self, ty: Rtm, flags: NlmF, body: &[u8], seq: u32, ack: bool) {
+        let flags = if ack { flags | NlmF::ACK } else { flags };
+        emit(ty, flags, seq, body, &mut self.buf);
     }
 }
 
@@ -123,10 +260,12 @@ pub(crate) struct Ack {
 
 /// What one message of a datagram is.
 #[derive(Debug)]
-pub(crate) enum Body {
+pub(crate) enum Body<'a> {
     /// An ack or error (NLMSG_ERROR), or the end of a dump (NLMSG_DONE).
     Ack(Ack),
-    /// A route, link or address message.
+    /// A route message, read in place.
+    Route(RouteMsg<'a>),
+    /// A link or address message.
     Msg(RtMsg),
     /// Any other message, or one that did not parse (skipped).
     Other,
@@ -134,14 +273,14 @@ pub(crate) enum Body {
 
 /// One message of a datagram.
 #[derive(Debug)]
-pub(crate) struct Frame {
+pub(crate) struct Frame<'a> {
     pub ty: u16,
     pub flags: u16,
     pub seq: u32,
-    pub body: Body,
+    pub body: Body<'a>,
 }
 
-impl Frame {
+impl Frame<'_> {
     /// The end of a dump (rather than an ack or error).
     pub fn is_done(&self) -> bool {
         self.ty == u16::from(Nlmsg::Done)
@@ -152,51 +291,77 @@ fn errno_of(code: libc::c_int) -> i32 {
     code.checked_neg().unwrap_or(i32::MAX)
 }
 
-fn typed(ty: Rtm, p: &Buffer) -> Option<RtMsg> {
-    let mut c = Cursor::new(p.as_ref());
-    let len = p.len();
-    match ty {
+fn typed(ty: Rtm, body: &[u8]) -> Body<'_> {
+    let len = body.len();
+    let parsed = match ty {
         Rtm::Newroute | Rtm::Delroute | Rtm::Getroute => {
-            Rtmsg::from_bytes_with_input(&mut c, len).ok().map(RtMsg::Route)
+            return RouteMsg::parse(body).map_or(Body::Other, Body::Route)
         }
         Rtm::Newlink | Rtm::Dellink | Rtm::Getlink => {
-            Ifinfomsg::from_bytes_with_input(&mut c, len).ok().map(RtMsg::Link)
+            Ifinfomsg::from_bytes_with_input(&mut Cursor::new(body), len).ok().map(RtMsg::Link)
         }
         Rtm::Newaddr | Rtm::Deladdr | Rtm::Getaddr => {
-            Ifaddrmsg::from_bytes_with_input(&mut c, len).ok().map(RtMsg::Addr)
+            Ifaddrmsg::from_bytes_with_input(&mut Cursor::new(body), len).ok().map(RtMsg::Addr)
         }
         _ => None,
+    };
+    parsed.map_or(Body::Other, Body::Msg)
+}
+
+/// The messages of one datagram, each read by neli in place. Yields an
+/// error and stops if the framing is broken; a message whose body does not
+/// parse becomes [`Body::Other`].
+pub(crate) struct Frames<'a> {
+    at: Cursor<&'a [u8]>,
+    failed: bool,
+}
+
+impl<'a> Frames<'a> {
+    pub fn new(datagram: &'a [u8]) -> Frames<'a> {
+        Frames { at: Cursor::new(datagram), failed: false }
+    }
+}
+
+impl<'a> Iterator for Frames<'a> {
+    type Item = Result<Frame<'a>, DecodeError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let datagram: &'a [u8] = self.at.get_ref();
+        if self.failed || self.at.position() as usize >= datagram.len() {
+            return None;
+        }
+        let m = match Nlmsghdr::<Rtm, Span>::from_bytes(&mut self.at) {
+            Ok(m) => m,
+            Err(e) => {
+                self.failed = true;
+                return Some(Err(DecodeError(format!("netlink datagram: {e}"))));
+            }
+        };
+        let (ty, flags, seq) = (*m.nl_type(), m.nl_flags().bits(), *m.nl_seq());
+        let ack = |errno, message| Body::Ack(Ack { seq, errno, message });
+        let body = match m.nl_payload() {
+            NlPayload::Ack(_) => ack(0, None),
+            NlPayload::Err(e) => {
+                let msg = e.ext_ack().iter().find(|a| *a.nla_type().nla_type() == NlmsgerrAttr::Msg);
+                let text = msg.and_then(|a| {
+                    let raw = a.nla_payload().as_ref().split(|b| *b == 0).next().unwrap_or_default();
+                    (!raw.is_empty()).then(|| String::from_utf8_lossy(raw).into_owned())
+                });
+                ack(errno_of(*e.error()), text)
+            }
+            NlPayload::DumpExtAck(e) => ack(errno_of(*e.error()), None),
+            NlPayload::Empty if u16::from(ty) == u16::from(Nlmsg::Done) => ack(0, None),
+            NlPayload::Payload(p) => typed(ty, p.of(datagram)),
+            NlPayload::Empty => Body::Other,
+        };
+        Some(Ok(Frame { ty: ty.into(), flags, seq, body }))
     }
 }
 
 /// Splits and parses one datagram. Fails as a whole only if its framing is
 /// broken; a message whose body does not parse becomes [`Body::Other`].
-pub(crate) fn frames(datagram: &[u8]) -> Result<Vec<Frame>, DecodeError> {
-    let msgs = NlBuffer::<Rtm, Buffer>::from_bytes_with_input(&mut Cursor::new(datagram), datagram.len())
-        .map_err(|e| DecodeError(format!("netlink datagram: {e}")))?;
-    Ok(msgs
-        .into_iter()
-        .map(|m| {
-            let (ty, flags, seq) = (*m.nl_type(), m.nl_flags().bits(), *m.nl_seq());
-            let ack = |errno, message| Body::Ack(Ack { seq, errno, message });
-            let body = match m.nl_payload() {
-                NlPayload::Ack(_) => ack(0, None),
-                NlPayload::Err(e) => {
-                    let msg = e.ext_ack().iter().find(|a| *a.nla_type().nla_type() == NlmsgerrAttr::Msg);
-                    let text = msg.and_then(|a| {
-                        let raw = a.nla_payload().as_ref().split(|b| *b == 0).next().unwrap_or_default();
-                        (!raw.is_empty()).then(|| String::from_utf8_lossy(raw).into_owned())
-                    });
-                    ack(errno_of(*e.error()), text)
-                }
-                NlPayload::DumpExtAck(e) => ack(errno_of(*e.error()), None),
-                NlPayload::Empty if u16::from(ty) == u16::from(Nlmsg::Done) => ack(0, None),
-                NlPayload::Payload(p) => typed(ty, p).map_or(Body::Other, Body::Msg),
-                NlPayload::Empty => Body::Other,
-            };
-            Frame { ty: ty.into(), flags, seq, body }
-        })
-        .collect())
+pub(crate) fn frames(datagram: &[u8]) -> Result<Vec<Frame<'_>>, DecodeError> {
+    Frames::new(datagram).collect()
 }
 
 // Link and address requests (what the WireGuard backends and the monitor
@@ -472,7 +637,7 @@ impl NlSocket {
                 match frame.body {
                     Body::Ack(ack) => return Ok(ack),
                     Body::Msg(m) => on_reply(frame.flags, m),
-                    Body::Other => {}
+                    Body::Route(_) | Body::Other => {}
                 }
             }
         }

@@ -716,7 +716,7 @@ impl MeshSim {
 
     fn apply_fib(&mut self, i: usize, op: FibOp) {
         match op {
-            FibOp::Install(r) => {
+            FibOp::Install(r) | FibOp::Replace(r) => {
                 self.nodes[i].fib.insert(r.prefix, (r.ifindex, r.next_hop));
             }
             FibOp::Remove(p) | FibOp::Unreachable(p) => {

@@ -12,7 +12,7 @@ pub mod report;
 pub mod topology;
 
 use std::cmp::Reverse;
-use std::collections::{BTreeSet, BinaryHeap, HashMap};
+use std::collections::{BTreeSet, BinaryHeap, HashMap, HashSet};
 use std::net::{IpAddr, Ipv6Addr};
 
 use crate::babel::packet::Destination;
@@ -75,6 +75,11 @@ struct Node {
     /// Routes installed for prefixes that are not node prefixes.
     other_routes: usize,
     full_at: Option<Time>,
+    /// Prefixes holding a route of the engine's in the FIB (installed or
+    /// held unreachable), kept in debug builds only: each FIB operation's
+    /// claim (an install where there is none, a replace or removal where
+    /// there is one) is checked, since the kernel FIB relies on it.
+    ours: HashSet<Prefix>,
 }
 
 enum Event {
@@ -162,6 +167,7 @@ impl Sim {
                 fib: vec![None; n],
                 other_routes: 0,
                 full_at: None,
+                ours: HashSet::new(),
             })
             .collect();
         let mut links = Vec::new();
@@ -448,8 +454,21 @@ impl Sim {
     }
 
     fn apply_fib(&mut self, node: usize, op: FibOp) {
+        if cfg!(debug_assertions) {
+            let ours = &mut self.nodes[node].ours;
+            let ok = match &op {
+                FibOp::Install(r) => ours.insert(r.prefix),
+                FibOp::Replace(r) => !ours.insert(r.prefix),
+                FibOp::Unreachable(p) => !ours.insert(*p),
+                FibOp::Remove(p) => ours.remove(p),
+            };
+            assert!(
+                ok,
+                "node {node}: {op:?} contradicts the FIB (install over ours, or replace/remove of none)"
+            );
+        }
         let (prefix, new) = match op {
-            FibOp::Install(r) => {
+            FibOp::Install(r) | FibOp::Replace(r) => {
                 let li = self.nodes[node].links.get(&r.ifindex).copied();
                 let peer = li.map(|li| {
                     let l = &self.links[li];

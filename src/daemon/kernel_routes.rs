@@ -1,0 +1,263 @@
+//! The engine's FIB operations as kernel route operations, batched.
+//!
+//! The daemon keeps no copy of the routes it installed: the engine's table
+//! says which prefixes hold a route of ours, and each of its operations says
+//! whether it replaces one ([`babel::FibOp`]). What the engine does not hear
+//! of is the kernel refusing an install (an administrator's route at the same
+//! prefix and metric, a link that just went down): such prefixes are kept
+//! here, normally none, so that their next install is an add, which never
+//! clobbers a route that is not ours, and their removal is not sent.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::babel::{self, Prefix};
+use crate::kernel::{FibFailure, FibOp, FibRoute};
+
+pub struct KernelRoutes {
+    /// The kernel priority (metric) of every route weft installs.
+    priority: u32,
+    /// Prefixes the engine believes installed whose install failed: no
+    /// route of ours is there.
+    missing: BTreeSet<Prefix>,
+    /// The batch being built.
+    ops: Vec<FibOp>,
+    /// Prefixes added in this batch, and where: a later change of the same
+    /// prefix in the batch is folded into the add, since the add may fail.
+    adds: BTreeMap<Prefix, usize>,
+    /// An IPv4 route is in the batch.
+    ipv4: bool,
+}
+
+impl KernelRoutes {
+    pub fn new(priority: u32) -> KernelRoutes {
+        KernelRoutes {
+            priority,
+            missing: BTreeSet::new(),
+            ops: Vec::new(),
+            adds: BTreeMap::new(),
+            ipv4: false,
+        }
+    }
+
+    fn route(&self, r: &babel::FibRoute) -> FibRoute {
+        FibRoute { prefix: r.prefix, next_hop: r.next_hop, ifindex: r.ifindex, metric: self.priority }
+    }
+
+    fn add(&mut self, r: FibRoute) {
+        self.ipv4 |= r.prefix.is_ipv4();
+        self.adds.insert(r.prefix, self.ops.len());
+        self.ops.push(FibOp::Add(r));
+    }
+
+    fn replace(&mut self, r: FibRoute) {
+        self.ipv4 |= r.prefix.is_ipv4();
+        if let Some(&i) = self.adds.get(&r.prefix) {
+            self.ops[i] = FibOp::Add(r);
+        } else if self.missing.contains(&r.prefix) {
+            self.add(r);
+        } else {
+            self.ops.push(FibOp::Replace(r));
+        }
+    }
+
+    /// Adds what the engine asked for to the batch.
+    pub fn push(&mut self, op: babel::FibOp) {
+        match op {
+            babel::FibOp::Install(r) => self.add(self.route(&r)),
+            babel::FibOp::Replace(r) => self.replace(self.route(&r)),
+            babel::FibOp::Unreachable(p) => self.replace(FibRoute::unreachable(p, self.priority)),
+            babel::FibOp::Remove(p) => {
+                let added = self.adds.remove(&p).is_some();
+                if added || !self.missing.remove(&p) {
+                    let key = FibRoute::unreachable(p, self.priority).key();
+                    self.ops.push(FibOp::Remove(key));
+                }
+            }
+        }
+    }
+
+    /// Everything the engine has in the FIB, into an empty one (another
+    /// table, protocol or priority): nothing of ours is there yet.
+    pub fn reinstall(&mut self, priority: u32, engine_routes: Vec<babel::FibOp>) {
+        self.priority = priority;
+        self.missing.clear();
+        for op in engine_routes {
+            match op {
+                babel::FibOp::Install(r) | babel::FibOp::Replace(r) => self.add(self.route(&r)),
+                babel::FibOp::Unreachable(p) => self.add(FibRoute::unreachable(p, priority)),
+                babel::FibOp::Remove(_) => {}
+            }
+        }
+    }
+
+    /// The batch to apply.
+    pub fn batch(&self) -> &[FibOp] {
+        &self.ops
+    }
+
+    /// Whether the batch installs an IPv4 route.
+    pub fn has_ipv4(&self) -> bool {
+        self.ipv4
+    }
+
+    /// The batch was applied and these of its operations failed (ordered by
+    /// index, as [`crate::kernel::Fib::apply`] returns them): notes which
+    /// prefixes hold no route of ours, and starts the next batch.
+    pub fn applied(&mut self, failures: &[FibFailure]) {
+        let mut failed = failures.iter().map(|f| f.index).peekable();
+        for (i, op) in self.ops.iter().enumerate() {
+            let mut ok = true;
+            while let Some(&j) = failed.peek() {
+                if j > i {
+                    break;
+                }
+                ok &= j != i;
+                failed.next();
+            }
+            match op {
+                // Not ours if it failed (an answer lost included: an add
+                // that did succeed then fails with EEXIST next time, which
+                // is safer than replacing someone else's route).
+                FibOp::Add(r) if !ok => {
+                    self.missing.insert(r.prefix);
+                }
+                FibOp::Add(r) => {
+                    self.missing.remove(&r.prefix);
+                }
+                // A failed replace leaves the route it would have replaced.
+                FibOp::Replace(_) => {}
+                FibOp::Remove(k) => {
+                    self.missing.remove(&k.prefix);
+                }
+            }
+        }
+        self.ops.clear();
+        self.adds.clear();
+        self.ipv4 = false;
+    }
+
+    /// Prefixes whose last install failed.
+    pub fn missing(&self) -> usize {
+        self.missing.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::babel::Metric;
+    use crate::kernel::FibError;
+
+    fn p(s: &str) -> Prefix {
+        s.parse().unwrap()
+    }
+
+    fn engine_route(prefix: &str, nh: &str) -> babel::FibRoute {
+        babel::FibRoute { prefix: p(prefix), next_hop: nh.parse().unwrap(), ifindex: 3, metric: Metric(96) }
+    }
+
+    fn kernel_route(prefix: &str, nh: &str) -> FibRoute {
+        FibRoute { prefix: p(prefix), next_hop: nh.parse().unwrap(), ifindex: 3, metric: 7 }
+    }
+
+    fn failed(index: usize, op: FibOp) -> FibFailure {
+        FibFailure { index, op, error: FibError::kernel(libc::EEXIST, None) }
+    }
+
+    #[test]
+    fn engine_operations_become_adds_replaces_and_removes_by_key() {
+        let mut k = KernelRoutes::new(7);
+        k.push(babel::FibOp::Install(engine_route("2001:db8:1::/48", "fe80::1")));
+        k.push(babel::FibOp::Replace(engine_route("2001:db8:2::/48", "fe80::2")));
+        k.push(babel::FibOp::Unreachable(p("10.0.0.0/8")));
+        k.push(babel::FibOp::Remove(p("2001:db8:3::/48")));
+        assert!(k.has_ipv4());
+        assert_eq!(
+            k.batch(),
+            [
+                FibOp::Add(kernel_route("2001:db8:1::/48", "fe80::1")),
+                FibOp::Replace(kernel_route("2001:db8:2::/48", "fe80::2")),
+                FibOp::Replace(FibRoute::unreachable(p("10.0.0.0/8"), 7)),
+                FibOp::Remove(kernel_route("2001:db8:3::/48", "fe80::9").key()),
+            ]
+        );
+        k.applied(&[]);
+        assert!(k.batch().is_empty() && !k.has_ipv4());
+    }
+
+    #[test]
+    fn a_refused_install_is_never_replaced_in_place_nor_removed() {
+        let mut k = KernelRoutes::new(7);
+        let a = kernel_route("2001:db8:1::/48", "fe80::1");
+        k.push(babel::FibOp::Install(engine_route("2001:db8:1::/48", "fe80::1")));
+        k.applied(&[failed(0, FibOp::Add(a))]);
+        assert_eq!(k.missing(), 1);
+        // The engine believes it installed: its next change is an add.
+        k.push(babel::FibOp::Replace(engine_route("2001:db8:1::/48", "fe80::2")));
+        k.push(babel::FibOp::Unreachable(p("2001:db8:1::/48")));
+        assert_eq!(k.batch(), [FibOp::Add(FibRoute::unreachable(p("2001:db8:1::/48"), 7))], "folded");
+        k.applied(&[failed(0, k.batch()[0])]);
+        // Its removal has nothing to remove.
+        k.push(babel::FibOp::Remove(p("2001:db8:1::/48")));
+        assert!(k.batch().is_empty());
+        assert_eq!(k.missing(), 0);
+        // Refused again; then an add succeeds, and the prefix is ours again.
+        k.push(babel::FibOp::Install(engine_route("2001:db8:1::/48", "fe80::1")));
+        k.applied(&[failed(0, FibOp::Add(a))]);
+        assert_eq!(k.missing(), 1);
+        k.push(babel::FibOp::Replace(engine_route("2001:db8:1::/48", "fe80::3")));
+        assert!(matches!(k.batch(), [FibOp::Add(_)]));
+        k.applied(&[]);
+        assert_eq!(k.missing(), 0);
+        k.push(babel::FibOp::Replace(engine_route("2001:db8:1::/48", "fe80::4")));
+        assert!(matches!(k.batch(), [FibOp::Replace(_)]));
+    }
+
+    #[test]
+    fn changes_after_an_add_in_the_same_batch_fold_into_it() {
+        let mut k = KernelRoutes::new(7);
+        k.push(babel::FibOp::Install(engine_route("2001:db8:1::/48", "fe80::1")));
+        k.push(babel::FibOp::Replace(engine_route("2001:db8:1::/48", "fe80::2")));
+        assert_eq!(k.batch(), [FibOp::Add(kernel_route("2001:db8:1::/48", "fe80::2"))]);
+        // A removal after an add is sent (the add may succeed), and an
+        // install after it is an add again.
+        k.push(babel::FibOp::Remove(p("2001:db8:1::/48")));
+        k.push(babel::FibOp::Install(engine_route("2001:db8:1::/48", "fe80::3")));
+        k.push(babel::FibOp::Replace(engine_route("2001:db8:1::/48", "fe80::4")));
+        assert_eq!(
+            k.batch(),
+            [
+                FibOp::Add(kernel_route("2001:db8:1::/48", "fe80::2")),
+                FibOp::Remove(kernel_route("2001:db8:1::/48", "fe80::2").key()),
+                FibOp::Add(kernel_route("2001:db8:1::/48", "fe80::4")),
+            ]
+        );
+        // The first add failed, the second succeeded: ours.
+        let first = k.batch()[0];
+        k.applied(&[failed(0, first)]);
+        assert_eq!(k.missing(), 0);
+    }
+
+    #[test]
+    fn reinstall_adds_everything_with_the_new_priority() {
+        let mut k = KernelRoutes::new(7);
+        k.push(babel::FibOp::Install(engine_route("2001:db8:1::/48", "fe80::1")));
+        let op = k.batch()[0];
+        k.applied(&[failed(0, op)]);
+        k.reinstall(
+            9,
+            vec![
+                babel::FibOp::Install(engine_route("2001:db8:1::/48", "fe80::1")),
+                babel::FibOp::Unreachable(p("10.0.0.0/8")),
+            ],
+        );
+        assert_eq!(k.missing(), 0);
+        assert_eq!(
+            k.batch(),
+            [
+                FibOp::Add(FibRoute { metric: 9, ..kernel_route("2001:db8:1::/48", "fe80::1") }),
+                FibOp::Add(FibRoute::unreachable(p("10.0.0.0/8"), 9)),
+            ]
+        );
+    }
+}
