@@ -151,7 +151,8 @@ build_one() {
 	echo "cross: building $arch"
 	# No unwind tables (.eh_frame, ~120 KB): with panic = "abort" nothing
 	# unwinds. Test builds (test_one) keep them: the harness catches panics.
-	EXTRA_RUSTFLAGS="-C force-unwind-tables=no" cargo_for "$arch" build --release --bin weft
+	# Router builds leave the simulator out (a development tool; Cargo.toml).
+	EXTRA_RUSTFLAGS="-C force-unwind-tables=no" cargo_for "$arch" build --release --bin weft --no-default-features
 	arch_vars "$arch"
 	mkdir -p "$DIST/$arch"
 	# Sections no router loads: MIPS procedure descriptors (.pdr, ~150 KB,

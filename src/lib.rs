@@ -19,6 +19,7 @@ pub mod mesh;
 pub mod metrics;
 pub mod names;
 pub mod net;
+#[cfg(feature = "simulator")]
 pub mod sim;
 pub mod trust;
 pub mod wg;

@@ -55,7 +55,15 @@ fn main() -> ExitCode {
         Some("nodes") => weft::control::run_cli(weft::control::Request::Nodes, &args[1..]),
         Some("rpcd") => weft::control::rpcd::run(&args[1..]),
         Some("metrics") => weft::control::run_cli(weft::control::Request::Metrics, &args[1..]),
+        #[cfg(feature = "simulator")]
         Some("simulate") => weft::sim::report::run(&args[1..]),
+        #[cfg(not(feature = "simulator"))]
+        Some("simulate") => {
+            eprintln!(
+                "weft: this build has no simulator (a router build; built without the 'simulator' feature)"
+            );
+            ExitCode::from(2)
+        }
         Some("genkey") | Some("pubkey") | Some("ca") | Some("cert") => weft::trust::cli::run(&args),
         Some(other) => {
             eprintln!("weft: unknown command {other:?}\n{USAGE}");
