@@ -20,6 +20,7 @@ commands:
                         (the views take -s SOCKET, or -c FILE whose
                         control_socket names it; default /etc/config/weft)
   simulate FILE ...     run a topology in the deterministic simulator
+                        (host builds only: router packages leave it out)
   genkey | pubkey       WireGuard private key / its public key (stdin)
   ca init|sign|revoke   network CA: create, issue credentials, revoke keys
   cert show FILE        show a credential or revocation list

@@ -136,10 +136,46 @@ impl KernelRoutes {
         self.ipv4 = false;
     }
 
+    /// Brings the kernel in line with the engine when the outcome of a batch
+    /// is unknown (an answer lost, a socket error, a replace or remove that
+    /// failed) or to retry refused installs: `kernel` is what a dump shows of
+    /// our routes, `engine_routes` what the engine has installed. Queues an
+    /// add for what is absent, a replace for what differs and a removal for
+    /// what the engine no longer has; the outcome of that batch decides what
+    /// is missing.
+    pub fn reconcile(&mut self, kernel: Vec<FibRoute>, engine_routes: Vec<babel::FibOp>) {
+        self.missing.clear();
+        let mut have: BTreeMap<Prefix, FibRoute> = kernel.into_iter().map(|r| (r.prefix, r)).collect();
+        for op in engine_routes {
+            let want = match op {
+                babel::FibOp::Install(r) | babel::FibOp::Replace(r) => self.route(&r),
+                babel::FibOp::Unreachable(p) => FibRoute::unreachable(p, self.priority),
+                babel::FibOp::Remove(_) => continue,
+            };
+            match have.remove(&want.prefix) {
+                None => self.add(want),
+                Some(k) if same_route(&k, &want) => {}
+                Some(_) => {
+                    self.ipv4 |= want.prefix.is_ipv4();
+                    self.ops.push(FibOp::Replace(want));
+                }
+            }
+        }
+        for (_, stale) in have {
+            self.ops.push(FibOp::Remove(stale.key()));
+        }
+    }
+
     /// Prefixes whose last install failed.
     pub fn missing(&self) -> usize {
         self.missing.len()
     }
+}
+
+/// Whether a dumped route is the one we would install (the kernel stores an
+/// IPv6 priority of 0 as 1024).
+fn same_route(dumped: &FibRoute, want: &FibRoute) -> bool {
+    dumped.key() == want.key() && dumped.next_hop == want.next_hop && dumped.ifindex == want.ifindex
 }
 
 #[cfg(test)]
@@ -236,6 +272,43 @@ mod tests {
         let first = k.batch()[0];
         k.applied(&[failed(0, first)]);
         assert_eq!(k.missing(), 0);
+    }
+
+    #[test]
+    fn reconcile_adds_what_is_absent_replaces_what_differs_and_removes_what_is_stale() {
+        let mut k = KernelRoutes::new(7);
+        // An add whose answer was lost: the engine's prefix is counted missing.
+        k.push(babel::FibOp::Install(engine_route("2001:db8:1::/48", "fe80::1")));
+        let op = k.batch()[0];
+        k.applied(&[FibFailure { index: 0, op, error: FibError::AckLost }]);
+        assert_eq!(k.missing(), 1);
+        // The dump shows the add did happen, a route that moved, a stale
+        // route the engine forgot, and lacks one the engine has.
+        let kernel = vec![
+            kernel_route("2001:db8:1::/48", "fe80::1"),
+            kernel_route("2001:db8:2::/48", "fe80::9"),
+            kernel_route("2001:db8:9::/48", "fe80::1"),
+        ];
+        let engine = vec![
+            babel::FibOp::Install(engine_route("2001:db8:1::/48", "fe80::1")),
+            babel::FibOp::Install(engine_route("2001:db8:2::/48", "fe80::2")),
+            babel::FibOp::Unreachable(p("10.0.0.0/8")),
+        ];
+        k.reconcile(kernel, engine);
+        assert_eq!(k.missing(), 0);
+        assert_eq!(
+            k.batch(),
+            [
+                FibOp::Replace(kernel_route("2001:db8:2::/48", "fe80::2")),
+                FibOp::Add(FibRoute::unreachable(p("10.0.0.0/8"), 7)),
+                FibOp::Remove(kernel_route("2001:db8:9::/48", "fe80::1").key()),
+            ]
+        );
+        assert!(k.has_ipv4());
+        k.applied(&[]);
+        // The route that was thought missing is ours again: changed in place.
+        k.push(babel::FibOp::Replace(engine_route("2001:db8:1::/48", "fe80::3")));
+        assert!(matches!(k.batch(), [FibOp::Replace(_)]));
     }
 
     #[test]

@@ -30,9 +30,15 @@ use crate::babel::{
 };
 use crate::config::Config;
 use crate::control::{reply_err, reply_ok, Request};
-use crate::kernel::{self, Fib, FibConfig, LinkMonitor};
+use crate::kernel::{self, Fib, FibConfig, FibError, LinkMonitor};
 use crate::net::{BabelIo, Dest, Origin};
 use std::collections::BTreeSet;
+
+/// A resync after an unknown outcome waits this long (the loop's next
+/// wake-up after it), so that a burst of lost answers costs one dump.
+const FIB_RESYNC_SOON: Duration = Duration::from_secs(1);
+/// Refused installs are retried this often (by a dump and what differs).
+const FIB_RETRY_REFUSED: Duration = Duration::from_secs(60);
 
 /// Makes a FIB for a table/protocol (again, when a reload changes them).
 pub type FibFactory<F> = Box<dyn Fn(FibConfig) -> io::Result<F>>;
@@ -60,6 +66,10 @@ pub struct Daemon<F: Fib, M: LinkMonitor, S: BabelIo> {
     /// The time floor last saved.
     saved_floor: u64,
     fib_failures: u64,
+    /// When to read our routes back from the kernel and put right what
+    /// differs from the engine (after an unknown outcome, or to retry a
+    /// refused install).
+    fib_resync_at: Option<Instant>,
     is_wireless: fn(&str) -> bool,
     control_path: PathBuf,
     /// The zero-trust mesh (keys, tunnels, credentials), when configured.
@@ -146,6 +156,7 @@ impl<F: Fib, M: LinkMonitor, S: BabelIo> Daemon<F, M, S> {
             saved_seqno: SeqNo(state.seqno.0.wrapping_sub(1)),
             saved_floor: 0,
             fib_failures: 0,
+            fib_resync_at: None,
             is_wireless,
             control_path,
             mesh,
@@ -285,6 +296,9 @@ impl<F: Fib, M: LinkMonitor, S: BabelIo> Daemon<F, M, S> {
             if self.engine.seqno() != self.saved_seqno || floor_moved {
                 self.save_state();
             }
+            if self.fib_resync_at.is_some_and(|t| t <= Instant::now()) {
+                self.resync_routes().await;
+            }
             let now = self.now();
             if self.publisher.metrics_due(now) {
                 let text = self.metrics_text().await;
@@ -370,6 +384,16 @@ impl<F: Fib, M: LinkMonitor, S: BabelIo> Daemon<F, M, S> {
             self.switches.route_installed(true, &names);
         }
         let failures = self.fib.apply(self.routes.batch()).await;
+        // An outcome we cannot know (the answer lost, the socket failed) or
+        // a replace/remove that failed leaves the kernel unlike the engine:
+        // a dump puts it right at once. A refused install is retried by the
+        // same dump a minute later (the route in its way may be gone).
+        let uncertain = failures.iter().any(|f| match (&f.op, &f.error) {
+            (_, FibError::AckLost | FibError::Io(_)) => true,
+            (kernel::FibOp::Replace(_), _) => true,
+            (kernel::FibOp::Remove(_), e) => !e.is_not_found(),
+            (kernel::FibOp::Add(_), _) => false,
+        });
         for f in &failures {
             // Gone already (the kernel drops a link's routes with the link).
             if matches!(f.op, kernel::FibOp::Remove(_)) && f.error.is_not_found() {
@@ -380,6 +404,34 @@ impl<F: Fib, M: LinkMonitor, S: BabelIo> Daemon<F, M, S> {
             warn!("kernel route {:?}: {}", f.op, f.error);
         }
         self.routes.applied(&failures);
+        if uncertain {
+            self.fib_resync_at = Some(Instant::now() + FIB_RESYNC_SOON);
+        } else if self.routes.missing() > 0 && self.fib_resync_at.is_none() {
+            self.fib_resync_at = Some(Instant::now() + FIB_RETRY_REFUSED);
+        }
+    }
+
+    /// Reads our routes back from the kernel and applies what differs from
+    /// the engine (see [`KernelRoutes::reconcile`]).
+    async fn resync_routes(&mut self) {
+        self.fib_resync_at = None;
+        match self.fib.dump_own().await {
+            Ok(kernel) => {
+                let n = self.routes.missing();
+                self.routes.reconcile(kernel, self.engine.fib_routes());
+                if !self.routes.batch().is_empty() {
+                    info!(
+                        "kernel routes: resync with the engine ({} change(s), {n} install(s) had failed)",
+                        self.routes.batch().len()
+                    );
+                }
+                self.apply_routes().await;
+            }
+            Err(e) => {
+                warn!("kernel routes: dump for a resync failed: {e}");
+                self.fib_resync_at = Some(Instant::now() + FIB_RETRY_REFUSED);
+            }
+        }
     }
 
     fn reconcile_interfaces(&mut self) {
