@@ -805,13 +805,16 @@ impl Engine {
     }
 
     /// A link younger than sixteen Hellos (its ETX history still filling).
+    /// A neighbour that restarted (its Hello history started over) is young
+    /// again. The interval counted is at most 10 s, so that a neighbour
+    /// announcing a very long one does not escape smoothing for hours.
     fn is_young(&self, id: NeighbourId) -> bool {
         let Some(n) = self.neighbour(id) else { return false };
         let hello = match n.hello.interval_ms {
             0 => self.ifaces.get(&n.ifindex).map_or(0, |i| i.cfg.hello_interval_ms),
             i => i,
         };
-        self.now.since(n.first_seen) < 16 * hello
+        self.now.since(n.first_seen.max(n.hello.started)) < 16 * hello.min(10_000)
     }
 
     /// The metric of a route: what its neighbour advertised plus the link.

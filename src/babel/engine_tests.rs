@@ -29,19 +29,25 @@ struct Bed {
 impl Bed {
     /// An engine with one wired interface and one neighbour whose link is up.
     fn new() -> Bed {
+        let b = Bed::with_link(LinkType::Wired);
+        assert_eq!(b.e.neighbours()[0].cost, 96);
+        b
+    }
+
+    /// The same over a link of the given type.
+    fn with_link(link: LinkType) -> Bed {
         let mut b = Bed {
             e: Engine::new(EngineConfig::new(RouterId([2, 1, 1, 1, 1, 1, 1, 1]), SeqNo(100), 5)),
             now: Time(1000),
             out: Vec::new(),
             hello_seqno: 0,
         };
-        let mut cfg = InterfaceConfig::new("eth0", LinkType::Wired, OURS);
+        let mut cfg = InterfaceConfig::new("eth0", link, OURS);
         cfg.ipv4 = Some(Ipv4Addr::new(192, 0, 2, 1));
         b.e.handle_input(b.now, Input::InterfaceUp { ifindex: 3, config: cfg });
         b.hello();
         b.hello();
         b.drain();
-        assert_eq!(b.e.neighbours()[0].cost, 96);
         b
     }
 
@@ -695,4 +701,62 @@ fn a_neighbours_requests_cost_a_bounded_amount() {
         .filter(|(_, m)| matches!(m, Message::Update(u) if u.is_retraction()))
         .count();
     assert!(retractions <= 64, "{retractions} retractions for one neighbour's requests");
+}
+
+fn route_of(b: &Bed, p: &str) -> (u16, u16) {
+    let r = b.e.routes().into_iter().find(|r| r.prefix.to_string() == p).expect("route");
+    (r.metric, r.smoothed_metric)
+}
+
+/// Over a link younger than 16 Hellos the metric is not smoothed (a new
+/// link's ETX falls steadily while its history fills: no noise to damp);
+/// afterwards a fall of the metric is smoothed.
+#[test]
+fn metrics_over_a_young_link_are_not_smoothed() {
+    let mut b = Bed::new();
+    b.recv(&pkt(&[update("fd00:9::/64", 1, 900)]));
+    b.advance(8000);
+    b.recv(&pkt(&[update("fd00:9::/64", 1, 100)]));
+    let (m, sm) = route_of(&b, "fd00:9::/64");
+    assert_eq!((m, sm), (196, 196), "smoothed over a link of two Hellos");
+    // Sixteen Hellos of 4 s later the link is no longer young.
+    b.advance(64_000);
+    b.recv(&pkt(&[update("fd00:9::/64", 2, 900)]));
+    b.advance(40_000);
+    b.recv(&pkt(&[update("fd00:9::/64", 2, 100)]));
+    let (m, sm) = route_of(&b, "fd00:9::/64");
+    assert_eq!(m, 196);
+    assert!(sm > 900, "a fall over an old link is smoothed: metric {m}, smoothed {sm}");
+}
+
+/// Over a wireless link the announced metric is held at the smoothed one
+/// (a dip of a noisy estimate announced would tighten feasibility distances
+/// downstream); over a wired link, whose cost is no estimate, an improved
+/// route is announced with its true metric.
+#[test]
+fn an_improvement_is_announced_as_is_over_wired_and_held_over_wireless() {
+    for (link, held) in [(LinkType::Wired, false), (LinkType::Wireless, true)] {
+        let mut b = Bed::with_link(link);
+        with_second_interface(&mut b);
+        let p: Prefix = "fd00:9::/64".parse().unwrap();
+        // Past the young-link time, the route refreshed; the smoothed
+        // metric settles.
+        for _ in 0..10 {
+            b.recv(&pkt(&[update("fd00:9::/64", 1, 900)]));
+            b.advance(10_000);
+        }
+        b.recv(&pkt(&[update("fd00:9::/64", 1, 100)]));
+        let (m, sm) = route_of(&b, "fd00:9::/64");
+        assert!(sm > m + 400, "{link:?}: metric {m}, smoothed {sm}");
+        b.out.clear();
+        // The periodic update (16 s) at the latest.
+        b.advance(17_000);
+        let sent: Vec<u16> = b.updates_for(p).iter().map(|(_, u)| u.metric.0).collect();
+        let first = *sent.first().unwrap_or_else(|| panic!("{link:?}: nothing announced"));
+        if held {
+            assert!(first > m, "{link:?}: announced {first}, metric {m}: not held");
+        } else {
+            assert_eq!(first, m, "{link:?}: announced {first}, metric {m}");
+        }
+    }
 }

@@ -21,6 +21,10 @@ pub struct HelloHistory {
     pub interval_ms: u64,
     /// When the last Hello accounted for arrived (or was expected).
     pub time: Time,
+    /// When the history last started from empty (a new neighbour, or one
+    /// that restarted or was silent for 16 Hellos): its cost still falls as
+    /// the history fills.
+    pub started: Time,
 }
 
 impl HelloHistory {
@@ -43,6 +47,9 @@ impl HelloHistory {
                 self.reach = if missed >= 16 { 0 } else { self.reach >> missed as u32 };
                 changed = true;
             }
+        }
+        if self.reach == 0 {
+            self.started = now;
         }
         self.seqno = Some(seqno);
         self.reach = (self.reach >> 1) | 0x8000;
@@ -268,7 +275,7 @@ mod tests {
     use super::*;
 
     fn hist_with(reach: u16) -> HelloHistory {
-        HelloHistory { reach, seqno: Some(SeqNo(100)), interval_ms: 4000, time: Time(0) }
+        HelloHistory { reach, seqno: Some(SeqNo(100)), interval_ms: 4000, time: Time(0), started: Time(0) }
     }
 
     #[test]
