@@ -28,15 +28,19 @@
 #[macro_use]
 mod require;
 
+// The weft binary and its output, shared with the other VM test.
+#[path = "common/weft_cli.rs"]
+mod weft_cli;
+use weft_cli::{text, weft, WEFT};
+
 use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::Command;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use weft::trust::{MeshPrefix, PublicKey};
 
-const WEFT: &str = env!("CARGO_BIN_EXE_weft");
 const MESH_PREFIX: &str = "fd88:7777:1::/48";
 const NODES: &[&str] = &["a", "b", "c", "d", "e"];
 /// Topologies as edge lists; pairs not listed cannot hear each other.
@@ -78,25 +82,6 @@ impl Drop for Scratch {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
     }
-}
-
-fn text(o: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
-}
-
-fn weft(args: &[&str], stdin: &str) -> String {
-    use std::io::Write;
-    let mut child = Command::new(WEFT)
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run weft");
-    child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "weft {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8(out.stdout).unwrap()
 }
 
 /// Key, credential and config of node `tag` in `dir/tag`; returns its mesh

@@ -24,16 +24,20 @@
 #[macro_use]
 mod require;
 
+// The weft binary and its output, shared with the other VM test.
+#[path = "common/weft_cli.rs"]
+mod weft_cli;
+use weft_cli::{text, weft, WEFT};
+
 use std::net::Ipv6Addr;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use weft::mesh::tunnel_link_local as link_local_for;
 use weft::trust::{MeshPrefix, PublicKey};
 
-const WEFT: &str = env!("CARGO_BIN_EXE_weft");
 const MESH_PREFIX: &str = "fd88:8888:8888::/48";
 /// Announced by node b without a grant: node a must refuse it.
 const ROGUE: &str = "10.99.2.0/24";
@@ -75,21 +79,6 @@ impl Drop for Scratch {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
     }
-}
-
-fn weft(args: &[&str], stdin: &str) -> String {
-    use std::io::Write;
-    let mut child = Command::new(WEFT)
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run weft");
-    child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "weft {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8(out.stdout).unwrap()
 }
 
 /// One node of the test: what the host makes for it and tells the guest.
@@ -192,10 +181,6 @@ fn vars(nodes: &[Node]) -> String {
 
 fn have(prog: &str) -> bool {
     Command::new("sh").args(["-c", &format!("command -v {prog}")]).output().is_ok_and(|o| o.status.success())
-}
-
-fn text(o: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
 }
 
 #[test]
