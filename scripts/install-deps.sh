@@ -48,6 +48,9 @@ all_checks() {
 	check curl curl
 	check lua5.1 lua5.1
 	check chromium chromium
+	# Driven through chromedriver so a test waits for what the page renders.
+	check chromedriver chromium-driver
+	check_pkg python3-selenium
 	[ -f /usr/include/json-c/json.h ] || need="$need libjson-c-dev"
 	[ -f /usr/include/lua5.1/lua.h ] || need="$need liblua5.1-0-dev"
 	# Names for dnsmasq (tests/dnsmasq_names.rs): dnsmasq-base has no service.

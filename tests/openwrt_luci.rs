@@ -6,8 +6,9 @@
 //! - the ACL file of luci-app-weft enforced by rpcd sessions through
 //!   uhttpd's JSON-RPC handler (what LuCI in a browser talks to);
 //! - the status and configuration pages rendered by LuCI's real client
-//!   runtime (luci.js, rpc.js, form.js, ...) in headless Chromium, against
-//!   that uhttpd/rpcd; screenshots go to target/test-output/luci/.
+//!   runtime (luci.js, rpc.js, form.js, ...) in headless Chromium (driven by
+//!   chromedriver, waiting for the rendered tables), against that
+//!   uhttpd/rpcd; screenshots go to target/test-output/luci/.
 //!
 //! LuCI's server side (the ucode dispatcher and templates) is not run: its
 //! runtime modules are not part of the LuCI files at hand. The page shell
@@ -59,9 +60,11 @@ fn v4_prefix(i: usize) -> String {
 
 fn require_tools() {
     require_mesh_tools!();
-    for tool in ["chromium", "curl", "cmake"] {
+    for tool in ["chromium", "chromedriver", "curl", "cmake"] {
         assert!(common::netns::have(tool), "{tool} is needed: run scripts/install-deps.sh");
     }
+    let selenium = Command::new("/usr/bin/python3").args(["-c", "import selenium"]).status();
+    assert!(selenium.is_ok_and(|s| s.success()), "python3-selenium is needed: run scripts/install-deps.sh");
 }
 
 /// A line of three credentialed nodes (node0 - node1 - node2), each
@@ -342,45 +345,43 @@ fn output_dir() -> PathBuf {
     d
 }
 
-/// Headless Chromium in node `i`'s namespace: the page after its scripts
-/// and requests ran (`--dump-dom`), or a screenshot of it.
-fn chromium(net: &Net, i: usize, dir: &Path, url: &str, mode: &str) -> String {
+/// Headless Chromium in node `i`'s namespace, driven through chromedriver
+/// (tests/openwrt/browser.py): loads `url`, waits until the JavaScript
+/// expression `ready` holds (the view rendered what the test checks), then
+/// returns the DOM and writes a screenshot to `shot`.
+fn browse(net: &Net, i: usize, dir: &Path, url: &str, ready: &str, shot: &Path) -> String {
     let profile = tempdir(dir, "chromium");
+    let html = profile.with_extension("html");
+    let _ = std::fs::remove_file(shot);
+    let script = repo().join("tests/openwrt/browser.py");
     let out = net
         .in_ns(
             i,
             &[
                 "timeout",
-                "120",
-                "chromium",
-                "--headless",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-dev-shm-usage",
-                "--disable-quic",
-                "--no-first-run",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                "--hide-scrollbars",
-                &format!("--user-data-dir={}", profile.display()),
-                "--window-size=1400,2200",
-                // Virtual time waits for pending requests, so the budget is
-                // spent on LuCI's boot, the view's load() and poll refreshes.
-                "--virtual-time-budget=20000",
-                mode,
+                "180",
+                // Debian's, which has python3-selenium (a pyenv's may not).
+                "/usr/bin/python3",
+                script.to_str().unwrap(),
                 url,
+                ready,
+                "90",
+                html.to_str().unwrap(),
+                shot.to_str().unwrap(),
+                profile.to_str().unwrap(),
             ],
         )
         .output()
-        .expect("run chromium");
+        .expect("run /usr/bin/python3 browser.py");
+    let dom = std::fs::read_to_string(&html).unwrap_or_default();
     assert!(
         out.status.success(),
-        "chromium {mode} {url} failed ({}): {}",
+        "browser {url} failed ({}): {}\n{dom}",
         out.status,
         String::from_utf8_lossy(&out.stderr)
     );
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    assert!(std::fs::metadata(shot).is_ok_and(|s| s.len() > 10_000), "no screenshot at {shot:?}");
+    dom
 }
 
 fn tempdir(dir: &Path, tag: &str) -> PathBuf {
@@ -429,7 +430,12 @@ fn luci_pages_render_the_live_mesh_in_chromium() {
         .unwrap_or_else(|| panic!("{neighbours}"))
         .clone();
 
-    let dom = chromium(&m.net, 0, &wwwdir, "http://127.0.0.1/status.html", "--dump-dom");
+    // The view renders its tables once its first load() is answered.
+    let ready = ["weft-node", "weft-neighbours", "weft-routes", "weft-xroutes", "weft-nodes", "weft-tunnels"]
+        .map(|id| format!("document.getElementById('{id}')"))
+        .join(" && ");
+    let shot = output_dir().join("status.png");
+    let dom = browse(&m.net, 0, &wwwdir, "http://127.0.0.1/status.html", &ready, &shot);
     std::fs::write(output_dir().join("status.html"), &dom).unwrap();
     assert_no_errors(&dom);
     let nb = table(&dom, "weft-neighbours");
@@ -450,23 +456,16 @@ fn luci_pages_render_the_live_mesh_in_chromium() {
     let summary = table(&dom, "weft-node");
     assert!(summary.contains(m.status(0)["router_id"].as_str().unwrap()), "{summary}");
 
-    let shot = output_dir().join("status.png");
-    let _ = std::fs::remove_file(&shot);
-    chromium(&m.net, 0, &wwwdir, "http://127.0.0.1/status.html", &format!("--screenshot={}", shot.display()));
-    assert!(std::fs::metadata(&shot).is_ok_and(|s| s.len() > 10_000), "no screenshot at {shot:?}");
-
     // The configuration page: form.Map('weft') filled from /etc/config/weft
     // through rpcd's uci plugin.
-    let dom = chromium(&m.net, 0, &wwwdir, "http://127.0.0.1/config.html", "--dump-dom");
+    let shot = output_dir().join("config.png");
+    let ready = "document.querySelector('.cbi-map .cbi-section')";
+    let dom = browse(&m.net, 0, &wwwdir, "http://127.0.0.1/config.html", ready, &shot);
     std::fs::write(output_dir().join("config.html"), &dom).unwrap();
     assert_no_errors(&dom);
     assert!(dom.contains("cbi-map"), "no form rendered:\n{dom}");
     assert!(dom.contains(&ca_key), "the CA key from uci is not in the form");
     assert!(dom.contains(&m.net.dev(0, 1)), "the interface section is not in the form");
-    let shot = output_dir().join("config.png");
-    let _ = std::fs::remove_file(&shot);
-    chromium(&m.net, 0, &wwwdir, "http://127.0.0.1/config.html", &format!("--screenshot={}", shot.display()));
-    assert!(std::fs::metadata(&shot).is_ok_and(|s| s.len() > 10_000), "no screenshot at {shot:?}");
 }
 
 #[test]

@@ -781,14 +781,12 @@ fn static_peers_over_a_routed_internet(v6: bool) {
 }
 
 #[test]
-#[ignore = "quarantined 2026-12-02, fails about half the runs: the router's capture ends after ~2 s with no WireGuard data (Offers leave the sites from their mesh addresses, fd42::, so answers are unroutable and the router sends ICMP errors), yet pings pass; cause not found, see the issue notes. Run with --ignored"]
 fn static_peers_over_a_routed_ipv4_internet() {
     require_mesh_tools!();
     static_peers_over_a_routed_internet(false);
 }
 
 #[test]
-#[ignore = "quarantined 2026-12-02, fails about half the runs: the router's capture ends after ~2 s with no WireGuard data (Offers leave the sites from their mesh addresses, fd42::, so answers are unroutable and the router sends ICMP errors), yet pings pass; cause not found, see the issue notes. Run with --ignored"]
 fn static_peers_over_a_routed_ipv6_internet() {
     require_mesh_tools!();
     static_peers_over_a_routed_internet(true);

@@ -16,7 +16,7 @@
 //! Environment: `WEFT_BENCH_REPS` (default 5), `WEFT_BENCH_ONLY` (comma list
 //! of `reconverge`, `coldstart`, `table`, `table-babeld`, `lossy`, `scale`),
 //! `WEFT_BENCH_LOSS` (lossy: comma list of percentages, default 5,10,20),
-//! `WEFT_BENCH_ROUTES` (default
+//! `WEFT_BENCH_SCALE_NODES` (scale bed size, default 150), `WEFT_BENCH_ROUTES` (default
 //! 10000), `WEFT_BIN` (the weft binary to measure; default the one cargo
 //! built for this bench). Under `cargo test --all-targets` (no `--bench`) it
 //! runs a quick smoke pass on a ring of 3 and a 200-route table.

@@ -49,6 +49,7 @@ fn run(bed: &mut Bed, d: &Daemons, kind: Kind, timeout: Duration, window: Durati
     }
     if t0.elapsed() >= timeout {
         stable_ok = None;
+        diagnose(bed, d, kind);
     }
     bed.reset_babel_counters();
     let w0 = Instant::now();
@@ -71,8 +72,55 @@ fn run(bed: &mut Bed, d: &Daemons, kind: Kind, timeout: Duration, window: Durati
     }
 }
 
+/// What is wrong when a daemon did not converge: the kinds of broken paths,
+/// and (weft) the Hello histories and costs of the busiest nodes' links.
+fn diagnose(bed: &mut Bed, d: &Daemons, kind: Kind) {
+    let c = bed.check_paths(kind.protocol());
+    println!(
+        "    not converged: {} of {} paths ok; no route {}, loops {}, bad hop {}, dead link {}",
+        c.ok, c.total, c.no_route, c.loops, c.bad_hop, c.dead_link
+    );
+    if kind != Kind::Weft {
+        return;
+    }
+    let mut by_degree: Vec<usize> = (0..bed.len()).collect();
+    by_degree.sort_by_key(|&i| std::cmp::Reverse(bed.net.devices(i).len()));
+    for &i in by_degree.iter().take(2) {
+        let sock = bed.net.dir(i).join("weft.sock");
+        let out = std::process::Command::new(&d.bin)
+            .args(["neighbours", "--json", "-s"])
+            .arg(&sock)
+            .output()
+            .expect("weft neighbours");
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+        let list = v["neighbours"].as_array().cloned().unwrap_or_default();
+        let brief: Vec<String> = list
+            .iter()
+            .map(|n| {
+                format!(
+                    "{}:{}/{}",
+                    n["interface"].as_str().unwrap_or("?"),
+                    n["reach"].as_str().unwrap_or("?"),
+                    n["cost"]
+                )
+            })
+            .collect();
+        println!(
+            "    node {i} ({} links) neighbours dev:reach/cost: {}",
+            bed.net.devices(i).len(),
+            brief.join(" ")
+        );
+        let st = std::process::Command::new(&d.bin).args(["status", "--json", "-s"]).arg(&sock).output();
+        if let Ok(st) = st {
+            let v: serde_json::Value = serde_json::from_slice(&st.stdout).unwrap_or_default();
+            println!("    node {i} counts {} babel {}", v["counts"], v["babel"]);
+        }
+    }
+}
+
 pub fn scale(s: &Settings, d: &Daemons) {
-    let (n, degree) = if s.full { (150, 8.0) } else { (12, 4.0) };
+    let n_full = std::env::var("WEFT_BENCH_SCALE_NODES").ok().and_then(|v| v.parse().ok()).unwrap_or(150);
+    let (n, degree) = if s.full { (n_full, 8.0) } else { (12, 4.0) };
     let topo = Topology::random_geometric_degree(n, degree, 150);
     println!(
         "\n## scale: random geometric graph of {n} nodes, {} links (average degree {:.1}, at most {} neighbours), {} links, hello {} s",

@@ -701,6 +701,9 @@ impl<F: Fib, M: LinkMonitor, S: BabelIo> Daemon<F, M, S> {
                 "kernel_route_failures": self.fib_failures,
             },
             "babel": self.engine.stats(),
+            // What the Babel socket read and what it dropped before the
+            // engine (RFC 8966 section 4's source checks).
+            "socket": self.sock.stats(),
             "forwarding": self.switches.status(),
             "trust": self.mesh.as_ref().map(|m| m.status(&self.engine.routes())),
         })

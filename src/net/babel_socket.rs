@@ -73,7 +73,7 @@ pub enum Dest {
 }
 
 /// Counters of the socket edge.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 pub struct SocketStats {
     pub received: u64,
     pub sent: u64,

@@ -441,6 +441,8 @@ pub struct Frame {
     pub icmpv6_type: Option<u8>,
     pub icmp_type: Option<u8>,
     pub payload: Vec<u8>,
+    /// Undissected data (e.g. an ICMP echo's payload), in hex.
+    pub data_hex: String,
 }
 
 /// What a frame on a raw mesh link is.
@@ -543,16 +545,31 @@ impl Frame {
     }
 }
 
-/// A packet capture (dumpcap) on interfaces of one namespace.
+/// A packet capture (dumpcap) on interfaces of one namespace, bracketed by
+/// marker frames: `start` returns once a start marker sent on every device
+/// is in the file, so the capture is live everywhere, and `stop` sends an
+/// end marker and stops dumpcap only once that is in the file on every
+/// device, so nothing sent before it is lost in the kernel's ring or
+/// dumpcap's buffers. The markers are ICMPv6 echo requests to ff02::1 with
+/// a pattern that also marks their replies; they and everything outside the
+/// brackets are left out of the frames returned.
 pub struct Capture {
     child: Option<Child>,
     file: PathBuf,
+    ns: String,
+    devs: Vec<String>,
+    marker: String,
 }
 
+/// How long a marker may take to reach the capture file (dumpcap flushes
+/// about twice a second; tshark is slow on a loaded machine).
+const MARKER_WAIT: Duration = Duration::from_secs(20);
+
 impl Capture {
-    /// Starts capturing on `devs` of node `i`; returns once dumpcap says
-    /// it is capturing on all of them.
+    /// Starts capturing on `devs` of node `i`; returns once the start
+    /// marker is in the file on every device.
     pub fn start(net: &Net, i: usize, devs: &[&str], name: &str) -> Capture {
+        static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
         let file = net.dir(i).join(format!("{name}.pcapng"));
         let log = format!("{name}.dumpcap.log");
         let mut cmd = vec!["dumpcap", "-q"];
@@ -561,17 +578,72 @@ impl Capture {
         }
         cmd.extend(["-w", path_str(&file)]);
         let child = net.spawn(i, &cmd, &log);
-        let cap = Capture { child: Some(child), file };
+        // 8 bytes "WEFTCAPT", then 4 that tell captures of one process
+        // apart; the last byte is the phase (0 start, 1 end).
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let marker = format!("5745465443415054{:04x}{:04x}", std::process::id() as u16, n as u16);
+        let cap = Capture {
+            child: Some(child),
+            file,
+            ns: net.nodes[i].ns.clone(),
+            devs: devs.iter().map(|d| d.to_string()).collect(),
+            marker,
+        };
         let ready = Net::wait_until(Duration::from_secs(15), || {
-            net.log(i, &log).matches("Capturing on").count() >= devs.len()
-                || net.log(i, &log).contains("File:")
+            net.log(i, &log).contains("File:") || net.log(i, &log).contains("dumpcap:")
         });
-        assert!(ready.is_some(), "dumpcap did not start: {}", net.log(i, &log));
+        assert!(
+            ready.is_some() && !net.log(i, &log).contains("dumpcap:"),
+            "dumpcap did not start: {}",
+            net.log(i, &log)
+        );
+        cap.await_marker(0, &|| net.log(i, &log));
         cap
     }
 
-    /// Stops the capture and returns every frame.
+    fn mark(&self, phase: u8) -> String {
+        format!("{}{phase:02x}", self.marker)
+    }
+
+    /// Sends the marker of `phase` on every device, then waits until the
+    /// capture file holds it on each of them.
+    fn await_marker(&self, phase: u8, log: &dyn Fn() -> String) {
+        let mark = self.mark(phase);
+        let mut sent_at = Vec::new();
+        let found = Net::wait_until(MARKER_WAIT, || {
+            // Resent every 2 s: a marker can be lost like any frame.
+            if sent_at.last().is_none_or(|t: &std::time::Instant| t.elapsed() > Duration::from_secs(2)) {
+                sent_at.push(std::time::Instant::now());
+                for d in &self.devs {
+                    let _ = Command::new("ip")
+                        .args([
+                            "netns", "exec", &self.ns, "ping", "-6", "-n", "-q", "-c1", "-W1", "-p", &mark,
+                            "-I", d,
+                        ])
+                        .arg("ff02::1")
+                        .stdout(Stdio::null())
+                        .stderr(Stdio::null())
+                        .status();
+                }
+            }
+            let frames = tshark_frames(&self.file, false);
+            self.devs.iter().all(|d| frames.iter().any(|f| &f.iface == d && f.data_hex.contains(&mark)))
+        });
+        assert!(
+            found.is_some(),
+            "the capture on {:?} did not see its {} marker within {MARKER_WAIT:?} ({} sends): {}",
+            self.devs,
+            ["start", "end"][phase as usize],
+            sent_at.len(),
+            log()
+        );
+    }
+
+    /// Stops the capture once everything sent before now is in the file;
+    /// returns the frames between the markers.
     pub fn stop(mut self) -> Vec<Frame> {
+        let file = self.file.clone();
+        self.await_marker(1, &|| format!("capture file {}", file.display()));
         let mut child = self.child.take().expect("running");
         unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
         let done = Net::wait_until(Duration::from_secs(10), || child.try_wait().ok().flatten().is_some());
@@ -579,7 +651,21 @@ impl Capture {
             let _ = child.kill();
             let _ = child.wait();
         }
-        read_frames(&self.file)
+        let (start, end) = (self.mark(0), self.mark(1));
+        let mut state: BTreeMap<String, u8> = BTreeMap::new();
+        tshark_frames(&self.file, true)
+            .into_iter()
+            .filter(|f| {
+                // 0: before the start marker, 1: between, 2: after the end.
+                let st = state.entry(f.iface.clone()).or_insert(0);
+                if f.data_hex.contains(&start) && *st == 0 {
+                    *st = 1;
+                } else if f.data_hex.contains(&end) {
+                    *st = 2;
+                }
+                *st == 1 && !f.data_hex.contains(&start)
+            })
+            .collect()
     }
 }
 
@@ -594,14 +680,28 @@ impl Drop for Capture {
 
 /// Every frame of a capture file, dissected by tshark.
 pub fn read_frames(file: &Path) -> Vec<Frame> {
+    tshark_frames(file, true)
+}
+
+/// The frames of a capture file; unless `strict`, also of one still being
+/// written (tshark fails on its cut-short last frame).
+fn tshark_frames(file: &Path, strict: bool) -> Vec<Frame> {
+    if !strict && !file.exists() {
+        return Vec::new();
+    }
     let out = Command::new("tshark")
         .args(["-r", path_str(file), "-T", "fields", "-E", "separator=\t", "-E", "occurrence=a"])
         .args(["-e", "frame.number", "-e", "frame.interface_name", "-e", "frame.protocols"])
         .args(["-e", "udp.srcport", "-e", "udp.dstport", "-e", "icmpv6.type", "-e", "udp.payload"])
-        .args(["-e", "ipv6.src", "-e", "ip.src", "-e", "icmp.type"])
+        .args(["-e", "ipv6.src", "-e", "ip.src", "-e", "icmp.type", "-e", "data.data"])
         .output()
         .expect("tshark");
-    assert!(out.status.success(), "tshark -r {}: {}", file.display(), String::from_utf8_lossy(&out.stderr));
+    assert!(
+        !strict || out.status.success(),
+        "tshark -r {}: {}",
+        file.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8_lossy(&out.stdout)
         .lines()
         .filter(|l| !l.trim().is_empty())
@@ -622,6 +722,7 @@ pub fn read_frames(file: &Path) -> Vec<Frame> {
                 payload: unhex(last(6)),
                 src: if first(7).is_empty() { first(8).to_string() } else { first(7).to_string() },
                 icmp_type: first(9).parse().ok(),
+                data_hex: f.get(10).unwrap_or(&"").to_string(),
             }
         })
         .collect()
