@@ -733,11 +733,26 @@ fn cli_views_have_the_documented_fields() {
             "interfaces",
             "counts",
             "babel",
+            "socket",
             "forwarding",
             "trust"
         ]),
         "{st}"
     );
+    // What the Babel socket read and dropped at its edge.
+    assert_eq!(
+        keys(&st["socket"]),
+        sorted(&[
+            "received",
+            "sent",
+            "dropped_not_link_local",
+            "dropped_bad_port",
+            "dropped_not_joined",
+            "dropped_truncated"
+        ]),
+        "{st}"
+    );
+    assert!(st["socket"]["received"].as_u64() > Some(0) && st["socket"]["sent"].as_u64() > Some(0), "{st}");
     // The node turned forwarding on by itself (the test bed leaves the
     // kernel's default, off) and says it routes for others.
     let fwd = &st["forwarding"];
