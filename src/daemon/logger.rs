@@ -35,7 +35,10 @@ impl Log for StderrLogger {
             Level::Debug => "debug",
             Level::Trace => "trace",
         };
-        let _ = writeln!(std::io::stderr().lock(), "weft[{tag}]: {}", r.args());
+        // One write per line: stderr is unbuffered, and a line written in
+        // pieces can interleave or be read half-written by procd's logd.
+        let line = format!("weft[{tag}]: {}\n", r.args());
+        let _ = std::io::stderr().lock().write_all(line.as_bytes());
     }
 
     fn flush(&self) {}
