@@ -748,11 +748,13 @@ fn cli_views_have_the_documented_fields() {
             "dropped_not_link_local",
             "dropped_bad_port",
             "dropped_not_joined",
-            "dropped_truncated"
+            "dropped_truncated",
+            "send_errors"
         ]),
         "{st}"
     );
     assert!(st["socket"]["received"].as_u64() > Some(0) && st["socket"]["sent"].as_u64() > Some(0), "{st}");
+    assert_eq!(st["socket"]["send_errors"], 0, "{st}");
     // The node turned forwarding on by itself (the test bed leaves the
     // kernel's default, off) and says it routes for others.
     let fwd = &st["forwarding"];

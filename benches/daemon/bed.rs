@@ -66,6 +66,54 @@ pub struct Bed {
     failed: HashSet<usize>,
     /// Every announced address with its node.
     targets: Vec<(IpAddr, usize)>,
+    _ndisc: NdiscTable,
+}
+
+/// The kernel's IPv6 neighbour table is one for all network namespaces,
+/// with host-wide limits (gc_thresh3 1024 by default). A bed of many
+/// namespaces needs an entry per link end for the Babel multicast group and
+/// one per neighbour spoken to by unicast; past the limit the kernel
+/// refuses sends with EINVAL ("neighbor table overflow!" in dmesg, counted
+/// as Ip6OutNoRoutes) and the daemons lose Hellos. A router has its own
+/// kernel and a few neighbours, so the limit belongs to the bed: raised for
+/// its lifetime, restored after.
+struct NdiscTable {
+    saved: Vec<(String, String)>,
+}
+
+impl NdiscTable {
+    fn fit(link_ends: usize) -> NdiscTable {
+        // Multicast and unicast entries per link end, twice over for slack.
+        let need = link_ends * 4;
+        let mut saved = Vec::new();
+        for k in ["gc_thresh1", "gc_thresh2", "gc_thresh3"] {
+            let path = format!("/proc/sys/net/ipv6/neigh/default/{k}");
+            let Ok(cur) = std::fs::read_to_string(&path) else { continue };
+            let cur = cur.trim().to_string();
+            let want = match k {
+                "gc_thresh1" => need / 4,
+                _ => need,
+            };
+            if cur.parse::<usize>().is_ok_and(|c| c < want) && std::fs::write(&path, want.to_string()).is_ok()
+            {
+                saved.push((path, cur));
+            }
+        }
+        if !saved.is_empty() {
+            println!(
+                "  (host IPv6 neighbour table limits raised for the bed: gc_thresh3 {need}, restored after)"
+            );
+        }
+        NdiscTable { saved }
+    }
+}
+
+impl Drop for NdiscTable {
+    fn drop(&mut self) {
+        for (path, v) in &self.saved {
+            let _ = std::fs::write(path, v);
+        }
+    }
 }
 
 /// Runs `ip -batch -` in namespace `ns` with `script` on stdin; `force`
@@ -125,7 +173,8 @@ impl Bed {
         let targets = (0..n)
             .flat_map(|i| [(node_v6(i).parse().unwrap(), i), (node_v4(i).parse().unwrap(), i)])
             .collect();
-        Bed { net, rtnl, ports, failed: HashSet::new(), targets }
+        let _ndisc = NdiscTable::fit(2 * net.links.len());
+        Bed { net, rtnl, ports, failed: HashSet::new(), targets, _ndisc }
     }
 
     pub fn len(&self) -> usize {

@@ -354,7 +354,14 @@ impl<F: Fib, M: LinkMonitor, S: BabelIo> Daemon<F, M, S> {
                         Destination::Unicast(a) => Dest::Unicast(a),
                     };
                     if let Err(e) = self.sock.send(ifindex, dest, &data).await {
-                        debug!("send on ifindex {ifindex}: {e}");
+                        // A refused send loses a Hello or an update without
+                        // a trace on the wire: say so, at 1, 2, 4, 8, ...
+                        let n = self.sock.stats().send_errors;
+                        if n.is_power_of_two() {
+                            warn!("babel: send on ifindex {ifindex} failed ({n} so far): {e}");
+                        } else {
+                            debug!("babel: send on ifindex {ifindex}: {e}");
+                        }
                     }
                 }
                 Output::Fib(op) => self.routes.push(op),

@@ -85,6 +85,8 @@ pub struct SocketStats {
     pub dropped_not_joined: u64,
     /// Larger than the caller's buffer.
     pub dropped_truncated: u64,
+    /// Datagrams the kernel refused to send.
+    pub send_errors: u64,
 }
 
 /// Why a datagram is dropped, or not (pure, shared by the real socket and
@@ -238,6 +240,40 @@ struct Received {
     info: Option<(u32, Ipv6Addr)>,
 }
 
+impl BabelSocket {
+    /// One datagram, from the source address set for the interface (if
+    /// any); errors name that address, which is what a refusal is usually
+    /// about (not assigned, or still tentative).
+    async fn send_from_source(&self, ifindex: u32, dest: Dest, data: &[u8]) -> io::Result<()> {
+        let to = destination(ifindex, dest, self.port)?;
+        let n = match self.sources.get(&ifindex) {
+            None => self.sock.send_to(data, SocketAddr::V6(to)).await?,
+            Some(src) => {
+                // IPV6_PKTINFO on sendmsg sets the source address (and the
+                // interface) of this one datagram.
+                let info = libc::in6_pktinfo {
+                    ipi6_addr: libc::in6_addr { s6_addr: src.octets() },
+                    ipi6_ifindex: ifindex,
+                };
+                let addr = SockaddrIn6::from(to);
+                let fd = self.sock.as_raw_fd();
+                self.sock
+                    .async_io(Interest::WRITABLE, || {
+                        let iov = [io::IoSlice::new(data)];
+                        let cmsg = [ControlMessage::Ipv6PacketInfo(&info)];
+                        sendmsg(fd, &iov, &cmsg, MsgFlags::empty(), Some(&addr)).map_err(io::Error::from)
+                    })
+                    .await
+                    .map_err(|e| io::Error::new(e.kind(), format!("from {src}: {e}")))?
+            }
+        };
+        if n != data.len() {
+            return Err(io::Error::new(io::ErrorKind::WriteZero, "short UDP send"));
+        }
+        Ok(())
+    }
+}
+
 impl BabelIo for BabelSocket {
     async fn recv(&self, buf: &mut [u8]) -> io::Result<RecvMeta> {
         let mut cmsg = nix::cmsg_space!(libc::in6_pktinfo);
@@ -264,34 +300,14 @@ impl BabelIo for BabelSocket {
     }
 
     async fn send(&self, ifindex: u32, dest: Dest, data: &[u8]) -> io::Result<()> {
-        let to = destination(ifindex, dest, self.port)?;
-        let n = match self.sources.get(&ifindex) {
-            None => self.sock.send_to(data, SocketAddr::V6(to)).await?,
-            Some(src) => {
-                // IPV6_PKTINFO on sendmsg sets the source address (and the
-                // interface) of this one datagram.
-                let info = libc::in6_pktinfo {
-                    ipi6_addr: libc::in6_addr { s6_addr: src.octets() },
-                    ipi6_ifindex: ifindex,
-                };
-                let addr = SockaddrIn6::from(to);
-                let fd = self.sock.as_raw_fd();
-                self.sock
-                    .async_io(Interest::WRITABLE, || {
-                        let iov = [io::IoSlice::new(data)];
-                        let cmsg = [ControlMessage::Ipv6PacketInfo(&info)];
-                        sendmsg(fd, &iov, &cmsg, MsgFlags::empty(), Some(&addr)).map_err(io::Error::from)
-                    })
-                    .await?
-            }
-        };
-        if n != data.len() {
-            return Err(io::Error::new(io::ErrorKind::WriteZero, "short UDP send"));
-        }
+        let r = self.send_from_source(ifindex, dest, data).await;
         let mut s = self.stats.get();
-        s.sent += 1;
+        match r {
+            Ok(()) => s.sent += 1,
+            Err(_) => s.send_errors += 1,
+        }
         self.stats.set(s);
-        Ok(())
+        r
     }
 
     fn join(&mut self, ifindex: u32) -> io::Result<()> {
