@@ -1332,7 +1332,15 @@ impl Engine {
                 if !feasible && before.is_some_and(|b| b.neighbour == id) && r.router_id == u.router_id {
                     // RFC 8966 §3.5.3: an unfeasible update for the selected
                     // route from the same origin may be ignored; ask the
-                    // origin for a new seqno so the route does not expire.
+                    // origin for a new seqno. The origin still announces it
+                    // through this neighbour, so the route stays alive
+                    // meanwhile (as babeld keeps it): letting it expire on
+                    // a lossy link, where the answer can take seconds,
+                    // starves every node behind us.
+                    if !u.is_retraction() {
+                        r.expires = expires;
+                        r.refresh_asks = 0;
+                    }
                     request = Some((u.router_id, u.seqno));
                 } else {
                     if r.router_id != u.router_id {

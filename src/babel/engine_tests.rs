@@ -270,6 +270,35 @@ fn unfeasible_update_for_the_selected_route_is_ignored_and_triggers_a_seqno_requ
     assert_eq!(b.e.installed(&p).unwrap().metric, Metric(496));
 }
 
+/// The selected route stays alive while its neighbour keeps announcing it,
+/// unfeasibly, from the same origin (as babeld keeps it): on a lossy link
+/// the seqno request can take seconds to be answered, and letting the route
+/// expire meanwhile starves every node behind us. Once the announcements
+/// stop, it expires as any route does.
+#[test]
+fn unfeasible_updates_for_the_selected_route_keep_it_alive_until_they_stop() {
+    let mut b = Bed::new();
+    let p: Prefix = "fd00:8::/64".parse().unwrap();
+    let cfg = InterfaceConfig::new("eth1", LinkType::Wired, "fe80::99".parse().unwrap());
+    b.e.handle_input(b.now, Input::InterfaceUp { ifindex: 4, config: cfg });
+    // Announced with a 16 s interval: expires 56 s after the last update.
+    b.recv(&pkt(&[update("fd00:8::/64", 5, 100)]));
+    b.advance(10_000);
+    // From now on only unfeasible updates (same origin and seqno, worse
+    // metric) arrive, every 16 s, and the origin never answers.
+    for _ in 0..6 {
+        b.recv(&pkt(&[update("fd00:8::/64", 5, 400)]));
+        b.advance(16_000);
+    }
+    // 106 s after the last feasible update.
+    let r = b.e.installed(&p).expect("the announced route expired while its neighbour still announced it");
+    assert_eq!(r.metric, Metric(196), "the unfeasible metric was applied");
+    assert!(b.fib().iter().all(|f| !matches!(f, FibOp::Unreachable(x) | FibOp::Remove(x) if *x == p)));
+    // The announcements stop: gone within the hold time.
+    b.advance(60_000);
+    assert!(b.e.installed(&p).is_none(), "the route outlived its last announcement");
+}
+
 #[test]
 fn ack_requests_are_answered_by_unicast() {
     let mut b = Bed::new();
