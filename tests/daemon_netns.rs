@@ -188,7 +188,7 @@ fn ring_reroutes_around_silent_failure_and_restores() {
     require_netns!();
     // Silent failure shows only as missing Hellos (1 s interval here):
     // detection takes a few intervals, then a seqno request round trip.
-    // Route expiry (3.5 update intervals = 14 s) must not be what saves it:
+    // Route expiry (5.25 update intervals = 21 s) must not be what saves it:
     // the bound stays below. The figure: `cargo bench --bench daemon`.
     ring_reroute(true, Duration::from_secs(13));
 }

@@ -281,7 +281,7 @@ fn unfeasible_updates_for_the_selected_route_keep_it_alive_until_they_stop() {
     let p: Prefix = "fd00:8::/64".parse().unwrap();
     let cfg = InterfaceConfig::new("eth1", LinkType::Wired, "fe80::99".parse().unwrap());
     b.e.handle_input(b.now, Input::InterfaceUp { ifindex: 4, config: cfg });
-    // Announced with a 16 s interval: expires 56 s after the last update.
+    // Announced with a 16 s interval: expires 84 s after the last update.
     b.recv(&pkt(&[update("fd00:8::/64", 5, 100)]));
     b.advance(10_000);
     // From now on only unfeasible updates (same origin and seqno, worse
@@ -295,7 +295,7 @@ fn unfeasible_updates_for_the_selected_route_keep_it_alive_until_they_stop() {
     assert_eq!(r.metric, Metric(196), "the unfeasible metric was applied");
     assert!(b.fib().iter().all(|f| !matches!(f, FibOp::Unreachable(x) | FibOp::Remove(x) if *x == p)));
     // The announcements stop: gone within the hold time.
-    b.advance(60_000);
+    b.advance(90_000);
     assert!(b.e.installed(&p).is_none(), "the route outlived its last announcement");
 }
 
@@ -664,7 +664,7 @@ fn a_new_neighbours_wildcard_request_gets_a_unicast_dump_at_once() {
 fn a_quiet_selected_route_is_asked_for_before_it_expires() {
     let mut b = Bed::new();
     let p: Prefix = "fd00:c::/64".parse().unwrap();
-    // Announced with a 16 s interval: expires 56 s after the last update.
+    // Announced with a 16 s interval: expires 84 s after the last update.
     b.recv(&pkt(&[update("fd00:c::/64", 1, 100)]));
     b.out.clear();
     let asks = |b: &mut Bed| {
@@ -676,15 +676,15 @@ fn a_quiet_selected_route_is_asked_for_before_it_expires() {
             })
             .count()
     };
-    b.advance(31_000);
-    assert_eq!(asks(&mut b), 0, "asked before 2 update intervals of silence");
+    b.advance(59_000);
+    assert_eq!(asks(&mut b), 0, "asked before 3.75 intervals of silence");
     b.advance(2_000);
-    assert_eq!(asks(&mut b), 1, "not asked at 2 intervals (32 s)");
+    assert_eq!(asks(&mut b), 1, "not asked at 3.75 intervals (60 s)");
     b.advance(22_000);
-    assert_eq!(asks(&mut b), 2, "two more asks before expiry (40 s and 48 s)");
+    assert_eq!(asks(&mut b), 2, "two more asks before expiry (68 s and 76 s)");
     assert!(b.e.installed(&p).is_some());
     b.advance(2_000);
-    assert!(b.e.installed(&p).is_none(), "expired at 56 s");
+    assert!(b.e.installed(&p).is_none(), "expired at 84 s");
     // Refreshed routes are not asked for.
     b.recv(&pkt(&[update("fd00:c::/64", 2, 100)]));
     b.out.clear();
