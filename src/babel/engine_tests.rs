@@ -537,7 +537,7 @@ fn a_retraction_is_repeated() {
 
 /// A seqno request we forwarded is satisfied only when the route we select
 /// carries the seqno (babeld), not by any neighbour's update with it: the
-/// answer must still go out at once when the selected route gets it.
+/// answer must still go out quickly when the selected route gets it.
 #[test]
 fn a_forwarded_seqno_request_waits_for_the_selected_route() {
     const OTHER: Ipv6Addr = Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0, 3);
@@ -579,11 +579,54 @@ fn a_forwarded_seqno_request_waits_for_the_selected_route() {
     b.recv_from(OTHER, &pkt(&[update("fd00:b::/64", 6, 300)]));
     b.idle(50);
     assert!(b.updates_for(p).is_empty(), "a non-selected route's update answered the request");
-    // The selected route gets it: the answer goes out quickly.
+    // The selected route gets it: the answer goes out quickly (within
+    // babeld's jitter for urgent updates, about 100 ms).
     b.recv(&pkt(&[update("fd00:b::/64", 6, 100)]));
-    b.idle(60);
+    b.idle(130);
     let sent = b.updates_for(p);
     assert!(sent.iter().any(|(_, u)| u.seqno == SeqNo(6)), "the answer waited: {sent:?}");
+}
+
+/// Answers to requests wait about 100 ms for company (babeld's jitter for
+/// urgent updates): two seqno requests 30 ms apart are answered in one
+/// datagram, where a 20 ms wait sent two.
+#[test]
+fn answers_to_requests_close_together_share_a_datagram() {
+    let mut b = Bed::new();
+    let (p1, p2): (Prefix, Prefix) = ("fd00:e1::/64".parse().unwrap(), "fd00:e2::/64".parse().unwrap());
+    for p in [p1, p2] {
+        b.e.handle_input(b.now, Input::Announce { prefix: p, metric: Metric(0) });
+    }
+    b.drain();
+    b.idle(10_000);
+    b.out.clear();
+    let (rid, seqno) = (b.e.router_id(), b.e.seqno().next());
+    for p in [p1, p2] {
+        b.recv(&pkt(&[Message::SeqnoRequest { seqno, hop_count: 10, router_id: rid, prefix: p }]));
+        b.idle(30);
+    }
+    b.idle(200);
+    let carrying: Vec<Vec<Prefix>> = b
+        .out
+        .drain(..)
+        .filter_map(|o| match o {
+            Output::Send { data, .. } => Some(
+                packet::decode(&data)
+                    .expect("valid")
+                    .messages
+                    .into_iter()
+                    .filter_map(|m| match m {
+                        Message::Update(u) if u.prefix == p1 || u.prefix == p2 => Some(u.prefix),
+                        _ => None,
+                    })
+                    .collect::<Vec<Prefix>>(),
+            ),
+            _ => None,
+        })
+        .filter(|v| !v.is_empty())
+        .collect();
+    assert_eq!(carrying.len(), 1, "the answers left in {} datagrams: {carrying:?}", carrying.len());
+    assert!(carrying[0].contains(&p1) && carrying[0].contains(&p2), "{carrying:?}");
 }
 
 /// A neighbour heard for the first time gets two Hellos with IHUs within
