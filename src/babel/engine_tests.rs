@@ -249,8 +249,7 @@ fn unfeasible_update_for_the_selected_route_is_ignored_and_triggers_a_seqno_requ
     let p: Prefix = "fd00:7::/64".parse().unwrap();
     // A second interface, so that we advertise the route (split horizon
     // keeps it off the interface it came from).
-    let cfg = InterfaceConfig::new("eth1", LinkType::Wired, "fe80::99".parse().unwrap());
-    b.e.handle_input(b.now, Input::InterfaceUp { ifindex: 4, config: cfg });
+    with_second_interface(&mut b);
     b.recv(&pkt(&[update("fd00:7::/64", 5, 100)]));
     // Let our own advertisement set the feasibility distance to (5, 196).
     b.advance(20_000);
@@ -279,8 +278,7 @@ fn unfeasible_update_for_the_selected_route_is_ignored_and_triggers_a_seqno_requ
 fn unfeasible_updates_for_the_selected_route_keep_it_alive_until_they_stop() {
     let mut b = Bed::new();
     let p: Prefix = "fd00:8::/64".parse().unwrap();
-    let cfg = InterfaceConfig::new("eth1", LinkType::Wired, "fe80::99".parse().unwrap());
-    b.e.handle_input(b.now, Input::InterfaceUp { ifindex: 4, config: cfg });
+    with_second_interface(&mut b);
     // Announced with a 16 s interval: expires 84 s after the last update.
     b.recv(&pkt(&[update("fd00:8::/64", 5, 100)]));
     b.advance(10_000);
