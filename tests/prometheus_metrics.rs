@@ -11,9 +11,8 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use common::mesh::{mesh_address_of, Ca, Mesh, NodeConf, NodeId};
@@ -40,15 +39,7 @@ for fam in text_string_to_metric_families(sys.stdin.read()):
         out["samples"].append([s.name, s.labels, s.value])
 print(json.dumps(out))
 "#;
-    let mut child = Command::new(PYTHON)
-        .args(["-c", SCRIPT])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run python3");
-    child.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
-    let out = child.wait_with_output().unwrap();
+    let out = common::weft_cli::run_with_stdin(PYTHON, &["-c", SCRIPT], text);
     assert!(
         out.status.success(),
         "prometheus_client refused the exposition: {}\n{text}",

@@ -2,15 +2,16 @@
 //! genkey → pubkey (checked against `wg pubkey`) → ca init → ca sign →
 //! cert show --json → ca revoke twice, with file modes and exit codes.
 
-use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use weft::trust::{router_id, MeshPrefix, PublicKey, RevocationList};
 
-const WEFT: &str = env!("CARGO_BIN_EXE_weft");
+#[path = "common/weft_cli.rs"]
+mod weft_cli;
+use weft_cli::{run_with_stdin, WEFT};
 
 /// A scratch directory unique to this process and test, removed on drop
 /// (also when the test fails).
@@ -39,18 +40,6 @@ impl Drop for TempDir {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
     }
-}
-
-fn run_with_stdin(program: &str, args: &[&str], stdin: &str) -> Output {
-    let mut child = Command::new(program)
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot run {program}: {e}"));
-    child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
-    child.wait_with_output().unwrap()
 }
 
 fn weft(args: &[&str]) -> Output {

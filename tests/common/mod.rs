@@ -6,4 +6,5 @@ pub mod mesh;
 pub mod netns;
 pub mod openwrt;
 pub mod peers;
+pub mod weft_cli;
 pub mod weftd;
