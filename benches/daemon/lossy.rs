@@ -132,6 +132,43 @@ fn ping_result(c: Child) -> (u64, u64) {
     (num("transmitted"), num("received"))
 }
 
+/// With WEFT_BENCH_PCAP=DIR, every node's outgoing Babel datagrams of the
+/// steady-state window go to DIR/<daemon>-<nodes>-<n>.pcap (overwritten by the
+/// next run of the same daemon), to tell where the bytes go:
+/// `tshark -r F -T fields -e babel.message.type -e babel.message.length`.
+fn start_captures(bed: &Bed, kind: Kind) -> Vec<Child> {
+    let Ok(dir) = std::env::var("WEFT_BENCH_PCAP") else {
+        return Vec::new();
+    };
+    let _ = std::fs::create_dir_all(&dir);
+    let caps: Vec<Child> = (0..bed.len())
+        .map(|i| {
+            let file = format!("{dir}/{}-{}-{i}.pcap", kind.as_str(), bed.len());
+            let _ = std::fs::remove_file(&file);
+            bed.net
+                .in_ns(
+                    i,
+                    &["tcpdump", "-i", "any", "-U", "-s", "1500", "-w", &file, "outbound and udp port 6696"],
+                )
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("tcpdump")
+        })
+        .collect();
+    // tcpdump needs a moment to attach; the window is long, a few
+    // datagrams missed at its start do not change the composition.
+    caps
+}
+
+fn stop_captures(caps: Vec<Child>) {
+    for mut c in caps {
+        let _ = std::process::Command::new("kill").args(["-INT", &c.id().to_string()]).status();
+        let _ = c.wait();
+    }
+}
+
 struct Plan {
     warmup: Duration,
     window: Duration,
@@ -159,6 +196,7 @@ fn run(bed: &mut Bed, d: &Daemons, kind: Kind, topo: &Topology, plan: &Plan) -> 
     let pairs = far_pairs(topo, 4);
     let pings_each = (plan.window.as_millis() / 200) as u32;
     let pingers: Vec<Child> = pairs.iter().map(|&(a, b, _)| start_pings(bed, a, b, pings_each)).collect();
+    let captures = start_captures(bed, kind);
     let w0 = Instant::now();
     let (mut checks, mut ok_checks, mut full_losses, mut rewrites) = (0u64, 0u64, 0u64, 0u64);
     let mut was_ok = true;
@@ -182,6 +220,7 @@ fn run(bed: &mut Bed, d: &Daemons, kind: Kind, topo: &Topology, plan: &Plan) -> 
         std::thread::sleep(plan.probe.saturating_sub(started.elapsed()));
     }
     let window = w0.elapsed();
+    stop_captures(captures);
     let (packets, bytes) = bed.babel_counters().iter().fold((0, 0), |(p, b), (p2, b2)| (p + p2, b + b2));
     let (mut sent, mut received) = (0, 0);
     for c in pingers {

@@ -1344,17 +1344,19 @@ impl Engine {
             Some(r) => {
                 if !feasible && before.is_some_and(|b| b.neighbour == id) && r.router_id == u.router_id {
                     // RFC 8966 §3.5.3: an unfeasible update for the selected
-                    // route from the same origin may be ignored; ask the
-                    // origin for a new seqno. The origin still announces it
-                    // through this neighbour, so the route stays alive
-                    // meanwhile (as babeld keeps it): letting it expire on
-                    // a lossy link, where the answer can take seconds,
-                    // starves every node behind us.
+                    // route from the same origin may be ignored. The origin
+                    // still announces it through this neighbour, so the
+                    // route stays alive (letting it expire on a lossy link
+                    // starves every node behind us), and nothing is asked:
+                    // on ETX links the advertised metric crosses the
+                    // feasibility distance all the time, and a seqno
+                    // request for each crossing made the origin's new seqno
+                    // flood the mesh (as babeld, which asks only when the
+                    // route is lost or a much better one is unfeasible).
                     if !u.is_retraction() {
                         r.expires = expires;
                         r.refresh_asks = 0;
                     }
-                    request = Some((u.router_id, u.seqno));
                 } else {
                     if r.router_id != u.router_id {
                         let load = Self::load_of(&mut self.loads, id);
@@ -1410,11 +1412,11 @@ impl Engine {
         self.reselect(u.prefix, before);
         if let Some((rid, seqno)) = request {
             // §3.8.2.2: ask the neighbour with the unfeasible route for a
-            // newer seqno, if that route would be worth having.
+            // newer seqno, if that route would be much better than ours
+            // (babeld's 512) or we have none.
             let ours = self.snapshot(&u.prefix).map(|s| s.metric);
             let theirs = u.metric.add(cost);
-            let worth = before.is_some_and(|b| b.neighbour == id)
-                || ours.is_none_or(|m| m.0 as u32 >= theirs.0 as u32 + 512);
+            let worth = ours.is_none_or(|m| m.0 as u32 >= theirs.0 as u32 + 512);
             if worth && !theirs.is_infinite() {
                 self.send_unfeasible_request(id, u.prefix, rid, seqno);
             }

@@ -243,30 +243,64 @@ fn extension_tlvs_go_out_and_come_in() {
     assert!(b.out.contains(&Output::Extension { ifindex: 3, from: THEIRS, body: vec![7] }));
 }
 
+/// An unfeasible update for the selected route from the same origin is
+/// ignored (RFC 8966 §3.5.3) and asks nothing: on ETX links the advertised
+/// metric crosses the feasibility distance all the time, and asking each
+/// time made the origin's new seqnos flood the mesh (babeld asks only for a
+/// lost route or a much better unfeasible one). A much better unfeasible
+/// route from another neighbour is still asked for, by unicast.
 #[test]
-fn unfeasible_update_for_the_selected_route_is_ignored_and_triggers_a_seqno_request() {
+fn unfeasible_update_for_the_selected_route_is_ignored_without_a_request() {
+    const OTHER: Ipv6Addr = Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0, 3);
     let mut b = Bed::new();
     let p: Prefix = "fd00:7::/64".parse().unwrap();
     // A second interface, so that we advertise the route (split horizon
     // keeps it off the interface it came from).
     with_second_interface(&mut b);
+    // OTHER's Hellos (b.advance sends only THEIRS's).
+    let mut other_hello = 0u16;
+    let mut hear_other = |b: &mut Bed| {
+        for _ in 0..3 {
+            other_hello += 1;
+            let h = Message::Hello { unicast: false, seqno: SeqNo(other_hello), interval: Centisecs(400) };
+            b.recv_from(OTHER, &pkt(&[h, ihu(96)]));
+        }
+    };
+    hear_other(&mut b);
     b.recv(&pkt(&[update("fd00:7::/64", 5, 100)]));
     // Let our own advertisement set the feasibility distance to (5, 196).
     b.advance(20_000);
     b.out.clear();
-    // Same origin, same seqno, much worse metric: unfeasible.
+    let asked = |b: &mut Bed, to: Ipv6Addr| {
+        b.sent_messages().into_iter().any(|(d, m)| {
+            d == Destination::Unicast(to)
+                && matches!(m, Message::SeqnoRequest { seqno: SeqNo(6), router_id, prefix, .. } if router_id == ORIGIN && prefix == p)
+        })
+    };
+    // Same origin, same seqno, worse metric: unfeasible, ignored, not asked.
     b.recv(&pkt(&[update("fd00:7::/64", 5, 400)]));
     assert_eq!(b.e.installed(&p).unwrap().metric, Metric(196), "unfeasible update was applied");
-    b.advance(50);
-    let sent = b.sent_messages();
+    b.advance(200);
+    assert!(!asked(&mut b, THEIRS), "asked for a new seqno: {:?}", b.sent_messages());
+    // OTHER's route is unfeasible too (250 >= 196) and no better: not asked.
+    hear_other(&mut b);
+    b.recv_from(OTHER, &pkt(&[update("fd00:7::/64", 5, 250)]));
+    b.advance(200);
+    assert!(!asked(&mut b, OTHER), "asked for a route no better than ours");
+    // Our link to THEIRS gets bad (metric 100 + 2000): OTHER's unfeasible
+    // route (300 + 96) is now much better: asked, by unicast.
+    b.recv(&pkt(&[ihu(2000)]));
+    assert_eq!(b.e.installed(&p).unwrap().metric, Metric(2100));
+    b.recv_from(OTHER, &pkt(&[update("fd00:7::/64", 5, 300)]));
+    b.advance(200);
     assert!(
-        sent.iter().any(|(d, m)| *d == Destination::Unicast(THEIRS)
-            && matches!(m, Message::SeqnoRequest { seqno: SeqNo(6), router_id, prefix, .. } if *router_id == ORIGIN && *prefix == p)),
-        "no seqno request for seqno 6: {sent:?}"
+        asked(&mut b, OTHER),
+        "a much better unfeasible route was not asked for: {:?}",
+        b.sent_messages()
     );
-    // The origin answers with a new seqno: the route is feasible again.
-    b.recv(&pkt(&[update("fd00:7::/64", 6, 400)]));
-    assert_eq!(b.e.installed(&p).unwrap().metric, Metric(496));
+    // The origin answers with a new seqno: OTHER's route is feasible and taken.
+    b.recv_from(OTHER, &pkt(&[update("fd00:7::/64", 6, 300)]));
+    assert_eq!(b.e.installed(&p).unwrap().next_hop, IpAddr::V6(OTHER));
 }
 
 /// The selected route stays alive while its neighbour keeps announcing it,
