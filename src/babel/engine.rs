@@ -702,6 +702,12 @@ impl Engine {
         Some(FibRoute { prefix: *prefix, next_hop: s.next_hop, ifindex: s.ifindex, metric: s.metric })
     }
 
+    /// The origin (router-id) and seqno of the selected route for `prefix`.
+    pub fn selected_origin(&self, prefix: &Prefix) -> Option<(RouterId, SeqNo)> {
+        let s = self.snapshot(prefix)?;
+        Some((s.router_id, s.seqno))
+    }
+
     /// Every installed route.
     pub fn installed_routes(&self) -> Vec<FibRoute> {
         self.table.keys().filter_map(|p| self.installed(p)).collect()

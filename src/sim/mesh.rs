@@ -18,8 +18,12 @@
 //! `credentials`: per node, what its credential grants and its window in
 //! seconds relative to the scenario's epoch (`ca`: `main` or `other`, a CA
 //! the others do not trust); `null`: no credential; absent: a credential
-//! for a year with no extra prefixes. `clocks`: per node, its wall clock at
-//! the start (Unix seconds; 0 is a router that booted in 1970).
+//! for a year with no extra prefixes; `true` instead of the object: every
+//! node's credential grants it `10.(i/256).(i%256).0/24`, which it
+//! announces. `clocks`: per node, its wall clock at the start (Unix seconds;
+//! 0 is a router that booted in 1970). `adversaries`: misbehaving members
+//! (see [`super::adversary`]). `"filter": false` turns every node's route
+//! filter off (the mesh before zero trust, a control for attack tests).
 //!
 //! The simulator also lets a test act as an attacker on a link (inject any
 //! discovery datagram), step a node's clock, revoke a key, and announce
@@ -31,10 +35,12 @@ use std::net::{IpAddr, Ipv6Addr, SocketAddr, SocketAddrV6};
 
 use serde_json::Value;
 
+use super::adversary::{self, Adversary, AdversaryKind, Walk};
 use super::topology::Topology;
-use crate::babel::packet::Destination;
+use crate::babel::packet::{Destination, Message, PacketBuilder, Update};
 use crate::babel::{
-    Engine, EngineConfig, FibOp, IfIndex, Input, InterfaceConfig, Metric, Output, Prefix, SeqNo, Time,
+    Centisecs, Engine, EngineConfig, FibOp, IfIndex, Input, InterfaceConfig, Metric, Output, Prefix, SeqNo,
+    Time,
 };
 use crate::link::{Scope, TunnelSpec};
 use crate::mesh::{MeshConfig, MeshCore, MeshInput, MeshOutput};
@@ -97,6 +103,9 @@ pub struct MeshScenario {
     pub seed: u64,
     /// Hello interval of every tunnel (update: four of them).
     pub hello_interval_ms: u64,
+    pub adversaries: Vec<Adversary>,
+    /// Route filters on (the default); off only as a control.
+    pub filter: bool,
 }
 
 impl MeshScenario {
@@ -109,7 +118,15 @@ impl MeshScenario {
                 announces: Vec::new(),
             })
             .collect();
-        MeshScenario { topology, nodes, epoch: DEFAULT_EPOCH, seed: 1, hello_interval_ms: 1000 }
+        MeshScenario {
+            topology,
+            nodes,
+            epoch: DEFAULT_EPOCH,
+            seed: 1,
+            hello_interval_ms: 1000,
+            adversaries: Vec::new(),
+            filter: true,
+        }
     }
 
     /// The topology JSON format with the `credentials` and `clocks` keys.
@@ -120,8 +137,14 @@ impl MeshScenario {
         let index = |name: &str| {
             s.topology.index_of(name).ok_or_else(|| format!("{name:?} is not a node of the topology"))
         };
-        if let Some(creds) = v.get("credentials") {
-            let creds = creds.as_object().ok_or("\"credentials\" must be an object")?;
+        if v.get("credentials") == Some(&Value::Bool(true)) {
+            for (i, n) in s.nodes.iter_mut().enumerate() {
+                let granted = adversary::granted_prefix(i);
+                n.credential = Some(CredentialSpec { prefixes: vec![granted], ..CredentialSpec::default() });
+                n.announces.push(granted);
+            }
+        } else if let Some(creds) = v.get("credentials") {
+            let creds = creds.as_object().ok_or("\"credentials\" must be an object or true")?;
             for (name, c) in creds {
                 let i = index(name)?;
                 s.nodes[i].credential = match c {
@@ -137,6 +160,10 @@ impl MeshScenario {
                 s.nodes[i].wall =
                     t.as_u64().ok_or_else(|| format!("clocks.{name} must be Unix seconds (0 or more)"))?;
             }
+        }
+        s.adversaries = adversary::parse(&v, &s.topology)?;
+        if let Some(f) = v.get("filter") {
+            s.filter = f.as_bool().ok_or("\"filter\" must be true or false")?;
         }
         Ok(s)
     }
@@ -198,8 +225,22 @@ struct MeshNode {
 }
 
 enum Event {
-    Discovery { node: usize, ifindex: IfIndex, src: SocketAddr, data: Vec<u8> },
-    Babel { node: usize, ifindex: IfIndex, src: Ipv6Addr, data: Vec<u8> },
+    Discovery {
+        node: usize,
+        ifindex: IfIndex,
+        src: SocketAddr,
+        data: Vec<u8>,
+    },
+    Babel {
+        node: usize,
+        ifindex: IfIndex,
+        src: Ipv6Addr,
+        data: Vec<u8>,
+    },
+    /// Adversary `k` acts (and, if it keeps acting, schedules its next act).
+    Attack {
+        k: usize,
+    },
 }
 
 pub struct MeshSim {
@@ -220,6 +261,11 @@ pub struct MeshSim {
     hello_ms: u64,
     /// Discovery datagrams delivered, and lost.
     discovery_packets: u64,
+    adversaries: Vec<Adversary>,
+    filter: bool,
+    /// What each node originates honestly: its node address and the
+    /// prefixes of its scenario.
+    originates: Vec<Vec<Prefix>>,
 }
 
 const TUNNEL_ALIVE_MS: u64 = 10_000;
@@ -314,7 +360,14 @@ impl MeshSim {
             deadline: vec![None; n],
             hello_ms: scn.hello_interval_ms,
             discovery_packets: 0,
+            adversaries: scn.adversaries.clone(),
+            filter: scn.filter,
+            originates: vec![Vec::new(); n],
         };
+        for k in 0..sim.adversaries.len() {
+            let at = sim.adversaries[k].start_ms;
+            sim.schedule(at, Event::Attack { k });
+        }
         for i in 0..n {
             let mut raws: Vec<IfIndex> = sim.nodes[i].raws.keys().copied().collect();
             raws.sort();
@@ -327,6 +380,7 @@ impl MeshSim {
             if let Some(a) = sim.nodes[i].core.mesh_address() {
                 announces.push(Prefix::V6(a, 128));
             }
+            sim.originates[i] = announces.clone();
             for prefix in announces {
                 sim.engine_input(i, Input::Announce { prefix, metric: Metric::ZERO });
             }
@@ -380,6 +434,7 @@ impl MeshSim {
                     self.nodes[node].babel_in += 1;
                     self.engine_input(node, Input::Datagram { ifindex, src, data: &data });
                 }
+                Some(Event::Attack { k }) => self.attack(k),
                 _ => {}
             }
         } else if let Some((_, i)) = next_timer {
@@ -457,6 +512,62 @@ impl MeshSim {
     /// Node `i` originates `prefix` (granted or not).
     pub fn announce(&mut self, i: usize, prefix: Prefix) {
         self.engine_input(i, Input::Announce { prefix, metric: Metric::ZERO });
+    }
+
+    /// A spoofer's own engine would contradict its lies (it still routes
+    /// the victim's prefixes honestly, and retracts them when the lies come
+    /// back to it): once it acts, it leaves those Updates out.
+    fn as_adversary_sends(&self, i: usize, data: Vec<u8>) -> Vec<u8> {
+        let Some(AdversaryKind::SpoofOrigin { victim }) = self.active_adversary(i).map(|a| &a.kind) else {
+            return data;
+        };
+        let Ok(d) = crate::babel::packet::decode(&data) else { return data };
+        let mut b = PacketBuilder::new(data.len().max(1400));
+        for m in &d.messages {
+            if matches!(m, Message::Update(u) if self.originates[*victim].contains(&u.prefix)) {
+                continue;
+            }
+            b.push(m);
+        }
+        b.take()
+    }
+
+    /// Adversary `k` acts (see [`super::adversary`]).
+    fn attack(&mut self, k: usize) {
+        let a = self.adversaries[k].clone();
+        let interval = 4 * self.hello_ms;
+        match a.kind {
+            AdversaryKind::SpoofOrigin { victim } => {
+                // The victim's router-id is public (derived from its key);
+                // a seqno far ahead of the victim's wins everywhere.
+                let router_id = derive::router_id(&self.nodes[victim].key);
+                let seqno = SeqNo(self.nodes[victim].engine.seqno().0.wrapping_add(1000));
+                let mut b = PacketBuilder::new(1400);
+                for &prefix in &self.originates[victim] {
+                    let u = Update {
+                        prefix,
+                        router_id,
+                        next_hop: None,
+                        v4_via_v6: prefix.is_ipv4(),
+                        seqno,
+                        metric: Metric::ZERO,
+                        interval: Centisecs::from_millis(interval),
+                    };
+                    if !b.push(&Message::Update(u)) {
+                        break;
+                    }
+                }
+                let data = b.take();
+                let ifs: Vec<IfIndex> = self.nodes[a.node].babel_ifs.keys().copied().collect();
+                for ifindex in ifs {
+                    self.deliver_babel(a.node, ifindex, Destination::Multicast, data.clone());
+                }
+                self.schedule(interval, Event::Attack { k });
+            }
+            AdversaryKind::UnauthorisedPrefix { prefix } => self.announce(a.node, prefix),
+            // Routes honestly; the walk drops at it.
+            AdversaryKind::Blackhole => {}
+        }
     }
 
     /// A datagram on UDP 6698 arrives at node `i` over its link to node
@@ -559,7 +670,10 @@ impl MeshSim {
                             .engine
                             .handle_input(self.now, Input::SendExtension { ifindex, dst, body });
                     }
-                    MeshOutput::Filter(f) => self.nodes[i].engine.set_route_filter(self.now, Some(f.boxed())),
+                    MeshOutput::Filter(f) if self.filter => {
+                        self.nodes[i].engine.set_route_filter(self.now, Some(f.boxed()))
+                    }
+                    MeshOutput::Filter(_) => {}
                     MeshOutput::Log { level, message } => self.nodes[i].logs.push((self.now, level, message)),
                 }
             }
@@ -691,6 +805,11 @@ impl MeshSim {
     }
 
     fn send_babel(&mut self, i: usize, ifindex: IfIndex, dst: Destination, data: Vec<u8>) {
+        let data = self.as_adversary_sends(i, data);
+        self.deliver_babel(i, ifindex, dst, data);
+    }
+
+    fn deliver_babel(&mut self, i: usize, ifindex: IfIndex, dst: Destination, data: Vec<u8>) {
         let Some(name) = self.nodes[i].babel_ifs.get(&ifindex).cloned() else { return };
         let Some((peer, peer_if)) = self.tunnel_peer(i, &name) else { return };
         if let Destination::Unicast(a) = dst {
@@ -810,6 +929,146 @@ impl MeshSim {
 
     pub fn discovery_packets(&self) -> u64 {
         self.discovery_packets
+    }
+
+    // ----- insiders ----------------------------------------------------------
+
+    /// The adversary at node `i`, once it has started acting.
+    fn active_adversary(&self, i: usize) -> Option<&Adversary> {
+        self.adversaries.iter().find(|a| a.node == i && self.now.millis() >= a.start_ms)
+    }
+
+    /// Is node `i` one of the scenario's adversaries (acting yet or not)?
+    pub fn is_adversary(&self, i: usize) -> bool {
+        self.adversaries.iter().any(|a| a.node == i)
+    }
+
+    /// What node `i` originates honestly.
+    pub fn originates(&self, i: usize) -> &[Prefix] {
+        &self.originates[i]
+    }
+
+    /// Longest match in node `i`'s forwarding table: the route's prefix
+    /// and the next node.
+    fn lookup(&self, i: usize, addr: IpAddr) -> Option<(Prefix, usize)> {
+        let (prefix, (ifindex, _)) =
+            self.nodes[i].fib.iter().filter(|(p, _)| p.contains_addr(addr)).max_by_key(|(p, _)| p.len())?;
+        let name = self.nodes[i].babel_ifs.get(ifindex)?;
+        self.tunnel_peer(i, name).map(|(p, _)| (*prefix, p))
+    }
+
+    /// Ground truth the nodes cannot know: node `i`'s selected route for
+    /// `prefix` is a lie (its router-id belongs to no node that originates
+    /// the prefix, or its seqno is ahead of that node's own).
+    fn forged(&self, i: usize, prefix: &Prefix) -> bool {
+        let Some((rid, seqno)) = self.nodes[i].engine.selected_origin(prefix) else {
+            return false;
+        };
+        match self.nodes.iter().position(|n| derive::router_id(&n.key) == rid) {
+            Some(o) => !self.originates[o].contains(prefix) || seqno.newer_than(self.nodes[o].engine.seqno()),
+            None => true,
+        }
+    }
+
+    /// Where a packet from node `from` to `addr`, which node `origin`
+    /// originates, ends up: hop by hop through the installed routes
+    /// (longest match) and working tunnels. It is hijacked if a forged
+    /// route brought it to an adversary that claims the address; an
+    /// adversary reached by honest routes forwards it like any relay
+    /// (dropping it instead is blackholing, which no route check prevents).
+    pub fn walk(&self, from: usize, origin: usize, addr: IpAddr) -> Walk {
+        let mut cur = from;
+        let mut came_by: Option<(usize, Prefix)> = None;
+        for _ in 0..=self.nodes.len() {
+            if cur == origin {
+                return Walk::Delivered;
+            }
+            if let Some(a) = self.active_adversary(cur) {
+                let claims = match &a.kind {
+                    AdversaryKind::Blackhole => return Walk::Blackholed,
+                    AdversaryKind::SpoofOrigin { victim } => {
+                        self.originates[*victim].iter().any(|p| p.contains_addr(addr))
+                    }
+                    AdversaryKind::UnauthorisedPrefix { prefix } => prefix.contains_addr(addr),
+                };
+                if claims && came_by.is_some_and(|(prev, p)| self.forged(prev, &p)) {
+                    return Walk::Hijacked;
+                }
+            }
+            match self.lookup(cur, addr) {
+                Some((p, next)) => {
+                    came_by = Some((cur, p));
+                    cur = next;
+                }
+                None => return Walk::Unreachable,
+            }
+        }
+        Walk::Unreachable
+    }
+
+    /// Every (honest node, prefix another honest node originates) pair,
+    /// probed at the prefix's first and last address; a pair counts by its
+    /// worse probe (hijacked, then blackholed, then unreachable).
+    pub fn pair_outcomes(&self) -> PairOutcomes {
+        let mut o = PairOutcomes::default();
+        let n = self.nodes.len();
+        for from in (0..n).filter(|i| !self.is_adversary(*i)) {
+            for origin in (0..n).filter(|v| *v != from && !self.is_adversary(*v)) {
+                for p in &self.originates[origin] {
+                    let (first, last) = prefix_ends(p);
+                    let w = [self.walk(from, origin, first), self.walk(from, origin, last)];
+                    o.pairs += 1;
+                    if w.contains(&Walk::Hijacked) {
+                        o.hijacked += 1;
+                    } else if w.contains(&Walk::Blackholed) {
+                        o.blackholed += 1;
+                    } else if w.contains(&Walk::Unreachable) {
+                        o.unreachable += 1;
+                    } else {
+                        o.delivered += 1;
+                    }
+                }
+            }
+        }
+        o
+    }
+
+    /// Announcements the honest nodes' route filters refused, all told.
+    pub fn refused_announcements(&self) -> u64 {
+        (0..self.nodes.len())
+            .filter(|i| !self.is_adversary(*i))
+            .map(|i| self.nodes[i].engine.stats().refused_by_filter)
+            .sum()
+    }
+}
+
+/// How the (honest node, honest destination prefix) pairs fare.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct PairOutcomes {
+    pub pairs: u64,
+    #[serde(rename = "delivered_pairs")]
+    pub delivered: u64,
+    /// The path ends at an adversary that claims the destination.
+    #[serde(rename = "hijacked_pairs")]
+    pub hijacked: u64,
+    /// The path crosses a blackhole.
+    #[serde(rename = "blackholed_pairs")]
+    pub blackholed: u64,
+    #[serde(rename = "unreachable_pairs")]
+    pub unreachable: u64,
+}
+
+/// The first and last address of a prefix.
+fn prefix_ends(p: &Prefix) -> (IpAddr, IpAddr) {
+    match *p {
+        Prefix::V4(a, l) => {
+            let host = if l >= 32 { 0 } else { u32::MAX >> l };
+            (IpAddr::V4(a), IpAddr::V4((u32::from(a) | host).into()))
+        }
+        Prefix::V6(a, l) => {
+            let host = if l >= 128 { 0 } else { u128::MAX >> l };
+            (IpAddr::V6(a), IpAddr::V6((u128::from(a) | host).into()))
+        }
     }
 }
 

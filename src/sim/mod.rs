@@ -7,6 +7,7 @@
 //! every step the forwarding state that changed is checked for loops: a loop
 //! at any instant is a failure of the protocol implementation.
 
+pub mod adversary;
 pub mod mesh;
 pub mod report;
 pub mod topology;

@@ -6,8 +6,9 @@ use std::time::Instant;
 
 use serde::Serialize;
 
+use super::mesh::{MeshScenario, MeshSim, PairOutcomes};
 use super::{Sim, SimConfig, Topology, Window};
-use crate::babel::LinkType;
+use crate::babel::{LinkType, Time};
 
 #[derive(Clone, Debug, Serialize)]
 pub struct NodeConvergence {
@@ -229,6 +230,10 @@ const USAGE: &str = "usage: weft simulate (FILE | --line N | --ring N | --grid W
                      [--hello-interval SECONDS] [--update-interval SECONDS] [--max-time SECONDS]
                      [--steady SECONDS] [--warmup SECONDS]
 FILE is a JSON topology: {\"links\":[{\"source\":\"a\",\"target\":\"b\",\"loss\":0.1,\"delay_ms\":5,\"type\":\"wireless\"}]}
+With \"credentials\" or \"adversaries\" in FILE it runs the zero-trust mesh (credentials, tunnels,
+route filters; Hello 1 s unless given) and reports where honest nodes' packets end up:
+{\"credentials\":true,\"adversaries\":[{\"node\":\"m\",\"kind\":\"spoof_origin\",\"victim\":\"v\",\"start_s\":60}]}
+(kinds: spoof_origin, unauthorised_prefix, blackhole; \"filter\":false turns route filters off)
 (a lossy link without a type is taken as wireless, and so are generated links given --loss;
 generated nodes are named n0, n1, ...; --steady 0 skips the steady-state window)";
 
@@ -254,6 +259,9 @@ enum Source {
 struct Args {
     source: Source,
     opts: SimOptions,
+    /// Given on the command line (the mesh simulator has defaults of its own).
+    hello_given: bool,
+    max_given: bool,
     json: bool,
     fail: Option<(String, String)>,
     loss: Option<(f64, f64)>,
@@ -310,6 +318,8 @@ fn parse_args(args: &[String]) -> Result<Args, String> {
     let mut a = Args {
         source: Source::Line(2),
         opts: SimOptions::default(),
+        hello_given: false,
+        max_given: false,
         json: false,
         fail: None,
         loss: None,
@@ -344,9 +354,15 @@ fn parse_args(args: &[String]) -> Result<Args, String> {
             }
             "--silent" => a.opts.silent = true,
             "--json" => a.json = true,
-            "--hello-interval" => a.opts.cfg.hello_interval_ms = seconds_to_ms(arg, &value(arg)?)?,
+            "--hello-interval" => {
+                a.opts.cfg.hello_interval_ms = seconds_to_ms(arg, &value(arg)?)?;
+                a.hello_given = true;
+            }
             "--update-interval" => a.opts.cfg.update_interval_ms = seconds_to_ms(arg, &value(arg)?)?,
-            "--max-time" => a.opts.max_ms = seconds_to_ms(arg, &value(arg)?)?,
+            "--max-time" => {
+                a.opts.max_ms = seconds_to_ms(arg, &value(arg)?)?;
+                a.max_given = true;
+            }
             "--warmup" => a.opts.warmup_ms = Some(seconds_to_ms(arg, &value(arg)?)?),
             "--steady" => {
                 let v = value(arg)?;
@@ -401,6 +417,157 @@ fn topology(a: &Args) -> Result<Topology, String> {
     Ok(t)
 }
 
+/// What `weft simulate FILE` reports for a zero-trust mesh scenario.
+#[derive(Clone, Debug, Serialize)]
+pub struct MeshReport {
+    pub nodes: usize,
+    pub links: usize,
+    pub seed: u64,
+    pub hello_interval_ms: u64,
+    /// Route filters on (false only as a control).
+    pub filter: bool,
+    pub adversaries: Vec<AdversaryView>,
+    /// Every honest pair delivered at one instant before the first
+    /// adversary acted (or the end, without adversaries).
+    pub converged: bool,
+    pub convergence_ms: Option<u64>,
+    /// When the pairs below were walked.
+    pub end_ms: u64,
+    #[serde(flatten)]
+    pub outcomes: PairOutcomes,
+    /// Updates the honest nodes' route filters refused, all told.
+    pub refused_announcements: u64,
+    pub wall_ms: u64,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct AdversaryView {
+    pub node: String,
+    pub kind: &'static str,
+    pub start_ms: u64,
+}
+
+/// Runs a zero-trust mesh scenario: converge (checked every 100 ms), let
+/// the adversaries act, then walk every honest pair.
+pub fn simulate_mesh(
+    mut scn: MeshScenario,
+    seed: u64,
+    hello_ms: Option<u64>,
+    max_ms: Option<u64>,
+) -> MeshReport {
+    let started = Instant::now();
+    scn.seed = seed;
+    if let Some(h) = hello_ms {
+        scn.hello_interval_ms = h;
+    }
+    let first_attack = scn.adversaries.iter().map(|a| a.start_ms).min();
+    let last_attack = scn.adversaries.iter().map(|a| a.start_ms).max();
+    let end = max_ms.unwrap_or(match last_attack {
+        Some(t) => t + 60_000,
+        None => 120_000,
+    });
+    let mut sim = MeshSim::new(&scn);
+    let converge_by = first_attack.unwrap_or(end).min(end);
+    let mut convergence_ms = None;
+    while sim.now().millis() < converge_by {
+        sim.run_for(100);
+        let o = sim.pair_outcomes();
+        if o.delivered == o.pairs {
+            convergence_ms = Some(sim.now().millis());
+            break;
+        }
+    }
+    sim.run_until(Time(end));
+    MeshReport {
+        nodes: scn.topology.len(),
+        links: scn.topology.links.len(),
+        seed,
+        hello_interval_ms: scn.hello_interval_ms,
+        filter: scn.filter,
+        adversaries: scn
+            .adversaries
+            .iter()
+            .map(|a| AdversaryView {
+                node: scn.topology.names[a.node].clone(),
+                kind: a.kind.as_str(),
+                start_ms: a.start_ms,
+            })
+            .collect(),
+        converged: convergence_ms.is_some(),
+        convergence_ms,
+        end_ms: sim.now().millis(),
+        outcomes: sim.pair_outcomes(),
+        refused_announcements: sim.refused_announcements(),
+        wall_ms: started.elapsed().as_millis() as u64,
+    }
+}
+
+fn print_mesh_human(r: &MeshReport) {
+    println!(
+        "zero-trust mesh: {} nodes, {} links, seed {}, route filters {}",
+        r.nodes,
+        r.links,
+        r.seed,
+        if r.filter { "on" } else { "off" }
+    );
+    for a in &r.adversaries {
+        println!("  adversary {} ({}) from {:.1} s", a.node, a.kind, a.start_ms as f64 / 1000.0);
+    }
+    match r.convergence_ms {
+        Some(t) => println!("honest pairs all delivered at {:.1} s", t as f64 / 1000.0),
+        None => println!("honest pairs never all delivered before the first attack"),
+    }
+    let o = &r.outcomes;
+    println!(
+        "at {:.1} s: {} pairs: {} delivered, {} hijacked, {} blackholed, {} unreachable; {} announcements refused",
+        r.end_ms as f64 / 1000.0,
+        o.pairs,
+        o.delivered,
+        o.hijacked,
+        o.blackholed,
+        o.unreachable,
+        r.refused_announcements
+    );
+}
+
+/// The text of a FILE topology that describes a zero-trust mesh scenario.
+fn mesh_scenario_text(a: &Args) -> Result<Option<String>, String> {
+    let Source::File(f) = &a.source else { return Ok(None) };
+    let text = std::fs::read_to_string(f).map_err(|e| format!("cannot read {f}: {e}"))?;
+    let v: serde_json::Value = serde_json::from_str(&text).map_err(|e| format!("{f}: {e}"))?;
+    Ok((v.get("credentials").is_some() || v.get("adversaries").is_some()).then_some(text))
+}
+
+fn run_mesh(a: &Args, text: &str) -> ExitCode {
+    let file = match &a.source {
+        Source::File(f) => f.as_str(),
+        _ => "",
+    };
+    if a.loss.is_some() || a.link_type.is_some() || a.fail.is_some() {
+        eprintln!("weft simulate: {file}: --loss, --type and --fail-link are not supported for mesh scenarios (give them in the file)");
+        return ExitCode::from(2);
+    }
+    let scn = match MeshScenario::from_json(text) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("weft simulate: {file}: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let r = simulate_mesh(
+        scn,
+        a.opts.cfg.seed,
+        a.hello_given.then_some(a.opts.cfg.hello_interval_ms),
+        a.max_given.then_some(a.opts.max_ms),
+    );
+    if a.json {
+        println!("{}", serde_json::to_string(&r).expect("serialisable"));
+    } else {
+        print_mesh_human(&r);
+    }
+    ExitCode::SUCCESS
+}
+
 /// Entry point of `weft simulate`.
 pub fn run(args: &[String]) -> ExitCode {
     if args.iter().any(|a| a == "-h" || a == "--help") {
@@ -414,6 +581,14 @@ pub fn run(args: &[String]) -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    match mesh_scenario_text(&a) {
+        Ok(Some(text)) => return run_mesh(&a, &text),
+        Ok(None) => {}
+        Err(e) => {
+            eprintln!("weft simulate: {e}");
+            return ExitCode::from(1);
+        }
+    }
     let topo = match topology(&a) {
         Ok(t) => t,
         Err(e) => {

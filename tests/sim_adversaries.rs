@@ -1,0 +1,146 @@
+//! Misbehaving members in the zero-trust mesh simulator (issue 10, part 3):
+//! every node credentialed by one CA and granted its own /24, one insider
+//! that lies in Babel or drops what it forwards. Rootless, deterministic.
+//!
+//! What the mesh stops today: prefixes outside the insider's grant (the
+//! route filter). What it does not stop yet: an insider announcing another
+//! node's prefixes under that node's router-id (`spoof_origin`) passes the
+//! filter, which checks the grant of the router-id written in the Update.
+//! Origin-signed announcements are what will stop it; until they land, the
+//! spoofing tests here are the control that shows the hijack (and fail the
+//! day it no longer happens, so that they are turned around then).
+
+use std::process::Command;
+
+use weft::sim::mesh::MeshScenario;
+use weft::sim::report::{simulate_mesh, MeshReport};
+use weft::sim::Topology;
+
+const WEFT: &str = env!("CARGO_BIN_EXE_weft");
+
+fn names(n: usize) -> Vec<String> {
+    (0..n).map(|i| format!("n{i}")).collect()
+}
+
+/// The topology as scenario JSON, with `extra` keys added.
+fn scenario(topo: &Topology, extra: &str) -> String {
+    let names = names(topo.len());
+    let links: Vec<String> = topo
+        .links
+        .iter()
+        .map(|l| format!(r#"{{"source":"{}","target":"{}"}}"#, names[l.a], names[l.b]))
+        .collect();
+    format!(r#"{{"links":[{}],"credentials":true{extra}}}"#, links.join(","))
+}
+
+fn run(topo: &Topology, extra: &str, seed: u64) -> MeshReport {
+    let scn = MeshScenario::from_json(&scenario(topo, extra)).expect("scenario");
+    let r = simulate_mesh(scn, seed, None, None);
+    assert!(r.converged, "the honest mesh never converged before the attack: {r:?}");
+    r
+}
+
+fn topologies() -> Vec<(&'static str, Topology)> {
+    vec![("ring of 8", Topology::ring(8)), ("5x5 grid", Topology::grid(5, 5))]
+}
+
+#[test]
+fn a_quiet_credentialed_mesh_delivers_every_pair() {
+    let r = run(&Topology::grid(3, 3), "", 1);
+    // 9 nodes, each originating its node address and its /24: 9 * 8 * 2.
+    assert_eq!(r.outcomes.pairs, 144);
+    assert_eq!(r.outcomes.delivered, 144, "{r:?}");
+    assert_eq!(r.refused_announcements, 0);
+}
+
+#[test]
+fn an_unauthorised_prefix_is_refused_by_the_filter_and_hijacks_without_it() {
+    for (name, topo) in topologies() {
+        let adv = r#","adversaries":[{"node":"n3","kind":"unauthorised_prefix","victim":"n0","start_s":40}]"#;
+        let on = run(&topo, adv, 2);
+        assert_eq!(on.outcomes.hijacked, 0, "{name}: an ungranted more-specific hijacked traffic: {on:?}");
+        assert!(on.refused_announcements > 0, "{name}: nothing was refused: {on:?}");
+        assert_eq!(on.outcomes.delivered, on.outcomes.pairs, "{name}: {on:?}");
+        // The control: without route filters the more-specific /25 wins
+        // by longest match everywhere it spreads.
+        let off = run(&topo, &format!(r#"{adv},"filter":false"#), 2);
+        assert!(off.outcomes.hijacked > 0, "{name}: the attack does nothing even unfiltered: {off:?}");
+    }
+}
+
+/// The hole origin signatures will close: a member announces the victim's
+/// prefixes under the victim's (public) router-id with a higher seqno, and
+/// the route filter, which checks that router-id's grant, lets them in.
+#[test]
+fn a_spoofed_origin_hijacks_today_for_want_of_origin_signatures() {
+    for (name, topo) in topologies() {
+        let adv = r#","adversaries":[{"node":"n5","kind":"spoof_origin","victim":"n0","start_s":40}]"#;
+        let r = run(&topo, adv, 3);
+        assert!(
+            r.outcomes.hijacked > 0,
+            "{name}: the spoof no longer hijacks: origin authentication works, turn this test around: {r:?}"
+        );
+        // Only pairs towards the victim are at stake: its two prefixes from
+        // every other honest node at most.
+        let honest = topo.len() as u64 - 1;
+        assert!(r.outcomes.hijacked <= 2 * (honest - 1), "{name}: {r:?}");
+    }
+}
+
+#[test]
+fn a_blackhole_is_reported_and_changes_no_route() {
+    let topo = Topology::grid(5, 5);
+    // The centre of the grid: on many shortest paths.
+    let adv = r#","adversaries":[{"node":"n12","kind":"blackhole","start_s":40}]"#;
+    let r = run(&topo, adv, 4);
+    assert!(r.outcomes.blackholed > 0, "{r:?}");
+    assert_eq!(r.outcomes.hijacked, 0);
+    assert_eq!(r.outcomes.unreachable, 0, "{r:?}");
+    assert_eq!(r.outcomes.blackholed + r.outcomes.delivered, r.outcomes.pairs);
+}
+
+#[test]
+fn the_same_seed_replays_the_same_attack() {
+    let adv = r#","adversaries":[{"node":"n5","kind":"spoof_origin","victim":"n0","start_s":15}]"#;
+    let a = run(&Topology::ring(8), adv, 7);
+    let b = run(&Topology::ring(8), adv, 7);
+    assert_eq!(a.outcomes, b.outcomes);
+    assert_eq!(a.convergence_ms, b.convergence_ms);
+}
+
+#[test]
+fn weft_simulate_reports_attacks_in_json_and_refuses_bad_scenarios() {
+    let dir = std::env::temp_dir().join(format!("weft-sim-adv-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("attack.json");
+    let adv = r#","adversaries":[{"node":"n3","kind":"unauthorised_prefix","victim":"n0","start_s":10}]"#;
+    std::fs::write(&file, scenario(&Topology::line(4), adv)).unwrap();
+    let out = Command::new(WEFT).args(["simulate", file.to_str().unwrap(), "--json"]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    for key in [
+        "hijacked_pairs",
+        "blackholed_pairs",
+        "delivered_pairs",
+        "unreachable_pairs",
+        "refused_announcements",
+    ] {
+        assert!(v.get(key).is_some_and(|x| x.is_u64()), "{key} missing: {v}");
+    }
+    assert_eq!(v["hijacked_pairs"], 0);
+    assert_eq!(v["adversaries"][0]["kind"], "unauthorised_prefix");
+    // Bad scenarios: a clear error naming the problem, exit 1, nothing on stdout.
+    for (bad, want) in [
+        (r#","adversaries":[{"node":"n9","kind":"blackhole"}]"#, "not a node"),
+        (r#","adversaries":[{"node":"n1","kind":"teleport"}]"#, "unknown kind"),
+        (r#","filter":"no""#, "filter"),
+    ] {
+        std::fs::write(&file, scenario(&Topology::line(4), bad)).unwrap();
+        let out = Command::new(WEFT).args(["simulate", file.to_str().unwrap(), "--json"]).output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{bad}: {err}");
+        assert!(err.contains(want), "{bad}: {err}");
+        assert!(out.stdout.is_empty());
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
