@@ -18,6 +18,12 @@
 //! - `unauthorised_prefix`: originates `prefix` under its own router-id;
 //!   default: the upper half of the victim's granted /24, which longest match
 //!   prefers.
+//! - `replay`: at `capture_s` (default 10 s) records the victim's seqno and
+//!   asks the victim (a seqno request through the mesh, as any member may)
+//!   for a newer one; from `start_s`, re-sends the victim's announcements at
+//!   the recorded, now older, seqno with metric 0, every update interval.
+//!   Babel's seqno order refuses them already; a replay that wins needs the
+//!   16-bit seqno to wrap, which origin signatures' epoch is for.
 //! - `blackhole`: routes honestly and drops whatever it should forward;
 //!   no signature can prevent it, the report counts it.
 //!
@@ -29,19 +35,30 @@ use super::topology::Topology;
 use crate::babel::Prefix;
 
 pub const DEFAULT_START_MS: u64 = 60_000;
+pub const DEFAULT_CAPTURE_MS: u64 = 10_000;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum AdversaryKind {
     SpoofOrigin { victim: usize },
     UnauthorisedPrefix { prefix: Prefix },
+    Replay { victim: usize, capture_ms: u64 },
     Blackhole,
 }
 
 impl AdversaryKind {
+    /// The node whose announcements it fakes, if any.
+    pub fn victim(&self) -> Option<usize> {
+        match *self {
+            AdversaryKind::SpoofOrigin { victim } | AdversaryKind::Replay { victim, .. } => Some(victim),
+            _ => None,
+        }
+    }
+
     pub fn as_str(&self) -> &'static str {
         match self {
             AdversaryKind::SpoofOrigin { .. } => "spoof_origin",
             AdversaryKind::UnauthorisedPrefix { .. } => "unauthorised_prefix",
+            AdversaryKind::Replay { .. } => "replay",
             AdversaryKind::Blackhole => "blackhole",
         }
     }
@@ -103,10 +120,26 @@ pub fn parse(v: &Value, topo: &Topology) -> Result<Vec<Adversary>, String> {
                 };
                 AdversaryKind::UnauthorisedPrefix { prefix }
             }
+            Some("replay") => {
+                let victim = node_of("victim")?;
+                if victim == node {
+                    return Err(format!("{}: a node cannot replay itself", at("victim")));
+                }
+                let capture_ms = match a.get("capture_s") {
+                    None => DEFAULT_CAPTURE_MS,
+                    Some(s) => {
+                        s.as_u64().ok_or_else(|| format!("{} must be whole seconds", at("capture_s")))? * 1000
+                    }
+                };
+                if capture_ms >= start_ms {
+                    return Err(format!("{} must come before start_s", at("capture_s")));
+                }
+                AdversaryKind::Replay { victim, capture_ms }
+            }
             Some("blackhole") => AdversaryKind::Blackhole,
             Some(x) => {
                 return Err(format!(
-                    "{}: unknown kind {x:?} (spoof_origin, unauthorised_prefix or blackhole)",
+                    "{}: unknown kind {x:?} (spoof_origin, unauthorised_prefix, replay or blackhole)",
                     at("kind")
                 ))
             }
@@ -157,6 +190,12 @@ mod tests {
         assert_eq!(a[1].kind, AdversaryKind::UnauthorisedPrefix { prefix: "10.0.2.128/25".parse().unwrap() });
         assert_eq!(a[1].start_ms, 5000);
         assert_eq!(a[2].kind, AdversaryKind::Blackhole);
+        let v: Value = serde_json::from_str(
+            r#"{"adversaries":[{"node":"a","kind":"replay","victim":"c","start_s":30}]}"#,
+        )
+        .unwrap();
+        let a = parse(&v, &topo()).unwrap();
+        assert_eq!(a[0].kind, AdversaryKind::Replay { victim: 2, capture_ms: 10_000 });
         for (bad, want) in [
             (r#"{"adversaries":{}}"#, "must be an array"),
             (r#"{"adversaries":[{"node":"z","kind":"blackhole"}]}"#, "not a node"),
@@ -171,6 +210,10 @@ mod tests {
             (
                 r#"{"adversaries":[{"node":"a","kind":"blackhole"},{"node":"a","kind":"blackhole"}]}"#,
                 "one adversary",
+            ),
+            (
+                r#"{"adversaries":[{"node":"a","kind":"replay","victim":"b","capture_s":70}]}"#,
+                "before start_s",
             ),
         ] {
             let v: Value = serde_json::from_str(bad).unwrap();

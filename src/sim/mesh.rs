@@ -266,6 +266,8 @@ pub struct MeshSim {
     /// What each node originates honestly: its node address and the
     /// prefixes of its scenario.
     originates: Vec<Vec<Prefix>>,
+    /// The victim's seqno each replaying adversary recorded (by index).
+    captured: HashMap<usize, SeqNo>,
 }
 
 const TUNNEL_ALIVE_MS: u64 = 10_000;
@@ -363,9 +365,13 @@ impl MeshSim {
             adversaries: scn.adversaries.clone(),
             filter: scn.filter,
             originates: vec![Vec::new(); n],
+            captured: HashMap::new(),
         };
         for k in 0..sim.adversaries.len() {
-            let at = sim.adversaries[k].start_ms;
+            let at = match sim.adversaries[k].kind {
+                AdversaryKind::Replay { capture_ms, .. } => capture_ms,
+                _ => sim.adversaries[k].start_ms,
+            };
             sim.schedule(at, Event::Attack { k });
         }
         for i in 0..n {
@@ -518,13 +524,13 @@ impl MeshSim {
     /// the victim's prefixes honestly, and retracts them when the lies come
     /// back to it): once it acts, it leaves those Updates out.
     fn as_adversary_sends(&self, i: usize, data: Vec<u8>) -> Vec<u8> {
-        let Some(AdversaryKind::SpoofOrigin { victim }) = self.active_adversary(i).map(|a| &a.kind) else {
+        let Some(victim) = self.active_adversary(i).and_then(|a| a.kind.victim()) else {
             return data;
         };
         let Ok(d) = crate::babel::packet::decode(&data) else { return data };
         let mut b = PacketBuilder::new(data.len().max(1400));
         for m in &d.messages {
-            if matches!(m, Message::Update(u) if self.originates[*victim].contains(&u.prefix)) {
+            if matches!(m, Message::Update(u) if self.originates[victim].contains(&u.prefix)) {
                 continue;
             }
             b.push(m);
@@ -536,12 +542,43 @@ impl MeshSim {
     fn attack(&mut self, k: usize) {
         let a = self.adversaries[k].clone();
         let interval = 4 * self.hello_ms;
-        match a.kind {
+        let fake = match a.kind {
+            // The victim's router-id is public (derived from its key); a
+            // seqno far ahead of the victim's wins everywhere.
             AdversaryKind::SpoofOrigin { victim } => {
-                // The victim's router-id is public (derived from its key);
-                // a seqno far ahead of the victim's wins everywhere.
+                Some((victim, SeqNo(self.nodes[victim].engine.seqno().0.wrapping_add(1000))))
+            }
+            AdversaryKind::Replay { victim, .. } => match self.captured.get(&k) {
+                Some(&seqno) => Some((victim, seqno)),
+                None => {
+                    // Record, then make the victim move on: a seqno request
+                    // for its node address, sent on every tunnel.
+                    let seqno = self.nodes[victim].engine.seqno();
+                    self.captured.insert(k, seqno);
+                    let req = Message::SeqnoRequest {
+                        seqno: seqno.next(),
+                        hop_count: 64,
+                        router_id: derive::router_id(&self.nodes[victim].key),
+                        prefix: self.originates[victim][0],
+                    };
+                    let mut b = PacketBuilder::new(1400);
+                    b.push(&req);
+                    let data = b.take();
+                    let ifs: Vec<IfIndex> = self.nodes[a.node].babel_ifs.keys().copied().collect();
+                    for ifindex in ifs {
+                        self.deliver_babel(a.node, ifindex, Destination::Multicast, data.clone());
+                    }
+                    let wait = a.start_ms.saturating_sub(self.now.millis());
+                    self.schedule(wait, Event::Attack { k });
+                    return;
+                }
+            },
+            _ => None,
+        };
+        match a.kind {
+            AdversaryKind::SpoofOrigin { .. } | AdversaryKind::Replay { .. } => {
+                let (victim, seqno) = fake.expect("set for these kinds");
                 let router_id = derive::router_id(&self.nodes[victim].key);
-                let seqno = SeqNo(self.nodes[victim].engine.seqno().0.wrapping_add(1000));
                 let mut b = PacketBuilder::new(1400);
                 for &prefix in &self.originates[victim] {
                     let u = Update {
@@ -959,15 +996,22 @@ impl MeshSim {
 
     /// Ground truth the nodes cannot know: node `i`'s selected route for
     /// `prefix` is a lie (its router-id belongs to no node that originates
-    /// the prefix, or its seqno is ahead of that node's own).
+    /// the prefix, its seqno is ahead of that node's own, or it is a seqno a
+    /// replaying adversary recorded and the origin has moved on from).
     fn forged(&self, i: usize, prefix: &Prefix) -> bool {
         let Some((rid, seqno)) = self.nodes[i].engine.selected_origin(prefix) else {
             return false;
         };
-        match self.nodes.iter().position(|n| derive::router_id(&n.key) == rid) {
-            Some(o) => !self.originates[o].contains(prefix) || seqno.newer_than(self.nodes[o].engine.seqno()),
-            None => true,
-        }
+        let Some(o) = self.nodes.iter().position(|n| derive::router_id(&n.key) == rid) else {
+            return true;
+        };
+        let current = self.nodes[o].engine.seqno();
+        // A seqno a replaying adversary recorded, once the origin moved on.
+        let replayed = self.adversaries.iter().enumerate().any(|(k, a)| {
+            a.kind.victim() == Some(o)
+                && self.captured.get(&k).is_some_and(|c| *c == seqno && current.newer_than(*c))
+        });
+        !self.originates[o].contains(prefix) || seqno.newer_than(current) || replayed
     }
 
     /// Where a packet from node `from` to `addr`, which node `origin`
@@ -986,7 +1030,7 @@ impl MeshSim {
             if let Some(a) = self.active_adversary(cur) {
                 let claims = match &a.kind {
                     AdversaryKind::Blackhole => return Walk::Blackholed,
-                    AdversaryKind::SpoofOrigin { victim } => {
+                    AdversaryKind::SpoofOrigin { victim } | AdversaryKind::Replay { victim, .. } => {
                         self.originates[*victim].iter().any(|p| p.contains_addr(addr))
                     }
                     AdversaryKind::UnauthorisedPrefix { prefix } => prefix.contains_addr(addr),

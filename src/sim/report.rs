@@ -233,7 +233,7 @@ FILE is a JSON topology: {\"links\":[{\"source\":\"a\",\"target\":\"b\",\"loss\"
 With \"credentials\" or \"adversaries\" in FILE it runs the zero-trust mesh (credentials, tunnels,
 route filters; Hello 1 s unless given) and reports where honest nodes' packets end up:
 {\"credentials\":true,\"adversaries\":[{\"node\":\"m\",\"kind\":\"spoof_origin\",\"victim\":\"v\",\"start_s\":60}]}
-(kinds: spoof_origin, unauthorised_prefix, blackhole; \"filter\":false turns route filters off)
+(kinds: spoof_origin, unauthorised_prefix, replay, blackhole; \"filter\":false turns route filters off)
 (a lossy link without a type is taken as wireless, and so are generated links given --loss;
 generated nodes are named n0, n1, ...; --steady 0 skips the steady-state window)";
 
