@@ -38,6 +38,7 @@ fn main() {
         groups: vec!["lan".into()],
         not_before: 1_700_000_000,
         not_after: 1_800_000_000,
+        signing_key: None,
     };
     let cred = Credential::sign(body.clone(), &ca).unwrap();
     let bytes = cred.to_bytes().to_vec();

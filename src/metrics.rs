@@ -326,6 +326,7 @@ mod tests {
             groups: vec![],
             mesh_address: None,
             authority: crate::trust::Authority::AllowList,
+            signing_key: None,
         };
         let v = [
             Ok(ok),

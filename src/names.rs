@@ -107,6 +107,7 @@ mod tests {
                 }
                 None => Authority::AllowList,
             },
+            signing_key: None,
         }
     }
 

@@ -2,13 +2,11 @@
 //! every node credentialed by one CA and granted its own /24, one insider
 //! that lies in Babel or drops what it forwards. Rootless, deterministic.
 //!
-//! What the mesh stops today: prefixes outside the insider's grant (the
-//! route filter). What it does not stop yet: an insider announcing another
-//! node's prefixes under that node's router-id (`spoof_origin`) passes the
-//! filter, which checks the grant of the router-id written in the Update.
-//! Origin-signed announcements are what will stop it; until they land, the
-//! spoofing tests here are the control that shows the hijack (and fail the
-//! day it no longer happens, so that they are turned around then).
+//! What stops what: prefixes outside the insider's grant, the route filter
+//! (grants); another node's prefixes announced under that node's router-id
+//! (`spoof_origin`), origin-signed announcements: the filter alone checks
+//! only the grant of the router-id written in the Update, so each attack is
+//! also run with the defence off, as the control that shows the hijack.
 
 use std::process::Command;
 
@@ -91,11 +89,12 @@ fn farthest(topo: &Topology, from: usize) -> String {
     names(topo.len())[far].clone()
 }
 
-/// The hole origin signatures will close: a member announces the victim's
-/// prefixes under the victim's (public) router-id with a higher seqno, and
-/// the route filter, which checks that router-id's grant, lets them in.
+/// A member announces the victim's prefixes under the victim's (public)
+/// router-id with a higher seqno. The grant check lets them in (the
+/// router-id's grants cover them); origin signatures hold them back, since
+/// no set signed by the victim covers that seqno.
 #[test]
-fn a_spoofed_origin_hijacks_today_for_want_of_origin_signatures() {
+fn a_spoofed_origin_is_held_back_by_origin_signatures_and_hijacks_without_them() {
     for (name, topo) in topologies() {
         // Far from the victim, so that its metric-0 lie beats the truth
         // for many (a Babel route is chosen by metric, not by seqno).
@@ -103,15 +102,16 @@ fn a_spoofed_origin_hijacks_today_for_want_of_origin_signatures() {
         let adv = format!(
             r#","adversaries":[{{"node":"{spoofer}","kind":"spoof_origin","victim":"n0","start_s":40}}]"#
         );
-        let r = run(&topo, &adv, 3);
-        assert!(
-            r.outcomes.hijacked > 0,
-            "{name}: the spoof no longer hijacks: origin authentication works, turn this test around: {r:?}"
-        );
+        let on = run(&topo, &adv, 3);
+        assert_eq!(on.outcomes.hijacked, 0, "{name}: spoofed announcements hijacked traffic: {on:?}");
+        assert_eq!(on.outcomes.delivered, on.outcomes.pairs, "{name}: {on:?}");
+        assert!(on.held_announcements > 0, "{name}: the spoofed Updates never reached anyone: {on:?}");
+        let off = run(&topo, &format!(r#"{adv},"signatures":false"#), 3);
+        assert!(off.outcomes.hijacked > 0, "{name}: the spoof does nothing even unsigned: {off:?}");
         // Only pairs towards the victim are at stake: its two prefixes from
         // every other honest node at most.
         let honest = topo.len() as u64 - 1;
-        assert!(r.outcomes.hijacked <= 2 * (honest - 1), "{name}: {r:?}");
+        assert!(off.outcomes.hijacked <= 2 * (honest - 1), "{name}: {off:?}");
     }
 }
 
@@ -179,6 +179,8 @@ fn weft_simulate_reports_attacks_in_json_and_refuses_bad_scenarios() {
         "blackholed_pairs",
         "delivered_pairs",
         "unreachable_pairs",
+        "held_announcements",
+        "set_verifications",
         "refused_announcements",
     ] {
         assert!(v.get(key).is_some_and(|x| x.is_u64()), "{key} missing: {v}");

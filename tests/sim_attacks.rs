@@ -42,6 +42,7 @@ fn an_hour_of_forged_beacons_adds_a_bounded_number_of_log_lines_and_entries() {
             groups: vec![],
             not_before: sim.true_time() - 200_000,
             not_after: sim.true_time() - 100_000,
+            signing_key: None,
         },
         sim.ca(),
     )

@@ -110,6 +110,12 @@ pub enum Output {
         query: RouteQuery,
         verdict: FilterVerdict,
     },
+    /// What this node originates changed (its seqno or its prefixes): the
+    /// policy layer signs the new set (origin-signed announcements).
+    Origin {
+        seqno: SeqNo,
+        prefixes: Vec<Prefix>,
+    },
 }
 
 /// Counters for `weft status` and tests.
@@ -344,6 +350,8 @@ fn is_martian(p: &Prefix) -> bool {
 pub struct RouteQuery {
     pub prefix: Prefix,
     pub router_id: RouterId,
+    /// The origin's seqno the route carries.
+    pub seqno: SeqNo,
     pub ifindex: IfIndex,
     pub neighbour: Ipv6Addr,
 }
@@ -1041,6 +1049,7 @@ impl Engine {
         if self.xroutes.insert(prefix, metric) == Some(metric) {
             return;
         }
+        self.origin_changed();
         let before = self.snapshot(&prefix);
         if let Some(e) = self.table.get_mut(&prefix) {
             // An unreachable hold route goes with the hold.
@@ -1052,10 +1061,17 @@ impl Engine {
         self.trigger_update(prefix, Trigger::Quick);
     }
 
+    /// Tells the policy layer what we originate now.
+    fn origin_changed(&mut self) {
+        let prefixes = self.xroutes.keys().copied().collect();
+        self.outputs.push_back(Output::Origin { seqno: self.seqno, prefixes });
+    }
+
     fn withdraw(&mut self, prefix: Prefix) {
         if self.xroutes.remove(&prefix).is_none() {
             return;
         }
+        self.origin_changed();
         let (rid, seqno, until) = (self.router_id, self.seqno, self.now.plus_ms(RETRACTION_HOLD_MS));
         let e = self.table.entry(prefix).or_default();
         e.retracting = Some(Box::new(Retraction { router_id: rid, seqno, until, unreachable: false }));
@@ -1298,7 +1314,13 @@ impl Engine {
             _ => IpAddr::V6(src),
         };
         if let (Some(f), false) = (&self.filter, u.is_retraction()) {
-            let query = RouteQuery { prefix: u.prefix, router_id: u.router_id, ifindex, neighbour: src };
+            let query = RouteQuery {
+                prefix: u.prefix,
+                router_id: u.router_id,
+                seqno: u.seqno,
+                ifindex,
+                neighbour: src,
+            };
             let verdict = f(&query);
             match verdict {
                 FilterVerdict::Use => {}
@@ -1553,6 +1575,7 @@ impl Engine {
                 // one raise per interval, whoever asks.
                 if self.last_seqno_bump.is_none_or(|t| now.since(t) >= SEQNO_BUMP_MIN_MS) {
                     self.seqno = self.seqno.next();
+                    self.origin_changed();
                     self.last_seqno_bump = Some(now);
                 }
             }
@@ -1696,6 +1719,7 @@ impl Engine {
                             let q = RouteQuery {
                                 prefix,
                                 router_id: r.router_id,
+                                seqno: r.seqno,
                                 ifindex: n.ifindex,
                                 neighbour: n.address,
                             };

@@ -144,6 +144,7 @@ fn diff_main(old: &MainConfig, new: &MainConfig) -> Vec<&'static str> {
         max_routes_per_neighbour,
         max_origins_per_neighbour,
         set_forwarding,
+        origin_signatures,
         domain,
         hosts_file,
         metrics_file,
@@ -175,6 +176,7 @@ fn diff_main(old: &MainConfig, new: &MainConfig) -> Vec<&'static str> {
     check(*max_routes_per_neighbour != new.max_routes_per_neighbour, "max_routes_per_neighbour");
     check(*max_origins_per_neighbour != new.max_origins_per_neighbour, "max_origins_per_neighbour");
     check(*set_forwarding != new.set_forwarding, "set_forwarding");
+    check(*origin_signatures != new.origin_signatures, "origin_signatures");
     check(*domain != new.domain, "domain");
     check(*hosts_file != new.hosts_file, "hosts_file");
     check(*metrics_file != new.metrics_file, "metrics_file");

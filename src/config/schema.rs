@@ -138,6 +138,10 @@ pub struct MainConfig {
     /// does; 0 leaves the kernel's forwarding switches to the system (weft
     /// then reports whether this node routes for others).
     pub set_forwarding: bool,
+    /// `origin_signatures` (`require`, the default, or `off`): routes learned
+    /// over tunnels from an origin whose credential carries a signing key
+    /// are used only as that origin's verified announcement set allows.
+    pub origin_signatures: bool,
     /// `domain` (default `mesh`): the DNS domain of node names in the hosts
     /// file: a node named `node2` is `node2.mesh`. Lower-cased.
     pub domain: String,
@@ -359,6 +363,7 @@ const MAIN_OPTIONS: &[&str] = &[
     "max_routes_per_neighbour",
     "max_origins_per_neighbour",
     "set_forwarding",
+    "origin_signatures",
     "domain",
     "hosts_file",
     "metrics_file",
@@ -907,6 +912,13 @@ fn read_main(
             .value("max_origins_per_neighbour", |v| parse_uint(v, 1, 1_000_000).map(|v| v as usize))?
             .unwrap_or(crate::babel::NeighbourLimits::default().max_origins),
         set_forwarding: f.value("set_forwarding", parse_bool)?.unwrap_or(true),
+        origin_signatures: f
+            .value("origin_signatures", |v| match v {
+                "require" => Ok(true),
+                "off" => Ok(false),
+                _ => Err(format!("{v:?} is not require or off")),
+            })?
+            .unwrap_or(true),
         domain: f.value("domain", parse_domain)?.unwrap_or_else(|| DEFAULT_DOMAIN.into()),
         hosts_file: f
             .value("hosts_file", parse_optional_path)?

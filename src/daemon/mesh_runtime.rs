@@ -174,6 +174,7 @@ impl MeshRuntime {
                 listen_port_range: cfg.main.listen_port_range,
                 seed,
                 time_floor,
+                origin_signatures: cfg.main.origin_signatures,
             },
             now,
             wall_clock(),
@@ -319,6 +320,11 @@ impl MeshRuntime {
         verdict: crate::babel::FilterVerdict,
     ) {
         self.input(now, MeshInput::Filtered { query, verdict });
+    }
+
+    /// What the engine originates changed: the core signs the new set.
+    pub fn on_origin(&mut self, now: Time, seqno: crate::babel::SeqNo, prefixes: Vec<crate::babel::Prefix>) {
+        self.input(now, MeshInput::Origin { seqno, prefixes });
     }
 
     /// Which Babel interfaces are our tunnels.

@@ -375,6 +375,11 @@ impl<F: Fib, M: LinkMonitor, S: BabelIo> Daemon<F, M, S> {
                         m.on_filtered(now, query, verdict);
                     }
                 }
+                Output::Origin { seqno, prefixes } => {
+                    if let Some(m) = self.mesh.as_mut() {
+                        m.on_origin(now, seqno, prefixes);
+                    }
+                }
             }
         }
         self.apply_routes().await;
@@ -551,6 +556,9 @@ impl<F: Fib, M: LinkMonitor, S: BabelIo> Daemon<F, M, S> {
         self.engine.set_neighbour_limits(self.cfg.main.neighbour_limits());
         self.engine.set_smoothing_half_life(self.cfg.main.smoothing_half_life_ms);
         self.publisher.reconfigure(&self.cfg.main);
+        if old.main.origin_signatures != self.cfg.main.origin_signatures {
+            warn!("origin_signatures changed: it takes effect when weft restarts");
+        }
         if (old.main.table, old.main.protocol, old.main.kernel_priority)
             != (self.cfg.main.table, self.cfg.main.protocol, self.cfg.main.kernel_priority)
         {

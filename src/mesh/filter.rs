@@ -13,7 +13,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use crate::babel::{FilterVerdict, IfIndex, Prefix, RouteQuery, RouterId};
+use super::origin::OriginRecord;
+use crate::babel::{FilterVerdict, IfIndex, Prefix, RouteQuery, RouterId, SeqNo};
 use crate::trust::VerifiedNode;
 
 /// Why a route learned over a tunnel is or is not used.
@@ -24,6 +25,12 @@ pub enum RouteVerdict {
     UnknownOrigin,
     /// Known and valid, but the prefix is not granted: refused, counted.
     NotGranted,
+    /// The origin signs what it announces, and no verified set of it
+    /// covers this seqno yet: held, the set asked for.
+    AwaitingSet,
+    /// The origin's verified set at this seqno (or a newer one) does not
+    /// list the prefix: refused, counted.
+    NotSigned,
 }
 
 pub fn judge(grants: &BTreeMap<RouterId, VerifiedNode>, prefix: &Prefix, rid: &RouterId) -> RouteVerdict {
@@ -40,11 +47,19 @@ pub fn judge(grants: &BTreeMap<RouterId, VerifiedNode>, prefix: &Prefix, rid: &R
 pub struct RouteFilter {
     grants: Arc<BTreeMap<RouterId, VerifiedNode>>,
     tunnels: Arc<BTreeSet<IfIndex>>,
+    /// Verified announcement sets; `None`: origin signatures are off.
+    origins: Option<Arc<BTreeMap<RouterId, OriginRecord>>>,
 }
 
 impl RouteFilter {
     pub fn new(grants: Arc<BTreeMap<RouterId, VerifiedNode>>, tunnels: BTreeSet<IfIndex>) -> RouteFilter {
-        RouteFilter { grants, tunnels: Arc::new(tunnels) }
+        RouteFilter { grants, tunnels: Arc::new(tunnels), origins: None }
+    }
+
+    /// With origin signatures on: the verified sets.
+    pub fn with_origins(mut self, origins: Option<Arc<BTreeMap<RouterId, OriginRecord>>>) -> RouteFilter {
+        self.origins = origins;
+        self
     }
 
     pub fn is_tunnel(&self, ifindex: IfIndex) -> bool {
@@ -56,15 +71,34 @@ impl RouteFilter {
         judge(&self.grants, prefix, origin)
     }
 
+    /// The verdict on a route at `seqno`, the origin's signature included:
+    /// an origin whose credential has a signing key is believed only as far
+    /// as its verified set goes. A set at the route's seqno or newer must
+    /// list the prefix (an older seqno is Babel's business: feasibility
+    /// keeps it from winning); a newer seqno than the set waits for the set.
+    pub fn judge_signed(&self, prefix: &Prefix, origin: &RouterId, seqno: SeqNo) -> RouteVerdict {
+        let v = self.judge(prefix, origin);
+        let (RouteVerdict::Allowed, Some(origins)) = (v, &self.origins) else { return v };
+        if self.grants.get(origin).is_none_or(|n| n.signing_key.is_none()) {
+            return v;
+        }
+        match origins.get(origin) {
+            None => RouteVerdict::AwaitingSet,
+            Some(r) if seqno.newer_than(r.seqno) => RouteVerdict::AwaitingSet,
+            Some(r) if r.prefixes.contains(prefix) => RouteVerdict::Allowed,
+            Some(_) => RouteVerdict::NotSigned,
+        }
+    }
+
     /// The engine's question.
     pub fn decide(&self, q: &RouteQuery) -> FilterVerdict {
         if !self.is_tunnel(q.ifindex) {
             return FilterVerdict::Use;
         }
-        match self.judge(&q.prefix, &q.router_id) {
+        match self.judge_signed(&q.prefix, &q.router_id, q.seqno) {
             RouteVerdict::Allowed => FilterVerdict::Use,
-            RouteVerdict::UnknownOrigin => FilterVerdict::Hold,
-            RouteVerdict::NotGranted => FilterVerdict::Refuse,
+            RouteVerdict::UnknownOrigin | RouteVerdict::AwaitingSet => FilterVerdict::Hold,
+            RouteVerdict::NotGranted | RouteVerdict::NotSigned => FilterVerdict::Refuse,
         }
     }
 

@@ -25,6 +25,7 @@ pub mod auth;
 pub mod clock;
 pub mod filter;
 pub mod known;
+pub mod origin;
 pub mod refusals;
 pub mod tlv;
 pub mod views;
@@ -32,11 +33,12 @@ pub mod views;
 #[cfg(test)]
 mod tests;
 
-use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::net::{Ipv6Addr, SocketAddr};
+use std::sync::Arc;
 
 use crate::babel::packet::Destination;
-use crate::babel::{FilterVerdict, IfIndex, LinkType, RouteQuery, RouterId, Time};
+use crate::babel::{FilterVerdict, IfIndex, LinkType, Prefix, RouteQuery, RouterId, SeqNo, Time};
 use crate::link::{LinkConfig, LinkInput, LinkManager, LinkOutput, TunnelSpec};
 use crate::trust::{derive, Credential, NodePrivateKey, PublicKey, TrustStore, TrustTime};
 
@@ -44,6 +46,7 @@ pub use auth::{CryptoCounters, TrustContext};
 pub use clock::{ClockEvent, ClockState, TrustClock};
 pub use filter::{RouteFilter, RouteVerdict};
 pub use known::{KnownNode, KnownNodes, Learned};
+use origin::{OriginRecord, Set};
 use refusals::Refusals;
 use tlv::{credential_chunks, MeshTlv, Reassembly};
 
@@ -62,6 +65,9 @@ pub struct MeshConfig {
     /// The latest of the time floor persisted by the last run and the
     /// binary's build time (Unix seconds): the time is at least that.
     pub time_floor: u64,
+    /// Origin-signed announcements: routes from an origin whose credential
+    /// has a signing key are used only as its verified set allows.
+    pub origin_signatures: bool,
 }
 
 impl MeshConfig {
@@ -83,6 +89,7 @@ impl MeshConfig {
             listen_port_range: crate::config::schema::DEFAULT_LISTEN_PORT_RANGE,
             seed,
             time_floor,
+            origin_signatures: true,
         }
     }
 }
@@ -133,6 +140,11 @@ pub enum MeshInput<'a> {
     },
     /// The Babel interfaces that are weft tunnels, now.
     TunnelInterfaces(BTreeSet<IfIndex>),
+    /// What the engine originates now (`Output::Origin`): signed and sent.
+    Origin {
+        seqno: SeqNo,
+        prefixes: Vec<Prefix>,
+    },
     /// Trust material was reloaded (CAs, allow-list, revocations, our
     /// credential): every neighbour and origin is judged again.
     TrustChanged {
@@ -180,6 +192,26 @@ pub struct MeshStats {
     pub credentials_from_plain_interfaces: u64,
     /// Credentials received on a tunnel beyond its verification budget.
     pub credentials_over_budget: u64,
+    /// Origin-signed announcement sets.
+    pub origin: OriginStats,
+}
+
+/// What happened to announcement sets (origin signatures).
+#[derive(Default, Clone, Debug, serde::Serialize)]
+pub struct OriginStats {
+    /// Sets received over tunnels.
+    pub received: u64,
+    /// Signatures checked, and found good.
+    pub verified: u64,
+    pub bad_signature: u64,
+    /// Not newer than the set already held, or a copy of it (no check).
+    pub stale: u64,
+    /// Malformed, or from an origin without a valid credential with a
+    /// signing key (nothing to check against).
+    pub unverifiable: u64,
+    pub over_budget: u64,
+    /// Sets asked of a neighbour for an announcement held for want of one.
+    pub requested: u64,
 }
 
 /// Our own identity as the core sees it.
@@ -192,6 +224,8 @@ pub struct Identity {
 const TICK_MS: u64 = 1000;
 const CREDENTIAL_REQUEST_MS: u64 = 5000;
 const CREDENTIAL_REANNOUNCE_MS: u64 = 60_000;
+/// An origin's set is asked of a neighbour at most this often.
+const SET_REQUEST_MS: u64 = 1000;
 /// Credentials verified per second per tunnel (a burst of twice that),
 /// received in TLV 224: a neighbour may relay a whole mesh's, but not make
 /// us check signatures as fast as it can send.
@@ -209,6 +243,15 @@ pub struct MeshCore {
     tunnel_budget: Vec<(IfIndex, u64, Time)>,
     /// Origins whose credential we asked for, and when.
     requested: HashMap<RouterId, Time>,
+    /// Origin signatures: our key pair, our current set, and the verified
+    /// sets of other origins (one per origin: the newest).
+    signing: ed25519_compact::KeyPair,
+    own_set: Option<Set>,
+    own_epoch: u32,
+    origins: BTreeMap<RouterId, Set>,
+    /// Origins whose set we asked for, and when.
+    set_requested: HashMap<RouterId, Time>,
+    origin_signatures: bool,
     /// Tunnel interfaces that got our credential, and when.
     announced_to: HashMap<IfIndex, Time>,
     next_tick: Time,
@@ -224,6 +267,7 @@ pub struct MeshCore {
 impl MeshCore {
     pub fn new(cfg: MeshConfig, now: Time, wall: u64) -> MeshCore {
         let public = cfg.key.public_key();
+        let signing = origin::signing_keypair(&cfg.key);
         let router_id = derive::router_id(&public);
         let mut lc = LinkConfig::new(
             public,
@@ -243,6 +287,12 @@ impl MeshCore {
             tunnel_ifs: BTreeSet::new(),
             tunnel_budget: Vec::new(),
             requested: HashMap::new(),
+            signing,
+            own_set: None,
+            own_epoch: cfg.time_floor.min(u32::MAX as u64) as u32,
+            origins: BTreeMap::new(),
+            set_requested: HashMap::new(),
+            origin_signatures: cfg.origin_signatures,
             announced_to: HashMap::new(),
             next_tick: now,
             filter_stale: true,
@@ -311,6 +361,7 @@ impl MeshCore {
             MeshInput::TrustChanged { store, trusted_keys, credential } => {
                 self.trust_changed(*store, trusted_keys, credential)
             }
+            MeshInput::Origin { seqno, prefixes } => self.own_origin(seqno, prefixes),
         }
         self.refresh_filter();
     }
@@ -507,6 +558,17 @@ impl MeshCore {
                     }
                 }
             }
+            Some(MeshTlv::Set(bytes)) => self.on_set(ifindex, &bytes),
+            Some(MeshTlv::SetRequest { router_id }) => {
+                let set = if router_id == self.id.router_id {
+                    self.own_set.as_ref()
+                } else {
+                    self.origins.get(&router_id)
+                };
+                if let Some(b) = set.map(|s| s.bytes.clone()) {
+                    self.send_extension(ifindex, Destination::Unicast(from), &MeshTlv::Set(b));
+                }
+            }
             Some(MeshTlv::CredentialChunk { router_id, index, count, data }) => {
                 let Some(bytes) = self.reassembly.add(ifindex, router_id, index, count, data) else { return };
                 self.stats.credentials_received += 1;
@@ -542,8 +604,24 @@ impl MeshCore {
         if verdict == FilterVerdict::Refuse {
             self.refusals.announcement(self.now, q.router_id, q.prefix);
         }
+        let signing = match self.auth.known.nodes.get(&q.router_id).map(|k| &k.verdict) {
+            Some(Ok(v)) => v.signing_key,
+            _ => None,
+        };
         let valid = self.auth.known.nodes.get(&q.router_id).is_some_and(|k| k.verdict.is_ok());
         if valid {
+            // Held for want of the origin's set at this seqno: ask the
+            // neighbour that relayed it (it verified one to relay it).
+            let held = verdict == FilterVerdict::Hold
+                && signing.is_some()
+                && self.origins.get(&q.router_id).is_none_or(|s| q.seqno.newer_than(s.seqno));
+            let now = self.now;
+            if held && self.set_requested.get(&q.router_id).is_none_or(|t| now.since(*t) >= SET_REQUEST_MS) {
+                self.set_requested.insert(q.router_id, now);
+                self.stats.origin.requested += 1;
+                let req = MeshTlv::SetRequest { router_id: q.router_id };
+                self.send_extension(q.ifindex, Destination::Unicast(q.neighbour), &req);
+            }
             return;
         }
         let now = self.now;
@@ -553,6 +631,14 @@ impl MeshCore {
         self.requested.insert(q.router_id, now);
         let req = MeshTlv::CredentialRequest { router_id: q.router_id };
         self.send_extension(q.ifindex, Destination::Unicast(q.neighbour), &req);
+        // Its set too, answered after the credential (same neighbour, in
+        // order), so that it can be verified on arrival.
+        if self.origin_signatures && !self.origins.contains_key(&q.router_id) {
+            self.set_requested.insert(q.router_id, now);
+            self.stats.origin.requested += 1;
+            let req = MeshTlv::SetRequest { router_id: q.router_id };
+            self.send_extension(q.ifindex, Destination::Unicast(q.neighbour), &req);
+        }
     }
 
     /// Periodic work: our credential to tunnel neighbours now and then, and
@@ -560,6 +646,7 @@ impl MeshCore {
     fn tick(&mut self) {
         let now = self.now;
         self.requested.retain(|_, t| now.since(*t) < 10 * CREDENTIAL_REQUEST_MS);
+        self.set_requested.retain(|_, t| now.since(*t) < 10 * SET_REQUEST_MS);
         if let Some(c) = &self.id.credential {
             let chunks = credential_chunks(self.id.router_id, c.to_bytes());
             let due: Vec<IfIndex> = self
@@ -570,15 +657,103 @@ impl MeshCore {
                 })
                 .copied()
                 .collect();
+            let set = self.own_set.as_ref().map(|s| MeshTlv::Set(s.bytes.clone()));
             for i in due {
                 self.announced_to.insert(i, now);
                 for ch in &chunks {
                     self.send_extension(i, Destination::Multicast, ch);
                 }
+                if let Some(s) = &set {
+                    self.send_extension(i, Destination::Multicast, s);
+                }
             }
         }
         if self.auth.known.recheck_times(self.at()) {
             self.filter_stale = true;
+        }
+    }
+
+    /// What we originate changed: sign the new set and send it to every
+    /// tunnel neighbour (they pass it on). The same seqno with other
+    /// prefixes takes the next epoch, so that one (epoch, seqno) never
+    /// names two sets.
+    fn own_origin(&mut self, seqno: SeqNo, prefixes: Vec<Prefix>) {
+        if let Some(s) = &self.own_set {
+            let mut sorted = prefixes.clone();
+            sorted.sort();
+            let mut had = s.prefixes.clone();
+            had.sort();
+            if s.seqno == seqno && had == sorted {
+                return;
+            }
+            if s.seqno == seqno {
+                self.own_epoch = self.own_epoch.saturating_add(1);
+            }
+        }
+        match Set::sign(&self.signing, self.id.router_id, self.own_epoch, seqno, &prefixes) {
+            Ok(set) => {
+                let tlv = MeshTlv::Set(set.bytes.clone());
+                self.own_set = Some(set);
+                for i in self.tunnel_ifs.clone() {
+                    self.send_extension(i, Destination::Multicast, &tlv);
+                }
+            }
+            Err(e) => {
+                self.own_set = None;
+                self.log(
+                    log::Level::Error,
+                    format!("cannot sign what we originate ({} prefixes): {e}", prefixes.len()),
+                );
+            }
+        }
+    }
+
+    /// An announcement set arrived on tunnel `ifindex`: verified at most
+    /// once per (origin, epoch, seqno), within the tunnel's budget, then
+    /// kept and passed on to the other tunnels.
+    fn on_set(&mut self, ifindex: IfIndex, bytes: &[u8]) {
+        self.stats.origin.received += 1;
+        let Ok(set) = Set::decode(bytes) else {
+            self.stats.origin.unverifiable += 1;
+            return;
+        };
+        if set.router_id == self.id.router_id {
+            return;
+        }
+        if let Some(held) = self.origins.get(&set.router_id) {
+            if held.bytes == set.bytes || !origin::newer(set.version(), held.version()) {
+                self.stats.origin.stale += 1;
+                return;
+            }
+        }
+        let key = match self.auth.known.nodes.get(&set.router_id).map(|k| &k.verdict) {
+            Some(Ok(v)) => v.signing_key,
+            _ => None,
+        };
+        let Some(key) = key else {
+            self.stats.origin.unverifiable += 1;
+            return;
+        };
+        if !self.tunnel_token(ifindex) {
+            self.stats.origin.over_budget += 1;
+            return;
+        }
+        if !set.verify(&key) {
+            self.stats.origin.bad_signature += 1;
+            self.log(
+                log::Level::Warn,
+                format!("announcement set for {} with a bad signature from tunnel {ifindex}", set.router_id),
+            );
+            return;
+        }
+        self.stats.origin.verified += 1;
+        let tlv = MeshTlv::Set(set.bytes.clone());
+        self.origins.insert(set.router_id, set);
+        self.filter_stale = true;
+        for i in self.tunnel_ifs.clone() {
+            if i != ifindex {
+                self.send_extension(i, Destination::Multicast, &tlv);
+            }
         }
     }
 
@@ -588,7 +763,20 @@ impl MeshCore {
             return;
         }
         self.filter_stale = false;
-        self.filter = RouteFilter::new(self.auth.known.grants(), self.tunnel_ifs.clone());
+        let origins = if self.origin_signatures {
+            let records = self
+                .origins
+                .iter()
+                .map(|(r, s)| {
+                    (*r, OriginRecord { epoch: s.epoch, seqno: s.seqno, prefixes: s.prefixes.clone() })
+                })
+                .collect();
+            Some(Arc::new(records))
+        } else {
+            None
+        };
+        self.filter =
+            RouteFilter::new(self.auth.known.grants(), self.tunnel_ifs.clone()).with_origins(origins);
         self.outputs.push_back(MeshOutput::Filter(self.filter.clone()));
     }
 

@@ -41,6 +41,7 @@ impl Net {
             groups: vec![],
             not_before,
             not_after,
+            signing_key: None,
         };
         Credential::sign(body, &self.ca).unwrap()
     }

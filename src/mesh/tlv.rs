@@ -21,6 +21,10 @@ pub enum MeshTlv {
     CredentialRequest { router_id: RouterId },
     /// Part `index` of `count` of the credential of `router_id`.
     CredentialChunk { router_id: RouterId, index: u8, count: u8, data: Vec<u8> },
+    /// An origin's signed announcement set (see [`super::origin`]).
+    Set(Vec<u8>),
+    /// "Send me the set of this origin you hold."
+    SetRequest { router_id: RouterId },
 }
 
 impl MeshTlv {
@@ -37,6 +41,16 @@ impl MeshTlv {
                 b.push(*index);
                 b.push(*count);
                 b.extend_from_slice(data);
+                b
+            }
+            MeshTlv::Set(bytes) => {
+                let mut b = vec![super::origin::KIND_SET];
+                b.extend_from_slice(bytes);
+                b
+            }
+            MeshTlv::SetRequest { router_id } => {
+                let mut b = vec![super::origin::KIND_SET_REQUEST];
+                b.extend_from_slice(&router_id.0);
                 b
             }
         }
@@ -58,6 +72,10 @@ impl MeshTlv {
                     count,
                     data: b[11..].to_vec(),
                 })
+            }
+            super::origin::KIND_SET if b.len() > 1 => Some(MeshTlv::Set(b[1..].to_vec())),
+            super::origin::KIND_SET_REQUEST if b.len() == 9 => {
+                Some(MeshTlv::SetRequest { router_id: rid(b)? })
             }
             _ => None,
         }

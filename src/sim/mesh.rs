@@ -106,6 +106,9 @@ pub struct MeshScenario {
     pub adversaries: Vec<Adversary>,
     /// Route filters on (the default); off only as a control.
     pub filter: bool,
+    /// Origin signatures required where credentials carry signing keys
+    /// (the default; every simulated credential does).
+    pub signatures: bool,
 }
 
 impl MeshScenario {
@@ -126,6 +129,7 @@ impl MeshScenario {
             hello_interval_ms: 1000,
             adversaries: Vec::new(),
             filter: true,
+            signatures: true,
         }
     }
 
@@ -164,6 +168,9 @@ impl MeshScenario {
         s.adversaries = adversary::parse(&v, &s.topology)?;
         if let Some(f) = v.get("filter") {
             s.filter = f.as_bool().ok_or("\"filter\" must be true or false")?;
+        }
+        if let Some(f) = v.get("signatures") {
+            s.signatures = f.as_bool().ok_or("\"signatures\" must be true or false")?;
         }
         Ok(s)
     }
@@ -206,6 +213,8 @@ struct MeshNode {
     engine: Engine,
     core: MeshCore,
     key: PublicKey,
+    /// Its key for origin-signed announcements (in its credential).
+    signing_key: [u8; 32],
     credential: Option<Credential>,
     /// Raw ifindex -> link index.
     raws: HashMap<IfIndex, usize>,
@@ -300,6 +309,7 @@ impl MeshSim {
         for (i, spec) in scn.nodes.iter().enumerate().take(n) {
             let key = NodePrivateKey::from_random(seeded(scn.seed, "node", i));
             let public = key.public_key();
+            let signing_key = crate::mesh::origin::signing_public(&key);
             let credential = spec.credential.as_ref().map(|c| {
                 let body = CredentialBody {
                     public_key: public,
@@ -308,13 +318,15 @@ impl MeshSim {
                     groups: Vec::new(),
                     not_before: scn.epoch.saturating_add_signed(c.not_before),
                     not_after: scn.epoch.saturating_add_signed(c.not_after),
+                    signing_key: Some(crate::mesh::origin::signing_public(&key)),
                 };
                 let signer = if c.ca == CaChoice::Main { &ca } else { &other_ca };
                 Credential::sign(body, signer).expect("credential")
             });
             let floor = scn.epoch - BUILT_BEFORE_EPOCH;
-            let cfg =
+            let mut cfg =
                 MeshConfig::new(key, credential.clone(), store.clone(), seeded(scn.seed, "nonce", i), floor);
+            cfg.origin_signatures = scn.signatures;
             let core = MeshCore::new(cfg, Time(0), spec.wall);
             let engine = Engine::new(EngineConfig::new(
                 derive::router_id(&public),
@@ -325,6 +337,7 @@ impl MeshSim {
                 engine,
                 core,
                 key: public,
+                signing_key,
                 credential,
                 raws: HashMap::new(),
                 tunnels: BTreeMap::new(),
@@ -643,6 +656,7 @@ impl MeshSim {
             groups: Vec::new(),
             not_before: self.epoch.saturating_add_signed(spec.not_before),
             not_after: self.epoch.saturating_add_signed(spec.not_after),
+            signing_key: Some(self.nodes[i].signing_key),
         };
         let signer = if spec.ca == CaChoice::Main { &self.ca } else { &self.other_ca };
         let cred = Credential::sign(body, signer).expect("credential");
@@ -679,6 +693,14 @@ impl MeshSim {
                             self.now,
                             wall,
                             MeshInput::Filtered { query, verdict },
+                        );
+                    }
+                    Output::Origin { seqno, prefixes } => {
+                        let wall = self.wall(i);
+                        self.nodes[i].core.handle_input(
+                            self.now,
+                            wall,
+                            MeshInput::Origin { seqno, prefixes },
                         );
                     }
                 }
@@ -1075,6 +1097,26 @@ impl MeshSim {
             }
         }
         o
+    }
+
+    /// Announcements the honest nodes' route filters held back (an origin
+    /// not known yet, or no verified set for the seqno), all told.
+    pub fn held_announcements(&self) -> u64 {
+        (0..self.nodes.len())
+            .filter(|i| !self.is_adversary(*i))
+            .map(|i| self.nodes[i].engine.stats().held_by_filter)
+            .sum()
+    }
+
+    /// Signature checks of announcement sets the honest nodes made.
+    pub fn set_verifications(&self) -> u64 {
+        (0..self.nodes.len())
+            .filter(|i| !self.is_adversary(*i))
+            .map(|i| {
+                let o = &self.nodes[i].core.stats().origin;
+                o.verified + o.bad_signature
+            })
+            .sum()
     }
 
     /// Announcements the honest nodes' route filters refused, all told.

@@ -419,7 +419,7 @@ impl Sim {
             match out {
                 Output::Send { ifindex, dst, data } => self.transmit(node, ifindex, dst, data),
                 Output::Fib(op) => self.apply_fib(node, op),
-                Output::Extension { .. } | Output::Filtered { .. } => {}
+                Output::Extension { .. } | Output::Filtered { .. } | Output::Origin { .. } => {}
             }
         }
     }

@@ -233,7 +233,8 @@ FILE is a JSON topology: {\"links\":[{\"source\":\"a\",\"target\":\"b\",\"loss\"
 With \"credentials\" or \"adversaries\" in FILE it runs the zero-trust mesh (credentials, tunnels,
 route filters; Hello 1 s unless given) and reports where honest nodes' packets end up:
 {\"credentials\":true,\"adversaries\":[{\"node\":\"m\",\"kind\":\"spoof_origin\",\"victim\":\"v\",\"start_s\":60}]}
-(kinds: spoof_origin, unauthorised_prefix, replay, blackhole; \"filter\":false turns route filters off)
+(kinds: spoof_origin, unauthorised_prefix, replay, blackhole; \"filter\":false turns route filters off,
+\"signatures\":false origin signatures)
 (a lossy link without a type is taken as wireless, and so are generated links given --loss;
 generated nodes are named n0, n1, ...; --steady 0 skips the steady-state window)";
 
@@ -426,6 +427,8 @@ pub struct MeshReport {
     pub hello_interval_ms: u64,
     /// Route filters on (false only as a control).
     pub filter: bool,
+    /// Origin signatures required (false only as a control).
+    pub signatures: bool,
     pub adversaries: Vec<AdversaryView>,
     /// Every honest pair delivered at one instant before the first
     /// adversary acted (or the end, without adversaries).
@@ -437,6 +440,10 @@ pub struct MeshReport {
     pub outcomes: PairOutcomes,
     /// Updates the honest nodes' route filters refused, all told.
     pub refused_announcements: u64,
+    /// Updates held back: origin unknown, or no verified set for the seqno.
+    pub held_announcements: u64,
+    /// Announcement-set signatures the honest nodes checked.
+    pub set_verifications: u64,
     pub wall_ms: u64,
 }
 
@@ -484,6 +491,7 @@ pub fn simulate_mesh(
         seed,
         hello_interval_ms: scn.hello_interval_ms,
         filter: scn.filter,
+        signatures: scn.signatures,
         adversaries: scn
             .adversaries
             .iter()
@@ -498,17 +506,21 @@ pub fn simulate_mesh(
         end_ms: sim.now().millis(),
         outcomes: sim.pair_outcomes(),
         refused_announcements: sim.refused_announcements(),
+        held_announcements: sim.held_announcements(),
+        set_verifications: sim.set_verifications(),
         wall_ms: started.elapsed().as_millis() as u64,
     }
 }
 
 fn print_mesh_human(r: &MeshReport) {
+    let on = |b: bool| if b { "on" } else { "off" };
     println!(
-        "zero-trust mesh: {} nodes, {} links, seed {}, route filters {}",
+        "zero-trust mesh: {} nodes, {} links, seed {}, route filters {}, origin signatures {}",
         r.nodes,
         r.links,
         r.seed,
-        if r.filter { "on" } else { "off" }
+        on(r.filter),
+        on(r.signatures)
     );
     for a in &r.adversaries {
         println!("  adversary {} ({}) from {:.1} s", a.node, a.kind, a.start_ms as f64 / 1000.0);
@@ -519,14 +531,16 @@ fn print_mesh_human(r: &MeshReport) {
     }
     let o = &r.outcomes;
     println!(
-        "at {:.1} s: {} pairs: {} delivered, {} hijacked, {} blackholed, {} unreachable; {} announcements refused",
+        "at {:.1} s: {} pairs: {} delivered, {} hijacked, {} blackholed, {} unreachable; {} announcements refused, {} held; {} set signatures checked",
         r.end_ms as f64 / 1000.0,
         o.pairs,
         o.delivered,
         o.hijacked,
         o.blackholed,
         o.unreachable,
-        r.refused_announcements
+        r.refused_announcements,
+        r.held_announcements,
+        r.set_verifications
     );
 }
 

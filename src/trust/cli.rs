@@ -22,10 +22,11 @@ use crate::babel::Prefix;
 pub const USAGE: &str = "\
 key and credential commands:
   weft genkey                      print a new WireGuard private key
-  weft pubkey                      read a private key on stdin, print its public key
+  weft pubkey [--signing]          read a private key on stdin, print its public key
+                                   (--signing: its key for origin-signed announcements)
   weft ca init --out DIR           create a network CA (DIR/ca.key, DIR/ca.pub)
-  weft ca sign --ca DIR --name NAME --public-key KEY [--prefix P]... [--group G]...
-               [--valid-for DURATION] [--not-before TIME] --out FILE
+  weft ca sign --ca DIR --name NAME --public-key KEY [--signing-key KEY]
+               [--prefix P]... [--group G]... [--valid-for DURATION] [--not-before TIME] --out FILE
                                    issue a credential (DURATION: 90d, 12h, 30m, 1y,
                                    3600s; default 365d; TIME: Unix seconds or
                                    YYYY-MM-DD[THH:MM:SSZ]; default 5 minutes ago)
@@ -233,14 +234,20 @@ fn warn_if_stdout_is_world_readable() {
 }
 
 fn pubkey(args: &[String]) -> Result<ExitCode, CliError> {
-    Options::parse(args, &[], &[])?.no_positional()?;
+    let o = Options::parse(args, &[], &["--signing"])?;
+    o.no_positional()?;
     let mut text = String::new();
     std::io::stdin()
         .take(1024)
         .read_to_string(&mut text)
         .map_err(|e| failed(format!("reading stdin: {e}")))?;
     let key: NodePrivateKey = text.parse().map_err(|e| failed(format!("stdin: private {e}")))?;
-    println!("{}", key.public_key());
+    if o.flag("--signing") {
+        // The key for origin-signed announcements, for `ca sign --signing-key`.
+        println!("{}", crate::base64::encode(&crate::mesh::origin::signing_public(&key)));
+    } else {
+        println!("{}", key.public_key());
+    }
     Ok(ExitCode::SUCCESS)
 }
 
@@ -342,13 +349,29 @@ fn parse_node_key(s: &str) -> Result<PublicKey, CliError> {
 fn ca_sign(args: &[String]) -> Result<ExitCode, CliError> {
     let o = Options::parse(
         args,
-        &["--ca", "--name", "--public-key", "--prefix", "--group", "--valid-for", "--not-before", "--out"],
+        &[
+            "--ca",
+            "--name",
+            "--public-key",
+            "--signing-key",
+            "--prefix",
+            "--group",
+            "--valid-for",
+            "--not-before",
+            "--out",
+        ],
         &[],
     )?;
     o.no_positional()?;
     let ca_dir = o.required("--ca")?;
     let name = o.required("--name")?.to_owned();
     let public_key = parse_node_key(o.required("--public-key")?)?;
+    let signing_key = match o.one("--signing-key")? {
+        Some(s) => Some(crate::base64::decode_array::<32>(s.trim()).map_err(|e| {
+            usage(format!("--signing-key {s:?}: {e} (the output of `weft pubkey --signing`)"))
+        })?),
+        None => None,
+    };
     let out = o.required("--out")?;
     let prefixes = o
         .all("--prefix")
@@ -371,6 +394,7 @@ fn ca_sign(args: &[String]) -> Result<ExitCode, CliError> {
         groups: o.all("--group").to_vec(),
         not_before,
         not_after,
+        signing_key,
     };
     // Check the arguments before touching the CA key.
     body.validate().map_err(|e| usage(e.to_string()))?;

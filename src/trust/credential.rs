@@ -36,6 +36,10 @@ pub struct CredentialBody {
     pub not_before: u64,
     /// Last valid second (Unix time, inclusive).
     pub not_after: u64,
+    /// The node's Ed25519 public key for signing what it originates
+    /// (derived from its private key: `weft pubkey --signing`). Without
+    /// one, the node's announcements are taken unsigned, as before.
+    pub signing_key: Option<[u8; 32]>,
 }
 
 impl CredentialBody {
@@ -120,6 +124,9 @@ impl Credential {
         for g in &body.groups {
             w.field(field::GROUP, g.as_bytes());
         }
+        if let Some(k) = &body.signing_key {
+            w.field(field::SIGNING_KEY, k);
+        }
         let mut bytes = w.finish();
         let len = bytes.len() + SIGNATURE_LEN;
         if len > MAX_CREDENTIAL_LEN {
@@ -139,6 +146,7 @@ impl Credential {
         let mut ca_key_id = None;
         let mut prefixes = Vec::new();
         let mut groups: Vec<String> = Vec::new();
+        let mut signing_key = None;
         let mut skipped_fields = Vec::new();
         wire::walk_fields(signed, |t, v| {
             match t {
@@ -173,6 +181,9 @@ impl Credential {
                     wire::check_group("group", s, MAX_GROUP_LEN)?;
                     groups.push(s.to_owned());
                 }
+                field::SIGNING_KEY => {
+                    wire::once(&mut signing_key, "signing-key", wire::fixed("signing-key", v)?)?;
+                }
                 _ => {
                     skipped_fields.push(t);
                     return Ok(false);
@@ -189,6 +200,7 @@ impl Credential {
             groups,
             not_before,
             not_after,
+            signing_key,
         };
         // Duplicates and the window order are checked here, once for all.
         body.validate()?;

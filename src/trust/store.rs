@@ -176,6 +176,8 @@ pub struct VerifiedNode {
     /// The key-derived /128, when the store has a mesh prefix.
     pub mesh_address: Option<Ipv6Addr>,
     pub authority: Authority,
+    /// The credential's key for origin-signed announcements, if any.
+    pub signing_key: Option<[u8; 32]>,
 }
 
 impl VerifiedNode {
@@ -338,6 +340,7 @@ impl TrustStore {
                 not_before: body.not_before,
                 not_after: body.not_after,
             },
+            signing_key: body.signing_key,
         })
     }
 
@@ -361,6 +364,7 @@ impl TrustStore {
             groups: Vec::new(),
             mesh_address: self.mesh_prefix.map(|p| p.address_for(key)),
             authority: Authority::AllowList,
+            signing_key: None,
         })
     }
 

@@ -32,6 +32,7 @@ fn body(key: PublicKey) -> CredentialBody {
         groups: vec!["lan".into(), "ops".into()],
         not_before: NB,
         not_after: NA,
+        signing_key: None,
     }
 }
 
@@ -104,6 +105,7 @@ fn golden_credential_bytes() {
             groups: vec!["g".into()],
             not_before: 1,
             not_after: 2,
+            signing_key: None,
         },
         &ca_key,
     )
@@ -529,6 +531,7 @@ fn prefix_authorisation_edges() {
         groups: vec![],
         mesh_address,
         authority: Authority::AllowList,
+        signing_key: None,
     };
     let n = mk(vec![p("10.0.0.0/8"), p("2001:db8::/32")], Some(mesh.address_for(&key)));
     // Inside, equal, wider, outside, other family.

@@ -50,6 +50,8 @@ pub mod field {
     pub const SERIAL: u8 = 0x07;
     pub const ISSUED: u8 = 0x08;
     pub const REVOKED_KEY: u8 = 0x09;
+    /// The node's Ed25519 key for origin-signed announcements (32 bytes).
+    pub const SIGNING_KEY: u8 = 0x0A;
 }
 
 /// What a signed object is, the second byte of the envelope.

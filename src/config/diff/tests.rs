@@ -237,6 +237,7 @@ fn every_main_and_trust_option_is_diffed() {
             "max_routes_per_neighbour",
             "max_origins_per_neighbour",
             "set_forwarding",
+            "origin_signatures",
             "domain",
             "hosts_file",
             "metrics_file",

@@ -57,6 +57,7 @@ fn defaults() {
     assert_eq!(m.listen_port_range, 80);
     assert_eq!(m.keepalive_ms, 0);
     assert!(m.set_forwarding);
+    assert!(m.origin_signatures, "origin signatures are required by default");
     assert_eq!(m.domain, "mesh");
     assert_eq!(m.hosts_file.as_deref(), Some(Path::new("/tmp/hosts/weft")));
     assert_eq!(m.metrics_file.as_deref(), Some(Path::new("/var/prometheus/weft.prom")));
@@ -110,6 +111,7 @@ fn fixture_sets_every_option_without_warnings() {
     assert_eq!(m.listen_port_range, 40);
     assert_eq!(m.keepalive_ms, 30_000);
     assert!(!m.set_forwarding);
+    assert!(!m.origin_signatures);
     assert_eq!(m.domain, "mesh.example.org", "lower-cased");
     assert_eq!(m.hosts_file.as_deref(), Some(Path::new("/tmp/hosts/weft-test")));
     assert_eq!(m.metrics_file, None, "'off' disables");
@@ -269,6 +271,7 @@ fn invalid_main_values_are_refused_with_line_and_option() {
         ("keepalive", "2.5", "whole seconds"),
         ("keepalive", "65536", "whole seconds from 0 to 65535"),
         ("set_forwarding", "auto", "a boolean"),
+        ("origin_signatures", "1", "is not require or off"),
         ("domain", "mesh.", "labels of letters"),
         ("domain", "my mesh", "a DNS domain"),
         ("domain", "-mesh", "a DNS domain"),

@@ -1,0 +1,297 @@
+//! Origin-signed announcements: a node signs the set of prefixes it
+//! originates at each (epoch, seqno) with an Ed25519 key derived from its
+//! WireGuard private key, whose public half its credential carries (field
+//! `signing-key`). Relays pass sets on unchanged (weft's TLV 224, never on
+//! plain Babel interfaces); every node verifies a set once and then uses an
+//! Update (prefix P, router-id R, seqno s) learned over a tunnel only if R's
+//! verified set lists P (see [`super::filter`]). Updates keep their bytes:
+//! babeld and BIRD see nothing new.
+//!
+//! The epoch orders sets across seqno wrap-around and restarts, and within
+//! a run counts changes of what is announced at one seqno, so that one
+//! (R, epoch, seqno) never names two different sets.
+//!
+//! Wire form of a set (the body of TLV 224 kind [`KIND_SET`] after the kind
+//! byte; at most 254 bytes, so about nine IPv6 /128s or forty IPv4 /24s):
+//!
+//! ```text
+//!  0  version = 1
+//!  1  router-id (8)
+//!  9  epoch (4, big-endian)
+//! 13  seqno (2, big-endian)
+//! 15  n, number of prefixes
+//! 16  n × (AE 1|2, plen, ⌈plen/8⌉ address bytes), strictly ascending
+//! end-64  Ed25519 signature over "weft announcement set v1\0" ‖ bytes[..end-64]
+//! ```
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use ed25519_compact::{KeyPair, PublicKey as EdPublicKey, Seed, Signature};
+
+use crate::babel::{Prefix, RouterId, SeqNo};
+use crate::trust::NodePrivateKey;
+
+pub const KIND_SET: u8 = 3;
+pub const KIND_SET_REQUEST: u8 = 4;
+const VERSION: u8 = 1;
+const HEADER: usize = 16;
+const SIG: usize = 64;
+/// A TLV body is at most 255 bytes, one of them the kind.
+pub const MAX_SET_LEN: usize = 254;
+const CONTEXT: &[u8] = b"weft announcement set v1\0";
+
+/// The node's signing key pair, derived from its WireGuard private key (one
+/// secret per node).
+pub fn signing_keypair(key: &NodePrivateKey) -> KeyPair {
+    let mut h = ed25519_compact::sha512::Hash::new();
+    h.update(b"weft origin-signing-key v1");
+    h.update(key.as_bytes());
+    let d = h.finalize();
+    let mut seed = [0u8; 32];
+    seed.copy_from_slice(&d[..32]);
+    KeyPair::from_seed(Seed::new(seed))
+}
+
+/// The public half, as a credential carries it.
+pub fn signing_public(key: &NodePrivateKey) -> [u8; 32] {
+    let mut out = [0u8; 32];
+    out.copy_from_slice(signing_keypair(key).pk.as_ref());
+    out
+}
+
+/// Is (epoch, seqno) `a` newer than `b`? Epoch first, then seqno modulo 2^16.
+pub fn newer(a: (u32, SeqNo), b: (u32, SeqNo)) -> bool {
+    a.0 > b.0 || (a.0 == b.0 && a.1.newer_than(b.1))
+}
+
+/// A decoded set whose signature has not been checked yet.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Set {
+    pub router_id: RouterId,
+    pub epoch: u32,
+    pub seqno: SeqNo,
+    pub prefixes: Vec<Prefix>,
+    /// The exact bytes, signature included (what is passed on).
+    pub bytes: Vec<u8>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SetError {
+    Malformed(&'static str),
+    TooLarge(usize),
+}
+
+impl std::fmt::Display for SetError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SetError::Malformed(why) => write!(f, "malformed announcement set: {why}"),
+            SetError::TooLarge(n) => {
+                write!(f, "announcement set of {n} bytes: at most {MAX_SET_LEN} fit in one TLV")
+            }
+        }
+    }
+}
+
+fn encode_prefix(out: &mut Vec<u8>, p: &Prefix) {
+    let (ae, bytes): (u8, Vec<u8>) = match p.addr() {
+        IpAddr::V4(a) => (1, a.octets().to_vec()),
+        IpAddr::V6(a) => (2, a.octets().to_vec()),
+    };
+    let n = (p.len() as usize).div_ceil(8);
+    out.push(ae);
+    out.push(p.len());
+    out.extend_from_slice(&bytes[..n]);
+}
+
+/// The canonical order: by family, address bytes, length.
+fn sort_key(p: &Prefix) -> (u8, Vec<u8>, u8) {
+    match p.addr() {
+        IpAddr::V4(a) => (1, a.octets().to_vec(), p.len()),
+        IpAddr::V6(a) => (2, a.octets().to_vec(), p.len()),
+    }
+}
+
+impl Set {
+    /// Signs what `router_id` originates at (epoch, seqno).
+    pub fn sign(
+        keys: &KeyPair,
+        router_id: RouterId,
+        epoch: u32,
+        seqno: SeqNo,
+        prefixes: &[Prefix],
+    ) -> Result<Set, SetError> {
+        let mut sorted = prefixes.to_vec();
+        sorted.sort_by_key(sort_key);
+        sorted.dedup();
+        let mut b = vec![VERSION];
+        b.extend_from_slice(&router_id.0);
+        b.extend_from_slice(&epoch.to_be_bytes());
+        b.extend_from_slice(&seqno.0.to_be_bytes());
+        b.push(sorted.len().min(255) as u8);
+        for p in &sorted {
+            encode_prefix(&mut b, p);
+        }
+        if b.len() + SIG > MAX_SET_LEN || sorted.len() > 255 {
+            return Err(SetError::TooLarge(b.len() + SIG));
+        }
+        let sig = keys.sk.sign([CONTEXT, &b[..]].concat(), None);
+        b.extend_from_slice(sig.as_ref());
+        Ok(Set { router_id, epoch, seqno, prefixes: sorted, bytes: b })
+    }
+
+    /// Parses the structure (not the signature): canonical order, lengths,
+    /// host bits clear, so that one set has exactly one encoding.
+    pub fn decode(b: &[u8]) -> Result<Set, SetError> {
+        if b.len() > MAX_SET_LEN {
+            return Err(SetError::TooLarge(b.len()));
+        }
+        if b.len() < HEADER + SIG {
+            return Err(SetError::Malformed("too short"));
+        }
+        if b[0] != VERSION {
+            return Err(SetError::Malformed("unknown version"));
+        }
+        let router_id = RouterId(b[1..9].try_into().expect("length checked"));
+        let epoch = u32::from_be_bytes(b[9..13].try_into().expect("length checked"));
+        let seqno = SeqNo(u16::from_be_bytes([b[13], b[14]]));
+        let n = b[15] as usize;
+        let body = &b[HEADER..b.len() - SIG];
+        let mut at = 0;
+        let mut prefixes: Vec<Prefix> = Vec::with_capacity(n);
+        for _ in 0..n {
+            let (ae, plen) = match body.get(at..at + 2) {
+                Some(x) => (x[0], x[1]),
+                None => return Err(SetError::Malformed("truncated prefix")),
+            };
+            let max = match ae {
+                1 => 32,
+                2 => 128,
+                _ => return Err(SetError::Malformed("unknown address family")),
+            };
+            if plen > max {
+                return Err(SetError::Malformed("prefix length"));
+            }
+            let k = (plen as usize).div_ceil(8);
+            let bytes = body.get(at + 2..at + 2 + k).ok_or(SetError::Malformed("truncated prefix"))?;
+            at += 2 + k;
+            let addr = if ae == 1 {
+                let mut o = [0u8; 4];
+                o[..k].copy_from_slice(bytes);
+                IpAddr::V4(Ipv4Addr::from(o))
+            } else {
+                let mut o = [0u8; 16];
+                o[..k].copy_from_slice(bytes);
+                IpAddr::V6(Ipv6Addr::from(o))
+            };
+            let p = Prefix::new(addr, plen).expect("length checked");
+            if p.addr() != addr {
+                return Err(SetError::Malformed("host bits set"));
+            }
+            if prefixes.last().is_some_and(|q| sort_key(q) >= sort_key(&p)) {
+                return Err(SetError::Malformed("prefixes not in canonical order"));
+            }
+            prefixes.push(p);
+        }
+        if at != body.len() {
+            return Err(SetError::Malformed("trailing bytes"));
+        }
+        Ok(Set { router_id, epoch, seqno, prefixes, bytes: b.to_vec() })
+    }
+
+    /// Checks the signature against the origin's signing key.
+    pub fn verify(&self, signing_key: &[u8; 32]) -> bool {
+        let Ok(pk) = EdPublicKey::from_slice(signing_key) else { return false };
+        let (signed, sig) = self.bytes.split_at(self.bytes.len() - SIG);
+        let Ok(sig) = Signature::from_slice(sig) else { return false };
+        pk.verify([CONTEXT, signed].concat(), &sig).is_ok()
+    }
+
+    pub fn version(&self) -> (u32, SeqNo) {
+        (self.epoch, self.seqno)
+    }
+}
+
+/// A verified set as the route filter reads it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OriginRecord {
+    pub epoch: u32,
+    pub seqno: SeqNo,
+    pub prefixes: Vec<Prefix>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(n: u8) -> NodePrivateKey {
+        NodePrivateKey::from_random([n; 32])
+    }
+
+    fn p(s: &str) -> Prefix {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn a_set_round_trips_verifies_and_has_one_encoding() {
+        let k = signing_keypair(&key(1));
+        let pk = signing_public(&key(1));
+        let rid = RouterId([1, 2, 3, 4, 5, 6, 7, 8]);
+        let prefixes = [p("fd42:77:1::5/128"), p("10.0.5.0/24"), p("10.0.5.0/24"), p("2001:db8::/32")];
+        let s = Set::sign(&k, rid, 7, SeqNo(300), &prefixes).unwrap();
+        assert_eq!(s.prefixes, vec![p("10.0.5.0/24"), p("2001:db8::/32"), p("fd42:77:1::5/128")]);
+        // 16 header + (2+3) + (2+4) + (2+16) + 64 signature.
+        assert_eq!(s.bytes.len(), 16 + 5 + 6 + 18 + 64);
+        let d = Set::decode(&s.bytes).unwrap();
+        assert_eq!(d, s);
+        assert!(d.verify(&pk));
+        // Another node's key, or one flipped bit anywhere: refused.
+        assert!(!d.verify(&signing_public(&key(2))));
+        for i in 0..s.bytes.len() {
+            let mut b = s.bytes.clone();
+            b[i] ^= 0x01;
+            if let Ok(x) = Set::decode(&b) {
+                assert!(!x.verify(&pk), "bit flip at {i} still verifies");
+            }
+        }
+        // The same key signs the same set the same way (deterministic).
+        assert_eq!(Set::sign(&k, rid, 7, SeqNo(300), &prefixes).unwrap().bytes, s.bytes);
+    }
+
+    #[test]
+    fn malformed_sets_are_refused_with_a_reason() {
+        let k = signing_keypair(&key(1));
+        let rid = RouterId([9; 8]);
+        let s = Set::sign(&k, rid, 1, SeqNo(1), &[p("10.0.1.0/24"), p("10.0.2.0/24")]).unwrap();
+        let mut unsorted = s.bytes.clone();
+        // Swap the two prefixes' address bytes: out of order.
+        unsorted[HEADER + 4] = 2;
+        unsorted[HEADER + 9] = 1;
+        assert_eq!(Set::decode(&unsorted), Err(SetError::Malformed("prefixes not in canonical order")));
+        assert!(Set::decode(&s.bytes[..40]).is_err());
+        assert!(Set::decode(&s.bytes[..HEADER + SIG - 1]).is_err());
+        let mut v = s.bytes.clone();
+        v[0] = 2;
+        assert_eq!(Set::decode(&v), Err(SetError::Malformed("unknown version")));
+        let mut count = s.bytes.clone();
+        count[15] = 3;
+        assert!(Set::decode(&count).is_err());
+        // Too many prefixes for one TLV: a clear error when signing.
+        let many: Vec<Prefix> = (0..12).map(|i| p(&format!("fd00::{i}/128"))).collect();
+        assert!(matches!(Set::sign(&k, rid, 1, SeqNo(1), &many), Err(SetError::TooLarge(_))));
+    }
+
+    #[test]
+    fn versions_order_by_epoch_then_seqno_modulo() {
+        assert!(newer((2, SeqNo(0)), (1, SeqNo(60000))));
+        assert!(newer((1, SeqNo(5)), (1, SeqNo(65530))));
+        assert!(!newer((1, SeqNo(5)), (1, SeqNo(5))));
+        assert!(!newer((0, SeqNo(9)), (1, SeqNo(1))));
+    }
+
+    #[test]
+    fn the_signing_key_is_derived_from_the_wireguard_key() {
+        assert_eq!(signing_public(&key(3)), signing_public(&key(3)));
+        assert_ne!(signing_public(&key(3)), signing_public(&key(4)));
+        assert_ne!(&signing_public(&key(3)), key(3).public_key().as_bytes());
+    }
+}
