@@ -41,7 +41,7 @@ impl Net {
             groups: vec![],
             not_before,
             not_after,
-            signing_key: None,
+            signing_key: Some(origin::signing_public(key)),
         };
         Credential::sign(body, &self.ca).unwrap()
     }
@@ -117,4 +117,105 @@ fn an_older_credential_never_replaces_a_newer_one() {
         "the older credential replaced the newer"
     );
     assert_eq!(core.filter().judge(&"10.1.0.0/24".parse().unwrap(), &rid), RouteVerdict::NotGranted);
+}
+
+/// Origin signatures in the core: a set is verified once however many
+/// tunnels bring it, a forged one is refused and counted, and the filter
+/// holds a route the verified set does not cover yet, uses one it lists,
+/// and refuses one it does not list.
+#[test]
+fn announcement_sets_are_verified_once_and_decide_routes() {
+    let net = Net::new();
+    let mut core = net.core(1);
+    core.handle_input(Time(0), NOW, MeshInput::TunnelInterfaces(BTreeSet::from([9, 10, 11])));
+    let (key2, cred2) = net.node(2);
+    let rid = derive::router_id(cred2.public_key());
+    let from: std::net::Ipv6Addr = "fe80::9".parse().unwrap();
+    for body in chunks_of(&cred2) {
+        core.handle_input(Time(10), NOW, MeshInput::Extension { ifindex: 9, from, body: &body });
+    }
+    let addr = core.known().nodes[&rid].verdict.as_ref().unwrap().mesh_address.unwrap();
+    let p = crate::babel::Prefix::V6(addr, 128);
+    let other: crate::babel::Prefix = "10.9.9.0/24".parse().unwrap();
+    // No set yet: held.
+    assert_eq!(core.filter().judge_signed(&p, &rid, SeqNo(5)), RouteVerdict::AwaitingSet);
+    let set = Set::sign(&origin::signing_keypair(&key2), rid, 1, SeqNo(5), &[p]).unwrap();
+    let body = MeshTlv::Set(set.bytes.clone()).encode();
+    let checks = core.stats().origin.verified;
+    for ifindex in [9, 10, 11, 9, 10, 11] {
+        core.handle_input(Time(20), NOW, MeshInput::Extension { ifindex, from, body: &body });
+    }
+    assert_eq!(core.stats().origin.verified, checks + 1, "one set from three tunnels is verified once");
+    assert_eq!(core.stats().origin.stale, 5);
+    // Passed on to the two other tunnels, once.
+    let outs: Vec<MeshOutput> = std::iter::from_fn(|| core.poll_output()).collect();
+    let passed: Vec<IfIndex> = outs
+        .iter()
+        .filter_map(|o| match o {
+            MeshOutput::Extension { ifindex, body: b, .. } if *b == body => Some(*ifindex),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(passed, [10, 11]);
+    // The set decides: listed at its seqno or older (Babel's feasibility
+    // handles old seqnos), held beyond it, refused when not listed.
+    let f = core.filter();
+    assert_eq!(f.judge_signed(&p, &rid, SeqNo(5)), RouteVerdict::Allowed);
+    assert_eq!(f.judge_signed(&p, &rid, SeqNo(4)), RouteVerdict::Allowed);
+    assert_eq!(f.judge_signed(&p, &rid, SeqNo(1005)), RouteVerdict::AwaitingSet);
+    assert_eq!(f.judge_signed(&other, &rid, SeqNo(5)), RouteVerdict::NotGranted);
+    // A set for node 2 signed by node 3's key (an insider forging it).
+    let (key3, _) = net.node(3);
+    let forged = Set::sign(&origin::signing_keypair(&key3), rid, 1, SeqNo(1005), &[p]).unwrap();
+    let body = MeshTlv::Set(forged.bytes).encode();
+    core.handle_input(Time(30), NOW, MeshInput::Extension { ifindex: 10, from, body: &body });
+    assert_eq!(core.stats().origin.bad_signature, 1);
+    assert_eq!(core.filter().judge_signed(&p, &rid, SeqNo(1005)), RouteVerdict::AwaitingSet);
+    // Without origin signatures, the grant alone decides.
+    let (key1, cred1) = net.node(1);
+    let mut cfg = MeshConfig::new(key1, Some(cred1), net.store.clone(), [1; 32], NOW - 86_400 * 30);
+    cfg.origin_signatures = false;
+    let mut off = MeshCore::new(cfg, Time(0), NOW);
+    off.handle_input(Time(0), NOW, MeshInput::TunnelInterfaces(BTreeSet::from([9])));
+    for body in chunks_of(&cred2) {
+        off.handle_input(Time(10), NOW, MeshInput::Extension { ifindex: 9, from, body: &body });
+    }
+    assert_eq!(off.filter().judge_signed(&p, &rid, SeqNo(1005)), RouteVerdict::Allowed);
+}
+
+/// What we originate is signed at once and sent to every tunnel; the same
+/// seqno with other prefixes takes the next epoch.
+#[test]
+fn our_own_set_follows_what_the_engine_originates() {
+    let net = Net::new();
+    let mut core = net.core(1);
+    core.handle_input(Time(0), NOW, MeshInput::TunnelInterfaces(BTreeSet::from([9, 10])));
+    let _ = std::iter::from_fn(|| core.poll_output()).count();
+    let a: crate::babel::Prefix = "fd42::1/128".parse().unwrap();
+    let b: crate::babel::Prefix = "10.1.0.0/24".parse().unwrap();
+    let sets = |core: &mut MeshCore| -> Vec<Set> {
+        std::iter::from_fn(|| core.poll_output())
+            .filter_map(|o| match o {
+                MeshOutput::Extension { body, .. } => match MeshTlv::decode(&body) {
+                    Some(MeshTlv::Set(bytes)) => Set::decode(&bytes).ok(),
+                    _ => None,
+                },
+                _ => None,
+            })
+            .collect()
+    };
+    core.handle_input(Time(1), NOW, MeshInput::Origin { seqno: SeqNo(7), prefixes: vec![a] });
+    let first = sets(&mut core);
+    assert_eq!(first.len(), 2, "one to each tunnel");
+    let pk = origin::signing_public(&NodePrivateKey::from_random([1; 32]));
+    assert!(first[0].verify(&pk));
+    assert_eq!((first[0].seqno, first[0].prefixes.clone()), (SeqNo(7), vec![a]));
+    // Nothing changed: nothing sent.
+    core.handle_input(Time(2), NOW, MeshInput::Origin { seqno: SeqNo(7), prefixes: vec![a] });
+    assert!(sets(&mut core).is_empty());
+    // Another prefix at the same seqno: the next epoch.
+    core.handle_input(Time(3), NOW, MeshInput::Origin { seqno: SeqNo(7), prefixes: vec![a, b] });
+    let second = sets(&mut core);
+    assert_eq!(second[0].epoch, first[0].epoch + 1);
+    assert!(origin::newer(second[0].version(), first[0].version()));
 }

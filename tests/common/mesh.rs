@@ -68,7 +68,7 @@ impl Ca {
     pub fn sign(&self, id: &NodeId, prefixes: &[&str], valid_for: Option<&str>) -> PathBuf {
         let out = id.dir.join(format!("{}.cred", id.name));
         let mut args = vec!["ca", "sign", "--ca", path_str(&self.dir), "--name", &id.name];
-        args.extend(["--public-key", &id.public, "--out", path_str(&out)]);
+        args.extend(["--public-key", &id.public, "--signing-key", &id.signing, "--out", path_str(&out)]);
         for p in prefixes {
             args.extend(["--prefix", p]);
         }
@@ -105,6 +105,8 @@ pub struct NodeId {
     pub dir: PathBuf,
     pub key_file: PathBuf,
     pub public: String,
+    /// Its key for origin-signed announcements (`weft pubkey --signing`).
+    pub signing: String,
 }
 
 impl NodeId {
@@ -123,19 +125,24 @@ impl NodeId {
                 .expect("key file");
             writeln!(f, "{key}").expect("write key");
         }
-        let mut child = Command::new(weft())
-            .arg("pubkey")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("weft pubkey");
-        {
-            use std::io::Write;
-            child.stdin.take().expect("stdin").write_all(key.as_bytes()).expect("write stdin");
-        }
-        let out = child.wait_with_output().expect("weft pubkey");
-        assert!(out.status.success(), "weft pubkey failed");
-        NodeId { name: name.to_string(), dir: dir.to_path_buf(), key_file, public: stdout_line(&out) }
+        let pubkey = |extra: &[&str]| {
+            let mut child = Command::new(weft())
+                .arg("pubkey")
+                .args(extra)
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .spawn()
+                .expect("weft pubkey");
+            {
+                use std::io::Write;
+                child.stdin.take().expect("stdin").write_all(key.as_bytes()).expect("write stdin");
+            }
+            let out = child.wait_with_output().expect("weft pubkey");
+            assert!(out.status.success(), "weft pubkey {extra:?} failed");
+            stdout_line(&out)
+        };
+        let (public, signing) = (pubkey(&[]), pubkey(&["--signing"]));
+        NodeId { name: name.to_string(), dir: dir.to_path_buf(), key_file, public, signing }
     }
 }
 
