@@ -159,10 +159,12 @@ step_credentials() {
 	for n in $ALL; do
 		(umask 077 && "$WEFT" genkey >"$WORK/$n/private.key")
 		"$WEFT" pubkey <"$WORK/$n/private.key" >"$WORK/$n/public.key"
+		"$WEFT" pubkey --signing <"$WORK/$n/private.key" >"$WORK/$n/signing.key"
 		base64 -d <"$WORK/$n/public.key" | od -An -tx1 -N3 | tr -d ' \n' >"$WORK/$n/keyhex"
 	done
 	for n in $NODES; do
 		"$WEFT" ca sign --ca "$WORK/ca" --name "router-$n" --public-key "$(cat "$WORK/$n/public.key")" \
+			--signing-key "$(cat "$WORK/$n/signing.key")" \
 			--prefix "$(v6 "$n")/128" --prefix "$(v4 "$n")/32" --valid-for 1d \
 			--out "$WORK/$n/node.cred" >/dev/null
 	done

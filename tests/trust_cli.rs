@@ -105,6 +105,10 @@ fn ca_sign_show_and_revoke_end_to_end() {
     let private = ok(weft(&["genkey"]), "genkey");
     let key = ok(run_with_stdin(WEFT, &["pubkey"], &private), "pubkey");
     let key = key.trim();
+    let signing = ok(run_with_stdin(WEFT, &["pubkey", "--signing"], &private), "pubkey --signing");
+    let signing = signing.trim();
+    assert_eq!(signing.len(), 44, "a 32-byte key in base64: {signing}");
+    assert_ne!(signing, key);
 
     // CA: files, modes, refusal to overwrite.
     let init = ok(weft(&["ca", "init", "--out", &ca]), "ca init");
@@ -132,6 +136,8 @@ fn ca_sign_show_and_revoke_end_to_end() {
             "kitchen",
             "--public-key",
             key,
+            "--signing-key",
+            signing,
             "--prefix",
             "10.1.0.0/16",
             "--prefix",
@@ -158,6 +164,23 @@ fn ca_sign_show_and_revoke_end_to_end() {
     let node: PublicKey = key.parse().unwrap();
     let mesh: MeshPrefix = "fd00:1234:5678::/48".parse().unwrap();
     assert_eq!(v["kind"], "credential");
+    assert_eq!(v["signing_key"], signing, "the signing key went into the credential");
+    let bad = weft(&[
+        "ca",
+        "sign",
+        "--ca",
+        &ca,
+        "--name",
+        "x",
+        "--public-key",
+        key,
+        "--signing-key",
+        "short",
+        "--out",
+        "y",
+    ]);
+    assert_eq!(code(&bad), 2, "{}", stderr(&bad));
+    assert!(stderr(&bad).contains("--signing-key"), "{}", stderr(&bad));
     assert_eq!(v["name"], "kitchen");
     assert_eq!(v["public_key"], key);
     assert_eq!(v["router_id"], router_id(&node).to_string());

@@ -195,6 +195,16 @@ fn three_credentialed_nodes_in_a_line_route_only_through_tunnels() {
     assert!(counts.get("wireguard-1").copied().unwrap_or(0) >= 2, "no WireGuard handshakes seen: {counts:?}");
     // Babel and the pings crossed as WireGuard transport data.
     assert!(counts.get("wireguard-4").copied().unwrap_or(0) >= 20, "too little WireGuard data: {counts:?}");
+    // The credentials carry signing keys: every node verified the other
+    // two origins' announcement sets, and used their routes because of it.
+    for i in 0..3 {
+        let t = &m.status(i)["trust"];
+        assert_eq!(t["origin"]["signatures"], "require", "node {i}: {t}");
+        assert_eq!(t["origin"]["credential_signing_key"], "ours", "node {i}: {t}");
+        assert_eq!(t["origin"]["verified_origins"], 2, "node {i}: {}", t["origin"]);
+        assert!(t["mesh"]["origin"]["verified"].as_u64().unwrap() >= 2, "node {i}: {}", t["mesh"]["origin"]);
+        assert_eq!(t["mesh"]["origin"]["bad_signature"], 0, "node {i}: {}", t["mesh"]["origin"]);
+    }
 }
 
 /// The classifier the capture checks rely on flags Babel in clear: every

@@ -322,6 +322,22 @@ impl MeshCore {
                     format!("our own credential does not verify: {e} (neighbours will refuse us)"),
                 ),
             }
+            let ours = core.signing_public();
+            match c.body().signing_key {
+                Some(k) if k == ours => {}
+                Some(_) => core.log(
+                    log::Level::Warn,
+                    "our credential's signing key is not the one derived from our private key: neighbours \
+                     will hold back every route we originate (weft pubkey --signing; weft ca sign --signing-key)"
+                        .into(),
+                ),
+                None => core.log(
+                    log::Level::Info,
+                    "our credential has no signing key: neighbours take our routes without an origin \
+                     signature (weft pubkey --signing; weft ca sign --signing-key)"
+                        .into(),
+                ),
+            }
         }
         for k in core.trusted_keys.clone() {
             core.auth.known.learn_allowed(&core.auth.store, &k);
@@ -431,6 +447,22 @@ impl MeshCore {
     /// Entries the refusal bookkeeping holds.
     pub fn refusal_entries(&self) -> usize {
         self.refusals.len()
+    }
+
+    /// Our public key for origin-signed announcements.
+    pub fn signing_public(&self) -> [u8; 32] {
+        let mut out = [0u8; 32];
+        out.copy_from_slice(self.signing.pk.as_ref());
+        out
+    }
+
+    pub fn origin_signatures_on(&self) -> bool {
+        self.origin_signatures
+    }
+
+    /// Origins whose verified announcement set we hold.
+    pub fn verified_origins(&self) -> usize {
+        self.origins.len()
     }
 
     /// Distinct refused (origin, prefix) pairs heard recently.

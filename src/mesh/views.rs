@@ -61,6 +61,25 @@ impl MeshCore {
             "link": self.link().stats(),
             "crypto": self.crypto(),
             "clock": self.clock_status(),
+            "origin": self.origin_status(),
+        })
+    }
+
+    /// Origin-signed announcements: our key, whether our credential
+    /// carries it (without it neighbours take our routes unsigned), and how
+    /// many origins' sets we hold.
+    pub fn origin_status(&self) -> Value {
+        let ours = self.signing_public();
+        let in_credential = self.identity().credential.as_ref().and_then(|c| c.body().signing_key);
+        json!({
+            "signatures": if self.origin_signatures_on() { "require" } else { "off" },
+            "signing_key": crate::base64::encode(&ours),
+            "credential_signing_key": match in_credential {
+                None => "absent",
+                Some(k) if k == ours => "ours",
+                Some(_) => "mismatch",
+            },
+            "verified_origins": self.verified_origins(),
         })
     }
 

@@ -549,6 +549,7 @@ fn show_credential(cred: &Credential, check: SignatureCheck, mesh: Option<MeshPr
             "mesh_interface_id": iid,
             "prefixes": b.prefixes,
             "groups": b.groups,
+            "signing_key": b.signing_key.map(|k| crate::base64::encode(&k)),
             "not_before": iso8601(b.not_before),
             "not_before_unix": b.not_before,
             "not_after": iso8601(b.not_after),
@@ -571,6 +572,10 @@ fn show_credential(cred: &Credential, check: SignatureCheck, mesh: Option<MeshPr
     }
     println!("prefixes:      {}", join(&b.prefixes));
     println!("groups:        {}", join(&b.groups));
+    match &b.signing_key {
+        Some(k) => println!("signing key:   {}", crate::base64::encode(k)),
+        None => println!("signing key:   none (its routes are taken without an origin signature)"),
+    }
     println!("not before:    {}", iso8601(b.not_before));
     println!("not after:     {}", iso8601(b.not_after));
     println!("now:           {}", validity_word(b.validity_at(now)));
