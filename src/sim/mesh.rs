@@ -231,6 +231,10 @@ struct MeshNode {
     next_alive: Time,
     /// Babel datagrams this node received over tunnels.
     babel_in: u64,
+    /// Babel payload bytes and datagrams this node sent over tunnels
+    /// (before loss), TLV 224 included.
+    babel_bytes_out: u64,
+    babel_packets_out: u64,
 }
 
 enum Event {
@@ -349,6 +353,8 @@ impl MeshSim {
                 logs: Vec::new(),
                 next_alive: Time(TUNNEL_ALIVE_MS),
                 babel_in: 0,
+                babel_bytes_out: 0,
+                babel_packets_out: 0,
             });
         }
         let mut next_if = vec![1u32; n];
@@ -877,6 +883,8 @@ impl MeshSim {
             }
         }
         let Scope::Raw(raw) = self.nodes[i].tunnels[&name].spec.scope else { return };
+        self.nodes[i].babel_bytes_out += data.len() as u64;
+        self.nodes[i].babel_packets_out += 1;
         let Some(delay) = self.link_passes(i, raw) else { return };
         let src = self.tunnel_link_local(i);
         self.schedule(delay, Event::Babel { node: peer, ifindex: peer_if, src, data });
@@ -1106,6 +1114,11 @@ impl MeshSim {
             .filter(|i| !self.is_adversary(*i))
             .map(|i| self.nodes[i].engine.stats().held_by_filter)
             .sum()
+    }
+
+    /// Babel payload bytes and datagrams all nodes sent over tunnels so far.
+    pub fn control_traffic(&self) -> (u64, u64) {
+        self.nodes.iter().fold((0, 0), |(b, p), n| (b + n.babel_bytes_out, p + n.babel_packets_out))
     }
 
     /// Signature checks of announcement sets the honest nodes made.

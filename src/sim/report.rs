@@ -444,6 +444,12 @@ pub struct MeshReport {
     pub held_announcements: u64,
     /// Announcement-set signatures the honest nodes checked.
     pub set_verifications: u64,
+    /// Babel bytes (payload, TLV 224 included) and datagrams per node and
+    /// second over tunnels in the last minute of the run (or the whole run
+    /// if shorter), and all bytes until convergence.
+    pub control_bytes_per_node_per_s: f64,
+    pub control_packets_per_node_per_s: f64,
+    pub convergence_control_bytes: u64,
     pub wall_ms: u64,
 }
 
@@ -476,15 +482,23 @@ pub fn simulate_mesh(
     let mut sim = MeshSim::new(&scn);
     let converge_by = first_attack.unwrap_or(end).min(end);
     let mut convergence_ms = None;
+    let mut convergence_control_bytes = 0;
     while sim.now().millis() < converge_by {
         sim.run_for(100);
         let o = sim.pair_outcomes();
         if o.delivered == o.pairs {
             convergence_ms = Some(sim.now().millis());
+            convergence_control_bytes = sim.control_traffic().0;
             break;
         }
     }
+    let window_start = end.saturating_sub(60_000).max(sim.now().millis());
+    sim.run_until(Time(window_start));
+    let (b0, p0) = sim.control_traffic();
     sim.run_until(Time(end));
+    let (b1, p1) = sim.control_traffic();
+    let per =
+        |x: u64| x as f64 * 1000.0 / (end - window_start).max(1) as f64 / scn.topology.len().max(1) as f64;
     MeshReport {
         nodes: scn.topology.len(),
         links: scn.topology.links.len(),
@@ -508,6 +522,9 @@ pub fn simulate_mesh(
         refused_announcements: sim.refused_announcements(),
         held_announcements: sim.held_announcements(),
         set_verifications: sim.set_verifications(),
+        control_bytes_per_node_per_s: per(b1 - b0),
+        control_packets_per_node_per_s: per(p1 - p0),
+        convergence_control_bytes,
         wall_ms: started.elapsed().as_millis() as u64,
     }
 }
