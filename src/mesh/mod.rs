@@ -465,6 +465,11 @@ impl MeshCore {
         self.origins.len()
     }
 
+    /// The seqno of an origin's verified announcement set, if we hold one.
+    pub fn verified_seqno(&self, rid: &RouterId) -> Option<SeqNo> {
+        self.origins.get(rid).map(|s| s.seqno)
+    }
+
     /// Distinct refused (origin, prefix) pairs heard recently.
     pub fn refused_announcements(&self) -> usize {
         self.refusals.refused_announcements(self.now)

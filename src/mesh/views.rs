@@ -156,6 +156,9 @@ impl MeshCore {
                     "groups": groups.join(","),
                     "tunnel": (!to_it.is_empty()).then(|| to_it.join(",")),
                     "address": address,
+                    // The seqno of its verified announcement set (origin
+                    // signatures), if we hold one.
+                    "signed_seqno": self.verified_seqno(rid).map(|s| s.0),
                     "self": *rid == self.identity().router_id,
                 })
             })
