@@ -91,6 +91,8 @@ fn make_node(dir: &Path, ca: &Path, ca_pub: &str, tag: &str) -> String {
     std::fs::create_dir_all(&d).unwrap();
     let private = weft(&["genkey"], "");
     let public = weft(&["pubkey"], &private).trim().to_string();
+    // Origin signatures on the kernel-WireGuard path too.
+    let signing = weft(&["pubkey", "--signing"], &private).trim().to_string();
     let key_file = d.join("key");
     std::fs::write(&key_file, &private).unwrap();
     std::fs::set_permissions(&key_file, std::fs::Permissions::from_mode(0o600)).unwrap();
@@ -105,6 +107,8 @@ fn make_node(dir: &Path, ca: &Path, ca_pub: &str, tag: &str) -> String {
             tag,
             "--public-key",
             &public,
+            "--signing-key",
+            &signing,
             "--valid-for",
             "1d",
             "--out",

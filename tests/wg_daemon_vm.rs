@@ -97,6 +97,8 @@ fn make_node(dir: &Path, ca: &str, tag: &'static str, n: u8, extra_announce: Opt
     std::fs::create_dir_all(&d).unwrap();
     let private = weft(&["genkey"], "");
     let public = weft(&["pubkey"], &private).trim().to_string();
+    // Origin signatures on the kernel-WireGuard path too.
+    let signing = weft(&["pubkey", "--signing"], &private).trim().to_string();
     let key_file = d.join("key");
     std::fs::write(&key_file, &private).unwrap();
     std::fs::set_permissions(&key_file, std::fs::Permissions::from_mode(0o600)).unwrap();
@@ -113,6 +115,8 @@ fn make_node(dir: &Path, ca: &str, tag: &'static str, n: u8, extra_announce: Opt
             &name,
             "--public-key",
             &public,
+            "--signing-key",
+            &signing,
             "--prefix",
             &prefix,
             "--valid-for",

@@ -241,7 +241,8 @@ impl MeshRuntime {
     /// Raw mesh interfaces (wireguard '1') that exist, are up, have a
     /// link-local address: the core discovers neighbours there.
     pub fn reconcile_raws(&mut self, now: Time, cfg: &Config, kernel: &KernelView) {
-        let mut desired: BTreeMap<IfIndex, (String, LinkType, u32)> = BTreeMap::new();
+        // A few interfaces: a sorted Vec, not one more map type on flash.
+        let mut desired: Vec<(IfIndex, (String, LinkType, u32))> = Vec::new();
         for ic in cfg.interfaces.iter().filter(|i| i.enabled && i.wireguard) {
             let Some(l) = kernel.by_name(&ic.ifname) else { continue };
             if !l.is_up() || kernel.link_local(l.ifindex).is_none() {
@@ -254,9 +255,13 @@ impl MeshRuntime {
             };
             let lt =
                 if wireless || ic.link_quality == Some(true) { LinkType::Wireless } else { LinkType::Wired };
-            desired.insert(l.ifindex, (ic.ifname.clone(), lt, l.mtu));
+            if !desired.iter().any(|(i, _)| *i == l.ifindex) {
+                desired.push((l.ifindex, (ic.ifname.clone(), lt, l.mtu)));
+            }
         }
-        let gone: Vec<IfIndex> = self.raws.keys().filter(|i| !desired.contains_key(i)).copied().collect();
+        desired.sort_by_key(|(i, _)| *i);
+        let gone: Vec<IfIndex> =
+            self.raws.keys().filter(|i| !desired.iter().any(|(j, _)| j == *i)).copied().collect();
         for i in gone {
             info!("neighbour discovery stops on {}", self.raws[&i]);
             self.raws.remove(&i);

@@ -48,7 +48,7 @@ pub struct RouteFilter {
     grants: Arc<BTreeMap<RouterId, VerifiedNode>>,
     tunnels: Arc<BTreeSet<IfIndex>>,
     /// Verified announcement sets; `None`: origin signatures are off.
-    origins: Option<Arc<BTreeMap<RouterId, OriginRecord>>>,
+    origins: Option<Arc<Vec<OriginRecord>>>,
 }
 
 impl RouteFilter {
@@ -56,8 +56,8 @@ impl RouteFilter {
         RouteFilter { grants, tunnels: Arc::new(tunnels), origins: None }
     }
 
-    /// With origin signatures on: the verified sets.
-    pub fn with_origins(mut self, origins: Option<Arc<BTreeMap<RouterId, OriginRecord>>>) -> RouteFilter {
+    /// With origin signatures on: the verified sets, sorted by router-id.
+    pub fn with_origins(mut self, origins: Option<Arc<Vec<OriginRecord>>>) -> RouteFilter {
         self.origins = origins;
         self
     }
@@ -82,7 +82,7 @@ impl RouteFilter {
         if self.grants.get(origin).is_none_or(|n| n.signing_key.is_none()) {
             return v;
         }
-        match origins.get(origin) {
+        match super::origin::find(origins, origin, |r| r.router_id).ok().map(|i| &origins[i]) {
             None => RouteVerdict::AwaitingSet,
             Some(r) if seqno.newer_than(r.seqno) => RouteVerdict::AwaitingSet,
             Some(r) if r.prefixes.contains(prefix) => RouteVerdict::Allowed,

@@ -33,7 +33,7 @@ pub mod views;
 #[cfg(test)]
 mod tests;
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::net::{Ipv6Addr, SocketAddr};
 use std::sync::Arc;
 
@@ -46,7 +46,7 @@ pub use auth::{CryptoCounters, TrustContext};
 pub use clock::{ClockEvent, ClockState, TrustClock};
 pub use filter::{RouteFilter, RouteVerdict};
 pub use known::{KnownNode, KnownNodes, Learned};
-use origin::{OriginRecord, Set};
+use origin::Set;
 use refusals::Refusals;
 use tlv::{credential_chunks, MeshTlv, Reassembly};
 
@@ -248,7 +248,7 @@ pub struct MeshCore {
     signing: ed25519_compact::KeyPair,
     own_set: Option<Set>,
     own_epoch: u32,
-    origins: BTreeMap<RouterId, Set>,
+    origins: origin::Sets,
     /// Origins whose set we asked for, and when.
     set_requested: HashMap<RouterId, Time>,
     origin_signatures: bool,
@@ -290,7 +290,7 @@ impl MeshCore {
             signing,
             own_set: None,
             own_epoch: cfg.time_floor.min(u32::MAX as u64) as u32,
-            origins: BTreeMap::new(),
+            origins: origin::Sets::default(),
             set_requested: HashMap::new(),
             origin_signatures: cfg.origin_signatures,
             announced_to: HashMap::new(),
@@ -670,7 +670,7 @@ impl MeshCore {
         self.send_extension(q.ifindex, Destination::Unicast(q.neighbour), &req);
         // Its set too, answered after the credential (same neighbour, in
         // order), so that it can be verified on arrival.
-        if self.origin_signatures && !self.origins.contains_key(&q.router_id) {
+        if self.origin_signatures && self.origins.get(&q.router_id).is_none() {
             self.set_requested.insert(q.router_id, now);
             self.stats.origin.requested += 1;
             let req = MeshTlv::SetRequest { router_id: q.router_id };
@@ -785,7 +785,7 @@ impl MeshCore {
         }
         self.stats.origin.verified += 1;
         let tlv = MeshTlv::Set(set.bytes.clone());
-        self.origins.insert(set.router_id, set);
+        self.origins.insert(set);
         self.filter_stale = true;
         for i in self.tunnel_ifs.clone() {
             if i != ifindex {
@@ -800,18 +800,7 @@ impl MeshCore {
             return;
         }
         self.filter_stale = false;
-        let origins = if self.origin_signatures {
-            let records = self
-                .origins
-                .iter()
-                .map(|(r, s)| {
-                    (*r, OriginRecord { epoch: s.epoch, seqno: s.seqno, prefixes: s.prefixes.clone() })
-                })
-                .collect();
-            Some(Arc::new(records))
-        } else {
-            None
-        };
+        let origins = self.origin_signatures.then(|| Arc::new(self.origins.records()));
         self.filter =
             RouteFilter::new(self.auth.known.grants(), self.tunnel_ifs.clone()).with_origins(origins);
         self.outputs.push_back(MeshOutput::Filter(self.filter.clone()));

@@ -214,9 +214,55 @@ impl Set {
 /// A verified set as the route filter reads it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct OriginRecord {
+    pub router_id: RouterId,
     pub epoch: u32,
     pub seqno: SeqNo,
     pub prefixes: Vec<Prefix>,
+}
+
+/// Finds an origin's entry in a slice sorted by router-id. (Sorted vectors,
+/// not a `BTreeMap` per key and value type: each map type costs kilobytes
+/// of flash on a router.)
+pub fn find<T>(sorted: &[T], rid: &RouterId, key: impl Fn(&T) -> RouterId) -> Result<usize, usize> {
+    sorted.binary_search_by(|x| key(x).cmp(rid))
+}
+
+/// The newest verified set of each origin, sorted by router-id.
+#[derive(Clone, Debug, Default)]
+pub struct Sets(Vec<Set>);
+
+impl Sets {
+    pub fn get(&self, rid: &RouterId) -> Option<&Set> {
+        find(&self.0, rid, |s| s.router_id).ok().map(|i| &self.0[i])
+    }
+
+    pub fn insert(&mut self, set: Set) {
+        match find(&self.0, &set.router_id, |s| s.router_id) {
+            Ok(i) => self.0[i] = set,
+            Err(i) => self.0.insert(i, set),
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The filter's view, in the same order.
+    pub fn records(&self) -> Vec<OriginRecord> {
+        self.0
+            .iter()
+            .map(|s| OriginRecord {
+                router_id: s.router_id,
+                epoch: s.epoch,
+                seqno: s.seqno,
+                prefixes: s.prefixes.clone(),
+            })
+            .collect()
+    }
 }
 
 #[cfg(test)]

@@ -25,7 +25,7 @@
 //! is the trust boundary. Each kind of drop is counted in [`SocketStats`].
 
 use std::cell::Cell;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::io;
 use std::net::{Ipv6Addr, SocketAddr, SocketAddrV6};
 use std::os::fd::AsRawFd;
@@ -184,7 +184,8 @@ pub struct BabelSocket {
     port: u16,
     joined: BTreeSet<u32>,
     /// Source address per interface (see [`BabelIo::set_source`]).
-    sources: BTreeMap<u32, Ipv6Addr>,
+    /// Source address per interface (a few: a Vec, not one more map type).
+    sources: Vec<(u32, Ipv6Addr)>,
     stats: Cell<SocketStats>,
 }
 
@@ -208,7 +209,7 @@ impl BabelSocket {
             sock,
             port,
             joined: BTreeSet::new(),
-            sources: BTreeMap::new(),
+            sources: Vec::new(),
             stats: Cell::new(SocketStats::default()),
         })
     }
@@ -246,7 +247,7 @@ impl BabelSocket {
     /// about (not assigned, or still tentative).
     async fn send_from_source(&self, ifindex: u32, dest: Dest, data: &[u8]) -> io::Result<()> {
         let to = destination(ifindex, dest, self.port)?;
-        let n = match self.sources.get(&ifindex) {
+        let n = match self.sources.iter().find(|(i, _)| *i == ifindex).map(|(_, a)| a) {
             None => self.sock.send_to(data, SocketAddr::V6(to)).await?,
             Some(src) => {
                 // IPV6_PKTINFO on sendmsg sets the source address (and the
@@ -320,7 +321,7 @@ impl BabelIo for BabelSocket {
     }
 
     fn leave(&mut self, ifindex: u32) -> io::Result<()> {
-        self.sources.remove(&ifindex);
+        self.sources.retain(|(i, _)| *i != ifindex);
         if !self.joined.remove(&ifindex) {
             return Ok(());
         }
@@ -341,7 +342,10 @@ impl BabelIo for BabelSocket {
     }
 
     fn set_source(&mut self, ifindex: u32, source: Ipv6Addr) {
-        self.sources.insert(ifindex, source);
+        match self.sources.iter_mut().find(|(i, _)| *i == ifindex) {
+            Some(e) => e.1 = source,
+            None => self.sources.push((ifindex, source)),
+        }
     }
 }
 

@@ -3,7 +3,6 @@
 //! The edge of the trust module: the only code here that reads files, the
 //! clock and the OS random source. Exit codes: 0 success, 1 failure, 2 usage.
 
-use std::collections::BTreeMap;
 use std::fmt;
 use std::fs::{self, OpenOptions};
 use std::io::{Read, Write};
@@ -128,7 +127,9 @@ pub fn run(args: &[String]) -> ExitCode {
 
 /// Options as given: `--name VALUE`, `--name=VALUE`, flags, positionals.
 struct Options {
-    values: BTreeMap<&'static str, Vec<String>>,
+    /// Option name and its values, in the order first given (a handful:
+    /// a Vec, not one more map type on the router's flash).
+    values: Vec<(&'static str, Vec<String>)>,
     flags: Vec<&'static str>,
     positional: Vec<String>,
 }
@@ -139,7 +140,7 @@ impl Options {
         with_value: &[&'static str],
         flags: &[&'static str],
     ) -> Result<Options, CliError> {
-        let mut o = Options { values: BTreeMap::new(), flags: Vec::new(), positional: Vec::new() };
+        let mut o = Options { values: Vec::new(), flags: Vec::new(), positional: Vec::new() };
         let mut it = args.iter();
         while let Some(a) = it.next() {
             if a == "--help" || a == "-h" {
@@ -163,7 +164,10 @@ impl Options {
                     Some(v) => v,
                     None => it.next().cloned().ok_or_else(|| usage(format!("{n} needs a value")))?,
                 };
-                o.values.entry(n).or_default().push(v);
+                match o.values.iter_mut().find(|(k, _)| *k == n) {
+                    Some((_, vs)) => vs.push(v),
+                    None => o.values.push((n, vec![v])),
+                }
             } else {
                 return Err(usage(format!("unknown option {name:?}")));
             }
@@ -176,7 +180,7 @@ impl Options {
     }
 
     fn all(&self, name: &str) -> &[String] {
-        self.values.get(name).map(Vec::as_slice).unwrap_or(&[])
+        self.values.iter().find(|(k, _)| *k == name).map(|(_, v)| v.as_slice()).unwrap_or(&[])
     }
 
     fn one(&self, name: &str) -> Result<Option<&str>, CliError> {
