@@ -224,6 +224,8 @@ pub struct Identity {
 const TICK_MS: u64 = 1000;
 const CREDENTIAL_REQUEST_MS: u64 = 5000;
 const CREDENTIAL_REANNOUNCE_MS: u64 = 60_000;
+/// Sets kept while their origin's credential is on its way.
+const PARKED_SETS: usize = 64;
 /// An origin's set is asked of a neighbour at most this often.
 const SET_REQUEST_MS: u64 = 1000;
 /// Credentials verified per second per tunnel (a burst of twice that),
@@ -249,6 +251,9 @@ pub struct MeshCore {
     own_set: Option<Set>,
     own_epoch: u32,
     origins: origin::Sets,
+    /// Sets that arrived before their origin's credential: checked when it
+    /// is learned (a few, the newest per origin; see `PARKED_SETS`).
+    parked: Vec<(IfIndex, Set)>,
     /// Origins whose set we asked for, and when.
     set_requested: HashMap<RouterId, Time>,
     origin_signatures: bool,
@@ -291,6 +296,7 @@ impl MeshCore {
             own_set: None,
             own_epoch: cfg.time_floor.min(u32::MAX as u64) as u32,
             origins: origin::Sets::default(),
+            parked: Vec::new(),
             set_requested: HashMap::new(),
             origin_signatures: cfg.origin_signatures,
             announced_to: HashMap::new(),
@@ -621,6 +627,12 @@ impl MeshCore {
                         self.log(log::Level::Debug, format!("credential for {router_id} learned"));
                         self.filter_stale = true;
                         self.take_news();
+                        // Its set may have come first (sets are pushed,
+                        // credentials pulled).
+                        if let Some(i) = self.parked.iter().position(|(_, s)| s.router_id == router_id) {
+                            let (ifindex, set) = self.parked.remove(i);
+                            self.on_set(ifindex, &set.bytes);
+                        }
                     }
                     Learned::Same => {}
                     Learned::Refused => self.stats.credentials_rejected += 1,
@@ -769,6 +781,14 @@ impl MeshCore {
         };
         let Some(key) = key else {
             self.stats.origin.unverifiable += 1;
+            // Unknown origin: keep the newest set per origin, a few in all.
+            if !self.auth.known.nodes.contains_key(&set.router_id) {
+                self.parked.retain(|(_, s)| s.router_id != set.router_id);
+                if self.parked.len() >= PARKED_SETS {
+                    self.parked.remove(0);
+                }
+                self.parked.push((ifindex, set));
+            }
             return;
         };
         if !self.tunnel_token(ifindex) {

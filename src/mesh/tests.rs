@@ -219,3 +219,25 @@ fn our_own_set_follows_what_the_engine_originates() {
     assert_eq!(second[0].epoch, first[0].epoch + 1);
     assert!(origin::newer(second[0].version(), first[0].version()));
 }
+
+/// Sets are pushed and credentials pulled, so a set can arrive first: it
+/// waits for the credential and is checked when that is learned.
+#[test]
+fn a_set_that_arrives_before_its_credential_is_checked_when_the_credential_comes() {
+    let net = Net::new();
+    let mut core = net.core(1);
+    core.handle_input(Time(0), NOW, MeshInput::TunnelInterfaces(BTreeSet::from([9])));
+    let (key2, cred2) = net.node(2);
+    let rid = derive::router_id(cred2.public_key());
+    let from: std::net::Ipv6Addr = "fe80::9".parse().unwrap();
+    let set = Set::sign(&origin::signing_keypair(&key2), rid, 1, SeqNo(5), &[]).unwrap();
+    let body = MeshTlv::Set(set.bytes.clone()).encode();
+    core.handle_input(Time(10), NOW, MeshInput::Extension { ifindex: 9, from, body: &body });
+    assert_eq!(core.verified_origins(), 0);
+    assert_eq!(core.stats().origin.unverifiable, 1);
+    for body in chunks_of(&cred2) {
+        core.handle_input(Time(20), NOW, MeshInput::Extension { ifindex: 9, from, body: &body });
+    }
+    assert_eq!(core.verified_origins(), 1, "the parked set was not checked when its credential came");
+    assert_eq!(core.verified_seqno(&rid), Some(SeqNo(5)));
+}
