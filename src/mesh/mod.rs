@@ -224,6 +224,13 @@ pub struct Identity {
 const TICK_MS: u64 = 1000;
 const CREDENTIAL_REQUEST_MS: u64 = 5000;
 const CREDENTIAL_REANNOUNCE_MS: u64 = 60_000;
+/// Which signature-check budget of a tunnel.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Budget {
+    Credentials,
+    Sets,
+}
+
 /// Sets kept while their origin's credential is on its way.
 const PARKED_SETS: usize = 64;
 /// An origin's set is asked of a neighbour at most this often.
@@ -242,7 +249,7 @@ pub struct MeshCore {
     reassembly: Reassembly,
     tunnel_ifs: BTreeSet<IfIndex>,
     /// Signature checks left per tunnel interface, and when last refilled.
-    tunnel_budget: Vec<(IfIndex, u64, Time)>,
+    tunnel_budget: Vec<((IfIndex, Budget), u64, Time)>,
     /// Origins whose credential we asked for, and when.
     requested: HashMap<RouterId, Time>,
     /// Origin signatures: our key pair, our current set, and the verified
@@ -376,7 +383,7 @@ impl MeshCore {
                 if set != self.tunnel_ifs {
                     self.tunnel_ifs = set;
                     self.announced_to.retain(|i, _| self.tunnel_ifs.contains(i));
-                    self.tunnel_budget.retain(|(i, _, _)| self.tunnel_ifs.contains(i));
+                    self.tunnel_budget.retain(|((i, _), _, _)| self.tunnel_ifs.contains(i));
                     self.filter_stale = true;
                 }
             }
@@ -564,13 +571,16 @@ impl MeshCore {
         self.outputs.push_back(MeshOutput::Extension { ifindex, dst, body: tlv.encode() });
     }
 
-    /// One signature check on tunnel `ifindex`, if its budget allows.
-    fn tunnel_token(&mut self, ifindex: IfIndex) -> bool {
+    /// One signature check on tunnel `ifindex`, if its budget for this
+    /// kind of object allows (credentials and sets have one each, so that a
+    /// mesh's sets do not slow the credentials down).
+    fn tunnel_token(&mut self, ifindex: IfIndex, kind: Budget) -> bool {
         let now = self.now;
-        let i = match self.tunnel_budget.iter().position(|(i, _, _)| *i == ifindex) {
+        let key = (ifindex, kind);
+        let i = match self.tunnel_budget.iter().position(|(k, _, _)| *k == key) {
             Some(i) => i,
             None => {
-                self.tunnel_budget.push((ifindex, 2 * TUNNEL_VERIFY_PER_S, now));
+                self.tunnel_budget.push((key, 2 * TUNNEL_VERIFY_PER_S, now));
                 self.tunnel_budget.len() - 1
             }
         };
@@ -618,7 +628,7 @@ impl MeshCore {
                 if self.auth.known.credential_bytes(&router_id) == Some(&bytes[..]) {
                     return;
                 }
-                if !self.tunnel_token(ifindex) {
+                if !self.tunnel_token(ifindex, Budget::Credentials) {
                     self.stats.credentials_over_budget += 1;
                     return;
                 }
@@ -791,7 +801,7 @@ impl MeshCore {
             }
             return;
         };
-        if !self.tunnel_token(ifindex) {
+        if !self.tunnel_token(ifindex, Budget::Sets) {
             self.stats.origin.over_budget += 1;
             return;
         }
