@@ -510,12 +510,22 @@ impl MeshCore {
         if events.is_empty() {
             return;
         }
+        let mut synchronised = false;
         for e in events {
             let level = match e {
                 ClockEvent::Unsynchronised { .. } | ClockEvent::JumpedForward { .. } => log::Level::Warn,
                 _ => log::Level::Info,
             };
+            synchronised |= matches!(
+                e,
+                ClockEvent::Synchronised { .. }
+                    | ClockEvent::JumpedForward { .. }
+                    | ClockEvent::JumpBelieved { .. }
+            );
             self.log(level, e.to_string());
+        }
+        if synchronised {
+            self.epoch_to_time_floor();
         }
         if self.auth.known.recheck_times(self.at()) {
             self.filter_stale = true;
@@ -749,6 +759,11 @@ impl MeshCore {
                 self.own_epoch = self.own_epoch.saturating_add(1);
             }
         }
+        self.sign_own(seqno, prefixes);
+    }
+
+    /// Signs our set at the current epoch and sends it to every tunnel.
+    fn sign_own(&mut self, seqno: SeqNo, prefixes: Vec<Prefix>) {
         match Set::sign(&self.signing, self.id.router_id, self.own_epoch, seqno, &prefixes) {
             Ok(set) => {
                 let tlv = MeshTlv::Set(set.bytes.clone());
@@ -764,6 +779,26 @@ impl MeshCore {
                     format!("cannot sign what we originate ({} prefixes): {e}", prefixes.len()),
                 );
             }
+        }
+    }
+
+    /// The clock moved forward (synchronised, or a jump, believed for trust
+    /// decisions only after an hour): sign from an epoch at least the time it
+    /// says. A router that booted in 1970 (no RTC, no NTP yet) started from
+    /// its time floor, maybe below the epoch of its previous run, which its
+    /// neighbours still hold and would keep preferring. (Epochs only need to
+    /// rise; a wrong time ahead costs nothing but the epoch's headroom.)
+    fn epoch_to_time_floor(&mut self) {
+        let wall = if self.clock.state() == ClockState::Unsynchronised { 0 } else { self.clock.wall() };
+        // Headroom for per-run increments up to 2106.
+        let floor = self.time_floor().max(wall).min((u32::MAX - (1 << 20)) as u64) as u32;
+        if floor <= self.own_epoch {
+            return;
+        }
+        self.own_epoch = floor;
+        // Same seqno, same prefixes, the new epoch: signed and sent again.
+        if let Some((seqno, prefixes)) = self.own_set.as_ref().map(|s| (s.seqno, s.prefixes.clone())) {
+            self.sign_own(seqno, prefixes);
         }
     }
 

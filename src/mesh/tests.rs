@@ -241,3 +241,40 @@ fn a_set_that_arrives_before_its_credential_is_checked_when_the_credential_comes
     assert_eq!(core.verified_origins(), 1, "the parked set was not checked when its credential came");
     assert_eq!(core.verified_seqno(&rid), Some(SeqNo(5)));
 }
+
+/// A router that boots in 1970 signs from its time floor; once the clock is
+/// believed it signs again from the real time, so that its neighbours,
+/// which may hold a set of its previous run at a later epoch, take the new
+/// one.
+#[test]
+fn our_epoch_catches_up_with_the_clock_once_it_is_believed() {
+    let net = Net::new();
+    let (key, cred) = net.node(1);
+    let floor = NOW - 86_400 * 30;
+    let mut core =
+        MeshCore::new(MeshConfig::new(key, Some(cred), net.store.clone(), [1; 32], floor), Time(0), 0);
+    core.handle_input(Time(0), 0, MeshInput::TunnelInterfaces(BTreeSet::from([9])));
+    let a: crate::babel::Prefix = "fd42::1/128".parse().unwrap();
+    core.handle_input(Time(1), 0, MeshInput::Origin { seqno: SeqNo(7), prefixes: vec![a] });
+    let sets = |core: &mut MeshCore| -> Vec<Set> {
+        std::iter::from_fn(|| core.poll_output())
+            .filter_map(|o| match o {
+                MeshOutput::Extension { body, .. } => match MeshTlv::decode(&body) {
+                    Some(MeshTlv::Set(bytes)) => Set::decode(&bytes).ok(),
+                    _ => None,
+                },
+                _ => None,
+            })
+            .collect()
+    };
+    let first = sets(&mut core);
+    assert_eq!(first.len(), 1);
+    assert_eq!(first[0].epoch as u64, floor, "signed from the time floor while the clock says 1970");
+    // NTP sets the clock.
+    core.handle_timeout(Time(2000), NOW);
+    // (The minutely re-announcement of our set may come in the same tick.)
+    let second = sets(&mut core);
+    let new = second.iter().find(|s| s.epoch as u64 >= NOW).expect("not signed again when the clock moved");
+    assert_eq!((new.seqno, new.prefixes.clone()), (SeqNo(7), vec![a]));
+    assert!(origin::newer(new.version(), first[0].version()));
+}
