@@ -332,6 +332,36 @@ struct StaticPeer {
     addr: Option<SocketAddr>,
 }
 
+/// Static peers by their index, sorted: a handful, so a Vec rather than one
+/// more `BTreeMap` type on the router's flash.
+#[derive(Default)]
+struct Statics(Vec<(u32, StaticPeer)>);
+
+impl Statics {
+    fn get(&self, index: &u32) -> Option<&StaticPeer> {
+        self.0.binary_search_by_key(index, |(i, _)| *i).ok().map(|k| &self.0[k].1)
+    }
+
+    fn insert(&mut self, index: u32, peer: StaticPeer) {
+        match self.0.binary_search_by_key(&index, |(i, _)| *i) {
+            Ok(k) => self.0[k].1 = peer,
+            Err(k) => self.0.insert(k, (index, peer)),
+        }
+    }
+
+    fn remove(&mut self, index: &u32) {
+        self.0.retain(|(i, _)| i != index);
+    }
+
+    fn keys(&self) -> impl Iterator<Item = &u32> {
+        self.0.iter().map(|(i, _)| i)
+    }
+
+    fn iter(&self) -> impl Iterator<Item = (&u32, &StaticPeer)> {
+        self.0.iter().map(|(i, p)| (i, p))
+    }
+}
+
 /// How long a refused key is not looked at again (unless trust changes).
 const REFUSED_HOLD_MS: u64 = 60_000;
 const MAX_REFUSED: usize = 1024;
@@ -360,7 +390,7 @@ pub struct LinkManager {
     run: u32,
     offers_sent: u32,
     raws: BTreeMap<IfIndex, Raw>,
-    statics: BTreeMap<u32, StaticPeer>,
+    statics: Statics,
     peers: BTreeMap<(Scope, PublicKey), Peer>,
     /// Refused keys, until when, and a fingerprint of the credential they
     /// were refused with: the same credential is not looked at again before
@@ -420,7 +450,7 @@ impl LinkManager {
             run: 0,
             offers_sent: 0,
             raws: BTreeMap::new(),
-            statics: BTreeMap::new(),
+            statics: Statics::default(),
             peers: BTreeMap::new(),
             refused: BTreeMap::new(),
             sources: Vec::new(),
