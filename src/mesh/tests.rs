@@ -61,6 +61,19 @@ fn chunks_of(c: &Credential) -> Vec<Vec<u8>> {
     credential_chunks(rid, c.to_bytes()).iter().map(MeshTlv::encode).collect()
 }
 
+/// The announcement sets the core sent since the last call.
+fn sent_sets(core: &mut MeshCore) -> Vec<Set> {
+    std::iter::from_fn(|| core.poll_output())
+        .filter_map(|o| match o {
+            MeshOutput::Extension { body, .. } => match MeshTlv::decode(&body) {
+                Some(MeshTlv::Set(bytes)) => Set::decode(&bytes).ok(),
+                _ => None,
+            },
+            _ => None,
+        })
+        .collect()
+}
+
 #[test]
 fn credentials_over_plain_interfaces_are_not_trusted_and_cost_no_signature_check() {
     let net = Net::new();
@@ -193,29 +206,18 @@ fn our_own_set_follows_what_the_engine_originates() {
     let _ = std::iter::from_fn(|| core.poll_output()).count();
     let a: crate::babel::Prefix = "fd42::1/128".parse().unwrap();
     let b: crate::babel::Prefix = "10.1.0.0/24".parse().unwrap();
-    let sets = |core: &mut MeshCore| -> Vec<Set> {
-        std::iter::from_fn(|| core.poll_output())
-            .filter_map(|o| match o {
-                MeshOutput::Extension { body, .. } => match MeshTlv::decode(&body) {
-                    Some(MeshTlv::Set(bytes)) => Set::decode(&bytes).ok(),
-                    _ => None,
-                },
-                _ => None,
-            })
-            .collect()
-    };
     core.handle_input(Time(1), NOW, MeshInput::Origin { seqno: SeqNo(7), prefixes: vec![a] });
-    let first = sets(&mut core);
+    let first = sent_sets(&mut core);
     assert_eq!(first.len(), 2, "one to each tunnel");
     let pk = origin::signing_public(&NodePrivateKey::from_random([1; 32]));
     assert!(first[0].verify(&pk));
     assert_eq!((first[0].seqno, first[0].prefixes.clone()), (SeqNo(7), vec![a]));
     // Nothing changed: nothing sent.
     core.handle_input(Time(2), NOW, MeshInput::Origin { seqno: SeqNo(7), prefixes: vec![a] });
-    assert!(sets(&mut core).is_empty());
+    assert!(sent_sets(&mut core).is_empty());
     // Another prefix at the same seqno: the next epoch.
     core.handle_input(Time(3), NOW, MeshInput::Origin { seqno: SeqNo(7), prefixes: vec![a, b] });
-    let second = sets(&mut core);
+    let second = sent_sets(&mut core);
     assert_eq!(second[0].epoch, first[0].epoch + 1);
     assert!(origin::newer(second[0].version(), first[0].version()));
 }
@@ -256,24 +258,13 @@ fn our_epoch_catches_up_with_the_clock_once_it_is_believed() {
     core.handle_input(Time(0), 0, MeshInput::TunnelInterfaces(BTreeSet::from([9])));
     let a: crate::babel::Prefix = "fd42::1/128".parse().unwrap();
     core.handle_input(Time(1), 0, MeshInput::Origin { seqno: SeqNo(7), prefixes: vec![a] });
-    let sets = |core: &mut MeshCore| -> Vec<Set> {
-        std::iter::from_fn(|| core.poll_output())
-            .filter_map(|o| match o {
-                MeshOutput::Extension { body, .. } => match MeshTlv::decode(&body) {
-                    Some(MeshTlv::Set(bytes)) => Set::decode(&bytes).ok(),
-                    _ => None,
-                },
-                _ => None,
-            })
-            .collect()
-    };
-    let first = sets(&mut core);
+    let first = sent_sets(&mut core);
     assert_eq!(first.len(), 1);
     assert_eq!(first[0].epoch as u64, floor, "signed from the time floor while the clock says 1970");
     // NTP sets the clock.
     core.handle_timeout(Time(2000), NOW);
     // (The minutely re-announcement of our set may come in the same tick.)
-    let second = sets(&mut core);
+    let second = sent_sets(&mut core);
     let new = second.iter().find(|s| s.epoch as u64 >= NOW).expect("not signed again when the clock moved");
     assert_eq!((new.seqno, new.prefixes.clone()), (SeqNo(7), vec![a]));
     assert!(origin::newer(new.version(), first[0].version()));
