@@ -621,7 +621,10 @@ impl MeshCore {
                     }
                 }
             }
-            Some(MeshTlv::Set(bytes)) => self.on_set(ifindex, &bytes),
+            Some(MeshTlv::Set(bytes)) => {
+                self.stats.origin.received += 1;
+                self.on_set(ifindex, &bytes)
+            }
             Some(MeshTlv::SetRequest { router_id }) => {
                 let set = if router_id == self.id.router_id {
                     self.own_set.as_ref()
@@ -806,7 +809,6 @@ impl MeshCore {
     /// once per (origin, epoch, seqno), within the tunnel's budget, then
     /// kept and passed on to the other tunnels.
     fn on_set(&mut self, ifindex: IfIndex, bytes: &[u8]) {
-        self.stats.origin.received += 1;
         let Ok(set) = Set::decode(bytes) else {
             self.stats.origin.unverifiable += 1;
             return;

@@ -24,12 +24,12 @@
 //! end-64  Ed25519 signature over "weft announcement set v1\0" ‖ bytes[..end-64]
 //! ```
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::IpAddr;
 
 use ed25519_compact::{KeyPair, PublicKey as EdPublicKey, Seed, Signature};
 
 use crate::babel::{Prefix, RouterId, SeqNo};
-use crate::trust::NodePrivateKey;
+use crate::trust::{wire, NodePrivateKey};
 
 pub const KIND_SET: u8 = 3;
 pub const KIND_SET_REQUEST: u8 = 4;
@@ -92,17 +92,6 @@ impl std::fmt::Display for SetError {
     }
 }
 
-fn encode_prefix(out: &mut Vec<u8>, p: &Prefix) {
-    let (ae, bytes): (u8, Vec<u8>) = match p.addr() {
-        IpAddr::V4(a) => (1, a.octets().to_vec()),
-        IpAddr::V6(a) => (2, a.octets().to_vec()),
-    };
-    let n = (p.len() as usize).div_ceil(8);
-    out.push(ae);
-    out.push(p.len());
-    out.extend_from_slice(&bytes[..n]);
-}
-
 /// The canonical order: by family, address bytes, length.
 fn sort_key(p: &Prefix) -> (u8, Vec<u8>, u8) {
     match p.addr() {
@@ -129,7 +118,8 @@ impl Set {
         b.extend_from_slice(&seqno.0.to_be_bytes());
         b.push(sorted.len().min(255) as u8);
         for p in &sorted {
-            encode_prefix(&mut b, p);
+            // The credential's prefix encoding (CREDENTIALS.md, field 0x05).
+            b.extend_from_slice(&wire::encode_prefix(p));
         }
         if b.len() + SIG > MAX_SET_LEN || sorted.len() > 255 {
             return Err(SetError::TooLarge(b.len() + SIG));
@@ -159,34 +149,12 @@ impl Set {
         let mut at = 0;
         let mut prefixes: Vec<Prefix> = Vec::with_capacity(n);
         for _ in 0..n {
-            let (ae, plen) = match body.get(at..at + 2) {
-                Some(x) => (x[0], x[1]),
-                None => return Err(SetError::Malformed("truncated prefix")),
-            };
-            let max = match ae {
-                1 => 32,
-                2 => 128,
-                _ => return Err(SetError::Malformed("unknown address family")),
-            };
-            if plen > max {
-                return Err(SetError::Malformed("prefix length"));
-            }
-            let k = (plen as usize).div_ceil(8);
-            let bytes = body.get(at + 2..at + 2 + k).ok_or(SetError::Malformed("truncated prefix"))?;
-            at += 2 + k;
-            let addr = if ae == 1 {
-                let mut o = [0u8; 4];
-                o[..k].copy_from_slice(bytes);
-                IpAddr::V4(Ipv4Addr::from(o))
-            } else {
-                let mut o = [0u8; 16];
-                o[..k].copy_from_slice(bytes);
-                IpAddr::V6(Ipv6Addr::from(o))
-            };
-            let p = Prefix::new(addr, plen).expect("length checked");
-            if p.addr() != addr {
-                return Err(SetError::Malformed("host bits set"));
-            }
+            // AE and length, then ⌈length/8⌉ address bytes: as in credentials.
+            let plen = *body.get(at + 1).ok_or(SetError::Malformed("truncated prefix"))?;
+            let end = at + 2 + (plen as usize).div_ceil(8);
+            let field = body.get(at..end).ok_or(SetError::Malformed("truncated prefix"))?;
+            let p = wire::decode_prefix(field).map_err(|_| SetError::Malformed("bad prefix"))?;
+            at = end;
             if prefixes.last().is_some_and(|q| sort_key(q) >= sort_key(&p)) {
                 return Err(SetError::Malformed("prefixes not in canonical order"));
             }
