@@ -269,3 +269,30 @@ fn our_epoch_catches_up_with_the_clock_once_it_is_believed() {
     assert_eq!((new.seqno, new.prefixes.clone()), (SeqNo(7), vec![a]));
     assert!(origin::newer(new.version(), first[0].version()));
 }
+
+/// A flood of forged sets from one tunnel (each newer than the last, so
+/// none is a cheap duplicate) costs at most the tunnel's set budget in
+/// signature checks; the rest are counted and dropped unchecked.
+#[test]
+fn a_flood_of_forged_sets_costs_at_most_the_tunnels_budget() {
+    let net = Net::new();
+    let mut core = net.core(1);
+    core.handle_input(Time(0), NOW, MeshInput::TunnelInterfaces(BTreeSet::from([9])));
+    let (_, cred2) = net.node(2);
+    let rid = derive::router_id(cred2.public_key());
+    let from: std::net::Ipv6Addr = "fe80::9".parse().unwrap();
+    for body in chunks_of(&cred2) {
+        core.handle_input(Time(10), NOW, MeshInput::Extension { ifindex: 9, from, body: &body });
+    }
+    let (key3, _) = net.node(3);
+    let forger = origin::signing_keypair(&key3);
+    for n in 0..1000u16 {
+        let set = Set::sign(&forger, rid, 1, SeqNo(n + 1), &[]).unwrap();
+        let body = MeshTlv::Set(set.bytes).encode();
+        core.handle_input(Time(20), NOW, MeshInput::Extension { ifindex: 9, from, body: &body });
+    }
+    let o = &core.stats().origin;
+    assert_eq!(o.bad_signature + o.over_budget, 1000, "{o:?}");
+    assert!(o.bad_signature <= 40, "{} signature checks in one instant", o.bad_signature);
+    assert_eq!(core.verified_origins(), 0);
+}
