@@ -26,7 +26,7 @@ fn routes(n: usize, family: &str, ifindex: u32, nh: &str) -> Vec<FibRoute> {
                 }
                 _ => Prefix::new(IpAddr::from([10, (i >> 16) as u8, (i >> 8) as u8, i as u8]), 32).unwrap(),
             };
-            FibRoute { prefix, next_hop: nh.parse().unwrap(), ifindex, metric: 1 }
+            FibRoute { prefix, next_hop: nh.parse().unwrap(), ifindex, metric: 1, src: None }
         })
         .collect()
 }

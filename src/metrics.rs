@@ -325,6 +325,7 @@ mod tests {
             prefixes: vec![],
             groups: vec![],
             mesh_address: None,
+            transport_address: None,
             authority: crate::trust::Authority::AllowList,
             signing_key: None,
         };

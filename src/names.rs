@@ -101,6 +101,7 @@ mod tests {
             prefixes: Vec::new(),
             groups: Vec::new(),
             mesh_address: Some(Ipv6Addr::new(0xfd42, 0x77, 1, 0, 0, 0, 0, u16::from(last))),
+            transport_address: None,
             authority: match window {
                 Some((not_before, not_after)) => {
                     Authority::Credential { ca_key_id: CaKeyId([7; 8]), not_before, not_after }

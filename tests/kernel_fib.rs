@@ -32,7 +32,7 @@ fn setup() -> (Netns, u32) {
 }
 
 fn route(prefix: &str, nh: &str, ifindex: u32, metric: u32) -> FibRoute {
-    FibRoute { prefix: prefix.parse().unwrap(), next_hop: nh.parse().unwrap(), ifindex, metric }
+    FibRoute { prefix: prefix.parse().unwrap(), next_hop: nh.parse().unwrap(), ifindex, metric, src: None }
 }
 
 /// `ip -j ARGS` inside the namespace, parsed.
@@ -232,7 +232,7 @@ fn a_batch_of_1000_routes() {
             } else {
                 Prefix::new(IpAddr::from([10, (i >> 8) as u8, i as u8, 0]), 24).unwrap()
             };
-            FibRoute { prefix, next_hop: nh.parse().unwrap(), ifindex: d0, metric: 3 }
+            FibRoute { prefix, next_hop: nh.parse().unwrap(), ifindex: d0, metric: 3, src: None }
         };
         let first: Vec<FibRoute> = (0..1000).map(|i| mk(i, "fe80::2")).collect();
         let ops: Vec<FibOp> = first.iter().copied().map(FibOp::Add).collect();

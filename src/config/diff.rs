@@ -145,6 +145,10 @@ fn diff_main(old: &MainConfig, new: &MainConfig) -> Vec<&'static str> {
         max_origins_per_neighbour,
         set_forwarding,
         origin_signatures,
+        end_to_end,
+        end_to_end_port,
+        end_to_end_max_peers,
+        end_to_end_mtu,
         domain,
         hosts_file,
         metrics_file,
@@ -177,6 +181,10 @@ fn diff_main(old: &MainConfig, new: &MainConfig) -> Vec<&'static str> {
     check(*max_origins_per_neighbour != new.max_origins_per_neighbour, "max_origins_per_neighbour");
     check(*set_forwarding != new.set_forwarding, "set_forwarding");
     check(*origin_signatures != new.origin_signatures, "origin_signatures");
+    check(*end_to_end != new.end_to_end, "end_to_end");
+    check(*end_to_end_port != new.end_to_end_port, "end_to_end_port");
+    check(*end_to_end_max_peers != new.end_to_end_max_peers, "end_to_end_max_peers");
+    check(*end_to_end_mtu != new.end_to_end_mtu, "end_to_end_mtu");
     check(*domain != new.domain, "domain");
     check(*hosts_file != new.hosts_file, "hosts_file");
     check(*metrics_file != new.metrics_file, "metrics_file");

@@ -142,6 +142,21 @@ pub struct MainConfig {
     /// over tunnels from an origin whose credential carries a signing key
     /// are used only as that origin's verified announcement set allows.
     pub origin_signatures: bool,
+    /// `end_to_end` (bool; default: on when trust material and a mesh
+    /// prefix of /63 or shorter are configured): traffic to other nodes'
+    /// addresses and granted prefixes goes through the end-to-end WireGuard
+    /// interface `weft-e2e`, encrypted to the destination node's key, so
+    /// that relays see only ciphertext. `None`: not set (the default rule).
+    pub end_to_end: Option<bool>,
+    /// `end_to_end_port` (default 6699): the UDP port of `weft-e2e`, at our
+    /// transport address; signed into our announcement set.
+    pub end_to_end_port: u16,
+    /// `end_to_end_max_peers` (default 1024): remote nodes on `weft-e2e` at
+    /// most; the prefixes of nodes beyond it are unreachable.
+    pub end_to_end_max_peers: usize,
+    /// `end_to_end_mtu` (default: the smallest mesh interface MTU minus 160,
+    /// at least 1280): the MTU of `weft-e2e`.
+    pub end_to_end_mtu: Option<u32>,
     /// `domain` (default `mesh`): the DNS domain of node names in the hosts
     /// file: a node named `node2` is `node2.mesh`. Lower-cased.
     pub domain: String,
@@ -184,6 +199,15 @@ impl MainConfig {
             max_routes: self.max_routes_per_neighbour,
             max_origins: self.max_origins_per_neighbour,
         }
+    }
+}
+
+impl Config {
+    /// Whether end to end is on: as set, or by default when there is trust
+    /// material and a mesh prefix with room for transport addresses.
+    pub fn end_to_end(&self) -> bool {
+        let room = self.main.mesh_prefix.is_some_and(|p| p.len() < 64);
+        self.main.end_to_end.unwrap_or(room && self.trust.has_trust_material())
     }
 }
 
@@ -364,6 +388,10 @@ const MAIN_OPTIONS: &[&str] = &[
     "max_origins_per_neighbour",
     "set_forwarding",
     "origin_signatures",
+    "end_to_end",
+    "end_to_end_port",
+    "end_to_end_max_peers",
+    "end_to_end_mtu",
     "domain",
     "hosts_file",
     "metrics_file",
@@ -880,6 +908,18 @@ fn read_main(
         None => DEFAULT_LISTEN_PORT_RANGE.min((65536 - u32::from(listen_port)) as u16),
     };
 
+    let end_to_end = f.get("end_to_end", parse_bool)?;
+    if let Some((true, line)) = end_to_end {
+        if !mesh_prefix.is_some_and(|p| p.len() < 64) {
+            return Err(f.conflict(
+                line,
+                "end_to_end '1' needs a mesh_prefix of /63 or shorter (its last /64 holds the \
+                 transport addresses)"
+                    .to_string(),
+            ));
+        }
+    }
+
     let main = MainConfig {
         enabled: f.value("enabled", parse_bool)?.unwrap_or(true),
         protocol,
@@ -919,6 +959,12 @@ fn read_main(
                 _ => Err(format!("{v:?} is not require or off")),
             })?
             .unwrap_or(true),
+        end_to_end: end_to_end.map(|(v, _)| v),
+        end_to_end_port: f.value("end_to_end_port", parse_port)?.unwrap_or(crate::mesh::e2e::DEFAULT_PORT),
+        end_to_end_max_peers: f
+            .value("end_to_end_max_peers", |v| parse_uint(v, 1, 65_536).map(|v| v as usize))?
+            .unwrap_or(crate::mesh::e2e::DEFAULT_MAX_PEERS),
+        end_to_end_mtu: f.value("end_to_end_mtu", |v| parse_uint(v, 1280, 65_535).map(|v| v as u32))?,
         domain: f.value("domain", parse_domain)?.unwrap_or_else(|| DEFAULT_DOMAIN.into()),
         hosts_file: f
             .value("hosts_file", parse_optional_path)?

@@ -12,6 +12,9 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use crate::babel::{self, Prefix};
 use crate::kernel::{FibFailure, FibOp, FibRoute};
+use crate::mesh::e2e::Steer;
+
+use super::e2e::E2eRouting;
 
 pub struct KernelRoutes {
     /// The kernel priority (metric) of every route weft installs.
@@ -26,6 +29,9 @@ pub struct KernelRoutes {
     adds: BTreeMap<Prefix, usize>,
     /// An IPv4 route is in the batch.
     ipv4: bool,
+    /// End to end: which selected prefixes go into the end-to-end
+    /// interface (or nowhere) instead of their Babel next hop.
+    e2e: Option<E2eRouting>,
 }
 
 impl KernelRoutes {
@@ -36,11 +42,68 @@ impl KernelRoutes {
             ops: Vec::new(),
             adds: BTreeMap::new(),
             ipv4: false,
+            e2e: None,
         }
     }
 
     fn route(&self, r: &babel::FibRoute) -> FibRoute {
-        FibRoute { prefix: r.prefix, next_hop: r.next_hop, ifindex: r.ifindex, metric: self.priority }
+        let hop =
+            FibRoute { prefix: r.prefix, next_hop: r.next_hop, ifindex: r.ifindex, metric: self.priority, src: None };
+        let Some(e) = &self.e2e else { return hop };
+        match e.steer(&r.prefix) {
+            None => hop,
+            Some(Steer::Unreachable) => FibRoute::unreachable(r.prefix, self.priority),
+            Some(Steer::EndToEnd) => {
+                let src = if r.prefix.is_ipv4() { e.sources.v4.map(Into::into) } else { e.sources.v6.map(Into::into) };
+                FibRoute::device(r.prefix, e.ifindex, self.priority, src)
+            }
+        }
+    }
+
+    /// Routes we hold besides the engine's: the transport prefix,
+    /// unreachable, so that a shorter route covering it (a gateway's `::/0`)
+    /// never carries a transport address whose own route is gone.
+    fn fixed(&self) -> Option<FibRoute> {
+        self.e2e.as_ref().map(|e| FibRoute::unreachable(e.transport_prefix, self.priority))
+    }
+
+    pub fn e2e_is(&self, e2e: &Option<E2eRouting>) -> bool {
+        self.e2e == *e2e
+    }
+
+    /// A new end-to-end steering: every selected route whose kernel route
+    /// it changes is replaced (`engine_routes`: the engine's FIB now).
+    pub fn set_e2e(&mut self, e2e: Option<E2eRouting>, engine_routes: &[babel::FibOp]) {
+        if e2e == self.e2e {
+            return;
+        }
+        let before: Vec<Option<FibRoute>> = engine_routes.iter().map(|op| self.want(op)).collect();
+        let fixed_before = self.fixed();
+        self.e2e = e2e;
+        let fixed_after = self.fixed();
+        if fixed_before != fixed_after {
+            if let Some(f) = fixed_before {
+                self.ops.push(FibOp::Remove(f.key()));
+            }
+            if let Some(f) = fixed_after {
+                self.replace(f);
+            }
+        }
+        for (op, old) in engine_routes.iter().zip(before) {
+            match (old, self.want(op)) {
+                (Some(old), Some(new)) if old != new => self.replace(new),
+                _ => {}
+            }
+        }
+    }
+
+    /// The kernel route for one of the engine's FIB entries.
+    fn want(&self, op: &babel::FibOp) -> Option<FibRoute> {
+        match op {
+            babel::FibOp::Install(r) | babel::FibOp::Replace(r) => Some(self.route(r)),
+            babel::FibOp::Unreachable(p) => Some(FibRoute::unreachable(*p, self.priority)),
+            babel::FibOp::Remove(_) => None,
+        }
     }
 
     fn add(&mut self, r: FibRoute) {
@@ -81,6 +144,9 @@ impl KernelRoutes {
     pub fn reinstall(&mut self, priority: u32, engine_routes: Vec<babel::FibOp>) {
         self.priority = priority;
         self.missing.clear();
+        if let Some(f) = self.fixed() {
+            self.add(f);
+        }
         for op in engine_routes {
             match op {
                 babel::FibOp::Install(r) | babel::FibOp::Replace(r) => self.add(self.route(&r)),
@@ -146,12 +212,8 @@ impl KernelRoutes {
     pub fn reconcile(&mut self, kernel: Vec<FibRoute>, engine_routes: Vec<babel::FibOp>) {
         self.missing.clear();
         let mut have: BTreeMap<Prefix, FibRoute> = kernel.into_iter().map(|r| (r.prefix, r)).collect();
-        for op in engine_routes {
-            let want = match op {
-                babel::FibOp::Install(r) | babel::FibOp::Replace(r) => self.route(&r),
-                babel::FibOp::Unreachable(p) => FibRoute::unreachable(p, self.priority),
-                babel::FibOp::Remove(_) => continue,
-            };
+        let fixed = self.fixed();
+        for want in engine_routes.iter().filter_map(|op| self.want(op)).chain(fixed).collect::<Vec<_>>() {
             match have.remove(&want.prefix) {
                 None => self.add(want),
                 Some(k) if same_route(&k, &want) => {}
@@ -175,7 +237,10 @@ impl KernelRoutes {
 /// Whether a dumped route is the one we would install (the kernel stores an
 /// IPv6 priority of 0 as 1024).
 fn same_route(dumped: &FibRoute, want: &FibRoute) -> bool {
-    dumped.key() == want.key() && dumped.next_hop == want.next_hop && dumped.ifindex == want.ifindex
+    dumped.key() == want.key()
+        && dumped.next_hop == want.next_hop
+        && dumped.ifindex == want.ifindex
+        && dumped.src == want.src
 }
 
 #[cfg(test)]
@@ -193,7 +258,7 @@ mod tests {
     }
 
     fn kernel_route(prefix: &str, nh: &str) -> FibRoute {
-        FibRoute { prefix: p(prefix), next_hop: nh.parse().unwrap(), ifindex: 3, metric: 7 }
+        FibRoute { prefix: p(prefix), next_hop: nh.parse().unwrap(), ifindex: 3, metric: 7, src: None }
     }
 
     fn failed(index: usize, op: FibOp) -> FibFailure {

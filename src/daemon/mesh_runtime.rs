@@ -11,6 +11,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use log::{debug, info, warn};
 use serde_json::Value;
 
+use super::e2e::{E2eDevice, E2eRouting};
 use super::ifaces::KernelView;
 use crate::babel::engine::RouteView;
 use crate::babel::{
@@ -129,6 +130,8 @@ pub struct MeshRuntime {
     /// Discovery and handshake datagrams' payload bytes, in and out.
     discovery_bytes_in: u64,
     discovery_bytes_out: u64,
+    /// The end-to-end interface, when end to end is on.
+    e2e: Option<E2eDevice>,
 }
 
 const HANDSHAKE_POLL_MS: u64 = 10_000;
@@ -175,6 +178,7 @@ impl MeshRuntime {
                 seed,
                 time_floor,
                 origin_signatures: cfg.main.origin_signatures,
+                e2e_port: cfg.end_to_end().then_some(cfg.main.end_to_end_port),
             },
             now,
             wall_clock(),
@@ -195,25 +199,67 @@ impl MeshRuntime {
             tunnel_errors: 0,
             discovery_bytes_in: 0,
             discovery_bytes_out: 0,
+            e2e: None,
         };
-        if let Some(a) = rt.core.mesh_address() {
-            // Our own address must exist on this node for the mesh to reach it.
+        let transport = rt.core.transport_address().zip(rt.core.transport_prefix());
+        let own = [("mesh", rt.core.mesh_address()), ("transport", transport.map(|(t, _)| t))];
+        for (what, a) in own {
+            let Some(a) = a else { continue };
+            // Our own addresses must exist on this node for the mesh to reach it.
             match rt.wg.add_address("lo", IpAddr::V6(a), 128).await {
                 // Already there from a previous run: the same address.
-                Ok(()) | Err(crate::wg::WgError::Netlink { errno: 17, .. }) => info!("our mesh address: {a}"),
-                Err(e) => warn!("cannot add our mesh address {a} to lo: {e}"),
+                Ok(()) | Err(crate::wg::WgError::Netlink { errno: 17, .. }) => info!("our {what} address: {a}"),
+                Err(e) => warn!("cannot add our {what} address {a} to lo: {e}"),
             }
         }
+        if let Some((t, tp)) = transport {
+            let mtu = cfg.main.end_to_end_mtu.unwrap_or(super::e2e::DEFAULT_MTU);
+            let mut dev = E2eDevice::new(cfg.main.end_to_end_port, mtu, cfg.main.end_to_end_max_peers, t, tp);
+            dev.ensure(&mut rt.wg, rt.private, now).await;
+            rt.e2e = Some(dev);
+        } else if cfg.main.end_to_end.is_none() && cfg.trust.has_trust_material() {
+            info!("end to end is off: mesh_prefix must be /63 or shorter to hold transport addresses");
+        }
         Ok(rt)
+    }
+
+    /// The end-to-end plan for the engine's selected routes, applied to
+    /// `weft-e2e`; what the kernel routes should steer (`None`: end to end
+    /// is off).
+    pub async fn e2e_update(&mut self, engine: &Engine, kernel: &KernelView) -> Option<E2eRouting> {
+        let dev = self.e2e.as_mut()?;
+        let selected: Vec<(Prefix, RouterId)> = engine
+            .installed_routes()
+            .iter()
+            .filter_map(|r| engine.selected_origin(&r.prefix).map(|(rid, _)| (r.prefix, rid)))
+            .collect();
+        let plan = self.core.e2e_plan(&selected, dev.max_peers)?;
+        dev.apply(&mut self.wg, self.private, plan).await;
+        let grants: Vec<Prefix> =
+            self.core.identity().credential.as_ref().map(|c| c.body().prefixes.clone()).unwrap_or_default();
+        let local_v4: Vec<std::net::Ipv4Addr> = kernel
+            .addrs
+            .values()
+            .flatten()
+            .filter_map(|a| match a.addr {
+                IpAddr::V4(v) => Some(v),
+                IpAddr::V6(_) => None,
+            })
+            .collect();
+        let sources = crate::mesh::e2e::own_sources(self.core.mesh_address(), &grants, &local_v4);
+        let ifindex = kernel.by_name(crate::mesh::e2e::INTERFACE).map(|l| l.ifindex);
+        Some(dev.routing(ifindex, sources))
     }
 
     fn input(&mut self, now: Time, input: MeshInput<'_>) {
         self.core.handle_input(now, wall_clock(), input);
     }
 
-    /// The prefix this node announces for itself (its key-derived /128).
-    pub fn own_prefix(&self) -> Option<Prefix> {
-        self.core.mesh_address().map(|a| Prefix::V6(a, 128))
+    /// The prefixes this node announces for itself: its key-derived mesh
+    /// address and, end to end, its transport address (/128s).
+    pub fn own_prefixes(&self) -> Vec<Prefix> {
+        let t = self.e2e.as_ref().map(|e| e.transport);
+        self.core.mesh_address().into_iter().chain(t).map(|a| Prefix::V6(a, 128)).collect()
     }
 
     pub fn is_tunnel(&self, name: &str) -> bool {
@@ -374,6 +420,13 @@ impl MeshRuntime {
         if now >= self.next_handshake_poll {
             self.next_handshake_poll = now.plus_ms(HANDSHAKE_POLL_MS);
             self.poll_handshakes(now).await;
+            if let Some(dev) = self.e2e.as_mut() {
+                // Created late after a failure; peers and endpoints put back
+                // (WireGuard roams an endpoint to wherever a packet came from).
+                if dev.ensure(&mut self.wg, self.private, now).await {
+                    dev.resync(&mut self.wg, self.private).await;
+                }
+            }
         }
         self.reconcile_statics(now, cfg, false);
     }
@@ -557,6 +610,7 @@ impl MeshRuntime {
         v["mesh"]["tunnel_errors"] = self.tunnel_errors.into();
         v["mesh"]["discovery_bytes_in"] = self.discovery_bytes_in.into();
         v["mesh"]["discovery_bytes_out"] = self.discovery_bytes_out.into();
+        v["end_to_end"] = self.e2e.as_ref().map_or(Value::Null, |d| d.status());
         v
     }
 
@@ -571,6 +625,9 @@ impl MeshRuntime {
             let _ = self.wg.delete_interface(&name).await;
         }
         self.tunnels.clear();
+        if let Some(dev) = self.e2e.as_mut() {
+            dev.shutdown(&mut self.wg).await;
+        }
     }
 }
 

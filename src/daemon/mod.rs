@@ -1,6 +1,7 @@
 //! The daemon: the one event loop that wires the pure engine to the edges
 //! (sockets, netlink, WireGuard, control socket, signals).
 
+pub mod e2e;
 pub mod forwarding;
 pub mod ifaces;
 pub mod kernel_routes;

@@ -58,6 +58,8 @@ pub struct Daemon<F: Fib, M: LinkMonitor, S: BabelIo> {
     /// Interfaces Babel runs on now, as given to the engine.
     active: BTreeMap<IfIndex, EngineIface>,
     announced: BTreeMap<Prefix, Metric>,
+    /// The end-to-end plan may be out of date (see `update_e2e`).
+    e2e_dirty: bool,
     /// The engine's FIB operations on their way to the kernel (what is
     /// installed is the engine's to say).
     routes: KernelRoutes,
@@ -151,6 +153,7 @@ impl<F: Fib, M: LinkMonitor, S: BabelIo> Daemon<F, M, S> {
             kernel: KernelView::default(),
             active: BTreeMap::new(),
             announced: BTreeMap::new(),
+            e2e_dirty: true,
             routes,
             start: Instant::now(),
             saved_seqno: SeqNo(state.seqno.0.wrapping_sub(1)),
@@ -242,6 +245,8 @@ impl<F: Fib, M: LinkMonitor, S: BabelIo> Daemon<F, M, S> {
                             }
                         }
                         self.kernel.apply(&ev);
+                        // weft-e2e appearing, or a local address (a source).
+                        self.e2e_dirty = true;
                         self.reconcile_interfaces();
                     }
                     Err(e) => {
@@ -327,6 +332,12 @@ impl<F: Fib, M: LinkMonitor, S: BabelIo> Daemon<F, M, S> {
             if d.filter_changed {
                 self.update_hosts();
             }
+            if d.moved {
+                // A newly verified set may make a node end-to-end capable.
+                self.e2e_dirty = true;
+                self.update_e2e().await;
+                self.apply_routes().await;
+            }
             if !engine_moved && !d.moved {
                 return;
             }
@@ -364,7 +375,10 @@ impl<F: Fib, M: LinkMonitor, S: BabelIo> Daemon<F, M, S> {
                         }
                     }
                 }
-                Output::Fib(op) => self.routes.push(op),
+                Output::Fib(op) => {
+                    self.routes.push(op);
+                    self.e2e_dirty = true;
+                }
                 Output::Extension { ifindex, from, body } => {
                     if let Some(m) = self.mesh.as_mut() {
                         m.on_extension(now, ifindex, from, &body);
@@ -382,8 +396,23 @@ impl<F: Fib, M: LinkMonitor, S: BabelIo> Daemon<F, M, S> {
                 }
             }
         }
+        self.update_e2e().await;
         self.apply_routes().await;
         true
+    }
+
+    /// Brings the end-to-end interface and the kernel routes it steers in
+    /// line with the selected routes and what the core verified, when
+    /// either may have changed.
+    async fn update_e2e(&mut self) {
+        if !std::mem::take(&mut self.e2e_dirty) {
+            return;
+        }
+        let Some(m) = self.mesh.as_mut() else { return };
+        let routing = m.e2e_update(&self.engine, &self.kernel).await;
+        if !self.routes.e2e_is(&routing) {
+            self.routes.set_e2e(routing, &self.engine.fib_routes());
+        }
     }
 
     /// Sends the batch of route changes to the kernel.
@@ -518,7 +547,7 @@ impl<F: Fib, M: LinkMonitor, S: BabelIo> Daemon<F, M, S> {
         let now = self.now();
         let mut desired: BTreeMap<Prefix, Metric> =
             self.cfg.announces.iter().filter(|a| a.enabled).map(|a| (a.prefix, Metric(a.metric))).collect();
-        if let Some(p) = self.mesh.as_ref().and_then(|m| m.own_prefix()) {
+        for p in self.mesh.as_ref().map(|m| m.own_prefixes()).unwrap_or_default() {
             desired.insert(p, Metric(0));
         }
         let gone: Vec<Prefix> = self.announced.keys().filter(|p| !desired.contains_key(p)).copied().collect();

@@ -36,6 +36,9 @@ pub struct FibRoute {
     /// The kernel's route priority (lower wins). For IPv6 the kernel stores
     /// 0 as 1024, so such a route dumps back with metric 1024.
     pub metric: u32,
+    /// The preferred source address (RTA_PREFSRC) for traffic this node
+    /// sends along the route; `None`: the kernel picks.
+    pub src: Option<IpAddr>,
 }
 
 impl FibRoute {
@@ -62,11 +65,25 @@ impl FibRoute {
         } else {
             IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED)
         };
-        FibRoute { prefix, next_hop, ifindex: 0, metric }
+        FibRoute { prefix, next_hop, ifindex: 0, metric, src: None }
+    }
+
+    /// A route straight into an interface, no gateway (the end-to-end
+    /// WireGuard interface: its peers' allowed-ips pick the next hop).
+    pub fn device(prefix: Prefix, ifindex: u32, metric: u32, src: Option<IpAddr>) -> FibRoute {
+        let mut r = FibRoute::unreachable(prefix, metric);
+        r.ifindex = ifindex;
+        r.src = src.filter(|s| s.is_ipv4() == prefix.is_ipv4());
+        r
     }
 
     pub fn is_unreachable(&self) -> bool {
         self.ifindex == 0 && self.next_hop.is_unspecified()
+    }
+
+    /// Into an interface without a gateway.
+    pub fn is_device(&self) -> bool {
+        self.ifindex != 0 && self.next_hop.is_unspecified()
     }
 
     /// Checks what the kernel cannot express, before asking it.
@@ -77,8 +94,12 @@ impl FibRoute {
         if self.ifindex == 0 {
             return Err(FibError::Invalid("route has no interface (ifindex 0)"));
         }
+        if self.src.is_some_and(|s| s.is_ipv4() != self.prefix.is_ipv4()) {
+            return Err(FibError::Invalid("route's source address is of the other family"));
+        }
         if self.next_hop.is_unspecified() {
-            return Err(FibError::Invalid("route has an unspecified next hop"));
+            // A device route: no gateway.
+            return Ok(());
         }
         if !self.prefix.is_ipv4() && self.next_hop.is_ipv4() {
             return Err(FibError::Invalid("an IPv6 route cannot have an IPv4 next hop"));
@@ -92,7 +113,15 @@ pub const IP6_RT_PRIO_USER: u32 = 1024;
 
 impl fmt::Debug for FibRoute {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} via {} if {} metric {}", self.prefix, self.next_hop, self.ifindex, self.metric)
+        if self.is_device() {
+            write!(f, "{} dev if {} metric {}", self.prefix, self.ifindex, self.metric)?;
+        } else {
+            write!(f, "{} via {} if {} metric {}", self.prefix, self.next_hop, self.ifindex, self.metric)?;
+        }
+        match self.src {
+            Some(s) => write!(f, " src {s}"),
+            None => Ok(()),
+        }
     }
 }
 
@@ -440,7 +469,7 @@ mod tests {
     }
 
     fn route(prefix: &str, nh: &str, metric: u32) -> FibRoute {
-        FibRoute { prefix: prefix.parse().unwrap(), next_hop: nh.parse().unwrap(), ifindex: 3, metric }
+        FibRoute { prefix: prefix.parse().unwrap(), next_hop: nh.parse().unwrap(), ifindex: 3, metric, src: None }
     }
 
     #[test]
@@ -462,7 +491,14 @@ mod tests {
         assert!(route("192.0.2.0/24", "fe80::1", 1).validate().is_ok());
         assert!(route("192.0.2.0/24", "10.0.0.1", 1).validate().is_ok());
         assert!(route("2001:db8::/32", "10.0.0.1", 1).validate().is_err());
-        assert!(route("2001:db8::/32", "::", 1).validate().is_err());
+        // No gateway: a device route (end to end), valid with an interface.
+        assert!(route("2001:db8::/32", "::", 1).validate().is_ok());
+        let d = FibRoute::device("10.0.0.0/8".parse().unwrap(), 4, 1, Some("fd00::1".parse().unwrap()));
+        assert_eq!(d.src, None, "a source of the other family is dropped");
+        let mut d = FibRoute::device("10.0.0.0/8".parse().unwrap(), 4, 1, Some("10.0.0.1".parse().unwrap()));
+        assert!(d.is_device() && d.validate().is_ok());
+        d.src = Some("fd00::1".parse().unwrap());
+        assert!(d.validate().is_err());
         let mut r = route("2001:db8::/32", "fe80::1", 1);
         r.ifindex = 0;
         assert!(r.validate().is_err());

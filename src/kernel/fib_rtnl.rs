@@ -54,8 +54,11 @@ pub struct RtnlFib {
 /// carries them.
 fn header(cfg: FibConfig, family: RtAddrFamily, dst_len: u8, scope: RtScope, kind: Rtn) -> Rtmsg {
     // Babel next hops are neighbours on the link by definition: onlink, as
-    // babeld sets it, so no connected route is needed for the gateway.
-    let flags = if kind == Rtn::Unicast { RtmF::from_bits_retain(RTNH_F_ONLINK) } else { RtmF::empty() };
+    // babeld sets it, so no connected route is needed for the gateway. (A
+    // route without gateway has link scope, and the kernel refuses onlink
+    // there.)
+    let onlink = kind == Rtn::Unicast && scope == RtScope::Universe;
+    let flags = if onlink { RtmF::from_bits_retain(RTNH_F_ONLINK) } else { RtmF::empty() };
     RtmsgBuilder::default()
         .rtm_family(family)
         .rtm_dst_len(dst_len)
@@ -108,6 +111,7 @@ pub(crate) struct RouteRequests {
     metric: Reused<u32>,
     oif: Reused<u32>,
     next_hop: Reused<(bool, IpAddr)>,
+    src: Reused<IpAddr>,
 }
 
 impl RouteRequests {
@@ -118,6 +122,7 @@ impl RouteRequests {
             metric: Reused(None),
             oif: Reused(None),
             next_hop: Reused(None),
+            src: Reused(None),
         }
     }
 
@@ -134,8 +139,26 @@ impl RouteRequests {
         let family = family_of(key.prefix.addr());
         let dst = ip_attr(Rta::Dst, key.prefix.addr());
         let metric = self.metric.get(key.metric, |m| attr(Rta::Priority, m));
-        let (short, long);
+        let (short, long, device, device_src);
+        let mut scope = scope;
         let (kind, attrs): (Rtn, &[&Rtattr<Rta, Buffer>]) = match op.route() {
+            Some(r) if r.is_device() => {
+                // Into the interface, no gateway: link scope, as `ip route
+                // add P dev D` makes it.
+                scope = RtScope::Link;
+                let oif = self.oif.get(r.ifindex, |i| attr(Rta::Oif, i));
+                match r.src {
+                    Some(s) => {
+                        let src = self.src.get(s, |s| ip_attr(Rta::Prefsrc, s));
+                        device_src = [&self.table, &dst, metric, oif, src];
+                        (Rtn::Unicast, &device_src)
+                    }
+                    None => {
+                        device = [&self.table, &dst, metric, oif];
+                        (Rtn::Unicast, &device)
+                    }
+                }
+            }
             Some(r) if !r.is_unreachable() => {
                 let oif = self.oif.get(r.ifindex, |i| attr(Rta::Oif, i));
                 let next_hop = self.next_hop.get((r.prefix.is_ipv4(), r.next_hop), |nh| match nh {
@@ -180,6 +203,7 @@ pub(crate) fn decode_route(m: &RouteMsg<'_>) -> Option<DumpedRoute> {
     let family = *h.rtm_family();
     let mut table = u32::from(u8::from(*h.rtm_table()));
     let (mut dst, mut gateway, mut oif, mut metric, mut multipath) = (None, None, 0, 0, false);
+    let mut src = None;
     let mut bad_dst = false;
     let via = rta_via();
     for a in m.attrs() {
@@ -201,6 +225,7 @@ pub(crate) fn decode_route(m: &RouteMsg<'_>) -> Option<DumpedRoute> {
             Rta::Oif => oif = u32_of(v).unwrap_or(0),
             Rta::Priority => metric = u32_of(v).unwrap_or(0),
             Rta::Multipath => multipath = true,
+            Rta::Prefsrc => src = ip_from(family, v),
             _ => {}
         }
     }
@@ -213,7 +238,10 @@ pub(crate) fn decode_route(m: &RouteMsg<'_>) -> Option<DumpedRoute> {
     let kind = *h.rtm_type();
     let route = match (dst.and_then(|d| Prefix::new(d, *h.rtm_dst_len())), gateway) {
         (Some(prefix), Some(next_hop)) if plain && kind == Rtn::Unicast && oif != 0 => {
-            Some(FibRoute { prefix, next_hop, ifindex: oif, metric })
+            Some(FibRoute { prefix, next_hop, ifindex: oif, metric, src })
+        }
+        (Some(prefix), None) if plain && kind == Rtn::Unicast && oif != 0 => {
+            Some(FibRoute::device(prefix, oif, metric, src))
         }
         (Some(prefix), None) if plain && kind == Rtn::Unreachable => {
             Some(FibRoute::unreachable(prefix, metric))
@@ -522,7 +550,7 @@ mod tests {
     use super::*;
 
     fn route(prefix: &str, nh: &str, ifindex: u32, metric: u32) -> FibRoute {
-        FibRoute { prefix: prefix.parse().unwrap(), next_hop: nh.parse().unwrap(), ifindex, metric }
+        FibRoute { prefix: prefix.parse().unwrap(), next_hop: nh.parse().unwrap(), ifindex, metric, src: None }
     }
 
     /// A datagram's one route message, parsed as the kernel would see it:

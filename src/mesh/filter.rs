@@ -49,11 +49,24 @@ pub struct RouteFilter {
     tunnels: Arc<BTreeSet<IfIndex>>,
     /// Verified announcement sets; `None`: origin signatures are off.
     origins: Option<Arc<Vec<OriginRecord>>>,
+    /// End to end's transport prefix: inside it an origin may announce its
+    /// own transport address and nothing else, whatever its grants.
+    transport: Option<Prefix>,
 }
 
 impl RouteFilter {
     pub fn new(grants: Arc<BTreeMap<RouterId, VerifiedNode>>, tunnels: BTreeSet<IfIndex>) -> RouteFilter {
-        RouteFilter { grants, tunnels: Arc::new(tunnels), origins: None }
+        RouteFilter { grants, tunnels: Arc::new(tunnels), origins: None, transport: None }
+    }
+
+    pub fn with_transport_prefix(mut self, tp: Option<Prefix>) -> RouteFilter {
+        self.transport = tp;
+        self
+    }
+
+    /// The valid origins this snapshot knows.
+    pub fn grants(&self) -> &BTreeMap<RouterId, VerifiedNode> {
+        &self.grants
     }
 
     /// With origin signatures on: the verified sets, sorted by router-id.
@@ -68,7 +81,20 @@ impl RouteFilter {
 
     /// The verdict on a route learned over a tunnel.
     pub fn judge(&self, prefix: &Prefix, origin: &RouterId) -> RouteVerdict {
-        judge(&self.grants, prefix, origin)
+        let v = judge(&self.grants, prefix, origin);
+        match (v, self.transport) {
+            // A transport address routed anywhere but to its own node would
+            // carry end-to-end packets to whoever announced it.
+            (RouteVerdict::Allowed, Some(tp)) if tp.contains(prefix) => {
+                let own = self.grants.get(origin).and_then(|n| n.transport_address);
+                if own.is_some_and(|t| *prefix == Prefix::V6(t, 128)) {
+                    v
+                } else {
+                    RouteVerdict::NotGranted
+                }
+            }
+            _ => v,
+        }
     }
 
     /// The verdict on a route at `seqno`, the origin's signature included:
@@ -105,5 +131,43 @@ impl RouteFilter {
     /// The filter in the form the engine takes.
     pub fn boxed(self) -> crate::babel::engine::RouteFilter {
         Box::new(move |q| self.decide(q))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::trust::{Authority, NodePrivateKey};
+
+    fn p(s: &str) -> Prefix {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn inside_the_transport_prefix_only_the_origins_own_transport_address_passes() {
+        let rid = RouterId([2; 8]);
+        let node = VerifiedNode {
+            public_key: NodePrivateKey::from_random([2; 32]).public_key(),
+            router_id: rid,
+            name: None,
+            // A grant that covers the whole mesh prefix, TP included.
+            prefixes: vec![p("fd42:77:1::/48")],
+            groups: Vec::new(),
+            mesh_address: Some("fd42:77:1::2".parse().unwrap()),
+            transport_address: Some("fd42:77:1:ffff::2".parse().unwrap()),
+            authority: Authority::AllowList,
+            signing_key: None,
+        };
+        let grants = Arc::new([(rid, node)].into_iter().collect());
+        let f = RouteFilter::new(grants, BTreeSet::new()).with_transport_prefix(Some(p("fd42:77:1:ffff::/64")));
+        assert_eq!(f.judge(&p("fd42:77:1:ffff::2/128"), &rid), RouteVerdict::Allowed);
+        assert_eq!(f.judge(&p("fd42:77:1:ffff::3/128"), &rid), RouteVerdict::NotGranted, "another's T");
+        assert_eq!(f.judge(&p("fd42:77:1:ffff::/80"), &rid), RouteVerdict::NotGranted, "a piece of TP");
+        assert_eq!(f.judge(&p("fd42:77:1:ffff::/64"), &rid), RouteVerdict::NotGranted, "TP itself");
+        // Covering TP is fine: the daemon's unreachable TP route wins by length.
+        assert_eq!(f.judge(&p("fd42:77:1::/48"), &rid), RouteVerdict::Allowed);
+        assert_eq!(f.judge(&p("fd42:77:1::2/128"), &rid), RouteVerdict::Allowed);
+        let off = RouteFilter::new(f.grants.clone(), BTreeSet::new());
+        assert_eq!(off.judge(&p("fd42:77:1:ffff::3/128"), &rid), RouteVerdict::Allowed, "no TP, no rule");
     }
 }

@@ -23,6 +23,7 @@
 
 pub mod auth;
 pub mod clock;
+pub mod e2e;
 pub mod filter;
 pub mod known;
 pub mod origin;
@@ -68,6 +69,9 @@ pub struct MeshConfig {
     /// Origin-signed announcements: routes from an origin whose credential
     /// has a signing key are used only as its verified set allows.
     pub origin_signatures: bool,
+    /// End to end: the UDP port of our end-to-end interface, signed into
+    /// our announcement set; `None`: we do not speak end to end.
+    pub e2e_port: Option<u16>,
 }
 
 impl MeshConfig {
@@ -90,6 +94,7 @@ impl MeshConfig {
             seed,
             time_floor,
             origin_signatures: true,
+            e2e_port: None,
         }
     }
 }
@@ -264,6 +269,7 @@ pub struct MeshCore {
     /// Origins whose set we asked for, and when.
     set_requested: HashMap<RouterId, Time>,
     origin_signatures: bool,
+    e2e_port: Option<u16>,
     /// Tunnel interfaces that got our credential, and when.
     announced_to: HashMap<IfIndex, Time>,
     next_tick: Time,
@@ -306,6 +312,7 @@ impl MeshCore {
             parked: Vec::new(),
             set_requested: HashMap::new(),
             origin_signatures: cfg.origin_signatures,
+            e2e_port: cfg.e2e_port,
             announced_to: HashMap::new(),
             next_tick: now,
             filter_stale: true,
@@ -424,6 +431,32 @@ impl MeshCore {
     /// Our key-derived address in the mesh prefix, if there is one.
     pub fn mesh_address(&self) -> Option<Ipv6Addr> {
         self.mesh_address
+    }
+
+    /// The transport prefix (end to end), if the mesh prefix has room.
+    pub fn transport_prefix(&self) -> Option<Prefix> {
+        self.auth.store.mesh_prefix().and_then(|m| m.transport_prefix())
+    }
+
+    /// Our transport address, when we speak end to end.
+    pub fn transport_address(&self) -> Option<Ipv6Addr> {
+        self.e2e_port?;
+        self.auth.store.mesh_prefix().and_then(|m| m.transport_address_for(&self.id.public))
+    }
+
+    /// The end-to-end plan for these selected routes (see [`e2e`]), when we
+    /// speak end to end.
+    pub fn e2e_plan(&self, selected: &[(Prefix, RouterId)], max_peers: usize) -> Option<e2e::Plan> {
+        self.e2e_port?;
+        let records = self.origins.records();
+        Some(e2e::plan(&e2e::Inputs {
+            own: self.id.router_id,
+            transport_prefix: self.transport_prefix()?,
+            selected,
+            nodes: self.filter.grants(),
+            records: &records,
+            max_peers,
+        }))
     }
 
     pub fn known(&self) -> &KnownNodes {
@@ -767,7 +800,7 @@ impl MeshCore {
 
     /// Signs our set at the current epoch and sends it to every tunnel.
     fn sign_own(&mut self, seqno: SeqNo, prefixes: Vec<Prefix>) {
-        match Set::sign(&self.signing, self.id.router_id, self.own_epoch, seqno, &prefixes) {
+        match Set::sign_e2e(&self.signing, self.id.router_id, self.own_epoch, seqno, &prefixes, self.e2e_port) {
             Ok(set) => {
                 let tlv = MeshTlv::Set(set.bytes.clone());
                 self.own_set = Some(set);
@@ -868,8 +901,9 @@ impl MeshCore {
         }
         self.filter_stale = false;
         let origins = self.origin_signatures.then(|| Arc::new(self.origins.records()));
-        self.filter =
-            RouteFilter::new(self.auth.known.grants(), self.tunnel_ifs.clone()).with_origins(origins);
+        self.filter = RouteFilter::new(self.auth.known.grants(), self.tunnel_ifs.clone())
+            .with_origins(origins)
+            .with_transport_prefix(self.transport_prefix());
         self.outputs.push_back(MeshOutput::Filter(self.filter.clone()));
     }
 

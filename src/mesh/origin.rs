@@ -15,12 +15,14 @@
 //! byte; at most 254 bytes, so about nine IPv6 /128s or forty IPv4 /24s):
 //!
 //! ```text
-//!  0  version = 1
+//!  0  version = 2
 //!  1  router-id (8)
 //!  9  epoch (4, big-endian)
 //! 13  seqno (2, big-endian)
-//! 15  n, number of prefixes
-//! 16  n × (AE 1|2, plen, ⌈plen/8⌉ address bytes), strictly ascending
+//! 15  flags: 0x04 end-to-end capable (other bits: sent 0, signed, ignored)
+//! 16  end-to-end UDP port (2, big-endian; 0 without 0x04)
+//! 18  n, number of prefixes
+//! 19  n × (AE 1|2, plen, ⌈plen/8⌉ address bytes), strictly ascending
 //! end-64  Ed25519 signature over "weft announcement set v1\0" ‖ bytes[..end-64]
 //! ```
 
@@ -33,8 +35,10 @@ use crate::trust::{wire, NodePrivateKey};
 
 pub const KIND_SET: u8 = 3;
 pub const KIND_SET_REQUEST: u8 = 4;
-const VERSION: u8 = 1;
-const HEADER: usize = 16;
+const VERSION: u8 = 2;
+const HEADER: usize = 19;
+/// Flag: the origin takes end-to-end WireGuard at its transport address.
+const FLAG_E2E: u8 = 0x04;
 const SIG: usize = 64;
 /// A TLV body is at most 255 bytes, one of them the kind.
 pub const MAX_SET_LEN: usize = 254;
@@ -71,6 +75,9 @@ pub struct Set {
     pub epoch: u32,
     pub seqno: SeqNo,
     pub prefixes: Vec<Prefix>,
+    /// The origin's end-to-end WireGuard port, if it speaks end to end
+    /// (signed: a relay cannot switch end to end off for an origin).
+    pub e2e_port: Option<u16>,
     /// The exact bytes, signature included (what is passed on).
     pub bytes: Vec<u8>,
 }
@@ -101,13 +108,26 @@ fn sort_key(p: &Prefix) -> (u8, Vec<u8>, u8) {
 }
 
 impl Set {
-    /// Signs what `router_id` originates at (epoch, seqno).
+    /// Signs what `router_id` originates at (epoch, seqno), without end to end.
     pub fn sign(
         keys: &KeyPair,
         router_id: RouterId,
         epoch: u32,
         seqno: SeqNo,
         prefixes: &[Prefix],
+    ) -> Result<Set, SetError> {
+        Set::sign_e2e(keys, router_id, epoch, seqno, prefixes, None)
+    }
+
+    /// Signs what `router_id` originates at (epoch, seqno), and the port it
+    /// takes end-to-end WireGuard on, if any.
+    pub fn sign_e2e(
+        keys: &KeyPair,
+        router_id: RouterId,
+        epoch: u32,
+        seqno: SeqNo,
+        prefixes: &[Prefix],
+        e2e_port: Option<u16>,
     ) -> Result<Set, SetError> {
         let mut sorted = prefixes.to_vec();
         sorted.sort_by_key(sort_key);
@@ -116,6 +136,8 @@ impl Set {
         b.extend_from_slice(&router_id.0);
         b.extend_from_slice(&epoch.to_be_bytes());
         b.extend_from_slice(&seqno.0.to_be_bytes());
+        b.push(if e2e_port.is_some() { FLAG_E2E } else { 0 });
+        b.extend_from_slice(&e2e_port.unwrap_or(0).to_be_bytes());
         b.push(sorted.len().min(255) as u8);
         for p in &sorted {
             // The credential's prefix encoding (CREDENTIALS.md, field 0x05).
@@ -126,7 +148,7 @@ impl Set {
         }
         let sig = keys.sk.sign([CONTEXT, &b[..]].concat(), None);
         b.extend_from_slice(sig.as_ref());
-        Ok(Set { router_id, epoch, seqno, prefixes: sorted, bytes: b })
+        Ok(Set { router_id, epoch, seqno, prefixes: sorted, e2e_port, bytes: b })
     }
 
     /// Parses the structure (not the signature): canonical order, lengths,
@@ -144,7 +166,14 @@ impl Set {
         let router_id = RouterId(b[1..9].try_into().expect("length checked"));
         let epoch = u32::from_be_bytes(b[9..13].try_into().expect("length checked"));
         let seqno = SeqNo(u16::from_be_bytes([b[13], b[14]]));
-        let n = b[15] as usize;
+        let port = u16::from_be_bytes([b[16], b[17]]);
+        let e2e_port = match (b[15] & FLAG_E2E != 0, port) {
+            (true, 0) => return Err(SetError::Malformed("end-to-end flag without a port")),
+            (true, p) => Some(p),
+            (false, 0) => None,
+            (false, _) => return Err(SetError::Malformed("a port without the end-to-end flag")),
+        };
+        let n = b[18] as usize;
         let body = &b[HEADER..b.len() - SIG];
         let mut at = 0;
         let mut prefixes: Vec<Prefix> = Vec::with_capacity(n);
@@ -163,7 +192,7 @@ impl Set {
         if at != body.len() {
             return Err(SetError::Malformed("trailing bytes"));
         }
-        Ok(Set { router_id, epoch, seqno, prefixes, bytes: b.to_vec() })
+        Ok(Set { router_id, epoch, seqno, prefixes, e2e_port, bytes: b.to_vec() })
     }
 
     /// Checks the signature against the origin's signing key.
@@ -186,6 +215,7 @@ pub struct OriginRecord {
     pub epoch: u32,
     pub seqno: SeqNo,
     pub prefixes: Vec<Prefix>,
+    pub e2e_port: Option<u16>,
 }
 
 /// Finds an origin's entry in a slice sorted by router-id. (Sorted vectors,
@@ -228,6 +258,7 @@ impl Sets {
                 epoch: s.epoch,
                 seqno: s.seqno,
                 prefixes: s.prefixes.clone(),
+                e2e_port: s.e2e_port,
             })
             .collect()
     }
@@ -253,8 +284,8 @@ mod tests {
         let prefixes = [p("fd42:77:1::5/128"), p("10.0.5.0/24"), p("10.0.5.0/24"), p("2001:db8::/32")];
         let s = Set::sign(&k, rid, 7, SeqNo(300), &prefixes).unwrap();
         assert_eq!(s.prefixes, vec![p("10.0.5.0/24"), p("2001:db8::/32"), p("fd42:77:1::5/128")]);
-        // 16 header + (2+3) + (2+4) + (2+16) + 64 signature.
-        assert_eq!(s.bytes.len(), 16 + 5 + 6 + 18 + 64);
+        // 19 header + (2+3) + (2+4) + (2+16) + 64 signature.
+        assert_eq!(s.bytes.len(), 19 + 5 + 6 + 18 + 64);
         let d = Set::decode(&s.bytes).unwrap();
         assert_eq!(d, s);
         assert!(d.verify(&pk));
@@ -284,14 +315,38 @@ mod tests {
         assert!(Set::decode(&s.bytes[..40]).is_err());
         assert!(Set::decode(&s.bytes[..HEADER + SIG - 1]).is_err());
         let mut v = s.bytes.clone();
-        v[0] = 2;
+        v[0] = 1;
         assert_eq!(Set::decode(&v), Err(SetError::Malformed("unknown version")));
         let mut count = s.bytes.clone();
-        count[15] = 3;
+        count[18] = 3;
         assert!(Set::decode(&count).is_err());
+        let mut flag = s.bytes.clone();
+        flag[15] = 0x04;
+        assert_eq!(Set::decode(&flag), Err(SetError::Malformed("end-to-end flag without a port")));
+        let mut port = s.bytes.clone();
+        port[17] = 1;
+        assert_eq!(Set::decode(&port), Err(SetError::Malformed("a port without the end-to-end flag")));
         // Too many prefixes for one TLV: a clear error when signing.
         let many: Vec<Prefix> = (0..12).map(|i| p(&format!("fd00::{i}/128"))).collect();
         assert!(matches!(Set::sign(&k, rid, 1, SeqNo(1), &many), Err(SetError::TooLarge(_))));
+    }
+
+    #[test]
+    fn the_end_to_end_port_is_signed() {
+        let k = signing_keypair(&key(1));
+        let pk = signing_public(&key(1));
+        let rid = RouterId([9; 8]);
+        let s = Set::sign_e2e(&k, rid, 1, SeqNo(1), &[p("10.0.1.0/24")], Some(6699)).unwrap();
+        assert_eq!(&s.bytes[15..18], &[0x04, 0x1a, 0x2b]);
+        let d = Set::decode(&s.bytes).unwrap();
+        assert_eq!(d.e2e_port, Some(6699));
+        assert!(d.verify(&pk));
+        // A relay that clears the flag (switching end to end off) breaks the signature.
+        let mut b = s.bytes.clone();
+        b[15..18].copy_from_slice(&[0, 0, 0]);
+        let off = Set::decode(&b).unwrap();
+        assert_eq!(off.e2e_port, None);
+        assert!(!off.verify(&pk));
     }
 
     #[test]

@@ -1,5 +1,5 @@
-//! What follows from a node's public key alone: its Babel router-id and its
-//! own mesh address.
+//! What follows from a node's public key alone: its Babel router-id, its
+//! own mesh address and its transport address.
 //!
 //! Both are hashes of the WireGuard public key under a domain-separation
 //! string, so the same key gives the same values on every node and neither
@@ -15,7 +15,18 @@
 //!                for a mesh prefix P of length ≤ 64, with c = 0, 1, … the
 //!                first counter whose host bits are not all zero (that would
 //!                be the subnet-router anycast address, RFC 4291 §2.6.1)
+//! transport    = TP | H("weft transport-address v1", c, key)[0..8]
+//!                where TP, the transport prefix, is the last /64 of P
+//!                (P with bits len(P)..63 set; P must be /63 or shorter),
+//!                with c the first counter whose host bits are not all zero;
+//!                the mesh address also skips any counter that would put it
+//!                inside TP (which changes it for 2^-(64-len(P)) of keys)
 //! ```
+//!
+//! The transport address is what end-to-end WireGuard packets travel
+//! between (Babel routes it hop by hop); the mesh address and granted
+//! prefixes travel inside them. Keeping the two apart is what keeps the
+//! end-to-end interface from carrying its own outer packets.
 //!
 //! In practice `c` is always 0 (the retry happens with probability 2^-63 or
 //! less). The mesh prefix is at most /64 so that at least 64 address bits come
@@ -36,6 +47,7 @@ use crate::key::PublicKey;
 
 pub const ROUTER_ID_DOMAIN: &str = "weft router-id v1";
 pub const MESH_ADDRESS_DOMAIN: &str = "weft mesh-address v1";
+pub const TRANSPORT_ADDRESS_DOMAIN: &str = "weft transport-address v1";
 
 /// Longest mesh prefix: at least 64 bits of each address come from the key.
 pub const MAX_MESH_PREFIX_LEN: u8 = 64;
@@ -69,7 +81,11 @@ pub fn router_id(key: &PublicKey) -> RouterId {
 }
 
 fn mesh_hash(key: &PublicKey, counter: u8) -> u128 {
-    let h = sha512_domain(MESH_ADDRESS_DOMAIN, &[&[counter], key.as_bytes()]);
+    domain_hash(MESH_ADDRESS_DOMAIN, key, counter)
+}
+
+fn domain_hash(domain: &str, key: &PublicKey, counter: u8) -> u128 {
+    let h = sha512_domain(domain, &[&[counter], key.as_bytes()]);
     let mut b = [0u8; 16];
     b.copy_from_slice(&h[..16]);
     u128::from_be_bytes(b)
@@ -130,13 +146,46 @@ impl MeshPrefix {
             Prefix::V4(..) => unreachable!("MeshPrefix::new admits only IPv6"),
         };
         let host_mask = if len == 0 { u128::MAX } else { u128::MAX >> len };
+        let tp = self.transport_prefix();
         for counter in 0..=u8::MAX {
             let host = mesh_hash(key, counter) & host_mask;
-            if host != 0 {
-                return Ipv6Addr::from(net | host);
+            let addr = Ipv6Addr::from(net | host);
+            if host != 0 && !tp.is_some_and(|tp| tp.contains_addr(addr.into())) {
+                return addr;
             }
         }
         Ipv6Addr::from(net | 1)
+    }
+
+    /// The transport prefix: the last /64 of the mesh prefix, where
+    /// transport addresses live. `None` for a /64 mesh prefix (no room).
+    pub fn transport_prefix(&self) -> Option<Prefix> {
+        let (net, len) = match self.0 {
+            Prefix::V6(a, l) => (u128::from(a), l),
+            Prefix::V4(..) => return None,
+        };
+        if len >= 64 {
+            return None;
+        }
+        // Bits len..63 set: the highest /64 inside the prefix.
+        let subnet = (u128::MAX >> len) & !(u128::MAX >> 64);
+        Prefix::new(Ipv6Addr::from(net | subnet).into(), 64)
+    }
+
+    /// The key's transport address, if the mesh prefix leaves room for one.
+    pub fn transport_address_for(&self, key: &PublicKey) -> Option<Ipv6Addr> {
+        let net = match self.transport_prefix()? {
+            Prefix::V6(a, _) => u128::from(a),
+            Prefix::V4(..) => return None,
+        };
+        let host_mask = u128::MAX >> 64;
+        for counter in 0..=u8::MAX {
+            let host = (domain_hash(TRANSPORT_ADDRESS_DOMAIN, key, counter) >> 64) & host_mask;
+            if host != 0 {
+                return Some(Ipv6Addr::from(net | host));
+            }
+        }
+        Some(Ipv6Addr::from(net | 1))
     }
 
     /// The key's own address as a /128 prefix.
@@ -202,6 +251,37 @@ mod tests {
             assert!(p.prefix().contains_addr(addr.into()), "{addr} in {p}");
             assert_eq!(u128::from(addr) as u64, mesh_interface_id(&key));
             assert_eq!(p.host_prefix_for(&key).len(), 128);
+        }
+    }
+
+    #[test]
+    fn transport_address_test_vector_and_room() {
+        let key = test_key();
+        let p: MeshPrefix = "fd00:1234:5678::/48".parse().unwrap();
+        assert_eq!(p.transport_prefix().unwrap().to_string(), "fd00:1234:5678:ffff::/64");
+        // Checked independently with Python hashlib, like the others.
+        let t = p.transport_address_for(&key).unwrap();
+        assert_eq!(t.to_string(), "fd00:1234:5678:ffff:efc:6e52:7b22:d0a6");
+        assert!(p.transport_prefix().unwrap().contains_addr(t.into()));
+        // Alice's mesh address is outside TP, so it did not move.
+        assert_eq!(p.address_for(&key).to_string(), "fd00:1234:5678:4593:205d:38b1:835e:c8d4");
+        let p64: MeshPrefix = "fd00:1::/64".parse().unwrap();
+        assert_eq!(p64.transport_prefix(), None);
+        assert_eq!(p64.transport_address_for(&key), None);
+        let p63: MeshPrefix = "fd00:1::/63".parse().unwrap();
+        assert_eq!(p63.transport_prefix().unwrap().to_string(), "fd00:1:0:1::/64");
+    }
+
+    #[test]
+    fn mesh_addresses_never_fall_in_the_transport_prefix() {
+        // With a /63 half of all first hashes land in TP: the counter moves on.
+        let p: MeshPrefix = "fd00:1::/63".parse().unwrap();
+        let tp = p.transport_prefix().unwrap();
+        for i in 0..64u8 {
+            let key = NodePrivateKey::from_random([i; 32]).public_key();
+            let m = p.address_for(&key);
+            assert!(p.prefix().contains_addr(m.into()) && !tp.contains_addr(m.into()), "{m}");
+            assert_ne!(Some(m), p.transport_address_for(&key));
         }
     }
 

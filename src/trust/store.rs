@@ -175,6 +175,9 @@ pub struct VerifiedNode {
     pub groups: Vec<String>,
     /// The key-derived /128, when the store has a mesh prefix.
     pub mesh_address: Option<Ipv6Addr>,
+    /// The key-derived transport address (end to end), when the mesh
+    /// prefix leaves room for one.
+    pub transport_address: Option<Ipv6Addr>,
     pub authority: Authority,
     /// The credential's key for origin-signed announcements, if any.
     pub signing_key: Option<[u8; 32]>,
@@ -197,11 +200,12 @@ impl VerifiedNode {
 }
 
 /// Whether `node` may originate `prefix`: it lies inside (or equals) a
-/// granted prefix, or it is the node's own key-derived /128. IPv4 and IPv6
+/// granted prefix, or it is one of the node's own key-derived /128s (mesh
+/// or transport address). IPv4 and IPv6
 /// never match each other; a granted /0 covers its whole family.
 pub fn authorise_prefix(node: &VerifiedNode, prefix: &Prefix) -> bool {
-    if let (Some(own), Prefix::V6(a, 128)) = (node.mesh_address, prefix) {
-        if own == *a {
+    if let Prefix::V6(a, 128) = prefix {
+        if node.mesh_address == Some(*a) || node.transport_address == Some(*a) {
             return true;
         }
     }
@@ -335,6 +339,7 @@ impl TrustStore {
             prefixes: body.prefixes.clone(),
             groups: body.groups.clone(),
             mesh_address: self.mesh_prefix.map(|p| p.address_for(&body.public_key)),
+            transport_address: self.mesh_prefix.and_then(|p| p.transport_address_for(&body.public_key)),
             authority: Authority::Credential {
                 ca_key_id: id,
                 not_before: body.not_before,
@@ -363,6 +368,7 @@ impl TrustStore {
             prefixes: entry.prefixes.clone(),
             groups: Vec::new(),
             mesh_address: self.mesh_prefix.map(|p| p.address_for(key)),
+            transport_address: self.mesh_prefix.and_then(|p| p.transport_address_for(key)),
             authority: Authority::AllowList,
             signing_key: None,
         })

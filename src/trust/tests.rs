@@ -530,6 +530,7 @@ fn prefix_authorisation_edges() {
         prefixes,
         groups: vec![],
         mesh_address,
+        transport_address: None,
         authority: Authority::AllowList,
         signing_key: None,
     };

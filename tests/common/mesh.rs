@@ -180,6 +180,8 @@ pub struct NodeConf {
     pub hello_interval: u32,
     /// The hosts file for dnsmasq; `None`: off (the default one is global).
     pub hosts_file: Option<PathBuf>,
+    /// More `config weft 'main'` lines, e.g. "option end_to_end '0'".
+    pub main_extra: Vec<String>,
 }
 
 /// The mesh prefix the tests' nodes derive their addresses in.
@@ -201,6 +203,7 @@ impl NodeConf {
             peers: Vec::new(),
             hello_interval: 1,
             hosts_file: None,
+            main_extra: Vec::new(),
         }
     }
 
@@ -227,6 +230,9 @@ impl NodeConf {
         }
         if let Some(m) = &self.mesh_prefix {
             writeln!(s, "\toption mesh_prefix '{m}'").unwrap();
+        }
+        for l in &self.main_extra {
+            writeln!(s, "\t{l}").unwrap();
         }
         for i in &self.mesh_ifaces {
             writeln!(s, "config interface '{i}'\n\toption ifname '{i}'\n\toption wireguard '1'").unwrap();

@@ -58,6 +58,7 @@ fn defaults() {
     assert_eq!(m.keepalive_ms, 0);
     assert!(m.set_forwarding);
     assert!(m.origin_signatures, "origin signatures are required by default");
+    assert_eq!((m.end_to_end, m.end_to_end_port, m.end_to_end_max_peers, m.end_to_end_mtu), (None, 6699, 1024, None));
     assert_eq!(m.domain, "mesh");
     assert_eq!(m.hosts_file.as_deref(), Some(Path::new("/tmp/hosts/weft")));
     assert_eq!(m.metrics_file.as_deref(), Some(Path::new("/var/prometheus/weft.prom")));
@@ -112,6 +113,10 @@ fn fixture_sets_every_option_without_warnings() {
     assert_eq!(m.keepalive_ms, 30_000);
     assert!(!m.set_forwarding);
     assert!(!m.origin_signatures);
+    assert_eq!(m.end_to_end, Some(false));
+    assert_eq!(m.end_to_end_port, 6700);
+    assert_eq!(m.end_to_end_max_peers, 64);
+    assert_eq!(m.end_to_end_mtu, Some(1300));
     assert_eq!(m.domain, "mesh.example.org", "lower-cased");
     assert_eq!(m.hosts_file.as_deref(), Some(Path::new("/tmp/hosts/weft-test")));
     assert_eq!(m.metrics_file, None, "'off' disables");
@@ -272,6 +277,8 @@ fn invalid_main_values_are_refused_with_line_and_option() {
         ("keepalive", "65536", "whole seconds from 0 to 65535"),
         ("set_forwarding", "auto", "a boolean"),
         ("origin_signatures", "1", "is not require or off"),
+        ("end_to_end_mtu", "1000", "1280"),
+        ("end_to_end_max_peers", "0", ""),
         ("domain", "mesh.", "labels of letters"),
         ("domain", "my mesh", "a DNS domain"),
         ("domain", "-mesh", "a DNS domain"),
@@ -295,6 +302,21 @@ fn invalid_main_values_are_refused_with_line_and_option() {
         let shown = e.to_string();
         assert!(shown.starts_with(&format!("t:3: option '{option}': expected ")), "{shown}");
     }
+}
+
+#[test]
+fn end_to_end_without_room_for_transport_addresses_is_a_conflict() {
+    for prefix in ["", "\toption mesh_prefix 'fd00:1::/64'\n"] {
+        let text = format!("config weft 'main'\n{prefix}\toption end_to_end '1'\n");
+        let e = fail(&text);
+        assert!(e.to_string().contains("end_to_end '1' needs a mesh_prefix of /63 or shorter"), "{e}");
+    }
+    let (c, _) = parse_str("config weft 'main'\n\toption mesh_prefix 'fd00:1::/64'\n\tlist trusted_key 'hSDwCYkwp1R0i33ctD73Wg2/Og0mOBr066SpjqqbTmo='\n", "t").unwrap();
+    assert!(!c.end_to_end(), "a /64 mesh prefix turns the default off");
+    let (c, _) = parse_str("config weft 'main'\n\toption mesh_prefix 'fd00:1::/48'\n\tlist trusted_key 'hSDwCYkwp1R0i33ctD73Wg2/Og0mOBr066SpjqqbTmo='\n", "t").unwrap();
+    assert!(c.end_to_end(), "on by default with trust material and room");
+    let (c, _) = parse_str("config weft 'main'\n\toption mesh_prefix 'fd00:1::/48'\n", "t").unwrap();
+    assert!(!c.end_to_end(), "off without trust material");
 }
 
 #[test]

@@ -1,0 +1,172 @@
+//! End to end, proved in network namespaces with the real daemon and
+//! wireguard-go: in a line n0 - n1 - n2 of credentialed nodes, traffic from
+//! n0 to n2 (mesh addresses and granted IPv4 prefixes) crosses the relay n1
+//! only as ciphertext. A capture on *every* interface of n1 (`-i any`: the
+//! raw links, each per-hop tunnel as n1 decrypts it with its own private
+//! key, and `lo`) never holds the ping's marker bytes; the same capture on
+//! n0 does (so the capture would have seen them), and with `end_to_end '0'`
+//! n1's capture holds them too (the control: the check can fail).
+//!
+//! Needs root, wireguard-go and dumpcap (scripts/install-deps.sh). Each test
+//! builds its own namespaces; everything is removed on drop.
+
+mod common;
+
+use std::path::PathBuf;
+use std::process::Child;
+use std::time::Duration;
+
+use common::mesh::{mesh_address_of, Ca, Mesh, NodeConf, NodeId};
+use common::netns::Net;
+use weft::sim::Topology;
+
+const CONVERGE: Duration = Duration::from_secs(40);
+/// `ping -p`: 8 bytes that appear in nothing else ("weft", e2e, a tag).
+const MARKER: &str = "77656674e2e07e57";
+
+fn v4_prefix(i: usize) -> String {
+    format!("10.89.{}.0/24", i + 1)
+}
+
+fn v4_host(i: usize) -> String {
+    format!("10.89.{}.1", i + 1)
+}
+
+fn marker_bytes() -> Vec<u8> {
+    (0..MARKER.len()).step_by(2).map(|i| u8::from_str_radix(&MARKER[i..i + 2], 16).unwrap()).collect()
+}
+
+fn contains(hay: &[u8], needle: &[u8]) -> usize {
+    hay.windows(needle.len()).filter(|w| *w == needle).count()
+}
+
+struct AnyCapture {
+    child: Child,
+    file: PathBuf,
+}
+
+/// dumpcap on every interface of node `i`, including those made later.
+fn capture_all(net: &Net, i: usize, name: &str) -> AnyCapture {
+    let file = net.dir(i).join(format!("{name}.pcapng"));
+    let log = format!("{name}.dumpcap.log");
+    let child = net.spawn(i, &["dumpcap", "-q", "-i", "any", "-w", file.to_str().unwrap()], &log);
+    let ready = Net::wait_until(Duration::from_secs(15), || net.log(i, &log).contains("File:"));
+    assert!(ready.is_some(), "dumpcap did not start on node {i}: {}", net.log(i, &log));
+    AnyCapture { child, file }
+}
+
+impl AnyCapture {
+    /// Stops (SIGINT: dumpcap writes what it holds) and returns the file's bytes.
+    fn stop(mut self) -> Vec<u8> {
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGINT) };
+        let done = Net::wait_until(Duration::from_secs(10), || self.child.try_wait().ok().flatten().is_some());
+        if done.is_none() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+        std::fs::read(&self.file).expect("capture file")
+    }
+}
+
+struct Line {
+    m: Mesh,
+    mesh: Vec<String>,
+}
+
+fn line(end_to_end: bool) -> Line {
+    let mut m = Mesh::new(&Topology::line(3));
+    let ca = Ca::init(m.net.root.join("ca"));
+    let mut mesh = Vec::new();
+    for i in 0..3 {
+        let id = NodeId::new(m.dir(i), &format!("node{i}"));
+        let cred = ca.sign(&id, &[&v4_prefix(i)], None);
+        let ifaces: Vec<String> = match i {
+            0 => vec![m.net.dev(0, 1)],
+            1 => vec![m.net.dev(1, 0), m.net.dev(1, 2)],
+            _ => vec![m.net.dev(2, 1)],
+        };
+        let ifaces: Vec<&str> = ifaces.iter().map(String::as_str).collect();
+        let mut conf = NodeConf::new(&ca, &id, &cred, &ifaces);
+        conf.announces = vec![v4_prefix(i)];
+        conf.main_extra = vec![format!("option end_to_end '{}'", u8::from(end_to_end))];
+        m.net.exec_ok(i, &["ip", "addr", "add", &format!("{}/32", v4_host(i)), "dev", "lo"]);
+        m.write_conf(i, &conf);
+        mesh.push(mesh_address_of(&cred));
+    }
+    for i in 0..3 {
+        m.start(i);
+    }
+    Line { m, mesh }
+}
+
+fn await_or_fail(m: &Mesh, timeout: Duration, what: &str, nodes: &[usize], cond: impl FnMut() -> bool) {
+    if Net::wait_until(timeout, cond).is_none() {
+        let logs: Vec<String> = nodes.iter().map(|&i| m.log_tail(i, 60)).collect();
+        panic!("timed out after {timeout:?}: {what}\n{}", logs.join("\n"));
+    }
+}
+
+/// Pings with the marker from n0 to n2 (mesh address and IPv4 grant) until
+/// five of each got through; returns the captures of n0 and n1.
+fn marked_pings(l: &Line) -> (Vec<u8>, Vec<u8>) {
+    let (m, mesh) = (&l.m, &l.mesh);
+    let relay = capture_all(&m.net, 1, "relay");
+    let sender = capture_all(&m.net, 0, "sender");
+    for (src, dst) in [(mesh[0].clone(), mesh[2].clone()), (v4_host(0), v4_host(2))] {
+        let family = if dst.contains(':') { "-6" } else { "-4" };
+        let mut ok = 0;
+        await_or_fail(m, Duration::from_secs(20), &format!("5 marked pings {src} -> {dst}"), &[0, 1, 2], || {
+            let out = m.net.exec(0, &["ping", family, "-c", "1", "-W", "1", "-p", MARKER, "-I", &src, &dst]);
+            ok += usize::from(out.status.success());
+            ok >= 5
+        });
+    }
+    (sender.stop(), relay.stop())
+}
+
+#[test]
+fn a_relay_sees_only_ciphertext_end_to_end() {
+    require_mesh_tools!();
+    let l = line(true);
+    let m = &l.m;
+    // Every node has a peer for each other node on weft-e2e, and routes the
+    // others' mesh addresses and grants into it.
+    await_or_fail(m, CONVERGE, "every node has two end-to-end peers", &[0, 1, 2], || {
+        (0..3).all(|i| m.status(i)["end_to_end"]["peers"] == 2)
+    });
+    await_or_fail(m, Duration::from_secs(10), "n0 routes n2 into weft-e2e", &[0], || {
+        let r = m.routes(0);
+        r.get(&format!("{}/128", l.mesh[2])).is_some_and(|d| d == "weft-e2e")
+            && r.get(&v4_prefix(2)).is_some_and(|d| d == "weft-e2e")
+    });
+    let (sender, relay) = marked_pings(&l);
+    let marker = marker_bytes();
+    let seen_by_sender = contains(&sender, &marker);
+    assert!(seen_by_sender >= 10, "the sender's capture must hold the marker in clear (on weft-e2e): {seen_by_sender}");
+    assert_eq!(contains(&relay, &marker), 0, "the relay n1 saw the marker in clear on one of its interfaces");
+    // The relay forwarded the traffic (it is the only path): as ciphertext.
+    let st = m.status(0);
+    assert_eq!(st["end_to_end"]["state"], "up", "{}", st["end_to_end"]);
+    // The transport prefix is held unreachable; transport addresses go hop by hop.
+    let tp = m.net.exec_ok(0, &["ip", "-6", "route", "show", "type", "unreachable", "proto", "all"]);
+    let tp = String::from_utf8_lossy(&tp.stdout);
+    assert!(tp.contains("fd42:77:1:ffff::/64"), "no unreachable transport prefix on n0: {tp}");
+}
+
+#[test]
+fn without_end_to_end_the_relay_reads_the_traffic() {
+    require_mesh_tools!();
+    let l = line(false);
+    let m = &l.m;
+    await_or_fail(m, CONVERGE, "n0 routes n2 through its tunnel", &[0, 1, 2], || {
+        let r = m.routes(0);
+        r.get(&format!("{}/128", l.mesh[2])).is_some_and(|d| d.starts_with("weft") && d != "weft-e2e")
+            && r.get(&v4_prefix(2)).is_some()
+    });
+    assert!(m.status(0)["end_to_end"].is_null(), "end to end is off");
+    let (_, relay) = marked_pings(&l);
+    assert!(
+        contains(&relay, &marker_bytes()) >= 10,
+        "per hop only, the relay decrypts and must see the marker: the capture works"
+    );
+}
