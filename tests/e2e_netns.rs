@@ -59,7 +59,8 @@ impl AnyCapture {
     /// Stops (SIGINT: dumpcap writes what it holds) and returns the file's bytes.
     fn stop(mut self) -> Vec<u8> {
         unsafe { libc::kill(self.child.id() as i32, libc::SIGINT) };
-        let done = Net::wait_until(Duration::from_secs(10), || self.child.try_wait().ok().flatten().is_some());
+        let done =
+            Net::wait_until(Duration::from_secs(10), || self.child.try_wait().ok().flatten().is_some());
         if done.is_none() {
             let _ = self.child.kill();
             let _ = self.child.wait();
@@ -115,11 +116,18 @@ fn marked_pings(l: &Line) -> (Vec<u8>, Vec<u8>) {
     for (src, dst) in [(mesh[0].clone(), mesh[2].clone()), (v4_host(0), v4_host(2))] {
         let family = if dst.contains(':') { "-6" } else { "-4" };
         let mut ok = 0;
-        await_or_fail(m, Duration::from_secs(20), &format!("5 marked pings {src} -> {dst}"), &[0, 1, 2], || {
-            let out = m.net.exec(0, &["ping", family, "-c", "1", "-W", "1", "-p", MARKER, "-I", &src, &dst]);
-            ok += usize::from(out.status.success());
-            ok >= 5
-        });
+        await_or_fail(
+            m,
+            Duration::from_secs(20),
+            &format!("5 marked pings {src} -> {dst}"),
+            &[0, 1, 2],
+            || {
+                let out =
+                    m.net.exec(0, &["ping", family, "-c", "1", "-W", "1", "-p", MARKER, "-I", &src, &dst]);
+                ok += usize::from(out.status.success());
+                ok >= 5
+            },
+        );
     }
     (sender.stop(), relay.stop())
 }
@@ -142,7 +150,10 @@ fn a_relay_sees_only_ciphertext_end_to_end() {
     let (sender, relay) = marked_pings(&l);
     let marker = marker_bytes();
     let seen_by_sender = contains(&sender, &marker);
-    assert!(seen_by_sender >= 10, "the sender's capture must hold the marker in clear (on weft-e2e): {seen_by_sender}");
+    assert!(
+        seen_by_sender >= 10,
+        "the sender's capture must hold the marker in clear (on weft-e2e): {seen_by_sender}"
+    );
     assert_eq!(contains(&relay, &marker), 0, "the relay n1 saw the marker in clear on one of its interfaces");
     // The relay forwarded the traffic (it is the only path): as ciphertext.
     let st = m.status(0);
@@ -161,7 +172,7 @@ fn without_end_to_end_the_relay_reads_the_traffic() {
     await_or_fail(m, CONVERGE, "n0 routes n2 through its tunnel", &[0, 1, 2], || {
         let r = m.routes(0);
         r.get(&format!("{}/128", l.mesh[2])).is_some_and(|d| d.starts_with("weft") && d != "weft-e2e")
-            && r.get(&v4_prefix(2)).is_some()
+            && r.contains_key(&v4_prefix(2))
     });
     assert!(m.status(0)["end_to_end"].is_null(), "end to end is off");
     let (_, relay) = marked_pings(&l);

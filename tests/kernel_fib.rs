@@ -401,3 +401,43 @@ fn unreachable_hold_routes_shadow_covering_routes_and_are_replaced_in_place() {
         assert!(fib.dump_own().await.unwrap().is_empty());
     });
 }
+
+/// End to end: routes straight into an interface, no gateway, with a
+/// preferred source; both families; read back, replaced by a gateway
+/// route and back, removed.
+#[test]
+fn device_routes_with_a_preferred_source_both_families() {
+    require_netns!();
+    let (ns, d0) = setup();
+    ns.ip("addr add 10.9.0.1/32 dev lo").unwrap();
+    ns.ip("addr add fd00:9::1/128 dev lo").unwrap();
+    ns.block_on(|| async {
+        let mut fib = RtnlFib::open(cfg()).unwrap();
+        let v4 = FibRoute::device("10.7.0.0/24".parse().unwrap(), d0, 5, Some("10.9.0.1".parse().unwrap()));
+        let v6 = FibRoute::device("fd00:7::/64".parse().unwrap(), d0, 5, Some("fd00:9::1".parse().unwrap()));
+        let bare = FibRoute::device("fd00:8::/64".parse().unwrap(), d0, 5, None);
+        let failures = fib.apply(&[FibOp::Add(v4), FibOp::Add(v6), FibOp::Add(bare)]).await;
+        assert!(failures.is_empty(), "{failures:?}");
+        assert_eq!(sorted(fib.dump_own().await.unwrap()), sorted(vec![v4, v6, bare]));
+        let j = ip_json(&ns, &format!("route show table {TABLE}"));
+        let e = find(&j, "10.7.0.0/24");
+        assert_eq!(
+            (e["dev"].as_str(), e["prefsrc"].as_str(), e["scope"].as_str()),
+            (Some("d0"), Some("10.9.0.1"), Some("link")),
+            "{e}"
+        );
+        assert!(e.get("gateway").is_none(), "{e}");
+        let j = ip_json(&ns, &format!("-6 route show table {TABLE}"));
+        assert_eq!(find(&j, "fd00:7::/64")["prefsrc"], "fd00:9::1");
+        // Replaced by a gateway route and back, in place.
+        let hop = route("fd00:7::/64", "fe80::2", d0, 5);
+        fib.replace(&hop).await.unwrap();
+        fib.replace(&v6).await.unwrap();
+        assert_eq!(sorted(fib.dump_own().await.unwrap()), sorted(vec![v4, v6, bare]));
+        // Adding again is refused like any route at an occupied key.
+        assert_eq!(fib.add(&v4).await.unwrap_err().errno(), Some(libc::EEXIST));
+        fib.remove(&v4.key()).await.unwrap();
+        fib.remove(&v6.key()).await.unwrap();
+        assert_eq!(fib.flush_own().await.unwrap(), 1);
+    });
+}

@@ -910,7 +910,7 @@ fn read_main(
 
     let end_to_end = f.get("end_to_end", parse_bool)?;
     if let Some((true, line)) = end_to_end {
-        if !mesh_prefix.is_some_and(|p| p.len() < 64) {
+        if mesh_prefix.is_none_or(|p| p.len() >= 64) {
             return Err(f.conflict(
                 line,
                 "end_to_end '1' needs a mesh_prefix of /63 or shorter (its last /64 holds the \

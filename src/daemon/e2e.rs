@@ -54,7 +54,13 @@ impl E2eRouting {
 }
 
 impl E2eDevice {
-    pub fn new(port: u16, mtu: u32, max_peers: usize, transport: Ipv6Addr, transport_prefix: Prefix) -> E2eDevice {
+    pub fn new(
+        port: u16,
+        mtu: u32,
+        max_peers: usize,
+        transport: Ipv6Addr,
+        transport_prefix: Prefix,
+    ) -> E2eDevice {
         E2eDevice {
             port,
             mtu,
@@ -92,7 +98,10 @@ impl E2eDevice {
         self.applied = Plan::default();
         match self.sync(wg, private).await {
             Ok(()) => {
-                info!("end to end: {INTERFACE} listening on port {} at {}, mtu {}", self.port, self.transport, self.mtu);
+                info!(
+                    "end to end: {INTERFACE} listening on port {} at {}, mtu {}",
+                    self.port, self.transport, self.mtu
+                );
                 self.error = None;
                 true
             }
@@ -107,7 +116,9 @@ impl E2eDevice {
 
     fn fail(&mut self, e: String, now: Time) {
         if self.error.as_deref() != Some(&e) {
-            warn!("end to end: {e} (the prefixes of end-to-end nodes stay unreachable; trying again in 30 s)");
+            warn!(
+                "end to end: {e} (the prefixes of end-to-end nodes stay unreachable; trying again in 30 s)"
+            );
         }
         self.error = Some(e);
         self.retry_at = now.plus_ms(RETRY_MS);
@@ -170,7 +181,8 @@ impl E2eDevice {
     pub fn routing(&self, ifindex: Option<u32>, sources: Sources) -> E2eRouting {
         let up = self.created && ifindex.is_some();
         // Only what the device really has (a sync may have failed).
-        let mut on_device: Vec<Prefix> = self.applied.peers.iter().flat_map(|p| p.allowed.iter().copied()).collect();
+        let mut on_device: Vec<Prefix> =
+            self.applied.peers.iter().flat_map(|p| p.allowed.iter().copied()).collect();
         on_device.sort();
         let steer = self
             .plan

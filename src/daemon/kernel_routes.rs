@@ -47,14 +47,23 @@ impl KernelRoutes {
     }
 
     fn route(&self, r: &babel::FibRoute) -> FibRoute {
-        let hop =
-            FibRoute { prefix: r.prefix, next_hop: r.next_hop, ifindex: r.ifindex, metric: self.priority, src: None };
+        let hop = FibRoute {
+            prefix: r.prefix,
+            next_hop: r.next_hop,
+            ifindex: r.ifindex,
+            metric: self.priority,
+            src: None,
+        };
         let Some(e) = &self.e2e else { return hop };
         match e.steer(&r.prefix) {
             None => hop,
             Some(Steer::Unreachable) => FibRoute::unreachable(r.prefix, self.priority),
             Some(Steer::EndToEnd) => {
-                let src = if r.prefix.is_ipv4() { e.sources.v4.map(Into::into) } else { e.sources.v6.map(Into::into) };
+                let src = if r.prefix.is_ipv4() {
+                    e.sources.v4.map(Into::into)
+                } else {
+                    e.sources.v6.map(Into::into)
+                };
                 FibRoute::device(r.prefix, e.ifindex, self.priority, src)
             }
         }

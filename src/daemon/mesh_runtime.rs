@@ -208,7 +208,9 @@ impl MeshRuntime {
             // Our own addresses must exist on this node for the mesh to reach it.
             match rt.wg.add_address("lo", IpAddr::V6(a), 128).await {
                 // Already there from a previous run: the same address.
-                Ok(()) | Err(crate::wg::WgError::Netlink { errno: 17, .. }) => info!("our {what} address: {a}"),
+                Ok(()) | Err(crate::wg::WgError::Netlink { errno: 17, .. }) => {
+                    info!("our {what} address: {a}")
+                }
                 Err(e) => warn!("cannot add our {what} address {a} to lo: {e}"),
             }
         }
@@ -603,6 +605,11 @@ impl MeshRuntime {
         Some(self.core.tunnel_info(ifname, spec))
     }
 
+    /// The end-to-end interface's state (`None`: end to end is off).
+    pub fn e2e_status(&self) -> Option<Value> {
+        self.e2e.as_ref().map(|d| d.status())
+    }
+
     pub fn status(&self, routes: &[RouteView]) -> Value {
         let mut v = self.core.status(routes);
         v["wireguard_backend"] = self.wg.kind().into();
@@ -610,7 +617,6 @@ impl MeshRuntime {
         v["mesh"]["tunnel_errors"] = self.tunnel_errors.into();
         v["mesh"]["discovery_bytes_in"] = self.discovery_bytes_in.into();
         v["mesh"]["discovery_bytes_out"] = self.discovery_bytes_out.into();
-        v["end_to_end"] = self.e2e.as_ref().map_or(Value::Null, |d| d.status());
         v
     }
 

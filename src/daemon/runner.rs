@@ -333,10 +333,9 @@ impl<F: Fib, M: LinkMonitor, S: BabelIo> Daemon<F, M, S> {
                 self.update_hosts();
             }
             if d.moved {
-                // A newly verified set may make a node end-to-end capable.
+                // A newly verified set may make a node end-to-end capable:
+                // the next round's drain updates the plan.
                 self.e2e_dirty = true;
-                self.update_e2e().await;
-                self.apply_routes().await;
             }
             if !engine_moved && !d.moved {
                 return;
@@ -354,6 +353,10 @@ impl<F: Fib, M: LinkMonitor, S: BabelIo> Daemon<F, M, S> {
             outs.push(o);
         }
         if outs.is_empty() {
+            // Only here, with the engine's outputs all taken: the plan must
+            // see the FIB the kernel-route layer has been told about.
+            self.update_e2e().await;
+            self.apply_routes().await;
             return false;
         }
         let now = self.now();
@@ -423,6 +426,9 @@ impl<F: Fib, M: LinkMonitor, S: BabelIo> Daemon<F, M, S> {
         if self.routes.has_ipv4() {
             let names = self.babel_if_names();
             self.switches.route_installed(true, &names);
+        }
+        for op in self.routes.batch() {
+            debug!("kernel route: {op:?}");
         }
         let failures = self.fib.apply(self.routes.batch()).await;
         // An outcome we cannot know (the answer lost, the socket failed) or
@@ -750,6 +756,7 @@ impl<F: Fib, M: LinkMonitor, S: BabelIo> Daemon<F, M, S> {
             "socket": self.sock.stats(),
             "forwarding": self.switches.status(),
             "trust": self.mesh.as_ref().map(|m| m.status(&self.engine.routes())),
+            "end_to_end": self.mesh.as_ref().and_then(|m| m.e2e_status()),
         })
     }
 }

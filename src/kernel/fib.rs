@@ -469,7 +469,13 @@ mod tests {
     }
 
     fn route(prefix: &str, nh: &str, metric: u32) -> FibRoute {
-        FibRoute { prefix: prefix.parse().unwrap(), next_hop: nh.parse().unwrap(), ifindex: 3, metric, src: None }
+        FibRoute {
+            prefix: prefix.parse().unwrap(),
+            next_hop: nh.parse().unwrap(),
+            ifindex: 3,
+            metric,
+            src: None,
+        }
     }
 
     #[test]

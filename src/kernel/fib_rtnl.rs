@@ -550,7 +550,13 @@ mod tests {
     use super::*;
 
     fn route(prefix: &str, nh: &str, ifindex: u32, metric: u32) -> FibRoute {
-        FibRoute { prefix: prefix.parse().unwrap(), next_hop: nh.parse().unwrap(), ifindex, metric, src: None }
+        FibRoute {
+            prefix: prefix.parse().unwrap(),
+            next_hop: nh.parse().unwrap(),
+            ifindex,
+            metric,
+            src: None,
+        }
     }
 
     /// A datagram's one route message, parsed as the kernel would see it:

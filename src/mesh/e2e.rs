@@ -105,7 +105,8 @@ pub fn plan(inp: &Inputs<'_>) -> Plan {
         };
         let Some(node) = inp.nodes.get(&rid) else { continue };
         let Some(t) = node.transport_address else { continue };
-        let outside: Vec<Prefix> = routes.iter().map(|(_, p)| *p).filter(|p| !overlaps_inside(&tp, p)).collect();
+        let outside: Vec<Prefix> =
+            routes.iter().map(|(_, p)| *p).filter(|p| !overlaps_inside(&tp, p)).collect();
         let t_routed = routes.iter().any(|(_, p)| *p == Prefix::V6(t, 128));
         let steer = if !t_routed {
             Steer::Unreachable
@@ -123,7 +124,7 @@ pub fn plan(inp: &Inputs<'_>) -> Plan {
         };
         out.steer.extend(outside.into_iter().map(|p| (p, steer)));
     }
-    out.steer.sort_by(|a, b| a.0.cmp(&b.0));
+    out.steer.sort_by_key(|(p, _)| *p);
     out
 }
 
@@ -137,8 +138,13 @@ pub fn overlaps_inside(tp: &Prefix, p: &Prefix) -> bool {
 /// per family: the mesh address for IPv6; for IPv4 a local address inside
 /// one of our granted IPv4 prefixes, if we have one (the far end accepts
 /// only sources its peer for us may use).
-pub fn own_sources(mesh_address: Option<Ipv6Addr>, grants: &[Prefix], local_v4: &[std::net::Ipv4Addr]) -> Sources {
-    let v4 = local_v4.iter().copied().find(|a| grants.iter().any(|g| g.is_ipv4() && g.contains_addr((*a).into())));
+pub fn own_sources(
+    mesh_address: Option<Ipv6Addr>,
+    grants: &[Prefix],
+    local_v4: &[std::net::Ipv4Addr],
+) -> Sources {
+    let v4 =
+        local_v4.iter().copied().find(|a| grants.iter().any(|g| g.is_ipv4() && g.contains_addr((*a).into())));
     Sources { v6: mesh_address, v4 }
 }
 
@@ -176,7 +182,13 @@ mod tests {
     }
 
     fn record(n: u8, port: Option<u16>) -> OriginRecord {
-        OriginRecord { router_id: RouterId([n; 8]), epoch: 1, seqno: SeqNo(1), prefixes: Vec::new(), e2e_port: port }
+        OriginRecord {
+            router_id: RouterId([n; 8]),
+            epoch: 1,
+            seqno: SeqNo(1),
+            prefixes: Vec::new(),
+            e2e_port: port,
+        }
     }
 
     fn routes_of(n: u8) -> Vec<(Prefix, RouterId)> {
@@ -190,7 +202,14 @@ mod tests {
 
     fn run(selected: &[(Prefix, RouterId)], records: &[OriginRecord], max_peers: usize) -> Plan {
         let nodes: BTreeMap<RouterId, VerifiedNode> = (1..=4).map(|n| (RouterId([n; 8]), node(n))).collect();
-        plan(&Inputs { own: RouterId([1; 8]), transport_prefix: p(TP), selected, nodes: &nodes, records, max_peers })
+        plan(&Inputs {
+            own: RouterId([1; 8]),
+            transport_prefix: p(TP),
+            selected,
+            nodes: &nodes,
+            records,
+            max_peers,
+        })
     }
 
     #[test]

@@ -159,7 +159,8 @@ mod tests {
             signing_key: None,
         };
         let grants = Arc::new([(rid, node)].into_iter().collect());
-        let f = RouteFilter::new(grants, BTreeSet::new()).with_transport_prefix(Some(p("fd42:77:1:ffff::/64")));
+        let f =
+            RouteFilter::new(grants, BTreeSet::new()).with_transport_prefix(Some(p("fd42:77:1:ffff::/64")));
         assert_eq!(f.judge(&p("fd42:77:1:ffff::2/128"), &rid), RouteVerdict::Allowed);
         assert_eq!(f.judge(&p("fd42:77:1:ffff::3/128"), &rid), RouteVerdict::NotGranted, "another's T");
         assert_eq!(f.judge(&p("fd42:77:1:ffff::/80"), &rid), RouteVerdict::NotGranted, "a piece of TP");

@@ -800,7 +800,8 @@ impl MeshCore {
 
     /// Signs our set at the current epoch and sends it to every tunnel.
     fn sign_own(&mut self, seqno: SeqNo, prefixes: Vec<Prefix>) {
-        match Set::sign_e2e(&self.signing, self.id.router_id, self.own_epoch, seqno, &prefixes, self.e2e_port) {
+        match Set::sign_e2e(&self.signing, self.id.router_id, self.own_epoch, seqno, &prefixes, self.e2e_port)
+        {
             Ok(set) => {
                 let tlv = MeshTlv::Set(set.bytes.clone());
                 self.own_set = Some(set);

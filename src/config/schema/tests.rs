@@ -58,7 +58,10 @@ fn defaults() {
     assert_eq!(m.keepalive_ms, 0);
     assert!(m.set_forwarding);
     assert!(m.origin_signatures, "origin signatures are required by default");
-    assert_eq!((m.end_to_end, m.end_to_end_port, m.end_to_end_max_peers, m.end_to_end_mtu), (None, 6699, 1024, None));
+    assert_eq!(
+        (m.end_to_end, m.end_to_end_port, m.end_to_end_max_peers, m.end_to_end_mtu),
+        (None, 6699, 1024, None)
+    );
     assert_eq!(m.domain, "mesh");
     assert_eq!(m.hosts_file.as_deref(), Some(Path::new("/tmp/hosts/weft")));
     assert_eq!(m.metrics_file.as_deref(), Some(Path::new("/var/prometheus/weft.prom")));
