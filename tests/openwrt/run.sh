@@ -378,6 +378,9 @@ test_defaults_fresh() {
 	rule=$(fw_section "$r" rule Allow-Weft-Tunnel-ICMPv6)
 	check_eq "fresh: ICMPv6 rule inside the tunnels" "weft icmp ACCEPT ipv6 packet-too-big echo-request" \
 		"$(for o in src proto target family icmp_type; do uci_get "$r" "firewall.@rule[$rule].$o"; done | xargs)"
+	rule=$(fw_section "$r" rule Allow-Weft-E2E)
+	check_eq "fresh: end-to-end rule, inside the tunnels (src proto dest_port target family)" "weft udp 6699 ACCEPT ipv6" \
+		"$(for o in src proto dest_port target family; do uci_get "$r" "firewall.@rule[$rule].$o"; done | xargs)"
 	rule=$(fw_section "$r" rule Allow-Weft-Discovery)
 	check_eq "fresh: discovery rule (src proto dest_port target family)" "mesh udp 6698 ACCEPT ipv6" \
 		"$(for o in src proto dest_port target family; do uci_get "$r" "firewall.@rule[$rule].$o"; done | xargs)"
