@@ -43,13 +43,15 @@ pub struct E2eRouting {
     pub ifindex: u32,
     pub sources: Sources,
     pub transport_prefix: Prefix,
-    /// Sorted by prefix.
-    pub steer: Vec<(Prefix, Steer)>,
+    /// Sorted: into the end-to-end interface.
+    pub e2e: Vec<Prefix>,
+    /// Sorted: nowhere.
+    pub unreachable: Vec<Prefix>,
 }
 
 impl E2eRouting {
     pub fn steer(&self, prefix: &Prefix) -> Option<Steer> {
-        self.steer.binary_search_by(|(p, _)| p.cmp(prefix)).ok().map(|i| self.steer[i].1)
+        crate::mesh::e2e::steer_of(&self.e2e, &self.unreachable, prefix)
     }
 }
 
@@ -184,16 +186,20 @@ impl E2eDevice {
         let mut on_device: Vec<Prefix> =
             self.applied.peers.iter().flat_map(|p| p.allowed.iter().copied()).collect();
         on_device.sort();
-        let steer = self
-            .plan
-            .steer
-            .iter()
-            .map(|(p, s)| {
-                let ok = up && *s == Steer::EndToEnd && on_device.binary_search(p).is_ok();
-                (*p, if ok { Steer::EndToEnd } else { Steer::Unreachable })
-            })
-            .collect();
-        E2eRouting { ifindex: ifindex.unwrap_or(0), sources, transport_prefix: self.transport_prefix, steer }
+        let (e2e, down): (Vec<Prefix>, Vec<Prefix>) =
+            self.plan.e2e.iter().copied().partition(|p| up && on_device.binary_search(p).is_ok());
+        let mut unreachable = self.plan.unreachable.clone();
+        if !down.is_empty() {
+            unreachable.extend(down);
+            unreachable.sort();
+        }
+        E2eRouting {
+            ifindex: ifindex.unwrap_or(0),
+            sources,
+            transport_prefix: self.transport_prefix,
+            e2e,
+            unreachable,
+        }
     }
 
     pub async fn shutdown(&mut self, wg: &mut AnyBackend) {
@@ -213,7 +219,7 @@ impl E2eDevice {
             "peers": self.plan.peers.len(),
             "max_peers": self.max_peers,
             "over_peer_limit": self.plan.over_peer_limit,
-            "unreachable_prefixes": self.plan.steer.iter().filter(|(_, s)| *s == Steer::Unreachable).count(),
+            "unreachable_prefixes": self.plan.unreachable.len(),
             "syncs": self.syncs,
             "sync_errors": self.sync_errors,
         })

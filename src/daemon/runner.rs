@@ -352,13 +352,7 @@ impl<F: Fib, M: LinkMonitor, S: BabelIo> Daemon<F, M, S> {
         while let Some(o) = self.engine.poll_output() {
             outs.push(o);
         }
-        if outs.is_empty() {
-            // Only here, with the engine's outputs all taken: the plan must
-            // see the FIB the kernel-route layer has been told about.
-            self.update_e2e().await;
-            self.apply_routes().await;
-            return false;
-        }
+        let moved = !outs.is_empty();
         let now = self.now();
         for o in outs {
             match o {
@@ -399,9 +393,11 @@ impl<F: Fib, M: LinkMonitor, S: BabelIo> Daemon<F, M, S> {
                 }
             }
         }
+        // Only here, with the engine's outputs all taken: the plan must see
+        // the FIB the kernel-route layer has been told about.
         self.update_e2e().await;
         self.apply_routes().await;
-        true
+        moved
     }
 
     /// Brings the end-to-end interface and the kernel routes it steers in

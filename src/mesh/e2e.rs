@@ -55,20 +55,36 @@ pub enum Steer {
     Unreachable,
 }
 
-/// What the end-to-end interface and the kernel routes should be.
+/// What the end-to-end interface and the kernel routes should be. (Sorted
+/// `Vec<Prefix>`s rather than maps or tuples: every new sort or map type
+/// costs kilobytes of flash on a router.)
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Plan {
     /// Sorted by router-id.
     pub peers: Vec<Peer>,
-    /// Sorted by prefix; prefixes not listed go hop by hop.
-    pub steer: Vec<(Prefix, Steer)>,
+    /// Sorted: prefixes that go into the end-to-end interface.
+    pub e2e: Vec<Prefix>,
+    /// Sorted: prefixes of end-to-end nodes without a peer. Prefixes in
+    /// neither list go hop by hop.
+    pub unreachable: Vec<Prefix>,
     /// Origins that speak end to end but got no peer because of the cap.
     pub over_peer_limit: usize,
 }
 
 impl Plan {
     pub fn steer(&self, prefix: &Prefix) -> Option<Steer> {
-        self.steer.binary_search_by(|(p, _)| p.cmp(prefix)).ok().map(|i| self.steer[i].1)
+        steer_of(&self.e2e, &self.unreachable, prefix)
+    }
+}
+
+/// Where `prefix` goes, given the two sorted lists.
+pub fn steer_of(e2e: &[Prefix], unreachable: &[Prefix], prefix: &Prefix) -> Option<Steer> {
+    if e2e.binary_search(prefix).is_ok() {
+        Some(Steer::EndToEnd)
+    } else if unreachable.binary_search(prefix).is_ok() {
+        Some(Steer::Unreachable)
+    } else {
+        None
     }
 }
 
@@ -86,45 +102,59 @@ pub struct Inputs<'a> {
 }
 
 pub fn plan(inp: &Inputs<'_>) -> Plan {
-    let tp = inp.transport_prefix;
-    let mut selected: Vec<(RouterId, Prefix)> = inp.selected.iter().map(|(p, r)| (*r, *p)).collect();
-    selected.sort();
+    let (tp, recs) = (inp.transport_prefix, inp.records);
+    // Per verified origin: its key, T and port if it speaks end to end.
+    let capable: Vec<Option<(PublicKey, Ipv6Addr, u16)>> = recs
+        .iter()
+        .map(|r| {
+            let node = inp.nodes.get(&r.router_id).filter(|_| r.router_id != inp.own)?;
+            Some((node.public_key, node.transport_address?, r.e2e_port?))
+        })
+        .collect();
+    let index = |rid: &RouterId| find(recs, rid, |r| r.router_id).ok().filter(|&k| capable[k].is_some());
+    let mut routed = vec![false; recs.len()];
+    for (p, rid) in inp.selected {
+        if let Some(k) = index(rid) {
+            routed[k] |= capable[k].is_some_and(|(_, t, _)| *p == Prefix::V6(t, 128));
+        }
+    }
     let mut out = Plan::default();
-    let mut i = 0;
-    while i < selected.len() {
-        let rid = selected[i].0;
-        let j = i + selected[i..].iter().take_while(|(r, _)| *r == rid).count();
-        let routes = &selected[i..j];
-        i = j;
-        if rid == inp.own {
+    let mut peer_of: Vec<Option<usize>> = vec![None; recs.len()];
+    for (k, c) in capable.iter().enumerate() {
+        let Some((key, t, port)) = *c else { continue };
+        if !routed[k] {
             continue;
         }
-        let Some(port) = find(inp.records, &rid, |r| r.router_id).ok().and_then(|k| inp.records[k].e2e_port)
-        else {
-            continue;
-        };
-        let Some(node) = inp.nodes.get(&rid) else { continue };
-        let Some(t) = node.transport_address else { continue };
-        let outside: Vec<Prefix> =
-            routes.iter().map(|(_, p)| *p).filter(|p| !overlaps_inside(&tp, p)).collect();
-        let t_routed = routes.iter().any(|(_, p)| *p == Prefix::V6(t, 128));
-        let steer = if !t_routed {
-            Steer::Unreachable
-        } else if out.peers.len() >= inp.max_peers {
+        if out.peers.len() >= inp.max_peers {
             out.over_peer_limit += 1;
-            Steer::Unreachable
-        } else {
-            out.peers.push(Peer {
-                router_id: rid,
-                public_key: node.public_key,
-                endpoint: SocketAddr::V6(SocketAddrV6::new(t, port, 0, 0)),
-                allowed: outside.clone(),
-            });
-            Steer::EndToEnd
-        };
-        out.steer.extend(outside.into_iter().map(|p| (p, steer)));
+            continue;
+        }
+        peer_of[k] = Some(out.peers.len());
+        out.peers.push(Peer {
+            router_id: recs[k].router_id,
+            public_key: key,
+            endpoint: SocketAddr::V6(SocketAddrV6::new(t, port, 0, 0)),
+            allowed: Vec::new(),
+        });
     }
-    out.steer.sort_by_key(|(p, _)| *p);
+    for (p, rid) in inp.selected {
+        let Some(k) = index(rid) else { continue };
+        if overlaps_inside(&tp, p) {
+            continue;
+        }
+        match peer_of[k] {
+            Some(i) => {
+                out.peers[i].allowed.push(*p);
+                out.e2e.push(*p);
+            }
+            None => out.unreachable.push(*p),
+        }
+    }
+    for peer in &mut out.peers {
+        peer.allowed.sort();
+    }
+    out.e2e.sort();
+    out.unreachable.sort();
     out
 }
 
@@ -276,7 +306,7 @@ mod tests {
             for peer in &plan.peers {
                 assert!(peer.allowed.iter().all(|a| !tp.contains(a)), "{mask}: {peer:?}");
             }
-            assert!(plan.steer.iter().all(|(q, _)| !tp.contains(q)), "{mask}: {:?}", plan.steer);
+            assert!(plan.e2e.iter().chain(&plan.unreachable).all(|q| !tp.contains(q)), "{mask}: {plan:?}");
             // One prefix, one peer.
             let mut all: Vec<Prefix> = plan.peers.iter().flat_map(|x| x.allowed.clone()).collect();
             let n = all.len();
