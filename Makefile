@@ -43,6 +43,7 @@ fmt:
 
 bench:
 	$(CARGO) bench
+	$(CARGO) test --release --test e2e_netns -- --ignored --nocapture --test-threads=1
 
 # A narrated live mesh: four namespaces running weft, convergence, a ping
 # across, a cable cut and the reroute (root; installs what it needs, builds

@@ -26,6 +26,8 @@ all_checks() {
 	check busybox busybox-static
 	check file file
 	check tcpdump tcpdump
+	# Throughput per hop against end to end (make bench, tests/e2e_netns.rs).
+	check iperf3 iperf3
 	check dumpcap tshark
 	check birdc bird2
 	check sysctl procps

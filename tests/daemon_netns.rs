@@ -735,7 +735,8 @@ fn cli_views_have_the_documented_fields() {
             "babel",
             "socket",
             "forwarding",
-            "trust"
+            "trust",
+            "end_to_end"
         ]),
         "{st}"
     );

@@ -181,3 +181,77 @@ fn without_end_to_end_the_relay_reads_the_traffic() {
         "per hop only, the relay decrypts and must see the marker: the capture works"
     );
 }
+
+/// Busy and total jiffies of the whole machine (all namespaces share it).
+fn cpu_jiffies() -> (u64, u64) {
+    let stat = std::fs::read_to_string("/proc/stat").expect("/proc/stat");
+    let v: Vec<u64> =
+        stat.lines().next().unwrap().split_whitespace().skip(1).map(|x| x.parse().unwrap()).collect();
+    let idle = v[3] + v.get(4).copied().unwrap_or(0);
+    (v.iter().sum::<u64>() - idle, v.iter().sum())
+}
+
+struct Throughput {
+    mbit: f64,
+    cpu_s_per_gbit: f64,
+    rtt_ms: f64,
+}
+
+/// iperf3 TCP n0 -> n2 (mesh addresses) for `secs`, and 100 pings.
+fn measure(l: &Line, secs: u32) -> Throughput {
+    let (m, mesh) = (&l.m, &l.mesh);
+    let server = m.net.spawn(2, &["iperf3", "-s", "-1", "-B", &mesh[2]], "iperf3-server.log");
+    let _ =
+        Net::wait_until(Duration::from_secs(5), || m.net.log(2, "iperf3-server.log").contains("listening"));
+    let (b0, t0) = cpu_jiffies();
+    let out = m.net.exec_ok(0, &["iperf3", "-J", "-c", &mesh[2], "-B", &mesh[0], "-t", &secs.to_string()]);
+    let (b1, t1) = cpu_jiffies();
+    drop(server);
+    let j: serde_json::Value = serde_json::from_slice(&out.stdout).expect("iperf3 -J");
+    let bps = j["end"]["sum_received"]["bits_per_second"].as_f64().expect("bits_per_second");
+    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1) as f64;
+    // Busy share of all cores, in CPU-seconds, per Gbit moved.
+    let cpu_s = (b1 - b0) as f64 / (t1 - t0).max(1) as f64 * f64::from(secs) * cores;
+    let ping = m.net.exec_ok(0, &["ping", "-6", "-q", "-c", "100", "-i", "0.02", "-I", &mesh[0], &mesh[2]]);
+    let text = String::from_utf8_lossy(&ping.stdout);
+    // rtt min/avg/max/mdev = a/b/c/d ms
+    let rtt_ms =
+        text.rsplit('=').next().and_then(|s| s.split('/').nth(1)).and_then(|s| s.trim().parse().ok());
+    Throughput {
+        mbit: bps / 1e6,
+        cpu_s_per_gbit: cpu_s / (bps * f64::from(secs) / 1e9),
+        rtt_ms: rtt_ms.unwrap_or(f64::NAN),
+    }
+}
+
+/// `make bench`: throughput, CPU and latency n0 -> n2 through the relay n1,
+/// per hop only against end to end (wireguard-go on every node).
+#[test]
+#[ignore = "benchmark (make bench)"]
+fn bench_per_hop_against_end_to_end() {
+    require_mesh_tools!();
+    require_cmd!("iperf3");
+    let secs = std::env::var("WEFT_BENCH_SECS").ok().and_then(|s| s.parse().ok()).unwrap_or(10);
+    let reps: usize = std::env::var("WEFT_BENCH_REPS").ok().and_then(|s| s.parse().ok()).unwrap_or(3);
+    for e2e in [false, true] {
+        let l = line(e2e);
+        let m = &l.m;
+        let dev = if e2e { "weft-e2e" } else { "weft" };
+        await_or_fail(m, CONVERGE, "n0 routes n2", &[0, 1, 2], || {
+            m.routes(0).get(&format!("{}/128", l.mesh[2])).is_some_and(|d| d.starts_with(dev))
+        });
+        await_or_fail(m, Duration::from_secs(20), "ping n0 -> n2", &[0, 2], || {
+            m.net.ping_from(0, &l.mesh[0], &l.mesh[2])
+        });
+        for r in 0..reps {
+            let t = measure(&l, secs);
+            eprintln!(
+                "BENCH e2e={} rep={r} tcp_mbit={:.0} cpu_s_per_gbit={:.2} rtt_ms={:.3}",
+                u8::from(e2e),
+                t.mbit,
+                t.cpu_s_per_gbit,
+                t.rtt_ms
+            );
+        }
+    }
+}

@@ -11,7 +11,6 @@ use serde_json::{json, Value};
 use crate::babel::{Prefix, Time};
 use crate::mesh::e2e::{Plan, Sources, Steer, INTERFACE};
 use crate::wg::model::{AllowedIp, DeviceConfig, Key, PeerConfig, PrivateKey};
-use crate::wg::{create_replacing, sync_device, AnyBackend, WgBackend};
 
 /// A failed create is tried again this much later.
 const RETRY_MS: u64 = 30_000;
@@ -83,72 +82,19 @@ impl E2eDevice {
         &self.plan
     }
 
-    /// Creates the interface if it is not there (at start, and every 30 s
-    /// after a failure); true when it exists.
-    pub async fn ensure(&mut self, wg: &mut AnyBackend, private: [u8; 32], now: Time) -> bool {
-        if self.created {
-            return true;
-        }
-        if now < self.retry_at {
-            return false;
-        }
-        if let Err(e) = create_replacing(wg, INTERFACE, self.mtu).await {
-            self.fail(format!("cannot create {INTERFACE}: {e}"), now);
-            return false;
-        }
-        self.created = true;
-        self.applied = Plan::default();
-        match self.sync(wg, private).await {
-            Ok(()) => {
-                info!(
-                    "end to end: {INTERFACE} listening on port {} at {}, mtu {}",
-                    self.port, self.transport, self.mtu
-                );
-                self.error = None;
-                true
-            }
-            Err(e) => {
-                self.created = false;
-                let _ = wg.delete_interface(INTERFACE).await;
-                self.fail(e, now);
-                false
-            }
-        }
+    /// Whether the interface should be created now (at start, and every
+    /// 30 s after a failure).
+    pub fn wants_create(&self, now: Time) -> bool {
+        !self.created && now >= self.retry_at
     }
 
-    fn fail(&mut self, e: String, now: Time) {
-        if self.error.as_deref() != Some(&e) {
-            warn!(
-                "end to end: {e} (the prefixes of end-to-end nodes stay unreachable; trying again in 30 s)"
-            );
-        }
-        self.error = Some(e);
-        self.retry_at = now.plus_ms(RETRY_MS);
+    pub fn is_created(&self) -> bool {
+        self.created
     }
 
-    /// Takes a new plan; brings the device's peers to it when they differ.
-    pub async fn apply(&mut self, wg: &mut AnyBackend, private: [u8; 32], plan: Plan) {
-        let changed = plan.peers != self.applied.peers;
-        self.plan = plan;
-        if changed && self.created {
-            if let Err(e) = self.sync(wg, private).await {
-                warn!("end to end: {e}");
-            }
-        }
-    }
-
-    /// Reads the device back and puts right what differs (peers, and an
-    /// endpoint that roamed away from a transport address).
-    pub async fn resync(&mut self, wg: &mut AnyBackend, private: [u8; 32]) {
-        if self.created {
-            if let Err(e) = self.sync(wg, private).await {
-                warn!("end to end: {e}");
-            }
-        }
-    }
-
-    async fn sync(&mut self, wg: &mut AnyBackend, private: [u8; 32]) -> Result<(), String> {
-        let desired = DeviceConfig {
+    /// What the device should be: our key and port, a peer per planned node.
+    pub fn desired(&self, private: [u8; 32]) -> DeviceConfig {
+        DeviceConfig {
             private_key: PrivateKey(Key(private)),
             listen_port: Some(self.port),
             fwmark: None,
@@ -163,18 +109,53 @@ impl E2eDevice {
                     persistent_keepalive: None,
                 })
                 .collect(),
-        };
-        self.syncs += 1;
-        match sync_device(wg, INTERFACE, &desired).await {
-            Ok(_) => {
-                self.applied = self.plan.clone();
-                Ok(())
-            }
-            Err(e) => {
-                self.sync_errors += 1;
-                Err(format!("configuring {INTERFACE}: {e}"))
-            }
         }
+    }
+
+    /// The interface was created and configured with [`Self::desired`].
+    pub fn created(&mut self) {
+        if !self.created {
+            info!(
+                "end to end: {INTERFACE} listening on port {} at {}, mtu {}",
+                self.port, self.transport, self.mtu
+            );
+        }
+        self.created = true;
+        self.error = None;
+        self.synced(true);
+    }
+
+    /// A configuration with [`Self::desired`] was applied, or failed.
+    pub fn synced(&mut self, ok: bool) {
+        self.syncs += 1;
+        if ok {
+            self.applied = self.plan.clone();
+        } else {
+            self.sync_errors += 1;
+        }
+    }
+
+    pub fn mtu(&self) -> u32 {
+        self.mtu
+    }
+
+    /// Creating or configuring the interface failed: tried again in 30 s.
+    pub fn fail(&mut self, e: String, now: Time) {
+        if self.error.as_deref() != Some(&e) {
+            warn!(
+                "end to end: {e} (the prefixes of end-to-end nodes stay unreachable; trying again in 30 s)"
+            );
+        }
+        self.created = false;
+        self.error = Some(e);
+        self.retry_at = now.plus_ms(RETRY_MS);
+    }
+
+    /// Takes a new plan; true if the device's peers must change.
+    pub fn set_plan(&mut self, plan: Plan) -> bool {
+        let changed = plan.peers != self.applied.peers;
+        self.plan = plan;
+        changed && self.created
     }
 
     /// How the kernel routes should steer, given the device's index (from
@@ -199,13 +180,6 @@ impl E2eDevice {
             transport_prefix: self.transport_prefix,
             e2e,
             unreachable,
-        }
-    }
-
-    pub async fn shutdown(&mut self, wg: &mut AnyBackend) {
-        if self.created {
-            let _ = wg.delete_interface(INTERFACE).await;
-            self.created = false;
         }
     }
 

@@ -8,7 +8,9 @@
 //! here, normally none, so that their next install is an add, which never
 //! clobbers a route that is not ours, and their removal is not sent.
 
-use std::collections::{BTreeMap, BTreeSet};
+// HashMap<Prefix, usize> rather than BTreeMaps of their own: the type is
+// in the binary already, and each new map type costs kilobytes of flash.
+use std::collections::{BTreeSet, HashMap};
 
 use crate::babel::{self, Prefix};
 use crate::kernel::{FibFailure, FibOp, FibRoute};
@@ -26,7 +28,7 @@ pub struct KernelRoutes {
     ops: Vec<FibOp>,
     /// Prefixes added in this batch, and where: a later change of the same
     /// prefix in the batch is folded into the add, since the add may fail.
-    adds: BTreeMap<Prefix, usize>,
+    adds: HashMap<Prefix, usize>,
     /// An IPv4 route is in the batch.
     ipv4: bool,
     /// End to end: which selected prefixes go into the end-to-end
@@ -40,7 +42,7 @@ impl KernelRoutes {
             priority,
             missing: BTreeSet::new(),
             ops: Vec::new(),
-            adds: BTreeMap::new(),
+            adds: HashMap::new(),
             ipv4: false,
             e2e: None,
         }
@@ -220,10 +222,12 @@ impl KernelRoutes {
     /// is missing.
     pub fn reconcile(&mut self, kernel: Vec<FibRoute>, engine_routes: Vec<babel::FibOp>) {
         self.missing.clear();
-        let mut have: BTreeMap<Prefix, FibRoute> = kernel.into_iter().map(|r| (r.prefix, r)).collect();
+        let mut index: HashMap<Prefix, usize> =
+            kernel.iter().enumerate().map(|(i, r)| (r.prefix, i)).collect();
+        let mut have: Vec<Option<FibRoute>> = kernel.into_iter().map(Some).collect();
         let fixed = self.fixed();
         for want in engine_routes.iter().filter_map(|op| self.want(op)).chain(fixed).collect::<Vec<_>>() {
-            match have.remove(&want.prefix) {
+            match index.remove(&want.prefix).and_then(|i| have[i].take()) {
                 None => self.add(want),
                 Some(k) if same_route(&k, &want) => {}
                 Some(_) => {
@@ -232,7 +236,7 @@ impl KernelRoutes {
                 }
             }
         }
-        for (_, stale) in have {
+        for stale in have.into_iter().flatten() {
             self.ops.push(FibOp::Remove(stale.key()));
         }
     }

@@ -100,6 +100,21 @@ pub fn build_store(cfg: &Config) -> io::Result<TrustStore> {
     Ok(store)
 }
 
+/// Why [`MeshRuntime::device`] failed.
+enum DeviceError {
+    Create(crate::wg::WgError),
+    Configure(crate::wg::WgError),
+}
+
+impl std::fmt::Display for DeviceError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DeviceError::Create(e) => write!(f, "cannot create: {e}"),
+            DeviceError::Configure(e) => write!(f, "configuring: {e}"),
+        }
+    }
+}
+
 /// What carrying out the core's outputs did.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Drained {
@@ -120,9 +135,11 @@ pub struct MeshRuntime {
     disc: DiscoverySocket,
     wg: AnyBackend,
     /// Tunnels that exist, by interface name.
-    tunnels: BTreeMap<String, TunnelSpec>,
+    /// (A Vec, as `raws`: a few entries, and each map type costs kilobytes
+    /// of flash on a router.)
+    tunnels: Vec<TunnelSpec>,
     /// Raw interfaces discovery runs on.
-    raws: BTreeMap<IfIndex, String>,
+    raws: Vec<(IfIndex, String)>,
     next_handshake_poll: Time,
     next_resolve: Time,
     keepalive: Option<u16>,
@@ -191,8 +208,8 @@ impl MeshRuntime {
             private,
             disc,
             wg,
-            tunnels: BTreeMap::new(),
-            raws: BTreeMap::new(),
+            tunnels: Vec::new(),
+            raws: Vec::new(),
             next_handshake_poll: now.plus_ms(HANDSHAKE_POLL_MS),
             next_resolve: now,
             keepalive,
@@ -216,9 +233,9 @@ impl MeshRuntime {
         }
         if let Some((t, tp)) = transport {
             let mtu = cfg.main.end_to_end_mtu.unwrap_or(super::e2e::DEFAULT_MTU);
-            let mut dev = E2eDevice::new(cfg.main.end_to_end_port, mtu, cfg.main.end_to_end_max_peers, t, tp);
-            dev.ensure(&mut rt.wg, rt.private, now).await;
-            rt.e2e = Some(dev);
+            rt.e2e =
+                Some(E2eDevice::new(cfg.main.end_to_end_port, mtu, cfg.main.end_to_end_max_peers, t, tp));
+            rt.e2e_ensure(now).await;
         } else if cfg.main.end_to_end.is_none() && cfg.trust.has_trust_material() {
             info!("end to end is off: mesh_prefix must be /63 or shorter to hold transport addresses");
         }
@@ -236,7 +253,9 @@ impl MeshRuntime {
             .filter_map(|r| engine.selected_origin(&r.prefix).map(|(rid, _)| (r.prefix, rid)))
             .collect();
         let plan = self.core.e2e_plan(&selected, dev.max_peers)?;
-        dev.apply(&mut self.wg, self.private, plan).await;
+        if dev.set_plan(plan) {
+            self.e2e_sync().await;
+        }
         let grants: Vec<Prefix> =
             self.core.identity().credential.as_ref().map(|c| c.body().prefixes.clone()).unwrap_or_default();
         let local_v4: Vec<std::net::Ipv4Addr> = kernel
@@ -250,7 +269,60 @@ impl MeshRuntime {
             .collect();
         let sources = crate::mesh::e2e::own_sources(self.core.mesh_address(), &grants, &local_v4);
         let ifindex = kernel.by_name(crate::mesh::e2e::INTERFACE).map(|l| l.ifindex);
-        Some(dev.routing(ifindex, sources))
+        self.e2e.as_ref().map(|d| d.routing(ifindex, sources))
+    }
+
+    /// Creates `weft-e2e` if it is due (at start, 30 s after a failure);
+    /// true when it exists.
+    async fn e2e_ensure(&mut self, now: Time) -> bool {
+        let Some(dev) = self.e2e.as_ref() else { return false };
+        if !dev.wants_create(now) {
+            return dev.is_created();
+        }
+        let (mtu, desired) = (dev.mtu(), dev.desired(self.private));
+        let name = crate::mesh::e2e::INTERFACE;
+        let r = self.device(name, Some(mtu), &desired).await;
+        let Some(dev) = self.e2e.as_mut() else { return false };
+        match r {
+            Ok(()) => dev.created(),
+            Err(DeviceError::Create(e)) => dev.fail(format!("cannot create {name}: {e}"), now),
+            Err(DeviceError::Configure(e)) => {
+                dev.fail(format!("configuring {name}: {e}"), now);
+                let _ = self.wg.delete_interface(name).await;
+            }
+        }
+        self.e2e.as_ref().is_some_and(|d| d.is_created())
+    }
+
+    /// Brings `weft-e2e`'s peers to the plan.
+    async fn e2e_sync(&mut self) {
+        let Some(desired) = self.e2e.as_ref().filter(|d| d.is_created()).map(|d| d.desired(self.private))
+        else {
+            return;
+        };
+        let r = self.device(crate::mesh::e2e::INTERFACE, None, &desired).await;
+        if let Err(e) = &r {
+            warn!("end to end: {e}");
+        }
+        if let Some(d) = self.e2e.as_mut() {
+            d.synced(r.is_ok());
+        }
+    }
+
+    /// The one place WireGuard devices are created and configured: a single
+    /// call site each of `create_replacing` and `sync_device` keeps their
+    /// large futures (both backends inside) in the binary once.
+    async fn device(
+        &mut self,
+        name: &str,
+        create_mtu: Option<u32>,
+        desired: &DeviceConfig,
+    ) -> Result<(), DeviceError> {
+        if let Some(mtu) = create_mtu {
+            // One of this name left by a run that crashed is replaced.
+            crate::wg::create_replacing(&mut self.wg, name, mtu).await.map_err(DeviceError::Create)?;
+        }
+        sync_device(&mut self.wg, name, desired).await.map(|_| ()).map_err(DeviceError::Configure)
     }
 
     fn input(&mut self, now: Time, input: MeshInput<'_>) {
@@ -264,15 +336,19 @@ impl MeshRuntime {
         self.core.mesh_address().into_iter().chain(t).map(|a| Prefix::V6(a, 128)).collect()
     }
 
+    fn tunnel(&self, name: &str) -> Option<&TunnelSpec> {
+        self.tunnels.iter().find(|t| t.name == name)
+    }
+
     pub fn is_tunnel(&self, name: &str) -> bool {
-        self.tunnels.contains_key(name)
+        self.tunnel(name).is_some()
     }
 
     /// A link named like our tunnels that we did not make in this run: left
     /// by a previous run that crashed (kernel WireGuard links, and
     /// wireguard-go processes, outlive a killed daemon).
     pub fn is_stale_tunnel(&self, name: &str) -> bool {
-        is_tunnel_name(name) && !self.tunnels.contains_key(name)
+        is_tunnel_name(name) && self.tunnel(name).is_none()
     }
 
     pub async fn reap(&mut self, name: &str) {
@@ -309,22 +385,24 @@ impl MeshRuntime {
         }
         desired.sort_by_key(|(i, _)| *i);
         let gone: Vec<IfIndex> =
-            self.raws.keys().filter(|i| !desired.iter().any(|(j, _)| j == *i)).copied().collect();
+            self.raws.iter().map(|(i, _)| *i).filter(|i| !desired.iter().any(|(j, _)| j == i)).collect();
         for i in gone {
-            info!("neighbour discovery stops on {}", self.raws[&i]);
-            self.raws.remove(&i);
+            if let Some(k) = self.raws.iter().position(|(j, _)| *j == i) {
+                info!("neighbour discovery stops on {}", self.raws.remove(k).1);
+            }
             self.disc.leave(i);
             self.input(now, MeshInput::RawDown { ifindex: i });
         }
         for (i, (name, link_type, mtu)) in desired {
-            if !self.raws.contains_key(&i) {
+            if !self.raws.iter().any(|(j, _)| *j == i) {
                 if let Err(e) = self.disc.join(i) {
                     warn!("cannot discover neighbours on {name}: {e}");
                     continue;
                 }
                 info!("neighbour discovery runs on {name} (ifindex {i})");
             }
-            self.raws.insert(i, name.clone());
+            self.raws.retain(|(j, _)| *j != i);
+            self.raws.push((i, name.clone()));
             self.input(now, MeshInput::RawUp { ifindex: i, name, link_type, mtu });
         }
     }
@@ -422,19 +500,17 @@ impl MeshRuntime {
         if now >= self.next_handshake_poll {
             self.next_handshake_poll = now.plus_ms(HANDSHAKE_POLL_MS);
             self.poll_handshakes(now).await;
-            if let Some(dev) = self.e2e.as_mut() {
-                // Created late after a failure; peers and endpoints put back
-                // (WireGuard roams an endpoint to wherever a packet came from).
-                if dev.ensure(&mut self.wg, self.private, now).await {
-                    dev.resync(&mut self.wg, self.private).await;
-                }
+            // weft-e2e created late after a failure; its peers and endpoints
+            // put back (WireGuard roams an endpoint to wherever a packet came from).
+            if self.e2e_ensure(now).await {
+                self.e2e_sync().await;
             }
         }
         self.reconcile_statics(now, cfg, false);
     }
 
     async fn poll_handshakes(&mut self, now: Time) {
-        let names: Vec<String> = self.tunnels.keys().cloned().collect();
+        let names: Vec<String> = self.tunnels.iter().map(|t| t.name.clone()).collect();
         for name in names {
             let Ok(dev) = self.wg.get(&name).await else { continue };
             let recent = dev.peers.iter().filter_map(|p| p.last_handshake).any(|t| {
@@ -462,7 +538,9 @@ impl MeshRuntime {
                 }
                 MeshOutput::TunnelDown { name } => {
                     info!("tunnel {name} goes down");
-                    d.tunnels_changed |= self.tunnels.remove(&name).is_some();
+                    let before = self.tunnels.len();
+                    self.tunnels.retain(|t| t.name != name);
+                    d.tunnels_changed |= self.tunnels.len() != before;
                     if let Err(e) = self.wg.delete_interface(&name).await {
                         warn!("deleting tunnel {name}: {e}");
                     }
@@ -483,19 +561,7 @@ impl MeshRuntime {
     /// Creates or reconfigures a tunnel; true if a new one exists.
     async fn tunnel_up(&mut self, spec: TunnelSpec) -> bool {
         let name = spec.name.clone();
-        let fresh = !self.tunnels.contains_key(&name);
-        if fresh {
-            // A tunnel of this name left by a run that crashed is replaced.
-            if let Err(e) = crate::wg::create_replacing(&mut self.wg, &name, spec.mtu).await {
-                self.tunnel_errors += 1;
-                warn!("cannot create tunnel {name}: {e}");
-                return false;
-            }
-            let ll = crate::mesh::tunnel_link_local(&self.public);
-            if let Err(e) = self.wg.add_address(&name, IpAddr::V6(ll), 64).await {
-                warn!("tunnel {name}: adding {ll}: {e}");
-            }
-        }
+        let fresh = self.tunnel(&name).is_none();
         let mut peer = PeerConfig::new(spec.peer_key);
         peer.endpoint = Some(spec.endpoint);
         peer.allowed_ips = vec![AllowedIp::any_v6(), AllowedIp::any_v4()];
@@ -509,16 +575,28 @@ impl MeshRuntime {
             fwmark: None,
             peers: vec![peer],
         };
-        match sync_device(&mut self.wg, &name, &desired).await {
-            Ok(_) => {
+        match self.device(&name, fresh.then_some(spec.mtu), &desired).await {
+            Err(DeviceError::Create(e)) => {
+                self.tunnel_errors += 1;
+                warn!("cannot create tunnel {name}: {e}");
+                false
+            }
+            Ok(()) => {
+                if fresh {
+                    let ll = crate::mesh::tunnel_link_local(&self.public);
+                    if let Err(e) = self.wg.add_address(&name, IpAddr::V6(ll), 64).await {
+                        warn!("tunnel {name}: adding {ll}: {e}");
+                    }
+                }
                 info!(
                     "tunnel {name} to {} ({}) via {} listening on {}",
                     spec.peer_name, spec.peer_key, spec.endpoint, spec.listen_port
                 );
-                self.tunnels.insert(name, spec);
+                self.tunnels.retain(|t| t.name != name);
+                self.tunnels.push(spec);
                 fresh
             }
-            Err(e) => {
+            Err(DeviceError::Configure(e)) => {
                 self.tunnel_errors += 1;
                 warn!("configuring tunnel {name}: {e}");
                 false
@@ -529,7 +607,8 @@ impl MeshRuntime {
     /// Babel interfaces for the tunnels that exist and are up.
     pub fn tunnel_interfaces(&self, cfg: &Config, kernel: &KernelView) -> BTreeMap<IfIndex, EngineIface> {
         let mut out = BTreeMap::new();
-        for (name, spec) in &self.tunnels {
+        for spec in &self.tunnels {
+            let name = &spec.name;
             let Some(l) = kernel.by_name(name) else { continue };
             let Some(ll) = kernel.link_local(l.ifindex) else { continue };
             if !l.admin_up {
@@ -540,8 +619,9 @@ impl MeshRuntime {
             let (hello, update) = match spec.scope {
                 Scope::Raw(raw) => self
                     .raws
-                    .get(&raw)
-                    .and_then(|n| cfg.interfaces.iter().find(|i| &i.ifname == n))
+                    .iter()
+                    .find(|(j, _)| *j == raw)
+                    .and_then(|(_, n)| cfg.interfaces.iter().find(|i| &i.ifname == n))
                     .map(|i| (i.hello_interval_ms, i.update_interval_ms))
                     .unwrap_or((cfg.main.hello_interval_ms, cfg.main.update_interval_ms)),
                 Scope::Static(i) => cfg
@@ -577,7 +657,7 @@ impl MeshRuntime {
     pub async fn tunnel_counters(&mut self) -> Vec<crate::metrics::Tunnel> {
         let mut out = Vec::new();
         let specs: Vec<(String, String, PublicKey)> =
-            self.tunnels.iter().map(|(n, s)| (n.clone(), s.peer_name.clone(), s.peer_key)).collect();
+            self.tunnels.iter().map(|s| (s.name.clone(), s.peer_name.clone(), s.peer_key)).collect();
         for (dev, peer, key) in specs {
             let Ok(d) = self.wg.get(&dev).await else { continue };
             let Some(p) = d.peers.iter().find(|p| p.public_key == key) else { continue };
@@ -596,12 +676,12 @@ impl MeshRuntime {
 
     /// The name of the peer at the other end of tunnel `ifname`.
     pub fn tunnel_peer(&self, ifname: &str) -> Option<&str> {
-        self.tunnels.get(ifname).map(|s| s.peer_name.as_str())
+        self.tunnel(ifname).map(|s| s.peer_name.as_str())
     }
 
     /// Extra fields for `weft neighbours` rows on tunnels.
     pub fn tunnel_info(&self, ifname: &str) -> Option<Value> {
-        let spec = self.tunnels.get(ifname)?;
+        let spec = self.tunnel(ifname)?;
         Some(self.core.tunnel_info(ifname, spec))
     }
 
@@ -626,13 +706,13 @@ impl MeshRuntime {
 
     /// Removes every tunnel (clean stop).
     pub async fn shutdown(&mut self) {
-        let names: Vec<String> = self.tunnels.keys().cloned().collect();
+        let names: Vec<String> = self.tunnels.iter().map(|t| t.name.clone()).collect();
         for name in names {
             let _ = self.wg.delete_interface(&name).await;
         }
         self.tunnels.clear();
-        if let Some(dev) = self.e2e.as_mut() {
-            dev.shutdown(&mut self.wg).await;
+        if self.e2e.as_ref().is_some_and(|d| d.is_created()) {
+            let _ = self.wg.delete_interface(crate::mesh::e2e::INTERFACE).await;
         }
     }
 }

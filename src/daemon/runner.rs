@@ -423,9 +423,6 @@ impl<F: Fib, M: LinkMonitor, S: BabelIo> Daemon<F, M, S> {
             let names = self.babel_if_names();
             self.switches.route_installed(true, &names);
         }
-        for op in self.routes.batch() {
-            debug!("kernel route: {op:?}");
-        }
         let failures = self.fib.apply(self.routes.batch()).await;
         // An outcome we cannot know (the answer lost, the socket failed) or
         // a replace/remove that failed leaves the kernel unlike the engine:

@@ -383,7 +383,8 @@ impl Mesh {
         self.query(i, "status")
     }
 
-    /// weft's tunnel interfaces in node `i`: name → ifindex.
+    /// weft's per-hop tunnel interfaces in node `i` (not the end-to-end
+    /// interface `weft-e2e`): name → ifindex.
     pub fn tunnels(&self, i: usize) -> BTreeMap<String, u64> {
         let out = self.net.exec_ok(i, &["ip", "-j", "link", "show"]);
         let links: Value = serde_json::from_slice(&out.stdout).expect("ip -j link");
@@ -392,7 +393,7 @@ impl Mesh {
             .into_iter()
             .flatten()
             .filter_map(|l| Some((l["ifname"].as_str()?.to_string(), l["ifindex"].as_u64()?)))
-            .filter(|(n, _)| n.starts_with("weft"))
+            .filter(|(n, _)| n.starts_with("weft") && n != "weft-e2e")
             .collect()
     }
 
