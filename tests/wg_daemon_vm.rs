@@ -88,11 +88,20 @@ struct Node {
     public: String,
     mesh: Ipv6Addr,
     link_local: Ipv6Addr,
+    /// The transport address (end to end).
+    transport: Ipv6Addr,
     addr: String,
     prefix: String,
 }
 
-fn make_node(dir: &Path, ca: &str, tag: &'static str, n: u8, extra_announce: Option<&str>) -> Node {
+fn make_node(
+    dir: &Path,
+    ca: &str,
+    tag: &'static str,
+    n: u8,
+    extra_announce: Option<&str>,
+    e2e: bool,
+) -> Node {
     let d = dir.join(tag);
     std::fs::create_dir_all(&d).unwrap();
     let private = weft(&["genkey"], "");
@@ -150,6 +159,9 @@ fn make_node(dir: &Path, ca: &str, tag: &'static str, n: u8, extra_announce: Opt
     if let Some(p) = extra_announce {
         config.push_str(&format!("config announce\n\toption prefix '{p}'\n"));
     }
+    if e2e {
+        config = config.replacen("config weft 'main'\n", "config weft 'main'\n\toption end_to_end '1'\n", 1);
+    }
     let config_file = d.join("weft.config");
     std::fs::write(&config_file, config).unwrap();
     let check =
@@ -163,21 +175,23 @@ fn make_node(dir: &Path, ca: &str, tag: &'static str, n: u8, extra_announce: Opt
         name,
         mesh: mesh_prefix.address_for(&key),
         link_local: link_local_for(&key),
+        transport: mesh_prefix.transport_address_for(&key).expect("a /48 has a transport prefix"),
         public,
         addr: format!("10.88.{n}.1"),
         prefix,
     }
 }
 
-fn vars(nodes: &[Node]) -> String {
+fn vars(nodes: &[Node], e2e: bool) -> String {
     let mut s = String::new();
     for n in nodes {
         let t = n.tag.to_uppercase();
         s.push_str(&format!(
-            "{t}_NAME='{}'\n{t}_PUB='{}'\n{t}_MESH='{}'\n{t}_LL='{}'\n{t}_ADDR='{}'\n{t}_PREFIX='{}'\n",
-            n.name, n.public, n.mesh, n.link_local, n.addr, n.prefix
+            "{t}_NAME='{}'\n{t}_PUB='{}'\n{t}_MESH='{}'\n{t}_LL='{}'\n{t}_ADDR='{}'\n{t}_PREFIX='{}'\n{t}_TADDR='{}'\n",
+            n.name, n.public, n.mesh, n.link_local, n.addr, n.prefix, n.transport
         ));
     }
+    s.push_str(&format!("E2E={}\n", u8::from(e2e)));
     let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs();
     s.push_str(&format!("B_ROGUE='{ROGUE}'\nHOST_EPOCH={now}\n"));
     s
@@ -189,6 +203,19 @@ fn have(prog: &str) -> bool {
 
 #[test]
 fn daemon_with_kernel_wireguard_in_vm() {
+    run_in_vm(false);
+}
+
+/// The same with `end_to_end '1'`: `weft-e2e` made and configured by the
+/// kernel backend (rtnetlink link, generic netlink peers), the other node's
+/// mesh address and granted prefix routed into it, pings through it, and
+/// the same crash, restart and clean stops.
+#[test]
+fn daemon_end_to_end_with_kernel_wireguard_in_vm() {
+    run_in_vm(true);
+}
+
+fn run_in_vm(e2e: bool) {
     let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
     let run_sh = repo.join("tests/vm/run.sh");
     let build = Command::new(&run_sh).arg("--build-only").output().expect("tests/vm/run.sh");
@@ -196,13 +223,15 @@ fn daemon_with_kernel_wireguard_in_vm() {
         cannot_run!("the test VM cannot be built here ({}):\n{}", build.status, text(&build));
     }
 
-    let ca_dir = Scratch::new("ca");
+    let tag = if e2e { "e2e" } else { "hop" };
+    let ca_dir = Scratch::new(&format!("ca-{tag}"));
     let ca = ca_dir.0.join("ca");
     weft(&["ca", "init", "--out", ca.to_str().unwrap()], "");
-    let payload = Scratch::new("payload");
+    let payload = Scratch::new(&format!("payload-{tag}"));
     let ca = ca.to_str().unwrap();
-    let nodes = [make_node(&payload.0, ca, "a", 1, None), make_node(&payload.0, ca, "b", 2, Some(ROGUE))];
-    std::fs::write(payload.0.join("vars"), vars(&nodes)).unwrap();
+    let nodes =
+        [make_node(&payload.0, ca, "a", 1, None, e2e), make_node(&payload.0, ca, "b", 2, Some(ROGUE), e2e)];
+    std::fs::write(payload.0.join("vars"), vars(&nodes, e2e)).unwrap();
     std::fs::copy(repo.join("tests/vm/wg_daemon/run"), payload.0.join("run")).unwrap();
     std::fs::set_permissions(payload.0.join("run"), std::fs::Permissions::from_mode(0o755)).unwrap();
     // Debug info is most of the debug binary: leave it out of the initramfs.
@@ -234,6 +263,9 @@ fn daemon_with_kernel_wireguard_in_vm() {
     let mut expected = CHECKS.to_vec();
     if have("wg") {
         expected.push(WG_CHECK);
+        if e2e {
+            expected.push("e2e-kernel-device");
+        }
     }
     for c in expected {
         assert!(
