@@ -69,6 +69,8 @@ num() { case $1 in a) echo 1 ;; b) echo 2 ;; c) echo 3 ;; d) echo 4 ;; e) echo 5
 in_ns() { n=$1; shift; ip netns exec "$(ns "$n")" "$@"; }
 v6() { echo "fd77::$(num "$1")"; }           # the address node $1 announces
 v4() { echo "10.77.0.$(num "$1")"; }
+# The transport address of node $1 (end to end: what relays route hop by hop).
+taddr() { "$WEFT" status --json -s "$(sock "$1")" | sed -n 's/.*"transport_address": *"\([^"]*\)".*/\1/p' | head -n 1; }
 sock() { echo "$WORK/$1/weft.sock"; }
 upper() { echo "$1" | tr '[:lower:]' '[:upper:]'; }
 
@@ -246,10 +248,10 @@ route_count() {
 	} | grep -c . || true
 }
 
-# Waits until every router has a route to the 3 others' 3 addresses (the two
-# it announces and the mesh address weft derives from its key).
+# Waits until every router has a route to the 3 others' 4 addresses (the two
+# it announces, and the mesh and transport addresses weft derives from its key).
 wait_converged() {
-	want=9
+	want=12
 	deadline=$(($(date +%s) + 60))
 	while :; do
 		done_=1
@@ -272,7 +274,7 @@ wait_settled() {
 	deadline=$(($(date +%s) + 30))
 	for l in $LINKS; do
 		a=${l%:*}; b=${l#*:}
-		until [ "$(via "$a" "$(v6 "$b")")" = "$b" ] && [ "$(via "$b" "$(v4 "$a")")" = "$a" ]; do
+		until [ "$(via "$a" "$(taddr "$b")")" = "$b" ] && [ "$(via "$b" "$(taddr "$a")")" = "$a" ]; do
 			[ "$(date +%s)" -lt $deadline ] || die "routes did not settle within 30 s"
 			sleep 0.2
 		done
@@ -283,7 +285,7 @@ step_converge() {
 	step "Waiting for the routers to learn the mesh"
 	wait_converged
 	say "After $(since "$T0") s every router has a route to every other router's"
-	say "addresses (3 routers x 3 addresses = 9 routes each)."
+	say "addresses (3 routers x 4 addresses = 12 routes each)."
 	wait_settled
 	say "After $(since "$T0") s all of them use the shortest paths."
 	pause
@@ -327,9 +329,13 @@ step_rogue() {
 
 step_ping() {
 	step "Pinging across the mesh"
-	say "B and D share no cable, so traffic between them crosses A or C"
-	say "(ttl=63: one router on the way):"
+	say "B and D share no cable, so traffic between them crosses A or C. End to"
+	say "end, it goes into weft-e2e, encrypted to D's key, inside packets to D's"
+	say "transport address, which Babel routes hop by hop through the tunnels:"
 	show b ip route get "$(v6 d)"
+	show b ip route get "$(taddr d)"
+	say "The relay forwards ciphertext it cannot read (ttl=64: to the ping, B and"
+	say "D are neighbours):"
 	show b ping -c 1 -W 1 "$(v6 d)"
 	show b ping -c 1 -W 1 "$(v4 d)"
 	failed=""
@@ -356,10 +362,79 @@ via() {
 	echo "${d:-none}"
 }
 
+# Lines of a capture file that hold 16 bytes of 0xe2 (the marked pings).
+marked_lines() { tcpdump -r "$1" -X 2>/dev/null | grep -c 'e2e2 e2e2 e2e2 e2e2 e2e2 e2e2 e2e2 e2e2' || true; }
+
+# capture NODE FILE DEV: tcpdump in the background until it listens.
+capture() {
+	# Not through in_ns: $! must be tcpdump itself (ip netns exec execs it).
+	ip netns exec "$(ns "$1")" tcpdump -i "$3" -U -w "$2" >"$2.log" 2>&1 &
+	CAPS="$CAPS $!"
+	deadline=$(($(date +%s) + 10))
+	until grep -q 'listening on' "$2.log" 2>/dev/null; do
+		[ "$(date +%s)" -lt $deadline ] || die "tcpdump did not start in $1"
+		sleep 0.1
+	done
+}
+
+step_relay() {
+	step "What a relay sees"
+	say "B pings D with a payload of 0xe2 bytes. A and C, the routers on the way,"
+	say "capture on every interface they have, their tunnels included: that is what"
+	say "they decrypt with their own keys. B captures on weft-e2e, for comparison."
+	CAPS=""
+	capture a "$WORK/relay-a.pcap" any
+	capture c "$WORK/relay-c.pcap" any
+	capture b "$WORK/sender-b.pcap" weft-e2e
+	show b ping -c 5 -i 0.2 -p e2 "$(v6 d)"
+	sleep 0.5 # tcpdump -U writes each packet at once; give the last one time
+	for p in $CAPS; do kill -INT "$p" 2>/dev/null || true; done
+	for p in $CAPS; do wait "$p" 2>/dev/null || true; done
+	relays=$(($(marked_lines "$WORK/relay-a.pcap") + $(marked_lines "$WORK/relay-c.pcap")))
+	sender=$(marked_lines "$WORK/sender-b.pcap")
+	say "Lines of 0xe2 payload in the captures: B's weft-e2e $sender, the relays A and C"
+	say "$relays: they forwarded only ciphertext (and B's own capture shows the"
+	say "payload was there to be seen)."
+	[ "$sender" -gt 0 ] || die "B's capture saw no payload: the check proves nothing"
+	[ "$relays" = 0 ] || die "a relay saw the payload in clear"
+	pause
+}
+
+step_insider() {
+	step "An insider that lies (in the simulator)"
+	if ! "$WEFT" simulate --help >/dev/null 2>&1; then
+		say "(this weft was built without the simulator: skipped)"
+		return 0
+	fi
+	say "A member with a valid credential announces another node's prefixes under"
+	say "that node's router-id with a newer seqno. Routers refuse it: the origin signs"
+	say "what it announces, and no set signed by n0 covers that seqno. A ring of 8"
+	say "simulated routers, n4 lying about n0:"
+	f="$WORK/insider.json"
+	links=""
+	for i in 0 1 2 3 4 5 6 7; do
+		links="$links{\"source\":\"n$i\",\"target\":\"n$(((i + 1) % 8))\"},"
+	done
+	for sig in true false; do
+		printf '{"links":[%s],"credentials":true,"signatures":%s,"adversaries":[{"node":"n4","kind":"spoof_origin","victim":"n0","start_s":30}]}\n' \
+			"${links%,}" "$sig" >"$f"
+		out=$("$WEFT" simulate "$f" --json | tr -d '\n ')
+		hij=$(echo "$out" | sed -n 's/.*"hijacked_pairs":\([0-9]*\).*/\1/p')
+		held=$(echo "$out" | sed -n 's/.*"held_announcements":\([0-9]*\).*/\1/p')
+		if [ $sig = true ]; then
+			say "  with origin signatures:    $hij (node, destination) pairs hijacked; $held spoofed Updates held back"
+			[ "$hij" = 0 ] || die "the spoof got through signatures"
+		else
+			say "  without them (control):    $hij pairs hijacked: their traffic would go to the liar"
+		fi
+	done
+	pause
+}
+
 step_cut() {
 	step "Cutting the A-C cable"
-	say "A reaches C over the chord, through its tunnel to C:"
-	show a ip route get "$(v6 c)"
+	say "A reaches C (its transport address) over the chord, through its tunnel to C:"
+	show a ip route get "$(taddr c)"
 	T1=$(now)
 	in_ns a ip link set to-c down
 	in_ns c ip link set to-a down
@@ -367,7 +442,7 @@ step_cut() {
 	say "tunnel on it and reroutes..."
 	deadline=$(($(date +%s) + 20))
 	while :; do
-		d=$(via a "$(v6 c)")
+		d=$(via a "$(taddr c)")
 		if [ "$d" != none ] && [ "$d" != c ] && in_ns a ping -c 1 -W 1 "$(v6 c)" >/dev/null 2>&1; then
 			break
 		fi
@@ -375,7 +450,7 @@ step_cut() {
 		sleep 0.1
 	done
 	say "A reaches C again after $(since "$T1") s, now through $(upper "$d") (two hops):"
-	show a ip route get "$(v6 c)"
+	show a ip route get "$(taddr c)"
 	show a ping -c 1 -W 1 "$(v6 c)"
 	say "A's routes now: none goes through a tunnel to C any more."
 	show_weft a routes
@@ -395,12 +470,12 @@ step_restore() {
 		in_ns "$here" ip addr replace "fe80::$(num "$here")/64" dev "to-$there"
 	done
 	deadline=$(($(date +%s) + 45))
-	until [ "$(via a "$(v6 c)")" = c ]; do
+	until [ "$(via a "$(taddr c)")" = c ]; do
 		[ "$(date +%s)" -lt $deadline ] || die "the direct route did not come back within 45 s"
 		sleep 0.2
 	done
 	say "After $(since "$T2") s A uses the direct cable again:"
-	show a ip route get "$(v6 c)"
+	show a ip route get "$(taddr c)"
 }
 
 step_stop() {
@@ -432,9 +507,11 @@ main() {
 	step_converge
 	step_show
 	step_ping
+	step_relay
 	step_rogue
 	step_cut
 	step_restore
+	step_insider
 	step_stop
 }
 

@@ -329,8 +329,23 @@ fn shipped_config_and_firewall_on_plain_hosts() {
                 m.log_tail(b, 30)
             )
         });
-    let through_b = m.routes(a)[&format!("{}/128", mesh_addr[c])].clone();
-    assert!(through_b.starts_with("weft"), "A's route to C is not through a tunnel: {through_b}");
+    // As shipped, with trust material and a /48 mesh prefix, end to end is
+    // on: C's mesh address goes into weft-e2e, C's transport address
+    // through the tunnel to B.
+    let e2e = m.routes(a)[&format!("{}/128", mesh_addr[c])].clone();
+    assert_eq!(e2e, "weft-e2e", "A's route to C's mesh address is not end to end");
+    let transport = |i: usize| -> String {
+        let st = m.status(i);
+        st["end_to_end"]["transport_address"]
+            .as_str()
+            .unwrap_or_else(|| panic!("node {i}: {st:#}"))
+            .to_string()
+    };
+    let through_b = m.routes(a)[&format!("{}/128", transport(c))].clone();
+    assert!(
+        through_b.starts_with("weft") && through_b != e2e,
+        "A's route to C is not through a tunnel: {through_b}"
+    );
     Net::wait_until(Duration::from_secs(15), || m.net.ping_from(a, &mesh_addr[a], &mesh_addr[c]))
         .unwrap_or_else(|| panic!("A cannot ping C through B\n{}", m.log_tail(b, 30)));
     // Forwarding was off; weft turned IPv6 on and left IPv4 alone (this
@@ -357,7 +372,7 @@ fn shipped_config_and_firewall_on_plain_hosts() {
     assert_eq!(refused, Some(true), "Babel to B's raw link-local {raw_ll} was not refused");
     assert!(counter(&m.net, b, "babel_refused_mesh") > before, "B's mesh zone did not count the refusal");
     let tunnel = through_b;
-    let b_tunnel_ll = m.net.ip_json(a, &["route", "get", &mesh_addr[b]]);
+    let b_tunnel_ll = m.net.ip_json(a, &["route", "get", &transport(b)]);
     let gw: Ipv6Addr =
         b_tunnel_ll[0]["gateway"].as_str().expect("a route to B via a gateway").parse().unwrap();
     let inside = babel_refused(&m.net, a, SocketAddrV6::new(gw, 6696, 0, ifindex(a, &tunnel)));

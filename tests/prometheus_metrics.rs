@@ -150,7 +150,7 @@ fn metrics_parse_and_agree_with_the_daemon() {
     let installed = routes["routes"].as_array().unwrap().iter().filter(|r| r["installed"] == true).count();
     assert!(installed >= 1);
     assert_eq!(value(&s, "weft_routes", &[("state", "installed")]), installed as f64);
-    assert_eq!(value(&s, "weft_routes", &[("state", "local")]), 1.0, "our own mesh /128");
+    assert_eq!(value(&s, "weft_routes", &[("state", "local")]), 2.0, "our own mesh and transport /128s");
     assert_eq!(value(&s, "weft_nodes", &[("state", "valid")]), 2.0);
     for state in ["expired", "not_yet_valid", "revoked", "untrusted"] {
         assert_eq!(value(&s, "weft_nodes", &[("state", state)]), 0.0, "{state}");

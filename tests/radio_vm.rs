@@ -128,6 +128,7 @@ fn make_node(dir: &Path, ca: &Path, ca_pub: &str, tag: &str) -> String {
          \tlist ca_public_key '{ca_pub}'\n\
          \toption mesh_prefix '{MESH_PREFIX}'\n\
          \toption wireguard_backend 'kernel'\n\
+         \toption end_to_end '0'\n\
          config interface 'mesh'\n\
          \toption ifname 'mesh0'\n\
          \toption type 'wireless'\n\

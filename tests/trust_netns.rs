@@ -423,6 +423,9 @@ fn rogues_on_a_shared_segment_get_nothing_and_a_revoked_node_is_cut_off() {
         };
         let mut conf = NodeConf::new(&ca, &ids[i], &cred, &[SEG]);
         conf.announces = vec![prefix];
+        // Per hop: this test follows which tunnel each route takes (end to
+        // end is tested in tests/e2e_netns.rs and the tests around this one).
+        conf.main_extra.push("option end_to_end '0'".into());
         if rogues.contains(&i) {
             // Rogues accept both CAs: they try as hard as they can.
             conf.ca_keys.push(other_ca.public.clone());
@@ -745,11 +748,15 @@ fn static_peers_over_a_routed_internet(v6: bool) {
     let t0 = Instant::now();
     m.start(a);
     m.start(b);
+    // End to end (on by default): the other site's transport address
+    // through the static tunnel, its prefix and mesh address into weft-e2e.
     let through_tunnel = |i: usize, other_key: &str| {
         let tunnel = format!("{}-s0", tunnel_prefix(other_key));
         let r = m.routes(i);
         let other = if i == a { b } else { a };
-        [v4_prefix(other), format!("{}/128", mesh[&other])].iter().all(|p| r.get(p) == Some(&tunnel))
+        let e2e = "weft-e2e".to_string();
+        r.get(&format!("{}/128", m.transport_address(other))) == Some(&tunnel)
+            && [v4_prefix(other), format!("{}/128", mesh[&other])].iter().all(|p| r.get(p) == Some(&e2e))
     };
     await_or_fail(&m, CONVERGE, "each site routes to the other through its static tunnel", &[a, b], || {
         through_tunnel(a, &ids[1].public) && through_tunnel(b, &ids[0].public)
@@ -981,10 +988,13 @@ fn a_router_at_1970_in_the_middle_of_a_line_joins_and_an_expired_credential_stay
     let clock = m.status(b)["trust"]["clock"].clone();
     assert_eq!(clock["state"], "unsynchronised", "b's clock: {clock:#}");
     assert!(clock["wall"].as_str().is_some_and(|w| w.starts_with("1970-")), "b's clock: {clock:#}");
+    // End to end (on by default): the transport address through b's
+    // tunnel, the mesh address into weft-e2e.
     let through_b = |from: usize, to: usize| {
-        m.routes(from)
-            .get(&format!("{}/128", mesh[&to]))
+        let r = m.routes(from);
+        r.get(&format!("{}/128", m.transport_address(to)))
             .is_some_and(|d| tunnels_to(&m, from, &ids[b].public).contains(d))
+            && r.get(&format!("{}/128", mesh[&to])).is_some_and(|d| d == "weft-e2e")
     };
     await_or_fail(&m, CONVERGE, "a and c route to each other through b (clock at 1970)", &[a, b, c], || {
         through_b(a, c) && through_b(c, a)

@@ -159,9 +159,9 @@ fn make_node(
     if let Some(p) = extra_announce {
         config.push_str(&format!("config announce\n\toption prefix '{p}'\n"));
     }
-    if e2e {
-        config = config.replacen("config weft 'main'\n", "config weft 'main'\n\toption end_to_end '1'\n", 1);
-    }
+    // Explicit both ways: the per-hop run checks routes via the tunnel.
+    let e2e_line = format!("config weft 'main'\n\toption end_to_end '{}'\n", u8::from(e2e));
+    config = config.replacen("config weft 'main'\n", &e2e_line, 1);
     let config_file = d.join("weft.config");
     std::fs::write(&config_file, config).unwrap();
     let check =

@@ -142,8 +142,8 @@ pub struct MainConfig {
     /// over tunnels from an origin whose credential carries a signing key
     /// are used only as that origin's verified announcement set allows.
     pub origin_signatures: bool,
-    /// `end_to_end` (bool, default 0 for now; needs trust material and a
-    /// mesh prefix of /63 or shorter): traffic to other nodes'
+    /// `end_to_end` (bool; default: on when trust material and a mesh
+    /// prefix of /63 or shorter are configured): traffic to other nodes'
     /// addresses and granted prefixes goes through the end-to-end WireGuard
     /// interface `weft-e2e`, encrypted to the destination node's key, so
     /// that relays see only ciphertext. `None`: not set (the default rule).
@@ -203,11 +203,11 @@ impl MainConfig {
 }
 
 impl Config {
-    /// Whether end to end is on: only when set, for now (see
-    /// docs/design/END-TO-END.md: on by default once it holds under every
-    /// condition the per-hop mesh is tested in).
+    /// Whether end to end is on: as set, or by default when there is trust
+    /// material and a mesh prefix with room for transport addresses.
     pub fn end_to_end(&self) -> bool {
-        self.main.end_to_end.unwrap_or(false)
+        let room = self.main.mesh_prefix.is_some_and(|p| p.len() < 64);
+        self.main.end_to_end.unwrap_or(room && self.trust.has_trust_material())
     }
 }
 

@@ -414,6 +414,15 @@ impl Mesh {
             .collect()
     }
 
+    /// Node `i`'s transport address (end to end; from `weft status`).
+    pub fn transport_address(&self, i: usize) -> String {
+        let st = self.status(i);
+        st["end_to_end"]["transport_address"]
+            .as_str()
+            .unwrap_or_else(|| panic!("node {i} has no transport address (end to end off?): {st:#}"))
+            .to_string()
+    }
+
     /// Node `i`'s mesh address (from `weft status`).
     pub fn mesh_address(&self, i: usize) -> String {
         self.status(i)["trust"]["mesh_address"].as_str().expect("mesh_address in status").to_string()
