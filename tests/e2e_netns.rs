@@ -109,25 +109,18 @@ fn await_or_fail(m: &Mesh, timeout: Duration, what: &str, nodes: &[usize], cond:
 
 /// Pings with the marker from n0 to n2 (mesh address and IPv4 grant) until
 /// five of each got through; returns the captures of n0 and n1.
-fn marked_pings(l: &Line) -> (Vec<u8>, Vec<u8>) {
+fn marked_pings(l: &Line, within: Duration) -> (Vec<u8>, Vec<u8>) {
     let (m, mesh) = (&l.m, &l.mesh);
     let relay = capture_all(&m.net, 1, "relay");
     let sender = capture_all(&m.net, 0, "sender");
     for (src, dst) in [(mesh[0].clone(), mesh[2].clone()), (v4_host(0), v4_host(2))] {
         let family = if dst.contains(':') { "-6" } else { "-4" };
         let mut ok = 0;
-        await_or_fail(
-            m,
-            Duration::from_secs(20),
-            &format!("5 marked pings {src} -> {dst}"),
-            &[0, 1, 2],
-            || {
-                let out =
-                    m.net.exec(0, &["ping", family, "-c", "1", "-W", "1", "-p", MARKER, "-I", &src, &dst]);
-                ok += usize::from(out.status.success());
-                ok >= 5
-            },
-        );
+        await_or_fail(m, within, &format!("5 marked pings {src} -> {dst}"), &[0, 1, 2], || {
+            let out = m.net.exec(0, &["ping", family, "-c", "1", "-W", "1", "-p", MARKER, "-I", &src, &dst]);
+            ok += usize::from(out.status.success());
+            ok >= 5
+        });
     }
     (sender.stop(), relay.stop())
 }
@@ -147,7 +140,7 @@ fn a_relay_sees_only_ciphertext_end_to_end() {
         r.get(&format!("{}/128", l.mesh[2])).is_some_and(|d| d == "weft-e2e")
             && r.get(&v4_prefix(2)).is_some_and(|d| d == "weft-e2e")
     });
-    let (sender, relay) = marked_pings(&l);
+    let (sender, relay) = marked_pings(&l, Duration::from_secs(20));
     let marker = marker_bytes();
     let seen_by_sender = contains(&sender, &marker);
     assert!(
@@ -164,6 +157,38 @@ fn a_relay_sees_only_ciphertext_end_to_end() {
     assert!(tp.contains("fd42:77:1:ffff::/64"), "no unreachable transport prefix on n0: {tp}");
 }
 
+/// The same line with 15 % of the relay's raw-link traffic lost, both ways
+/// (every WireGuard datagram in and out of n1, hence Babel, handshakes and
+/// the pings alike): the peers still form, the pings get through end to end,
+/// and the relay still sees no marker.
+#[test]
+fn end_to_end_holds_on_lossy_links() {
+    require_mesh_tools!();
+    let l = line(true);
+    let m = &l.m;
+    for peer in [0, 2] {
+        let dev = m.net.dev(1, peer);
+        m.net.nft(
+            1,
+            &format!(
+                "table inet e2eloss_{dev} {{\n chain in_c {{ type filter hook input priority -5; iifname \"{dev}\" numgen random mod 100 < 15 drop; }}\n chain out_c {{ type filter hook output priority -5; oifname \"{dev}\" numgen random mod 100 < 15 drop; }}\n}}\n"
+            ),
+        );
+    }
+    await_or_fail(
+        m,
+        Duration::from_secs(60),
+        "n0 and n2 have each other as end-to-end peer",
+        &[0, 1, 2],
+        || [0, 2].iter().all(|&i| m.status(i)["end_to_end"]["peers"].as_u64() >= Some(1)),
+    );
+    let t = std::time::Instant::now();
+    let (sender, relay) = marked_pings(&l, Duration::from_secs(90));
+    eprintln!("10 marked pings through 15 % loss took {:?}", t.elapsed());
+    assert!(contains(&sender, &marker_bytes()) >= 10, "the sender's capture holds the marker");
+    assert_eq!(contains(&relay, &marker_bytes()), 0, "the relay saw the marker in clear");
+}
+
 #[test]
 fn without_end_to_end_the_relay_reads_the_traffic() {
     require_mesh_tools!();
@@ -175,7 +200,7 @@ fn without_end_to_end_the_relay_reads_the_traffic() {
             && r.contains_key(&v4_prefix(2))
     });
     assert!(m.status(0)["end_to_end"].is_null(), "end to end is off");
-    let (_, relay) = marked_pings(&l);
+    let (_, relay) = marked_pings(&l, Duration::from_secs(20));
     assert!(
         contains(&relay, &marker_bytes()) >= 10,
         "per hop only, the relay decrypts and must see the marker: the capture works"
