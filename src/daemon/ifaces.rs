@@ -12,7 +12,9 @@ use crate::kernel::{IfAddr, LinkInfo};
 #[derive(Debug, Default, Clone)]
 pub struct KernelView {
     pub links: BTreeMap<IfIndex, LinkInfo>,
-    pub addrs: BTreeMap<IfIndex, Vec<IfAddr>>,
+    /// Every address, in the order they came (a Vec: one map type fewer
+    /// on a router's flash; a router has a few dozen addresses).
+    pub addrs: Vec<IfAddr>,
 }
 
 impl KernelView {
@@ -24,9 +26,8 @@ impl KernelView {
     /// is stable when there are several.
     pub fn link_local(&self, ifindex: IfIndex) -> Option<Ipv6Addr> {
         self.addrs
-            .get(&ifindex)?
             .iter()
-            .filter(|a| a.is_link_local_v6())
+            .filter(|a| a.ifindex == ifindex && a.is_link_local_v6())
             .filter_map(|a| match a.addr {
                 IpAddr::V6(v) => Some(v),
                 IpAddr::V4(_) => None,
@@ -38,10 +39,8 @@ impl KernelView {
     pub fn link_locals(&self, ifindex: IfIndex) -> Vec<Ipv6Addr> {
         let mut v: Vec<Ipv6Addr> = self
             .addrs
-            .get(&ifindex)
-            .into_iter()
-            .flatten()
-            .filter(|a| a.is_link_local_v6())
+            .iter()
+            .filter(|a| a.ifindex == ifindex && a.is_link_local_v6())
             .filter_map(|a| match a.addr {
                 IpAddr::V6(v) => Some(v),
                 IpAddr::V4(_) => None,
@@ -53,8 +52,8 @@ impl KernelView {
 
     pub fn ipv4(&self, ifindex: IfIndex) -> Option<Ipv4Addr> {
         self.addrs
-            .get(&ifindex)?
             .iter()
+            .filter(|a| a.ifindex == ifindex)
             .filter_map(|a| match a.addr {
                 IpAddr::V4(v) if !v.is_loopback() => Some(v),
                 _ => None,
@@ -70,19 +69,14 @@ impl KernelView {
             }
             LinkRemoved(l) => {
                 self.links.remove(&l.ifindex);
-                self.addrs.remove(&l.ifindex);
+                self.addrs.retain(|a| a.ifindex != l.ifindex);
             }
             AddressAdded(a) => {
-                let v = self.addrs.entry(a.ifindex).or_default();
-                if !v.contains(a) {
-                    v.push(*a);
+                if !self.addrs.contains(a) {
+                    self.addrs.push(*a);
                 }
             }
-            AddressRemoved(a) => {
-                if let Some(v) = self.addrs.get_mut(&a.ifindex) {
-                    v.retain(|x| x != a);
-                }
-            }
+            AddressRemoved(a) => self.addrs.retain(|x| x != a),
         }
     }
 }

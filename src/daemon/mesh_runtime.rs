@@ -260,8 +260,7 @@ impl MeshRuntime {
             self.core.identity().credential.as_ref().map(|c| c.body().prefixes.clone()).unwrap_or_default();
         let local_v4: Vec<std::net::Ipv4Addr> = kernel
             .addrs
-            .values()
-            .flatten()
+            .iter()
             .filter_map(|a| match a.addr {
                 IpAddr::V4(v) => Some(v),
                 IpAddr::V6(_) => None,

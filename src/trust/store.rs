@@ -2,7 +2,6 @@
 //! trusts, and the verdicts it reaches with them. Pure: time is an argument
 //! (Unix seconds), and a verdict tells when it next needs re-checking.
 
-use std::collections::BTreeMap;
 use std::fmt;
 use std::net::Ipv6Addr;
 
@@ -223,12 +222,51 @@ pub enum RevocationUpdate {
     Unchanged,
 }
 
+/// A few entries, sorted by key, searched linearly: each `BTreeMap` key and
+/// value type costs kilobytes of flash on a router, and a store holds a CA
+/// or two and at most some dozens of allow-listed keys.
+#[derive(Clone, Debug)]
+struct SmallMap<K, V>(Vec<(K, V)>);
+
+impl<K, V> Default for SmallMap<K, V> {
+    fn default() -> Self {
+        SmallMap(Vec::new())
+    }
+}
+
+impl<K: Ord, V> SmallMap<K, V> {
+    fn get(&self, k: &K) -> Option<&V> {
+        self.0.iter().find(|(x, _)| x == k).map(|(_, v)| v)
+    }
+
+    fn insert(&mut self, k: K, v: V) {
+        match self.0.iter().position(|(x, _)| *x >= k) {
+            Some(i) if self.0[i].0 == k => self.0[i].1 = v,
+            Some(i) => self.0.insert(i, (k, v)),
+            None => self.0.push((k, v)),
+        }
+    }
+
+    fn remove(&mut self, k: &K) -> Option<V> {
+        let i = self.0.iter().position(|(x, _)| x == k)?;
+        Some(self.0.remove(i).1)
+    }
+
+    fn iter(&self) -> impl Iterator<Item = (&K, &V)> {
+        self.0.iter().map(|(k, v)| (k, v))
+    }
+
+    fn values(&self) -> impl Iterator<Item = &V> {
+        self.0.iter().map(|(_, v)| v)
+    }
+}
+
 /// CA keys, allow-listed keys, revocation lists and the mesh prefix.
 #[derive(Clone, Debug, Default)]
 pub struct TrustStore {
-    cas: BTreeMap<CaKeyId, CaPublicKey>,
-    allowed: BTreeMap<PublicKey, AllowEntry>,
-    revocations: BTreeMap<CaKeyId, RevocationList>,
+    cas: SmallMap<CaKeyId, CaPublicKey>,
+    allowed: SmallMap<PublicKey, AllowEntry>,
+    revocations: SmallMap<CaKeyId, RevocationList>,
     mesh_prefix: Option<MeshPrefix>,
 }
 
