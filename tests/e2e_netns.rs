@@ -151,6 +151,19 @@ fn a_relay_sees_only_ciphertext_end_to_end() {
     // The relay forwarded the traffic (it is the only path): as ciphertext.
     let st = m.status(0);
     assert_eq!(st["end_to_end"]["state"], "up", "{}", st["end_to_end"]);
+    // `weft nodes`: each other node's end-to-end peer endpoint, [T]:6699.
+    let nodes = m.query(0, "nodes");
+    let with_peer = nodes["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|n| {
+            n["end_to_end"]
+                .as_str()
+                .is_some_and(|e| e.starts_with("[fd42:77:1:ffff:") && e.ends_with("]:6699"))
+        })
+        .count();
+    assert_eq!(with_peer, 2, "{nodes:#}");
     // The transport prefix is held unreachable; transport addresses go hop by hop.
     let tp = m.net.exec_ok(0, &["ip", "-6", "route", "show", "type", "unreachable", "proto", "all"]);
     let tp = String::from_utf8_lossy(&tp.stdout);

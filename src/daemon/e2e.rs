@@ -3,17 +3,19 @@
 //! keeps its peers equal to the core's plan ([`crate::mesh::e2e`]), and
 //! tells the kernel-route layer which prefixes go into it.
 
-use std::net::{IpAddr, Ipv6Addr};
+use std::net::Ipv6Addr;
 
 use log::{info, warn};
 use serde_json::{json, Value};
 
-use crate::babel::{Prefix, Time};
+use crate::babel::{Prefix, RouterId, Time};
 use crate::mesh::e2e::{Plan, Sources, Steer, INTERFACE};
 use crate::wg::model::{AllowedIp, DeviceConfig, Key, PeerConfig, PrivateKey};
 
 /// A failed create is tried again this much later.
 const RETRY_MS: u64 = 30_000;
+/// A peer whose transport route vanished is kept this long.
+pub const GRACE_MS: u64 = 300_000;
 
 /// The MTU of `weft-e2e` when not configured: a 1500-byte link minus two
 /// WireGuard encapsulations over IPv6 (80 bytes each).
@@ -34,6 +36,8 @@ pub struct E2eDevice {
     plan: Plan,
     pub syncs: u64,
     pub sync_errors: u64,
+    /// When each origin's transport address was last seen routed.
+    seen: Vec<(RouterId, Time)>,
 }
 
 /// What the kernel-route layer needs to steer prefixes.
@@ -75,6 +79,7 @@ impl E2eDevice {
             plan: Plan::default(),
             syncs: 0,
             sync_errors: 0,
+            seen: Vec::new(),
         }
     }
 
@@ -151,8 +156,22 @@ impl E2eDevice {
         self.retry_at = now.plus_ms(RETRY_MS);
     }
 
-    /// Takes a new plan; true if the device's peers must change.
-    pub fn set_plan(&mut self, plan: Plan) -> bool {
+    /// Origins whose transport address was routed within [`GRACE_MS`]:
+    /// their peers survive a short flap of that route (a new peer would
+    /// start without a session, and the first packet waits for a handshake).
+    pub fn grace(&mut self, now: Time) -> Vec<RouterId> {
+        self.seen.retain(|(_, t)| now.since(*t) < GRACE_MS);
+        self.seen.iter().map(|(r, _)| *r).collect()
+    }
+
+    /// Takes a new plan made at `now`; true if the device's peers must change.
+    pub fn set_plan(&mut self, plan: Plan, now: Time) -> bool {
+        for rid in &plan.routed {
+            match self.seen.iter_mut().find(|(r, _)| r == rid) {
+                Some(e) => e.1 = now,
+                None => self.seen.push((*rid, now)),
+            }
+        }
         let changed = plan.peers != self.applied.peers;
         self.plan = plan;
         changed && self.created
@@ -199,8 +218,8 @@ impl E2eDevice {
         })
     }
 
-    /// Each peer, for `weft nodes`: router-id → endpoint.
-    pub fn peer_endpoint(&self, rid: &crate::babel::RouterId) -> Option<IpAddr> {
-        self.plan.peers.iter().find(|p| p.router_id == *rid).map(|p| p.endpoint.ip())
+    /// A node's end-to-end peer endpoint, for `weft nodes`.
+    pub fn peer_endpoint(&self, rid: &str) -> Option<String> {
+        self.plan.peers.iter().find(|p| p.router_id.to_string() == rid).map(|p| p.endpoint.to_string())
     }
 }

@@ -245,15 +245,21 @@ impl MeshRuntime {
     /// The end-to-end plan for the engine's selected routes, applied to
     /// `weft-e2e`; what the kernel routes should steer (`None`: end to end
     /// is off).
-    pub async fn e2e_update(&mut self, engine: &Engine, kernel: &KernelView) -> Option<E2eRouting> {
+    pub async fn e2e_update(
+        &mut self,
+        engine: &Engine,
+        kernel: &KernelView,
+        now: Time,
+    ) -> Option<E2eRouting> {
         let dev = self.e2e.as_mut()?;
         let selected: Vec<(Prefix, RouterId)> = engine
             .installed_routes()
             .iter()
             .filter_map(|r| engine.selected_origin(&r.prefix).map(|(rid, _)| (r.prefix, rid)))
             .collect();
-        let plan = self.core.e2e_plan(&selected, dev.max_peers)?;
-        if dev.set_plan(plan) {
+        let grace = dev.grace(now);
+        let plan = self.core.e2e_plan(&selected, dev.max_peers, &grace)?;
+        if dev.set_plan(plan, now) {
             self.e2e_sync().await;
         }
         let grants: Vec<Prefix> =
@@ -700,7 +706,15 @@ impl MeshRuntime {
     }
 
     pub fn nodes(&self) -> Value {
-        self.core.nodes()
+        let mut v = self.core.nodes();
+        if let (Some(dev), Some(list)) = (&self.e2e, v["nodes"].as_array_mut()) {
+            for n in list {
+                // Our end-to-end peer for this node: its [T]:port, or null.
+                let ep = n["router_id"].as_str().and_then(|r| dev.peer_endpoint(r));
+                n["end_to_end"] = ep.into();
+            }
+        }
+        v
     }
 
     /// Removes every tunnel (clean stop).

@@ -408,7 +408,8 @@ impl<F: Fib, M: LinkMonitor, S: BabelIo> Daemon<F, M, S> {
             return;
         }
         let Some(m) = self.mesh.as_mut() else { return };
-        let routing = m.e2e_update(&self.engine, &self.kernel).await;
+        let now = Time(self.start.elapsed().as_millis() as u64);
+        let routing = m.e2e_update(&self.engine, &self.kernel, now).await;
         if !self.routes.e2e_is(&routing) {
             self.routes.set_e2e(routing, &self.engine.fib_routes());
         }

@@ -69,6 +69,8 @@ pub struct Plan {
     pub unreachable: Vec<Prefix>,
     /// Origins that speak end to end but got no peer because of the cap.
     pub over_peer_limit: usize,
+    /// Origins whose transport address is routed now (sorted).
+    pub routed: Vec<RouterId>,
 }
 
 impl Plan {
@@ -99,6 +101,9 @@ pub struct Inputs<'a> {
     /// Verified announcement sets, sorted by router-id.
     pub records: &'a [OriginRecord],
     pub max_peers: usize,
+    /// Origins whose transport address was routed a short while ago: they
+    /// keep their peer (and its session) through a short flap.
+    pub grace: &'a [RouterId],
 }
 
 pub fn plan(inp: &Inputs<'_>) -> Plan {
@@ -119,6 +124,13 @@ pub fn plan(inp: &Inputs<'_>) -> Plan {
         }
     }
     let mut out = Plan::default();
+    for (k, r) in routed.iter_mut().enumerate() {
+        if *r {
+            out.routed.push(recs[k].router_id);
+        } else if capable[k].is_some() && inp.grace.contains(&recs[k].router_id) {
+            *r = true;
+        }
+    }
     let mut peer_of: Vec<Option<usize>> = vec![None; recs.len()];
     for (k, c) in capable.iter().enumerate() {
         let Some((key, t, port)) = *c else { continue };
@@ -239,6 +251,7 @@ mod tests {
             nodes: &nodes,
             records,
             max_peers,
+            grace: &[],
         })
     }
 
@@ -267,6 +280,30 @@ mod tests {
         let plan = run(&sel, &[record(2, Some(6699))], 10);
         assert!(plan.peers.is_empty());
         assert_eq!(plan.steer(&p("10.2.0.0/24")), Some(Steer::Unreachable), "never in clear through relays");
+    }
+
+    #[test]
+    fn a_short_flap_of_the_transport_route_keeps_the_peer() {
+        let sel: Vec<_> = routes_of(2).into_iter().filter(|(q, _)| !p(TP).contains(q)).collect();
+        let nodes: BTreeMap<RouterId, VerifiedNode> = [(RouterId([2; 8]), node(2))].into_iter().collect();
+        let recs = [record(2, Some(6699))];
+        let inp = |grace| Inputs {
+            own: RouterId([1; 8]),
+            transport_prefix: p(TP),
+            selected: &sel,
+            nodes: &nodes,
+            records: &recs,
+            max_peers: 10,
+            grace,
+        };
+        let kept = plan(&inp(&[RouterId([2; 8])]));
+        assert_eq!(kept.peers.len(), 1, "T routed a moment ago: the peer and its session stay");
+        assert!(kept.routed.is_empty(), "but it is not routed now");
+        assert_eq!(plan(&inp(&[])).peers.len(), 0);
+        // Grace never revives a node that is no longer valid.
+        let none = BTreeMap::new();
+        let gone = plan(&Inputs { nodes: &none, ..inp(&[RouterId([2; 8])]) });
+        assert!(gone.peers.is_empty());
     }
 
     #[test]

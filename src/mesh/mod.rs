@@ -446,7 +446,12 @@ impl MeshCore {
 
     /// The end-to-end plan for these selected routes (see [`e2e`]), when we
     /// speak end to end.
-    pub fn e2e_plan(&self, selected: &[(Prefix, RouterId)], max_peers: usize) -> Option<e2e::Plan> {
+    pub fn e2e_plan(
+        &self,
+        selected: &[(Prefix, RouterId)],
+        max_peers: usize,
+        grace: &[RouterId],
+    ) -> Option<e2e::Plan> {
         self.e2e_port?;
         let records = self.origins.records();
         Some(e2e::plan(&e2e::Inputs {
@@ -456,6 +461,7 @@ impl MeshCore {
             nodes: self.filter.grants(),
             records: &records,
             max_peers,
+            grace,
         }))
     }
 
