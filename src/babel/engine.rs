@@ -1313,6 +1313,11 @@ impl Engine {
             (_, Some(IpAddr::V6(a)), _) => IpAddr::V6(a),
             _ => IpAddr::V6(src),
         };
+        // A Next Hop TLV of :: or 0.0.0.0 names no neighbour (and the FIB
+        // would take it for a route straight into the interface).
+        if next_hop.is_unspecified() && !u.is_retraction() {
+            return;
+        }
         if let (Some(f), false) = (&self.filter, u.is_retraction()) {
             let query = RouteQuery {
                 prefix: u.prefix,

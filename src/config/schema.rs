@@ -920,6 +920,17 @@ fn read_main(
         }
     }
 
+    if let Some((port, line)) = f.get("end_to_end_port", parse_port)? {
+        let clash = u32::from(port) >= u32::from(listen_port)
+            && u32::from(port) < u32::from(listen_port) + u32::from(listen_port_range);
+        if clash || port == crate::link::wire::DISCOVERY_PORT {
+            return Err(f.conflict(
+                line,
+                format!("end_to_end_port {port} is one of the tunnels' listen ports or the discovery port"),
+            ));
+        }
+    }
+
     let main = MainConfig {
         enabled: f.value("enabled", parse_bool)?.unwrap_or(true),
         protocol,

@@ -177,29 +177,31 @@ impl E2eDevice {
         changed && self.created
     }
 
-    /// How the kernel routes should steer, given the device's index (from
-    /// the link monitor). Without the device every end-to-end prefix is
-    /// unreachable: never sent in clear through relays.
-    pub fn routing(&self, ifindex: Option<u32>, sources: Sources) -> E2eRouting {
-        let up = self.created && ifindex.is_some();
-        // Only what the device really has (a sync may have failed).
-        let mut on_device: Vec<Prefix> =
-            self.applied.peers.iter().flat_map(|p| p.allowed.iter().copied()).collect();
-        on_device.sort();
-        let (e2e, down): (Vec<Prefix>, Vec<Prefix>) =
-            self.plan.e2e.iter().copied().partition(|p| up && on_device.binary_search(p).is_ok());
+    /// How the kernel routes should steer, given the device's index and
+    /// whether it is up (from the link monitor). Without the device every
+    /// end-to-end prefix is unreachable: never sent in clear through relays.
+    pub fn routing(&self, link: Option<(u32, bool)>, sources: Sources) -> E2eRouting {
+        // Down, the kernel has dropped the interface's routes: unreachable
+        // until it is up again (never the covering route of some other path).
+        let up = self.created && link.is_some_and(|(_, up)| up);
+        let mut e2e = Vec::new();
         let mut unreachable = self.plan.unreachable.clone();
-        if !down.is_empty() {
-            unreachable.extend(down);
-            unreachable.sort();
+        for peer in &self.plan.peers {
+            // Only what the device really holds for this very peer (a sync
+            // may have failed after a prefix moved between peers).
+            let held = self.applied.peers.iter().find(|a| a.public_key == peer.public_key);
+            for p in &peer.allowed {
+                if up && held.is_some_and(|a| a.allowed.binary_search(p).is_ok()) {
+                    e2e.push(*p);
+                } else {
+                    unreachable.push(*p);
+                }
+            }
         }
-        E2eRouting {
-            ifindex: ifindex.unwrap_or(0),
-            sources,
-            transport_prefix: self.transport_prefix,
-            e2e,
-            unreachable,
-        }
+        e2e.sort();
+        unreachable.sort();
+        let ifindex = link.map_or(0, |(i, _)| i);
+        E2eRouting { ifindex, sources, transport_prefix: self.transport_prefix, e2e, unreachable }
     }
 
     pub fn status(&self) -> Value {

@@ -260,7 +260,7 @@ impl MeshRuntime {
         let grace = dev.grace(now);
         let plan = self.core.e2e_plan(&selected, dev.max_peers, &grace)?;
         if dev.set_plan(plan, now) {
-            self.e2e_sync().await;
+            self.e2e_sync(now).await;
         }
         let grants: Vec<Prefix> =
             self.core.identity().credential.as_ref().map(|c| c.body().prefixes.clone()).unwrap_or_default();
@@ -273,8 +273,8 @@ impl MeshRuntime {
             })
             .collect();
         let sources = crate::mesh::e2e::own_sources(self.core.mesh_address(), &grants, &local_v4);
-        let ifindex = kernel.by_name(crate::mesh::e2e::INTERFACE).map(|l| l.ifindex);
-        self.e2e.as_ref().map(|d| d.routing(ifindex, sources))
+        let link = kernel.by_name(crate::mesh::e2e::INTERFACE).map(|l| (l.ifindex, l.admin_up));
+        self.e2e.as_ref().map(|d| d.routing(link, sources))
     }
 
     /// Creates `weft-e2e` if it is due (at start, 30 s after a failure);
@@ -300,17 +300,21 @@ impl MeshRuntime {
     }
 
     /// Brings `weft-e2e`'s peers to the plan.
-    async fn e2e_sync(&mut self) {
+    async fn e2e_sync(&mut self, now: Time) {
         let Some(desired) = self.e2e.as_ref().filter(|d| d.is_created()).map(|d| d.desired(self.private))
         else {
             return;
         };
-        let r = self.device(crate::mesh::e2e::INTERFACE, None, &desired).await;
-        if let Err(e) = &r {
-            warn!("end to end: {e}");
-        }
+        let name = crate::mesh::e2e::INTERFACE;
+        let r = self.device(name, None, &desired).await;
         if let Some(d) = self.e2e.as_mut() {
             d.synced(r.is_ok());
+            if let Err(e) = r {
+                // Gone (wireguard-go killed, `ip link del`) or refusing: made
+                // again from scratch 30 s later; said once, not per event.
+                d.fail(format!("{name}: {e}"), now);
+                let _ = self.wg.delete_interface(name).await;
+            }
         }
     }
 
@@ -508,7 +512,7 @@ impl MeshRuntime {
             // weft-e2e created late after a failure; its peers and endpoints
             // put back (WireGuard roams an endpoint to wherever a packet came from).
             if self.e2e_ensure(now).await {
-                self.e2e_sync().await;
+                self.e2e_sync(now).await;
             }
         }
         self.reconcile_statics(now, cfg, false);
@@ -724,7 +728,8 @@ impl MeshRuntime {
             let _ = self.wg.delete_interface(&name).await;
         }
         self.tunnels.clear();
-        if self.e2e.as_ref().is_some_and(|d| d.is_created()) {
+        if self.e2e.is_some() {
+            // Whatever state it is in (also a half-made one after a failure).
             let _ = self.wg.delete_interface(crate::mesh::e2e::INTERFACE).await;
         }
     }

@@ -60,6 +60,8 @@ pub struct Daemon<F: Fib, M: LinkMonitor, S: BabelIo> {
     announced: BTreeMap<Prefix, Metric>,
     /// The end-to-end plan may be out of date (see `update_e2e`).
     e2e_dirty: bool,
+    /// The next periodic recomputation of the plan.
+    e2e_due: Time,
     /// The engine's FIB operations on their way to the kernel (what is
     /// installed is the engine's to say).
     routes: KernelRoutes,
@@ -154,6 +156,7 @@ impl<F: Fib, M: LinkMonitor, S: BabelIo> Daemon<F, M, S> {
             active: BTreeMap::new(),
             announced: BTreeMap::new(),
             e2e_dirty: true,
+            e2e_due: Time(0),
             routes,
             start: Instant::now(),
             saved_seqno: SeqNo(state.seqno.0.wrapping_sub(1)),
@@ -404,11 +407,15 @@ impl<F: Fib, M: LinkMonitor, S: BabelIo> Daemon<F, M, S> {
     /// line with the selected routes and what the core verified, when
     /// either may have changed.
     async fn update_e2e(&mut self) {
-        if !std::mem::take(&mut self.e2e_dirty) {
+        // Also once a second whatever happened: a selected route can change
+        // origin without changing next hop (no FIB operation), and a peer's
+        // grace runs out with no event at all.
+        let now = Time(self.start.elapsed().as_millis() as u64);
+        if !std::mem::take(&mut self.e2e_dirty) && now < self.e2e_due {
             return;
         }
+        self.e2e_due = now.plus_ms(1000);
         let Some(m) = self.mesh.as_mut() else { return };
-        let now = Time(self.start.elapsed().as_millis() as u64);
         let routing = m.e2e_update(&self.engine, &self.kernel, now).await;
         if !self.routes.e2e_is(&routing) {
             self.routes.set_e2e(routing, &self.engine.fib_routes());
@@ -587,6 +594,14 @@ impl<F: Fib, M: LinkMonitor, S: BabelIo> Daemon<F, M, S> {
         self.publisher.reconfigure(&self.cfg.main);
         if old.main.origin_signatures != self.cfg.main.origin_signatures {
             warn!("origin_signatures changed: it takes effect when weft restarts");
+        }
+        let e2e = |m: &crate::config::MainConfig| {
+            (m.end_to_end, m.end_to_end_port, m.end_to_end_max_peers, m.end_to_end_mtu)
+        };
+        if e2e(&old.main) != e2e(&self.cfg.main)
+            || (self.cfg.end_to_end() && old.main.mesh_prefix != self.cfg.main.mesh_prefix)
+        {
+            warn!("end_to_end options or the mesh_prefix changed: end to end keeps the old ones until weft restarts");
         }
         if (old.main.table, old.main.protocol, old.main.kernel_priority)
             != (self.cfg.main.table, self.cfg.main.protocol, self.cfg.main.kernel_priority)

@@ -185,9 +185,22 @@ pub fn own_sources(
     grants: &[Prefix],
     local_v4: &[std::net::Ipv4Addr],
 ) -> Sources {
-    let v4 =
-        local_v4.iter().copied().find(|a| grants.iter().any(|g| g.is_ipv4() && g.contains_addr((*a).into())));
-    Sources { v6: mesh_address, v4 }
+    // Inside the most specific IPv4 grant that holds one of our addresses
+    // (never a /0: a gateway's default route is not an address range of
+    // its own), never loopback or link-local; the lowest, to be stable.
+    let mut best: Option<(u8, std::net::Ipv4Addr)> = None;
+    for a in local_v4.iter().filter(|a| !a.is_loopback() && !a.is_link_local() && !a.is_unspecified()) {
+        for g in grants.iter().filter(|g| g.is_ipv4() && g.len() > 0 && g.contains_addr((*a).into())) {
+            let better = match best {
+                None => true,
+                Some((len, b)) => g.len() > len || (g.len() == len && *a < b),
+            };
+            if better {
+                best = Some((g.len(), *a));
+            }
+        }
+    }
+    Sources { v6: mesh_address, v4: best.map(|(_, a)| a) }
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -377,5 +390,13 @@ mod tests {
         );
         assert_eq!(s.v4, Some("10.1.0.1".parse().unwrap()));
         assert_eq!(own_sources(None, &[], &["10.1.0.1".parse().unwrap()]).v4, None);
+        // A gateway granted 0.0.0.0/0 and a LAN: the LAN address, never lo's.
+        let gw = own_sources(
+            None,
+            &[p("0.0.0.0/0"), p("10.7.0.0/16")],
+            &["127.0.0.1".parse().unwrap(), "192.0.2.9".parse().unwrap(), "10.7.3.1".parse().unwrap()],
+        );
+        assert_eq!(gw.v4, Some("10.7.3.1".parse().unwrap()));
+        assert_eq!(own_sources(None, &[p("0.0.0.0/0")], &["127.0.0.1".parse().unwrap()]).v4, None);
     }
 }

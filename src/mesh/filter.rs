@@ -82,6 +82,17 @@ impl RouteFilter {
     /// The verdict on a route learned over a tunnel.
     pub fn judge(&self, prefix: &Prefix, origin: &RouterId) -> RouteVerdict {
         let v = judge(&self.grants, prefix, origin);
+        // A key-derived address belongs to its key's node: a covering grant
+        // (a gateway's ::/0) does not let another node announce it, or end
+        // to end would hand that node the owner's traffic.
+        if let (RouteVerdict::Allowed, Prefix::V6(a, 128)) = (v, prefix) {
+            let owned_by_other = self.grants.iter().any(|(rid, n)| {
+                rid != origin && (n.mesh_address == Some(*a) || n.transport_address == Some(*a))
+            });
+            if owned_by_other {
+                return RouteVerdict::NotGranted;
+            }
+        }
         match (v, self.transport) {
             // A transport address routed anywhere but to its own node would
             // carry end-to-end packets to whoever announced it.
@@ -119,7 +130,12 @@ impl RouteFilter {
     /// The engine's question.
     pub fn decide(&self, q: &RouteQuery) -> FilterVerdict {
         if !self.is_tunnel(q.ifindex) {
-            return FilterVerdict::Use;
+            // Plain Babel (babeld, BIRD) is not filtered, except inside the
+            // transport prefix, where only host routes (a weft node's T over
+            // a plain link) make sense: a /64 there would clash with the
+            // unreachable route the daemon holds for it.
+            let inside = self.transport.is_some_and(|tp| tp.contains(&q.prefix));
+            return if inside && q.prefix.len() != 128 { FilterVerdict::Refuse } else { FilterVerdict::Use };
         }
         match self.judge_signed(&q.prefix, &q.router_id, q.seqno) {
             RouteVerdict::Allowed => FilterVerdict::Use,
@@ -168,6 +184,31 @@ mod tests {
         // Covering TP is fine: the daemon's unreachable TP route wins by length.
         assert_eq!(f.judge(&p("fd42:77:1::/48"), &rid), RouteVerdict::Allowed);
         assert_eq!(f.judge(&p("fd42:77:1::2/128"), &rid), RouteVerdict::Allowed);
+        // Another node's key-derived /128 is not ours to announce, even
+        // under a covering grant.
+        let other = RouterId([3; 8]);
+        let mut gw = f.grants[&rid].clone();
+        gw.router_id = other;
+        gw.prefixes = vec![p("::/0")];
+        gw.mesh_address = Some("fd42:77:1::3".parse().unwrap());
+        gw.transport_address = Some("fd42:77:1:ffff::3".parse().unwrap());
+        let both = Arc::new([(rid, f.grants[&rid].clone()), (other, gw)].into_iter().collect());
+        let f2 =
+            RouteFilter::new(both, BTreeSet::new()).with_transport_prefix(Some(p("fd42:77:1:ffff::/64")));
+        assert_eq!(f2.judge(&p("fd42:77:1::2/128"), &other), RouteVerdict::NotGranted, "M of another");
+        assert_eq!(f2.judge(&p("fd42:77:1::3/128"), &other), RouteVerdict::Allowed, "its own M");
+        assert_eq!(f2.judge(&p("2001:db8::1/128"), &other), RouteVerdict::Allowed, "any other /128 of ::/0");
+        // From a plain interface: only host routes inside TP.
+        let q = |prefix: &str| RouteQuery {
+            prefix: p(prefix),
+            router_id: other,
+            seqno: crate::babel::SeqNo(1),
+            ifindex: 9,
+            neighbour: "fe80::9".parse().unwrap(),
+        };
+        assert_eq!(f2.decide(&q("fd42:77:1:ffff::/64")), crate::babel::FilterVerdict::Refuse);
+        assert_eq!(f2.decide(&q("fd42:77:1:ffff::9/128")), crate::babel::FilterVerdict::Use);
+        assert_eq!(f2.decide(&q("10.0.0.0/8")), crate::babel::FilterVerdict::Use);
         let off = RouteFilter::new(f.grants.clone(), BTreeSet::new());
         assert_eq!(off.judge(&p("fd42:77:1:ffff::3/128"), &rid), RouteVerdict::Allowed, "no TP, no rule");
     }

@@ -318,6 +318,10 @@ fn end_to_end_without_room_for_transport_addresses_is_a_conflict() {
     assert!(!c.end_to_end(), "a /64 mesh prefix turns the default off");
     let (c, _) = parse_str("config weft 'main'\n\toption mesh_prefix 'fd00:1::/48'\n\tlist trusted_key 'hSDwCYkwp1R0i33ctD73Wg2/Og0mOBr066SpjqqbTmo='\n", "t").unwrap();
     assert!(c.end_to_end(), "on by default with trust material and room");
+    for port in ["51820", "51899", "6698"] {
+        let e = fail(&format!("config weft 'main'\n\toption end_to_end_port '{port}'\n"));
+        assert!(e.to_string().contains("is one of the tunnels' listen ports or the discovery port"), "{e}");
+    }
     let (c, _) = parse_str("config weft 'main'\n\toption mesh_prefix 'fd00:1::/48'\n", "t").unwrap();
     assert!(!c.end_to_end(), "off without trust material");
 }
