@@ -170,6 +170,31 @@ fn a_relay_sees_only_ciphertext_end_to_end() {
     assert!(tp.contains("fd42:77:1:ffff::/64"), "no unreachable transport prefix on n0: {tp}");
 }
 
+/// `weft-e2e` taken down by hand: the kernel drops its routes, and the
+/// other nodes' addresses become unreachable (never reached through some
+/// covering route in clear); up again, end to end is back.
+#[test]
+fn weft_e2e_down_makes_node_addresses_unreachable_until_up() {
+    require_mesh_tools!();
+    let l = line(true);
+    let m = &l.m;
+    let m2 = format!("{}/128", l.mesh[2]);
+    await_or_fail(m, CONVERGE, "n0 routes n2 into weft-e2e", &[0, 1, 2], || {
+        m.routes(0).get(&m2).is_some_and(|d| d == "weft-e2e")
+    });
+    let unreachable = || {
+        let out = m.net.exec_ok(0, &["ip", "-6", "route", "show", "type", "unreachable", "proto", "119"]);
+        String::from_utf8_lossy(&out.stdout).contains(&l.mesh[2])
+    };
+    m.net.exec_ok(0, &["ip", "link", "set", "weft-e2e", "down"]);
+    await_or_fail(m, Duration::from_secs(10), "n2's mesh address unreachable on n0", &[0], unreachable);
+    assert!(!m.net.ping_from(0, &l.mesh[0], &l.mesh[2]), "a ping got through with weft-e2e down");
+    m.net.exec_ok(0, &["ip", "link", "set", "weft-e2e", "up"]);
+    await_or_fail(m, Duration::from_secs(20), "end to end back after weft-e2e came up", &[0, 2], || {
+        m.routes(0).get(&m2).is_some_and(|d| d == "weft-e2e") && m.net.ping_from(0, &l.mesh[0], &l.mesh[2])
+    });
+}
+
 /// The same line with 15 % of the relay's raw-link traffic lost, both ways
 /// (every WireGuard datagram in and out of n1, hence Babel, handshakes and
 /// the pings alike): the peers still form, the pings get through end to end,
