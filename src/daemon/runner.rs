@@ -410,7 +410,7 @@ impl<F: Fib, M: LinkMonitor, S: BabelIo> Daemon<F, M, S> {
         // Also once a second whatever happened: a selected route can change
         // origin without changing next hop (no FIB operation), and a peer's
         // grace runs out with no event at all.
-        let now = Time(self.start.elapsed().as_millis() as u64);
+        let now = self.now();
         if !std::mem::take(&mut self.e2e_dirty) && now < self.e2e_due {
             return;
         }

@@ -60,12 +60,11 @@ pub enum Steer {
 /// costs kilobytes of flash on a router.)
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Plan {
-    /// Sorted by router-id.
+    /// Sorted by router-id; their allowed-ips are what goes into the
+    /// end-to-end interface.
     pub peers: Vec<Peer>,
-    /// Sorted: prefixes that go into the end-to-end interface.
-    pub e2e: Vec<Prefix>,
     /// Sorted: prefixes of end-to-end nodes without a peer. Prefixes in
-    /// neither list go hop by hop.
+    /// neither go hop by hop.
     pub unreachable: Vec<Prefix>,
     /// Origins that speak end to end but got no peer because of the cap.
     pub over_peer_limit: usize,
@@ -75,7 +74,11 @@ pub struct Plan {
 
 impl Plan {
     pub fn steer(&self, prefix: &Prefix) -> Option<Steer> {
-        steer_of(&self.e2e, &self.unreachable, prefix)
+        if self.peers.iter().any(|p| p.allowed.binary_search(prefix).is_ok()) {
+            Some(Steer::EndToEnd)
+        } else {
+            steer_of(&[], &self.unreachable, prefix)
+        }
     }
 }
 
@@ -155,17 +158,13 @@ pub fn plan(inp: &Inputs<'_>) -> Plan {
             continue;
         }
         match peer_of[k] {
-            Some(i) => {
-                out.peers[i].allowed.push(*p);
-                out.e2e.push(*p);
-            }
+            Some(i) => out.peers[i].allowed.push(*p),
             None => out.unreachable.push(*p),
         }
     }
     for peer in &mut out.peers {
         peer.allowed.sort();
     }
-    out.e2e.sort();
     out.unreachable.sort();
     out
 }
@@ -356,7 +355,7 @@ mod tests {
             for peer in &plan.peers {
                 assert!(peer.allowed.iter().all(|a| !tp.contains(a)), "{mask}: {peer:?}");
             }
-            assert!(plan.e2e.iter().chain(&plan.unreachable).all(|q| !tp.contains(q)), "{mask}: {plan:?}");
+            assert!(plan.unreachable.iter().all(|q| !tp.contains(q)), "{mask}: {plan:?}");
             // One prefix, one peer.
             let mut all: Vec<Prefix> = plan.peers.iter().flat_map(|x| x.allowed.clone()).collect();
             let n = all.len();

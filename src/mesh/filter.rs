@@ -82,30 +82,31 @@ impl RouteFilter {
     /// The verdict on a route learned over a tunnel.
     pub fn judge(&self, prefix: &Prefix, origin: &RouterId) -> RouteVerdict {
         let v = judge(&self.grants, prefix, origin);
-        // A key-derived address belongs to its key's node: a covering grant
-        // (a gateway's ::/0) does not let another node announce it, or end
-        // to end would hand that node the owner's traffic.
-        if let (RouteVerdict::Allowed, Prefix::V6(a, 128)) = (v, prefix) {
-            let owned_by_other = self.grants.iter().any(|(rid, n)| {
-                rid != origin && (n.mesh_address == Some(*a) || n.transport_address == Some(*a))
-            });
-            if owned_by_other {
-                return RouteVerdict::NotGranted;
-            }
+        if v != RouteVerdict::Allowed {
+            return v;
         }
-        match (v, self.transport) {
-            // A transport address routed anywhere but to its own node would
-            // carry end-to-end packets to whoever announced it.
-            (RouteVerdict::Allowed, Some(tp)) if tp.contains(prefix) => {
-                let own = self.grants.get(origin).and_then(|n| n.transport_address);
-                if own.is_some_and(|t| *prefix == Prefix::V6(t, 128)) {
-                    v
-                } else {
-                    RouteVerdict::NotGranted
-                }
-            }
-            _ => v,
+        let key_derived = |n: &VerifiedNode, a: &std::net::Ipv6Addr| {
+            n.mesh_address == Some(*a) || n.transport_address == Some(*a)
+        };
+        let host = match prefix {
+            Prefix::V6(a, 128) => Some(a),
+            _ => None,
+        };
+        // The origin's own mesh or transport address: the common case (every
+        // node announces both), decided without looking at other nodes.
+        if host.is_some_and(|a| self.grants.get(origin).is_some_and(|n| key_derived(n, a))) {
+            return v;
         }
+        // Inside the transport prefix only a node's own transport address
+        // (routed anywhere else it would carry end-to-end packets to whoever
+        // announced it); and no covering grant (a gateway's ::/0) lets a
+        // node announce another's key-derived address, or end to end would
+        // hand it the owner's traffic.
+        let in_tp = self.transport.is_some_and(|tp| tp.contains(prefix));
+        if in_tp || host.is_some_and(|a| self.grants.values().any(|n| key_derived(n, a))) {
+            return RouteVerdict::NotGranted;
+        }
+        v
     }
 
     /// The verdict on a route at `seqno`, the origin's signature included:
