@@ -32,32 +32,62 @@ fn v4_host(i: usize) -> String {
     format!("10.89.{}.1", i + 1)
 }
 
+fn hex(s: &str) -> Vec<u8> {
+    (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap()).collect()
+}
+
 fn marker_bytes() -> Vec<u8> {
-    (0..MARKER.len()).step_by(2).map(|i| u8::from_str_radix(&MARKER[i..i + 2], 16).unwrap()).collect()
+    hex(MARKER)
 }
 
 fn contains(hay: &[u8], needle: &[u8]) -> usize {
     hay.windows(needle.len()).filter(|w| *w == needle).count()
 }
 
-struct AnyCapture {
+struct AnyCapture<'a> {
+    net: &'a Net,
+    node: usize,
     child: Child,
     file: PathBuf,
 }
 
-/// dumpcap on every interface of node `i`, including those made later.
-fn capture_all(net: &Net, i: usize, name: &str) -> AnyCapture {
+/// Pings on `lo` that bracket a capture: once one is in the file, the
+/// capture holds everything the node saw before it (one socket on `any`
+/// takes packets in order), so an absence found in it means something.
+/// (tests/common/mesh.rs's `Capture` does this per device, with tshark; a
+/// capture on `any` that must include `weft-e2e`, which has no link-local
+/// address to ping from, does it on `lo` and reads the bytes.)
+const START: &str = "5745465453544152";
+const END: &str = "574546542d454e44";
+
+/// dumpcap on every interface of node `i`, including those made later;
+/// returns once it provably captures.
+fn capture_all<'a>(net: &'a Net, i: usize, name: &str) -> AnyCapture<'a> {
     let file = net.dir(i).join(format!("{name}.pcapng"));
     let log = format!("{name}.dumpcap.log");
     let child = net.spawn(i, &["dumpcap", "-q", "-i", "any", "-w", file.to_str().unwrap()], &log);
     let ready = Net::wait_until(Duration::from_secs(15), || net.log(i, &log).contains("File:"));
     assert!(ready.is_some(), "dumpcap did not start on node {i}: {}", net.log(i, &log));
-    AnyCapture { child, file }
+    let cap = AnyCapture { net, node: i, child, file };
+    cap.mark(START);
+    cap
 }
 
-impl AnyCapture {
-    /// Stops (SIGINT: dumpcap writes what it holds) and returns the file's bytes.
+impl AnyCapture<'_> {
+    /// Pings `lo` with `pattern` until the capture file holds it.
+    fn mark(&self, pattern: &str) {
+        let bytes = hex(pattern);
+        let seen = Net::wait_until(Duration::from_secs(20), || {
+            self.net.exec(self.node, &["ping", "-6", "-c", "1", "-W", "1", "-p", pattern, "::1"]);
+            std::fs::read(&self.file).is_ok_and(|b| contains(&b, &bytes) > 0)
+        });
+        assert!(seen.is_some(), "node {}'s capture never showed its marker {pattern}", self.node);
+    }
+
+    /// Stops once everything before now is in the file (the end marker),
+    /// and returns the file's bytes.
     fn stop(mut self) -> Vec<u8> {
+        self.mark(END);
         unsafe { libc::kill(self.child.id() as i32, libc::SIGINT) };
         let done =
             Net::wait_until(Duration::from_secs(10), || self.child.try_wait().ok().flatten().is_some());
