@@ -387,7 +387,12 @@ step_relay() {
 	capture c "$WORK/relay-c.pcap" any
 	capture b "$WORK/sender-b.pcap" weft-e2e
 	show b ping -c 5 -i 0.2 -p e2 "$(v6 d)"
-	sleep 0.5 # tcpdump -U writes each packet at once; give the last one time
+	# tcpdump -U writes each packet as it gets it: stop once B's capture holds
+	# the last reply (the relays forwarded it before B got it).
+	deadline=$(($(date +%s) + 10))
+	until [ "$(marked_lines "$WORK/sender-b.pcap")" -ge 20 ] || [ "$(date +%s)" -ge $deadline ]; do
+		sleep 0.1
+	done
 	for p in $CAPS; do kill -INT "$p" 2>/dev/null || true; done
 	for p in $CAPS; do wait "$p" 2>/dev/null || true; done
 	relays=$(($(marked_lines "$WORK/relay-a.pcap") + $(marked_lines "$WORK/relay-c.pcap")))
