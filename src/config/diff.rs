@@ -21,6 +21,8 @@ pub struct ConfigDiff {
     pub interfaces: Changes<InterfaceConfig>,
     pub announces: Changes<AnnounceConfig>,
     pub peers: Changes<PeerConfig>,
+    /// Any `config policy` section changed (they are ordered: compared whole).
+    pub policies: bool,
 }
 
 /// Added, removed and changed items of one kind.
@@ -60,6 +62,7 @@ impl ConfigDiff {
             && self.interfaces.is_empty()
             && self.announces.is_empty()
             && self.peers.is_empty()
+            && !self.policies
     }
 }
 
@@ -91,6 +94,9 @@ impl fmt::Display for ConfigDiff {
                 None => p.public_key.to_string(),
             }),
         );
+        if self.policies {
+            parts.push("policies".into());
+        }
         f.write_str(&parts.join("; "))
     }
 }
@@ -116,6 +122,7 @@ pub fn diff(old: &Config, new: &Config) -> ConfigDiff {
         interfaces: diff_keyed(&old.interfaces, &new.interfaces, |i| i.ifname.clone()),
         announces: diff_keyed(&old.announces, &new.announces, |a| a.prefix),
         peers: diff_keyed(&old.peers, &new.peers, |p| p.public_key),
+        policies: old.policies != new.policies,
     }
 }
 
@@ -152,6 +159,7 @@ fn diff_main(old: &MainConfig, new: &MainConfig) -> Vec<&'static str> {
         domain,
         hosts_file,
         metrics_file,
+        default_policy_accept,
     } = old;
     let mut out = Vec::new();
     let mut check = |changed: bool, name: &'static str| {
@@ -188,6 +196,7 @@ fn diff_main(old: &MainConfig, new: &MainConfig) -> Vec<&'static str> {
     check(*domain != new.domain, "domain");
     check(*hosts_file != new.hosts_file, "hosts_file");
     check(*metrics_file != new.metrics_file, "metrics_file");
+    check(*default_policy_accept != new.default_policy_accept, "default_policy");
     out
 }
 

@@ -60,6 +60,9 @@ pub struct Config {
     pub announces: Vec<AnnounceConfig>,
     /// `config peer` sections in file order.
     pub peers: Vec<PeerConfig>,
+    /// Enabled `config policy` sections in file order (the first matching
+    /// one decides).
+    pub policies: Vec<crate::mesh::policy::Rule>,
 }
 
 /// The `config weft 'main'` section, except trust material.
@@ -169,6 +172,10 @@ pub struct MainConfig {
     /// textfile directory; `0` disables): Prometheus metrics, rewritten
     /// every update interval.
     pub metrics_file: Option<PathBuf>,
+    /// `default_policy` (`accept`, the default, or `drop`): what happens to
+    /// a new connection to this node that no `config policy` section
+    /// matches. Needs end to end (its peers say who sent a packet).
+    pub default_policy_accept: bool,
 }
 
 /// Trust material from the `config weft` section. Kept apart because a
@@ -395,6 +402,7 @@ const MAIN_OPTIONS: &[&str] = &[
     "domain",
     "hosts_file",
     "metrics_file",
+    "default_policy",
 ];
 const INTERFACE_OPTIONS: &[&str] = &[
     "ifname",
@@ -411,7 +419,8 @@ const INTERFACE_OPTIONS: &[&str] = &[
 const ANNOUNCE_OPTIONS: &[&str] = &["prefix", "metric", "enabled"];
 const PEER_OPTIONS: &[&str] =
     &["public_key", "endpoint", "enabled", "keepalive", "rxcost", "hello_interval", "update_interval"];
-const SECTION_TYPES: &[&str] = &["weft", "interface", "announce", "peer"];
+const POLICY_OPTIONS: &[&str] = &["src_group", "dest_group", "proto", "dest_port", "action", "enabled"];
+const SECTION_TYPES: &[&str] = &["weft", "interface", "announce", "peer", "policy"];
 
 /// Protocol numbers known to belong to someone else (iproute2's
 /// `rt_protos` and common daemons): sharing one would make weft flush
@@ -813,6 +822,29 @@ pub fn from_document(doc: &Document, file: &str, warnings: &mut Vec<Warning>) ->
         f.warn_unknown(warnings);
     }
 
+    let mut policies = Vec::new();
+    for s in doc.sections_of("policy") {
+        if let Some(rule) = read_policy(file, s, warnings)? {
+            policies.push(rule);
+        }
+    }
+    let needs_e2e = !policies.is_empty() || !main.default_policy_accept;
+    let room = main.mesh_prefix.is_some_and(|p| p.len() < 64);
+    if needs_e2e && !main.end_to_end.unwrap_or(room && trust.has_trust_material()) {
+        let line = doc.sections_of("policy").next().or(main_section).map_or(1, |s| s.line);
+        return Err(ConfigError::at(
+            file,
+            line,
+            ErrorKind::Conflict {
+                section: "policy".into(),
+                message: "group policy (config policy, default_policy 'drop') needs end to end: trust \
+                          material, a mesh_prefix of /63 or shorter and end_to_end not '0' (the \
+                          end-to-end peers are what tells who sent a packet)"
+                    .into(),
+            },
+        ));
+    }
+
     for s in &doc.sections {
         if !SECTION_TYPES.contains(&s.section_type.as_str()) {
             let hint = match suggest(&s.section_type, SECTION_TYPES) {
@@ -835,7 +867,7 @@ pub fn from_document(doc: &Document, file: &str, warnings: &mut Vec<Warning>) ->
         ));
     }
 
-    Ok(Config { main, trust, interfaces, announces, peers })
+    Ok(Config { main, trust, interfaces, announces, peers, policies })
 }
 
 fn read_main(
@@ -983,6 +1015,7 @@ fn read_main(
         metrics_file: f
             .value("metrics_file", parse_optional_path)?
             .unwrap_or_else(|| Some(PathBuf::from(DEFAULT_METRICS_FILE))),
+        default_policy_accept: f.value("default_policy", parse_action)?.unwrap_or(true),
     };
 
     let trust = TrustConfig {
@@ -996,6 +1029,54 @@ fn read_main(
     f.warn_unknown(warnings);
     let intervals = Intervals { hello_ms: hello_interval_ms, update_ms: update_set };
     Ok((main, trust, intervals))
+}
+
+fn parse_action(s: &str) -> Result<bool, Expected> {
+    match s {
+        "accept" => Ok(true),
+        "drop" => Ok(false),
+        "reject" => Err("accept or drop (weft drops; it sends no rejections)".into()),
+        _ => Err("accept or drop".into()),
+    }
+}
+
+/// A `config policy` section; `None` when disabled.
+fn read_policy(
+    file: &str,
+    s: &Section,
+    warnings: &mut Vec<Warning>,
+) -> Result<Option<crate::mesh::policy::Rule>, ConfigError> {
+    use crate::mesh::policy::{parse_ports, Protos, Rule};
+    let f = Fields::new(file, s, POLICY_OPTIONS);
+    let group = |name: &str| -> Result<Option<String>, ConfigError> {
+        Ok(f.value(name, |v| {
+            if v.is_empty() || v.chars().any(|c| c.is_whitespace() || c.is_control()) {
+                Err("a group name, as in the credentials (no spaces)".to_string())
+            } else {
+                Ok(v.to_string())
+            }
+        })?)
+    };
+    let (src_group, dest_group) = (group("src_group")?, group("dest_group")?);
+    let mut dest_ports = Vec::new();
+    for (v, line) in f.list("dest_port") {
+        dest_ports.extend(parse_ports(v).map_err(|e| f.invalid("dest_port", v, line, e))?);
+    }
+    let protos = match f.get("proto", Protos::parse)? {
+        Some((p, line)) => {
+            if !dest_ports.is_empty() && (p.is_all() || p.icmp) {
+                return Err(f.conflict(line, format!("dest_port needs proto tcp and/or udp, not '{p}'")));
+            }
+            p
+        }
+        // Ports without a protocol: TCP and UDP, as fw4 reads them.
+        None if !dest_ports.is_empty() => Protos { tcp: true, udp: true, icmp: false },
+        None => Protos::ALL,
+    };
+    let (accept, _) = f.required("action", parse_action)?;
+    let enabled = f.value("enabled", parse_bool)?.unwrap_or(true);
+    f.warn_unknown(warnings);
+    Ok(enabled.then(|| Rule { name: s.name.clone(), src_group, dest_group, protos, dest_ports, accept }))
 }
 
 fn path_or(f: &Fields<'_>, name: &str, default: &str) -> Result<PathBuf, ConfigError> {

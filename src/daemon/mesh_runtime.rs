@@ -13,6 +13,7 @@ use serde_json::Value;
 
 use super::e2e::{E2eDevice, E2eRouting};
 use super::ifaces::KernelView;
+use super::policy::PolicyFirewall;
 use crate::babel::engine::RouteView;
 use crate::babel::{
     Engine, IfIndex, Input, InterfaceConfig as EngineIface, LinkType, Prefix, RouterId, Time,
@@ -149,6 +150,9 @@ pub struct MeshRuntime {
     discovery_bytes_out: u64,
     /// The end-to-end interface, when end to end is on.
     e2e: Option<E2eDevice>,
+    /// The group policy's nftables table: with end to end (its peers are
+    /// what attributes a packet to a node).
+    policy: Option<PolicyFirewall>,
 }
 
 const HANDSHAKE_POLL_MS: u64 = 10_000;
@@ -217,6 +221,7 @@ impl MeshRuntime {
             discovery_bytes_in: 0,
             discovery_bytes_out: 0,
             e2e: None,
+            policy: None,
         };
         let transport = rt.core.transport_address().zip(rt.core.transport_prefix());
         let own = [("mesh", rt.core.mesh_address()), ("transport", transport.map(|(t, _)| t))];
@@ -236,7 +241,11 @@ impl MeshRuntime {
             rt.e2e =
                 Some(E2eDevice::new(cfg.main.end_to_end_port, mtu, cfg.main.end_to_end_max_peers, t, tp));
             rt.e2e_ensure(now).await;
-        } else if cfg.main.end_to_end.is_none() && cfg.trust.has_trust_material() {
+            rt.policy = Some(PolicyFirewall::default());
+        } else {
+            super::policy::remove_stale();
+        }
+        if rt.e2e.is_none() && cfg.main.end_to_end.is_none() && cfg.trust.has_trust_material() {
             info!("end to end is off: mesh_prefix must be /63 or shorter to hold transport addresses");
         }
         Ok(rt)
@@ -275,6 +284,28 @@ impl MeshRuntime {
         let sources = crate::mesh::e2e::own_sources(self.core.mesh_address(), &grants, &local_v4);
         let link = kernel.by_name(crate::mesh::e2e::INTERFACE).map(|l| (l.ifindex, l.admin_up));
         self.e2e.as_ref().map(|d| d.routing(link, sources))
+    }
+
+    /// Brings the group policy's table in line with the end-to-end plan,
+    /// the tunnels and the configured rules.
+    pub fn policy_update(&mut self, cfg: &Config, plain_interfaces: &[String], now: Time) {
+        let (Some(dev), Some(fw)) = (self.e2e.as_ref(), self.policy.as_mut()) else { return };
+        let hops: Vec<String> = self.tunnels.iter().map(|t| t.name.clone()).collect();
+        let table = self.core.policy_table(
+            dev.plan(),
+            &cfg.policies,
+            cfg.main.default_policy_accept,
+            &hops,
+            plain_interfaces,
+        );
+        if let Some(t) = table {
+            fw.apply(t, now);
+        }
+    }
+
+    /// `weft status`'s `policy` (`None`: end to end, and with it policy, is off).
+    pub fn policy_status(&self, cfg: &Config) -> Option<Value> {
+        Some(self.policy.as_ref()?.status(&cfg.policies, cfg.main.default_policy_accept))
     }
 
     /// Creates `weft-e2e` if it is due (at start, 30 s after a failure);
@@ -728,6 +759,9 @@ impl MeshRuntime {
             let _ = self.wg.delete_interface(&name).await;
         }
         self.tunnels.clear();
+        if let Some(fw) = self.policy.as_mut() {
+            fw.remove();
+        }
         if self.e2e.is_some() {
             // Whatever state it is in (also a half-made one after a failure).
             let _ = self.wg.delete_interface(crate::mesh::e2e::INTERFACE).await;

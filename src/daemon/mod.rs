@@ -8,6 +8,7 @@ pub mod kernel_routes;
 pub mod kernel_switches;
 pub mod logger;
 pub mod mesh_runtime;
+pub mod policy;
 pub mod publish;
 pub mod runner;
 pub mod state_file;

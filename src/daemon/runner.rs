@@ -420,6 +420,14 @@ impl<F: Fib, M: LinkMonitor, S: BabelIo> Daemon<F, M, S> {
         if !self.routes.e2e_is(&routing) {
             self.routes.set_e2e(routing, &self.engine.fib_routes());
         }
+        let plain: Vec<String> = self
+            .cfg
+            .interfaces
+            .iter()
+            .filter(|i| i.enabled && !i.wireguard)
+            .map(|i| i.ifname.clone())
+            .collect();
+        m.policy_update(&self.cfg, &plain, now);
     }
 
     /// Sends the batch of route changes to the kernel.
@@ -766,6 +774,7 @@ impl<F: Fib, M: LinkMonitor, S: BabelIo> Daemon<F, M, S> {
             "forwarding": self.switches.status(),
             "trust": self.mesh.as_ref().map(|m| m.status(&self.engine.routes())),
             "end_to_end": self.mesh.as_ref().and_then(|m| m.e2e_status()),
+            "policy": self.mesh.as_ref().and_then(|m| m.policy_status(&self.cfg)),
         })
     }
 }

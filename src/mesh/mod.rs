@@ -27,6 +27,7 @@ pub mod e2e;
 pub mod filter;
 pub mod known;
 pub mod origin;
+pub mod policy;
 pub mod refusals;
 pub mod tlv;
 pub mod views;
@@ -462,6 +463,39 @@ impl MeshCore {
             records: &records,
             max_peers,
             grace,
+        }))
+    }
+
+    /// The group-policy table for the end-to-end `plan`: the peers' groups
+    /// from their verified credentials, ours from our own.
+    pub fn policy_table(
+        &self,
+        plan: &e2e::Plan,
+        rules: &[policy::Rule],
+        default_accept: bool,
+        hop_interfaces: &[String],
+        plain_interfaces: &[String],
+    ) -> Option<policy::Table> {
+        let nodes = self.filter.grants();
+        let peers: Vec<policy::PeerSources<'_>> = plan
+            .peers
+            .iter()
+            .map(|p| policy::PeerSources {
+                allowed: &p.allowed,
+                groups: nodes.get(&p.router_id).map_or(&[][..], |n| &n.groups[..]),
+            })
+            .collect();
+        let own_groups = self.id.credential.as_ref().map_or(&[][..], |c| &c.body().groups[..]);
+        Some(policy::table(&policy::Inputs {
+            rules,
+            default_accept,
+            own_groups,
+            transport_prefix: self.transport_prefix()?,
+            e2e_interface: e2e::INTERFACE,
+            hop_interfaces,
+            plain_interfaces,
+            peers: &peers,
+            unreachable: &plan.unreachable,
         }))
     }
 

@@ -245,6 +245,7 @@ fn every_main_and_trust_option_is_diffed() {
             "domain",
             "hosts_file",
             "metrics_file",
+            "default_policy",
         ],
         "all but 'enabled', which the fixture leaves at 1"
     );

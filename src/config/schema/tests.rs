@@ -116,7 +116,8 @@ fn fixture_sets_every_option_without_warnings() {
     assert_eq!(m.keepalive_ms, 30_000);
     assert!(!m.set_forwarding);
     assert!(!m.origin_signatures);
-    assert_eq!(m.end_to_end, Some(false));
+    assert_eq!(m.end_to_end, Some(true));
+    assert!(!m.default_policy_accept);
     assert_eq!(m.end_to_end_port, 6700);
     assert_eq!(m.end_to_end_max_peers, 64);
     assert_eq!(m.end_to_end_mtu, Some(1300));
@@ -179,6 +180,46 @@ fn fixture_sets_every_option_without_warnings() {
     assert_eq!(laptop.keepalive_ms, 30_000, "main's keepalive");
     assert_eq!(laptop.rxcost, RXCOST_TUNNEL);
     assert_eq!(c.peers[2].endpoint.as_ref().unwrap().to_string(), "[2001:db8::7]:51821");
+
+    // The disabled policy section is left out.
+    assert_eq!(c.policies.len(), 1);
+    let r = &c.policies[0];
+    assert_eq!(r.name.as_deref(), Some("admin_ssh"));
+    assert_eq!((r.src_group.as_deref(), r.dest_group.as_deref()), (Some("admins"), Some("servers")));
+    assert_eq!(r.protos.to_string(), "tcp");
+    assert_eq!(r.dest_ports, [(22, 22), (8000, 8080)]);
+    assert!(r.accept);
+}
+
+#[test]
+fn policy_sections_are_checked() {
+    let trust = "config weft 'main'\n\tlist ca_public_key 'EREREREREREREREREREREREREREREREREREREREREQE='\n\toption mesh_prefix 'fd12:3456:789a::/48'\n";
+    let with = |extra: &str| format!("{trust}{extra}{IFACE}");
+    // Ports without a protocol: TCP and UDP.
+    let (c, w) = ok(&with("config policy\n\toption action 'accept'\n\toption dest_port '443'\n"));
+    assert!(w.is_empty(), "{w:?}");
+    assert_eq!(c.policies[0].protos.to_string(), "tcp udp");
+    for (bad, says) in [
+        (
+            "\toption proto 'icmp'\n\toption dest_port '22'\n\toption action 'accept'\n",
+            "dest_port needs proto tcp",
+        ),
+        ("\toption proto 'tcp'\n", "action"),
+        ("\toption action 'reject'\n", "sends no rejections"),
+        ("\toption action 'accept'\n\toption dest_port '70000'\n", "70000"),
+        ("\toption action 'accept'\n\toption proto 'gre'\n", "gre"),
+        ("\toption action 'accept'\n\toption src_group 'two words'\n", "no spaces"),
+    ] {
+        let e = fail(&with(&format!("config policy\n{bad}"))).to_string();
+        assert!(e.contains(says), "{bad}: {e}");
+    }
+    // Without end to end nothing can say who sent a packet.
+    let off = format!("{trust}\toption end_to_end '0'\nconfig policy\n\toption action 'drop'\n{IFACE}");
+    assert!(fail(&off).to_string().contains("needs end to end"), "{}", fail(&off));
+    let plain = format!("config weft 'main'\n\toption default_policy 'drop'\n{IFACE}");
+    assert!(fail(&plain).to_string().contains("needs end to end"));
+    let (c, _) = ok(&with("\toption default_policy 'drop'\n"));
+    assert!(!c.main.default_policy_accept);
 }
 
 /// Every option the schema reads appears in the fixture, and every option
@@ -191,6 +232,7 @@ fn fixture_covers_every_known_option() {
         ("interface", INTERFACE_OPTIONS),
         ("announce", ANNOUNCE_OPTIONS),
         ("peer", PEER_OPTIONS),
+        ("policy", POLICY_OPTIONS),
     ] {
         for name in known.iter() {
             assert!(doc.sections_of(ty).any(|s| s.option(name).is_some()), "fixture lacks {ty}.{name}");
