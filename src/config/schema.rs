@@ -1049,13 +1049,13 @@ fn read_policy(
     use crate::mesh::policy::{parse_ports, Protos, Rule};
     let f = Fields::new(file, s, POLICY_OPTIONS);
     let group = |name: &str| -> Result<Option<String>, ConfigError> {
-        Ok(f.value(name, |v| {
+        f.value(name, |v| {
             if v.is_empty() || v.chars().any(|c| c.is_whitespace() || c.is_control()) {
                 Err("a group name, as in the credentials (no spaces)".to_string())
             } else {
                 Ok(v.to_string())
             }
-        })?)
+        })
     };
     let (src_group, dest_group) = (group("src_group")?, group("dest_group")?);
     let mut dest_ports = Vec::new();
