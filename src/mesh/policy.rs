@@ -380,6 +380,9 @@ pub fn table(inp: &Inputs<'_>) -> Table {
     hook(&mut s, "input");
     let _ = writeln!(s, "\t\tiifname \"{e2e_if}\" jump from_e2e\n\t\tiifname @hop jump from_hop\n\t}}");
     hook(&mut s, "forward");
+    // TCP from hosts behind us into weft-e2e (SYN and SYN-ACK alike): their
+    // MSS down to the tunnel's MTU (ICMP "too big" is often filtered).
+    let _ = writeln!(s, "\t\toifname \"{e2e_if}\" tcp flags syn tcp option maxseg size set rt mtu");
     // Peers may send us only what is for us: never on into the mesh.
     let _ = writeln!(s, "\t\tiifname \"{e2e_if}\" oifname @mesh counter name \"{FOREIGN}\" drop");
     let _ = writeln!(s, "\t\toifname @mesh return");

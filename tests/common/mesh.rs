@@ -66,11 +66,25 @@ impl Ca {
     /// `weft ca sign` for `id`, granting `prefixes`; `valid_for` as the CLI
     /// takes it (default one year). Returns the credential file.
     pub fn sign(&self, id: &NodeId, prefixes: &[&str], valid_for: Option<&str>) -> PathBuf {
+        self.sign_in_groups(id, prefixes, &[], valid_for)
+    }
+
+    /// [`Self::sign`], the credential carrying `groups`.
+    pub fn sign_in_groups(
+        &self,
+        id: &NodeId,
+        prefixes: &[&str],
+        groups: &[&str],
+        valid_for: Option<&str>,
+    ) -> PathBuf {
         let out = id.dir.join(format!("{}.cred", id.name));
         let mut args = vec!["ca", "sign", "--ca", path_str(&self.dir), "--name", &id.name];
         args.extend(["--public-key", &id.public, "--signing-key", &id.signing, "--out", path_str(&out)]);
         for p in prefixes {
             args.extend(["--prefix", p]);
+        }
+        for g in groups {
+            args.extend(["--group", g]);
         }
         if let Some(v) = valid_for {
             args.extend(["--valid-for", v]);
@@ -350,6 +364,14 @@ impl Mesh {
     /// SIGHUP: reload the configuration and trust material.
     pub fn reload(&self, i: usize) {
         self.signal(i, libc::SIGHUP);
+    }
+
+    /// SIGKILL (a crash), and waits (bounded) for the daemon to be gone.
+    pub fn kill(&mut self, i: usize) {
+        self.signal(i, libc::SIGKILL);
+        let mut child = self.net.nodes[i].daemon.take().expect("daemon");
+        let gone = Net::wait_until(Duration::from_secs(10), || child.try_wait().ok().flatten().is_some());
+        assert!(gone.is_some(), "daemon {i} outlived SIGKILL");
     }
 
     /// SIGTERM, and waits (bounded) for the daemon to exit.
