@@ -75,9 +75,9 @@ fn star() -> Star {
     let mut m = Mesh::new(&t);
     let ca = Ca::init(m.net.root.join("ca"));
     let (mut mesh, mut confs) = (Vec::new(), Vec::new());
-    for i in 0..4 {
+    for (i, group) in GROUPS.iter().enumerate() {
         let id = NodeId::new(m.dir(i), &format!("node{i}"));
-        let groups: Vec<&str> = [GROUPS[i]].into_iter().filter(|g| !g.is_empty()).collect();
+        let groups: Vec<&str> = [*group].into_iter().filter(|g| !g.is_empty()).collect();
         let cred = ca.sign_in_groups(&id, &[&v4_prefix(i)], &groups, None);
         let ifaces: Vec<String> =
             if i == 1 { [0, 2, 3].iter().map(|&j| m.net.dev(1, j)).collect() } else { vec![m.net.dev(i, 1)] };
@@ -134,13 +134,12 @@ fn group_policy_decides_who_reaches_a_server() {
     await_or_fail(m, Duration::from_secs(10), "n2's policy enforced", &[2], || {
         m.status(2)["policy"]["state"] == "enforced"
     });
-    // TCP servers on n2 (both families), a UDP drop box on its mesh address.
+    // TCP servers on n2 (one dual-stack socket per port), a UDP drop box on
+    // its mesh address.
     let mut servers = Vec::new();
     for port in [80, 443] {
-        for (fam, log) in [("TCP6", "6"), ("TCP4", "4")] {
-            let listen = format!("{fam}-LISTEN:{port},fork,reuseaddr");
-            servers.push(m.net.spawn(2, &["socat", &listen, "SYSTEM:true"], &format!("tcp{port}-{log}.log")));
-        }
+        let listen = format!("TCP6-LISTEN:{port},fork,reuseaddr,ipv6only=0");
+        servers.push(m.net.spawn(2, &["socat", &listen, "SYSTEM:true"], &format!("tcp{port}.log")));
     }
     let inbox = m.net.dir(2).join("inbox");
     let recv = format!("UDP6-RECV:5000,bind=[{}]", s.mesh[2]);
