@@ -244,3 +244,46 @@ fn a_clean_stop_removes_the_table_and_a_crash_leftover_is_replaced() {
     m.stop(2);
     assert!(!has_table(m, 2), "a clean stop leaves table inet weft behind");
 }
+
+/// The same decisions with 15 % of every datagram on the relay's raw links
+/// lost, both ways: the admin gets in, the guest's 443 is dropped by its
+/// rule (its counter moves: not a loss), 80 still opens.
+#[test]
+fn group_policy_holds_on_lossy_links() {
+    require_mesh_tools!();
+    require_cmd!("socat");
+    let s = star();
+    let m = &s.m;
+    for peer in [0, 2, 3] {
+        let dev = m.net.dev(1, peer);
+        m.net.nft(
+            1,
+            &format!(
+                "table inet loss_{dev} {{\n chain i {{ type filter hook input priority -5; iifname \"{dev}\" numgen random mod 100 < 15 drop; }}\n chain o {{ type filter hook output priority -5; oifname \"{dev}\" numgen random mod 100 < 15 drop; }}\n}}\n"
+            ),
+        );
+    }
+    await_or_fail(m, Duration::from_secs(90), "n0 and n3 have n2 as end-to-end peer", &[0, 2, 3], || {
+        [0, 3]
+            .iter()
+            .all(|&i| m.routes(i).get(&format!("{}/128", s.mesh[2])).is_some_and(|d| d == "weft-e2e"))
+    });
+    let mut servers = Vec::new();
+    for port in [80, 443] {
+        let listen = format!("TCP6-LISTEN:{port},fork,reuseaddr,ipv6only=0");
+        servers.push(m.net.spawn(2, &["socat", &listen, "SYSTEM:true"], &format!("tcp{port}.log")));
+    }
+    let dst = s.mesh[2].clone();
+    await_or_fail(m, Duration::from_secs(60), "admin n3 -> n2 :443 through loss", &[2, 3], || {
+        connects(m, 3, &dst, 443)
+    });
+    await_or_fail(m, Duration::from_secs(60), "guest n0 -> n2 :80 through loss", &[0, 2], || {
+        connects(m, 0, &dst, 80)
+    });
+    for _ in 0..3 {
+        assert!(!connects(m, 0, &dst, 443), "guest n0 -> n2 :443 got through");
+    }
+    let st = m.status(2);
+    assert!(counter(&st, "guest_https") >= 1, "the guest's SYNs never met their rule: {:#}", st["policy"]);
+    drop(servers);
+}
