@@ -34,7 +34,8 @@ fn nft(args: &[&str], input: Option<&str>) -> Result<String, String> {
         .args(args)
         .stdin(if input.is_some() { Stdio::piped() } else { Stdio::null() })
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
+        // Its complaints go to our stderr, i.e. the system log under procd.
+        .stderr(Stdio::inherit())
         .spawn()
         .map_err(|e| format!("cannot run nft: {e}"))?;
     if let (Some(text), Some(mut stdin)) = (input, child.stdin.take()) {
@@ -44,9 +45,7 @@ fn nft(args: &[&str], input: Option<&str>) -> Result<String, String> {
     if out.status.success() {
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     } else {
-        let msg = String::from_utf8_lossy(&out.stderr);
-        let first = msg.lines().find(|l| !l.trim().is_empty()).unwrap_or("").trim();
-        Err(format!("nft {}: {first}", out.status))
+        Err(format!("nft {} (its message is in the log)", out.status))
     }
 }
 
@@ -110,17 +109,19 @@ impl PolicyFirewall {
             .enumerate()
             .map(|(i, r)| {
                 let counter = in_force.iter().find(|(_, idx)| *idx == Some(i)).map(|(n, _)| n.as_str());
-                json!({
-                    "name": r.name,
-                    "src_group": r.src_group,
-                    "dest_group": r.dest_group,
-                    "proto": r.protos.to_string(),
-                    "dest_port": r.dest_ports.iter().map(|&(a, b)| if a == b { a.to_string() } else { format!("{a}-{b}") }).collect::<Vec<_>>(),
-                    "action": if r.accept { "accept" } else { "drop" },
-                    // Rules for a dest_group this node is not in do not apply here.
-                    "active": counter.is_some(),
-                    "matched": counter.map(count),
-                })
+                // One line for people; the options themselves are in UCI.
+                let mut text = format!(
+                    "from {} to {} {}",
+                    r.src_group.as_deref().unwrap_or("any"),
+                    r.dest_group.as_deref().unwrap_or("any"),
+                    r.protos
+                );
+                for &(a, b) in &r.dest_ports {
+                    text.push_str(&if a == b { format!(" {a}") } else { format!(" {a}-{b}") });
+                }
+                text.push_str(if r.accept { " accept" } else { " drop" });
+                // Rules for a dest_group this node is not in do not apply here.
+                json!({ "name": r.name, "rule": text, "active": counter.is_some(), "matched": counter.map(count) })
             })
             .collect();
         let state = match (&self.error, &self.applied) {
@@ -138,7 +139,6 @@ impl PolicyFirewall {
                 "spoofed": count(crate::mesh::policy::SPOOFED),
                 "foreign": count(crate::mesh::policy::FOREIGN),
             },
-            "default_matched": count(crate::mesh::policy::DEFAULT),
             "applies": self.applies,
             "errors": self.errors,
         })

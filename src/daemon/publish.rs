@@ -9,7 +9,6 @@
 //! pid file can outlive its process). With no such file, every process whose
 //! name is `dnsmasq` gets the signal, as `killall -HUP dnsmasq` would.
 
-use std::collections::BTreeSet;
 use std::io::{self, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
@@ -56,8 +55,8 @@ fn is_dnsmasq(pid: i32) -> bool {
 }
 
 /// Live dnsmasq processes named by `dnsmasq*.pid` files in `pid_dir`.
-fn pids_from_files(pid_dir: &Path) -> BTreeSet<i32> {
-    std::fs::read_dir(pid_dir)
+fn pids_from_files(pid_dir: &Path) -> Vec<i32> {
+    let mut pids: Vec<i32> = std::fs::read_dir(pid_dir)
         .into_iter()
         .flatten()
         .flatten()
@@ -68,11 +67,16 @@ fn pids_from_files(pid_dir: &Path) -> BTreeSet<i32> {
         })
         .filter_map(|e| std::fs::read_to_string(e.path()).ok()?.trim().parse::<i32>().ok())
         .filter(|&pid| pid > 0 && is_dnsmasq(pid))
-        .collect()
+        .collect();
+    // Two pid files may name one process: told once. (A Vec, not a set:
+    // each set type costs flash.)
+    pids.sort_unstable();
+    pids.dedup();
+    pids
 }
 
 /// The dnsmasq processes to tell (see the module comment).
-fn dnsmasq_pids(pid_dir: &Path) -> BTreeSet<i32> {
+fn dnsmasq_pids(pid_dir: &Path) -> Vec<i32> {
     let from_files = pids_from_files(pid_dir);
     if !from_files.is_empty() {
         return from_files;

@@ -33,7 +33,7 @@
 //!   neighbour already showed is not looked at;
 //! - tunnel names are short, but a name is never given to two neighbours.
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 use std::net::{IpAddr, Ipv6Addr, SocketAddr, SocketAddrV6};
 
 use super::wire::{mac, seal, LinkMessage, PublicKey, DISCOVERY_GROUP, DISCOVERY_PORT, MAC_LEN};
@@ -744,8 +744,8 @@ impl LinkManager {
     }
 
     fn free_port(&self) -> Option<u16> {
-        let used: BTreeSet<u16> =
-            self.peers.values().flat_map(|p| [p.port, p.tentative_port]).flatten().collect();
+        // A Vec, not a set: a few dozen ports, and each set type costs flash.
+        let used: Vec<u16> = self.peers.values().flat_map(|p| [p.port, p.tentative_port]).flatten().collect();
         (0..self.cfg.port_count).map(|i| self.cfg.port_base.wrapping_add(i)).find(|p| !used.contains(p))
     }
 
@@ -1113,7 +1113,7 @@ impl LinkManager {
 
     /// A name for `k`'s tunnel that no other neighbour's tunnel has.
     fn unique_name(&self, k: (Scope, PublicKey)) -> String {
-        let taken: BTreeSet<&str> = self
+        let taken: Vec<&str> = self
             .peers
             .iter()
             .filter(|(pk, _)| **pk != k)
@@ -1121,7 +1121,7 @@ impl LinkManager {
             .collect();
         (0..)
             .map(|alt| tunnel_name_alt(k.0, &k.1, alt))
-            .find(|n| !taken.contains(n.as_str()))
+            .find(|n| !taken.contains(&n.as_str()))
             .expect("some name is free")
     }
 

@@ -491,7 +491,6 @@ impl MeshCore {
             default_accept,
             own_groups,
             transport_prefix: self.transport_prefix()?,
-            e2e_interface: e2e::INTERFACE,
             hop_interfaces,
             plain_interfaces,
             peers: &peers,

@@ -171,8 +171,6 @@ pub struct Inputs<'a> {
     /// Our own credential's groups.
     pub own_groups: &'a [String],
     pub transport_prefix: Prefix,
-    /// The end-to-end interface.
-    pub e2e_interface: &'a str,
     /// Per-hop WireGuard tunnels.
     pub hop_interfaces: &'a [String],
     /// Every other interface Babel runs on (plain ones).
@@ -318,12 +316,46 @@ fn quoted(names: &[String]) -> Vec<String> {
     v
 }
 
+/// The two hooks: what arrives through `weft-e2e` or a per-hop tunnel and is
+/// for us. In the forward hook, TCP SYNs from hosts behind us into
+/// `weft-e2e` (SYN and SYN-ACK alike) get their MSS clamped to the tunnel's
+/// MTU (ICMP "too big" is often filtered), a peer's packet going on into
+/// the mesh is dropped (peers may send us only what is for us), and what
+/// we relay between mesh interfaces is not looked at.
+const HOOKS: &str = "\tchain input {
+\t\ttype filter hook input priority filter - 5; policy accept;
+\t\tiifname \"weft-e2e\" jump from_e2e
+\t\tiifname @hop jump from_hop
+\t}
+\tchain forward {
+\t\ttype filter hook forward priority filter - 5; policy accept;
+\t\toifname \"weft-e2e\" tcp flags syn tcp option maxseg size set rt mtu
+\t\tiifname \"weft-e2e\" oifname @mesh counter name \"foreign\" drop
+\t\toifname @mesh return
+\t\tiifname \"weft-e2e\" jump from_e2e
+\t\tiifname @hop jump from_hop
+\t}
+";
+
+/// Per hop: ICMP errors, the end-to-end UDP between transport addresses
+/// (the transport prefix follows) and link-local Babel pass; an end-to-end
+/// node's source is a spoof; the rest is attributed to no node: only rules
+/// without `src_group` apply.
+const HOP_HEAD: &str = "\tchain from_hop {
+\t\tmeta l4proto { icmp, ipv6-icmp } ct state related accept
+\t\tip6 daddr { ";
+const HOP_CHECKS: &str = ", fe80::/10, ff00::/8 } return
+\t\tip daddr 224.0.0.0/4 return
+\t\tip saddr @e2e4 counter name \"spoofed\" drop
+\t\tip6 saddr @e2e6 counter name \"spoofed\" drop
+\t\tct state established,related accept
+";
+
 pub fn table(inp: &Inputs<'_>) -> Table {
-    let verdict = |accept: bool| if accept { "accept" } else { "drop" };
     let mut sets = Vec::new();
     sets.push(("hop".to_string(), Kind::Ifname, quoted(inp.hop_interfaces)));
     let mut mesh: Vec<String> = inp.hop_interfaces.iter().chain(inp.plain_interfaces).cloned().collect();
-    mesh.push(inp.e2e_interface.to_string());
+    mesh.push(super::e2e::INTERFACE.to_string());
     sets.push(("mesh".to_string(), Kind::Ifname, quoted(&mesh)));
     let mut e2e: Vec<(Prefix, bool)> =
         inp.peers.iter().flat_map(|p| p.allowed.iter().map(|a| (*a, true))).collect();
@@ -367,57 +399,40 @@ pub fn table(inp: &Inputs<'_>) -> Table {
 
     let mut s = String::new();
     for (name, kind, _) in &sets {
-        let _ = writeln!(s, "\tset {name} {{ {}; }}", kind.decl());
+        s.extend(["\tset ", name, " { ", kind.decl(), "; }\n"]);
     }
     for (c, _) in &counters {
-        let _ = writeln!(s, "\tcounter {c} {{ }}");
+        s.extend(["\tcounter ", c, " { }\n"]);
     }
-    let e2e_if = inp.e2e_interface;
-    let hook = |s: &mut String, name: &str| {
-        let _ =
-            writeln!(s, "\tchain {name} {{\n\t\ttype filter hook {name} priority filter - 5; policy accept;");
+    s.push_str(HOOKS);
+    s.push_str(HOP_HEAD);
+    s.push_str(&inp.transport_prefix.to_string());
+    s.push_str(HOP_CHECKS);
+    let rule = |s: &mut String, saddr: &str, r: &Rule, i: usize| {
+        let verdict = if r.accept { "\" accept\n" } else { "\" drop\n" };
+        s.extend(["\t\t", saddr, &r.matches(), "counter name \"", &rule_counter(i), verdict]);
     };
-    hook(&mut s, "input");
-    let _ = writeln!(s, "\t\tiifname \"{e2e_if}\" jump from_e2e\n\t\tiifname @hop jump from_hop\n\t}}");
-    hook(&mut s, "forward");
-    // TCP from hosts behind us into weft-e2e (SYN and SYN-ACK alike): their
-    // MSS down to the tunnel's MTU (ICMP "too big" is often filtered).
-    let _ = writeln!(s, "\t\toifname \"{e2e_if}\" tcp flags syn tcp option maxseg size set rt mtu");
-    // Peers may send us only what is for us: never on into the mesh.
-    let _ = writeln!(s, "\t\tiifname \"{e2e_if}\" oifname @mesh counter name \"{FOREIGN}\" drop");
-    let _ = writeln!(s, "\t\toifname @mesh return");
-    let _ = writeln!(s, "\t\tiifname \"{e2e_if}\" jump from_e2e\n\t\tiifname @hop jump from_hop\n\t}}");
-
-    // Per hop: the end-to-end UDP between transport addresses, Babel and
-    // ICMP errors pass; an end-to-end node's source is a spoof; the rest is
-    // not attributed to any node: only rules without src_group apply.
-    let _ = writeln!(s, "\tchain from_hop {{");
-    let _ = writeln!(s, "\t\tmeta l4proto {{ icmp, ipv6-icmp }} ct state related accept");
-    let _ = writeln!(s, "\t\tip6 daddr {{ {}, fe80::/10, ff00::/8 }} return", inp.transport_prefix);
-    let _ = writeln!(s, "\t\tip daddr 224.0.0.0/4 return");
-    let _ = writeln!(s, "\t\tip saddr @e2e4 counter name \"{SPOOFED}\" drop");
-    let _ = writeln!(s, "\t\tip6 saddr @e2e6 counter name \"{SPOOFED}\" drop");
-    let _ = writeln!(s, "\t\tct state established,related accept");
+    let default = if inp.default_accept {
+        "\t\tcounter name \"policy_default\" accept\n\t}\n"
+    } else {
+        "\t\tcounter name \"policy_default\" drop\n\t}\n"
+    };
     for (i, r) in active.iter().filter(|(_, r)| r.src_group.is_none()) {
-        let _ = writeln!(s, "\t\t{}counter name \"{}\" {}", r.matches(), rule_counter(*i), verdict(r.accept));
+        rule(&mut s, "", r, *i);
     }
-    let _ = writeln!(s, "\t\tcounter name \"{DEFAULT}\" {}\n\t}}", verdict(inp.default_accept));
-
-    let _ = writeln!(s, "\tchain from_e2e {{\n\t\tct state established,related accept");
+    s.push_str(default);
+    s.push_str("\tchain from_e2e {\n\t\tct state established,related accept\n");
     for (i, r) in &active {
-        let (m, c, v) = (r.matches(), rule_counter(*i), verdict(r.accept));
         match r.src_group.as_deref() {
-            None => {
-                let _ = writeln!(s, "\t\t{m}counter name \"{c}\" {v}");
-            }
+            None => rule(&mut s, "", r, *i),
             Some(g) => {
-                let k = groups.iter().position(|x| *x == g).unwrap_or(0);
-                let _ = writeln!(s, "\t\tip saddr @src{k}_4 {m}counter name \"{c}\" {v}");
-                let _ = writeln!(s, "\t\tip6 saddr @src{k}_6 {m}counter name \"{c}\" {v}");
+                let k = groups.iter().position(|x| *x == g).unwrap_or(0).to_string();
+                rule(&mut s, &["ip saddr @src", &k, "_4 "].concat(), r, *i);
+                rule(&mut s, &["ip6 saddr @src", &k, "_6 "].concat(), r, *i);
             }
         }
     }
-    let _ = writeln!(s, "\t\tcounter name \"{DEFAULT}\" {}\n\t}}", verdict(inp.default_accept));
+    s.push_str(default);
     Table { structure: s, sets, counters }
 }
 

@@ -31,7 +31,6 @@ impl World {
             default_accept,
             own_groups: &self.own,
             transport_prefix: p("fd42:77:1:ffff::/64"),
-            e2e_interface: "weft-e2e",
             hop_interfaces: &self.hops,
             plain_interfaces: &["eth9".to_string()],
             peers: &peers,
@@ -177,4 +176,12 @@ fn policy_options_parse_with_clear_errors() {
 fn counters_are_read_from_nft_output() {
     let text = "table inet weft {\n\tcounter spoofed {\n\t\tpackets 3 bytes 252\n\t}\n\tcounter policy_0 {\n\t\tpackets 0 bytes 0\n\t}\n}\n";
     assert_eq!(parse_counters(text), [("spoofed".to_string(), 3, 252), ("policy_0".to_string(), 0, 0)]);
+}
+
+#[test]
+fn the_fixed_chains_name_the_end_to_end_interface_and_the_counters() {
+    assert_eq!(HOOKS.matches(&format!("\"{}\"", super::super::e2e::INTERFACE)).count(), 4);
+    assert!(HOOKS.contains(&format!("counter name \"{FOREIGN}\"")));
+    assert_eq!(HOP_CHECKS.matches(&format!("counter name \"{SPOOFED}\"")).count(), 2);
+    assert_eq!(DEFAULT, "policy_default");
 }
