@@ -245,6 +245,21 @@ const SET_REQUEST_MS: u64 = 1000;
 /// received in TLV 224: a neighbour may relay a whole mesh's, but not make
 /// us check signatures as fast as it can send.
 const TUNNEL_VERIFY_PER_S: u64 = 20;
+/// The same for the whole node, every tunnel together (burst 400): many
+/// tunnels cannot multiply the work, at the price of a slower cold start
+/// in a large mesh (1 000 origins: about 12 s of sets after the burst).
+const NODE_VERIFY_PER_S: u64 = 50;
+const NODE_VERIFY_BURST: u64 = 400;
+
+/// Refills a token bucket (tokens, last refill) and returns its tokens.
+fn bucket_refill(b: &mut (u64, Time), now: Time, per_s: u64, burst: u64) -> u64 {
+    let refill = now.since(b.1) * per_s / 1000;
+    if refill > 0 {
+        b.0 = (b.0 + refill).min(burst);
+        b.1 = now;
+    }
+    b.0
+}
 
 pub struct MeshCore {
     id: Identity,
@@ -255,7 +270,9 @@ pub struct MeshCore {
     reassembly: Reassembly,
     tunnel_ifs: BTreeSet<IfIndex>,
     /// Signature checks left per tunnel interface, and when last refilled.
-    tunnel_budget: Vec<((IfIndex, Budget), u64, Time)>,
+    tunnel_budget: Vec<((IfIndex, Budget), (u64, Time))>,
+    /// The node's, per kind (credentials, sets).
+    node_budget: [(u64, Time); 2],
     /// Origins whose credential we asked for, and when.
     requested: HashMap<RouterId, Time>,
     /// Origin signatures: our key pair, our current set, and the verified
@@ -305,6 +322,7 @@ impl MeshCore {
             reassembly: Reassembly::default(),
             tunnel_ifs: BTreeSet::new(),
             tunnel_budget: Vec::new(),
+            node_budget: [(NODE_VERIFY_BURST, now); 2],
             requested: HashMap::new(),
             signing,
             own_set: None,
@@ -391,7 +409,7 @@ impl MeshCore {
                 if set != self.tunnel_ifs {
                     self.tunnel_ifs = set;
                     self.announced_to.retain(|i, _| self.tunnel_ifs.contains(i));
-                    self.tunnel_budget.retain(|((i, _), _, _)| self.tunnel_ifs.contains(i));
+                    self.tunnel_budget.retain(|((i, _), _)| self.tunnel_ifs.contains(i));
                     self.filter_stale = true;
                 }
             }
@@ -659,23 +677,22 @@ impl MeshCore {
     fn tunnel_token(&mut self, ifindex: IfIndex, kind: Budget) -> bool {
         let now = self.now;
         let key = (ifindex, kind);
-        let i = match self.tunnel_budget.iter().position(|(k, _, _)| *k == key) {
+        let i = match self.tunnel_budget.iter().position(|(k, _)| *k == key) {
             Some(i) => i,
             None => {
-                self.tunnel_budget.push((key, 2 * TUNNEL_VERIFY_PER_S, now));
+                self.tunnel_budget.push((key, (2 * TUNNEL_VERIFY_PER_S, now)));
                 self.tunnel_budget.len() - 1
             }
         };
-        let (_, tokens, at) = &mut self.tunnel_budget[i];
-        let refill = now.since(*at) * TUNNEL_VERIFY_PER_S / 1000;
-        if refill > 0 {
-            *tokens = (*tokens + refill).min(2 * TUNNEL_VERIFY_PER_S);
-            *at = now;
-        }
-        if *tokens == 0 {
+        let tunnel = &mut self.tunnel_budget[i].1;
+        let node = &mut self.node_budget[kind as usize];
+        if bucket_refill(tunnel, now, TUNNEL_VERIFY_PER_S, 2 * TUNNEL_VERIFY_PER_S) == 0
+            || bucket_refill(node, now, NODE_VERIFY_PER_S, NODE_VERIFY_BURST) == 0
+        {
             return false;
         }
-        *tokens -= 1;
+        tunnel.0 -= 1;
+        node.0 -= 1;
         true
     }
 

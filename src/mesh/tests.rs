@@ -296,3 +296,44 @@ fn a_flood_of_forged_sets_costs_at_most_the_tunnels_budget() {
     assert!(o.bad_signature <= 40, "{} signature checks in one instant", o.bad_signature);
     assert_eq!(core.verified_origins(), 0);
 }
+
+/// The same flood from twenty tunnels at once: the node's budget (burst
+/// 400, then 50/s) bounds the checks, not twenty times a tunnel's.
+#[test]
+fn a_flood_from_many_tunnels_costs_at_most_the_nodes_budget() {
+    let net = Net::new();
+    let mut core = net.core(1);
+    let tunnels: BTreeSet<u32> = (10..30).collect();
+    core.handle_input(Time(0), NOW, MeshInput::TunnelInterfaces(tunnels.clone()));
+    let (_, cred2) = net.node(2);
+    let rid = derive::router_id(cred2.public_key());
+    let from: std::net::Ipv6Addr = "fe80::9".parse().unwrap();
+    for body in chunks_of(&cred2) {
+        core.handle_input(Time(10), NOW, MeshInput::Extension { ifindex: 10, from, body: &body });
+    }
+    let (key3, _) = net.node(3);
+    let forger = origin::signing_keypair(&key3);
+    let mut n = 0u16;
+    let mut flood = |core: &mut MeshCore, at: u64| {
+        for i in tunnels.iter() {
+            for _ in 0..100 {
+                n += 1;
+                let set = Set::sign(&forger, rid, 1, SeqNo(n), &[]).unwrap();
+                let body = MeshTlv::Set(set.bytes).encode();
+                core.handle_input(Time(at), NOW, MeshInput::Extension { ifindex: *i, from, body: &body });
+            }
+        }
+    };
+    flood(&mut core, 20);
+    let checks = core.stats().origin.bad_signature;
+    assert!(checks <= 400, "{checks} signature checks in one instant from 20 tunnels");
+    assert!(
+        checks >= 200,
+        "the node budget let only {checks} through: the tunnels' own budgets were not used"
+    );
+    // Ten seconds later: 50/s more at most (the tunnels have refilled).
+    flood(&mut core, 10_020);
+    let more = core.stats().origin.bad_signature - checks;
+    assert!(more <= 500, "{more} checks after 10 s");
+    assert_eq!(core.verified_origins(), 0);
+}
