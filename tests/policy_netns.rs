@@ -235,12 +235,18 @@ fn a_clean_stop_removes_the_table_and_a_crash_leftover_is_replaced() {
         |m: &Mesh, i: usize| m.net.exec(i, &["nft", "list", "table", "inet", "weft"]).status.success();
     await_or_fail(m, CONVERGE, "n2's policy enforced", &[2], || m.status(2)["policy"]["state"] == "enforced");
     assert!(has_table(m, 2));
+    // The signing epoch is kept beside the key and rises with each start.
+    let epoch_file = s.confs[2].key_file.with_file_name("epoch");
+    let epoch =
+        |f: &std::path::Path| std::fs::read_to_string(f).ok().and_then(|t| t.trim().parse::<u64>().ok());
+    let first = epoch(&epoch_file).expect("no epoch file beside the key");
     m.kill(2);
     assert!(has_table(m, 2), "a crash leaves the table (the next start replaces it)");
     m.start(2);
     await_or_fail(m, CONVERGE, "n2's policy enforced after the restart", &[2], || {
         m.status(2)["policy"]["state"] == "enforced" && m.status(2)["policy"]["applies"].as_u64() >= Some(1)
     });
+    assert!(epoch(&epoch_file) > Some(first), "the epoch did not rise across a restart");
     m.stop(2);
     assert!(!has_table(m, 2), "a clean stop leaves table inet weft behind");
 }

@@ -153,6 +153,10 @@ pub struct MeshRuntime {
     /// The group policy's nftables table: with end to end (its peers are
     /// what attributes a packet to a node).
     policy: Option<PolicyFirewall>,
+    /// Where our signing epoch is kept (beside the private key, on flash),
+    /// and what it holds.
+    epoch_file: std::path::PathBuf,
+    saved_epoch: Option<u32>,
 }
 
 const HANDSHAKE_POLL_MS: u64 = 10_000;
@@ -187,6 +191,9 @@ impl MeshRuntime {
         info!("wireguard backend: {}", wg.kind());
         let disc = DiscoverySocket::open(crate::link::wire::DISCOVERY_PORT)?;
         let seed = nonce_seed(getrandom::fill)?;
+        let epoch_file = cfg.trust.private_key_file.with_file_name("epoch");
+        let saved_epoch =
+            std::fs::read_to_string(&epoch_file).ok().and_then(|t| t.trim().parse::<u32>().ok());
         let private = *id.key.as_bytes();
         let core = MeshCore::new(
             MeshConfig {
@@ -198,6 +205,7 @@ impl MeshRuntime {
                 listen_port_range: cfg.main.listen_port_range,
                 seed,
                 time_floor,
+                epoch_floor: saved_epoch.map_or(0, |e| e.saturating_add(1)),
                 origin_signatures: cfg.main.origin_signatures,
                 e2e_port: cfg.end_to_end().then_some(cfg.main.end_to_end_port),
             },
@@ -222,7 +230,10 @@ impl MeshRuntime {
             discovery_bytes_out: 0,
             e2e: None,
             policy: None,
+            epoch_file,
+            saved_epoch,
         };
+        rt.persist_epoch();
         let transport = rt.core.transport_address().zip(rt.core.transport_prefix());
         let own = [("mesh", rt.core.mesh_address()), ("transport", transport.map(|(t, _)| t))];
         for (what, a) in own {
@@ -284,6 +295,24 @@ impl MeshRuntime {
         let sources = crate::mesh::e2e::own_sources(self.core.mesh_address(), &grants, &local_v4);
         let link = kernel.by_name(crate::mesh::e2e::INTERFACE).map(|l| (l.ifindex, l.admin_up));
         self.e2e.as_ref().map(|d| d.routing(link, sources))
+    }
+
+    /// Keeps our signing epoch on flash when it changed (at start, when the
+    /// clock is first believed, and on the rare in-run increments): a few
+    /// writes per run. A failure is said once; the next start then signs
+    /// from its time floor, as before the file existed.
+    pub fn persist_epoch(&mut self) {
+        let epoch = self.core.own_epoch();
+        if self.saved_epoch == Some(epoch) {
+            return;
+        }
+        let tmp = self.epoch_file.with_extension("new");
+        let r =
+            std::fs::write(&tmp, format!("{epoch}\n")).and_then(|_| std::fs::rename(&tmp, &self.epoch_file));
+        if let Err(e) = r {
+            warn!("cannot keep the signing epoch in {}: {e}", self.epoch_file.display());
+        }
+        self.saved_epoch = Some(epoch);
     }
 
     /// Brings the group policy's table in line with the end-to-end plan,

@@ -428,6 +428,7 @@ impl<F: Fib, M: LinkMonitor, S: BabelIo> Daemon<F, M, S> {
             .map(|i| i.ifname.clone())
             .collect();
         m.policy_update(&self.cfg, &plain, now);
+        m.persist_epoch();
     }
 
     /// Sends the batch of route changes to the kernel.

@@ -67,6 +67,11 @@ pub struct MeshConfig {
     /// The latest of the time floor persisted by the last run and the
     /// binary's build time (Unix seconds): the time is at least that.
     pub time_floor: u64,
+    /// One more than the epoch the last run with this key signed at (kept
+    /// on flash beside the key): our sets must be newer than the ones our
+    /// neighbours still hold, also after a reboot that lost the clock, the
+    /// seqno and the time floor (OpenWrt's state directory is tmpfs).
+    pub epoch_floor: u32,
     /// Origin-signed announcements: routes from an origin whose credential
     /// has a signing key are used only as its verified set allows.
     pub origin_signatures: bool,
@@ -94,6 +99,7 @@ impl MeshConfig {
             listen_port_range: crate::config::schema::DEFAULT_LISTEN_PORT_RANGE,
             seed,
             time_floor,
+            epoch_floor: 0,
             origin_signatures: true,
             e2e_port: None,
         }
@@ -326,7 +332,7 @@ impl MeshCore {
             requested: HashMap::new(),
             signing,
             own_set: None,
-            own_epoch: cfg.time_floor.min(u32::MAX as u64) as u32,
+            own_epoch: (cfg.time_floor.min(u32::MAX as u64) as u32).max(cfg.epoch_floor),
             origins: origin::Sets::default(),
             parked: Vec::new(),
             set_requested: HashMap::new(),
@@ -529,6 +535,11 @@ impl MeshCore {
     }
 
     /// The time floor now: what the daemon persists for the next run.
+    /// The epoch our sets are signed at now (to be kept for the next run).
+    pub fn own_epoch(&self) -> u32 {
+        self.own_epoch
+    }
+
     pub fn time_floor(&self) -> u64 {
         self.clock.floor()
     }

@@ -337,3 +337,22 @@ fn a_flood_from_many_tunnels_costs_at_most_the_nodes_budget() {
     assert!(more <= 500, "{more} checks after 10 s");
     assert_eq!(core.verified_origins(), 0);
 }
+
+/// After a reboot that lost the clock and the state directory, the epoch
+/// kept beside the key (plus one) still makes our sets newer than the ones
+/// the neighbours hold from the previous run.
+#[test]
+fn the_epoch_kept_on_flash_outranks_a_lost_time_floor() {
+    let net = Net::new();
+    let (key, cred) = net.node(1);
+    let floor = NOW - 86_400 * 365;
+    let mut cfg = MeshConfig::new(key, Some(cred), net.store.clone(), [1; 32], floor);
+    cfg.epoch_floor = NOW as u32 + 5;
+    let mut core = MeshCore::new(cfg, Time(0), 0);
+    assert_eq!(core.own_epoch(), NOW as u32 + 5);
+    core.handle_input(Time(0), 0, MeshInput::TunnelInterfaces(BTreeSet::from([9])));
+    let a: crate::babel::Prefix = "fd42::1/128".parse().unwrap();
+    core.handle_input(Time(1), 0, MeshInput::Origin { seqno: SeqNo(7), prefixes: vec![a] });
+    let sets = sent_sets(&mut core);
+    assert_eq!(sets[0].epoch, NOW as u32 + 5);
+}
