@@ -736,7 +736,8 @@ fn cli_views_have_the_documented_fields() {
             "socket",
             "forwarding",
             "trust",
-            "end_to_end"
+            "end_to_end",
+            "policy"
         ]),
         "{st}"
     );

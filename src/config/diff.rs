@@ -201,8 +201,14 @@ fn diff_main(old: &MainConfig, new: &MainConfig) -> Vec<&'static str> {
 }
 
 fn diff_trust(old: &TrustConfig, new: &TrustConfig) -> Vec<&'static str> {
-    let TrustConfig { private_key_file, credential_file, ca_public_keys, trusted_keys, revocation_file } =
-        old;
+    let TrustConfig {
+        private_key_file,
+        credential_file,
+        ca_public_keys,
+        trusted_keys,
+        trusted_signing_keys,
+        revocation_file,
+    } = old;
     let mut out = Vec::new();
     let mut check = |changed: bool, name: &'static str| {
         if changed {
@@ -213,7 +219,11 @@ fn diff_trust(old: &TrustConfig, new: &TrustConfig) -> Vec<&'static str> {
     check(*credential_file != new.credential_file, "credential_file");
     // Keys are a set: reordering the list is no change.
     check(!same_set(ca_public_keys, &new.ca_public_keys), "ca_public_key");
-    check(!same_set(trusted_keys, &new.trusted_keys), "trusted_key");
+    check(
+        !same_set(trusted_keys, &new.trusted_keys)
+            || !same_set(trusted_signing_keys, &new.trusted_signing_keys),
+        "trusted_key",
+    );
     check(*revocation_file != new.revocation_file, "revocation_file");
     out
 }

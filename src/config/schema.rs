@@ -194,6 +194,10 @@ pub struct TrustConfig {
     /// `list trusted_key` (WireGuard public keys, base64): the allow-list
     /// alternative to a CA for small networks.
     pub trusted_keys: Vec<PublicKey>,
+    /// The optional second word of a `trusted_key` (`'WGKEY SIGNKEY'`, the
+    /// output of `weft pubkey --signing`): that node's key for origin-signed
+    /// announcements. Without one its routes are taken unsigned.
+    pub trusted_signing_keys: Vec<(PublicKey, [u8; 32])>,
     /// `revocation_file` (default `/etc/weft/revoked`): the revocation list
     /// the trust module reads. Only the path is checked here.
     pub revocation_file: PathBuf,
@@ -1022,13 +1026,52 @@ fn read_main(
         private_key_file: path_or(&f, "private_key_file", "/etc/weft/private.key")?,
         credential_file: path_or(&f, "credential_file", "/etc/weft/node.cred")?,
         ca_public_keys: key_list(&f, "ca_public_key", parse_public_key, warnings)?,
-        trusted_keys: key_list(&f, "trusted_key", parse_node_key, warnings)?,
+        trusted_keys: key_list(&f, "trusted_key", |v| parse_node_key(first_word(v)), warnings)?,
+        trusted_signing_keys: trusted_signing_keys(&f)?,
         revocation_file: path_or(&f, "revocation_file", "/etc/weft/revoked")?,
     };
 
     f.warn_unknown(warnings);
     let intervals = Intervals { hello_ms: hello_interval_ms, update_ms: update_set };
     Ok((main, trust, intervals))
+}
+
+fn first_word(v: &str) -> &str {
+    v.split_whitespace().next().unwrap_or("")
+}
+
+/// The second words of `list trusted_key 'WGKEY SIGNKEY'`.
+fn trusted_signing_keys(f: &Fields<'_>) -> Result<Vec<(PublicKey, [u8; 32])>, ConfigError> {
+    let mut out = Vec::new();
+    for (v, line) in f.list("trusted_key") {
+        let words: Vec<&str> = v.split_whitespace().collect();
+        let signing = match words.as_slice() {
+            [_] | [] => continue,
+            [_, s] => crate::base64::decode_array::<32>(s).map_err(|e| {
+                f.invalid(
+                    "trusted_key",
+                    v,
+                    line,
+                    format!(
+                        "a signing key after the WireGuard key: {e} (the output of `weft pubkey --signing`)"
+                    ),
+                )
+            })?,
+            _ => {
+                return Err(f.invalid(
+                    "trusted_key",
+                    v,
+                    line,
+                    "a WireGuard key, then at most its signing key".into(),
+                ))
+            }
+        };
+        let key = parse_node_key(words[0]).map_err(|e| f.invalid("trusted_key", v, line, e))?;
+        if !out.iter().any(|(k, _)| *k == key) {
+            out.push((key, signing));
+        }
+    }
+    Ok(out)
 }
 
 fn parse_action(s: &str) -> Result<bool, Expected> {

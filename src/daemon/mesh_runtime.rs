@@ -82,7 +82,8 @@ pub fn build_store(cfg: &Config) -> io::Result<TrustStore> {
         store.add_ca(ca);
     }
     for k in &cfg.trust.trusted_keys {
-        store.allow_key(*k, AllowEntry::default());
+        let signing_key = cfg.trust.trusted_signing_keys.iter().find(|(t, _)| t == k).map(|(_, s)| *s);
+        store.allow_key(*k, AllowEntry { signing_key, ..AllowEntry::default() });
     }
     if let Some(p) = cfg.main.mesh_prefix {
         store.set_mesh_prefix(Some(MeshPrefix::new(p).map_err(|e| bad(format!("mesh_prefix: {e}")))?));

@@ -153,6 +153,8 @@ pub fn check_window(body: &super::CredentialBody, at: TrustTime) -> Result<(), T
 pub struct AllowEntry {
     pub name: Option<String>,
     pub prefixes: Vec<Prefix>,
+    /// Its key for origin-signed announcements, if the allow-list names one.
+    pub signing_key: Option<[u8; 32]>,
 }
 
 /// What vouches for a verified node.
@@ -408,7 +410,7 @@ impl TrustStore {
             mesh_address: self.mesh_prefix.map(|p| p.address_for(key)),
             transport_address: self.mesh_prefix.and_then(|p| p.transport_address_for(key)),
             authority: Authority::AllowList,
-            signing_key: None,
+            signing_key: entry.signing_key,
         })
     }
 

@@ -489,10 +489,18 @@ fn allow_list_and_peer_authorisation() {
     let ca1 = ca(1);
     let (a, b, c) = (node(1), node(2), node(3));
     let mut s = store_with(&[&ca1]);
-    s.allow_key(a, AllowEntry { name: Some("a".into()), prefixes: vec![p("192.168.1.0/24")] });
+    s.allow_key(
+        a,
+        AllowEntry {
+            name: Some("a".into()),
+            prefixes: vec![p("192.168.1.0/24")],
+            signing_key: Some([7; 32]),
+        },
+    );
     let n = s.verify_allow_listed(&a).unwrap();
     assert_eq!(n.authority, Authority::AllowList);
     assert_eq!(n.recheck_at(), None);
+    assert_eq!(n.signing_key, Some([7; 32]), "the allow-list's signing key makes its sets required");
     assert!(n.authorise_prefix(&p("192.168.1.0/25")));
     assert!(n.authorise_prefix(&s.mesh_prefix().unwrap().host_prefix_for(&a)));
     assert_eq!(s.verify_allow_listed(&b), Err(TrustError::NotAuthorised(b)));

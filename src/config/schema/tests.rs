@@ -129,6 +129,7 @@ fn fixture_sets_every_option_without_warnings() {
     assert_eq!(t.credential_file, Path::new("/etc/weft/test.cred"));
     assert_eq!(t.ca_public_keys, [key(K1), key(K2)]);
     assert_eq!(t.trusted_keys, [key(K3)]);
+    assert_eq!(t.trusted_signing_keys, [(key(K3), [0x44; 32])], "the second word: its signing key");
     assert_eq!(t.revocation_file, Path::new("/etc/weft/revoked.test"));
 
     let names: Vec<&str> = c.interfaces.iter().map(|i| i.ifname.as_str()).collect();
@@ -760,5 +761,19 @@ proptest! {
                 prop_assert!(l >= 1 && l <= lines, "{} for\n{}", e, text);
             }
         }
+    }
+}
+
+#[test]
+fn a_trusted_key_may_name_its_signing_key() {
+    let k = "hSDwCYkwp1R0i33ctD73Wg2/Og0mOBr066SpjqqbTmo=";
+    let (c, w) = ok(&format!("config weft 'main'\n\tlist trusted_key '{k}'\n{IFACE}"));
+    assert!(w.is_empty() && c.trust.trusted_signing_keys.is_empty(), "{w:?}");
+    for (bad, says) in [
+        (format!("{k} notbase64"), "signing key"),
+        (format!("{k} REREREREREREREREREREREREREREREREREREREREREQ= extra"), "at most its signing key"),
+    ] {
+        let e = fail(&format!("config weft 'main'\n\tlist trusted_key '{bad}'\n{IFACE}")).to_string();
+        assert!(e.contains(says), "{bad}: {e}");
     }
 }
