@@ -274,6 +274,9 @@ pub struct MeshCore {
     link: LinkManager,
     clock: TrustClock,
     reassembly: Reassembly,
+    /// Sets too large for one TLV, per sender (apart from credentials, so
+    /// that neither evicts the other's pieces).
+    set_reassembly: Reassembly,
     tunnel_ifs: BTreeSet<IfIndex>,
     /// Signature checks left per tunnel interface, and when last refilled.
     tunnel_budget: Vec<((IfIndex, Budget), (u64, Time))>,
@@ -326,6 +329,7 @@ impl MeshCore {
             link: LinkManager::new(lc, cfg.seed),
             clock,
             reassembly: Reassembly::default(),
+            set_reassembly: Reassembly::default(),
             tunnel_ifs: BTreeSet::new(),
             tunnel_budget: Vec::new(),
             node_budget: [(NODE_VERIFY_BURST, now); 2],
@@ -725,14 +729,24 @@ impl MeshCore {
                 self.stats.origin.received += 1;
                 self.on_set(ifindex, &bytes)
             }
+            Some(MeshTlv::SetChunk { router_id, index, count, data }) => {
+                let Some(bytes) = self.set_reassembly.add(ifindex, router_id, index, count, data) else {
+                    return;
+                };
+                // No bigger than a set can be (the count byte allows 61 kB).
+                if bytes.len() <= origin::MAX_SET_LEN {
+                    self.stats.origin.received += 1;
+                    self.on_set(ifindex, &bytes)
+                }
+            }
             Some(MeshTlv::SetRequest { router_id }) => {
                 let set = if router_id == self.id.router_id {
                     self.own_set.as_ref()
                 } else {
                     self.origins.get(&router_id)
                 };
-                if let Some(b) = set.map(|s| s.bytes.clone()) {
-                    self.send_extension(ifindex, Destination::Unicast(from), &MeshTlv::Set(b));
+                for t in set.map(|s| origin::set_tlvs(s.router_id, &s.bytes)).unwrap_or_default() {
+                    self.send_extension(ifindex, Destination::Unicast(from), &t);
                 }
             }
             Some(MeshTlv::CredentialChunk { router_id, index, count, data }) => {
@@ -829,13 +843,14 @@ impl MeshCore {
                 })
                 .copied()
                 .collect();
-            let set = self.own_set.as_ref().map(|s| MeshTlv::Set(s.bytes.clone()));
+            let set =
+                self.own_set.as_ref().map(|s| origin::set_tlvs(s.router_id, &s.bytes)).unwrap_or_default();
             for i in due {
                 self.announced_to.insert(i, now);
                 for ch in &chunks {
                     self.send_extension(i, Destination::Multicast, ch);
                 }
-                if let Some(s) = &set {
+                for s in &set {
                     self.send_extension(i, Destination::Multicast, s);
                 }
             }
@@ -870,10 +885,12 @@ impl MeshCore {
         match Set::sign_e2e(&self.signing, self.id.router_id, self.own_epoch, seqno, &prefixes, self.e2e_port)
         {
             Ok(set) => {
-                let tlv = MeshTlv::Set(set.bytes.clone());
+                let tlvs = origin::set_tlvs(set.router_id, &set.bytes);
                 self.own_set = Some(set);
                 for i in self.tunnel_ifs.clone() {
-                    self.send_extension(i, Destination::Multicast, &tlv);
+                    for t in &tlvs {
+                        self.send_extension(i, Destination::Multicast, t);
+                    }
                 }
             }
             Err(e) => {
@@ -952,12 +969,14 @@ impl MeshCore {
             return;
         }
         self.stats.origin.verified += 1;
-        let tlv = MeshTlv::Set(set.bytes.clone());
+        let tlvs = origin::set_tlvs(set.router_id, &set.bytes);
         self.origins.insert(set);
         self.filter_stale = true;
         for i in self.tunnel_ifs.clone() {
             if i != ifindex {
-                self.send_extension(i, Destination::Multicast, &tlv);
+                for t in &tlvs {
+                    self.send_extension(i, Destination::Multicast, t);
+                }
             }
         }
     }

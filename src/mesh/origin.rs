@@ -35,13 +35,20 @@ use crate::trust::{wire, NodePrivateKey};
 
 pub const KIND_SET: u8 = 3;
 pub const KIND_SET_REQUEST: u8 = 4;
+/// A piece of a set too large for one TLV body (as credential chunks).
+pub const KIND_SET_CHUNK: u8 = 5;
 const VERSION: u8 = 2;
 const HEADER: usize = 19;
 /// Flag: the origin takes end-to-end WireGuard at its transport address.
 const FLAG_E2E: u8 = 0x04;
 const SIG: usize = 64;
-/// A TLV body is at most 255 bytes, one of them the kind.
-pub const MAX_SET_LEN: usize = 254;
+/// A TLV body is at most 255 bytes, one of them the kind: a set up to this
+/// long travels whole (kind 3), a longer one in chunks (kind 5).
+pub const ONE_TLV: usize = 254;
+/// Prefixes one set may hold: 64 IPv6 prefixes at most 18 bytes each, with
+/// header and signature, 1 235 bytes (six chunks).
+pub const MAX_PREFIXES: usize = 64;
+pub const MAX_SET_LEN: usize = HEADER + MAX_PREFIXES * 18 + SIG;
 const CONTEXT: &[u8] = b"weft announcement set v1\0";
 
 /// The node's signing key pair, derived from its WireGuard private key (one
@@ -66,6 +73,17 @@ pub fn signing_public(key: &NodePrivateKey) -> [u8; 32] {
 /// Is (epoch, seqno) `a` newer than `b`? Epoch first, then seqno modulo 2^16.
 pub fn newer(a: (u32, SeqNo), b: (u32, SeqNo)) -> bool {
     a.0 > b.0 || (a.0 == b.0 && a.1.newer_than(b.1))
+}
+
+/// The TLVs that carry a set: itself when it fits one, else its chunks.
+pub fn set_tlvs(router_id: RouterId, bytes: &[u8]) -> Vec<super::tlv::MeshTlv> {
+    if bytes.len() <= ONE_TLV {
+        return vec![super::tlv::MeshTlv::Set(bytes.to_vec())];
+    }
+    super::tlv::chunks(bytes)
+        .into_iter()
+        .map(|(index, count, data)| super::tlv::MeshTlv::SetChunk { router_id, index, count, data })
+        .collect()
 }
 
 /// A decoded set whose signature has not been checked yet.
@@ -93,7 +111,10 @@ impl std::fmt::Display for SetError {
         match self {
             SetError::Malformed(why) => write!(f, "malformed announcement set: {why}"),
             SetError::TooLarge(n) => {
-                write!(f, "announcement set of {n} bytes: at most {MAX_SET_LEN} fit in one TLV")
+                write!(
+                    f,
+                    "announcement set of {n} bytes: at most {MAX_PREFIXES} prefixes, {MAX_SET_LEN} bytes"
+                )
             }
         }
     }
@@ -143,7 +164,7 @@ impl Set {
             // The credential's prefix encoding (CREDENTIALS.md, field 0x05).
             b.extend_from_slice(&wire::encode_prefix(p));
         }
-        if b.len() + SIG > MAX_SET_LEN || sorted.len() > 255 {
+        if b.len() + SIG > MAX_SET_LEN || sorted.len() > MAX_PREFIXES {
             return Err(SetError::TooLarge(b.len() + SIG));
         }
         let sig = keys.sk.sign([CONTEXT, &b[..]].concat(), None);
@@ -326,9 +347,12 @@ mod tests {
         let mut port = s.bytes.clone();
         port[17] = 1;
         assert_eq!(Set::decode(&port), Err(SetError::Malformed("a port without the end-to-end flag")));
-        // Too many prefixes for one TLV: a clear error when signing.
-        let many: Vec<Prefix> = (0..12).map(|i| p(&format!("fd00::{i}/128"))).collect();
+        // More than 64 prefixes: a clear error when signing; 64 /128s fit.
+        let many: Vec<Prefix> = (0..65).map(|i| p(&format!("fd00::{i:x}/128"))).collect();
         assert!(matches!(Set::sign(&k, rid, 1, SeqNo(1), &many), Err(SetError::TooLarge(_))));
+        let set = Set::sign(&k, rid, 1, SeqNo(1), &many[..64]).unwrap();
+        assert!(set.bytes.len() <= MAX_SET_LEN && set.bytes.len() > ONE_TLV);
+        assert_eq!(Set::decode(&set.bytes).unwrap().prefixes.len(), 64);
     }
 
     #[test]

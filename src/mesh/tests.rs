@@ -356,3 +356,49 @@ fn the_epoch_kept_on_flash_outranks_a_lost_time_floor() {
     let sets = sent_sets(&mut core);
     assert_eq!(sets[0].epoch, NOW as u32 + 5);
 }
+
+/// A gateway announcing many prefixes: its set (over one TLV's 254 bytes)
+/// travels in chunks, is reassembled, verified once, and lets every prefix
+/// through the filter; more than 64 prefixes cannot be signed at all.
+#[test]
+fn a_set_too_large_for_one_tlv_travels_in_chunks() {
+    let net = Net::new();
+    let mut gw = net.core(2);
+    gw.handle_input(Time(0), NOW, MeshInput::TunnelInterfaces(BTreeSet::from([9])));
+    let _ = std::iter::from_fn(|| gw.poll_output()).count();
+    let many: Vec<crate::babel::Prefix> =
+        (0..40u16).map(|i| format!("2001:db8:{i:x}::/48").parse().unwrap()).collect();
+    gw.handle_input(Time(1), NOW, MeshInput::Origin { seqno: SeqNo(3), prefixes: many.clone() });
+    let bodies: Vec<Vec<u8>> = std::iter::from_fn(|| gw.poll_output())
+        .filter_map(|o| match o {
+            MeshOutput::Extension { body, .. } => Some(body),
+            _ => None,
+        })
+        .filter(|b| matches!(MeshTlv::decode(b), Some(MeshTlv::SetChunk { .. })))
+        .collect();
+    assert_eq!(bodies.len(), 2, "chunks for a 40-prefix set (403 bytes)");
+    assert!(bodies.iter().all(|b| b.len() <= 255));
+
+    let mut core = net.core(1);
+    core.handle_input(Time(0), NOW, MeshInput::TunnelInterfaces(BTreeSet::from([9])));
+    let key2 = net.node(2).0;
+    let cred2 = net.credential(&key2, &["2001:db8::/32"], NOW - 3600, NOW + 86_400);
+    let rid = derive::router_id(cred2.public_key());
+    let from: std::net::Ipv6Addr = "fe80::9".parse().unwrap();
+    for body in chunks_of(&cred2) {
+        core.handle_input(Time(10), NOW, MeshInput::Extension { ifindex: 9, from, body: &body });
+    }
+    // Out of order, and twice: one verification.
+    for body in bodies.iter().rev().chain(bodies.iter()) {
+        core.handle_input(Time(20), NOW, MeshInput::Extension { ifindex: 9, from, body });
+    }
+    assert_eq!(core.stats().origin.verified, 1, "{:?}", core.stats().origin);
+    assert_eq!(core.verified_seqno(&rid), Some(SeqNo(3)));
+    for p in &many {
+        assert_eq!(core.filter().judge_signed(p, &rid, SeqNo(3)), RouteVerdict::Allowed, "{p}");
+    }
+    let too_many: Vec<crate::babel::Prefix> =
+        (0..65u16).map(|i| format!("fd42:1:{i:x}::/64").parse().unwrap()).collect();
+    let keys = origin::signing_keypair(&net.node(2).0);
+    assert!(matches!(Set::sign(&keys, rid, 1, SeqNo(4), &too_many), Err(origin::SetError::TooLarge(_))));
+}

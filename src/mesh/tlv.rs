@@ -25,6 +25,8 @@ pub enum MeshTlv {
     Set(Vec<u8>),
     /// "Send me the set of this origin you hold."
     SetRequest { router_id: RouterId },
+    /// Part `index` of `count` of a set too large for one TLV.
+    SetChunk { router_id: RouterId, index: u8, count: u8, data: Vec<u8> },
 }
 
 impl MeshTlv {
@@ -35,8 +37,13 @@ impl MeshTlv {
                 b.extend_from_slice(&router_id.0);
                 b
             }
-            MeshTlv::CredentialChunk { router_id, index, count, data } => {
-                let mut b = vec![KIND_CREDENTIAL_CHUNK];
+            MeshTlv::CredentialChunk { router_id, index, count, data }
+            | MeshTlv::SetChunk { router_id, index, count, data } => {
+                let kind = match self {
+                    MeshTlv::SetChunk { .. } => super::origin::KIND_SET_CHUNK,
+                    _ => KIND_CREDENTIAL_CHUNK,
+                };
+                let mut b = vec![kind];
                 b.extend_from_slice(&router_id.0);
                 b.push(*index);
                 b.push(*count);
@@ -64,13 +71,12 @@ impl MeshTlv {
             KIND_CREDENTIAL_REQUEST if b.len() == 9 => {
                 Some(MeshTlv::CredentialRequest { router_id: rid(b)? })
             }
-            KIND_CREDENTIAL_CHUNK if b.len() > 11 => {
+            kind @ (KIND_CREDENTIAL_CHUNK | super::origin::KIND_SET_CHUNK) if b.len() > 11 => {
                 let (index, count) = (b[9], b[10]);
-                (count > 0 && index < count).then(|| MeshTlv::CredentialChunk {
-                    router_id: rid(b).expect("length checked"),
-                    index,
-                    count,
-                    data: b[11..].to_vec(),
+                let (router_id, data) = (rid(b)?, b[11..].to_vec());
+                (count > 0 && index < count).then(|| match kind {
+                    KIND_CREDENTIAL_CHUNK => MeshTlv::CredentialChunk { router_id, index, count, data },
+                    _ => MeshTlv::SetChunk { router_id, index, count, data },
                 })
             }
             super::origin::KIND_SET if b.len() > 1 => Some(MeshTlv::Set(b[1..].to_vec())),
@@ -82,15 +88,18 @@ impl MeshTlv {
     }
 }
 
+/// `bytes` cut for chunk TLVs: (index, count, data).
+pub fn chunks(bytes: &[u8]) -> Vec<(u8, u8, Vec<u8>)> {
+    let parts: Vec<&[u8]> = bytes.chunks(CHUNK_DATA).collect();
+    let count = parts.len().min(255) as u8;
+    parts.iter().take(255).enumerate().map(|(i, d)| (i as u8, count, d.to_vec())).collect()
+}
+
 /// The TLVs that carry one credential.
 pub fn credential_chunks(router_id: RouterId, cred: &[u8]) -> Vec<MeshTlv> {
-    let parts: Vec<&[u8]> = cred.chunks(CHUNK_DATA).collect();
-    let count = parts.len().min(255) as u8;
-    parts
-        .iter()
-        .take(255)
-        .enumerate()
-        .map(|(i, d)| MeshTlv::CredentialChunk { router_id, index: i as u8, count, data: d.to_vec() })
+    chunks(cred)
+        .into_iter()
+        .map(|(index, count, data)| MeshTlv::CredentialChunk { router_id, index, count, data })
         .collect()
 }
 
