@@ -74,10 +74,11 @@ impl MeshTlv {
             kind @ (KIND_CREDENTIAL_CHUNK | super::origin::KIND_SET_CHUNK) if b.len() > 11 => {
                 let (index, count) = (b[9], b[10]);
                 let (router_id, data) = (rid(b)?, b[11..].to_vec());
-                (count > 0 && index < count).then(|| match kind {
+                let tlv = match kind {
                     KIND_CREDENTIAL_CHUNK => MeshTlv::CredentialChunk { router_id, index, count, data },
                     _ => MeshTlv::SetChunk { router_id, index, count, data },
-                })
+                };
+                (count > 0 && index < count).then_some(tlv)
             }
             super::origin::KIND_SET if b.len() > 1 => Some(MeshTlv::Set(b[1..].to_vec())),
             super::origin::KIND_SET_REQUEST if b.len() == 9 => {
