@@ -157,8 +157,10 @@ pub struct MainConfig {
     /// `end_to_end_max_peers` (default 1024): remote nodes on `weft-e2e` at
     /// most; the prefixes of nodes beyond it are unreachable.
     pub end_to_end_max_peers: usize,
-    /// `end_to_end_mtu` (default: the smallest mesh interface MTU minus 160,
-    /// at least 1280): the MTU of `weft-e2e`.
+    /// `end_to_end_mtu` (default 1340: a 1500-byte link minus two WireGuard
+    /// encapsulations over IPv6; at least 1280): the MTU of `weft-e2e`. Set
+    /// it lower when mesh links have a smaller MTU (it is not derived from
+    /// them yet).
     pub end_to_end_mtu: Option<u32>,
     /// `domain` (default `mesh`): the DNS domain of node names in the hosts
     /// file: a node named `node2` is `node2.mesh`. Lower-cased.
