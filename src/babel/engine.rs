@@ -1517,7 +1517,9 @@ impl Engine {
                     let addr = n.address;
                     let at = now.plus_ms(self.rng.upto(10));
                     let iface = self.ifaces.get_mut(&ifindex).expect("checked");
-                    iface.out.dump_to.insert(addr);
+                    if !iface.out.dump_to.contains(&addr) {
+                        iface.out.dump_to.push(addr);
+                    }
                     iface.out.flush_by(at);
                     return;
                 }
@@ -2138,7 +2140,7 @@ impl Engine {
     }
 
     /// Sends everything we announce to each of `to`, by unicast.
-    fn unicast_dumps(&mut self, ifindex: IfIndex, cfg: &InterfaceConfig, to: BTreeSet<Ipv6Addr>) {
+    fn unicast_dumps(&mut self, ifindex: IfIndex, cfg: &InterfaceConfig, to: Vec<Ipv6Addr>) {
         let now = self.now;
         let mut all: BTreeSet<Prefix> = self.xroutes.keys().copied().collect();
         all.extend(self.table.keys().copied());

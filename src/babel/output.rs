@@ -23,7 +23,9 @@ pub struct OutQueue {
     pub full_dump: bool,
     /// Neighbours that get everything by unicast (a new neighbour's
     /// wildcard request, shortly after our last multicast dump).
-    pub dump_to: BTreeSet<Ipv6Addr>,
+    /// (A Vec, each address once: a few neighbours at most, and every set
+    /// type costs flash.)
+    pub dump_to: Vec<Ipv6Addr>,
     pub flush_at: Option<Time>,
 }
 

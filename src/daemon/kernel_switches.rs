@@ -3,8 +3,6 @@
 //! logs once each time the answer to "does this node route for others"
 //! changes.
 
-use std::collections::BTreeSet;
-
 use log::{info, warn};
 use serde_json::Value;
 
@@ -20,7 +18,8 @@ pub struct KernelSwitches {
     ipv6_failure: Option<String>,
     ipv4_failure: Option<String>,
     /// Interfaces whose reverse-path filter has been looked at.
-    rp_checked: BTreeSet<String>,
+    /// (A Vec: a few interfaces, and every set type costs flash.)
+    rp_checked: Vec<String>,
     /// The last note logged (`None`: none, or "routes for others").
     logged: Option<Option<String>>,
 }
@@ -34,7 +33,7 @@ impl KernelSwitches {
             ipv4_routes: false,
             ipv6_failure: None,
             ipv4_failure: None,
-            rp_checked: BTreeSet::new(),
+            rp_checked: Vec::new(),
             logged: None,
         }
     }
@@ -93,9 +92,10 @@ impl KernelSwitches {
         }
         let all = self.sys.read("net/ipv4/conf/all/rp_filter").unwrap_or(0);
         for name in babel_ifs {
-            if !self.rp_checked.insert(name.clone()) {
+            if self.rp_checked.contains(name) {
                 continue;
             }
+            self.rp_checked.push(name.clone());
             let key = sysctl::rp_filter_key(name);
             let Ok(cur) = self.sys.read(&key) else { continue };
             if let Some(v) = forwarding::loosen_rp_filter(all, cur) {
