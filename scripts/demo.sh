@@ -166,7 +166,7 @@ step_credentials() {
 	done
 	for n in $NODES; do
 		"$WEFT" ca sign --ca "$WORK/ca" --name "router-$n" --public-key "$(cat "$WORK/$n/public.key")" \
-			--signing-key "$(cat "$WORK/$n/signing.key")" \
+			--signing-key "$(cat "$WORK/$n/signing.key")" --group "$(group_of "$n")" \
 			--prefix "$(v6 "$n")/128" --prefix "$(v4 "$n")/32" --valid-for 1d \
 			--out "$WORK/$n/node.cred" >/dev/null
 	done
@@ -175,6 +175,16 @@ step_credentials() {
 	"$WEFT" cert show "$WORK/a/node.cred" --ca "$WORK/ca" --mesh-prefix fd77:77::/48 2>&1 | sed 's/^/      /'
 	say "E made itself a key too, but no CA signed it."
 	pause
+}
+
+# The group in router $1's credential (group policy, step_policy).
+group_of() {
+	case $1 in
+	a) echo admins ;;
+	b) echo guests ;;
+	c) echo members ;;
+	d) echo servers ;;
+	esac
 }
 
 # One cable between $1 and $2: device "to-$2" in $1 and "to-$1" in $2, each
@@ -211,6 +221,9 @@ EOF
 	done
 	printf "\nconfig announce\n\toption prefix '%s/128'\n" "$(v6 "$1")"
 	printf "\nconfig announce\n\toption prefix '%s/32'\n" "$(v4 "$1")"
+	# The same policy on every router; only the servers' enforce it.
+	printf "\nconfig policy 'guests_no_ssh'\n\toption src_group 'guests'\n\toption dest_group 'servers'\n"
+	printf "\toption proto 'tcp'\n\tlist dest_port '22'\n\toption action 'drop'\n"
 }
 
 step_start() {
@@ -405,6 +418,36 @@ step_relay() {
 	pause
 }
 
+# Opens a TCP connection from router $1 to $2 port $3 (2 s at most).
+tcp_open() { in_ns "$1" timeout 5 socat /dev/null "TCP6:[$2]:$3,connect-timeout=2" >/dev/null 2>&1; }
+
+step_policy() {
+	step "Group policy: who may open what"
+	say "Credentials carry groups: A is in admins, B in guests, D in servers. Every"
+	say "router has the same policy section; D, in dest_group servers, enforces it:"
+	sed -n '/^config policy/,$p' "$WORK/d/weft.conf" | sed 's/^/      /'
+	say "D listens on TCP 22. The sender is known by the end-to-end tunnel its"
+	say "packets come through (its key), not by a source address it could forge."
+	in_ns d socat TCP6-LISTEN:22,fork,reuseaddr SYSTEM:true >/dev/null 2>&1 &
+	LISTENER=$!
+	deadline=$(($(date +%s) + 10))
+	until tcp_open a "$(v6 d)" 22; do
+		[ "$(date +%s)" -lt $deadline ] || die "admin A cannot open D's port 22"
+		sleep 0.2
+	done
+	say "  A (admins) -> D:22   opened"
+	if tcp_open b "$(v6 d)" 22; then
+		die "guest B opened D's port 22 against the policy"
+	fi
+	say "  B (guests) -> D:22   dropped by D"
+	kill "$LISTENER" 2>/dev/null || true
+	wait "$LISTENER" 2>/dev/null || true
+	st=$("$WEFT" status --json -s "$(sock d)" | tr -d '\n ')
+	matched=$(echo "$st" | sed -n 's/.*"name":"guests_no_ssh"[^}]*"packets":\([0-9]*\).*/\1/p')
+	say "D's status counts ${matched:-?} packets matched by guests_no_ssh (weft status: policy)."
+	pause
+}
+
 step_insider() {
 	step "An insider that lies (in the simulator)"
 	if ! "$WEFT" simulate --help >/dev/null 2>&1; then
@@ -513,6 +556,7 @@ main() {
 	step_show
 	step_ping
 	step_relay
+	step_policy
 	step_rogue
 	step_cut
 	step_restore
