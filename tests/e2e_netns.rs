@@ -348,3 +348,33 @@ fn bench_per_hop_against_end_to_end() {
         }
     }
 }
+
+/// A relay that drops end-to-end packets (what origin signatures cannot
+/// prevent: it routes the transport addresses honestly and blackholes
+/// what they carry). n0 keeps sending to n2; with no handshake for 30 s
+/// its status names n2 as a stale peer; once the relay forwards again, the
+/// handshake comes and the peer is no longer stale.
+#[test]
+fn a_blackholing_relay_is_reported_as_stale_peers() {
+    require_mesh_tools!();
+    let l = line(true);
+    let m = &l.m;
+    await_or_fail(m, CONVERGE, "n0 routes n2 into weft-e2e", &[0, 1, 2], || {
+        m.routes(0).get(&format!("{}/128", l.mesh[2])).is_some_and(|d| d == "weft-e2e")
+    });
+    // The relay drops forwarded end-to-end UDP (port 6699), before any
+    // handshake between n0 and n2.
+    m.net.nft(1, "table inet blackhole {\n chain f { type filter hook forward priority -5; udp dport 6699 drop; }\n}\n");
+    let stale = |i: usize| m.status(i)["end_to_end"]["stale_peers"].as_array().map_or(0, Vec::len);
+    await_or_fail(m, Duration::from_secs(90), "n0 reports n2 as a stale end-to-end peer", &[0], || {
+        m.net.exec(0, &["ping", "-6", "-c", "1", "-W", "1", "-I", &l.mesh[0], &l.mesh[2]]);
+        stale(0) == 1
+    });
+    assert!(!m.net.ping_from(0, &l.mesh[0], &l.mesh[2]), "a ping got through the blackhole");
+    assert!(m.status(0)["end_to_end"]["handshakes_stale"].as_u64() >= Some(1));
+    assert!(m.log(0).contains("no handshake with"), "the log says nothing about it");
+    m.net.exec_ok(1, &["nft", "delete", "table", "inet", "blackhole"]);
+    await_or_fail(m, Duration::from_secs(60), "n2 answers again and is not stale", &[0, 2], || {
+        m.net.ping_from(0, &l.mesh[0], &l.mesh[2]) && stale(0) == 0
+    });
+}

@@ -151,7 +151,7 @@ fn guest_probe() {
         pass("create-in-two-namespaces", "");
 
         for i in 0..2 {
-            let up = sync_device(&mut be[i], name, &desired[i]).await.expect("sync");
+            let up = sync_device(&mut be[i], name, &desired[i]).await.expect("sync").0;
             assert!(!up.replace_peers && up.private_key.is_some());
             let got = be[i].get(name).await.expect("get");
             assert_eq!(got.public_key, Some(key(PUB[i])), "kernel-derived public key");
@@ -173,13 +173,13 @@ fn guest_probe() {
         pass("handshake-and-counters", format!("rx {} tx {} bytes", p.rx_bytes, p.tx_bytes));
 
         desired[0].peers[0].persistent_keepalive = Some(15);
-        let up = sync_device(&mut be[0], name, &desired[0]).await.unwrap();
+        let up = sync_device(&mut be[0], name, &desired[0]).await.unwrap().0;
         assert_eq!(up.peers.len(), 1);
         assert!(up.peers[0].update_only && up.peers[0].endpoint.is_none());
         let got = be[0].get(name).await.unwrap();
         assert_eq!(got.peers[0].persistent_keepalive, 15);
         assert_eq!(got.peers[0].last_handshake, Some(hs), "session kept");
-        assert!(sync_device(&mut be[0], name, &desired[0]).await.unwrap().is_empty());
+        assert!(sync_device(&mut be[0], name, &desired[0]).await.unwrap().0.is_empty());
         pass("minimal-update-keeps-session", "");
 
         // 1,000 peers with two prefixes each: the update is split over many
@@ -209,7 +209,7 @@ fn guest_probe() {
                 .collect(),
         };
         let t = Instant::now();
-        let up = sync_device(&mut be[0], big, &many).await.unwrap();
+        let up = sync_device(&mut be[0], big, &many).await.unwrap().0;
         let set_time = t.elapsed();
         assert_eq!(up.peers.len(), 1000);
         let t = Instant::now();
@@ -232,7 +232,7 @@ fn guest_probe() {
         pass("thousand-peers-set-and-read-back", format!("set {set_time:?} get {get_time:?}"));
 
         let empty = DeviceConfig { peers: Vec::new(), ..many.clone() };
-        let up = sync_device(&mut be[0], big, &empty).await.unwrap();
+        let up = sync_device(&mut be[0], big, &empty).await.unwrap().0;
         assert!(up.replace_peers && up.peers.is_empty());
         assert!(be[0].get(big).await.unwrap().peers.is_empty());
         pass("replace-peers-empties", "");

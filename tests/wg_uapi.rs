@@ -68,7 +68,7 @@ fn two_namespaces_ping_over_wireguard_go_configured_by_uapi() {
                     persistent_keepalive: None,
                 }],
             });
-            let applied = sync_device(&mut be[i], wg, &desired[i]).await.expect("sync");
+            let applied = sync_device(&mut be[i], wg, &desired[i]).await.expect("sync").0;
             assert!(!applied.is_empty());
             assert!(!applied.replace_peers, "fresh device: nothing to replace");
             // Read back: the device is exactly as desired.
@@ -89,13 +89,13 @@ fn two_namespaces_ping_over_wireguard_go_configured_by_uapi() {
 
         // A one-field change keeps the session (update_only, no re-add).
         desired[0].peers[0].persistent_keepalive = Some(15);
-        let up = sync_device(&mut be[0], &topo.wg[0], &desired[0]).await.unwrap();
+        let up = sync_device(&mut be[0], &topo.wg[0], &desired[0]).await.unwrap().0;
         assert_eq!(up.peers.len(), 1);
         assert!(up.peers[0].update_only && up.peers[0].endpoint.is_none());
         let got = be[0].get(&topo.wg[0]).await.unwrap();
         assert_eq!(got.peers[0].persistent_keepalive, 15);
         assert_eq!(got.peers[0].last_handshake, Some(hs), "session kept");
-        assert!(sync_device(&mut be[0], &topo.wg[0], &desired[0]).await.unwrap().is_empty());
+        assert!(sync_device(&mut be[0], &topo.wg[0], &desired[0]).await.unwrap().0.is_empty());
 
         // A refused set comes back as a typed errno.
         let answer = be[0].client().exchange(&topo.wg[0], "set=1\nlisten_port=notaport\n\n").await.unwrap();
@@ -106,7 +106,7 @@ fn two_namespaces_ping_over_wireguard_go_configured_by_uapi() {
 
         // Dropping the peer: no peer left to keep, so replace_peers.
         desired[0].peers.clear();
-        let up = sync_device(&mut be[0], &topo.wg[0], &desired[0]).await.unwrap();
+        let up = sync_device(&mut be[0], &topo.wg[0], &desired[0]).await.unwrap().0;
         assert!(up.replace_peers);
         assert!(be[0].get(&topo.wg[0]).await.unwrap().peers.is_empty());
         assert!(ping_until(&topo.ns[0], &format!("fe80::2%{}", topo.wg[0]), 1).is_err());

@@ -17,6 +17,23 @@ const RETRY_MS: u64 = 30_000;
 /// A peer whose transport route vanished is kept this long.
 pub const GRACE_MS: u64 = 300_000;
 
+/// Sending to a peer without a handshake in a WireGuard session's life
+/// (180 s) for this long makes it stale: something on the path drops the
+/// end-to-end packets (a relay that blackholes them, a filter).
+const STALE_MS: u64 = 30_000;
+const SESSION_MS: u64 = 180_000;
+
+/// What the last look at one peer saw.
+struct Watch {
+    key: [u8; 32],
+    tx: u64,
+    handshake: Option<std::time::SystemTime>,
+    /// When (our clock) that handshake was first seen.
+    handshake_at: Option<Time>,
+    /// Since when we have been sending without a recent handshake.
+    since: Option<Time>,
+}
+
 /// The MTU of `weft-e2e` when not configured: a 1500-byte link minus two
 /// WireGuard encapsulations over IPv6 (80 bytes each).
 pub const DEFAULT_MTU: u32 = 1340;
@@ -38,6 +55,11 @@ pub struct E2eDevice {
     pub sync_errors: u64,
     /// When each origin's transport address was last seen routed.
     seen: Vec<(RouterId, Time)>,
+    /// What the last read-back saw of each peer.
+    watch: Vec<Watch>,
+    /// Peers stale now, and how often a peer became stale.
+    stale: Vec<RouterId>,
+    pub handshakes_stale: u64,
 }
 
 /// What the kernel-route layer needs to steer prefixes.
@@ -80,6 +102,9 @@ impl E2eDevice {
             syncs: 0,
             sync_errors: 0,
             seen: Vec::new(),
+            watch: Vec::new(),
+            stale: Vec::new(),
+            handshakes_stale: 0,
         }
     }
 
@@ -164,6 +189,56 @@ impl E2eDevice {
         self.seen.iter().map(|(r, _)| *r).collect()
     }
 
+    /// Looks at the device's peers (every read-back, 10 s): a peer we keep
+    /// sending to (its tx bytes grow) without a handshake in the last 180 s
+    /// for 30 s is stale. Babel still routes its transport address, so
+    /// something on the way drops what end to end sends: the blackholing
+    /// that origin signatures cannot prevent, made visible. A handshake is
+    /// dated by when its timestamp changed on our monotonic clock, not by
+    /// the timestamp: a wall clock that jumps (NTP after a 1970 boot) must
+    /// not make every session look old.
+    pub fn observe(&mut self, peers: &[crate::wg::model::PeerState], now: Time) {
+        let mut watch = Vec::with_capacity(peers.len());
+        let mut stale = Vec::new();
+        for p in peers {
+            let key = p.public_key.0;
+            let prev = self.watch.iter().find(|w| w.key == key);
+            let handshake_at = match (prev, p.last_handshake) {
+                (_, None) => None,
+                (Some(w), Some(t)) if w.handshake == Some(t) => w.handshake_at,
+                // New, or first seen (given the benefit of the doubt).
+                (_, Some(_)) => Some(now),
+            };
+            let fresh = handshake_at.is_some_and(|t| now.since(t) < SESSION_MS);
+            let sending = prev.is_some_and(|w| p.tx_bytes > w.tx);
+            let since =
+                if fresh || !sending { None } else { Some(prev.and_then(|w| w.since).unwrap_or(now)) };
+            watch.push(Watch { key, tx: p.tx_bytes, handshake: p.last_handshake, handshake_at, since });
+            let Some(rid) =
+                self.plan.peers.iter().find(|x| *x.public_key.as_bytes() == key).map(|x| x.router_id)
+            else {
+                continue;
+            };
+            if since.is_some_and(|t| now.since(t) >= STALE_MS) {
+                if !self.stale.contains(&rid) {
+                    self.handshakes_stale += 1;
+                    warn!(
+                        "end to end: no handshake with {rid} while sending to it for 30 s: something on the \
+                         way drops end-to-end packets (a relay that blackholes them?)"
+                    );
+                }
+                stale.push(rid);
+            }
+        }
+        for rid in &self.stale {
+            if !stale.contains(rid) {
+                info!("end to end: {rid} answers again");
+            }
+        }
+        self.watch = watch;
+        self.stale = stale;
+    }
+
     /// Takes a new plan made at `now`; true if the device's peers must change.
     pub fn set_plan(&mut self, plan: Plan, now: Time) -> bool {
         for rid in &plan.routed {
@@ -217,11 +292,78 @@ impl E2eDevice {
             "unreachable_prefixes": self.plan.unreachable.len(),
             "syncs": self.syncs,
             "sync_errors": self.sync_errors,
+            "stale_peers": self.stale.iter().map(|r| r.to_string()).collect::<Vec<_>>(),
+            "handshakes_stale": self.handshakes_stale,
         })
     }
 
     /// A node's end-to-end peer endpoint, for `weft nodes`.
     pub fn peer_endpoint(&self, rid: &str) -> Option<String> {
         self.plan.peers.iter().find(|p| p.router_id.to_string() == rid).map(|p| p.endpoint.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wg::model::PeerState;
+    use std::time::{Duration, SystemTime};
+
+    fn device_with_peer(key: [u8; 32], rid: RouterId) -> E2eDevice {
+        let mut d = E2eDevice::new(
+            6699,
+            DEFAULT_MTU,
+            8,
+            "fd42::1".parse().unwrap(),
+            "fd42:0:0:ffff::/64".parse().unwrap(),
+        );
+        let peer = crate::mesh::e2e::Peer {
+            router_id: rid,
+            public_key: crate::key::PublicKey(key),
+            endpoint: "[fd42:0:0:ffff::2]:6699".parse().unwrap(),
+            allowed: vec!["fd42::2/128".parse().unwrap()],
+        };
+        d.set_plan(Plan { peers: vec![peer], ..Plan::default() }, Time(0));
+        d
+    }
+
+    fn state(key: [u8; 32], tx: u64, handshake: Option<SystemTime>) -> PeerState {
+        PeerState { last_handshake: handshake, tx_bytes: tx, ..PeerState::new(Key(key)) }
+    }
+
+    /// Sending for 30 s without a handshake makes a peer stale (once
+    /// counted); a handshake, or no longer sending, ends it.
+    #[test]
+    fn a_peer_sent_to_without_handshakes_becomes_stale() {
+        let (key, rid) = ([5; 32], RouterId([5; 8]));
+        let mut d = device_with_peer(key, rid);
+        let stale = |d: &E2eDevice| d.status()["stale_peers"].as_array().unwrap().len();
+        // Silence is not staleness; nor is a first look.
+        d.observe(&[state(key, 0, None)], Time(0));
+        d.observe(&[state(key, 0, None)], Time(10_000));
+        assert_eq!(stale(&d), 0);
+        // Handshake initiations go out every 5 s, nothing comes back.
+        for (t, tx) in [(20_000, 148), (30_000, 740), (40_000, 1332)] {
+            d.observe(&[state(key, tx, None)], Time(t));
+            assert_eq!(stale(&d), 0, "at {t}");
+        }
+        d.observe(&[state(key, 1924, None)], Time(50_000));
+        assert_eq!((stale(&d), d.handshakes_stale), (1, 1));
+        d.observe(&[state(key, 2516, None)], Time(60_000));
+        assert_eq!((stale(&d), d.handshakes_stale), (1, 1), "counted once");
+        // A handshake: answered, whatever its timestamp says (a wall clock
+        // that jumped, here 1970).
+        let hs = SystemTime::UNIX_EPOCH + Duration::from_secs(7);
+        d.observe(&[state(key, 9000, Some(hs))], Time(70_000));
+        assert_eq!(stale(&d), 0);
+        // The same handshake 180 s later while still sending: no session
+        // renewed, stale again 30 s after that.
+        for (i, t) in (250_000u64..=290_000).step_by(10_000).enumerate() {
+            d.observe(&[state(key, 10_000 + i as u64 * 600, Some(hs))], Time(t));
+        }
+        assert_eq!((stale(&d), d.handshakes_stale), (1, 2));
+        // Stopped sending: nothing to say.
+        d.observe(&[state(key, 12_400, Some(hs))], Time(300_000));
+        assert_eq!(stale(&d), 0);
     }
 }

@@ -350,7 +350,7 @@ impl MeshRuntime {
         let r = self.device(name, Some(mtu), &desired).await;
         let Some(dev) = self.e2e.as_mut() else { return false };
         match r {
-            Ok(()) => dev.created(),
+            Ok(_) => dev.created(),
             Err(DeviceError::Create(e)) => dev.fail(format!("cannot create {name}: {e}"), now),
             Err(DeviceError::Configure(e)) => {
                 dev.fail(format!("configuring {name}: {e}"), now);
@@ -370,6 +370,9 @@ impl MeshRuntime {
         let r = self.device(name, None, &desired).await;
         if let Some(d) = self.e2e.as_mut() {
             d.synced(r.is_ok());
+            if let Ok(actual) = &r {
+                d.observe(&actual.peers, now);
+            }
             if let Err(e) = r {
                 // Gone (wireguard-go killed, `ip link del`) or refusing: made
                 // again from scratch 30 s later; said once, not per event.
@@ -387,12 +390,15 @@ impl MeshRuntime {
         name: &str,
         create_mtu: Option<u32>,
         desired: &DeviceConfig,
-    ) -> Result<(), DeviceError> {
+    ) -> Result<crate::wg::model::Device, DeviceError> {
         if let Some(mtu) = create_mtu {
             // One of this name left by a run that crashed is replaced.
             crate::wg::create_replacing(&mut self.wg, name, mtu).await.map_err(DeviceError::Create)?;
         }
-        sync_device(&mut self.wg, name, desired).await.map(|_| ()).map_err(DeviceError::Configure)
+        sync_device(&mut self.wg, name, desired)
+            .await
+            .map(|(_, actual)| actual)
+            .map_err(DeviceError::Configure)
     }
 
     fn input(&mut self, now: Time, input: MeshInput<'_>) {
@@ -651,7 +657,7 @@ impl MeshRuntime {
                 warn!("cannot create tunnel {name}: {e}");
                 false
             }
-            Ok(()) => {
+            Ok(_) => {
                 if fresh {
                     let ll = crate::mesh::tunnel_link_local(&self.public);
                     if let Err(e) = self.wg.add_address(&name, IpAddr::V6(ll), 64).await {

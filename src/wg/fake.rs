@@ -116,9 +116,9 @@ mod tests {
                 fwmark: None,
                 peers: vec![PeerConfig::new(Key([2; 32]))],
             };
-            let first = sync_device(&mut b, "wgx", &cfg).await.unwrap();
+            let first = sync_device(&mut b, "wgx", &cfg).await.unwrap().0;
             assert!(!first.is_empty());
-            let second = sync_device(&mut b, "wgx", &cfg).await.unwrap();
+            let second = sync_device(&mut b, "wgx", &cfg).await.unwrap().0;
             assert!(second.is_empty(), "{second:?}");
             assert_eq!(b.interfaces["wgx"].device.peers.len(), 1);
             let sets = b.calls.iter().filter(|c| matches!(c, FakeCall::Set { .. })).count();

@@ -120,13 +120,14 @@ pub async fn sync_device<B: WgBackend>(
     backend: &mut B,
     name: &str,
     desired: &DeviceConfig,
-) -> Result<DeviceUpdate, WgError> {
+) -> Result<(DeviceUpdate, Device), WgError> {
     let actual = backend.get(name).await?;
     let update = reconcile(desired, &actual);
     if !update.is_empty() {
         backend.set(name, &update).await?;
     }
-    Ok(update)
+    // What it held before the update: its peers' handshakes and counters.
+    Ok((update, actual))
 }
 
 /// Creates an interface whose name the caller owns, replacing one of that
