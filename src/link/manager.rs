@@ -389,7 +389,8 @@ pub struct LinkManager {
     /// Our run, in Offer stamps; and Offers sent in it.
     run: u32,
     offers_sent: u32,
-    raws: BTreeMap<IfIndex, Raw>,
+    /// (A Vec: a few raw interfaces, and every map type costs flash.)
+    raws: Vec<(IfIndex, Raw)>,
     statics: Statics,
     peers: BTreeMap<(Scope, PublicKey), Peer>,
     /// Refused keys, until when, and a fingerprint of the credential they
@@ -449,7 +450,7 @@ impl LinkManager {
             counter: 0,
             run: 0,
             offers_sent: 0,
-            raws: BTreeMap::new(),
+            raws: Vec::new(),
             statics: Statics::default(),
             peers: BTreeMap::new(),
             refused: BTreeMap::new(),
@@ -517,7 +518,7 @@ impl LinkManager {
     pub fn poll_timeout(&self) -> Option<Time> {
         let mut t: Option<Time> = None;
         let mut take = |x: Time| t = Some(t.map_or(x, |t: Time| t.min(x)));
-        for r in self.raws.values() {
+        for (_, r) in &self.raws {
             take(r.next_beacon);
         }
         for ((scope, _), p) in &self.peers {
@@ -553,26 +554,22 @@ impl LinkManager {
         self.now = now;
         self.at = at.into();
         match input {
-            LinkInput::RawUp { ifindex, name, link_type, mtu } => {
-                let first = !self.raws.contains_key(&ifindex);
-                let rate = self.cfg.verify_budget_per_s;
-                let r = self.raws.entry(ifindex).or_insert(Raw {
-                    name: name.clone(),
-                    link_type,
-                    mtu,
-                    next_beacon: now,
-                    unknown: Bucket::full(rate, now),
-                    known: Bucket::full(rate, now),
-                });
-                r.name = name;
-                r.link_type = link_type;
-                r.mtu = mtu;
-                if first {
+            LinkInput::RawUp { ifindex, name, link_type, mtu } => match self.raw_mut(ifindex) {
+                Some(r) => {
+                    r.name = name;
+                    r.link_type = link_type;
+                    r.mtu = mtu;
+                }
+                None => {
+                    let rate = self.cfg.verify_budget_per_s;
+                    let (unknown, known) = (Bucket::full(rate, now), Bucket::full(rate, now));
+                    let raw = Raw { name, link_type, mtu, next_beacon: now, unknown, known };
+                    self.raws.push((ifindex, raw));
                     self.send_beacon(ifindex);
                 }
-            }
+            },
             LinkInput::RawDown { ifindex } => {
-                self.raws.remove(&ifindex);
+                self.raws.retain(|(i, _)| *i != ifindex);
                 self.sources.retain(|((i, _), _)| *i != Some(ifindex));
                 let gone: Vec<(Scope, PublicKey)> =
                     self.peers.keys().filter(|(s, _)| *s == Scope::Raw(ifindex)).copied().collect();
@@ -683,8 +680,9 @@ impl LinkManager {
     fn send_beacon(&mut self, ifindex: IfIndex) {
         let interval = self.cfg.beacon_interval_ms;
         let jitter = self.nonce() % (interval / 4 + 1);
-        let Some(r) = self.raws.get_mut(&ifindex) else { return };
-        r.next_beacon = self.now.plus_ms(interval - jitter);
+        let next = self.now.plus_ms(interval - jitter);
+        let Some(r) = self.raw_mut(ifindex) else { return };
+        r.next_beacon = next;
         let data =
             LinkMessage::Beacon { key: self.cfg.key, credential: self.cfg.credential.clone() }.encode();
         let dst = SocketAddr::V6(SocketAddrV6::new(DISCOVERY_GROUP, DISCOVERY_PORT, 0, ifindex));
@@ -735,12 +733,16 @@ impl LinkManager {
         }
         let Some(i) = iface else { return true };
         let rate = self.cfg.verify_budget_per_s;
-        let Some(r) = self.raws.get_mut(&i) else { return false };
+        let Some(r) = self.raw_mut(i) else { return false };
         if known_good {
             r.known.take(rate, rate, now)
         } else {
             r.unknown.take(rate, rate, now)
         }
+    }
+
+    fn raw_mut(&mut self, ifindex: IfIndex) -> Option<&mut Raw> {
+        self.raws.iter_mut().find(|(i, _)| *i == ifindex).map(|(_, r)| r)
     }
 
     fn free_port(&self) -> Option<u16> {
@@ -879,7 +881,7 @@ impl LinkManager {
 
     fn scope_of(&self, ifindex: Option<IfIndex>, src: &SocketAddr, key: &PublicKey) -> Option<Scope> {
         if is_link_local(&src.ip()) {
-            return ifindex.filter(|i| self.raws.contains_key(i)).map(Scope::Raw);
+            return ifindex.filter(|i| self.raws.iter().any(|(r, _)| r == i)).map(Scope::Raw);
         }
         if let Some((i, _)) = self.statics.iter().find(|(_, s)| s.key == *key) {
             return Some(Scope::Static(*i));
@@ -1130,7 +1132,7 @@ impl LinkManager {
     fn establish(&mut self, k: (Scope, PublicKey), src: SocketAddr, their_port: u16) {
         let (scope, key) = k;
         let (link_type, mtu) = match scope {
-            Scope::Raw(i) => match self.raws.get(&i) {
+            Scope::Raw(i) => match self.raws.iter().find(|(r, _)| *r == i).map(|(_, r)| r) {
                 Some(r) => {
                     let lt =
                         if r.link_type == LinkType::Wireless { LinkType::Wireless } else { LinkType::Tunnel };
