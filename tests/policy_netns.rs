@@ -165,6 +165,10 @@ fn group_policy_decides_who_reaches_a_server() {
     }
     let st = m.status(2);
     assert!(counter(&st, "guest_https") >= 2, "{:#}", st["policy"]);
+    // The transport address carries end-to-end UDP only: a guest cannot
+    // reach the server's services through it (hop by hop, unattributed).
+    let t2 = m.transport_address(2);
+    assert!(!connects(m, 0, &t2, 443), "guest n0 reached n2's port 443 at its transport address");
     assert!(counter(&st, "guest_http") >= 2 && counter(&st, "admin") >= 4, "{:#}", st["policy"]);
     assert!(st["policy"]["drops"]["default"]["packets"].as_u64() >= Some(2), "{:#}", st["policy"]);
     // Rules for servers are not in force on the guest.
@@ -180,7 +184,6 @@ fn group_policy_decides_who_reaches_a_server() {
     // from the admin's address (a spoof) and once from an address that is
     // no node's (the control: it must arrive, so the spoof's absence means
     // something). Policy routing sends both into the tunnel towards n2.
-    let t2 = m.transport_address(2);
     let tunnel =
         m.routes(1).get(&format!("{t2}/128")).cloned().expect("n1's route to n2's transport address");
     assert!(tunnel.starts_with("weft") && tunnel != "weft-e2e", "{tunnel}");
@@ -242,11 +245,27 @@ fn a_clean_stop_removes_the_table_and_a_crash_leftover_is_replaced() {
     let first = epoch(&epoch_file).expect("no epoch file beside the key");
     m.kill(2);
     assert!(has_table(m, 2), "a crash leaves the table (the next start replaces it)");
+    // A mark in the leftover table: the restart must replace it, not merge.
+    m.net.exec_ok(2, &["nft", "add", "counter", "inet", "weft", "leftover_mark"]);
+    // An epoch ahead of the wall clock (as a run that signed after a clock
+    // jump would leave): only reading the file can take the next run above it.
+    let ahead = first + 1_000_000;
+    std::fs::write(&epoch_file, format!("{ahead}\n")).unwrap();
     m.start(2);
     await_or_fail(m, CONVERGE, "n2's policy enforced after the restart", &[2], || {
         m.status(2)["policy"]["state"] == "enforced" && m.status(2)["policy"]["applies"].as_u64() >= Some(1)
     });
-    assert!(epoch(&epoch_file) > Some(first), "the epoch did not rise across a restart");
+    let counters = m.net.exec_ok(2, &["nft", "list", "counters", "table", "inet", "weft"]);
+    assert!(
+        !String::from_utf8_lossy(&counters.stdout).contains("leftover_mark"),
+        "the leftover table was merged into, not replaced"
+    );
+    // (Above it by one, plus one per change of what it announces at one seqno.)
+    let next = epoch(&epoch_file);
+    assert!(
+        next > Some(ahead) && next < Some(ahead + 100),
+        "the next run did not sign above the kept epoch: {next:?}"
+    );
     m.stop(2);
     assert!(!has_table(m, 2), "a clean stop leaves table inet weft behind");
 }

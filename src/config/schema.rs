@@ -836,7 +836,7 @@ pub fn from_document(doc: &Document, file: &str, warnings: &mut Vec<Warning>) ->
     }
     let needs_e2e = !policies.is_empty() || !main.default_policy_accept;
     let room = main.mesh_prefix.is_some_and(|p| p.len() < 64);
-    if needs_e2e && !main.end_to_end.unwrap_or(room && trust.has_trust_material()) {
+    if needs_e2e && !(trust.has_trust_material() && main.end_to_end.unwrap_or(room)) {
         let line = doc.sections_of("policy").next().or(main_section).map_or(1, |s| s.line);
         return Err(ConfigError::at(
             file,

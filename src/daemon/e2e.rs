@@ -30,6 +30,8 @@ struct Watch {
     handshake: Option<std::time::SystemTime>,
     /// When (our clock) that handshake was first seen.
     handshake_at: Option<Time>,
+    /// When its tx bytes last grew.
+    last_growth: Option<Time>,
     /// Since when we have been sending without a recent handshake.
     since: Option<Time>,
 }
@@ -210,17 +212,29 @@ impl E2eDevice {
                 (_, Some(_)) => Some(now),
             };
             let fresh = handshake_at.is_some_and(|t| now.since(t) < SESSION_MS);
-            let sending = prev.is_some_and(|w| p.tx_bytes > w.tx);
+            let grew = prev.is_some_and(|w| p.tx_bytes > w.tx);
+            let last_growth = if grew { Some(now) } else { prev.and_then(|w| w.last_growth) };
+            // Sending: tx grew within the last 15 s (WireGuard retries a
+            // handshake every 5 s while it has something to send).
+            let sending = last_growth.is_some_and(|t| now.since(t) < 15_000);
             let since =
                 if fresh || !sending { None } else { Some(prev.and_then(|w| w.since).unwrap_or(now)) };
-            watch.push(Watch { key, tx: p.tx_bytes, handshake: p.last_handshake, handshake_at, since });
+            watch.push(Watch {
+                key,
+                tx: p.tx_bytes,
+                handshake: p.last_handshake,
+                handshake_at,
+                last_growth,
+                since,
+            });
             let Some(rid) =
                 self.plan.peers.iter().find(|x| *x.public_key.as_bytes() == key).map(|x| x.router_id)
             else {
                 continue;
             };
+            let was = self.stale.contains(&rid);
             if since.is_some_and(|t| now.since(t) >= STALE_MS) {
-                if !self.stale.contains(&rid) {
+                if !was {
                     self.handshakes_stale += 1;
                     warn!(
                         "end to end: no handshake with {rid} while sending to it for 30 s: something on the \
@@ -228,10 +242,10 @@ impl E2eDevice {
                     );
                 }
                 stale.push(rid);
-            }
-        }
-        for rid in &self.stale {
-            if !stale.contains(rid) {
+            } else if was && !fresh {
+                // Not sending any more, and no handshake either: still stale.
+                stale.push(rid);
+            } else if was {
                 info!("end to end: {rid} answers again");
             }
         }
@@ -362,8 +376,13 @@ mod tests {
             d.observe(&[state(key, 10_000 + i as u64 * 600, Some(hs))], Time(t));
         }
         assert_eq!((stale(&d), d.handshakes_stale), (1, 2));
-        // Stopped sending: nothing to say.
+        // Stopped sending: still stale (no handshake came), not counted again.
         d.observe(&[state(key, 12_400, Some(hs))], Time(300_000));
+        d.observe(&[state(key, 12_400, Some(hs))], Time(320_000));
+        assert_eq!((stale(&d), d.handshakes_stale), (1, 2));
+        // A fresh handshake ends it.
+        let hs2 = hs + Duration::from_secs(1);
+        d.observe(&[state(key, 12_400, Some(hs2))], Time(330_000));
         assert_eq!(stale(&d), 0);
     }
 }

@@ -270,6 +270,7 @@ impl MeshRuntime {
         &mut self,
         engine: &Engine,
         kernel: &KernelView,
+        cfg: &Config,
         now: Time,
     ) -> Option<E2eRouting> {
         let dev = self.e2e.as_mut()?;
@@ -280,8 +281,14 @@ impl MeshRuntime {
             .collect();
         let grace = dev.grace(now);
         let plan = self.core.e2e_plan(&selected, dev.max_peers, &grace)?;
-        if dev.set_plan(plan, now) {
-            self.e2e_sync(now).await;
+        let changed = dev.set_plan(plan, now);
+        // The policy's sets before WireGuard's peers: a prefix moving from
+        // one peer to another leaves the old peer's group before WireGuard
+        // attributes it to the new one (never the other way round).
+        let installed: Vec<Prefix> = selected.iter().map(|(p, _)| *p).collect();
+        self.policy_update(cfg, &installed, now);
+        if changed {
+            self.e2e_sync(now, false).await;
         }
         let grants: Vec<Prefix> =
             self.core.identity().credential.as_ref().map(|c| c.body().prefixes.clone()).unwrap_or_default();
@@ -308,8 +315,15 @@ impl MeshRuntime {
             return;
         }
         let tmp = self.epoch_file.with_extension("new");
-        let r =
-            std::fs::write(&tmp, format!("{epoch}\n")).and_then(|_| std::fs::rename(&tmp, &self.epoch_file));
+        // Synced before the rename: after a power cut the file holds the old
+        // epoch or the new one, never nothing.
+        let r = std::fs::File::create(&tmp)
+            .and_then(|mut f| {
+                use std::io::Write as _;
+                f.write_all(format!("{epoch}\n").as_bytes())?;
+                f.sync_all()
+            })
+            .and_then(|_| std::fs::rename(&tmp, &self.epoch_file));
         if let Err(e) = r {
             warn!("cannot keep the signing epoch in {}: {e}", self.epoch_file.display());
         }
@@ -318,17 +332,26 @@ impl MeshRuntime {
 
     /// Brings the group policy's table in line with the end-to-end plan,
     /// the tunnels and the configured rules.
-    pub fn policy_update(&mut self, cfg: &Config, plain_interfaces: &[String], now: Time) {
+    fn policy_update(&mut self, cfg: &Config, installed: &[Prefix], now: Time) {
         let (Some(dev), Some(fw)) = (self.e2e.as_ref(), self.policy.as_mut()) else { return };
-        let hops: Vec<String> = self.tunnels.iter().map(|t| t.name.clone()).collect();
-        let table = self.core.policy_table(
-            dev.plan(),
-            &cfg.policies,
-            cfg.main.default_policy_accept,
-            &hops,
-            plain_interfaces,
-        );
-        if let Some(t) = table {
+        let ifaces = |wireguard: bool| -> Vec<String> {
+            cfg.interfaces
+                .iter()
+                .filter(|i| i.enabled && i.wireguard == wireguard)
+                .map(|i| i.ifname.clone())
+                .collect()
+        };
+        let (plain, raw) = (ifaces(false), ifaces(true));
+        let local = crate::mesh::policy::Local {
+            rules: &cfg.policies,
+            default_accept: cfg.main.default_policy_accept,
+            e2e_port: cfg.main.end_to_end_port,
+            babel_port: cfg.main.babel_port,
+            plain_interfaces: &plain,
+            raw_interfaces: &raw,
+            installed,
+        };
+        if let Some(t) = self.core.policy_table(dev.plan(), &local) {
             fw.apply(t, now);
         }
     }
@@ -360,8 +383,11 @@ impl MeshRuntime {
         self.e2e.as_ref().is_some_and(|d| d.is_created())
     }
 
-    /// Brings `weft-e2e`'s peers to the plan.
-    async fn e2e_sync(&mut self, now: Time) {
+    /// Brings `weft-e2e`'s peers to the plan; `poll`: the periodic read-back,
+    /// whose look at the peers' handshakes and counters finds stale ones
+    /// (looks at an even pace: a plan change's sync in between would
+    /// compare counters over a few milliseconds).
+    async fn e2e_sync(&mut self, now: Time, poll: bool) {
         let Some(desired) = self.e2e.as_ref().filter(|d| d.is_created()).map(|d| d.desired(self.private))
         else {
             return;
@@ -370,7 +396,7 @@ impl MeshRuntime {
         let r = self.device(name, None, &desired).await;
         if let Some(d) = self.e2e.as_mut() {
             d.synced(r.is_ok());
-            if let Ok(actual) = &r {
+            if let (Ok(actual), true) = (&r, poll) {
                 d.observe(&actual.peers, now);
             }
             if let Err(e) = r {
@@ -579,7 +605,7 @@ impl MeshRuntime {
             // weft-e2e created late after a failure; its peers and endpoints
             // put back (WireGuard roams an endpoint to wherever a packet came from).
             if self.e2e_ensure(now).await {
-                self.e2e_sync(now).await;
+                self.e2e_sync(now, true).await;
             }
         }
         self.reconcile_statics(now, cfg, false);

@@ -25,6 +25,8 @@ pub struct PolicyFirewall {
     retry_at: Time,
     applies: u64,
     errors: u64,
+    /// When the kernel's table was last seen to exist.
+    checked_at: Time,
 }
 
 /// Runs `nft` with `args`, `input` on its standard input; its output, or
@@ -53,6 +55,15 @@ impl PolicyFirewall {
     /// Brings the kernel's table to `table` (only the sets that changed,
     /// when the chains are the same, so the counters keep counting).
     pub fn apply(&mut self, table: Table, now: Time) {
+        // Someone may have deleted it (`nft flush ruleset`): looked at every
+        // 30 s, and put back whole.
+        if self.applied.is_some() && now.since(self.checked_at) >= RETRY_MS {
+            self.checked_at = now;
+            if nft(&["list", "table", TABLE], None).is_err() {
+                warn!("group policy: table {TABLE} vanished; putting it back");
+                self.applied = None;
+            }
+        }
         if self.applied.as_ref() == Some(&table) || (self.error.is_some() && now < self.retry_at) {
             return;
         }
@@ -66,6 +77,7 @@ impl PolicyFirewall {
                     info!("group policy: table {TABLE} in force");
                 }
                 self.applies += 1;
+                self.checked_at = now;
                 self.error = None;
                 self.applied = Some(table);
             }

@@ -416,18 +416,10 @@ impl<F: Fib, M: LinkMonitor, S: BabelIo> Daemon<F, M, S> {
         }
         self.e2e_due = now.plus_ms(1000);
         let Some(m) = self.mesh.as_mut() else { return };
-        let routing = m.e2e_update(&self.engine, &self.kernel, now).await;
+        let routing = m.e2e_update(&self.engine, &self.kernel, &self.cfg, now).await;
         if !self.routes.e2e_is(&routing) {
             self.routes.set_e2e(routing, &self.engine.fib_routes());
         }
-        let plain: Vec<String> = self
-            .cfg
-            .interfaces
-            .iter()
-            .filter(|i| i.enabled && !i.wireguard)
-            .map(|i| i.ifname.clone())
-            .collect();
-        m.policy_update(&self.cfg, &plain, now);
         m.persist_epoch();
     }
 

@@ -255,6 +255,8 @@ const TUNNEL_VERIFY_PER_S: u64 = 20;
 /// tunnels cannot multiply the work, at the price of a slower cold start
 /// in a large mesh (1 000 origins: about 12 s of sets after the burst).
 const NODE_VERIFY_PER_S: u64 = 50;
+/// A tunnel that sent a set with a bad signature gets no set checks for this long.
+const BAD_SET_PENALTY_MS: u64 = 60_000;
 const NODE_VERIFY_BURST: u64 = 400;
 
 /// Refills a token bucket (tokens, last refill) and returns its tokens.
@@ -262,7 +264,8 @@ fn bucket_refill(b: &mut (u64, Time), now: Time, per_s: u64, burst: u64) -> u64 
     let refill = now.since(b.1) * per_s / 1000;
     if refill > 0 {
         b.0 = (b.0 + refill).min(burst);
-        b.1 = now;
+        // Keep the fraction of a token not yet earned.
+        b.1 = b.1.plus_ms(refill * 1000 / per_s);
     }
     b.0
 }
@@ -496,14 +499,8 @@ impl MeshCore {
 
     /// The group-policy table for the end-to-end `plan`: the peers' groups
     /// from their verified credentials, ours from our own.
-    pub fn policy_table(
-        &self,
-        plan: &e2e::Plan,
-        rules: &[policy::Rule],
-        default_accept: bool,
-        hop_interfaces: &[String],
-        plain_interfaces: &[String],
-    ) -> Option<policy::Table> {
+    pub fn policy_table(&self, plan: &e2e::Plan, local: &policy::Local<'_>) -> Option<policy::Table> {
+        let tp = self.transport_prefix()?;
         let nodes = self.filter.grants();
         let peers: Vec<policy::PeerSources<'_>> = plan
             .peers
@@ -514,15 +511,22 @@ impl MeshCore {
             })
             .collect();
         let own_groups = self.id.credential.as_ref().map_or(&[][..], |c| &c.body().groups[..]);
+        // Installed prefixes neither steered end to end nor unreachable go
+        // hop by hop (nodes without end to end, babeld hosts).
+        let hop_routes: Vec<Prefix> =
+            local.installed.iter().filter(|p| !tp.contains(p) && plan.steer(p).is_none()).copied().collect();
         Some(policy::table(&policy::Inputs {
-            rules,
-            default_accept,
+            rules: local.rules,
+            default_accept: local.default_accept,
             own_groups,
-            transport_prefix: self.transport_prefix()?,
-            hop_interfaces,
-            plain_interfaces,
+            transport_prefix: tp,
+            e2e_port: local.e2e_port,
+            babel_port: local.babel_port,
+            plain_interfaces: local.plain_interfaces,
+            raw_interfaces: local.raw_interfaces,
             peers: &peers,
             unreachable: &plan.unreachable,
+            hop_routes: &hop_routes,
         }))
     }
 
@@ -728,6 +732,11 @@ impl MeshCore {
             Some(MeshTlv::Set(bytes)) => {
                 self.stats.origin.received += 1;
                 self.on_set(ifindex, &bytes)
+            }
+            // A set is six chunks at most: a larger count would only make
+            // us keep pieces.
+            Some(MeshTlv::SetChunk { count, .. }) if usize::from(count) > origin::MAX_SET_CHUNKS => {
+                self.stats.origin.unverifiable += 1;
             }
             Some(MeshTlv::SetChunk { router_id, index, count, data }) => {
                 let Some(bytes) = self.set_reassembly.add(ifindex, router_id, index, count, data) else {
@@ -962,6 +971,12 @@ impl MeshCore {
         }
         if !set.verify(&key) {
             self.stats.origin.bad_signature += 1;
+            // Relays pass on only sets they verified: a bad one is the
+            // sender's doing. Its set checks wait a minute, so that a few
+            // such neighbours cannot spend the node's budget for everyone.
+            if let Some((_, b)) = self.tunnel_budget.iter_mut().find(|(k, _)| *k == (ifindex, Budget::Sets)) {
+                *b = (0, self.now.plus_ms(BAD_SET_PENALTY_MS));
+            }
             self.log(
                 log::Level::Warn,
                 format!("announcement set for {} with a bad signature from tunnel {ifindex}", set.router_id),

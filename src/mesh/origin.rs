@@ -49,6 +49,8 @@ pub const ONE_TLV: usize = 254;
 /// header and signature, 1 235 bytes (six chunks).
 pub const MAX_PREFIXES: usize = 64;
 pub const MAX_SET_LEN: usize = HEADER + MAX_PREFIXES * 18 + SIG;
+/// Chunks of 240 bytes a set may take.
+pub const MAX_SET_CHUNKS: usize = MAX_SET_LEN.div_ceil(240);
 const CONTEXT: &[u8] = b"weft announcement set v1\0";
 
 /// The node's signing key pair, derived from its WireGuard private key (one

@@ -164,6 +164,18 @@ pub struct PeerSources<'a> {
     pub groups: &'a [String],
 }
 
+/// What the daemon knows for the table: configuration and interfaces.
+pub struct Local<'a> {
+    pub rules: &'a [Rule],
+    pub default_accept: bool,
+    pub e2e_port: u16,
+    pub babel_port: u16,
+    pub plain_interfaces: &'a [String],
+    pub raw_interfaces: &'a [String],
+    /// Every installed prefix (the ones routed hop by hop are told apart here).
+    pub installed: &'a [Prefix],
+}
+
 /// What the table is made from.
 pub struct Inputs<'a> {
     pub rules: &'a [Rule],
@@ -171,14 +183,23 @@ pub struct Inputs<'a> {
     /// Our own credential's groups.
     pub own_groups: &'a [String],
     pub transport_prefix: Prefix,
-    /// Per-hop WireGuard tunnels.
-    pub hop_interfaces: &'a [String],
-    /// Every other interface Babel runs on (plain ones).
+    /// Our end-to-end UDP port and Babel's.
+    pub e2e_port: u16,
+    pub babel_port: u16,
+    /// Interfaces Babel runs on in plain (babeld, BIRD): unauthenticated,
+    /// policed like per-hop tunnels (which are matched by name, `weft*`).
     pub plain_interfaces: &'a [String],
+    /// The raw interfaces the tunnels run over: nothing from them may be
+    /// forwarded into `weft-e2e`.
+    pub raw_interfaces: &'a [String],
     pub peers: &'a [PeerSources<'a>],
     /// Prefixes of end-to-end nodes that have no peer now (unreachable):
     /// they come from nowhere either.
     pub unreachable: &'a [Prefix],
+    /// Selected prefixes routed hop by hop (nodes without end to end,
+    /// babeld hosts): a source whose longest match is one of these may come
+    /// per hop, even inside an end-to-end gateway's `::/0`.
+    pub hop_routes: &'a [Prefix],
 }
 
 /// The kind of a named set.
@@ -316,50 +337,76 @@ fn quoted(names: &[String]) -> Vec<String> {
     v
 }
 
-/// The two hooks: what arrives through `weft-e2e` or a per-hop tunnel and is
-/// for us. In the forward hook, TCP SYNs from hosts behind us into
-/// `weft-e2e` (SYN and SYN-ACK alike) get their MSS clamped to the tunnel's
-/// MTU (ICMP "too big" is often filtered), a peer's packet going on into
-/// the mesh is dropped (peers may send us only what is for us), and what
-/// we relay between mesh interfaces is not looked at.
+/// The two hooks: what arrives through `weft-e2e`, a per-hop tunnel
+/// (named `weft*`, matched at once when one appears) or a plain Babel
+/// interface and is for us (addressed to us, or forwarded out of the mesh).
+/// In the forward hook, TCP SYNs into `weft-e2e` get their MSS clamped to
+/// its MTU (ICMP "too big" is often filtered); a peer's packet going on into
+/// the mesh is dropped (peers may send us only what is for us), and so is
+/// one arriving per hop or raw and leaving through `weft-e2e` (it would be
+/// attributed to us at the far end: laundering); what we relay between
+/// mesh interfaces is not looked at.
 const HOOKS: &str = "\tchain input {
 \t\ttype filter hook input priority filter - 5; policy accept;
 \t\tiifname \"weft-e2e\" jump from_e2e
-\t\tiifname @hop jump from_hop
+\t\tiifname \"weft*\" jump from_hop
+\t\tiifname @plain jump from_hop
 \t}
 \tchain forward {
 \t\ttype filter hook forward priority filter - 5; policy accept;
 \t\toifname \"weft-e2e\" tcp flags syn tcp option maxseg size set rt mtu
-\t\tiifname \"weft-e2e\" oifname @mesh counter name \"foreign\" drop
-\t\toifname @mesh return
+\t\tiifname \"weft-e2e\" oifname \"weft*\" counter name \"foreign\" drop
+\t\tiifname \"weft-e2e\" oifname @plain counter name \"foreign\" drop
+\t\tiifname \"weft*\" oifname \"weft-e2e\" counter name \"foreign\" drop
+\t\tiifname @raw oifname \"weft-e2e\" counter name \"foreign\" drop
+\t\toifname \"weft*\" return
+\t\toifname @plain return
 \t\tiifname \"weft-e2e\" jump from_e2e
-\t\tiifname @hop jump from_hop
+\t\tiifname \"weft*\" jump from_hop
+\t\tiifname @plain jump from_hop
 \t}
 ";
 
-/// Per hop: ICMP errors, the end-to-end UDP between transport addresses
-/// (the transport prefix follows) and link-local Babel pass; an end-to-end
-/// node's source is a spoof; the rest is attributed to no node: only rules
-/// without `src_group` apply.
-const HOP_HEAD: &str = "\tchain from_hop {
-\t\tmeta l4proto { icmp, ipv6-icmp } ct state related accept
-\t\tip6 daddr { ";
-const HOP_CHECKS: &str = ", fe80::/10, ff00::/8 } return
-\t\tip daddr 224.0.0.0/4 return
-\t\tip saddr @e2e4 counter name \"spoofed\" drop
-\t\tip6 saddr @e2e6 counter name \"spoofed\" drop
-\t\tct state established,related accept
-";
+/// Per hop: ICMP errors of our flows, multicast (Babel, neighbour
+/// discovery), link-local ICMPv6 and Babel, and end-to-end UDP to our
+/// transport address pass; then a source no node may use per hop (a
+/// transport address, a link-local one, an end-to-end node's) is a spoof;
+/// the rest is attributed to no node: only rules without `src_group` apply.
+fn hop_head(tp: &Prefix, e2e_port: u16, babel_port: u16) -> String {
+    let (tp, e2e, babel) = (tp.to_string(), e2e_port.to_string(), babel_port.to_string());
+    [
+        "\tchain from_hop {\n\t\tmeta l4proto { icmp, ipv6-icmp } ct state related accept\n",
+        "\t\tip6 daddr ff00::/8 return\n\t\tip daddr 224.0.0.0/4 return\n",
+        "\t\tip6 daddr fe80::/10 meta l4proto ipv6-icmp return\n",
+        "\t\tip6 daddr fe80::/10 udp dport ",
+        &babel,
+        " return\n",
+        "\t\tip6 daddr ",
+        &tp,
+        " udp dport ",
+        &e2e,
+        " return\n",
+        "\t\tip6 saddr { ",
+        &tp,
+        ", fe80::/10 } counter name \"spoofed\" drop\n",
+        "\t\tip saddr @e2e4 counter name \"spoofed\" drop\n",
+        "\t\tip6 saddr @e2e6 counter name \"spoofed\" drop\n",
+        "\t\tct state established,related accept\n",
+    ]
+    .concat()
+}
 
 pub fn table(inp: &Inputs<'_>) -> Table {
     let mut sets = Vec::new();
-    sets.push(("hop".to_string(), Kind::Ifname, quoted(inp.hop_interfaces)));
-    let mut mesh: Vec<String> = inp.hop_interfaces.iter().chain(inp.plain_interfaces).cloned().collect();
-    mesh.push(super::e2e::INTERFACE.to_string());
-    sets.push(("mesh".to_string(), Kind::Ifname, quoted(&mesh)));
+    sets.push(("plain".to_string(), Kind::Ifname, quoted(inp.plain_interfaces)));
+    sets.push(("raw".to_string(), Kind::Ifname, quoted(inp.raw_interfaces)));
+    // Sources that only weft-e2e may carry: by longest match, as routing
+    // would answer them, so a per-hop route inside a gateway's ::/0 stays
+    // allowed per hop.
     let mut e2e: Vec<(Prefix, bool)> =
         inp.peers.iter().flat_map(|p| p.allowed.iter().map(|a| (*a, true))).collect();
     e2e.extend(inp.unreachable.iter().map(|u| (*u, true)));
+    e2e.extend(inp.hop_routes.iter().map(|h| (*h, false)));
     let (e4, e6) = owned(&e2e);
     sets.push(("e2e4".into(), Kind::V4, e4));
     sets.push(("e2e6".into(), Kind::V6, e6));
@@ -405,9 +452,7 @@ pub fn table(inp: &Inputs<'_>) -> Table {
         s.extend(["\tcounter ", c, " { }\n"]);
     }
     s.push_str(HOOKS);
-    s.push_str(HOP_HEAD);
-    s.push_str(&inp.transport_prefix.to_string());
-    s.push_str(HOP_CHECKS);
+    s.push_str(&hop_head(&inp.transport_prefix, inp.e2e_port, inp.babel_port));
     let rule = |s: &mut String, saddr: &str, r: &Rule, i: usize| {
         let verdict = if r.accept { "\" accept\n" } else { "\" drop\n" };
         s.extend(["\t\t", saddr, &r.matches(), "counter name \"", &rule_counter(i), verdict]);

@@ -18,7 +18,7 @@ fn rule(src: Option<&str>, dest: Option<&str>, protos: &str, ports: &str, accept
 struct World {
     rules: Vec<Rule>,
     own: Vec<String>,
-    hops: Vec<String>,
+    plain: Vec<String>,
     peers: Vec<(Vec<Prefix>, Vec<String>)>,
 }
 
@@ -31,10 +31,15 @@ impl World {
             default_accept,
             own_groups: &self.own,
             transport_prefix: p("fd42:77:1:ffff::/64"),
-            hop_interfaces: &self.hops,
-            plain_interfaces: &["eth9".to_string()],
+            e2e_port: 6699,
+            babel_port: 6696,
+            plain_interfaces: &self.plain,
+            raw_interfaces: &["mesh0".to_string()],
             peers: &peers,
             unreachable: &[p("10.99.0.0/24")],
+            // A babeld host's prefix, routed hop by hop, inside the admin
+            // gateway's 0.0.0.0/0.
+            hop_routes: &[p("10.50.0.0/24")],
         })
     }
 }
@@ -48,7 +53,7 @@ fn servers() -> World {
             rule(None, None, "icmp", "", true),
         ],
         own: vec!["servers".into()],
-        hops: vec!["weft0a0b0c-1".into()],
+        plain: vec!["eth9".into()],
         peers: vec![
             (vec![p("fd42:77:1::a/128"), p("10.89.1.0/24")], vec!["guests".into()]),
             (vec![p("fd42:77:1::b/128"), p("0.0.0.0/0")], vec!["admins".into(), "ops".into()]),
@@ -83,9 +88,22 @@ fn rules_for_other_destination_groups_are_left_out() {
     assert!(!hop.contains("policy_0") && !hop.contains("policy_1"), "{hop}");
     assert!(hop.contains("counter name \"policy_default\" drop"), "{hop}");
     // Every end-to-end source is refused per hop, also an unreachable node's.
-    assert!(full.contains("add element inet weft e2e4 { 0.0.0.0-255.255.255.255 }"), "{full}");
+    // (by longest match: the babeld host's per-hop prefix stays allowed per hop)
+    assert!(
+        full.contains("add element inet weft e2e4 { 0.0.0.0-10.49.255.255, 10.50.1.0-255.255.255.255 }"),
+        "{full}"
+    );
     assert!(full.contains("add element inet weft e2e6 { fd42:77:1::a-fd42:77:1::b }"), "{full}");
-    assert!(full.contains("ip6 daddr { fd42:77:1:ffff::/64, fe80::/10, ff00::/8 } return"), "{full}");
+    // Per hop only end-to-end UDP to our transport address, Babel and
+    // ICMPv6 on link-local, and multicast skip the checks; transport and
+    // link-local sources are refused.
+    assert!(full.contains("ip6 daddr fd42:77:1:ffff::/64 udp dport 6699 return"), "{full}");
+    assert!(full.contains("ip6 daddr fe80::/10 udp dport 6696 return"), "{full}");
+    assert!(
+        full.contains("ip6 saddr { fd42:77:1:ffff::/64, fe80::/10 } counter name \"spoofed\" drop"),
+        "{full}"
+    );
+    assert!(!full.contains("fe80::/10, ff00::/8 } return"), "{full}");
     assert!(full.starts_with("table inet weft\ndelete table inet weft\ntable inet weft {\n"), "{full}");
 }
 
@@ -94,14 +112,13 @@ fn peers_changing_refill_only_the_sets_that_changed() {
     let mut w = servers();
     let old = w.table(true);
     w.peers[1].1 = vec!["ops".into()];
-    w.hops.push("weft0a0b0c-2".into());
+    w.plain.push("eth8".into());
     let new = w.table(true);
     assert!(new.same_structure(&old));
     let up = new.update_from(&old);
     assert_eq!(
         up,
-        "flush set inet weft hop\nadd element inet weft hop { \"weft0a0b0c-1\", \"weft0a0b0c-2\" }\n\
-         flush set inet weft mesh\nadd element inet weft mesh { \"eth9\", \"weft-e2e\", \"weft0a0b0c-1\", \"weft0a0b0c-2\" }\n\
+        "flush set inet weft plain\nadd element inet weft plain { \"eth8\", \"eth9\" }\n\
          flush set inet weft src0_4\nflush set inet weft src0_6\n"
     );
     assert_eq!(new.update_from(&new), "");
@@ -180,8 +197,9 @@ fn counters_are_read_from_nft_output() {
 
 #[test]
 fn the_fixed_chains_name_the_end_to_end_interface_and_the_counters() {
-    assert_eq!(HOOKS.matches(&format!("\"{}\"", super::super::e2e::INTERFACE)).count(), 4);
-    assert!(HOOKS.contains(&format!("counter name \"{FOREIGN}\"")));
-    assert_eq!(HOP_CHECKS.matches(&format!("counter name \"{SPOOFED}\"")).count(), 2);
+    assert_eq!(HOOKS.matches(&format!("\"{}\"", super::super::e2e::INTERFACE)).count(), 7);
+    assert_eq!(HOOKS.matches(&format!("counter name \"{FOREIGN}\"")).count(), 4);
+    let head = hop_head(&p("fd42::/64"), 1, 2);
+    assert_eq!(head.matches(&format!("counter name \"{SPOOFED}\"")).count(), 3);
     assert_eq!(DEFAULT, "policy_default");
 }
