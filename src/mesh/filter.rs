@@ -52,11 +52,25 @@ pub struct RouteFilter {
     /// End to end's transport prefix: inside it an origin may announce its
     /// own transport address and nothing else, whatever its grants.
     transport: Option<Prefix>,
+    /// (tunnel, origin, seqno) held 30 s without the set coming: refused.
+    missing: Arc<Vec<(IfIndex, RouterId, SeqNo)>>,
 }
 
 impl RouteFilter {
     pub fn new(grants: Arc<BTreeMap<RouterId, VerifiedNode>>, tunnels: BTreeSet<IfIndex>) -> RouteFilter {
-        RouteFilter { grants, tunnels: Arc::new(tunnels), origins: None, transport: None }
+        RouteFilter {
+            grants,
+            tunnels: Arc::new(tunnels),
+            origins: None,
+            transport: None,
+            missing: Arc::default(),
+        }
+    }
+
+    /// Announcements held 30 s for a set that never came: refused.
+    pub fn with_missing(mut self, missing: Vec<(IfIndex, RouterId, SeqNo)>) -> RouteFilter {
+        self.missing = Arc::new(missing);
+        self
     }
 
     pub fn with_transport_prefix(mut self, tp: Option<Prefix>) -> RouteFilter {
@@ -140,6 +154,9 @@ impl RouteFilter {
         }
         match self.judge_signed(&q.prefix, &q.router_id, q.seqno) {
             RouteVerdict::Allowed => FilterVerdict::Use,
+            RouteVerdict::AwaitingSet if self.missing.contains(&(q.ifindex, q.router_id, q.seqno)) => {
+                FilterVerdict::Refuse
+            }
             RouteVerdict::UnknownOrigin | RouteVerdict::AwaitingSet => FilterVerdict::Hold,
             RouteVerdict::NotGranted | RouteVerdict::NotSigned => FilterVerdict::Refuse,
         }

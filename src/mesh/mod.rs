@@ -224,6 +224,9 @@ pub struct OriginStats {
     pub over_budget: u64,
     /// Sets asked of a neighbour for an announcement held for want of one.
     pub requested: u64,
+    /// (tunnel, origin, seqno) whose announcements were held 30 s without
+    /// the set coming, and then refused.
+    pub missing: u64,
 }
 
 /// Our own identity as the core sees it.
@@ -242,6 +245,12 @@ enum Budget {
     Credentials,
     Sets,
 }
+
+/// An announcement held this long for want of its origin's set (three
+/// requests unanswered) is refused; that many such (tunnel, origin, seqno)
+/// are remembered at most.
+const HELD_MS: u64 = 30_000;
+const MAX_HELD: usize = 256;
 
 /// Sets kept while their origin's credential is on its way.
 const PARKED_SETS: usize = 64;
@@ -283,6 +292,10 @@ pub struct MeshCore {
     tunnel_ifs: BTreeSet<IfIndex>,
     /// Signature checks left per tunnel interface, and when last refilled.
     tunnel_budget: Vec<((IfIndex, Budget), (u64, Time))>,
+    /// Announcements held for want of a set: since when, per (tunnel,
+    /// origin, seqno); and those held too long, refused by the filter.
+    held_since: Vec<((IfIndex, RouterId, SeqNo), Time)>,
+    missing: Vec<(IfIndex, RouterId, SeqNo)>,
     /// The node's, per kind (credentials, sets).
     node_budget: [(u64, Time); 2],
     /// Origins whose credential we asked for, and when.
@@ -335,6 +348,8 @@ impl MeshCore {
             set_reassembly: Reassembly::default(),
             tunnel_ifs: BTreeSet::new(),
             tunnel_budget: Vec::new(),
+            held_since: Vec::new(),
+            missing: Vec::new(),
             node_budget: [(NODE_VERIFY_BURST, now); 2],
             requested: HashMap::new(),
             signing,
@@ -811,6 +826,10 @@ impl MeshCore {
                 && signing.is_some()
                 && self.origins.get(&q.router_id).is_none_or(|s| q.seqno.newer_than(s.seqno));
             let now = self.now;
+            let key = (q.ifindex, q.router_id, q.seqno);
+            if held && !self.held_since.iter().any(|(k, _)| *k == key) && self.held_since.len() < MAX_HELD {
+                self.held_since.push((key, now));
+            }
             if held && self.set_requested.get(&q.router_id).is_none_or(|t| now.since(*t) >= SET_REQUEST_MS) {
                 self.set_requested.insert(q.router_id, now);
                 self.stats.origin.requested += 1;
@@ -840,6 +859,7 @@ impl MeshCore {
     /// verdicts that lapse by themselves (expiry).
     fn tick(&mut self) {
         let now = self.now;
+        self.judge_held(now);
         self.requested.retain(|_, t| now.since(*t) < 10 * CREDENTIAL_REQUEST_MS);
         self.set_requested.retain(|_, t| now.since(*t) < 10 * SET_REQUEST_MS);
         if let Some(c) = &self.id.credential {
@@ -997,6 +1017,39 @@ impl MeshCore {
     }
 
     /// Builds a new route filter if it is stale, and hands it out.
+    /// Held announcements whose set came are forgotten; those held 30 s
+    /// without it are refused (the filter changes, the engine drops them).
+    fn judge_held(&mut self, now: Time) {
+        let covered = |origins: &origin::Sets, rid: &RouterId, seqno: SeqNo| {
+            origins.get(rid).is_some_and(|s| !seqno.newer_than(s.seqno))
+        };
+        let before = self.missing.len();
+        self.missing.retain(|(_, rid, s)| !covered(&self.origins, rid, *s));
+        let mut changed = self.missing.len() != before;
+        let mut expired = Vec::new();
+        self.held_since.retain(|(k, t)| {
+            if covered(&self.origins, &k.1, k.2) {
+                return false;
+            }
+            if now.since(*t) >= HELD_MS {
+                expired.push(*k);
+                return false;
+            }
+            true
+        });
+        for k in expired {
+            if !self.missing.contains(&k) {
+                if self.missing.len() >= MAX_HELD {
+                    self.missing.remove(0);
+                }
+                self.missing.push(k);
+                self.stats.origin.missing += 1;
+                changed = true;
+            }
+        }
+        self.filter_stale |= changed;
+    }
+
     fn refresh_filter(&mut self) {
         if !self.filter_stale {
             return;
@@ -1005,6 +1058,7 @@ impl MeshCore {
         let origins = self.origin_signatures.then(|| Arc::new(self.origins.records()));
         self.filter = RouteFilter::new(self.auth.known.grants(), self.tunnel_ifs.clone())
             .with_origins(origins)
+            .with_missing(self.missing.clone())
             .with_transport_prefix(self.transport_prefix());
         self.outputs.push_back(MeshOutput::Filter(self.filter.clone()));
     }

@@ -426,3 +426,38 @@ fn a_set_too_large_for_one_tlv_travels_in_chunks() {
     let keys = origin::signing_keypair(&net.node(2).0);
     assert!(matches!(Set::sign(&keys, rid, 1, SeqNo(4), &too_many), Err(origin::SetError::TooLarge(_))));
 }
+
+/// An announcement held for want of its origin's set is refused once 30 s
+/// pass without the set (three requests unanswered), counted; a set that
+/// covers its seqno makes it usable again.
+#[test]
+fn an_announcement_held_30_s_without_its_set_is_refused() {
+    let net = Net::new();
+    let mut core = net.core(1);
+    core.handle_input(Time(0), NOW, MeshInput::TunnelInterfaces(BTreeSet::from([9])));
+    let (key2, cred2) = net.node(2);
+    let rid = derive::router_id(cred2.public_key());
+    let from: std::net::Ipv6Addr = "fe80::9".parse().unwrap();
+    for body in chunks_of(&cred2) {
+        core.handle_input(Time(10), NOW, MeshInput::Extension { ifindex: 9, from, body: &body });
+    }
+    let addr = core.known().nodes[&rid].verdict.as_ref().unwrap().mesh_address.unwrap();
+    let p = crate::babel::Prefix::V6(addr, 128);
+    let query = RouteQuery { prefix: p, router_id: rid, seqno: SeqNo(7), ifindex: 9, neighbour: from };
+    assert_eq!(core.filter().decide(&query), FilterVerdict::Hold);
+    core.handle_input(Time(20), NOW, MeshInput::Filtered { query, verdict: FilterVerdict::Hold });
+    core.handle_timeout(Time(20_000), NOW);
+    assert_eq!(core.filter().decide(&query), FilterVerdict::Hold, "refused too early");
+    core.handle_timeout(Time(31_000), NOW);
+    assert_eq!(core.filter().decide(&query), FilterVerdict::Refuse);
+    assert_eq!(core.stats().origin.missing, 1);
+    // The same origin from another tunnel, or at another seqno, is still held.
+    let other = RouteQuery { seqno: SeqNo(8), ..query };
+    assert_eq!(core.filter().decide(&other), FilterVerdict::Hold);
+    // The set comes after all: used.
+    let set = Set::sign(&origin::signing_keypair(&key2), rid, 1, SeqNo(7), &[p]).unwrap();
+    let body = MeshTlv::Set(set.bytes).encode();
+    core.handle_input(Time(32_000), NOW, MeshInput::Extension { ifindex: 9, from, body: &body });
+    core.handle_timeout(Time(33_000), NOW);
+    assert_eq!(core.filter().decide(&query), FilterVerdict::Use);
+}
