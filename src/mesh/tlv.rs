@@ -4,8 +4,8 @@
 //! A body starts with a kind byte. Credential request: the router-id whose
 //! credential is wanted. Credential chunk: router-id, index, count, and up
 //! to 240 bytes of the credential (Babel TLV bodies are at most 255 bytes).
-
-use std::collections::BTreeMap;
+//! Announcement sets too large for one body travel the same way (kind 5,
+//! see [`super::origin`]).
 
 use crate::babel::{IfIndex, RouterId};
 
@@ -108,16 +108,17 @@ pub fn credential_chunks(router_id: RouterId, cred: &[u8]) -> Vec<MeshTlv> {
 /// each part once it arrives.
 type Parts = (u8, Vec<Option<Vec<u8>>>);
 
-/// Reassembles credentials from chunks, per sender; bounded.
+/// Reassembles credentials and sets from chunks, per sender; bounded. (A
+/// Vec: at most 64 partial objects, and every map type costs flash.)
 #[derive(Default)]
 pub struct Reassembly {
-    partial: BTreeMap<(IfIndex, RouterId), Parts>,
+    partial: Vec<((IfIndex, RouterId), Parts)>,
 }
 
 const MAX_PARTIAL: usize = 64;
 
 impl Reassembly {
-    /// Adds a chunk; returns the whole credential once complete.
+    /// Adds a chunk; returns the whole object once complete.
     pub fn add(
         &mut self,
         ifindex: IfIndex,
@@ -129,17 +130,24 @@ impl Reassembly {
         if count == 1 {
             return Some(data);
         }
-        if self.partial.len() >= MAX_PARTIAL && !self.partial.contains_key(&(ifindex, router_id)) {
-            self.partial.clear();
-        }
-        let e =
-            self.partial.entry((ifindex, router_id)).or_insert_with(|| (count, vec![None; count as usize]));
+        let key = (ifindex, router_id);
+        let i = match self.partial.iter().position(|(k, _)| *k == key) {
+            Some(i) => i,
+            None => {
+                if self.partial.len() >= MAX_PARTIAL {
+                    self.partial.clear();
+                }
+                self.partial.push((key, (count, vec![None; count as usize])));
+                self.partial.len() - 1
+            }
+        };
+        let e = &mut self.partial[i].1;
         if e.0 != count {
             *e = (count, vec![None; count as usize]);
         }
         e.1[index as usize] = Some(data);
         if e.1.iter().all(Option::is_some) {
-            let (_, parts) = self.partial.remove(&(ifindex, router_id)).expect("present");
+            let (_, (_, parts)) = self.partial.swap_remove(i);
             return Some(parts.into_iter().flatten().flatten().collect());
         }
         None
