@@ -108,6 +108,17 @@ fn await_or_fail(m: &Mesh, timeout: Duration, what: &str, nodes: &[usize], cond:
     }
 }
 
+/// n2 listens on TCP 80 and 443 (one dual-stack socket per port).
+fn tcp_servers(m: &Mesh) -> Vec<std::process::Child> {
+    [80, 443]
+        .iter()
+        .map(|port| {
+            let listen = format!("TCP6-LISTEN:{port},fork,reuseaddr,ipv6only=0");
+            m.net.spawn(2, &["socat", &listen, "SYSTEM:true"], &format!("tcp{port}.log"))
+        })
+        .collect()
+}
+
 /// Opens a TCP connection from node `i` to `addr`:`port` (3 s at most).
 fn connects(m: &Mesh, i: usize, addr: &str, port: u16) -> bool {
     let target =
@@ -136,11 +147,7 @@ fn group_policy_decides_who_reaches_a_server() {
     });
     // TCP servers on n2 (one dual-stack socket per port), a UDP drop box on
     // its mesh address.
-    let mut servers = Vec::new();
-    for port in [80, 443] {
-        let listen = format!("TCP6-LISTEN:{port},fork,reuseaddr,ipv6only=0");
-        servers.push(m.net.spawn(2, &["socat", &listen, "SYSTEM:true"], &format!("tcp{port}.log")));
-    }
+    let mut servers = tcp_servers(m);
     let inbox = m.net.dir(2).join("inbox");
     let recv = format!("UDP6-RECV:5000,bind=[{}]", s.mesh[2]);
     let append = format!("OPEN:{},creat,append", inbox.display());
@@ -293,11 +300,7 @@ fn group_policy_holds_on_lossy_links() {
             .iter()
             .all(|&i| m.routes(i).get(&format!("{}/128", s.mesh[2])).is_some_and(|d| d == "weft-e2e"))
     });
-    let mut servers = Vec::new();
-    for port in [80, 443] {
-        let listen = format!("TCP6-LISTEN:{port},fork,reuseaddr,ipv6only=0");
-        servers.push(m.net.spawn(2, &["socat", &listen, "SYSTEM:true"], &format!("tcp{port}.log")));
-    }
+    let servers = tcp_servers(m);
     let dst = s.mesh[2].clone();
     await_or_fail(m, Duration::from_secs(60), "admin n3 -> n2 :443 through loss", &[2, 3], || {
         connects(m, 3, &dst, 443)

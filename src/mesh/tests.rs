@@ -61,6 +61,14 @@ fn chunks_of(c: &Credential) -> Vec<Vec<u8>> {
     credential_chunks(rid, c.to_bytes()).iter().map(MeshTlv::encode).collect()
 }
 
+/// Gives `core` the credential `cred` over tunnel `ifindex` at `at` ms.
+fn learn(core: &mut MeshCore, cred: &Credential, ifindex: u32, at: u64) {
+    let from: std::net::Ipv6Addr = "fe80::9".parse().unwrap();
+    for body in chunks_of(cred) {
+        core.handle_input(Time(at), NOW, MeshInput::Extension { ifindex, from, body: &body });
+    }
+}
+
 /// The announcement sets the core sent since the last call.
 fn sent_sets(core: &mut MeshCore) -> Vec<Set> {
     std::iter::from_fn(|| core.poll_output())
@@ -144,9 +152,7 @@ fn announcement_sets_are_verified_once_and_decide_routes() {
     let (key2, cred2) = net.node(2);
     let rid = derive::router_id(cred2.public_key());
     let from: std::net::Ipv6Addr = "fe80::9".parse().unwrap();
-    for body in chunks_of(&cred2) {
-        core.handle_input(Time(10), NOW, MeshInput::Extension { ifindex: 9, from, body: &body });
-    }
+    learn(&mut core, &cred2, 9, 10);
     let addr = core.known().nodes[&rid].verdict.as_ref().unwrap().mesh_address.unwrap();
     let p = crate::babel::Prefix::V6(addr, 128);
     let other: crate::babel::Prefix = "10.9.9.0/24".parse().unwrap();
@@ -190,9 +196,7 @@ fn announcement_sets_are_verified_once_and_decide_routes() {
     cfg.origin_signatures = false;
     let mut off = MeshCore::new(cfg, Time(0), NOW);
     off.handle_input(Time(0), NOW, MeshInput::TunnelInterfaces(BTreeSet::from([9])));
-    for body in chunks_of(&cred2) {
-        off.handle_input(Time(10), NOW, MeshInput::Extension { ifindex: 9, from, body: &body });
-    }
+    learn(&mut off, &cred2, 9, 10);
     assert_eq!(off.filter().judge_signed(&p, &rid, SeqNo(1005)), RouteVerdict::Allowed);
 }
 
@@ -237,9 +241,7 @@ fn a_set_that_arrives_before_its_credential_is_checked_when_the_credential_comes
     core.handle_input(Time(10), NOW, MeshInput::Extension { ifindex: 9, from, body: &body });
     assert_eq!(core.verified_origins(), 0);
     assert_eq!(core.stats().origin.unverifiable, 1);
-    for body in chunks_of(&cred2) {
-        core.handle_input(Time(20), NOW, MeshInput::Extension { ifindex: 9, from, body: &body });
-    }
+    learn(&mut core, &cred2, 9, 20);
     assert_eq!(core.verified_origins(), 1, "the parked set was not checked when its credential came");
     assert_eq!(core.verified_seqno(&rid), Some(SeqNo(5)));
 }
@@ -281,9 +283,7 @@ fn a_flood_of_forged_sets_costs_at_most_the_tunnels_budget() {
     let (_, cred2) = net.node(2);
     let rid = derive::router_id(cred2.public_key());
     let from: std::net::Ipv6Addr = "fe80::9".parse().unwrap();
-    for body in chunks_of(&cred2) {
-        core.handle_input(Time(10), NOW, MeshInput::Extension { ifindex: 9, from, body: &body });
-    }
+    learn(&mut core, &cred2, 9, 10);
     let (key3, _) = net.node(3);
     let forger = origin::signing_keypair(&key3);
     for n in 0..1000u16 {
@@ -309,9 +309,7 @@ fn a_flood_from_many_tunnels_costs_one_check_per_tunnel() {
     let (_, cred2) = net.node(2);
     let rid = derive::router_id(cred2.public_key());
     let from: std::net::Ipv6Addr = "fe80::9".parse().unwrap();
-    for body in chunks_of(&cred2) {
-        core.handle_input(Time(10), NOW, MeshInput::Extension { ifindex: 10, from, body: &body });
-    }
+    learn(&mut core, &cred2, 10, 10);
     let (key3, _) = net.node(3);
     let forger = origin::signing_keypair(&key3);
     let mut n = 0u16;
@@ -409,9 +407,7 @@ fn a_set_too_large_for_one_tlv_travels_in_chunks() {
     let cred2 = net.credential(&key2, &["2001:db8::/32"], NOW - 3600, NOW + 86_400);
     let rid = derive::router_id(cred2.public_key());
     let from: std::net::Ipv6Addr = "fe80::9".parse().unwrap();
-    for body in chunks_of(&cred2) {
-        core.handle_input(Time(10), NOW, MeshInput::Extension { ifindex: 9, from, body: &body });
-    }
+    learn(&mut core, &cred2, 9, 10);
     // Out of order, and twice: one verification.
     for body in bodies.iter().rev().chain(bodies.iter()) {
         core.handle_input(Time(20), NOW, MeshInput::Extension { ifindex: 9, from, body });
@@ -438,9 +434,7 @@ fn an_announcement_held_30_s_without_its_set_is_refused() {
     let (key2, cred2) = net.node(2);
     let rid = derive::router_id(cred2.public_key());
     let from: std::net::Ipv6Addr = "fe80::9".parse().unwrap();
-    for body in chunks_of(&cred2) {
-        core.handle_input(Time(10), NOW, MeshInput::Extension { ifindex: 9, from, body: &body });
-    }
+    learn(&mut core, &cred2, 9, 10);
     let addr = core.known().nodes[&rid].verdict.as_ref().unwrap().mesh_address.unwrap();
     let p = crate::babel::Prefix::V6(addr, 128);
     let query = RouteQuery { prefix: p, router_id: rid, seqno: SeqNo(7), ifindex: 9, neighbour: from };
