@@ -195,8 +195,13 @@ fn group_policy_decides_who_reaches_a_server() {
         m.routes(1).get(&format!("{t2}/128")).cloned().expect("n1's route to n2's transport address");
     assert!(tunnel.starts_with("weft") && tunnel != "weft-e2e", "{tunnel}");
     let control = "fd77:5ec::1";
-    for src in [s.mesh[3].as_str(), control] {
-        m.net.exec_ok(1, &["ip", "-6", "addr", "add", &format!("{src}/128"), "dev", "lo", "nodad"]);
+    // n1's own transport address as source: unattributable (it would slip
+    // past src_group rules), refused per hop too.
+    let t1 = m.transport_address(1);
+    for src in [s.mesh[3].as_str(), control, t1.as_str()] {
+        if src != t1 {
+            m.net.exec_ok(1, &["ip", "-6", "addr", "add", &format!("{src}/128"), "dev", "lo", "nodad"]);
+        }
         m.net.exec_ok(1, &["ip", "-6", "rule", "add", "from", src, "lookup", "77", "pref", "100"]);
     }
     m.net.exec_ok(
@@ -216,10 +221,12 @@ fn group_policy_decides_who_reaches_a_server() {
     let read = || std::fs::read_to_string(&inbox).unwrap_or_default();
     await_or_fail(m, Duration::from_secs(10), "the control datagram arrives", &[1, 2], || {
         send(s.mesh[3].as_str(), "spoof\n");
+        send(&t1, "transport\n");
         send(control, "control\n");
         read().contains("control")
     });
     assert!(!read().contains("spoof"), "the relay's spoof of the admin's address got in: {}", read());
+    assert!(!read().contains("transport"), "a datagram from a transport address got in per hop: {}", read());
     let spoofed = m.status(2)["policy"]["drops"]["spoofed"]["packets"].as_u64().unwrap_or(0);
     assert!(spoofed > spoofed_before, "spoofed counter did not move: {spoofed_before} -> {spoofed}");
 
