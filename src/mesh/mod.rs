@@ -531,14 +531,9 @@ impl MeshCore {
         let hop_routes: Vec<Prefix> =
             local.installed.iter().filter(|p| !tp.contains(p) && plan.steer(p).is_none()).copied().collect();
         Some(policy::table(&policy::Inputs {
-            rules: local.rules,
-            default_accept: local.default_accept,
+            local,
             own_groups,
             transport_prefix: tp,
-            e2e_port: local.e2e_port,
-            babel_port: local.babel_port,
-            plain_interfaces: local.plain_interfaces,
-            raw_interfaces: local.raw_interfaces,
             peers: &peers,
             unreachable: &plan.unreachable,
             hop_routes: &hop_routes,

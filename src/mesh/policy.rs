@@ -168,21 +168,6 @@ pub struct PeerSources<'a> {
 pub struct Local<'a> {
     pub rules: &'a [Rule],
     pub default_accept: bool,
-    pub e2e_port: u16,
-    pub babel_port: u16,
-    pub plain_interfaces: &'a [String],
-    pub raw_interfaces: &'a [String],
-    /// Every installed prefix (the ones routed hop by hop are told apart here).
-    pub installed: &'a [Prefix],
-}
-
-/// What the table is made from.
-pub struct Inputs<'a> {
-    pub rules: &'a [Rule],
-    pub default_accept: bool,
-    /// Our own credential's groups.
-    pub own_groups: &'a [String],
-    pub transport_prefix: Prefix,
     /// Our end-to-end UDP port and Babel's.
     pub e2e_port: u16,
     pub babel_port: u16,
@@ -192,6 +177,17 @@ pub struct Inputs<'a> {
     /// The raw interfaces the tunnels run over: nothing from them may be
     /// forwarded into `weft-e2e`.
     pub raw_interfaces: &'a [String],
+    /// Every installed prefix (the ones routed hop by hop are told apart here).
+    pub installed: &'a [Prefix],
+}
+
+/// What the table is made from: the daemon's part, and what the core
+/// verified.
+pub struct Inputs<'a> {
+    pub local: &'a Local<'a>,
+    /// Our own credential's groups.
+    pub own_groups: &'a [String],
+    pub transport_prefix: Prefix,
     pub peers: &'a [PeerSources<'a>],
     /// Prefixes of end-to-end nodes that have no peer now (unreachable):
     /// they come from nowhere either.
@@ -398,8 +394,8 @@ fn hop_head(tp: &Prefix, e2e_port: u16, babel_port: u16) -> String {
 
 pub fn table(inp: &Inputs<'_>) -> Table {
     let mut sets = Vec::new();
-    sets.push(("plain".to_string(), Kind::Ifname, quoted(inp.plain_interfaces)));
-    sets.push(("raw".to_string(), Kind::Ifname, quoted(inp.raw_interfaces)));
+    sets.push(("plain".to_string(), Kind::Ifname, quoted(inp.local.plain_interfaces)));
+    sets.push(("raw".to_string(), Kind::Ifname, quoted(inp.local.raw_interfaces)));
     // Sources that only weft-e2e may carry: by longest match, as routing
     // would answer them, so a per-hop route inside a gateway's ::/0 stays
     // allowed per hop.
@@ -413,6 +409,7 @@ pub fn table(inp: &Inputs<'_>) -> Table {
 
     // The rules in force here, and a source set per group they name.
     let active: Vec<(usize, &Rule)> = inp
+        .local
         .rules
         .iter()
         .enumerate()
@@ -452,12 +449,12 @@ pub fn table(inp: &Inputs<'_>) -> Table {
         s.extend(["\tcounter ", c, " { }\n"]);
     }
     s.push_str(HOOKS);
-    s.push_str(&hop_head(&inp.transport_prefix, inp.e2e_port, inp.babel_port));
+    s.push_str(&hop_head(&inp.transport_prefix, inp.local.e2e_port, inp.local.babel_port));
     let rule = |s: &mut String, saddr: &str, r: &Rule, i: usize| {
         let verdict = if r.accept { "\" accept\n" } else { "\" drop\n" };
         s.extend(["\t\t", saddr, &r.matches(), "counter name \"", &rule_counter(i), verdict]);
     };
-    let default = if inp.default_accept {
+    let default = if inp.local.default_accept {
         "\t\tcounter name \"policy_default\" accept\n\t}\n"
     } else {
         "\t\tcounter name \"policy_default\" drop\n\t}\n"

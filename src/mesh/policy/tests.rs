@@ -26,15 +26,19 @@ impl World {
     fn table(&self, default_accept: bool) -> Table {
         let peers: Vec<PeerSources<'_>> =
             self.peers.iter().map(|(a, g)| PeerSources { allowed: a, groups: g }).collect();
-        table(&Inputs {
+        let local = Local {
             rules: &self.rules,
             default_accept,
-            own_groups: &self.own,
-            transport_prefix: p("fd42:77:1:ffff::/64"),
             e2e_port: 6699,
             babel_port: 6696,
             plain_interfaces: &self.plain,
             raw_interfaces: &["mesh0".to_string()],
+            installed: &[],
+        };
+        table(&Inputs {
+            local: &local,
+            own_groups: &self.own,
+            transport_prefix: p("fd42:77:1:ffff::/64"),
             peers: &peers,
             unreachable: &[p("10.99.0.0/24")],
             // A babeld host's prefix, routed hop by hop, inside the admin
