@@ -315,10 +315,11 @@ fn group_policy_holds_on_lossy_links() {
     await_or_fail(m, Duration::from_secs(60), "guest n0 -> n2 :80 through loss", &[0, 2], || {
         connects(m, 0, &dst, 80)
     });
-    for _ in 0..3 {
+    // Loss can eat a whole attempt's SYNs (or a route for a moment), so the
+    // guest keeps trying until a SYN reaches n2's rule; none may get through.
+    await_or_fail(m, Duration::from_secs(60), "a guest SYN to :443 meets its rule at n2", &[0, 2], || {
         assert!(!connects(m, 0, &dst, 443), "guest n0 -> n2 :443 got through");
-    }
-    let st = m.status(2);
-    assert!(counter(&st, "guest_https") >= 1, "the guest's SYNs never met their rule: {:#}", st["policy"]);
+        counter(&m.status(2), "guest_https") >= 1
+    });
     drop(servers);
 }
