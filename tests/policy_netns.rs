@@ -19,7 +19,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::mesh::{mesh_address_of, Ca, Mesh, NodeConf, NodeId};
+use common::mesh::{mesh_address_of, Ca, Mesh, NodeConf, NodeId, UdpFlood};
 use common::netns::Net;
 use weft::babel::LinkType;
 use weft::sim::Topology;
@@ -65,6 +65,11 @@ struct Star {
 }
 
 fn star() -> Star {
+    star_wrapped(&["", "", "", ""])
+}
+
+/// As [`star`], node i's daemon run by `wrappers[i]` (e.g. `faketime ...`).
+fn star_wrapped(wrappers: &[&str; 4]) -> Star {
     let mut t = Topology::default();
     for i in 0..4 {
         t.node(&format!("n{i}"));
@@ -90,8 +95,8 @@ fn star() -> Star {
         mesh.push(mesh_address_of(&cred));
         confs.push(conf);
     }
-    for i in 0..4 {
-        m.start(i);
+    for (i, w) in wrappers.iter().enumerate() {
+        m.start_wrapped(i, "true", w);
     }
     Star { m, mesh, confs }
 }
@@ -321,5 +326,99 @@ fn group_policy_holds_on_lossy_links() {
         assert!(!connects(m, 0, &dst, 443), "guest n0 -> n2 :443 got through");
         counter(&m.status(2), "guest_https") >= 1
     });
+    drop(servers);
+}
+
+/// The field's bad day for the enforcer: n2's wall clock reads 1970 (no RTC,
+/// no NTP yet) and, once the mesh is up, three floods of 1 000 datagrams/s
+/// each arrive at it: the guest n0 through its end-to-end session (UDP to a
+/// port no rule opens: the default drop), the relay n1 per hop from the
+/// admin's address (a spoof) and n1 per hop with junk to n2's end-to-end
+/// WireGuard port. Throughout, the admin opens 443, the guest opens 80 and
+/// not 443; the floods are counted where the policy says; n2 keeps its
+/// end-to-end peers and answers its control socket.
+#[test]
+fn group_policy_holds_at_1970_under_a_flood() {
+    require_mesh_tools!();
+    require_cmd!("socat");
+    require_cmd!("faketime");
+    let s =
+        star_wrapped(&["", "", "env FAKETIME_DONT_FAKE_MONOTONIC=1 faketime -f '@1970-01-01 00:00:00'", ""]);
+    let m = &s.m;
+    let clock = m.status(2)["trust"]["clock"].clone();
+    assert!(clock["wall"].as_str().is_some_and(|w| w.starts_with("1970-")), "n2's clock: {clock:#}");
+    await_or_fail(m, CONVERGE, "every node has three end-to-end peers", &[0, 1, 2, 3], || {
+        (0..4).all(|i| m.status(i)["end_to_end"]["peers"] == 3)
+    });
+    await_or_fail(m, Duration::from_secs(10), "n2's policy enforced at 1970", &[2], || {
+        m.status(2)["policy"]["state"] == "enforced"
+    });
+    let servers = tcp_servers(m);
+    let dst = s.mesh[2].clone();
+    await_or_fail(m, Duration::from_secs(20), "admin n3 -> n2 :443 at 1970", &[2, 3], || {
+        connects(m, 3, &dst, 443)
+    });
+    assert!(!connects(m, 0, &dst, 443), "guest n0 -> n2 :443 got through (n2 at 1970)");
+
+    // The relay's spoof: the admin's address on n1, routed into the per-hop
+    // tunnel towards n2 (policy routing, as in the first test).
+    let t2 = m.transport_address(2);
+    let tunnel =
+        m.routes(1).get(&format!("{t2}/128")).cloned().expect("n1's route to n2's transport address");
+    m.net.exec_ok(1, &["ip", "-6", "addr", "add", &format!("{}/128", s.mesh[3]), "dev", "lo", "nodad"]);
+    m.net.exec_ok(1, &["ip", "-6", "rule", "add", "from", &s.mesh[3], "lookup", "77", "pref", "100"]);
+    m.net.exec_ok(
+        1,
+        &["ip", "-6", "route", "add", &format!("{}/128", s.mesh[2]), "dev", &tunnel, "table", "77"],
+    );
+    let sa = |a: &str, port: u16| std::net::SocketAddr::new(a.parse().unwrap(), port);
+    let drops = |what: &str| m.status(2)["policy"]["drops"][what]["packets"].as_u64().unwrap_or(0);
+    let (default_before, spoofed_before) = (drops("default"), drops("spoofed"));
+    let flood_start = std::time::Instant::now();
+    let floods = [
+        UdpFlood::start(&m.net, 0, sa(&s.mesh[0], 0), sa(&dst, 9), 1000),
+        UdpFlood::start(&m.net, 1, sa(&s.mesh[3], 0), sa(&dst, 5000), 1000),
+        UdpFlood::start(&m.net, 1, sa(&m.transport_address(1), 0), sa(&t2, 6699), 1000),
+    ];
+    await_or_fail(m, Duration::from_secs(30), "admin n3 -> n2 :443 under the flood", &[2, 3], || {
+        connects(m, 3, &dst, 443)
+    });
+    await_or_fail(m, Duration::from_secs(30), "guest n0 -> n2 :80 under the flood", &[0, 2], || {
+        connects(m, 0, &dst, 80)
+    });
+    await_or_fail(
+        m,
+        Duration::from_secs(30),
+        "a guest SYN to :443 meets its rule under the flood",
+        &[0, 2],
+        || {
+            assert!(!connects(m, 0, &dst, 443), "guest n0 -> n2 :443 got through under the flood");
+            counter(&m.status(2), "guest_https") >= 1
+        },
+    );
+    // At least 10 s of flood: the admin keeps getting in, the guest not.
+    while flood_start.elapsed() < Duration::from_secs(10) {
+        await_or_fail(m, Duration::from_secs(10), "admin n3 -> n2 :443, flood going on", &[2, 3], || {
+            connects(m, 3, &dst, 443)
+        });
+        assert!(!connects(m, 0, &dst, 443), "guest n0 -> n2 :443 got through under the flood");
+    }
+    let flood_time = flood_start.elapsed();
+    let sent: Vec<u64> = floods.into_iter().map(UdpFlood::stop).collect();
+    assert!(sent.iter().all(|n| *n >= 8000), "the floods sent too little: {sent:?} in {flood_time:?}");
+    let (default, spoofed) = (drops("default") - default_before, drops("spoofed") - spoofed_before);
+    eprintln!(
+        "floods sent {sent:?} in {flood_time:?}; n2 dropped {default} by default and {spoofed} as spoofed"
+    );
+    // Most of each flood reaches n2 (wireguard-go may shed some under load).
+    assert!(default >= sent[0] / 2, "the guest's flood was not dropped by default: {default} of {}", sent[0]);
+    assert!(spoofed >= sent[1] / 2, "the spoofed flood was not counted: {spoofed} of {}", sent[1]);
+    let st = m.status(2);
+    assert_eq!(
+        st["end_to_end"]["peers"], 3,
+        "n2 lost end-to-end peers under the flood: {:#}",
+        st["end_to_end"]
+    );
+    assert_eq!(st["policy"]["state"], "enforced", "{:#}", st["policy"]);
     drop(servers);
 }

@@ -128,6 +128,8 @@ fn make_node(
             &signing,
             "--prefix",
             &prefix,
+            "--group",
+            if tag == "a" { "guests" } else { "servers" },
             "--valid-for",
             "1d",
             "--out",
@@ -162,6 +164,13 @@ fn make_node(
     // Explicit both ways: the per-hop run checks routes via the tunnel.
     let e2e_line = format!("config weft 'main'\n\toption end_to_end '{}'\n", u8::from(e2e));
     config = config.replacen("config weft 'main'\n", &e2e_line, 1);
+    if e2e {
+        // Group policy on the kernel path: guests may not open TCP 5001 on servers.
+        config.push_str(
+            "config policy 'guests_5001'\n\toption src_group 'guests'\n\toption dest_group 'servers'\n\
+             \toption proto 'tcp'\n\tlist dest_port '5001'\n\toption action 'drop'\n",
+        );
+    }
     let config_file = d.join("weft.config");
     std::fs::write(&config_file, config).unwrap();
     let check =
@@ -195,6 +204,23 @@ fn vars(nodes: &[Node], e2e: bool) -> String {
     let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs();
     s.push_str(&format!("B_ROGUE='{ROGUE}'\nHOST_EPOCH={now}\n"));
     s
+}
+
+/// Loaded at boot: veth, WireGuard, and nf_tables with conntrack for the
+/// group policy's table (`ct state`, named counters; the rest is built in).
+/// crc32c first: libcrc32c (under conntrack) asks the crypto API for it
+/// at load time, a soft dependency modules.dep does not list.
+const VM_MODULES: &str = "veth wireguard crc32c_generic nf_tables nft_ct nft_objref";
+
+/// Programs copied into the VM: `nft` for the group policy (weft runs it).
+fn vm_bins() -> String {
+    let mut bins = vec!["/usr/sbin/ip", "/usr/bin/ping"];
+    for p in ["/usr/bin/wg", "/usr/sbin/nft"] {
+        if Path::new(p).exists() {
+            bins.push(p);
+        }
+    }
+    bins.join(" ")
 }
 
 fn have(prog: &str) -> bool {
@@ -250,6 +276,8 @@ fn run_in_vm(e2e: bool) {
     let t = Instant::now();
     let out = Command::new(&run_sh)
         .arg(&payload.0)
+        .env("WEFT_VM_BINS", vm_bins())
+        .env("WEFT_VM_MODULES", VM_MODULES)
         .env("WEFT_VM_TIMEOUT", "200")
         .output()
         .expect("tests/vm/run.sh");
@@ -266,6 +294,9 @@ fn run_in_vm(e2e: bool) {
         if e2e {
             expected.push("e2e-kernel-device");
         }
+    }
+    if e2e && Path::new("/usr/sbin/nft").exists() {
+        expected.extend(["policy-enforced", "policy-drops-by-group"]);
     }
     for c in expected {
         assert!(

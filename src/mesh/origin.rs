@@ -28,7 +28,7 @@
 
 use std::net::IpAddr;
 
-use ed25519_compact::{KeyPair, PublicKey as EdPublicKey, Seed, Signature};
+use ed25519_compact::{KeyPair, Seed};
 
 use crate::babel::{Prefix, RouterId, SeqNo};
 use crate::trust::{wire, NodePrivateKey};
@@ -220,10 +220,9 @@ impl Set {
 
     /// Checks the signature against the origin's signing key.
     pub fn verify(&self, signing_key: &[u8; 32]) -> bool {
-        let Ok(pk) = EdPublicKey::from_slice(signing_key) else { return false };
         let (signed, sig) = self.bytes.split_at(self.bytes.len() - SIG);
-        let Ok(sig) = Signature::from_slice(sig) else { return false };
-        pk.verify([CONTEXT, signed].concat(), &sig).is_ok()
+        let Ok(sig) = <&[u8; 64]>::try_from(sig) else { return false };
+        crate::trust::keys::ed25519_verify(signing_key, &[CONTEXT, signed].concat(), sig)
     }
 
     pub fn version(&self) -> (u32, SeqNo) {

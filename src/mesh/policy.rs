@@ -61,16 +61,18 @@ impl Protos {
         Ok(p)
     }
 
-    fn names(&self) -> Vec<&'static str> {
+    /// IP protocol numbers: nft resolves names through /etc/protocols, which
+    /// a host nobody prepared may lack (`ipv6-icmp` then fails the table).
+    fn numbers(&self) -> Vec<&'static str> {
         let mut v = Vec::new();
         if self.tcp {
-            v.push("tcp");
+            v.push("6");
         }
         if self.udp {
-            v.push("udp");
+            v.push("17");
         }
         if self.icmp {
-            v.extend(["icmp", "ipv6-icmp"]);
+            v.extend(["1", "58"]);
         }
         v
     }
@@ -111,7 +113,7 @@ pub struct Rule {
 impl Rule {
     fn matches(&self) -> String {
         let mut s = String::new();
-        let names = self.protos.names();
+        let names = self.protos.numbers();
         match names.len() {
             0 => {}
             1 => {
@@ -371,9 +373,9 @@ const HOOKS: &str = "\tchain input {
 fn hop_head(tp: &Prefix, e2e_port: u16, babel_port: u16) -> String {
     let (tp, e2e, babel) = (tp.to_string(), e2e_port.to_string(), babel_port.to_string());
     [
-        "\tchain from_hop {\n\t\tmeta l4proto { icmp, ipv6-icmp } ct state related accept\n",
+        "\tchain from_hop {\n\t\tmeta l4proto { 1, 58 } ct state related accept\n",
         "\t\tip6 daddr ff00::/8 return\n\t\tip daddr 224.0.0.0/4 return\n",
-        "\t\tip6 daddr fe80::/10 meta l4proto ipv6-icmp return\n",
+        "\t\tip6 daddr fe80::/10 meta l4proto 58 return\n",
         "\t\tip6 daddr fe80::/10 udp dport ",
         &babel,
         " return\n",

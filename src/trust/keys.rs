@@ -180,7 +180,61 @@ impl CaPublicKey {
 
     /// Ed25519 verification of `signature` over `message`.
     pub fn verify(&self, message: &[u8], signature: &[u8; 64]) -> bool {
-        ed::PublicKey::new(self.0).verify(message, &ed::Signature::new(*signature)).is_ok()
+        ed25519_verify(&self.0, message, signature)
+    }
+}
+
+/// Ed25519 verification: every signature weft checks (credentials,
+/// revocation lists, announcement sets) goes through here.
+pub fn ed25519_verify(public: &[u8; 32], message: &[u8], signature: &[u8; 64]) -> bool {
+    #[cfg(feature = "simulator")]
+    if let Some(v) = shared_verdicts::lookup(public, message, signature) {
+        return v;
+    }
+    let ok = ed::PublicKey::new(*public).verify(message, &ed::Signature::new(*signature)).is_ok();
+    #[cfg(feature = "simulator")]
+    shared_verdicts::record(public, message, signature, ok);
+    ok
+}
+
+/// The simulator runs every node in one process: the same bytes get the
+/// same verdict at each of them, so one check serves all (a 1000-node run
+/// would otherwise make about 2·10^6 checks). Each node still counts its
+/// own checks and budgets them as a router would. Per thread, off unless a
+/// simulation turns it on; never in router builds.
+#[cfg(feature = "simulator")]
+pub mod shared_verdicts {
+    use std::cell::RefCell;
+    use std::collections::HashMap;
+
+    thread_local! {
+        static VERDICTS: RefCell<Option<HashMap<Vec<u8>, bool>>> = const { RefCell::new(None) };
+    }
+    /// Beyond this many verdicts the memo starts again (memory stays bounded).
+    const MAX: usize = 1 << 18;
+
+    /// Turns sharing on (a fresh memo) or off (memo dropped) for this thread.
+    pub fn share(on: bool) {
+        VERDICTS.with(|v| *v.borrow_mut() = on.then(HashMap::new));
+    }
+
+    fn key(public: &[u8; 32], message: &[u8], signature: &[u8; 64]) -> Vec<u8> {
+        [&public[..], &signature[..], message].concat()
+    }
+
+    pub(super) fn lookup(public: &[u8; 32], message: &[u8], signature: &[u8; 64]) -> Option<bool> {
+        VERDICTS.with(|v| v.borrow().as_ref()?.get(&key(public, message, signature)).copied())
+    }
+
+    pub(super) fn record(public: &[u8; 32], message: &[u8], signature: &[u8; 64], ok: bool) {
+        VERDICTS.with(|v| {
+            if let Some(m) = v.borrow_mut().as_mut() {
+                if m.len() >= MAX {
+                    m.clear();
+                }
+                m.insert(key(public, message, signature), ok);
+            }
+        });
     }
 }
 

@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
@@ -842,6 +842,85 @@ impl Replayer {
 }
 
 impl Drop for Replayer {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Sends small UDP datagrams from `bind` to `dst` at about `rate` per
+/// second, from a thread that entered node `i`'s network namespace: a
+/// flood as a member or an attacker behind it would send it. Stops on
+/// [`UdpFlood::stop`] (which says how many were sent) or drop.
+pub struct UdpFlood {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<u64>>,
+}
+
+impl UdpFlood {
+    pub fn start(
+        net: &Net,
+        i: usize,
+        bind: std::net::SocketAddr,
+        dst: std::net::SocketAddr,
+        rate: u32,
+    ) -> UdpFlood {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let ns_path = format!("/run/netns/{}", net.nodes[i].ns);
+        let stop = std::sync::Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let (tx, rx) = std::sync::mpsc::channel::<Result<(), String>>();
+        let thread = std::thread::spawn(move || {
+            let setup = || -> Result<std::net::UdpSocket, String> {
+                let f = std::fs::File::open(&ns_path).map_err(|e| format!("{ns_path}: {e}"))?;
+                nix::sched::setns(&f, nix::sched::CloneFlags::CLONE_NEWNET)
+                    .map_err(|e| format!("setns: {e}"))?;
+                std::net::UdpSocket::bind(bind).map_err(|e| format!("bind {bind}: {e}"))
+            };
+            let sock = match setup() {
+                Ok(s) => {
+                    let _ = tx.send(Ok(()));
+                    s
+                }
+                Err(e) => {
+                    let _ = tx.send(Err(e));
+                    return 0;
+                }
+            };
+            // Paced in bursts of 20 (a sleep per datagram would cap the rate).
+            let (start, mut sent, mut n) = (Instant::now(), 0u64, 0u64);
+            let payload = [0x5au8; 64];
+            while !flag.load(Ordering::Relaxed) {
+                for _ in 0..20 {
+                    n += 1;
+                    if sock.send_to(&payload, dst).is_ok() {
+                        sent += 1;
+                    }
+                }
+                let due = start + Duration::from_secs_f64(n as f64 / f64::from(rate));
+                if let Some(wait) = due.checked_duration_since(Instant::now()) {
+                    std::thread::sleep(wait);
+                }
+            }
+            sent
+        });
+        match rx.recv_timeout(Duration::from_secs(10)) {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => panic!("flood from node {i}: {e}"),
+            Err(e) => panic!("flood from node {i} did not start: {e}"),
+        }
+        UdpFlood { stop, thread: Some(thread) }
+    }
+
+    pub fn stop(mut self) -> u64 {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.thread.take().map(|t| t.join().unwrap_or(0)).unwrap_or(0)
+    }
+}
+
+impl Drop for UdpFlood {
     fn drop(&mut self) {
         self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
         if let Some(t) = self.thread.take() {
