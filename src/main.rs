@@ -33,6 +33,13 @@ fn main() -> ExitCode {
         return weft::control::rpcd::run(&argv.collect::<Vec<_>>());
     }
     let args: Vec<String> = argv.collect();
+    if args.first().is_some_and(|a| a != "daemon") {
+        // A command's reader may stop early (`weft routes | head`): end
+        // quietly as other tools do, not with a panic on the broken pipe.
+        // The daemon keeps Rust's default (EPIPE as an error on its sockets).
+        // SAFETY: before any thread exists; SIG_DFL is a valid disposition.
+        unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
+    }
     match args.first().map(String::as_str) {
         Some("--version") | Some("version") => {
             if args[1..].iter().any(|a| a == "-h" || a == "--help") {

@@ -159,3 +159,19 @@ fn views_find_the_socket_in_etc_config_weft() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("ignoring /etc/config/weft") && err.contains("/var/run/weft.sock"), "{err}");
 }
+
+/// A reader that stops early (`weft routes | head`, `| grep -q`) ends the
+/// command quietly, as with other tools: no panic on the broken pipe.
+#[test]
+fn a_reader_that_stops_early_gets_no_panic() {
+    let mut child = Command::new(WEFT)
+        .arg("help")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("panicked"), "weft help into a closed pipe: {err}");
+}

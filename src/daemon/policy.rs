@@ -98,7 +98,7 @@ impl PolicyFirewall {
     /// replaces it in its first transaction.
     pub fn remove(&mut self) {
         if self.applied.take().is_some() || self.error.is_some() {
-            let _ = nft(&["delete", "table", TABLE], None);
+            delete_table();
         }
     }
 
@@ -160,5 +160,11 @@ impl PolicyFirewall {
 /// A table left by an earlier run that had end to end on, when this one
 /// does not: removed, quietly (there is usually none, or no nft at all).
 pub fn remove_stale() {
-    let _ = nft(&["delete", "table", TABLE], None);
+    delete_table();
+}
+
+/// Deletes the table whether or not it exists: declared first in the same
+/// transaction, so a start without one (the usual case) logs no error.
+fn delete_table() {
+    let _ = nft(&["-f", "-"], Some(&["table ", TABLE, "\ndelete table ", TABLE, "\n"].concat()));
 }
