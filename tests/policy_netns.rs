@@ -19,7 +19,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::mesh::{mesh_address_of, Ca, Mesh, NodeConf, NodeId, UdpFlood};
+use common::mesh::{mesh_address_of, Ca, Mesh, NodeConf, NodeId, NsSender, UdpFlood};
 use common::netns::Net;
 use weft::babel::LinkType;
 use weft::sim::Topology;
@@ -404,7 +404,7 @@ fn group_policy_holds_at_1970_under_a_flood() {
         assert!(!connects(m, 0, &dst, 443), "guest n0 -> n2 :443 got through under the flood");
     }
     let flood_time = flood_start.elapsed();
-    let sent: Vec<u64> = floods.into_iter().map(UdpFlood::stop).collect();
+    let sent: Vec<u64> = floods.into_iter().map(NsSender::stop).collect();
     assert!(sent.iter().all(|n| *n >= 8000), "the floods sent too little: {sent:?} in {flood_time:?}");
     let (default, spoofed) = (drops("default") - default_before, drops("spoofed") - spoofed_before);
     eprintln!(

@@ -778,108 +778,36 @@ fn unhex(s: &str) -> Vec<u8> {
     (0..s.len() / 2).filter_map(|i| u8::from_str_radix(&s[2 * i..2 * i + 2], 16).ok()).collect()
 }
 
-/// Sends one datagram again and again from UDP port 6698 to ff02::114 on a
-/// device of a node, from a thread that entered the node's network
-/// namespace: a forged or replayed discovery beacon, as an attacker on the
-/// segment would send it. Stops on [`Replayer::stop`] or drop.
-pub struct Replayer {
+/// A sending loop on a thread that entered node `i`'s network namespace
+/// (only that thread moves): `setup` opens the socket there, then `send`
+/// runs until stopped and counts what it sent. Stops on [`NsSender::stop`]
+/// (which returns the count) or drop.
+pub struct NsSender {
     stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
     thread: Option<std::thread::JoinHandle<u64>>,
 }
 
-impl Replayer {
-    pub fn start(net: &Net, i: usize, dev: &str, data: Vec<u8>, interval: Duration) -> Replayer {
-        use std::sync::atomic::{AtomicBool, Ordering};
-        let ns_path = format!("/run/netns/{}", net.nodes[i].ns);
-        let dev = dev.to_string();
-        let stop = std::sync::Arc::new(AtomicBool::new(false));
-        let flag = stop.clone();
-        let (tx, rx) = std::sync::mpsc::channel::<Result<(), String>>();
-        let thread = std::thread::spawn(move || {
-            let setup = || -> Result<(std::net::UdpSocket, std::net::SocketAddr), String> {
-                let f = std::fs::File::open(&ns_path).map_err(|e| format!("{ns_path}: {e}"))?;
-                // Only this thread moves into the namespace.
-                nix::sched::setns(&f, nix::sched::CloneFlags::CLONE_NEWNET)
-                    .map_err(|e| format!("setns: {e}"))?;
-                let ifindex =
-                    nix::net::if_::if_nametoindex(dev.as_str()).map_err(|e| format!("{dev}: {e}"))?;
-                let sock = std::net::UdpSocket::bind("[::]:6698").map_err(|e| format!("bind: {e}"))?;
-                let dst = std::net::SocketAddrV6::new("ff02::114".parse().unwrap(), 6698, 0, ifindex);
-                Ok((sock, dst.into()))
-            };
-            let (sock, dst) = match setup() {
-                Ok(x) => {
-                    let _ = tx.send(Ok(()));
-                    x
-                }
-                Err(e) => {
-                    let _ = tx.send(Err(e));
-                    return 0;
-                }
-            };
-            let mut sent = 0;
-            while !flag.load(Ordering::Relaxed) {
-                if sock.send_to(&data, dst).is_ok() {
-                    sent += 1;
-                }
-                std::thread::sleep(interval);
-            }
-            sent
-        });
-        match rx.recv_timeout(Duration::from_secs(10)) {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => panic!("replayer in node {i}: {e}"),
-            Err(e) => panic!("replayer in node {i} did not start: {e}"),
-        }
-        Replayer { stop, thread: Some(thread) }
-    }
-
-    /// Stops sending; returns how many datagrams were sent.
-    pub fn stop(mut self) -> u64 {
-        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
-        self.thread.take().map(|t| t.join().unwrap_or(0)).unwrap_or(0)
-    }
-}
-
-impl Drop for Replayer {
-    fn drop(&mut self) {
-        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
-
-/// Sends small UDP datagrams from `bind` to `dst` at about `rate` per
-/// second, from a thread that entered node `i`'s network namespace: a
-/// flood as a member or an attacker behind it would send it. Stops on
-/// [`UdpFlood::stop`] (which says how many were sent) or drop.
-pub struct UdpFlood {
-    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
-    thread: Option<std::thread::JoinHandle<u64>>,
-}
-
-impl UdpFlood {
-    pub fn start(
+impl NsSender {
+    fn start<S: 'static>(
         net: &Net,
         i: usize,
-        bind: std::net::SocketAddr,
-        dst: std::net::SocketAddr,
-        rate: u32,
-    ) -> UdpFlood {
+        setup: impl FnOnce() -> Result<S, String> + Send + 'static,
+        mut send: impl FnMut(&S) -> u64 + Send + 'static,
+    ) -> NsSender {
         use std::sync::atomic::{AtomicBool, Ordering};
         let ns_path = format!("/run/netns/{}", net.nodes[i].ns);
         let stop = std::sync::Arc::new(AtomicBool::new(false));
         let flag = stop.clone();
         let (tx, rx) = std::sync::mpsc::channel::<Result<(), String>>();
         let thread = std::thread::spawn(move || {
-            let setup = || -> Result<std::net::UdpSocket, String> {
-                let f = std::fs::File::open(&ns_path).map_err(|e| format!("{ns_path}: {e}"))?;
-                nix::sched::setns(&f, nix::sched::CloneFlags::CLONE_NEWNET)
-                    .map_err(|e| format!("setns: {e}"))?;
-                std::net::UdpSocket::bind(bind).map_err(|e| format!("bind {bind}: {e}"))
-            };
-            let sock = match setup() {
+            let entered = std::fs::File::open(&ns_path)
+                .map_err(|e| format!("{ns_path}: {e}"))
+                .and_then(|f| {
+                    nix::sched::setns(&f, nix::sched::CloneFlags::CLONE_NEWNET)
+                        .map_err(|e| format!("setns: {e}"))
+                })
+                .and_then(|()| setup());
+            let sock = match entered {
                 Ok(s) => {
                     let _ = tx.send(Ok(()));
                     s
@@ -889,42 +817,85 @@ impl UdpFlood {
                     return 0;
                 }
             };
-            // Paced in bursts of 20 (a sleep per datagram would cap the rate).
-            let (start, mut sent, mut n) = (Instant::now(), 0u64, 0u64);
-            let payload = [0x5au8; 64];
+            let mut sent = 0;
             while !flag.load(Ordering::Relaxed) {
-                for _ in 0..20 {
-                    n += 1;
-                    if sock.send_to(&payload, dst).is_ok() {
-                        sent += 1;
-                    }
-                }
-                let due = start + Duration::from_secs_f64(n as f64 / f64::from(rate));
-                if let Some(wait) = due.checked_duration_since(Instant::now()) {
-                    std::thread::sleep(wait);
-                }
+                sent += send(&sock);
             }
             sent
         });
         match rx.recv_timeout(Duration::from_secs(10)) {
             Ok(Ok(())) => {}
-            Ok(Err(e)) => panic!("flood from node {i}: {e}"),
-            Err(e) => panic!("flood from node {i} did not start: {e}"),
+            Ok(Err(e)) => panic!("sender in node {i}: {e}"),
+            Err(e) => panic!("sender in node {i} did not start: {e}"),
         }
-        UdpFlood { stop, thread: Some(thread) }
+        NsSender { stop, thread: Some(thread) }
     }
 
+    /// Stops sending; returns how many datagrams were sent.
     pub fn stop(mut self) -> u64 {
         self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
         self.thread.take().map(|t| t.join().unwrap_or(0)).unwrap_or(0)
     }
 }
 
-impl Drop for UdpFlood {
+impl Drop for NsSender {
     fn drop(&mut self) {
         self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
+    }
+}
+
+/// Sends one datagram again and again, every `interval`, from UDP port 6698
+/// to ff02::114 on a device of node `i`: a forged or replayed discovery
+/// beacon, as an attacker on the segment would send it.
+pub struct Replayer;
+
+impl Replayer {
+    pub fn start(net: &Net, i: usize, dev: &str, data: Vec<u8>, interval: Duration) -> NsSender {
+        let dev = dev.to_string();
+        let setup = move || -> Result<(std::net::UdpSocket, std::net::SocketAddr), String> {
+            let ifindex = nix::net::if_::if_nametoindex(dev.as_str()).map_err(|e| format!("{dev}: {e}"))?;
+            let sock = std::net::UdpSocket::bind("[::]:6698").map_err(|e| format!("bind: {e}"))?;
+            let dst = std::net::SocketAddrV6::new("ff02::114".parse().unwrap(), 6698, 0, ifindex);
+            Ok((sock, dst.into()))
+        };
+        NsSender::start(net, i, setup, move |(sock, dst)| {
+            let sent = u64::from(sock.send_to(&data, *dst).is_ok());
+            std::thread::sleep(interval);
+            sent
+        })
+    }
+}
+
+/// Sends small UDP datagrams from `bind` to `dst` at about `rate` per
+/// second from node `i`: a flood as a member, or an attacker behind it,
+/// would send it.
+pub struct UdpFlood;
+
+impl UdpFlood {
+    pub fn start(
+        net: &Net,
+        i: usize,
+        bind: std::net::SocketAddr,
+        dst: std::net::SocketAddr,
+        rate: u32,
+    ) -> NsSender {
+        let setup = move || std::net::UdpSocket::bind(bind).map_err(|e| format!("bind {bind}: {e}"));
+        // Paced in bursts of 20 (a sleep per datagram would cap the rate).
+        let (start, mut n) = (Instant::now(), 0u64);
+        NsSender::start(net, i, setup, move |sock| {
+            let mut sent = 0;
+            for _ in 0..20 {
+                n += 1;
+                sent += u64::from(sock.send_to(&[0x5a; 64], dst).is_ok());
+            }
+            let due = start + Duration::from_secs_f64(n as f64 / f64::from(rate));
+            if let Some(wait) = due.checked_duration_since(Instant::now()) {
+                std::thread::sleep(wait);
+            }
+            sent
+        })
     }
 }
