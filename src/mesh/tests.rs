@@ -62,6 +62,17 @@ fn chunks_of(c: &Credential) -> Vec<Vec<u8>> {
 }
 
 /// Gives `core` the credential `cred` over tunnel `ifindex` at `at` ms.
+/// Node 1's core with `tunnels`, having learned node 2's credential through
+/// tunnel 9 (from fe80::9): node 2's key, credential and router-id.
+fn core_knowing_node_2(net: &Net, tunnels: &[u32]) -> (MeshCore, NodePrivateKey, Credential, RouterId) {
+    let mut core = net.core(1);
+    core.handle_input(Time(0), NOW, MeshInput::TunnelInterfaces(tunnels.iter().copied().collect()));
+    let (key2, cred2) = net.node(2);
+    let rid = derive::router_id(cred2.public_key());
+    learn(&mut core, &cred2, 9, 10);
+    (core, key2, cred2, rid)
+}
+
 fn learn(core: &mut MeshCore, cred: &Credential, ifindex: u32, at: u64) {
     let from: std::net::Ipv6Addr = "fe80::9".parse().unwrap();
     for body in chunks_of(cred) {
@@ -147,12 +158,8 @@ fn an_older_credential_never_replaces_a_newer_one() {
 #[test]
 fn announcement_sets_are_verified_once_and_decide_routes() {
     let net = Net::new();
-    let mut core = net.core(1);
-    core.handle_input(Time(0), NOW, MeshInput::TunnelInterfaces(BTreeSet::from([9, 10, 11])));
-    let (key2, cred2) = net.node(2);
-    let rid = derive::router_id(cred2.public_key());
+    let (mut core, key2, cred2, rid) = core_knowing_node_2(&net, &[9, 10, 11]);
     let from: std::net::Ipv6Addr = "fe80::9".parse().unwrap();
-    learn(&mut core, &cred2, 9, 10);
     let addr = core.known().nodes[&rid].verdict.as_ref().unwrap().mesh_address.unwrap();
     let p = crate::babel::Prefix::V6(addr, 128);
     let other: crate::babel::Prefix = "10.9.9.0/24".parse().unwrap();
@@ -278,12 +285,8 @@ fn our_epoch_catches_up_with_the_clock_once_it_is_believed() {
 #[test]
 fn a_flood_of_forged_sets_costs_at_most_the_tunnels_budget() {
     let net = Net::new();
-    let mut core = net.core(1);
-    core.handle_input(Time(0), NOW, MeshInput::TunnelInterfaces(BTreeSet::from([9])));
-    let (_, cred2) = net.node(2);
-    let rid = derive::router_id(cred2.public_key());
+    let (mut core, _, _, rid) = core_knowing_node_2(&net, &[9]);
     let from: std::net::Ipv6Addr = "fe80::9".parse().unwrap();
-    learn(&mut core, &cred2, 9, 10);
     let (key3, _) = net.node(3);
     let forger = origin::signing_keypair(&key3);
     for n in 0..1000u16 {
@@ -429,12 +432,8 @@ fn a_set_too_large_for_one_tlv_travels_in_chunks() {
 #[test]
 fn an_announcement_held_30_s_without_its_set_is_refused() {
     let net = Net::new();
-    let mut core = net.core(1);
-    core.handle_input(Time(0), NOW, MeshInput::TunnelInterfaces(BTreeSet::from([9])));
-    let (key2, cred2) = net.node(2);
-    let rid = derive::router_id(cred2.public_key());
+    let (mut core, key2, _, rid) = core_knowing_node_2(&net, &[9]);
     let from: std::net::Ipv6Addr = "fe80::9".parse().unwrap();
-    learn(&mut core, &cred2, 9, 10);
     let addr = core.known().nodes[&rid].verdict.as_ref().unwrap().mesh_address.unwrap();
     let p = crate::babel::Prefix::V6(addr, 128);
     let query = RouteQuery { prefix: p, router_id: rid, seqno: SeqNo(7), ifindex: 9, neighbour: from };
