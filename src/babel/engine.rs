@@ -369,6 +369,30 @@ pub enum FilterVerdict {
     Refuse,
 }
 
+/// Which learned routes a new route filter may judge differently from the
+/// one before: the engine re-runs selection only for those (a mesh of N
+/// nodes changes its filter about 2N times while it learns credentials and
+/// sets; re-judging every route each time costs N² per node).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct FilterScope {
+    /// Everything (tunnels, trust material or the transport prefix changed).
+    pub all: bool,
+    /// Routes whose origin is one of these, sorted.
+    pub origins: Vec<RouterId>,
+    /// And every route for one of these prefixes, sorted.
+    pub prefixes: Vec<Prefix>,
+}
+
+impl FilterScope {
+    pub fn everything() -> FilterScope {
+        FilterScope { all: true, ..FilterScope::default() }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        !self.all && self.origins.is_empty() && self.prefixes.is_empty()
+    }
+}
+
 /// How much of our route table one neighbour may fill: a neighbour that
 /// announces more routes, or routes from more distinct origins, than this
 /// gets the rest ignored (and counted). Plenty for a mesh of thousands of
@@ -451,6 +475,10 @@ pub struct Engine {
     /// When we last asked the neighbours for a prefix whose route got much
     /// worse (rate limit; swept).
     worse_requests: BTreeMap<Prefix, Time>,
+    /// (origin, prefix) of every stored route, sorted: which prefixes a
+    /// filter change scoped to some origins touches. A superset (pairs whose
+    /// route went away are dropped when met, or when it doubles).
+    by_origin: Vec<(RouterId, Prefix)>,
 }
 
 /// How long a lost prefix keeps being announced as a retraction.
@@ -483,6 +511,7 @@ impl Engine {
             next_improve: None,
             last_seqno_bump: None,
             worse_requests: BTreeMap::new(),
+            by_origin: Vec::new(),
         }
     }
 
@@ -516,12 +545,59 @@ impl Engine {
     /// Installs the filter deciding which learned routes may be used, and
     /// re-evaluates every prefix against it at once.
     pub fn set_route_filter(&mut self, now: Time, filter: Option<RouteFilter>) {
+        self.set_route_filter_for(now, filter, &FilterScope::everything());
+    }
+
+    /// Installs a filter that judges only the routes in `scope` differently
+    /// from the one before, and re-evaluates those prefixes at once.
+    pub fn set_route_filter_for(&mut self, now: Time, filter: Option<RouteFilter>, scope: &FilterScope) {
         self.now = now;
         self.filter = filter;
-        let prefixes: Vec<Prefix> = self.table.keys().copied().collect();
+        let prefixes: Vec<Prefix> =
+            if scope.all { self.table.keys().copied().collect() } else { self.scoped_prefixes(scope) };
         for p in prefixes {
             let before = self.snapshot(&p);
             self.reselect(p, before);
+        }
+    }
+
+    /// The stored prefixes a scoped filter change touches, sorted, without
+    /// repeats; drops index pairs whose route is gone.
+    fn scoped_prefixes(&mut self, scope: &FilterScope) -> Vec<Prefix> {
+        let table = &self.table;
+        let has = |rid: &RouterId, p: &Prefix| {
+            table.get(p).is_some_and(|e| e.routes.iter().any(|r| r.router_id == *rid))
+        };
+        let mut out: Vec<Prefix> = scope.prefixes.iter().filter(|p| table.contains_key(p)).copied().collect();
+        for rid in &scope.origins {
+            let start = self.by_origin.partition_point(|(r, _)| r < rid);
+            let end = start + self.by_origin[start..].partition_point(|(r, _)| r == rid);
+            // This origin's pairs whose route is gone (or re-owned) go.
+            let mut kept = start;
+            for i in start..end {
+                let (r, p) = self.by_origin[i];
+                if has(&r, &p) {
+                    out.push(p);
+                    self.by_origin[kept] = (r, p);
+                    kept += 1;
+                }
+            }
+            self.by_origin.drain(kept..end);
+        }
+        out.sort();
+        out.dedup();
+        out
+    }
+
+    /// Notes that a route for `prefix` from `rid` is stored.
+    fn index_origin(&mut self, rid: RouterId, prefix: Prefix) {
+        let Err(i) = self.by_origin.binary_search(&(rid, prefix)) else { return };
+        self.by_origin.insert(i, (rid, prefix));
+        let stored: usize = self.loads.iter().map(|l| l.routes).sum();
+        if self.by_origin.len() > 2 * stored + 64 {
+            let table = &self.table;
+            self.by_origin
+                .retain(|(r, p)| table.get(p).is_some_and(|e| e.routes.iter().any(|x| x.router_id == *r)));
         }
     }
 
@@ -1442,6 +1518,7 @@ impl Engine {
             }
         }
         self.next_sweep = self.next_sweep.min(expires);
+        self.index_origin(u.router_id, u.prefix);
         self.reselect(u.prefix, before);
         if let Some((rid, seqno)) = request {
             // §3.8.2.2: ask the neighbour with the unfeasible route for a

@@ -228,6 +228,41 @@ fn route_filter_holds_routes_back_and_releases_them() {
 }
 
 #[test]
+fn a_scoped_filter_change_rejudges_the_routes_of_its_origins_and_prefixes_only() {
+    let mut b = Bed::new();
+    let (a, c) = (RouterId([7; 8]), RouterId([8; 8]));
+    let (pa, pc, pk): (Prefix, Prefix, Prefix) =
+        ("fd00:a::/64".parse().unwrap(), "fd00:c::/64".parse().unwrap(), "fd00:c::1/128".parse().unwrap());
+    b.e.set_route_filter(b.now, Some(Box::new(|_| FilterVerdict::Hold)));
+    b.recv(&pkt(&[update_from(pa, a), update_from(pc, c), update_from(pk, a)]));
+    assert!([pa, pc, pk].iter().all(|p| b.e.installed(p).is_none()), "held routes installed");
+    // A filter that would use everything, said to change only origin a's
+    // verdicts: a's routes are judged anew, c's are not (the engine takes
+    // the core's word for the scope: that is what makes it cheap).
+    let allow = || -> Option<RouteFilter> { Some(Box::new(|_| FilterVerdict::Use)) };
+    let scope = FilterScope { origins: vec![a], ..FilterScope::default() };
+    b.e.set_route_filter_for(b.now, allow(), &scope);
+    assert!(b.e.installed(&pa).is_some() && b.e.installed(&pk).is_some(), "a's routes not re-judged");
+    assert!(b.e.installed(&pc).is_none(), "c's route re-judged outside the scope");
+    // A prefix in the scope is judged anew whoever its origin.
+    b.e.set_route_filter_for(b.now, allow(), &FilterScope { prefixes: vec![pc], ..FilterScope::default() });
+    assert!(b.e.installed(&pc).is_some(), "the scoped prefix was not re-judged");
+    // After its route changed origin, a scope of the old origin leaves the
+    // prefix alone, and one of the new origin covers it.
+    b.recv(&pkt(&[update_from(pk, c)]));
+    let refuse_c = || -> Option<RouteFilter> {
+        Some(Box::new(
+            move |q: &RouteQuery| if q.router_id == c { FilterVerdict::Refuse } else { FilterVerdict::Use },
+        ))
+    };
+    b.e.set_route_filter_for(b.now, refuse_c(), &FilterScope { origins: vec![a], ..FilterScope::default() });
+    assert!(b.e.installed(&pk).is_some(), "re-judged through the old origin's stale index entry");
+    b.e.set_route_filter_for(b.now, refuse_c(), &FilterScope { origins: vec![c], ..FilterScope::default() });
+    assert!(b.e.installed(&pk).is_none() && b.e.installed(&pc).is_none(), "c's routes not re-judged");
+    assert!(b.e.installed(&pa).is_some());
+}
+
+#[test]
 fn extension_tlvs_go_out_and_come_in() {
     let mut b = Bed::new();
     b.out.clear();

@@ -15,7 +15,8 @@ pub mod source;
 pub mod types;
 
 pub use engine::{
-    Engine, EngineConfig, FibOp, FibRoute, FilterVerdict, Input, NeighbourLimits, Output, RouteQuery,
+    Engine, EngineConfig, FibOp, FibRoute, FilterScope, FilterVerdict, Input, NeighbourLimits, Output,
+    RouteQuery,
 };
 pub use interface::{IfIndex, InterfaceConfig, LinkType};
 pub use types::{Centisecs, Metric, Prefix, RouterId, SeqNo, Time};

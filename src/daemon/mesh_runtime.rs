@@ -650,8 +650,8 @@ impl MeshRuntime {
                 MeshOutput::Extension { ifindex, dst, body } => {
                     engine.handle_input(now, Input::SendExtension { ifindex, dst, body });
                 }
-                MeshOutput::Filter(f) => {
-                    engine.set_route_filter(now, Some(f.boxed()));
+                MeshOutput::Filter(f, scope) => {
+                    engine.set_route_filter_for(now, Some(f.boxed()), &scope);
                     d.filter_changed = true;
                 }
                 MeshOutput::Log { level, message } => log::log!(level, "{message}"),

@@ -28,8 +28,6 @@ pub struct TrustContext {
     /// CA-signed times seen by the link layer (credential not-before), for
     /// the time floor; drained by the core after every input.
     signed_times: Vec<u64>,
-    /// Whether the link layer's verdicts changed the known-node table.
-    known_changed: bool,
 }
 
 impl TrustContext {
@@ -40,7 +38,6 @@ impl TrustContext {
             known: KnownNodes::default(),
             counters: CryptoCounters::default(),
             signed_times: Vec::new(),
-            known_changed: false,
         }
     }
 
@@ -59,10 +56,10 @@ impl TrustContext {
         l
     }
 
-    /// CA-signed times seen since the last call, and whether the known-node
-    /// table changed.
-    pub fn take_news(&mut self) -> (Vec<u64>, bool) {
-        (std::mem::take(&mut self.signed_times), std::mem::take(&mut self.known_changed))
+    /// CA-signed times seen since the last call. (What changed in the
+    /// known-node table, it tracks itself.)
+    pub fn take_news(&mut self) -> Vec<u64> {
+        std::mem::take(&mut self.signed_times)
     }
 }
 
@@ -110,10 +107,7 @@ impl LinkAuth for TrustContext {
         // A neighbour's credential counts for its routes at once, without a
         // TLV 224 exchange (a renewal, too).
         if v.authority != crate::trust::Authority::AllowList {
-            let rid = derive::router_id(key);
-            if let Learned::Taken { .. } = self.learn(rid, credential, at) {
-                self.known_changed = true;
-            }
+            self.learn(derive::router_id(key), credential, at);
         }
         Ok(Authorised { name: name(&v), expires_unix: v.recheck_at() })
     }

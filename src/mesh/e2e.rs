@@ -19,13 +19,11 @@
 //! its prefixes are unreachable, never sent in clear through relays. The
 //! flag is signed, so a relay cannot switch it off.
 
-use std::collections::BTreeMap;
 use std::net::{Ipv6Addr, SocketAddr, SocketAddrV6};
 
 use super::origin::{find, OriginRecord};
 use crate::babel::{Prefix, RouterId};
 use crate::key::PublicKey;
-use crate::trust::VerifiedNode;
 
 /// The default UDP port of the end-to-end interface.
 pub const DEFAULT_PORT: u16 = 6699;
@@ -100,7 +98,7 @@ pub struct Inputs<'a> {
     /// Every selected route: (prefix, origin), any order.
     pub selected: &'a [(Prefix, RouterId)],
     /// Valid origins now (credential or allow-list), by router-id.
-    pub nodes: &'a BTreeMap<RouterId, VerifiedNode>,
+    pub nodes: &'a super::Grants,
     /// Verified announcement sets, sorted by router-id.
     pub records: &'a [OriginRecord],
     pub max_peers: usize,
@@ -212,7 +210,9 @@ pub struct Sources {
 mod tests {
     use super::*;
     use crate::babel::SeqNo;
-    use crate::trust::{Authority, NodePrivateKey};
+    use crate::mesh::Grants;
+    use crate::trust::{Authority, NodePrivateKey, VerifiedNode};
+    use std::sync::Arc;
 
     fn p(s: &str) -> Prefix {
         s.parse().unwrap()
@@ -240,7 +240,7 @@ mod tests {
             router_id: RouterId([n; 8]),
             epoch: 1,
             seqno: SeqNo(1),
-            prefixes: Vec::new(),
+            prefixes: Arc::from([]),
             e2e_port: port,
         }
     }
@@ -255,7 +255,7 @@ mod tests {
     }
 
     fn run(selected: &[(Prefix, RouterId)], records: &[OriginRecord], max_peers: usize) -> Plan {
-        let nodes: BTreeMap<RouterId, VerifiedNode> = (1..=4).map(|n| (RouterId([n; 8]), node(n))).collect();
+        let nodes: Grants = (1..=4).map(|n| (RouterId([n; 8]), Arc::new(node(n)))).collect();
         plan(&Inputs {
             own: RouterId([1; 8]),
             transport_prefix: p(TP),
@@ -297,7 +297,7 @@ mod tests {
     #[test]
     fn a_short_flap_of_the_transport_route_keeps_the_peer() {
         let sel: Vec<_> = routes_of(2).into_iter().filter(|(q, _)| !p(TP).contains(q)).collect();
-        let nodes: BTreeMap<RouterId, VerifiedNode> = [(RouterId([2; 8]), node(2))].into_iter().collect();
+        let nodes: Grants = [(RouterId([2; 8]), Arc::new(node(2)))].into_iter().collect();
         let recs = [record(2, Some(6699))];
         let inp = |grace| Inputs {
             own: RouterId([1; 8]),
@@ -313,7 +313,7 @@ mod tests {
         assert!(kept.routed.is_empty(), "but it is not routed now");
         assert_eq!(plan(&inp(&[])).peers.len(), 0);
         // Grace never revives a node that is no longer valid.
-        let none = BTreeMap::new();
+        let none = Grants::new();
         let gone = plan(&Inputs { nodes: &none, ..inp(&[RouterId([2; 8])]) });
         assert!(gone.peers.is_empty());
     }

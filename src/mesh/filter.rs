@@ -10,9 +10,10 @@
 //! origin (a verified origin signature, group policy) belong in
 //! [`RouteFilter::decide`], as more fields of the query and the snapshot.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
+use super::known::Grants;
 use super::origin::OriginRecord;
 use crate::babel::{FilterVerdict, IfIndex, Prefix, RouteQuery, RouterId, SeqNo};
 use crate::trust::VerifiedNode;
@@ -33,7 +34,7 @@ pub enum RouteVerdict {
     NotSigned,
 }
 
-pub fn judge(grants: &BTreeMap<RouterId, VerifiedNode>, prefix: &Prefix, rid: &RouterId) -> RouteVerdict {
+pub fn judge(grants: &Grants, prefix: &Prefix, rid: &RouterId) -> RouteVerdict {
     match grants.get(rid) {
         None => RouteVerdict::UnknownOrigin,
         Some(v) if v.authorise_prefix(prefix) => RouteVerdict::Allowed,
@@ -45,7 +46,7 @@ pub fn judge(grants: &BTreeMap<RouterId, VerifiedNode>, prefix: &Prefix, rid: &R
 /// interfaces are tunnels.
 #[derive(Clone, Debug, Default)]
 pub struct RouteFilter {
-    grants: Arc<BTreeMap<RouterId, VerifiedNode>>,
+    grants: Arc<Grants>,
     tunnels: Arc<BTreeSet<IfIndex>>,
     /// Verified announcement sets; `None`: origin signatures are off.
     origins: Option<Arc<Vec<OriginRecord>>>,
@@ -57,7 +58,7 @@ pub struct RouteFilter {
 }
 
 impl RouteFilter {
-    pub fn new(grants: Arc<BTreeMap<RouterId, VerifiedNode>>, tunnels: BTreeSet<IfIndex>) -> RouteFilter {
+    pub fn new(grants: Arc<Grants>, tunnels: BTreeSet<IfIndex>) -> RouteFilter {
         RouteFilter {
             grants,
             tunnels: Arc::new(tunnels),
@@ -79,8 +80,13 @@ impl RouteFilter {
     }
 
     /// The valid origins this snapshot knows.
-    pub fn grants(&self) -> &BTreeMap<RouterId, VerifiedNode> {
+    pub fn grants(&self) -> &Grants {
         &self.grants
+    }
+
+    /// The same, shared.
+    pub fn shared_grants(&self) -> Arc<Grants> {
+        self.grants.clone()
     }
 
     /// With origin signatures on: the verified sets, sorted by router-id.
@@ -192,7 +198,7 @@ mod tests {
             authority: Authority::AllowList,
             signing_key: None,
         };
-        let grants = Arc::new([(rid, node)].into_iter().collect());
+        let grants = Arc::new([(rid, Arc::new(node))].into_iter().collect());
         let f =
             RouteFilter::new(grants, BTreeSet::new()).with_transport_prefix(Some(p("fd42:77:1:ffff::/64")));
         assert_eq!(f.judge(&p("fd42:77:1:ffff::2/128"), &rid), RouteVerdict::Allowed);
@@ -205,12 +211,12 @@ mod tests {
         // Another node's key-derived /128 is not ours to announce, even
         // under a covering grant.
         let other = RouterId([3; 8]);
-        let mut gw = f.grants[&rid].clone();
+        let mut gw = (*f.grants[&rid]).clone();
         gw.router_id = other;
         gw.prefixes = vec![p("::/0")];
         gw.mesh_address = Some("fd42:77:1::3".parse().unwrap());
         gw.transport_address = Some("fd42:77:1:ffff::3".parse().unwrap());
-        let both = Arc::new([(rid, f.grants[&rid].clone()), (other, gw)].into_iter().collect());
+        let both = Arc::new([(rid, f.grants[&rid].clone()), (other, Arc::new(gw))].into_iter().collect());
         let f2 =
             RouteFilter::new(both, BTreeSet::new()).with_transport_prefix(Some(p("fd42:77:1:ffff::/64")));
         assert_eq!(f2.judge(&p("fd42:77:1::2/128"), &other), RouteVerdict::NotGranted, "M of another");

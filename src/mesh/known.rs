@@ -60,11 +60,27 @@ pub enum Learned {
     Refused,
 }
 
+/// What each valid origin may announce, by router-id: the route filter's
+/// view of the known-node table. Values are shared, so that a new snapshot
+/// after one node's change costs pointer copies, not credential copies.
+pub type Grants = BTreeMap<RouterId, Arc<VerifiedNode>>;
+
+/// Whose verdicts changed since the filter last looked.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct GrantChanges {
+    /// Every node's (the trust material changed).
+    pub all: bool,
+    /// These nodes', sorted.
+    pub nodes: Vec<RouterId>,
+}
+
 #[derive(Default)]
 pub struct KnownNodes {
     pub nodes: BTreeMap<RouterId, KnownNode>,
     /// Credential signatures checked.
     pub signature_checks: u64,
+    grants: Arc<Grants>,
+    changes: GrantChanges,
 }
 
 /// Most credentials kept (a mesh of a few thousand nodes at most).
@@ -98,6 +114,7 @@ impl KnownNodes {
             match bad {
                 Some(r) => {
                     self.nodes.remove(&r);
+                    self.changes.nodes.push(r);
                 }
                 None => return Learned::Refused,
             }
@@ -106,6 +123,7 @@ impl KnownNodes {
         let mut node = KnownNode { credential: Some(cred), signed: signed.clone(), verdict: signed };
         node.verdict = node.judge(at);
         self.nodes.insert(router_id, node);
+        self.changes.nodes.push(router_id);
         Learned::Taken { signed_time }
     }
 
@@ -117,6 +135,7 @@ impl KnownNodes {
         }
         if let Ok(v) = store.verify_allow_listed(key) {
             self.nodes.insert(rid, KnownNode { credential: None, signed: Ok(v.clone()), verdict: Ok(v) });
+            self.changes.nodes.push(rid);
         }
     }
 
@@ -135,16 +154,18 @@ impl KnownNodes {
             };
             k.verdict = k.judge(at);
         }
+        self.changes.all = true;
     }
 
     /// Time passed (or the clock's judgement changed): windows are checked
     /// again. Returns true if any verdict changed. No signature is checked.
     pub fn recheck_times(&mut self, at: TrustTime) -> bool {
         let mut changed = false;
-        for k in self.nodes.values_mut() {
+        for (r, k) in self.nodes.iter_mut() {
             let v = k.judge(at);
             if v.is_ok() != k.verdict.is_ok() {
                 changed = true;
+                self.changes.nodes.push(*r);
             }
             k.verdict = v;
         }
@@ -163,10 +184,40 @@ impl KnownNodes {
         (held.to_bytes() == credential && held.public_key() == key).then_some(k.signed.as_ref().ok()?)
     }
 
-    /// A snapshot of what each valid origin may announce, for the filter.
-    pub fn grants(&self) -> Arc<BTreeMap<RouterId, VerifiedNode>> {
-        Arc::new(
-            self.nodes.iter().filter_map(|(r, k)| k.verdict.as_ref().ok().map(|v| (*r, v.clone()))).collect(),
-        )
+    /// Whether verdicts changed since [`KnownNodes::take_changes`].
+    pub fn has_changes(&self) -> bool {
+        self.changes.all || !self.changes.nodes.is_empty()
+    }
+
+    /// Brings the grants snapshot up to date and says whose verdicts
+    /// changed since the last call.
+    pub fn take_changes(&mut self) -> GrantChanges {
+        let mut c = std::mem::take(&mut self.changes);
+        let valid = |k: &KnownNode| k.verdict.as_ref().ok().map(|v| Arc::new(v.clone()));
+        if c.all {
+            c.nodes.clear();
+            self.grants =
+                Arc::new(self.nodes.iter().filter_map(|(r, k)| valid(k).map(|v| (*r, v))).collect());
+            return c;
+        }
+        c.nodes.sort();
+        c.nodes.dedup();
+        if c.nodes.is_empty() {
+            return c;
+        }
+        let grants = Arc::make_mut(&mut self.grants);
+        for r in &c.nodes {
+            match self.nodes.get(r).and_then(valid) {
+                Some(v) => grants.insert(*r, v),
+                None => grants.remove(r),
+            };
+        }
+        c
+    }
+
+    /// What each valid origin may announce, as of the last
+    /// [`KnownNodes::take_changes`].
+    pub fn grants(&self) -> Arc<Grants> {
+        self.grants.clone()
     }
 }

@@ -37,17 +37,18 @@ mod tests;
 
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::net::{Ipv6Addr, SocketAddr};
-use std::sync::Arc;
 
 use crate::babel::packet::Destination;
-use crate::babel::{FilterVerdict, IfIndex, LinkType, Prefix, RouteQuery, RouterId, SeqNo, Time};
+use crate::babel::{
+    FilterScope, FilterVerdict, IfIndex, LinkType, Prefix, RouteQuery, RouterId, SeqNo, Time,
+};
 use crate::link::{LinkConfig, LinkInput, LinkManager, LinkOutput, TunnelSpec};
 use crate::trust::{derive, Credential, NodePrivateKey, PublicKey, TrustStore, TrustTime};
 
 pub use auth::{CryptoCounters, TrustContext};
 pub use clock::{ClockEvent, ClockState, TrustClock};
 pub use filter::{RouteFilter, RouteVerdict};
-pub use known::{KnownNode, KnownNodes, Learned};
+pub use known::{Grants, KnownNode, KnownNodes, Learned};
 use origin::Set;
 use refusals::Refusals;
 use tlv::{credential_chunks, MeshTlv, Reassembly};
@@ -185,8 +186,9 @@ pub enum MeshOutput {
         dst: Destination,
         body: Vec<u8>,
     },
-    /// The route filter changed: give the engine this one.
-    Filter(RouteFilter),
+    /// The route filter changed: give the engine this one, which judges
+    /// only the routes in the scope differently from the one before.
+    Filter(RouteFilter, FilterScope),
     /// A line for the log.
     Log {
         level: log::Level,
@@ -316,7 +318,9 @@ pub struct MeshCore {
     /// Tunnel interfaces that got our credential, and when.
     announced_to: HashMap<IfIndex, Time>,
     next_tick: Time,
-    filter_stale: bool,
+    /// What the filter must judge anew besides the known nodes whose
+    /// verdicts changed (those the known-node table tracks itself).
+    stale: FilterScope,
     filter: RouteFilter,
     mesh_address: Option<Ipv6Addr>,
     stats: MeshStats,
@@ -362,7 +366,7 @@ impl MeshCore {
             e2e_port: cfg.e2e_port,
             announced_to: HashMap::new(),
             next_tick: now,
-            filter_stale: true,
+            stale: FilterScope::everything(),
             filter: RouteFilter::default(),
             mesh_address,
             stats: MeshStats::default(),
@@ -438,7 +442,7 @@ impl MeshCore {
                     self.tunnel_ifs = set;
                     self.announced_to.retain(|i, _| self.tunnel_ifs.contains(i));
                     self.tunnel_budget.retain(|((i, _), _)| self.tunnel_ifs.contains(i));
-                    self.filter_stale = true;
+                    self.stale.all = true;
                 }
             }
             MeshInput::TrustChanged { store, trusted_keys, credential } => {
@@ -646,9 +650,8 @@ impl MeshCore {
         if synchronised {
             self.epoch_to_time_floor();
         }
-        if self.auth.known.recheck_times(self.at()) {
-            self.filter_stale = true;
-        }
+        // Verdicts that changed are the known-node table's to track.
+        self.auth.known.recheck_times(self.at());
     }
 
     /// Revocation lists' issue times are CA-signed times.
@@ -661,10 +664,7 @@ impl MeshCore {
     }
 
     fn take_news(&mut self) {
-        let (times, changed) = self.auth.take_news();
-        if changed {
-            self.filter_stale = true;
-        }
+        let times = self.auth.take_news();
         for t in times {
             let events = self.clock.signed_time(t);
             self.clock_events(events);
@@ -781,7 +781,6 @@ impl MeshCore {
                 match self.auth.learn(router_id, &bytes, self.at()) {
                     Learned::Taken { .. } => {
                         self.log(log::Level::Debug, format!("credential for {router_id} learned"));
-                        self.filter_stale = true;
                         self.take_news();
                         // Its set may have come first (sets are pushed,
                         // credentials pulled).
@@ -879,9 +878,7 @@ impl MeshCore {
                 }
             }
         }
-        if self.auth.known.recheck_times(self.at()) {
-            self.filter_stale = true;
-        }
+        self.auth.known.recheck_times(self.at());
     }
 
     /// What we originate changed: sign the new set and send it to every
@@ -1000,8 +997,8 @@ impl MeshCore {
         }
         self.stats.origin.verified += 1;
         let tlvs = origin::set_tlvs(set.router_id, &set.bytes);
+        self.stale.origins.push(set.router_id);
         self.origins.insert(set);
-        self.filter_stale = true;
         for i in self.tunnel_ifs.clone() {
             if i != ifindex {
                 for t in &tlvs {
@@ -1018,9 +1015,14 @@ impl MeshCore {
         let covered = |origins: &origin::Sets, rid: &RouterId, seqno: SeqNo| {
             origins.get(rid).is_some_and(|s| !seqno.newer_than(s.seqno))
         };
-        let before = self.missing.len();
-        self.missing.retain(|(_, rid, s)| !covered(&self.origins, rid, *s));
-        let mut changed = self.missing.len() != before;
+        let stale = &mut self.stale.origins;
+        self.missing.retain(|(_, rid, s)| {
+            let gone = covered(&self.origins, rid, *s);
+            if gone {
+                stale.push(*rid);
+            }
+            !gone
+        });
         let mut expired = Vec::new();
         self.held_since.retain(|(k, t)| {
             if covered(&self.origins, &k.1, k.2) {
@@ -1039,23 +1041,46 @@ impl MeshCore {
                 }
                 self.missing.push(k);
                 self.stats.origin.missing += 1;
-                changed = true;
+                self.stale.origins.push(k.1);
             }
         }
-        self.filter_stale |= changed;
     }
 
+    /// Builds a new route filter if something it reads changed, and hands
+    /// it out with the routes it may judge differently: those of the
+    /// origins whose credential, set or held announcements changed, and
+    /// routes for their key-derived addresses (which no other origin may
+    /// announce while they are valid).
     fn refresh_filter(&mut self) {
-        if !self.filter_stale {
+        if self.stale.is_empty() && !self.auth.known.has_changes() {
             return;
         }
-        self.filter_stale = false;
-        let origins = self.origin_signatures.then(|| Arc::new(self.origins.records()));
+        let before = self.filter.shared_grants();
+        let changes = self.auth.known.take_changes();
+        let mut scope = std::mem::take(&mut self.stale);
+        scope.all |= changes.all;
+        if scope.all {
+            scope.origins.clear();
+        } else {
+            let after = self.auth.known.grants();
+            for r in &changes.nodes {
+                scope.origins.push(*r);
+                for n in [before.get(r), after.get(r)].into_iter().flatten() {
+                    let own = [n.mesh_address, n.transport_address];
+                    scope.prefixes.extend(own.into_iter().flatten().map(|a| Prefix::V6(a, 128)));
+                }
+            }
+            scope.origins.sort();
+            scope.origins.dedup();
+            scope.prefixes.sort();
+            scope.prefixes.dedup();
+        }
+        let origins = self.origin_signatures.then(|| self.origins.records());
         self.filter = RouteFilter::new(self.auth.known.grants(), self.tunnel_ifs.clone())
             .with_origins(origins)
             .with_missing(self.missing.clone())
             .with_transport_prefix(self.transport_prefix());
-        self.outputs.push_back(MeshOutput::Filter(self.filter.clone()));
+        self.outputs.push_back(MeshOutput::Filter(self.filter.clone(), scope));
     }
 
     fn trust_changed(
@@ -1075,7 +1100,7 @@ impl MeshCore {
         }
         self.set_own_credential(credential);
         self.link_input(LinkInput::TrustChanged);
-        self.filter_stale = true;
+        self.stale.all = true;
     }
 
     /// Our credential renewed (same key, new contents): beacons, handshakes

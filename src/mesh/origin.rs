@@ -27,6 +27,7 @@
 //! ```
 
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use ed25519_compact::{KeyPair, Seed};
 
@@ -236,7 +237,9 @@ pub struct OriginRecord {
     pub router_id: RouterId,
     pub epoch: u32,
     pub seqno: SeqNo,
-    pub prefixes: Vec<Prefix>,
+    /// Shared: the filter's snapshot of all records is copied at each new
+    /// set, and copying N prefix lists each time would cost N² per node.
+    pub prefixes: Arc<[Prefix]>,
     pub e2e_port: Option<u16>,
 }
 
@@ -247,42 +250,51 @@ pub fn find<T>(sorted: &[T], rid: &RouterId, key: impl Fn(&T) -> RouterId) -> Re
     sorted.binary_search_by(|x| key(x).cmp(rid))
 }
 
-/// The newest verified set of each origin, sorted by router-id.
+/// The newest verified set of each origin, sorted by router-id, and the
+/// filter's view of them in the same order.
 #[derive(Clone, Debug, Default)]
-pub struct Sets(Vec<Set>);
+pub struct Sets {
+    sets: Vec<Set>,
+    records: Arc<Vec<OriginRecord>>,
+}
 
 impl Sets {
     pub fn get(&self, rid: &RouterId) -> Option<&Set> {
-        find(&self.0, rid, |s| s.router_id).ok().map(|i| &self.0[i])
+        find(&self.sets, rid, |s| s.router_id).ok().map(|i| &self.sets[i])
     }
 
     pub fn insert(&mut self, set: Set) {
-        match find(&self.0, &set.router_id, |s| s.router_id) {
-            Ok(i) => self.0[i] = set,
-            Err(i) => self.0.insert(i, set),
+        let record = OriginRecord {
+            router_id: set.router_id,
+            epoch: set.epoch,
+            seqno: set.seqno,
+            prefixes: set.prefixes.as_slice().into(),
+            e2e_port: set.e2e_port,
+        };
+        let records = Arc::make_mut(&mut self.records);
+        match find(&self.sets, &set.router_id, |s| s.router_id) {
+            Ok(i) => {
+                self.sets[i] = set;
+                records[i] = record;
+            }
+            Err(i) => {
+                self.sets.insert(i, set);
+                records.insert(i, record);
+            }
         }
     }
 
     pub fn len(&self) -> usize {
-        self.0.len()
+        self.sets.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.sets.is_empty()
     }
 
     /// The filter's view, in the same order.
-    pub fn records(&self) -> Vec<OriginRecord> {
-        self.0
-            .iter()
-            .map(|s| OriginRecord {
-                router_id: s.router_id,
-                epoch: s.epoch,
-                seqno: s.seqno,
-                prefixes: s.prefixes.clone(),
-                e2e_port: s.e2e_port,
-            })
-            .collect()
+    pub fn records(&self) -> Arc<Vec<OriginRecord>> {
+        self.records.clone()
     }
 }
 

@@ -454,3 +454,48 @@ fn an_announcement_held_30_s_without_its_set_is_refused() {
     core.handle_timeout(Time(33_000), NOW);
     assert_eq!(core.filter().decide(&query), FilterVerdict::Use);
 }
+
+/// The filter scopes handed to the engine with each new filter.
+fn filter_scopes(core: &mut MeshCore) -> Vec<FilterScope> {
+    std::iter::from_fn(|| core.poll_output())
+        .filter_map(|o| match o {
+            MeshOutput::Filter(_, scope) => Some(scope),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Each new filter names what it judges differently (the engine re-judges
+/// only that): an origin whose credential, set or expiry changed, with
+/// its key-derived address; everything when the tunnels change.
+#[test]
+fn each_new_filter_names_the_origins_it_changed() {
+    let net = Net::new();
+    let mut core = net.core(1);
+    core.handle_input(Time(0), NOW, MeshInput::TunnelInterfaces(BTreeSet::from([9])));
+    assert!(filter_scopes(&mut core).iter().all(|s| s.all), "tunnels changed: everything");
+    let (key2, _) = net.node(2);
+    let short = net.credential(&key2, &[], NOW - 3600, NOW + 60);
+    let rid = derive::router_id(short.public_key());
+    learn(&mut core, &short, 9, 10);
+    let v = core.known().nodes[&rid].verdict.clone().unwrap();
+    let (addr, transport) = (v.mesh_address.unwrap(), v.transport_address.unwrap());
+    let mut own = vec![Prefix::V6(addr, 128), Prefix::V6(transport, 128)];
+    own.sort();
+    let node2 = FilterScope { all: false, origins: vec![rid], prefixes: own };
+    assert_eq!(filter_scopes(&mut core), [node2.clone()], "a learned credential");
+    // Its set: that origin's routes, no prefix of others'.
+    let p = Prefix::V6(addr, 128);
+    let set = Set::sign(&origin::signing_keypair(&key2), rid, 1, SeqNo(5), &[p]).unwrap();
+    let body = MeshTlv::Set(set.bytes).encode();
+    let from: std::net::Ipv6Addr = "fe80::9".parse().unwrap();
+    core.handle_input(Time(20), NOW, MeshInput::Extension { ifindex: 9, from, body: &body });
+    assert_eq!(filter_scopes(&mut core), [FilterScope { origins: vec![rid], ..FilterScope::default() }]);
+    // Nothing changed: no new filter.
+    core.handle_timeout(Time(2_000), NOW + 2);
+    assert_eq!(filter_scopes(&mut core), []);
+    // Its credential expires while we run: the same scope as learning it.
+    core.handle_timeout(Time(120_000), NOW + 120);
+    assert_eq!(filter_scopes(&mut core), [node2]);
+    assert_eq!(core.filter().judge(&p, &rid), RouteVerdict::UnknownOrigin);
+}

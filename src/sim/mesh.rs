@@ -743,10 +743,10 @@ impl MeshSim {
                             .engine
                             .handle_input(self.now, Input::SendExtension { ifindex, dst, body });
                     }
-                    MeshOutput::Filter(f) if self.filter => {
-                        self.nodes[i].engine.set_route_filter(self.now, Some(f.boxed()))
+                    MeshOutput::Filter(f, scope) if self.filter => {
+                        self.nodes[i].engine.set_route_filter_for(self.now, Some(f.boxed()), &scope)
                     }
-                    MeshOutput::Filter(_) => {}
+                    MeshOutput::Filter(..) => {}
                     MeshOutput::Log { level, message } => self.nodes[i].logs.push((self.now, level, message)),
                 }
             }
