@@ -483,7 +483,7 @@ fn each_new_filter_names_the_origins_it_changed() {
     let mut own = vec![Prefix::V6(addr, 128), Prefix::V6(transport, 128)];
     own.sort();
     let node2 = FilterScope { all: false, origins: vec![rid], prefixes: own };
-    assert_eq!(filter_scopes(&mut core), [node2.clone()], "a learned credential");
+    assert_eq!(filter_scopes(&mut core), std::slice::from_ref(&node2), "a learned credential");
     // Its set: that origin's routes, no prefix of others'.
     let p = Prefix::V6(addr, 128);
     let set = Set::sign(&origin::signing_keypair(&key2), rid, 1, SeqNo(5), &[p]).unwrap();
