@@ -465,6 +465,7 @@ pub struct Engine {
     loads: Vec<NeighbourLoad>,
     outputs: VecDeque<Output>,
     next_sweep: Time,
+    last_sweep: Time,
     stats: Stats,
     half_life_ms: u64,
     /// Prefixes where a route with a lower metric waits for its smoothed
@@ -485,6 +486,13 @@ pub struct Engine {
 const RETRACTION_HOLD_MS: u64 = 60_000;
 /// Routes and sources are swept at least this often.
 const SWEEP_MS: u64 = 10_000;
+/// Sweeps are at least this far apart (or a quarter of the shortest update
+/// interval, if less). Each sweep walks the whole table, and in a large
+/// mesh some route expires or is due for a refresh request every few
+/// hundred milliseconds: sweeping at each such instant walked a 2 000-prefix
+/// table several times a second. A second late is nothing next to an
+/// expiry of 5.25 update intervals (babeld sweeps every ~30 s).
+const SWEEP_GAP_MS: u64 = 1_000;
 
 impl Engine {
     pub fn new(cfg: EngineConfig) -> Engine {
@@ -505,6 +513,7 @@ impl Engine {
             loads: Vec::new(),
             outputs: VecDeque::new(),
             next_sweep: Time(SWEEP_MS),
+            last_sweep: Time(0),
             stats: Stats::default(),
             half_life_ms: cfg.smoothing_half_life_ms,
             improving: BTreeSet::new(),
@@ -634,7 +643,7 @@ impl Engine {
 
     /// The earliest time at which [`Engine::handle_timeout`] has work to do.
     pub fn poll_timeout(&self) -> Option<Time> {
-        let mut t = Some(self.next_sweep);
+        let mut t = Some(self.sweep_due());
         let mut take = |x: Option<Time>| {
             if let Some(x) = x {
                 t = Some(t.map_or(x, |t| t.min(x)));
@@ -713,7 +722,7 @@ impl Engine {
         for (prefix, req) in self.requests.due(now) {
             self.emit_seqno_request(prefix, &req);
         }
-        if self.next_sweep <= now {
+        if self.sweep_due() <= now {
             self.sweep();
         }
         self.flush_due();
@@ -1969,8 +1978,16 @@ impl Engine {
 
     // ----- expiry -----------------------------------------------------------
 
+    /// When the next sweep runs: what is due, but not before the gap.
+    fn sweep_due(&self) -> Time {
+        let shortest =
+            self.ifaces.values().map(|i| i.cfg.update_interval_ms).min().unwrap_or(SWEEP_GAP_MS * 4);
+        self.next_sweep.max(self.last_sweep.plus_ms((shortest / 4).clamp(1, SWEEP_GAP_MS)))
+    }
+
     fn sweep(&mut self) {
         let now = self.now;
+        self.last_sweep = now;
         let mut changed: Vec<(Prefix, Option<Selected>)> = Vec::new();
         let mut empty: Vec<Prefix> = Vec::new();
         let mut next = now.plus_ms(SWEEP_MS);

@@ -1037,7 +1037,9 @@ impl MeshCore {
         for k in expired {
             if !self.missing.contains(&k) {
                 if self.missing.len() >= MAX_HELD {
-                    self.missing.remove(0);
+                    // Its announcement is held again, not refused.
+                    let (_, rid, _) = self.missing.remove(0);
+                    self.stale.origins.push(rid);
                 }
                 self.missing.push(k);
                 self.stats.origin.missing += 1;
