@@ -30,11 +30,11 @@ pub struct KnownNode {
 
 impl KnownNode {
     fn judge(&self, at: TrustTime) -> Result<VerifiedNode, TrustError> {
-        let v = self.signed.clone()?;
+        let v = self.signed.as_ref().map_err(Clone::clone)?;
         if let Some(c) = &self.credential {
             check_window(c.body(), at)?;
         }
-        Ok(v)
+        Ok(v.clone())
     }
 
     /// The issue time (not-before) of a credential whose signature holds.
@@ -160,14 +160,21 @@ impl KnownNodes {
     /// Time passed (or the clock's judgement changed): windows are checked
     /// again. Returns true if any verdict changed. No signature is checked.
     pub fn recheck_times(&mut self, at: TrustTime) -> bool {
+        // Once a second on every node over every known node: a verdict that
+        // stays valid is not copied again.
         let mut changed = false;
         for (r, k) in self.nodes.iter_mut() {
-            let v = k.judge(at);
-            if v.is_ok() != k.verdict.is_ok() {
-                changed = true;
-                self.changes.nodes.push(*r);
+            let (Ok(_), Some(c)) = (&k.signed, &k.credential) else { continue };
+            match (check_window(c.body(), at), k.verdict.is_ok()) {
+                (Ok(()), true) => {}
+                // Still outside its window: the reason's time moves on.
+                (Err(e), false) => k.verdict = Err(e),
+                (_, was_valid) => {
+                    k.verdict = k.judge(at);
+                    changed |= k.verdict.is_ok() != was_valid;
+                    self.changes.nodes.push(*r);
+                }
             }
-            k.verdict = v;
         }
         changed
     }
