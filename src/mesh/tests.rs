@@ -82,15 +82,18 @@ fn learn(core: &mut MeshCore, cred: &Credential, ifindex: u32, at: u64) {
 
 /// The announcement sets the core sent since the last call.
 fn sent_sets(core: &mut MeshCore) -> Vec<Set> {
-    std::iter::from_fn(|| core.poll_output())
-        .filter_map(|o| match o {
-            MeshOutput::Extension { body, .. } => match MeshTlv::decode(&body) {
-                Some(MeshTlv::Set(bytes)) => Set::decode(&bytes).ok(),
-                _ => None,
-            },
+    drain(core, |o| match o {
+        MeshOutput::Extension { body, .. } => match MeshTlv::decode(&body) {
+            Some(MeshTlv::Set(bytes)) => Set::decode(&bytes).ok(),
             _ => None,
-        })
-        .collect()
+        },
+        _ => None,
+    })
+}
+
+/// Takes every pending output, keeping what `pick` makes of each.
+fn drain<T>(core: &mut MeshCore, pick: impl FnMut(MeshOutput) -> Option<T>) -> Vec<T> {
+    std::iter::from_fn(|| core.poll_output()).filter_map(pick).collect()
 }
 
 #[test]
@@ -457,12 +460,10 @@ fn an_announcement_held_30_s_without_its_set_is_refused() {
 
 /// The filter scopes handed to the engine with each new filter.
 fn filter_scopes(core: &mut MeshCore) -> Vec<FilterScope> {
-    std::iter::from_fn(|| core.poll_output())
-        .filter_map(|o| match o {
-            MeshOutput::Filter(_, scope) => Some(scope),
-            _ => None,
-        })
-        .collect()
+    drain(core, |o| match o {
+        MeshOutput::Filter(_, scope) => Some(scope),
+        _ => None,
+    })
 }
 
 /// Each new filter names what it judges differently (the engine re-judges
