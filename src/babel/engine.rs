@@ -482,6 +482,11 @@ pub struct Engine {
     by_origin: Vec<(RouterId, Prefix)>,
 }
 
+/// Whether the table holds a route for `p` from origin `rid`.
+fn stores_route_from(table: &RouteTable, rid: &RouterId, p: &Prefix) -> bool {
+    table.get(p).is_some_and(|e| e.routes.iter().any(|r| r.router_id == *rid))
+}
+
 /// How long a lost prefix keeps being announced as a retraction.
 const RETRACTION_HOLD_MS: u64 = 60_000;
 /// Routes and sources are swept at least this often.
@@ -574,9 +579,6 @@ impl Engine {
     /// repeats; drops index pairs whose route is gone.
     fn scoped_prefixes(&mut self, scope: &FilterScope) -> Vec<Prefix> {
         let table = &self.table;
-        let has = |rid: &RouterId, p: &Prefix| {
-            table.get(p).is_some_and(|e| e.routes.iter().any(|r| r.router_id == *rid))
-        };
         let mut out: Vec<Prefix> = scope.prefixes.iter().filter(|p| table.contains_key(p)).copied().collect();
         for rid in &scope.origins {
             let start = self.by_origin.partition_point(|(r, _)| r < rid);
@@ -585,7 +587,7 @@ impl Engine {
             let mut kept = start;
             for i in start..end {
                 let (r, p) = self.by_origin[i];
-                if has(&r, &p) {
+                if stores_route_from(table, &r, &p) {
                     out.push(p);
                     self.by_origin[kept] = (r, p);
                     kept += 1;
@@ -605,8 +607,7 @@ impl Engine {
         let stored: usize = self.loads.iter().map(|l| l.routes).sum();
         if self.by_origin.len() > 2 * stored + 64 {
             let table = &self.table;
-            self.by_origin
-                .retain(|(r, p)| table.get(p).is_some_and(|e| e.routes.iter().any(|x| x.router_id == *r)));
+            self.by_origin.retain(|(r, p)| stores_route_from(table, r, p));
         }
     }
 

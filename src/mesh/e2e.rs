@@ -255,7 +255,7 @@ mod tests {
     }
 
     fn run(selected: &[(Prefix, RouterId)], records: &[OriginRecord], max_peers: usize) -> Plan {
-        let nodes: Grants = (1..=4).map(|n| (RouterId([n; 8]), Arc::new(node(n)))).collect();
+        let nodes: Grants = (1..=4).map(|n| (RouterId([n; 8]), node(n))).collect();
         plan(&Inputs {
             own: RouterId([1; 8]),
             transport_prefix: p(TP),
@@ -297,7 +297,7 @@ mod tests {
     #[test]
     fn a_short_flap_of_the_transport_route_keeps_the_peer() {
         let sel: Vec<_> = routes_of(2).into_iter().filter(|(q, _)| !p(TP).contains(q)).collect();
-        let nodes: Grants = [(RouterId([2; 8]), Arc::new(node(2)))].into_iter().collect();
+        let nodes: Grants = [(RouterId([2; 8]), node(2))].into_iter().collect();
         let recs = [record(2, Some(6699))];
         let inp = |grace| Inputs {
             own: RouterId([1; 8]),
@@ -313,7 +313,7 @@ mod tests {
         assert!(kept.routed.is_empty(), "but it is not routed now");
         assert_eq!(plan(&inp(&[])).peers.len(), 0);
         // Grace never revives a node that is no longer valid.
-        let none = Grants::new();
+        let none = Grants::default();
         let gone = plan(&Inputs { nodes: &none, ..inp(&[RouterId([2; 8])]) });
         assert!(gone.peers.is_empty());
     }

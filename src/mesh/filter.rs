@@ -198,7 +198,7 @@ mod tests {
             authority: Authority::AllowList,
             signing_key: None,
         };
-        let grants = Arc::new([(rid, Arc::new(node))].into_iter().collect());
+        let grants = Arc::new([(rid, node)].into_iter().collect());
         let f =
             RouteFilter::new(grants, BTreeSet::new()).with_transport_prefix(Some(p("fd42:77:1:ffff::/64")));
         assert_eq!(f.judge(&p("fd42:77:1:ffff::2/128"), &rid), RouteVerdict::Allowed);
@@ -211,12 +211,12 @@ mod tests {
         // Another node's key-derived /128 is not ours to announce, even
         // under a covering grant.
         let other = RouterId([3; 8]);
-        let mut gw = (*f.grants[&rid]).clone();
+        let mut gw = f.grants.get(&rid).unwrap().clone();
         gw.router_id = other;
         gw.prefixes = vec![p("::/0")];
         gw.mesh_address = Some("fd42:77:1::3".parse().unwrap());
         gw.transport_address = Some("fd42:77:1:ffff::3".parse().unwrap());
-        let both = Arc::new([(rid, f.grants[&rid].clone()), (other, Arc::new(gw))].into_iter().collect());
+        let both = Arc::new([(rid, f.grants.get(&rid).unwrap().clone()), (other, gw)].into_iter().collect());
         let f2 =
             RouteFilter::new(both, BTreeSet::new()).with_transport_prefix(Some(p("fd42:77:1:ffff::/64")));
         assert_eq!(f2.judge(&p("fd42:77:1::2/128"), &other), RouteVerdict::NotGranted, "M of another");

@@ -63,7 +63,43 @@ pub enum Learned {
 /// What each valid origin may announce, by router-id: the route filter's
 /// view of the known-node table. Values are shared, so that a new snapshot
 /// after one node's change costs pointer copies, not credential copies.
-pub type Grants = BTreeMap<RouterId, Arc<VerifiedNode>>;
+/// Sorted by router-id (a sorted vector, as `origin::Sets`: a map type of
+/// its own would cost kilobytes of flash).
+#[derive(Clone, Debug, Default)]
+pub struct Grants(Vec<(RouterId, Arc<VerifiedNode>)>);
+
+impl Grants {
+    pub fn get(&self, rid: &RouterId) -> Option<&VerifiedNode> {
+        super::origin::find(&self.0, rid, |e| e.0).ok().map(|i| &*self.0[i].1)
+    }
+
+    pub fn values(&self) -> impl Iterator<Item = &VerifiedNode> {
+        self.0.iter().map(|e| &*e.1)
+    }
+
+    /// Sets or removes one node's entry.
+    fn set(&mut self, rid: RouterId, node: Option<Arc<VerifiedNode>>) {
+        match (super::origin::find(&self.0, &rid, |e| e.0), node) {
+            (Ok(i), Some(n)) => self.0[i].1 = n,
+            (Ok(i), None) => {
+                self.0.remove(i);
+            }
+            (Err(i), Some(n)) => self.0.insert(i, (rid, n)),
+            (Err(_), None) => {}
+        }
+    }
+}
+
+impl FromIterator<(RouterId, VerifiedNode)> for Grants {
+    /// Any order; a router-id given twice keeps the last.
+    fn from_iter<I: IntoIterator<Item = (RouterId, VerifiedNode)>>(iter: I) -> Grants {
+        let mut g = Grants::default();
+        for (r, v) in iter {
+            g.set(r, Some(Arc::new(v)));
+        }
+        g
+    }
+}
 
 /// Whose verdicts changed since the filter last looked.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -203,8 +239,9 @@ impl KnownNodes {
         let valid = |k: &KnownNode| k.verdict.as_ref().ok().map(|v| Arc::new(v.clone()));
         if c.all {
             c.nodes.clear();
+            // In router-id order already.
             self.grants =
-                Arc::new(self.nodes.iter().filter_map(|(r, k)| valid(k).map(|v| (*r, v))).collect());
+                Arc::new(Grants(self.nodes.iter().filter_map(|(r, k)| valid(k).map(|v| (*r, v))).collect()));
             return c;
         }
         c.nodes.sort();
@@ -214,10 +251,7 @@ impl KnownNodes {
         }
         let grants = Arc::make_mut(&mut self.grants);
         for r in &c.nodes {
-            match self.nodes.get(r).and_then(valid) {
-                Some(v) => grants.insert(*r, v),
-                None => grants.remove(r),
-            };
+            grants.set(*r, self.nodes.get(r).and_then(valid));
         }
         c
     }
