@@ -194,25 +194,23 @@ impl KnownNodes {
     }
 
     /// Time passed (or the clock's judgement changed): windows are checked
-    /// again. Returns true if any verdict changed. No signature is checked.
-    pub fn recheck_times(&mut self, at: TrustTime) -> bool {
+    /// again, and nodes that entered or left theirs are recorded as
+    /// changed. No signature is checked.
+    pub fn recheck_times(&mut self, at: TrustTime) {
         // Once a second on every node over every known node: a verdict that
         // stays valid is not copied again.
-        let mut changed = false;
         for (r, k) in self.nodes.iter_mut() {
             let (Ok(_), Some(c)) = (&k.signed, &k.credential) else { continue };
             match (check_window(c.body(), at), k.verdict.is_ok()) {
                 (Ok(()), true) => {}
                 // Still outside its window: the reason's time moves on.
                 (Err(e), false) => k.verdict = Err(e),
-                (_, was_valid) => {
+                _ => {
                     k.verdict = k.judge(at);
-                    changed |= k.verdict.is_ok() != was_valid;
                     self.changes.nodes.push(*r);
                 }
             }
         }
-        changed
     }
 
     pub fn credential_bytes(&self, rid: &RouterId) -> Option<&[u8]> {

@@ -650,7 +650,7 @@ impl MeshCore {
         if synchronised {
             self.epoch_to_time_floor();
         }
-        // Verdicts that changed are the known-node table's to track.
+        // The known-node table records whose verdicts changed.
         self.auth.known.recheck_times(self.at());
     }
 
